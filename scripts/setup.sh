@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Idempotent set-up for building, running and testing ByteFreezer on Debian 12.
+# Checks before it installs; runs `apt-get update` only when a package is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+
+# --- Debian packages (DESIGN.md §5) ---------------------------------------
+APT_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git ca-certificates curl
+  libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
+  libcurl4-openssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
+  libzstd-dev zlib1g-dev libre2-dev libmaxminddb-dev librdkafka-dev libnats-dev
+  libsqlite3-dev libpq-dev libssl-dev libsodium-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nats-server postgresql
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# Node.js/npm: the machine may carry its own build (e.g. NodeSource); Debian's npm
+# conflicts with it, so install Debian's only when no npm is on PATH.
+if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- DuckDB 1.4.4 LTS from npm, pinned and integrity-checked --------------
+# libduckdb.so: prebuilt, from @duckdb/node-bindings-linux-x64; headers: from the
+# source tree inside the `duckdb` npm package.
+DUCKDB_DIR=$ROOT/third_party/duckdb
+LIB_PKG="@duckdb/node-bindings-linux-x64@1.4.4-r.4"
+LIB_SHA512="jBTL/WvfwxLToFa/pVHfT6elMtltJGnc3wSuxZD9OfMltit9YUdVFS37vBFQzXMT1Z8OWjtSjMh+zPKxOwHLHA=="
+SRC_PKG="duckdb@1.4.4"
+SRC_SHA512="hEJJ5hyVF0VLj3dmOLpsWrQR0b3d4Ykqtygm6iUXjHJDDnSqg/USKxcb5qvNrOhFYPgktayU6dXCtgPqcmmpog=="
+
+fetch_npm_tarball() { # pkg expected-sha512-base64 dest-dir
+  local pkg=$1 sum=$2 dest=$3 tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
+  local tgz
+  tgz=$(ls "$tmp"/*.tgz)
+  local got
+  got=$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)
+  if [ "$got" != "$sum" ]; then
+    echo "setup: integrity check failed for $pkg (got sha512-$got)" >&2
+    rm -rf "$tmp"; exit 1
+  fi
+  mkdir -p "$dest"
+  tar -xzf "$tgz" -C "$dest"
+  rm -rf "$tmp"
+}
+
+if [ ! -f "$DUCKDB_DIR/lib/libduckdb.so" ] || [ ! -f "$DUCKDB_DIR/include/duckdb.hpp" ] \
+   || [ "$(cat "$DUCKDB_DIR/VERSION" 2>/dev/null)" != "$LIB_PKG $SRC_PKG" ]; then
+  echo "setup: fetching DuckDB ($LIB_PKG, $SRC_PKG)"
+  rm -rf "$DUCKDB_DIR"; mkdir -p "$DUCKDB_DIR/lib" "$DUCKDB_DIR/include"
+  work=$(mktemp -d)
+  fetch_npm_tarball "$LIB_PKG" "$LIB_SHA512" "$work/lib"
+  fetch_npm_tarball "$SRC_PKG" "$SRC_SHA512" "$work/src"
+  cp "$(find "$work/lib" -name 'libduckdb.so' | head -1)" "$DUCKDB_DIR/lib/"
+  inc=$(dirname "$(find "$work/src" -path '*src/duckdb/src/include/duckdb.hpp' | head -1)")
+  cp -r "$inc/." "$DUCKDB_DIR/include/"
+  rm -rf "$work"
+  echo "$LIB_PKG $SRC_PKG" > "$DUCKDB_DIR/VERSION"
+fi
+
+# --- npm test servers (committed package.json + lockfile) -----------------
+if [ ! -d tests/servers/node_modules ] || [ tests/servers/package-lock.json -nt tests/servers/node_modules/.stamp ]; then
+  echo "setup: installing npm test servers"
+  (cd tests/servers && npm ci --silent --no-audit --no-fund && touch node_modules/.stamp)
+fi
+echo "setup: ok"

@@ -1,0 +1,60 @@
+#pragma once
+// The catalog: accounts, tenants, datasets, their pipelines and ingest keys.
+// Until the control plane exists it comes from the static `accounts:` section of
+// the YAML config:
+//
+//   accounts:
+//     - id: acme
+//       tenants:
+//         - id: default
+//           ingest_keys: ["secret-key"]
+//           datasets:
+//             - id: syslog
+//               pipeline: [{add: {field: env, value: prod}}]
+#include <boost/json/array.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bf {
+
+class ConfigNode;
+
+struct DatasetRef {
+  std::string account, tenant, dataset;
+  std::string str() const { return account + "/" + tenant + "/" + dataset; }
+  bool operator==(const DatasetRef&) const = default;
+};
+
+struct DatasetInfo {
+  DatasetRef ref;
+  boost::json::array pipeline;  // steps as JSON objects; compiled by the piper
+};
+
+struct KeyGrant {
+  std::string account;
+  std::string tenant;
+};
+
+class Catalog {
+ public:
+  static Catalog parse(const ConfigNode& accounts_list_parent);  // reads key "accounts"
+  const std::vector<DatasetInfo>& datasets() const { return datasets_; }
+  const DatasetInfo* find(const DatasetRef& ref) const;
+  bool has_tenant(const std::string& account, const std::string& tenant) const;
+  // The grant of an ingest key, or nullopt. Constant-time comparison per key.
+  std::optional<KeyGrant> authenticate(std::string_view key) const;
+  // "tenant/dataset" or "account/tenant/dataset" -> the dataset; throws
+  // std::invalid_argument when unknown or ambiguous (same tenant id in two accounts).
+  const DatasetInfo& resolve(const std::string& spec) const;
+  void add_dataset(DatasetInfo info);                 // tests and tooling
+  void add_key(std::string key, KeyGrant grant);
+
+ private:
+  std::vector<DatasetInfo> datasets_;
+  std::vector<std::pair<std::string, KeyGrant>> keys_;
+  std::vector<std::pair<std::string, std::string>> tenants_;  // (account, tenant)
+};
+
+}  // namespace bf

@@ -1,0 +1,30 @@
+#pragma once
+// Time helpers. Everything internal is UTC microseconds since the epoch.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace bf {
+
+int64_t now_us();
+int64_t now_ms();
+
+struct CivilTime {
+  int year, month, day, hour, minute, second, micros;
+};
+CivilTime to_civil(int64_t unix_us);
+// days_from_civil: Gregorian date -> days since 1970-01-01 (proleptic, UTC).
+int64_t days_from_civil(int y, int m, int d);
+
+// "2026-11-25T13:35:09.123456Z"
+std::string format_rfc3339(int64_t unix_us);
+// RFC 3339 / ISO 8601 with 'Z' or numeric offset, optional fraction; result UTC µs.
+std::optional<int64_t> parse_rfc3339(std::string_view s);
+
+// "yyyy/mm/dd/hh" as used by raw/ and processed/ keys.
+std::string hour_path(int64_t unix_us);
+// "year=YYYY/month=MM/day=DD/hour=HH" as used by parquet/ keys.
+std::string hive_hour_path(int64_t unix_us);
+
+}  // namespace bf

@@ -1,0 +1,51 @@
+#pragma once
+// The proxy's plugin interface for inputs. One file per source kind under
+// proxy/sources/, each adding its factory in sources/registry.cpp.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/batch.h"
+
+namespace bf {
+
+class ConfigNode;
+
+// Where a source delivers events. Thread-safe.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  // Events for one tenant/dataset, buffered by the batcher (flushed by size/count/age).
+  virtual void emit(const std::string& tenant, const std::string& dataset,
+                    std::vector<Event>&& events) = 0;
+  // Events that must be durable before the caller acknowledges its sender (HTTP):
+  // written to the proxy spool as one batch before this returns. Throws on failure.
+  virtual void emit_durable(const std::string& tenant, const std::string& dataset,
+                            std::vector<Event>&& events) = 0;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual void start() = 0;
+  virtual void stop() = 0;
+  // "syslog-udp:5514" — also the events' _source field.
+  virtual std::string name() const = 0;
+  // The bound port for network sources (after start), else 0.
+  virtual uint16_t port() const { return 0; }
+};
+
+struct SourceFactory {
+  std::string type;          // "syslog_udp"
+  std::string description;
+  // Reads (and so validates) the source's config node; tenant/dataset are read here too.
+  std::function<std::unique_ptr<Source>(const ConfigNode& config, EventSink& sink)> create;
+};
+
+// The built-in sources, registered explicitly in sources/registry.cpp.
+const std::vector<SourceFactory>& source_factories();
+const SourceFactory* find_source_factory(const std::string& type);
+
+}  // namespace bf

@@ -1,0 +1,27 @@
+#pragma once
+#include <filesystem>
+
+#include "storage/object_store.h"
+
+namespace bf {
+
+// A directory as an object store: writes are temp-file + fsync + rename, so a
+// reader never sees a partial object.
+class LocalStore final : public ObjectStore {
+ public:
+  explicit LocalStore(std::filesystem::path root);
+  void put(const std::string& key, std::string_view data) override;
+  void put_file(const std::string& key, const std::filesystem::path& file) override;
+  void create_if_absent(const std::string& key, std::string_view data) override;
+  std::string get(const std::string& key, std::optional<ByteRange> range) override;
+  std::optional<ObjectInfo> head(const std::string& key) override;
+  ListPage list(const std::string& prefix, const std::string& token, int max_keys) override;
+  void remove(const std::string& key) override;
+  std::string describe() const override;
+
+ private:
+  std::filesystem::path path_for(const std::string& key) const;
+  std::filesystem::path root_;
+};
+
+}  // namespace bf

@@ -1,0 +1,62 @@
+#pragma once
+// A small interface over DuckDB so that duckdb.hpp stays inside storage/*.cpp.
+// The engine registers a DuckDB FileSystem backed by an ObjectStore under the
+// "bf://" scheme: read_parquet('bf://parquet/account=a/**/*.parquet') and
+// COPY ... TO 'bf://...' read and write the store (ranged GETs, list for globs).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bf {
+
+class ObjectStore;
+
+struct SqlError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct SqlResult {
+  std::vector<std::string> columns;
+  std::vector<std::string> types;  // DuckDB type names
+  // Each value rendered as text; nullopt for NULL.
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  // Rows as a JSON array of objects (numbers/bools/null typed, the rest strings).
+  std::string to_json() const;
+  // Aligned text table for terminals.
+  std::string to_table() const;
+};
+
+class SqlEngine {
+ public:
+  struct Options {
+    std::string memory_limit = "";   // e.g. "1GB"; empty = DuckDB default
+    int threads = 0;                 // 0 = DuckDB default
+    // Lock the database down for untrusted SQL: no local files, no extensions,
+    // only bf:// paths readable; configuration locked afterwards.
+    bool sandboxed = false;
+  };
+  SqlEngine(std::shared_ptr<ObjectStore> store, Options options);
+  ~SqlEngine();
+  SqlEngine(const SqlEngine&) = delete;
+  SqlEngine& operator=(const SqlEngine&) = delete;
+
+  // Throws SqlError with DuckDB's message.
+  SqlResult query(const std::string& sql);
+  void execute(const std::string& sql);
+  // True if `sql` is exactly one read-only statement (SELECT / WITH ... SELECT).
+  // On false, `why` says what was rejected.
+  bool is_single_select(const std::string& sql, std::string* why);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// SQL string literal / identifier quoting.
+std::string sql_quote(const std::string& s);
+std::string sql_ident(const std::string& s);
+
+}  // namespace bf
