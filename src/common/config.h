@@ -55,6 +55,9 @@ class ConfigNode {
   const std::string& origin() const;
   // Throws ConfigError naming the first key under this node (recursively) nobody read.
   void check_unknown() const;
+  // The value under key as JSON text (quoted YAML scalars stay strings); the whole
+  // subtree counts as read. Missing -> "null".
+  std::string json(const std::string& key) const;
   // Marks a whole subtree as read (for sections another process reads).
   void mark_read(const std::string& key) const;
 

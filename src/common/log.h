@@ -4,6 +4,6 @@
 #include <string>
 
 namespace bf {
-// level: trace|debug|info|warn|error; format "text" or "json".
-void init_logging(const std::string& level, const std::string& format = "text");
+// level: trace|debug|info|warn|error|off. Logs go to stderr, timestamps in UTC.
+void init_logging(const std::string& level);
 }  // namespace bf
