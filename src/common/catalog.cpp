@@ -32,6 +32,10 @@ Catalog Catalog::parse(const ConfigNode& root) {
         if (key.size() < 16) tenant.fail("ingest_keys", "an ingest key must be at least 16 characters");
         catalog.add_key(key, KeyGrant{account_id, tenant_id});
       }
+      for (const std::string& key : tenant.str_list("query_keys")) {
+        if (key.size() < 16) tenant.fail("query_keys", "a query key must be at least 16 characters");
+        catalog.add_query_key(key, KeyGrant{account_id, tenant_id});
+      }
       for (const ConfigNode& dataset : tenant.list("datasets")) {
         DatasetInfo info;
         info.ref = DatasetRef{account_id, tenant_id, dataset.str("id")};
@@ -68,9 +72,15 @@ bool Catalog::has_tenant(const std::string& account, const std::string& tenant) 
   return false;
 }
 
-std::optional<KeyGrant> Catalog::authenticate(std::string_view key) const {
+std::optional<KeyGrant> Catalog::authenticate(std::string_view key) const { return lookup(keys_, key); }
+
+std::optional<KeyGrant> Catalog::authenticate_query(std::string_view key) const {
+  return lookup(query_keys_, key);
+}
+
+std::optional<KeyGrant> Catalog::lookup(const Keys& keys, std::string_view key) {
   std::optional<KeyGrant> found;
-  for (const auto& [candidate, grant] : keys_) {
+  for (const auto& [candidate, grant] : keys) {
     // Compare every key in full so timing does not reveal prefixes or positions.
     bool equal = candidate.size() == key.size() &&
                  CRYPTO_memcmp(candidate.data(), key.data(), key.size()) == 0;
@@ -114,4 +124,11 @@ void Catalog::add_key(std::string key, KeyGrant grant) {
   keys_.emplace_back(std::move(key), std::move(grant));
 }
 
+}  // namespace bf
+
+namespace bf {
+void Catalog::add_query_key(std::string key, KeyGrant grant) {
+  if (!has_tenant(grant.account, grant.tenant)) tenants_.emplace_back(grant.account, grant.tenant);
+  query_keys_.emplace_back(std::move(key), std::move(grant));
+}
 }  // namespace bf

@@ -7,7 +7,8 @@
 //     - id: acme
 //       tenants:
 //         - id: default
-//           ingest_keys: ["secret-key"]
+//           ingest_keys: ["secret-ingest-key"]   # may write the tenant's datasets
+//           query_keys: ["secret-query-key"]     # may query the tenant's datasets
 //           datasets:
 //             - id: syslog
 //               pipeline: [{add: {field: env, value: prod}}]
@@ -45,15 +46,20 @@ class Catalog {
   bool has_tenant(const std::string& account, const std::string& tenant) const;
   // The grant of an ingest key, or nullopt. Constant-time comparison per key.
   std::optional<KeyGrant> authenticate(std::string_view key) const;
+  std::optional<KeyGrant> authenticate_query(std::string_view key) const;
   // "tenant/dataset" or "account/tenant/dataset" -> the dataset; throws
   // std::invalid_argument when unknown or ambiguous (same tenant id in two accounts).
   const DatasetInfo& resolve(const std::string& spec) const;
   void add_dataset(DatasetInfo info);                 // tests and tooling
   void add_key(std::string key, KeyGrant grant);
+  void add_query_key(std::string key, KeyGrant grant);
 
  private:
   std::vector<DatasetInfo> datasets_;
-  std::vector<std::pair<std::string, KeyGrant>> keys_;
+  using Keys = std::vector<std::pair<std::string, KeyGrant>>;
+  static std::optional<KeyGrant> lookup(const Keys& keys, std::string_view key);
+  Keys keys_;
+  Keys query_keys_;
   std::vector<std::pair<std::string, std::string>> tenants_;  // (account, tenant)
 };
 

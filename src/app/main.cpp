@@ -1,0 +1,246 @@
+// bytefreezer: one binary, every component as a subcommand, and `run` for all of
+// them in one process (DESIGN.md §1).
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <vector>
+
+#include "common/catalog.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "packer/packer.h"
+#include "piper/piper.h"
+#include "piper/transform.h"
+#include "proxy/proxy.h"
+#include "proxy/source.h"
+#include "query/query_service.h"
+#include "receiver/receiver.h"
+#include "storage/object_store.h"
+
+namespace {
+
+using namespace bf;
+
+constexpr const char* kVersion = "0.1.0";
+
+// Blocks until SIGINT or SIGTERM.
+void wait_for_shutdown_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("received signal {}, shutting down", sig);
+}
+
+// Signals are taken by sigwait in the main thread: block them before any thread starts.
+void block_shutdown_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+struct Components {
+  bool proxy = false, receiver = false, piper = false, packer = false, query = false;
+};
+
+// Starts the selected components from one config file and runs until a signal.
+int serve(const std::string& config_path, Components want) {
+  ConfigNode root = ConfigNode::load_file(config_path);
+  init_logging(root.child("log").str("level", "info"));
+
+  // Every section present is validated; a section this process does not run is
+  // left to the process that does.
+  auto section = [&](const char* name, bool used) {
+    if (!used) root.mark_read(name);
+    return root.child(name);
+  };
+  bool needs_store = want.receiver || want.piper || want.packer || want.query;
+  std::shared_ptr<ObjectStore> store;
+  std::shared_ptr<const Catalog> catalog;
+  if (needs_store) {
+    store = make_object_store(parse_storage_options(root.child("storage")));
+    catalog = std::make_shared<Catalog>(Catalog::parse(root));
+  } else {
+    root.mark_read("storage");
+    root.mark_read("accounts");
+  }
+  std::optional<ReceiverOptions> receiver_options;
+  std::optional<PiperOptions> piper_options;
+  std::optional<PackerOptions> packer_options;
+  std::optional<QueryOptions> query_options;
+  if (want.receiver) receiver_options = parse_receiver_options(section("receiver", true));
+  else root.mark_read("receiver");
+  if (want.piper) piper_options = parse_piper_options(section("piper", true));
+  else root.mark_read("piper");
+  if (want.packer) packer_options = parse_packer_options(section("packer", true));
+  else root.mark_read("packer");
+  if (want.query) query_options = parse_query_options(section("query", true));
+  else root.mark_read("query");
+  std::unique_ptr<Proxy> proxy;
+  if (want.proxy) proxy = std::make_unique<Proxy>(root.child("proxy"));
+  else root.mark_read("proxy");
+  HttpServerOptions admin_defaults;
+  admin_defaults.listen = "127.0.0.1:9100";
+  admin_defaults.threads = 1;
+  ConfigNode admin_section = root.child("admin");
+  bool admin_enabled = admin_section.boolean("enabled", true);
+  HttpServerOptions admin_options = parse_http_server_options(admin_section, admin_defaults);
+  root.check_unknown();
+
+  std::unique_ptr<Receiver> receiver;
+  std::unique_ptr<Piper> piper;
+  std::unique_ptr<Packer> packer;
+  std::unique_ptr<QueryService> query;
+  if (receiver_options) receiver = std::make_unique<Receiver>(*receiver_options, catalog, store);
+  if (piper_options) piper = std::make_unique<Piper>(*piper_options, catalog, store);
+  if (packer_options) packer = std::make_unique<Packer>(*packer_options, catalog, store);
+  if (query_options) query = std::make_unique<QueryService>(*query_options, catalog, store);
+
+  // Downstream first, so that data has somewhere to go when the proxy starts.
+  if (packer) packer->start();
+  if (piper) piper->start();
+  if (receiver) receiver->start();
+  if (query) query->start();
+  if (proxy) proxy->start();
+
+  std::unique_ptr<HttpServer> admin;
+  if (admin_enabled) {
+    Router router;
+    add_standard_endpoints(router, [&] { return (!receiver || receiver->ready()) && (!proxy || proxy->ready()); });
+    admin = std::make_unique<HttpServer>("admin", admin_options, std::move(router));
+    admin->start();
+    spdlog::info("admin: /healthz /readyz /metrics on port {}", admin->port());
+  }
+  spdlog::info("bytefreezer {} running (config {})", kVersion, config_path);
+
+  wait_for_shutdown_signal();
+  // Upstream first: the proxy flushes into its spool, the receiver stops accepting.
+  if (proxy) proxy->stop();
+  if (receiver) receiver->stop();
+  if (query) query->stop();
+  if (piper) piper->stop();
+  if (packer) packer->stop();
+  if (admin) admin->stop();
+  return 0;
+}
+
+int query_local(const std::string& config_path, const std::string& dataset, const std::string& sql, bool json) {
+  ConfigNode root = ConfigNode::load_file(config_path);
+  init_logging(root.child("log").str("level", "warn"));
+  auto store = make_object_store(parse_storage_options(root.child("storage")));
+  auto catalog = std::make_shared<Catalog>(Catalog::parse(root));
+  QueryOptions options = parse_query_options(root.child("query"));
+  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer"}) root.mark_read(s);
+  root.check_unknown();
+  QueryService service(options, catalog, store);
+  QueryOutcome out = service.run(dataset, sql);
+  if (json) {
+    std::cout << out.result.to_json() << "\n";
+  } else {
+    std::cout << out.result.to_table();
+    if (out.truncated) std::cout << "(result cut at " << options.max_rows << " rows)\n";
+  }
+  return 0;
+}
+
+int query_remote(const std::string& url, const std::string& key, const std::string& dataset, const std::string& sql,
+                 bool json) {
+  HttpClient client;
+  Headers headers{{"Content-Type", "application/json"}, {"Authorization", "Bearer " + key}};
+  boost::json::object body{{"dataset", dataset}, {"sql", sql}};
+  HttpResult r = client.send("POST", url + "/api/v1/query", headers, boost::json::serialize(body));
+  if (r.status != 200) {
+    std::cerr << "error: HTTP " << r.status << ": " << r.body << "\n";
+    return 1;
+  }
+  if (json) {
+    std::cout << boost::json::serialize(boost::json::parse(r.body).at("rows")) << "\n";
+    return 0;
+  }
+  // Render the API's answer as a table through SqlResult.
+  auto doc = boost::json::parse(r.body).as_object();
+  SqlResult result;
+  for (const auto& c : doc.at("columns").as_array()) {
+    result.columns.emplace_back(c.at("name").as_string());
+    result.types.emplace_back(c.at("type").as_string());
+  }
+  for (const auto& row : doc.at("rows").as_array()) {
+    std::vector<std::optional<std::string>> values;
+    for (const auto& name : result.columns) {
+      const auto& v = row.as_object().at(name);
+      if (v.is_null()) values.emplace_back(std::nullopt);
+      else if (v.is_string()) values.emplace_back(std::string(v.get_string()));
+      else values.emplace_back(boost::json::serialize(v));
+    }
+    result.rows.push_back(std::move(values));
+  }
+  std::cout << result.to_table();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ByteFreezer: telemetry pipeline that keeps every byte in your own storage"};
+  app.require_subcommand(1);
+  std::string config = "config/all-in-one.yaml";
+
+  auto add_server = [&](const std::string& name, const std::string& help, Components c) {
+    auto* cmd = app.add_subcommand(name, help);
+    cmd->add_option("-c,--config", config, "YAML config file")->capture_default_str();
+    cmd->callback([&, c] { throw CLI::RuntimeError(serve(config, c)); });
+  };
+  add_server("run", "Run every component in one process", {true, true, true, true, true});
+  add_server("proxy", "Run the edge proxy (sources -> batches -> receiver)", {true, false, false, false, false});
+  add_server("receiver", "Run the ingest endpoint (spool -> raw/)", {false, true, false, false, false});
+  add_server("piper", "Run the pipeline stage (raw/ -> processed/)", {false, false, true, false, false});
+  add_server("packer", "Run the Parquet stage (processed/ -> parquet/)", {false, false, false, true, false});
+  add_server("query-server", "Run the query API (POST /api/v1/query)", {false, false, false, false, true});
+
+  std::string dataset, sql, url, key, format = "table";
+  auto* query = app.add_subcommand("query", "Run one SQL query on a dataset and print the result");
+  query->add_option("-c,--config", config, "Config file: query the storage it names directly")->capture_default_str();
+  query->add_option("--url", url, "Query a running query server instead (e.g. http://127.0.0.1:8082)");
+  query->add_option("--key", key, "Query key for --url")->envname("BYTEFREEZER_QUERY_KEY");
+  query->add_option("-d,--dataset", dataset, "TENANT/DATASET or ACCOUNT/TENANT/DATASET; the view `events` reads it")->required();
+  query->add_option("--format", format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  query->add_option("sql", sql, "SQL, e.g. \"SELECT count(*) FROM events\"")->required();
+  query->callback([&] {
+    bool json = format == "json";
+    throw CLI::RuntimeError(url.empty() ? query_local(config, dataset, sql, json) : query_remote(url, key, dataset, sql, json));
+  });
+
+  auto* plugins = app.add_subcommand("plugins", "List the built-in sources and pipeline steps");
+  plugins->callback([] {
+    std::cout << "sources:\n";
+    for (const auto& f : source_factories()) std::cout << "  " << f.type << "  " << f.description << "\n";
+    std::cout << "pipeline steps:\n";
+    for (const auto& f : transform_factories()) std::cout << "  " << f.type << "  " << f.description << "\n";
+  });
+  app.add_subcommand("version", "Print the version")->callback([] { std::cout << "bytefreezer " << kVersion << "\n"; });
+
+  block_shutdown_signals();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,32 @@
+#pragma once
+// A background thread that runs a step every interval until stopped; stop() wakes it.
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace bf {
+
+class PeriodicWorker {
+ public:
+  PeriodicWorker(std::string name, std::chrono::milliseconds interval, std::function<void()> step);
+  ~PeriodicWorker();
+  void start();
+  void stop();     // waits for the running step to finish
+  void trigger();  // run the next step now
+
+ private:
+  void loop();
+  std::string name_;
+  std::chrono::milliseconds interval_;
+  std::function<void()> step_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  bool triggered_ = false;
+};
+
+}  // namespace bf

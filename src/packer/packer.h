@@ -1,0 +1,38 @@
+#pragma once
+// The packer: collects processed/ objects per dataset, writes Parquet (zstd)
+// partitioned by event time (_time, UTC) as in DESIGN.md §3, records the dataset's
+// columns in the schema registry (_meta/.../schema.json), and deletes its inputs
+// only after the Parquet files are in place.
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace bf {
+
+class Catalog;
+class ConfigNode;
+class ObjectStore;
+
+struct PackerOptions {
+  std::chrono::milliseconds interval{10000};
+  size_t max_batches_per_part = 1000;    // processed objects read per run and dataset
+  std::string temp_dir;                  // empty: the system temp dir
+};
+PackerOptions parse_packer_options(const ConfigNode& section);
+
+class Packer {
+ public:
+  Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store);
+  ~Packer();
+  // Packs what is in processed/ now; returns the number of Parquet files written.
+  size_t run_once();
+  void start();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bf

@@ -1,0 +1,148 @@
+#include <algorithm>
+
+#include "piper/transform.h"
+
+namespace bf {
+
+StepOptions::StepOptions(const boost::json::object& options, std::string where)
+    : options_(options), where_(std::move(where)) {}
+
+void StepOptions::fail(const std::string& message) const { throw PipelineError(where_ + ": " + message); }
+
+bool StepOptions::has(const std::string& key) const {
+  used_.push_back(key);
+  return options_.contains(key);
+}
+
+const boost::json::value& StepOptions::value(const std::string& key) const {
+  used_.push_back(key);
+  auto it = options_.find(key);
+  if (it == options_.end()) fail("missing option '" + key + "'");
+  return it->value();
+}
+
+std::string StepOptions::str(const std::string& key) const {
+  const auto& v = value(key);
+  if (!v.is_string()) fail("option '" + key + "' must be a string");
+  return std::string(v.get_string());
+}
+
+std::string StepOptions::str(const std::string& key, const std::string& def) const {
+  return has(key) ? str(key) : def;
+}
+
+bool StepOptions::boolean(const std::string& key, bool def) const {
+  if (!has(key)) return def;
+  const auto& v = value(key);
+  if (!v.is_bool()) fail("option '" + key + "' must be true or false");
+  return v.get_bool();
+}
+
+std::vector<std::string> StepOptions::str_list(const std::string& key) const {
+  const auto& v = value(key);
+  if (v.is_string()) return {std::string(v.get_string())};
+  std::vector<std::string> out;
+  if (v.is_array()) {
+    for (const auto& item : v.get_array()) {
+      if (!item.is_string()) fail("option '" + key + "' must be a string or a list of strings");
+      out.emplace_back(item.get_string());
+    }
+    return out;
+  }
+  fail("option '" + key + "' must be a string or a list of strings");
+}
+
+void StepOptions::check_unknown() const {
+  for (const auto& kv : options_) {
+    std::string key(kv.key());
+    if (std::find(used_.begin(), used_.end(), key) == used_.end()) fail("unknown option '" + key + "'");
+  }
+}
+
+namespace {
+// Splits "a.b.c" into segments; empty segments are an error for the caller.
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t pos = 0;
+  while (true) {
+    size_t dot = path.find('.', pos);
+    parts.push_back(path.substr(pos, dot - pos));
+    if (dot == std::string::npos) break;
+    pos = dot + 1;
+  }
+  return parts;
+}
+}  // namespace
+
+boost::json::value* find_field(Event& event, const std::string& path) {
+  auto parts = split_path(path);
+  boost::json::object* obj = &event;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    auto it = obj->find(parts[i]);
+    if (it == obj->end()) return nullptr;
+    if (i + 1 == parts.size()) return &it->value();
+    if (!it->value().is_object()) return nullptr;
+    obj = &it->value().get_object();
+  }
+  return nullptr;
+}
+
+void set_field(Event& event, const std::string& path, boost::json::value value) {
+  auto parts = split_path(path);
+  boost::json::object* obj = &event;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    boost::json::value& next = (*obj)[parts[i]];
+    if (!next.is_object()) next = boost::json::object();
+    obj = &next.get_object();
+  }
+  (*obj)[parts.back()] = std::move(value);
+}
+
+std::optional<boost::json::value> take_field(Event& event, const std::string& path) {
+  auto parts = split_path(path);
+  boost::json::object* obj = &event;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    auto it = obj->find(parts[i]);
+    if (it == obj->end() || !it->value().is_object()) return std::nullopt;
+    obj = &it->value().get_object();
+  }
+  auto it = obj->find(parts.back());
+  if (it == obj->end()) return std::nullopt;
+  boost::json::value v = std::move(it->value());
+  obj->erase(it);
+  return v;
+}
+
+Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& where) {
+  Pipeline p;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    std::string step_where = where + ": pipeline step " + std::to_string(i + 1);
+    const auto& step = steps[i];
+    if (!step.is_object() || step.get_object().size() != 1)
+      throw PipelineError(step_where + ": a step is an object with one key naming its kind, e.g. {\"add\": {...}}");
+    const auto& kv = *step.get_object().begin();
+    std::string kind(kv.key());
+    const TransformFactory* factory = nullptr;
+    for (const auto& f : transform_factories()) {
+      if (f.type == kind) factory = &f;
+    }
+    if (!factory) {
+      std::string known;
+      for (const auto& f : transform_factories()) known += (known.empty() ? "" : ", ") + f.type;
+      throw PipelineError(step_where + ": unknown step kind '" + kind + "' (known: " + known + ")");
+    }
+    static const boost::json::object kEmpty;
+    if (!kv.value().is_object() && !kv.value().is_null())
+      throw PipelineError(step_where + " (" + kind + "): options must be an object");
+    StepOptions options(kv.value().is_object() ? kv.value().get_object() : kEmpty, step_where + " (" + kind + ")");
+    p.steps_.push_back(factory->create(options));
+    options.check_unknown();
+  }
+  return p;
+}
+
+void Pipeline::apply(std::vector<Event>& events) const {
+  for (const auto& step : steps_) step->apply(events);
+}
+
+}  // namespace bf

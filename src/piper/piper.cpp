@@ -1,0 +1,116 @@
+#include "piper/piper.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "common/batch.h"
+#include "common/catalog.h"
+#include "common/config.h"
+#include "common/metrics.h"
+#include "common/worker.h"
+#include "piper/transform.h"
+#include "storage/layout.h"
+#include "storage/object_store.h"
+
+namespace bf {
+
+PiperOptions parse_piper_options(const ConfigNode& section) {
+  PiperOptions o;
+  o.interval = section.duration("interval", o.interval);
+  o.max_batches_per_run = static_cast<size_t>(section.integer("max_batches_per_run", static_cast<int64_t>(o.max_batches_per_run)));
+  if (o.max_batches_per_run == 0) section.fail("max_batches_per_run", "must be at least 1");
+  return o;
+}
+
+struct Piper::Impl {
+  PiperOptions options;
+  std::shared_ptr<const Catalog> catalog;
+  std::shared_ptr<ObjectStore> store;
+  std::vector<std::pair<DatasetRef, Pipeline>> pipelines;
+  std::unique_ptr<PeriodicWorker> worker;
+
+  size_t process_dataset(const DatasetRef& ref, const Pipeline& pipeline) {
+    Labels labels{{"tenant", ref.tenant}, {"dataset", ref.dataset}};
+    auto& batches = metrics().counter("bf_piper_batches_total", "Batches processed", labels);
+    auto& events_in = metrics().counter("bf_piper_events_in_total", "Events read from raw/", labels);
+    auto& events_out = metrics().counter("bf_piper_events_out_total", "Events written to processed/", labels);
+    size_t done = 0;
+    std::string token;
+    do {
+      ListPage page = store->list(raw_prefix(ref), token, 1000);
+      token = page.next_token;
+      for (const auto& obj : page.objects) {
+        if (done >= options.max_batches_per_run) return done;
+        auto batch_id = batch_id_of(obj.key);
+        if (!batch_id) {
+          metrics().counter("bf_piper_skipped_objects_total", "Objects in raw/ that are not batches", labels).inc();
+          continue;
+        }
+        std::string data;
+        try {
+          data = store->get(obj.key);
+        } catch (const NotFound&) {
+          continue;  // taken by another piper
+        }
+        std::vector<Event> events;
+        try {
+          events = decode_batch(data);
+        } catch (const std::exception& e) {
+          // A corrupt object must not block the dataset: move it aside, counted.
+          spdlog::error("piper: quarantining {}: {}", obj.key, e.what());
+          store->put("quarantine/" + obj.key, data);
+          store->remove(obj.key);
+          metrics().counter("bf_piper_quarantined_total", "Raw objects that could not be decoded", labels).inc();
+          continue;
+        }
+        events_in.inc(events.size());
+        pipeline.apply(events);
+        events_out.inc(events.size());
+        // Same batch id: a rerun after a crash overwrites instead of duplicating.
+        store->put(processed_key(ref, *batch_id), encode_batch(events));
+        store->remove(obj.key);
+        batches.inc();
+        ++done;
+      }
+    } while (!token.empty());
+    return done;
+  }
+};
+
+Piper::Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  impl_->catalog = std::move(catalog);
+  impl_->store = std::move(store);
+  for (const auto& d : impl_->catalog->datasets()) {
+    impl_->pipelines.emplace_back(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str()));
+  }
+}
+
+Piper::~Piper() { stop(); }
+
+size_t Piper::run_once() {
+  size_t total = 0;
+  for (const auto& [ref, pipeline] : impl_->pipelines) {
+    try {
+      total += impl_->process_dataset(ref, pipeline);
+    } catch (const std::exception& e) {
+      spdlog::error("piper: dataset {}: {}", ref.str(), e.what());
+      metrics().counter("bf_piper_errors_total", "Failed piper runs (retried next interval)",
+                        {{"tenant", ref.tenant}, {"dataset", ref.dataset}}).inc();
+    }
+  }
+  return total;
+}
+
+void Piper::start() {
+  impl_->worker = std::make_unique<PeriodicWorker>("piper", impl_->options.interval, [this] { run_once(); });
+  impl_->worker->start();
+}
+
+void Piper::stop() {
+  if (impl_->worker) impl_->worker->stop();
+}
+
+}  // namespace bf

@@ -1,0 +1,35 @@
+#pragma once
+// The piper: reads raw/ per dataset, runs the dataset's pipeline, writes
+// processed/ under the same batch id, then deletes the raw object.
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+namespace bf {
+
+class Catalog;
+class ConfigNode;
+class ObjectStore;
+
+struct PiperOptions {
+  std::chrono::milliseconds interval{2000};
+  size_t max_batches_per_run = 1000;   // per dataset
+};
+PiperOptions parse_piper_options(const ConfigNode& section);
+
+class Piper {
+ public:
+  // Compiles every dataset's pipeline; throws PipelineError naming the dataset.
+  Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store);
+  ~Piper();
+  // Processes what is in raw/ now; returns the number of batches processed.
+  size_t run_once();
+  void start();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bf

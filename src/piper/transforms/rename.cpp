@@ -1,0 +1,34 @@
+// rename: moves a field.   {rename: {from: msg, to: message, overwrite: true}}
+#include "piper/transforms/transforms.h"
+
+namespace bf {
+namespace {
+
+class RenameField final : public Transform {
+ public:
+  RenameField(std::string from, std::string to, bool overwrite)
+      : from_(std::move(from)), to_(std::move(to)), overwrite_(overwrite) {}
+  void apply(std::vector<Event>& events) const override {
+    for (Event& e : events) {
+      if (!overwrite_ && find_field(e, to_)) continue;
+      if (auto v = take_field(e, from_)) set_field(e, to_, std::move(*v));
+    }
+  }
+
+ private:
+  std::string from_, to_;
+  bool overwrite_;
+};
+
+}  // namespace
+
+TransformFactory rename_transform() {
+  return {"rename", "Move a field to a new name (overwrite: replace an existing target, default true)",
+          [](const StepOptions& o) -> std::unique_ptr<Transform> {
+            std::string from = o.str("from"), to = o.str("to");
+            if (from.empty() || to.empty()) o.fail("'from' and 'to' must not be empty");
+            return std::make_unique<RenameField>(from, to, o.boolean("overwrite", true));
+          }};
+}
+
+}  // namespace bf

@@ -1,0 +1,43 @@
+#pragma once
+// The receiver: the HTTP ingest endpoint of DESIGN.md §3. A batch is answered 200
+// only once it is in the local spool and fsync'ed; an uploader moves spooled
+// batches to raw/ in the object store and removes them from the spool only after
+// the upload succeeded, so a restart resumes unfinished uploads.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "net/http_server.h"
+
+namespace bf {
+
+class Catalog;
+class ConfigNode;
+class ObjectStore;
+
+struct ReceiverOptions {
+  HttpServerOptions http;                       // listen default 0.0.0.0:8080
+  uint64_t max_decompressed_bytes = 128ull << 20;
+  std::string spool_dir = "./data/receiver-spool";
+  uint64_t spool_max_bytes = 4ull << 30;        // beyond: 503 + Retry-After
+  std::chrono::milliseconds upload_retry_max{30000};
+};
+ReceiverOptions parse_receiver_options(const ConfigNode& section);
+
+class Receiver {
+ public:
+  Receiver(ReceiverOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store);
+  ~Receiver();
+  void start();
+  void stop();   // stops accepting, finishes the upload in progress; spooled batches stay
+  uint16_t port() const;
+  bool ready() const;
+  size_t spooled_batches() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bf

@@ -1,0 +1,56 @@
+#include "storage/layout.h"
+
+#include <stdexcept>
+
+#include "common/ids.h"
+#include "common/time.h"
+#include "common/ulid.h"
+
+namespace bf {
+namespace {
+
+constexpr const char* kBatchSuffix = ".ndjson.zst";
+
+std::string dataset_path(const DatasetRef& ref) {
+  return require_id("account", ref.account) + "/" + require_id("tenant", ref.tenant) + "/" +
+         require_id("dataset", ref.dataset) + "/";
+}
+
+std::string batch_key(const char* stage, const DatasetRef& ref, const std::string& batch_id) {
+  auto ms = ulid_time_ms(batch_id);
+  if (!ms) throw std::invalid_argument("invalid batch id '" + batch_id + "': must be a ULID");
+  return std::string(stage) + "/" + dataset_path(ref) + hour_path(*ms * 1000) + "/" + batch_id + kBatchSuffix;
+}
+
+}  // namespace
+
+std::string raw_key(const DatasetRef& ref, const std::string& batch_id) { return batch_key("raw", ref, batch_id); }
+std::string processed_key(const DatasetRef& ref, const std::string& batch_id) {
+  return batch_key("processed", ref, batch_id);
+}
+std::string raw_prefix(const DatasetRef& ref) { return "raw/" + dataset_path(ref); }
+std::string processed_prefix(const DatasetRef& ref) { return "processed/" + dataset_path(ref); }
+
+std::string parquet_prefix(const DatasetRef& ref) {
+  return "parquet/account=" + require_id("account", ref.account) + "/tenant=" + require_id("tenant", ref.tenant) +
+         "/dataset=" + require_id("dataset", ref.dataset) + "/";
+}
+
+std::string parquet_part_key(const DatasetRef& ref, int64_t hour_us, const std::string& part_id) {
+  return parquet_prefix(ref) + hive_hour_path(hour_us) + "/part-" + part_id + ".parquet";
+}
+
+std::string schema_key(const DatasetRef& ref) { return "_meta/" + dataset_path(ref) + "schema.json"; }
+
+std::optional<std::string> batch_id_of(const std::string& key) {
+  size_t slash = key.rfind('/');
+  std::string name = slash == std::string::npos ? key : key.substr(slash + 1);
+  const std::string suffix = kBatchSuffix;
+  if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return std::nullopt;
+  std::string id = name.substr(0, name.size() - suffix.size());
+  if (!is_valid_ulid(id)) return std::nullopt;
+  return id;
+}
+
+}  // namespace bf
