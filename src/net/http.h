@@ -13,6 +13,7 @@ namespace bf {
 
 // Header names compared case-insensitively.
 struct CaseInsensitiveLess {
+  using is_transparent = void;  // lets Headers::find take a string_view
   bool operator()(std::string_view a, std::string_view b) const;
 };
 using Headers = std::map<std::string, std::string, CaseInsensitiveLess>;

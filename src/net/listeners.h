@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace bf {
 
@@ -48,6 +49,31 @@ class TcpListener {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// Incremental RFC 6587 framer used by TcpListener for each connection; usable on its
+// own (e.g. for another stream transport). Feed bytes as they arrive, in any chunking;
+// call finish() at end of stream. The sink gets each message and whether it was cut
+// to max_message. Empty messages are skipped. Not thread-safe; one per stream.
+class TcpFramer {
+ public:
+  using Sink = std::function<void(std::string_view message, bool truncated)>;
+  // octet_counting_detection: true = "auto" framing, false = newline only.
+  TcpFramer(size_t max_message, bool octet_counting_detection);
+  void feed(std::string_view data, const Sink& sink);
+  // End of stream: delivers a partial last line; an incomplete octet-counted frame is
+  // delivered as far as it got and flagged truncated.
+  void finish(const Sink& sink);
+
+ private:
+  enum class State { kStart, kLength, kOctets, kLine };
+  void deliver(const Sink& sink);
+  size_t max_message_;
+  bool detect_;
+  State state_ = State::kStart;
+  std::string buf_;
+  uint64_t remaining_ = 0;   // octets still to read of the current octet-counted frame
+  bool truncated_ = false;
 };
 
 // "host:port" -> (host, port); throws std::invalid_argument naming the value.

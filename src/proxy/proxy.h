@@ -20,7 +20,19 @@ struct ProxyOptions {
   std::string spool_dir = "./data/proxy-spool";
   uint64_t spool_max_bytes = 1ull << 30;
   int forward_concurrency = 2;
+  // receiver client (added): per-request timeouts, retries inside one send, and the
+  // longest wait between sends of a batch the receiver did not accept yet.
+  std::chrono::milliseconds receiver_timeout{30000};
+  std::chrono::milliseconds receiver_connect_timeout{5000};
+  int receiver_max_retries = 2;
+  std::chrono::milliseconds retry_backoff_base{500};
+  std::chrono::milliseconds retry_backoff_max{30000};
+  std::string receiver_ca_file;
+  bool receiver_verify_tls = true;
 };
+
+// Reads the `proxy:` section's own keys (not `sources`) — throws ConfigError. (added)
+ProxyOptions parse_proxy_options(const ConfigNode& section);
 
 class Proxy {
  public:
@@ -31,7 +43,9 @@ class Proxy {
   void stop();   // stops sources, flushes batchers into the spool, stops forwarding
   bool ready() const;
   // Ports bound by sources, by source name (tests use port 0).
+  // Throws std::out_of_range for an unknown name.
   uint16_t source_port(const std::string& source_name) const;
+  const ProxyOptions& options() const;  // (added)
 
  private:
   struct Impl;

@@ -3,6 +3,9 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <mutex>
+
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/metrics.h"
@@ -27,8 +30,26 @@ struct QueryService::Impl {
   QueryOptions options;
   std::shared_ptr<const Catalog> catalog;
   std::shared_ptr<ObjectStore> store;
-  std::unique_ptr<SqlEngine> engine;
+  std::mutex engines_mu;
+  // One sandboxed engine per tenant, confined to that tenant's part of the lake:
+  // a query can name any bf:// path, but DuckDB refuses those outside it.
+  std::map<std::string, std::shared_ptr<SqlEngine>> engines;
   std::unique_ptr<HttpServer> server;
+
+  std::shared_ptr<SqlEngine> engine_for(const DatasetRef& ref) {
+    std::string tenant_prefix = "bf://parquet/account=" + ref.account + "/tenant=" + ref.tenant + "/";
+    std::lock_guard lock(engines_mu);
+    auto& engine = engines[tenant_prefix];
+    if (!engine) {
+      SqlEngine::Options o;
+      o.sandboxed = true;
+      o.memory_limit = options.memory_limit;
+      o.threads = options.threads;
+      o.allowed_prefixes = {tenant_prefix};
+      engine = std::make_shared<SqlEngine>(store, o);
+    }
+    return engine;
+  }
 
   QueryOutcome run(const std::string& dataset, const std::string& sql) {
     const DatasetInfo* info = nullptr;
@@ -38,7 +59,7 @@ struct QueryService::Impl {
       throw QueryError(404, e.what());
     }
     std::string why;
-    if (!engine->is_single_select(sql, &why)) {
+    if (!SqlEngine::is_single_select(sql, &why)) {
       metrics().counter("bf_query_rejected_total", "Queries rejected before execution", {{"reason", "not_select"}}).inc();
       throw QueryError(400, "rejected SQL: " + why);
     }
@@ -47,15 +68,14 @@ struct QueryService::Impl {
       throw QueryError(404, "dataset '" + dataset + "' has no data yet");
     std::string source = "read_parquet(" + sql_quote("bf://" + prefix + "**/*.parquet") +
                          ", hive_partitioning=true, union_by_name=true)";
-    std::vector<std::string> setup{
-        "CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM " + source,
-        "CREATE OR REPLACE TEMP VIEW " + sql_ident(info->ref.dataset) + " AS SELECT * FROM events"};
-    // One row more than the limit tells whether the result was cut.
-    std::string limited = "SELECT * FROM (" + sql + "\n) AS q LIMIT " + std::to_string(options.max_rows + 1);
+    std::vector<std::string> setup{"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM " + source};
+    if (info->ref.dataset != "events")
+      setup.push_back("CREATE OR REPLACE TEMP VIEW " + sql_ident(info->ref.dataset) + " AS SELECT * FROM events");
     auto start = std::chrono::steady_clock::now();
     QueryOutcome out;
     try {
-      out.result = engine->query(limited, setup);
+      // One row more than the limit tells whether the result was cut.
+      out.result = engine_for(info->ref)->query(sql, setup, options.max_rows + 1);
     } catch (const SqlError& e) {
       metrics().counter("bf_query_failed_total", "Queries that failed in DuckDB").inc();
       throw QueryError(400, e.what());
@@ -117,11 +137,6 @@ QueryService::QueryService(QueryOptions options, std::shared_ptr<const Catalog> 
   impl_->options = std::move(options);
   impl_->catalog = std::move(catalog);
   impl_->store = std::move(store);
-  SqlEngine::Options engine_options;
-  engine_options.sandboxed = true;
-  engine_options.memory_limit = impl_->options.memory_limit;
-  engine_options.threads = impl_->options.threads;
-  impl_->engine = std::make_unique<SqlEngine>(impl_->store, engine_options);
 }
 
 QueryService::~QueryService() { stop(); }

@@ -13,9 +13,11 @@ class LocalStore final : public ObjectStore {
   void put(const std::string& key, std::string_view data) override;
   void put_file(const std::string& key, const std::filesystem::path& file) override;
   void create_if_absent(const std::string& key, std::string_view data) override;
-  std::string get(const std::string& key, std::optional<ByteRange> range) override;
+  std::string get(const std::string& key, std::optional<ByteRange> range = std::nullopt) override;
   std::optional<ObjectInfo> head(const std::string& key) override;
-  ListPage list(const std::string& prefix, const std::string& token, int max_keys) override;
+  // Same defaults as ObjectStore's, so calls through the concrete type read the same.
+  ListPage list(const std::string& prefix, const std::string& token = "",
+                int max_keys = 1000) override;
   void remove(const std::string& key) override;
   std::string describe() const override;
 

@@ -37,6 +37,9 @@ class SqlEngine {
     // Lock the database down for untrusted SQL: no local files, no extensions,
     // only bf:// paths readable; configuration locked afterwards.
     bool sandboxed = false;
+    // Sandboxed only: the bf:// prefixes untrusted SQL may read, e.g.
+    // "bf://parquet/account=a/tenant=t/" to confine it to one tenant.
+    std::vector<std::string> allowed_prefixes{"bf://"};
   };
   SqlEngine(std::shared_ptr<ObjectStore> store, Options options);
   ~SqlEngine();
@@ -45,10 +48,13 @@ class SqlEngine {
 
   // Throws SqlError with DuckDB's message.
   SqlResult query(const std::string& sql);
+  // Runs `setup` (e.g. CREATE TEMP VIEW) then `sql` on one connection, keeping at
+  // most max_rows rows of the result.
+  SqlResult query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows);
   void execute(const std::string& sql);
   // True if `sql` is exactly one read-only statement (SELECT / WITH ... SELECT).
   // On false, `why` says what was rejected.
-  bool is_single_select(const std::string& sql, std::string* why);
+  static bool is_single_select(const std::string& sql, std::string* why);
 
  private:
   struct Impl;

@@ -1,0 +1,663 @@
+// UDP listener (POSIX sockets, recvmmsg, one receive thread) and TCP listener (Asio,
+// one io thread, RFC 6587 framing per connection).
+#include "net/listeners.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "common/log.h"
+#include "common/metrics.h"
+
+namespace bf {
+
+namespace asio = boost::asio;
+using asio_tcp = boost::asio::ip::tcp;
+
+// ---------------------------------------------------------------------------------
+// split_host_port
+
+std::pair<std::string, uint16_t> split_host_port(const std::string& listen) {
+  auto bad = [&](const std::string& why) -> std::invalid_argument {
+    return std::invalid_argument("invalid listen address '" + listen + "': " + why);
+  };
+  std::string host;
+  std::string port_str;
+  if (!listen.empty() && listen.front() == '[') {
+    const size_t close = listen.find(']');
+    if (close == std::string::npos) throw bad("missing ']' after IPv6 address");
+    host = listen.substr(1, close - 1);
+    if (host.empty()) throw bad("empty IPv6 address in brackets");
+    if (close + 1 >= listen.size() || listen[close + 1] != ':') {
+      throw bad("expected ':port' after ']'");
+    }
+    port_str = listen.substr(close + 2);
+  } else {
+    const size_t colon = listen.rfind(':');
+    if (colon == std::string::npos) throw bad("expected host:port, [ipv6]:port or :port");
+    host = listen.substr(0, colon);
+    if (host.find(':') != std::string::npos) {
+      throw bad("IPv6 addresses must be written in brackets, e.g. [::1]:8080");
+    }
+    if (host.empty()) host = "0.0.0.0";
+    port_str = listen.substr(colon + 1);
+  }
+  if (port_str.empty()) throw bad("missing port");
+  if (port_str.size() > 5) throw bad("port out of range");
+  uint32_t port = 0;
+  for (char c : port_str) {
+    if (c < '0' || c > '9') throw bad("port is not a number");
+    port = port * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (port > 65535) throw bad("port out of range");
+  return {host, static_cast<uint16_t>(port)};
+}
+
+namespace {
+
+std::string format_peer(const sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    return std::string(buf) + ":" + std::to_string(ntohs(in->sin_port));
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      inet_ntop(AF_INET, reinterpret_cast<const uint8_t*>(&in6->sin6_addr) + 12, buf, sizeof buf);
+      return std::string(buf) + ":" + std::to_string(ntohs(in6->sin6_port));
+    }
+    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
+    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  }
+  return "unknown";
+}
+
+std::string format_peer(const asio_tcp::endpoint& ep) {
+  return format_peer(ep.data());
+}
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------
+// UdpListener
+
+struct UdpListener::Impl {
+  static constexpr unsigned kBatch = 16;
+
+  Impl(std::string n, UdpListenerOptions o, MessageHandler h)
+      : name(std::move(n)),
+        opts(std::move(o)),
+        handler(std::move(h)),
+        datagrams(metrics().counter("bf_udp_datagrams_total", "UDP datagrams received",
+                                    {{"listener", name}})),
+        bytes(metrics().counter("bf_udp_bytes_total", "UDP payload bytes received",
+                                {{"listener", name}})),
+        truncated(metrics().counter("bf_udp_datagrams_truncated_total",
+                                    "UDP datagrams longer than max_datagram, cut to it",
+                                    {{"listener", name}})),
+        kernel_drops(metrics().counter("bf_udp_kernel_drops_total",
+                                       "UDP datagrams the kernel dropped (socket buffer full)",
+                                       {{"listener", name}})),
+        handler_errors(metrics().counter("bf_listener_handler_errors_total",
+                                         "Exceptions thrown by a listener's message handler",
+                                         {{"listener", name}})) {}
+
+  void run();
+
+  std::string name;
+  UdpListenerOptions opts;
+  MessageHandler handler;
+  Counter& datagrams;
+  Counter& bytes;
+  Counter& truncated;
+  Counter& kernel_drops;
+  Counter& handler_errors;
+
+  std::mutex mu;
+  bool started = false;
+  bool stopped = false;
+  int fd = -1;
+  int wake_fd = -1;
+  uint16_t bound_port = 0;
+  std::thread thread;
+};
+
+UdpListener::UdpListener(std::string name, UdpListenerOptions options, MessageHandler handler)
+    : impl_(std::make_unique<Impl>(std::move(name), std::move(options), std::move(handler))) {
+  if (impl_->opts.max_datagram == 0 || impl_->opts.max_datagram > 65535) {
+    throw std::invalid_argument("udp listener '" + impl_->name +
+                                "': max_datagram must be between 1 and 65535");
+  }
+}
+
+UdpListener::~UdpListener() { stop(); }
+
+void UdpListener::start() {
+  Impl& s = *impl_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.started) throw std::logic_error("udp listener '" + s.name + "' already started");
+  const auto [host, port] = split_host_port(s.opts.listen);
+
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string port_s = std::to_string(port);
+  const int gai = getaddrinfo(host.c_str(), port_s.c_str(), &hints, &res);
+  if (gai != 0 || !res) {
+    throw std::runtime_error("udp listener '" + s.name + "': cannot resolve '" + s.opts.listen +
+                             "': " + gai_strerror(gai));
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> res_guard(res, &freeaddrinfo);
+
+  const int fd = ::socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    throw std::runtime_error("udp listener '" + s.name + "': socket(): " + errno_text(errno));
+  }
+  auto fail = [&](const std::string& what) {
+    const int err = errno;
+    ::close(fd);
+    throw std::runtime_error("udp listener '" + s.name + "': " + what + " '" + s.opts.listen +
+                             "': " + errno_text(err));
+  };
+
+  if (s.opts.receive_buffer_bytes > 0) {
+    const int want = s.opts.receive_buffer_bytes;
+    // SO_RCVBUFFORCE ignores net.core.rmem_max but needs CAP_NET_ADMIN.
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    }
+    int got = 0;
+    socklen_t len = sizeof got;
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got / 2 < want) {
+      // Linux reports twice the usable size.
+      spdlog::warn(
+          "udp listener '{}': asked for a {} byte receive buffer, got {}; raise "
+          "net.core.rmem_max to avoid kernel drops under bursts",
+          s.name, want, got / 2);
+    }
+  }
+  const int one = 1;
+  // Kernel drop counter delivered with each datagram (cmsg); cheap and exact.
+  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+
+  if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0) fail("cannot bind");
+  sockaddr_storage local{};
+  socklen_t local_len = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) fail("getsockname on");
+  s.bound_port = local.ss_family == AF_INET6
+                     ? ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port)
+                     : ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+
+  const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake < 0) fail("eventfd for");
+  s.fd = fd;
+  s.wake_fd = wake;
+  s.started = true;
+  s.thread = std::thread([&s] { s.run(); });
+  spdlog::info("udp listener '{}' listening on {} (port {})", s.name, s.opts.listen, s.bound_port);
+}
+
+void UdpListener::Impl::run() {
+  const size_t cap = opts.max_datagram;
+  std::vector<char> storage(cap * kBatch);
+  std::array<mmsghdr, kBatch> msgs{};
+  std::array<iovec, kBatch> iovs{};
+  std::array<sockaddr_storage, kBatch> addrs{};
+  constexpr size_t kCtrl = CMSG_SPACE(sizeof(uint32_t));
+  std::array<std::array<char, kCtrl>, kBatch> ctrl{};
+  uint32_t last_drops = 0;
+  sockaddr_storage last_peer_addr{};
+  socklen_t last_peer_len = 0;
+  std::string last_peer;
+
+  for (;;) {
+    pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    const int pr = ::poll(fds, 2, -1);
+    if (pr < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("udp listener '{}': poll failed: {}", name, errno_text(errno));
+      return;
+    }
+    if (fds[1].revents != 0) return;  // stop()
+    if ((fds[0].revents & (POLLERR | POLLNVAL)) != 0 && (fds[0].revents & POLLIN) == 0) {
+      // Drain a pending socket error (e.g. ICMP) so poll does not spin.
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (fds[0].revents & POLLNVAL) return;
+      continue;
+    }
+    // Drain everything that is queued, a batch at a time.
+    for (;;) {
+      for (unsigned i = 0; i < kBatch; ++i) {
+        iovs[i].iov_base = storage.data() + i * cap;
+        iovs[i].iov_len = cap;
+        msgs[i].msg_hdr.msg_iov = &iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &addrs[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+        msgs[i].msg_hdr.msg_control = ctrl[i].data();
+        msgs[i].msg_hdr.msg_controllen = kCtrl;
+        msgs[i].msg_hdr.msg_flags = 0;
+        msgs[i].msg_len = 0;
+      }
+      const int n = ::recvmmsg(fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          spdlog::warn("udp listener '{}': receive failed: {}", name, errno_text(errno));
+        }
+        break;
+      }
+      uint64_t batch_bytes = 0;
+      uint64_t batch_truncated = 0;
+      for (int i = 0; i < n; ++i) {
+        auto& hdr = msgs[i].msg_hdr;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&hdr); c != nullptr; c = CMSG_NXTHDR(&hdr, c)) {
+          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+            uint32_t total = 0;
+            std::memcpy(&total, CMSG_DATA(c), sizeof total);
+            // `total` is the socket's cumulative drop count when this datagram was
+            // queued; count only the increase (unsigned arithmetic handles wrap).
+            const uint32_t delta = total - last_drops;
+            if (delta != 0 && delta < (1u << 31)) {
+              kernel_drops.inc(delta);
+              last_drops = total;
+            }
+          }
+        }
+        const size_t len = std::min<size_t>(msgs[i].msg_len, cap);
+        batch_bytes += len;
+        if (hdr.msg_flags & MSG_TRUNC) ++batch_truncated;
+        // Senders are usually few: reuse the formatted peer while the address repeats.
+        if (hdr.msg_namelen != last_peer_len ||
+            std::memcmp(&addrs[i], &last_peer_addr, hdr.msg_namelen) != 0) {
+          last_peer_len = hdr.msg_namelen;
+          std::memcpy(&last_peer_addr, &addrs[i], hdr.msg_namelen);
+          last_peer = format_peer(reinterpret_cast<const sockaddr*>(&addrs[i]));
+        }
+        try {
+          handler(std::string_view(storage.data() + i * cap, len), last_peer);
+        } catch (const std::exception& e) {
+          handler_errors.inc();
+          spdlog::error("udp listener '{}': handler threw: {}", name, e.what());
+        } catch (...) {
+          handler_errors.inc();
+          spdlog::error("udp listener '{}': handler threw", name);
+        }
+      }
+      datagrams.inc(static_cast<uint64_t>(n));
+      bytes.inc(batch_bytes);
+      if (batch_truncated) truncated.inc(batch_truncated);
+      if (n < static_cast<int>(kBatch)) break;
+      // Let stop() win against a sender that never pauses.
+      pollfd w{wake_fd, POLLIN, 0};
+      if (::poll(&w, 1, 0) > 0) return;
+    }
+  }
+}
+
+void UdpListener::stop() {
+  if (!impl_) return;
+  Impl& s = *impl_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.started || s.stopped) return;
+  s.stopped = true;
+  const uint64_t one = 1;
+  ssize_t w = ::write(s.wake_fd, &one, sizeof one);
+  (void)w;
+  if (s.thread.joinable()) s.thread.join();
+  ::close(s.fd);
+  ::close(s.wake_fd);
+  s.fd = s.wake_fd = -1;
+}
+
+uint16_t UdpListener::port() const { return impl_->bound_port; }
+
+// ---------------------------------------------------------------------------------
+// TcpFramer
+
+TcpFramer::TcpFramer(size_t max_message, bool octet_counting_detection)
+    : max_message_(max_message == 0 ? 1 : max_message), detect_(octet_counting_detection) {}
+
+void TcpFramer::deliver(const Sink& sink) {
+  if (!buf_.empty()) sink(std::string_view(buf_), truncated_);
+  buf_.clear();
+  truncated_ = false;
+  remaining_ = 0;
+  state_ = State::kStart;
+}
+
+void TcpFramer::feed(std::string_view data, const Sink& sink) {
+  size_t i = 0;
+  const size_t n = data.size();
+  auto end_line = [&] {
+    if (truncated_) {
+      buf_.resize(std::min(buf_.size(), max_message_));
+    } else {
+      if (!buf_.empty() && buf_.back() == '\r') buf_.pop_back();
+      if (buf_.size() > max_message_) {
+        buf_.resize(max_message_);
+        truncated_ = true;
+      }
+    }
+    deliver(sink);
+  };
+  while (i < n) {
+    switch (state_) {
+      case State::kStart:
+        state_ = (detect_ && data[i] >= '0' && data[i] <= '9') ? State::kLength : State::kLine;
+        break;
+      case State::kLength: {
+        const char c = data[i];
+        if (c >= '0' && c <= '9' && buf_.size() < 10) {
+          buf_.push_back(c);
+          ++i;
+        } else if (c == ' ' && !buf_.empty()) {
+          uint64_t len = 0;
+          for (char d : buf_) len = len * 10 + static_cast<uint64_t>(d - '0');
+          buf_.clear();
+          ++i;
+          if (len == 0) {
+            state_ = State::kStart;
+          } else {
+            remaining_ = len;
+            state_ = State::kOctets;
+          }
+        } else {
+          state_ = State::kLine;  // the digits already seen are the start of a line
+        }
+        break;
+      }
+      case State::kOctets: {
+        const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, n - i));
+        const size_t room = max_message_ > buf_.size() ? max_message_ - buf_.size() : 0;
+        const size_t keep = std::min(take, room);
+        buf_.append(data.data() + i, keep);
+        if (keep < take) truncated_ = true;
+        i += take;
+        remaining_ -= take;
+        if (remaining_ == 0) deliver(sink);
+        break;
+      }
+      case State::kLine: {
+        const void* nl = std::memchr(data.data() + i, '\n', n - i);
+        const size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - data.data()) : n;
+        const size_t chunk = end - i;
+        const size_t cap = max_message_ + 1;  // room for a trailing '\r'
+        const size_t room = cap > buf_.size() ? cap - buf_.size() : 0;
+        const size_t keep = std::min(chunk, room);
+        buf_.append(data.data() + i, keep);
+        if (keep < chunk) truncated_ = true;
+        i = end;
+        if (nl) {
+          ++i;
+          end_line();
+        }
+        break;
+      }
+    }
+  }
+}
+
+void TcpFramer::finish(const Sink& sink) {
+  switch (state_) {
+    case State::kStart:
+      break;
+    case State::kLength:
+    case State::kLine:
+      feed("\n", sink);  // a partial last line ends at end of stream
+      break;
+    case State::kOctets:
+      truncated_ = true;  // the frame announced more octets than arrived
+      deliver(sink);
+      break;
+  }
+  buf_.clear();
+  truncated_ = false;
+  remaining_ = 0;
+  state_ = State::kStart;
+}
+
+// ---------------------------------------------------------------------------------
+// TcpListener
+
+namespace {
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+}
+
+struct TcpListener::Impl {
+  Impl(std::string n, TcpListenerOptions o, MessageHandler h)
+      : name(std::move(n)),
+        opts(std::move(o)),
+        handler(std::move(h)),
+        messages(metrics().counter("bf_tcp_messages_total", "TCP messages received",
+                                   {{"listener", name}})),
+        truncated(metrics().counter("bf_tcp_messages_truncated_total",
+                                    "TCP messages longer than max_message, cut to it",
+                                    {{"listener", name}})),
+        rejected(metrics().counter("bf_tcp_connections_rejected_total",
+                                   "TCP connections closed at accept because max_connections was reached",
+                                   {{"listener", name}})),
+        accepted(metrics().counter("bf_tcp_connections_total", "TCP connections accepted",
+                                   {{"listener", name}})),
+        handler_errors(metrics().counter("bf_listener_handler_errors_total",
+                                         "Exceptions thrown by a listener's message handler",
+                                         {{"listener", name}})),
+        active_gauge(metrics().gauge("bf_tcp_connections_active", "Open TCP connections",
+                                     {{"listener", name}})) {}
+
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> connection(std::shared_ptr<asio_tcp::socket> sock, std::string peer,
+                                   uint64_t id);
+
+  std::string name;
+  TcpListenerOptions opts;
+  MessageHandler handler;
+  Counter& messages;
+  Counter& truncated;
+  Counter& rejected;
+  Counter& accepted;
+  Counter& handler_errors;
+  Gauge& active_gauge;
+
+  std::mutex mu;
+  bool started = false;
+  bool stopped = false;
+  uint16_t bound_port = 0;
+
+  // Touched only on the io thread.
+  std::map<uint64_t, std::shared_ptr<asio_tcp::socket>> conns;
+  uint64_t next_id = 1;
+
+  asio::io_context ioc{1};
+  asio_tcp::acceptor acceptor{ioc};
+  std::thread thread;
+};
+
+TcpListener::TcpListener(std::string name, TcpListenerOptions options, MessageHandler handler)
+    : impl_(std::make_unique<Impl>(std::move(name), std::move(options), std::move(handler))) {
+  const auto& o = impl_->opts;
+  if (o.framing != "auto" && o.framing != "newline") {
+    throw std::invalid_argument("tcp listener '" + impl_->name + "': framing must be 'auto' or " +
+                                "'newline', got '" + o.framing + "'");
+  }
+  if (o.max_message == 0) {
+    throw std::invalid_argument("tcp listener '" + impl_->name + "': max_message must be > 0");
+  }
+  if (o.max_connections < 1) {
+    throw std::invalid_argument("tcp listener '" + impl_->name + "': max_connections must be >= 1");
+  }
+}
+
+TcpListener::~TcpListener() { stop(); }
+
+asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::socket> sock,
+                                                    std::string peer, uint64_t id) {
+  TcpFramer framer(opts.max_message, opts.framing == "auto");
+  const TcpFramer::Sink sink = [&](std::string_view msg, bool was_truncated) {
+    messages.inc();
+    if (was_truncated) truncated.inc();
+    try {
+      handler(msg, peer);
+    } catch (const std::exception& e) {
+      handler_errors.inc();
+      spdlog::error("tcp listener '{}': handler threw: {}", name, e.what());
+    } catch (...) {
+      handler_errors.inc();
+      spdlog::error("tcp listener '{}': handler threw", name);
+    }
+  };
+  std::vector<char> buf(16 * 1024);
+  for (;;) {
+    auto [ec, n] = co_await sock->async_read_some(asio::buffer(buf), kUseTuple);
+    if (n > 0) framer.feed(std::string_view(buf.data(), n), sink);
+    if (ec) {
+      if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
+          ec != asio::error::connection_reset) {
+        spdlog::debug("tcp listener '{}': connection from {} ended: {}", name, peer, ec.message());
+      }
+      break;
+    }
+  }
+  framer.finish(sink);
+  boost::system::error_code ignored;
+  sock->close(ignored);
+  conns.erase(id);
+  active_gauge.set(static_cast<int64_t>(conns.size()));
+}
+
+asio::awaitable<void> TcpListener::Impl::accept_loop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
+    if (!acceptor.is_open() || ec == asio::error::operation_aborted) break;
+    if (ec) {
+      spdlog::warn("tcp listener '{}': accept failed: {}", name, ec.message());
+      if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+          ec == asio::error::no_memory) {
+        asio::steady_timer t(ioc, std::chrono::milliseconds(100));
+        co_await t.async_wait(kUseTuple);
+      }
+      continue;
+    }
+    boost::system::error_code pec;
+    const auto remote = socket.remote_endpoint(pec);
+    std::string peer = pec ? std::string("unknown") : format_peer(remote);
+    if (conns.size() >= static_cast<size_t>(opts.max_connections)) {
+      rejected.inc();
+      spdlog::warn("tcp listener '{}': max_connections ({}) reached, closing connection from {}",
+                   name, opts.max_connections, peer);
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    accepted.inc();
+    auto sock = std::make_shared<asio_tcp::socket>(std::move(socket));
+    const uint64_t id = next_id++;
+    conns.emplace(id, sock);
+    active_gauge.set(static_cast<int64_t>(conns.size()));
+    asio::co_spawn(ioc, connection(sock, std::move(peer), id), [n = name](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("tcp listener '{}': connection failed: {}", n, ex.what());
+      } catch (...) {
+      }
+    });
+  }
+}
+
+void TcpListener::start() {
+  Impl& s = *impl_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.started) throw std::logic_error("tcp listener '" + s.name + "' already started");
+  const auto [host, port] = split_host_port(s.opts.listen);
+  boost::system::error_code ec;
+  asio_tcp::resolver resolver(s.ioc);
+  auto results = resolver.resolve(host, std::to_string(port),
+                                  asio_tcp::resolver::passive | asio_tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    throw std::runtime_error("tcp listener '" + s.name + "': cannot resolve '" + s.opts.listen +
+                             "': " + (ec ? ec.message() : "no addresses"));
+  }
+  const auto ep = results.begin()->endpoint();
+  auto fail = [&](const char* what) {
+    boost::system::error_code ignored;
+    s.acceptor.close(ignored);
+    throw std::runtime_error("tcp listener '" + s.name + "': cannot " + what + " '" +
+                             s.opts.listen + "': " + ec.message());
+  };
+  s.acceptor.open(ep.protocol(), ec);
+  if (ec) fail("open socket for");
+  s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (ec) fail("set SO_REUSEADDR on");
+  s.acceptor.bind(ep, ec);
+  if (ec) fail("bind");
+  s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) fail("listen on");
+  s.bound_port = s.acceptor.local_endpoint(ec).port();
+
+  asio::co_spawn(s.ioc, s.accept_loop(), [n = s.name](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("tcp listener '{}': accept loop failed: {}", n, ex.what());
+    } catch (...) {
+    }
+  });
+  s.started = true;
+  s.thread = std::thread([&s] {
+    for (;;) {
+      try {
+        s.ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("tcp listener '{}': io thread error: {}", s.name, e.what());
+      }
+    }
+  });
+  spdlog::info("tcp listener '{}' listening on {} (port {})", s.name, s.opts.listen, s.bound_port);
+}
+
+void TcpListener::stop() {
+  if (!impl_) return;
+  Impl& s = *impl_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.started || s.stopped) return;
+  s.stopped = true;
+  asio::post(s.ioc, [&s] {
+    boost::system::error_code ec;
+    s.acceptor.close(ec);
+    for (auto& [id, sock] : s.conns) sock->close(ec);
+  });
+  // Every pending operation now completes with an error, the coroutines finish, and
+  // run() returns because no work is left.
+  if (s.thread.joinable()) s.thread.join();
+}
+
+uint16_t TcpListener::port() const { return impl_->bound_port; }
+
+}  // namespace bf

@@ -1,0 +1,82 @@
+#include "proxy/sources/common.h"
+
+#include <stdexcept>
+
+#include "common/config.h"
+#include "common/ids.h"
+#include "common/metrics.h"
+#include "common/time.h"
+#include "net/listeners.h"
+
+namespace bf {
+
+SourceCommon read_source_common(const ConfigNode& node, const std::string& type, const std::string& default_listen,
+                                const std::string& default_dataset) {
+  SourceCommon c;
+  c.type = type;
+  c.listen = node.str("listen", default_listen);
+  uint16_t port = 0;
+  try {
+    port = split_host_port(c.listen).second;
+  } catch (const std::exception& e) {
+    node.fail("listen", e.what());
+  }
+  c.name = node.str("name", type + ":" + std::to_string(port));
+  if (c.name.empty()) node.fail("name", "must not be empty");
+  c.tenant = node.str("tenant", "default");
+  c.dataset = node.str("dataset", default_dataset);
+  try {
+    require_id("tenant", c.tenant);
+  } catch (const std::exception& e) {
+    node.fail("tenant", e.what());
+  }
+  try {
+    require_id("dataset", c.dataset);
+  } catch (const std::exception& e) {
+    node.fail("dataset", e.what());
+  }
+  return c;
+}
+
+SourceMetrics::SourceMetrics(const std::string& s)
+    : events(metrics().counter("bf_proxy_events_total", "Events received by a proxy source", {{"source", s}})),
+      bytes(metrics().counter("bf_proxy_bytes_total", "Bytes received by a proxy source", {{"source", s}})),
+      parse_errors(metrics().counter("bf_proxy_parse_errors_total",
+                                     "Messages a proxy source could not parse (kept with _parse_error)",
+                                     {{"source", s}})),
+      source(s) {}
+
+Counter& SourceMetrics::rejected(const std::string& reason) const {
+  return metrics().counter("bf_proxy_rejected_total", "Requests a proxy source refused",
+                           {{"source", source}, {"reason", reason}});
+}
+
+void stamp_event(Event& event, const std::string& received, const std::string& source, const std::string& peer) {
+  event["_received"] = received;
+  event["_source"] = source;
+  if (!peer.empty()) event["_peer"] = peer;
+}
+
+SyslogIngest::SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOptions options)
+    : common_(std::move(common)), sink_(sink), options_(options), metrics_(common_.name) {}
+
+void SyslogIngest::handle(std::string_view message, const std::string& peer) {
+  const int64_t received = now_us();
+  metrics_.bytes.inc(message.size());
+  std::string_view trimmed = message;
+  while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == '\r' || trimmed.back() == '\0'))
+    trimmed.remove_suffix(1);
+  if (trimmed.empty()) {  // a blank frame carries nothing to keep
+    metrics_.rejected("empty").inc();
+    return;
+  }
+  Event ev = parse_syslog(message, received, options_);
+  if (has_parse_error(ev)) metrics_.parse_errors.inc();
+  stamp_event(ev, format_rfc3339(received), common_.name, peer);
+  std::vector<Event> events;
+  events.push_back(std::move(ev));
+  sink_.emit(common_.tenant, common_.dataset, std::move(events));
+  metrics_.events.inc();
+}
+
+}  // namespace bf

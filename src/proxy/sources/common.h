@@ -1,0 +1,61 @@
+#pragma once
+// Shared by the source implementations in this directory (not a public interface).
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/batch.h"
+#include "common/metrics.h"
+#include "proxy/source.h"
+#include "proxy/syslog_parser.h"
+
+namespace bf {
+
+
+
+// Keys every source has: type, name, listen, tenant, dataset.
+struct SourceCommon {
+  std::string type;
+  std::string name;     // default "<type>:<port of listen>"
+  std::string listen;
+  std::string tenant;   // validated IDs
+  std::string dataset;
+};
+
+// Reads and validates the common keys; errors are ConfigErrors naming the key.
+SourceCommon read_source_common(const ConfigNode& node, const std::string& type, const std::string& default_listen,
+                                const std::string& default_dataset);
+
+// The metrics every source reports, labelled {source=<name>}.
+struct SourceMetrics {
+  explicit SourceMetrics(const std::string& source);
+  Counter& events;        // bf_proxy_events_total
+  Counter& bytes;         // bf_proxy_bytes_total
+  Counter& parse_errors;  // bf_proxy_parse_errors_total
+  const std::string source;
+  Counter& rejected(const std::string& reason) const;  // bf_proxy_rejected_total{source,reason}
+};
+
+// Sets _received, _source and _peer.
+void stamp_event(Event& event, const std::string& received, const std::string& source, const std::string& peer);
+
+// Syslog message -> event -> sink, shared by syslog_udp and syslog_tcp.
+class SyslogIngest {
+ public:
+  SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOptions options);
+  void handle(std::string_view message, const std::string& peer);
+  const SourceCommon& common() const { return common_; }
+
+ private:
+  SourceCommon common_;
+  EventSink& sink_;
+  SyslogParseOptions options_;
+  SourceMetrics metrics_;
+};
+
+// The factories registered in registry.cpp.
+SourceFactory syslog_udp_source_factory();
+SourceFactory syslog_tcp_source_factory();
+SourceFactory http_source_factory();
+
+}  // namespace bf

@@ -1,0 +1,248 @@
+// http: JSON events over HTTP POST.
+//
+//   - type: http
+//     listen: 0.0.0.0:8081
+//     path: /                   # POST here
+//     token: ""                 # when set, requests need "Authorization: Bearer <token>"
+//     max_body: 16MiB           # request body as sent (compressed)
+//     max_decompressed: 64MiB   # after Content-Encoding gzip/zstd
+//     threads, read_timeout, idle_timeout, tls.cert_file, tls.key_file (HTTP server)
+//
+// Body: one JSON object, a JSON array of objects, or NDJSON (whitespace-separated
+// objects). The request is all or nothing: any bad line -> 400 naming it. Accepted
+// events are written to the proxy spool as one batch before the 200 {"accepted": N}.
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include "common/compression.h"
+#include "common/config.h"
+#include "common/spool.h"
+#include "common/time.h"
+#include "net/http_server.h"
+#include "proxy/sources/common.h"
+
+namespace bf {
+namespace {
+
+namespace json = boost::json;
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? a[i] : 0;
+    const unsigned char y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Adds a top-level value's events: an object, or an array of objects.
+std::string take_value(json::value&& v, size_t line, std::vector<Event>& out) {
+  if (v.is_object()) {
+    out.push_back(std::move(v.as_object()));
+    return "";
+  }
+  if (v.is_array()) {
+    auto& a = v.as_array();
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!a[i].is_object())
+        return "line " + std::to_string(line) + ": array element " + std::to_string(i) + " is not a JSON object";
+      out.push_back(std::move(a[i].as_object()));
+    }
+    return "";
+  }
+  return "line " + std::to_string(line) + ": not a JSON object";
+}
+
+// Parses the body into events; returns an error message naming the line ("" on
+// success). The body is fed to the parser one line at a time so that an error is
+// reported on the line where the parser found it; top-level values may be objects or
+// arrays of objects, separated by whitespace (NDJSON is the common case).
+std::string parse_body(std::string_view body, std::vector<Event>& out) {
+  if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);
+  json::stream_parser p;
+  bool in_value = false;
+  size_t value_line = 0;
+  size_t line = 0;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    ++line;
+    const size_t nl = body.find('\n', pos);
+    const size_t end = nl == std::string_view::npos ? body.size() : nl + 1;
+    std::string_view chunk = body.substr(pos, end - pos);
+    pos = end;
+    while (!chunk.empty()) {
+      if (!in_value) {
+        while (!chunk.empty() && is_ws(chunk.front())) chunk.remove_prefix(1);
+        if (chunk.empty()) break;
+        p.reset();
+        in_value = true;
+        value_line = line;
+      }
+      json::error_code ec;
+      const size_t n = p.write_some(chunk.data(), chunk.size(), ec);
+      if (ec) return "line " + std::to_string(line) + ": invalid JSON: " + ec.message();
+      chunk.remove_prefix(n);
+      if (p.done()) {
+        in_value = false;
+        if (auto err = take_value(p.release(), value_line, out); !err.empty()) return err;
+      }
+    }
+  }
+  if (in_value) {
+    json::error_code ec;
+    p.finish(ec);
+    if (ec) return "line " + std::to_string(line) + ": invalid JSON: " + ec.message();
+    if (auto err = take_value(p.release(), value_line, out); !err.empty()) return err;
+  }
+  return "";
+}
+
+// _time: RFC 3339 string or a Unix epoch number (s; values >= 1e11 are read as ms,
+// >= 1e14 as µs, >= 1e17 as ns) -> RFC 3339 UTC; absent -> receive time; anything
+// else -> receive time, the original kept as _time_invalid.
+void normalize_time(Event& ev, const std::string& received) {
+  auto* t = ev.if_contains("_time");
+  if (!t) {
+    ev["_time"] = received;
+    return;
+  }
+  std::optional<int64_t> us;
+  if (t->is_string()) {
+    us = parse_syslog_timestamp(t->as_string(), /*require_offset=*/false);
+  } else if (t->is_number()) {
+    const double v = t->to_number<double>();
+    if (std::isfinite(v) && v >= 0) {
+      const double a = std::fabs(v);
+      double micros = a >= 1e17 ? v / 1e3 : a >= 1e14 ? v : a >= 1e11 ? v * 1e3 : v * 1e6;
+      if (micros < 9.2e18) us = static_cast<int64_t>(micros);
+    }
+  }
+  if (us) {
+    *t = format_rfc3339(*us);
+  } else {
+    ev["_time_invalid"] = std::move(*t);
+    ev["_time"] = received;
+  }
+}
+
+class HttpSource : public Source {
+ public:
+  HttpSource(SourceCommon common, HttpServerOptions server_options, std::string path, std::string token,
+             uint64_t max_decompressed, EventSink& sink)
+      : common_(std::move(common)),
+        path_(std::move(path)),
+        token_(std::move(token)),
+        max_decompressed_(max_decompressed),
+        sink_(sink),
+        metrics_(common_.name) {
+    Router router;
+    router.add("POST", path_, [this](HttpRequest& r) { return handle(r); });
+    server_ = std::make_unique<HttpServer>(common_.name, std::move(server_options), std::move(router));
+  }
+  void start() override { server_->start(); }
+  void stop() override { server_->stop(); }
+  std::string name() const override { return common_.name; }
+  uint16_t port() const override { return server_->port(); }
+
+ private:
+  HttpResponse reject(int status, const std::string& reason, const std::string& message) {
+    metrics_.rejected(reason).inc();
+    return HttpResponse::error(status, message);
+  }
+
+  HttpResponse handle(HttpRequest& req) {
+    const int64_t received_us = now_us();
+    metrics_.bytes.inc(req.body.size());
+    if (!token_.empty()) {
+      auto auth = req.header("Authorization");
+      if (!auth || !constant_time_equal(*auth, "Bearer " + token_)) {
+        auto r = reject(401, "unauthorized", "missing or invalid bearer token");
+        r.headers["WWW-Authenticate"] = "Bearer";
+        return r;
+      }
+    }
+    std::string decoded;
+    std::string_view body = req.body;
+    if (auto ce = req.header("Content-Encoding")) {
+      std::string name;
+      for (char c : *ce)
+        if (!is_ws(c)) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      auto enc = parse_encoding(name);
+      if (!enc) return reject(415, "bad_encoding", "unsupported Content-Encoding '" + *ce + "' (use gzip, zstd or identity)");
+      if (*enc != Encoding::identity) {
+        try {
+          decoded = decompress(*enc, body, max_decompressed_);
+        } catch (const DecompressTooLarge&) {
+          return reject(413, "too_large",
+                        "decompressed body exceeds " + std::to_string(max_decompressed_) + " bytes");
+        } catch (const std::exception& e) {
+          return reject(400, "bad_encoding", std::string("cannot decode ") + name + " body: " + e.what());
+        }
+        body = decoded;
+      }
+    }
+    std::vector<Event> events;
+    if (std::string err = parse_body(body, events); !err.empty())
+      return reject(400, "bad_json", err + "; nothing from this request was accepted");
+    const size_t n = events.size();
+    if (n > 0) {
+      const std::string received = format_rfc3339(received_us);
+      for (auto& ev : events) {
+        normalize_time(ev, received);
+        stamp_event(ev, received, common_.name, req.peer);
+      }
+      try {
+        sink_.emit_durable(common_.tenant, common_.dataset, std::move(events));
+      } catch (const SpoolFull& e) {
+        auto r = reject(503, "spool_full", "proxy spool is full, retry later");
+        r.headers["Retry-After"] = "5";
+        return r;
+      } catch (const std::exception& e) {
+        auto r = reject(503, "spool_error", std::string("cannot store events: ") + e.what());
+        r.headers["Retry-After"] = "5";
+        return r;
+      }
+      metrics_.events.inc(n);
+    }
+    json::object resp;
+    resp["accepted"] = n;
+    return HttpResponse::json(200, json::serialize(resp));
+  }
+
+  SourceCommon common_;
+  std::string path_;
+  std::string token_;
+  uint64_t max_decompressed_;
+  EventSink& sink_;
+  SourceMetrics metrics_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace
+
+SourceFactory http_source_factory() {
+  return {"http", "JSON events over HTTP POST (object, array or NDJSON; gzip/zstd accepted)",
+          [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
+            SourceCommon common = read_source_common(node, "http", "0.0.0.0:8081", "http");
+            HttpServerOptions defaults;
+            defaults.listen = common.listen;
+            HttpServerOptions server = parse_http_server_options(node, defaults);
+            server.listen = common.listen;
+            std::string path = node.str("path", "/");
+            if (path.empty() || path[0] != '/') node.fail("path", "must start with '/', got '" + path + "'");
+            std::string token = node.str("token", "");
+            const uint64_t max_decompressed = node.bytes("max_decompressed", 64ull << 20);
+            if (max_decompressed == 0) node.fail("max_decompressed", "must be positive");
+            return std::make_unique<HttpSource>(std::move(common), std::move(server), std::move(path),
+                                                std::move(token), max_decompressed, sink);
+          }};
+}
+
+}  // namespace bf

@@ -1,0 +1,54 @@
+// syslog_tcp: syslog over TCP, framed per RFC 6587 (octet counting or LF) by the listener.
+//
+//   - type: syslog_tcp
+//     listen: 0.0.0.0:5514
+//     framing: auto            # auto | newline
+//     max_message: 64KiB       # longer messages are truncated
+//     max_connections: 1024
+//     keep_raw: true
+#include "common/config.h"
+#include "net/listeners.h"
+#include "proxy/sources/common.h"
+
+namespace bf {
+namespace {
+
+class SyslogTcpSource : public Source {
+ public:
+  SyslogTcpSource(SourceCommon common, TcpListenerOptions options, SyslogParseOptions parse, EventSink& sink)
+      : ingest_(std::move(common), sink, parse),
+        listener_(ingest_.common().name, std::move(options),
+                  [this](std::string_view m, const std::string& peer) { ingest_.handle(m, peer); }) {}
+  void start() override { listener_.start(); }
+  void stop() override { listener_.stop(); }
+  std::string name() const override { return ingest_.common().name; }
+  uint16_t port() const override { return listener_.port(); }
+
+ private:
+  SyslogIngest ingest_;
+  TcpListener listener_;
+};
+
+}  // namespace
+
+SourceFactory syslog_tcp_source_factory() {
+  return {"syslog_tcp", "Syslog (RFC 5424 / RFC 3164) over TCP, RFC 6587 framing",
+          [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
+            SourceCommon common = read_source_common(node, "syslog_tcp", "0.0.0.0:5514", "syslog");
+            TcpListenerOptions opt;
+            opt.listen = common.listen;
+            opt.framing = node.str("framing", opt.framing);
+            if (opt.framing != "auto" && opt.framing != "newline")
+              node.fail("framing", "must be 'auto' or 'newline', got '" + opt.framing + "'");
+            opt.max_message = node.bytes("max_message", opt.max_message);
+            if (opt.max_message == 0) node.fail("max_message", "must be positive");
+            const int64_t conns = node.integer("max_connections", opt.max_connections);
+            if (conns < 1) node.fail("max_connections", "must be at least 1");
+            opt.max_connections = static_cast<int>(conns);
+            SyslogParseOptions parse;
+            parse.keep_raw = node.boolean("keep_raw", true);
+            return std::make_unique<SyslogTcpSource>(std::move(common), std::move(opt), parse, sink);
+          }};
+}
+
+}  // namespace bf

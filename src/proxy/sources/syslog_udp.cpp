@@ -1,0 +1,48 @@
+// syslog_udp: one syslog message per UDP datagram (RFC 5426).
+//
+//   - type: syslog_udp
+//     listen: 0.0.0.0:5514
+//     receive_buffer: 8MiB     # SO_RCVBUF request
+//     max_datagram: 65535
+//     keep_raw: true
+#include "common/config.h"
+#include "net/listeners.h"
+#include "proxy/sources/common.h"
+
+namespace bf {
+namespace {
+
+class SyslogUdpSource : public Source {
+ public:
+  SyslogUdpSource(SourceCommon common, UdpListenerOptions options, SyslogParseOptions parse, EventSink& sink)
+      : ingest_(std::move(common), sink, parse),
+        listener_(ingest_.common().name, std::move(options),
+                  [this](std::string_view m, const std::string& peer) { ingest_.handle(m, peer); }) {}
+  void start() override { listener_.start(); }
+  void stop() override { listener_.stop(); }
+  std::string name() const override { return ingest_.common().name; }
+  uint16_t port() const override { return listener_.port(); }
+
+ private:
+  SyslogIngest ingest_;
+  UdpListener listener_;
+};
+
+}  // namespace
+
+SourceFactory syslog_udp_source_factory() {
+  return {"syslog_udp", "Syslog (RFC 5424 / RFC 3164) over UDP, one message per datagram",
+          [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
+            SourceCommon common = read_source_common(node, "syslog_udp", "0.0.0.0:5514", "syslog");
+            UdpListenerOptions opt;
+            opt.listen = common.listen;
+            opt.receive_buffer_bytes = static_cast<int>(node.bytes("receive_buffer", uint64_t(opt.receive_buffer_bytes)));
+            opt.max_datagram = node.bytes("max_datagram", opt.max_datagram);
+            if (opt.max_datagram == 0 || opt.max_datagram > 65535) node.fail("max_datagram", "must be 1..65535");
+            SyslogParseOptions parse;
+            parse.keep_raw = node.boolean("keep_raw", true);
+            return std::make_unique<SyslogUdpSource>(std::move(common), std::move(opt), parse, sink);
+          }};
+}
+
+}  // namespace bf

@@ -1,0 +1,435 @@
+#include "proxy/syslog_parser.h"
+
+#include <boost/json.hpp>
+#include <array>
+#include <cctype>
+#include <cstdlib>
+#include <string>
+
+#include "common/time.h"
+#include "proxy/utf8.h"
+
+namespace bf {
+namespace {
+
+namespace json = boost::json;
+
+constexpr int64_t kMicrosPerSecond = 1000000;
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+bool is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int days_in_month(int y, int m) {
+  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && is_leap(y) ? 29 : kDays[m - 1];
+}
+
+// Reads exactly `n` digits at s[pos..]; advances pos.
+bool read_digits(std::string_view s, size_t& pos, size_t n, int& out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const char c = s[pos + k];
+    if (!is_digit(c)) return false;
+    v = v * 10 + (c - '0');
+  }
+  out = v;
+  pos += n;
+  return true;
+}
+
+bool expect(std::string_view s, size_t& pos, char c) {
+  if (pos < s.size() && s[pos] == c) {
+    ++pos;
+    return true;
+  }
+  return false;
+}
+
+bool valid_time_of_day(int h, int mi, int sec) { return h <= 23 && mi <= 59 && sec <= 59; }
+
+int64_t to_unix_us(int y, int mo, int d, int h, int mi, int sec, int micros) {
+  return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 * kMicrosPerSecond +
+         int64_t(sec) * kMicrosPerSecond + micros;
+}
+
+// Optional ".ddd" fraction; returns micros (truncated past 6 digits).
+bool read_fraction(std::string_view s, size_t& pos, int& micros) {
+  micros = 0;
+  if (pos >= s.size() || s[pos] != '.') return true;
+  ++pos;
+  size_t digits = 0;
+  while (pos < s.size() && is_digit(s[pos])) {
+    if (digits < 6) micros = micros * 10 + (s[pos] - '0');
+    ++digits;
+    ++pos;
+  }
+  if (digits == 0) return false;
+  for (size_t k = digits; k < 6; ++k) micros *= 10;
+  return true;
+}
+
+// ---- RFC 3164 BSD timestamp: "Mmm dd hh:mm:ss" (day space- or zero-padded), with an
+// optional fraction and an optional year before the time ("Mmm dd yyyy hh:mm:ss").
+struct BsdTime {
+  int month = 0, day = 0, year = 0, hour = 0, minute = 0, second = 0, micros = 0;
+};
+
+bool parse_bsd_timestamp(std::string_view s, size_t& pos, BsdTime& t) {
+  static constexpr std::array<std::string_view, 12> kMonths = {
+      "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+  size_t p = pos;
+  if (p + 3 > s.size()) return false;
+  std::string mon;
+  for (size_t k = 0; k < 3; ++k) mon += static_cast<char>(std::tolower(static_cast<unsigned char>(s[p + k])));
+  t.month = 0;
+  for (size_t m = 0; m < kMonths.size(); ++m)
+    if (kMonths[m] == mon) t.month = static_cast<int>(m) + 1;
+  if (t.month == 0) return false;
+  p += 3;
+  if (!expect(s, p, ' ')) return false;
+  expect(s, p, ' ');  // "Oct  5"
+  if (p >= s.size() || !is_digit(s[p])) return false;
+  t.day = s[p++] - '0';
+  if (p < s.size() && is_digit(s[p])) t.day = t.day * 10 + (s[p++] - '0');
+  if (!expect(s, p, ' ')) return false;
+  // optional year
+  {
+    size_t q = p;
+    int y = 0;
+    if (read_digits(s, q, 4, y) && expect(s, q, ' ')) {
+      t.year = y;
+      p = q;
+    }
+  }
+  if (!read_digits(s, p, 2, t.hour) || !expect(s, p, ':') || !read_digits(s, p, 2, t.minute) ||
+      !expect(s, p, ':') || !read_digits(s, p, 2, t.second))
+    return false;
+  if (!read_fraction(s, p, t.micros)) return false;
+  if (p < s.size() && s[p] != ' ') return false;
+  if (t.day < 1 || t.day > 31 || !valid_time_of_day(t.hour, t.minute, t.second)) return false;
+  pos = p;
+  return true;
+}
+
+// ---- event construction
+
+void set_pri(Event& ev, int pri) {
+  ev["facility"] = pri / 8;
+  ev["severity"] = pri % 8;
+}
+
+Event failure(const std::string& line, int pri, const std::string& problem, int64_t received_us) {
+  Event ev;
+  if (pri >= 0) set_pri(ev, pri);
+  ev["message"] = line;
+  ev["_time"] = format_rfc3339(received_us);
+  ev["_raw"] = line;
+  ev["_parse_error"] = problem;
+  return ev;
+}
+
+struct ParseError {
+  std::string what;
+};
+
+// A space-delimited header token; throws ParseError naming `field` when missing/empty.
+std::string_view header_token(std::string_view s, size_t& pos, const char* field) {
+  if (pos >= s.size()) throw ParseError{std::string("RFC 5424 header truncated: missing ") + field};
+  const size_t end = std::min(s.find(' ', pos), s.size());
+  if (end == pos) throw ParseError{std::string("RFC 5424: empty ") + field + " at offset " + std::to_string(pos)};
+  std::string_view tok = s.substr(pos, end - pos);
+  pos = end;
+  return tok;
+}
+
+void add_param(json::object& params, std::string_view name, std::string value) {
+  auto it = params.find(name);
+  if (it == params.end()) {
+    params.emplace(name, std::move(value));
+  } else if (it->value().is_array()) {
+    it->value().as_array().emplace_back(std::move(value));
+  } else {
+    json::array a;
+    a.emplace_back(std::move(it->value()));
+    a.emplace_back(std::move(value));
+    it->value() = std::move(a);
+  }
+}
+
+bool sd_name_char(char c) {
+  return c > 32 && c < 127 && c != '=' && c != ']' && c != '"' && c != ' ';
+}
+
+// SD-ELEMENTs starting at s[pos] == '['; fills `sd`. Throws ParseError.
+void parse_structured_data(std::string_view s, size_t& pos, json::object& sd) {
+  while (pos < s.size() && s[pos] == '[') {
+    ++pos;
+    const size_t id_start = pos;
+    while (pos < s.size() && sd_name_char(s[pos])) ++pos;
+    if (pos == id_start)
+      throw ParseError{"RFC 5424: empty or invalid SD-ID at offset " + std::to_string(id_start)};
+    std::string_view id = s.substr(id_start, pos - id_start);
+    json::object* params;
+    {
+      auto it = sd.find(id);
+      if (it == sd.end()) it = sd.emplace(id, json::object()).first;
+      if (!it->value().is_object()) it->value() = json::object();
+      params = &it->value().as_object();
+    }
+    for (;;) {
+      if (pos >= s.size())
+        throw ParseError{"RFC 5424: unterminated structured data element '" + std::string(id) + "'"};
+      if (s[pos] == ']') {
+        ++pos;
+        break;
+      }
+      if (s[pos] != ' ')
+        throw ParseError{"RFC 5424: invalid character in SD-ID '" + std::string(id) + "' at offset " +
+                         std::to_string(pos)};
+      while (pos < s.size() && s[pos] == ' ') ++pos;
+      if (pos < s.size() && s[pos] == ']') continue;
+      const size_t name_start = pos;
+      while (pos < s.size() && sd_name_char(s[pos])) ++pos;
+      if (pos == name_start)
+        throw ParseError{"RFC 5424: empty PARAM-NAME in '" + std::string(id) + "' at offset " +
+                         std::to_string(name_start)};
+      std::string_view name = s.substr(name_start, pos - name_start);
+      if (!expect(s, pos, '=') || !expect(s, pos, '"'))
+        throw ParseError{"RFC 5424: expected =\"value\" after PARAM-NAME '" + std::string(name) + "'"};
+      std::string value;
+      bool closed = false;
+      while (pos < s.size()) {
+        const char c = s[pos];
+        if (c == '\\' && pos + 1 < s.size() &&
+            (s[pos + 1] == '"' || s[pos + 1] == '\\' || s[pos + 1] == ']')) {
+          value += s[pos + 1];
+          pos += 2;
+        } else if (c == '"') {
+          ++pos;
+          closed = true;
+          break;
+        } else {
+          value += c;  // includes a backslash before any other character
+          ++pos;
+        }
+      }
+      if (!closed)
+        throw ParseError{"RFC 5424: unterminated PARAM-VALUE for '" + std::string(id) + "." +
+                         std::string(name) + "'"};
+      add_param(*params, name, std::move(value));
+    }
+  }
+}
+
+std::string_view strip_bom(std::string_view m) {
+  if (m.size() >= 3 && m.substr(0, 3) == "\xEF\xBB\xBF") m.remove_prefix(3);
+  return m;
+}
+
+// After "<PRI>1 ".
+void parse_5424(std::string_view s, size_t pos, int64_t received_us, Event& ev) {
+  std::string_view ts = header_token(s, pos, "TIMESTAMP");
+  std::optional<int64_t> time;
+  std::string time_problem;
+  if (ts != "-") {
+    time = parse_syslog_timestamp(ts, /*require_offset=*/true);
+    if (!time) time_problem = "RFC 5424: invalid TIMESTAMP '" + std::string(ts) + "'";
+  }
+  const char* names[] = {"HOSTNAME", "APP-NAME", "PROCID", "MSGID"};
+  const char* fields[] = {"hostname", "app_name", "procid", "msgid"};
+  for (int k = 0; k < 4; ++k) {
+    if (!expect(s, pos, ' ')) throw ParseError{std::string("RFC 5424 header truncated: missing ") + names[k]};
+    std::string_view tok = header_token(s, pos, names[k]);
+    if (tok != "-") ev[fields[k]] = tok;
+  }
+  json::object sd;
+  if (pos < s.size()) {  // lenient: a message ending after MSGID has no SD and no MSG
+    if (!expect(s, pos, ' ')) throw ParseError{"RFC 5424: expected SP after MSGID"};
+    if (pos < s.size() && s[pos] == '-' && (pos + 1 == s.size() || s[pos + 1] == ' ')) {
+      ++pos;
+    } else if (pos < s.size() && s[pos] == '[') {
+      parse_structured_data(s, pos, sd);
+    } else {
+      throw ParseError{"RFC 5424: expected STRUCTURED-DATA ('-' or '[') at offset " + std::to_string(pos)};
+    }
+  }
+  std::string_view msg;
+  if (pos < s.size()) {
+    if (s[pos] != ' ')
+      throw ParseError{"RFC 5424: expected SP after STRUCTURED-DATA at offset " + std::to_string(pos)};
+    msg = strip_bom(s.substr(pos + 1));
+  }
+  if (!sd.empty()) ev["structured_data"] = std::move(sd);
+  ev["message"] = msg;
+  ev["_time"] = format_rfc3339(time ? *time : received_us);
+  if (!time_problem.empty()) ev["_parse_error"] = time_problem;
+}
+
+// TAG[PID]: or TAG: at the start of r. Returns the offset of the message, 0 if no tag.
+size_t parse_tag(std::string_view r, Event& ev) {
+  size_t j = 0;
+  while (j < r.size() && r[j] != ' ' && r[j] != '[' && !(r[j] == ':' && (j + 1 == r.size() || r[j + 1] == ' ')))
+    ++j;
+  if (j == 0 || j == r.size()) return 0;
+  std::string_view tag = r.substr(0, j);
+  if (r[j] == '[') {
+    const size_t close = r.find(']', j);
+    if (close == std::string_view::npos || r.substr(j + 1, close - j - 1).find(' ') != std::string_view::npos)
+      return 0;
+    std::string_view pid = r.substr(j + 1, close - j - 1);
+    size_t k = close + 1;
+    if (k < r.size() && r[k] == ':') ++k;
+    if (k < r.size() && r[k] != ' ') return 0;
+    if (k < r.size()) ++k;
+    ev["app_name"] = tag;
+    if (!pid.empty()) ev["procid"] = pid;
+    return k;
+  }
+  if (r[j] == ':') {
+    size_t k = j + 1;
+    if (k < r.size()) ++k;  // the SP after "tag:"
+    ev["app_name"] = tag;
+    return k;
+  }
+  return 0;  // a plain word: no tag
+}
+
+bool looks_iso(std::string_view r) {
+  return r.size() >= 11 && is_digit(r[0]) && is_digit(r[1]) && is_digit(r[2]) && is_digit(r[3]) &&
+         r[4] == '-';
+}
+
+void parse_3164(std::string_view s, size_t pos, int64_t received_us, Event& ev) {
+  std::optional<int64_t> time;
+  bool header = false;
+  std::string_view rest = s.substr(pos);
+  if (looks_iso(rest)) {
+    const size_t end = std::min(rest.find(' '), rest.size());
+    if (auto t = parse_syslog_timestamp(rest.substr(0, end), /*require_offset=*/false)) {
+      time = t;
+      header = true;
+      pos += end;
+    }
+  } else {
+    BsdTime bt;
+    size_t p = pos;
+    if (parse_bsd_timestamp(s, p, bt)) {
+      header = true;
+      pos = p;
+      if (bt.year != 0) {
+        if (bt.day <= days_in_month(bt.year, bt.month))
+          time = to_unix_us(bt.year, bt.month, bt.day, bt.hour, bt.minute, bt.second, bt.micros);
+      } else {
+        time = infer_bsd_time(bt.month, bt.day, bt.hour, bt.minute, bt.second, bt.micros, received_us);
+      }
+      if (!time) header = false, pos = s.size() - rest.size();  // "Feb 30": not a timestamp
+    }
+  }
+  std::string_view msg = rest;
+  if (header) {
+    std::string_view r = s.substr(pos);
+    if (!r.empty()) r.remove_prefix(1);  // SP after the timestamp
+    const size_t tok_end = std::min(r.find(' '), r.size());
+    std::string_view tok = r.substr(0, tok_end);
+    const bool tag_like = !tok.empty() && (tok.back() == ':' || tok.find('[') != std::string_view::npos);
+    if (!tok.empty() && !tag_like) {
+      ev["hostname"] = tok;
+      r.remove_prefix(tok_end);
+      if (!r.empty()) r.remove_prefix(1);
+    }
+    const size_t m = parse_tag(r, ev);
+    msg = r.substr(m);
+  }
+  ev["message"] = strip_bom(msg);
+  ev["_time"] = format_rfc3339(time ? *time : received_us);
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_syslog_timestamp(std::string_view s, bool require_offset) {
+  size_t p = 0;
+  int y, mo, d, h, mi, sec, micros;
+  if (!read_digits(s, p, 4, y) || !expect(s, p, '-') || !read_digits(s, p, 2, mo) || !expect(s, p, '-') ||
+      !read_digits(s, p, 2, d))
+    return std::nullopt;
+  if (p >= s.size() || (s[p] != 'T' && s[p] != 't')) return std::nullopt;
+  ++p;
+  if (!read_digits(s, p, 2, h) || !expect(s, p, ':') || !read_digits(s, p, 2, mi) || !expect(s, p, ':') ||
+      !read_digits(s, p, 2, sec))
+    return std::nullopt;
+  if (!read_fraction(s, p, micros)) return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || !valid_time_of_day(h, mi, sec)) return std::nullopt;
+  int64_t offset_us = 0;
+  if (p == s.size()) {
+    if (require_offset) return std::nullopt;
+  } else if (s[p] == 'Z' || s[p] == 'z') {
+    ++p;
+  } else if (s[p] == '+' || s[p] == '-') {
+    const int sign = s[p] == '-' ? -1 : 1;
+    ++p;
+    int oh, om;
+    if (!read_digits(s, p, 2, oh) || !expect(s, p, ':') || !read_digits(s, p, 2, om) || oh > 23 || om > 59)
+      return std::nullopt;
+    offset_us = sign * (int64_t(oh) * 3600 + om * 60) * kMicrosPerSecond;
+  } else {
+    return std::nullopt;
+  }
+  if (p != s.size()) return std::nullopt;
+  // local = UTC + offset  =>  UTC = local - offset
+  return to_unix_us(y, mo, d, h, mi, sec, micros) - offset_us;
+}
+
+std::optional<int64_t> infer_bsd_time(int month, int day, int hour, int minute, int second, int micros,
+                                      int64_t received_us) {
+  if (month < 1 || month > 12 || day < 1 || !valid_time_of_day(hour, minute, second)) return std::nullopt;
+  const int year = to_civil(received_us).year;
+  std::optional<int64_t> best;
+  for (int y = year - 1; y <= year + 1; ++y) {
+    if (day > days_in_month(y, month)) continue;
+    const int64_t t = to_unix_us(y, month, day, hour, minute, second, micros);
+    if (!best || std::llabs(t - received_us) < std::llabs(*best - received_us)) best = t;
+  }
+  return best;
+}
+
+bool has_parse_error(const Event& event) { return event.contains("_parse_error"); }
+
+Event parse_syslog(std::string_view input, int64_t received_us, const SyslogParseOptions& options) {
+  while (!input.empty() && (input.back() == '\n' || input.back() == '\r' || input.back() == '\0'))
+    input.remove_suffix(1);
+  const std::string line = repair_utf8(input);
+  std::string_view s = line;
+
+  if (s.empty()) return failure(line, -1, "empty message", received_us);
+  if (s[0] != '<') return failure(line, -1, "missing <PRI>: message does not start with '<'", received_us);
+  size_t pos = 1;
+  int pri = 0;
+  size_t digits = 0;
+  while (pos < s.size() && is_digit(s[pos]) && digits < 4) {
+    pri = pri * 10 + (s[pos] - '0');
+    ++pos;
+    ++digits;
+  }
+  if (digits == 0 || digits > 3 || pos >= s.size() || s[pos] != '>')
+    return failure(line, -1, "invalid <PRI>: expected 1-3 digits followed by '>'", received_us);
+  if (pri > 191) return failure(line, -1, "invalid <PRI>: " + std::to_string(pri) + " exceeds 191", received_us);
+  ++pos;
+
+  Event ev;
+  set_pri(ev, pri);
+  try {
+    if (s.substr(pos, 2) == "1 ") {
+      parse_5424(s, pos + 2, received_us, ev);
+    } else {
+      parse_3164(s, pos, received_us, ev);
+    }
+  } catch (const ParseError& e) {
+    return failure(line, pri, e.what, received_us);
+  }
+  if (options.keep_raw || ev.contains("_parse_error")) ev["_raw"] = line;
+  return ev;
+}
+
+}  // namespace bf

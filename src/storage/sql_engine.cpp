@@ -1,0 +1,378 @@
+#include "storage/sql_engine.h"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <string_view>
+#include <utility>
+
+#include "duckdb.hpp"
+#include "duckdb/common/enums/statement_type.hpp"
+#include "duckdb/parser/parser.hpp"
+#include "storage/duckdb_fs.h"
+#include "storage/object_store.h"
+
+namespace bf {
+
+// ---------------------------------------------------------------------------
+// quoting
+
+std::string sql_quote(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '\'';
+  for (char c : s) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  out += '\'';
+  return out;
+}
+
+std::string sql_ident(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// SqlResult rendering
+
+namespace {
+
+enum class Kind { kInteger, kFloat, kDecimal, kBool, kTimestamp, kTimestampTz, kJson, kOther };
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+Kind kind_of(std::string_view type) {
+  static constexpr std::string_view ints[] = {"TINYINT",  "SMALLINT",  "INTEGER",  "BIGINT",  "HUGEINT",
+                                              "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"};
+  for (auto t : ints)
+    if (type == t) return Kind::kInteger;
+  if (type == "FLOAT" || type == "DOUBLE") return Kind::kFloat;
+  if (starts_with(type, "DECIMAL")) return Kind::kDecimal;
+  if (type == "BOOLEAN") return Kind::kBool;
+  if (type == "TIMESTAMP WITH TIME ZONE") return Kind::kTimestampTz;
+  if (starts_with(type, "TIMESTAMP")) return Kind::kTimestamp;  // TIMESTAMP, _S, _MS, _NS
+  if (type == "JSON") return Kind::kJson;
+  return Kind::kOther;
+}
+
+// JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+bool is_json_number(std::string_view s) {
+  size_t i = 0;
+  auto digit = [&](size_t k) { return k < s.size() && s[k] >= '0' && s[k] <= '9'; };
+  if (i < s.size() && s[i] == '-') ++i;
+  if (!digit(i)) return false;
+  if (s[i] == '0') {
+    ++i;
+  } else {
+    while (digit(i)) ++i;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  return i == s.size();
+}
+
+// "2026-01-02 03:04:05.5" -> "2026-01-02T03:04:05.5Z" (timestamps are UTC);
+// with a zone, DuckDB's "+00" / "+05:30" suffix becomes "Z" / "+05:30".
+std::string iso_timestamp(const std::string& text, bool with_zone) {
+  const size_t space = text.find(' ');
+  if (space == std::string::npos || text.find("(BC)") != std::string::npos) return text;  // infinity etc.
+  std::string out = text;
+  out[space] = 'T';
+  if (!with_zone) return out + 'Z';
+  const size_t sign = out.find_last_of("+-");
+  if (sign == std::string::npos || sign < space) return out;
+  std::string zone = out.substr(sign);
+  out.resize(sign);
+  if (zone == "+00" || zone == "-00" || zone == "+00:00") return out + 'Z';
+  if (zone.size() == 3) zone += ":00";
+  return out + zone;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += boost::json::serialize(boost::json::string_view(s.data(), s.size()));
+}
+
+size_t display_width(std::string_view s) {
+  size_t w = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++w;  // count UTF-8 lead bytes
+  return w;
+}
+
+std::string display_text(const std::optional<std::string>& v) {
+  if (!v) return "NULL";
+  std::string out;
+  out.reserve(v->size());
+  for (char c : *v) {
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string SqlResult::to_json() const {
+  std::vector<Kind> kinds;
+  std::vector<std::string> keys;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    kinds.push_back(kind_of(c < types.size() ? types[c] : std::string()));
+    std::string k;
+    append_json_string(k, columns[c]);
+    keys.push_back(std::move(k));
+  }
+  std::string out = "[";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (r) out += ',';
+    out += '{';
+    const auto& row = rows[r];
+    for (size_t c = 0; c < columns.size(); ++c) {
+      if (c) out += ',';
+      out += keys[c];
+      out += ':';
+      const std::optional<std::string>* cell = c < row.size() ? &row[c] : nullptr;
+      if (!cell || !*cell) {
+        out += "null";
+        continue;
+      }
+      const std::string& v = **cell;
+      switch (kinds[c]) {
+        case Kind::kInteger:
+        case Kind::kFloat:
+        case Kind::kDecimal:
+          if (is_json_number(v)) {
+            out += v;  // verbatim: HUGEINT and DECIMAL(38,x) keep every digit
+          } else {
+            append_json_string(out, v);  // inf, -inf, nan
+          }
+          break;
+        case Kind::kBool:
+          out += (v == "true" || v == "1") ? "true" : "false";
+          break;
+        case Kind::kTimestamp:
+          append_json_string(out, iso_timestamp(v, false));
+          break;
+        case Kind::kTimestampTz:
+          append_json_string(out, iso_timestamp(v, true));
+          break;
+        case Kind::kJson: {
+          boost::system::error_code ec;
+          auto parsed = boost::json::parse(v, ec);
+          if (ec) {
+            append_json_string(out, v);
+          } else {
+            out += boost::json::serialize(parsed);
+          }
+          break;
+        }
+        case Kind::kOther:
+          append_json_string(out, v);
+          break;
+      }
+    }
+    out += '}';
+  }
+  out += ']';
+  return out;
+}
+
+std::string SqlResult::to_table() const {
+  const size_t n = columns.size();
+  std::vector<size_t> width(n);
+  std::vector<bool> right(n);
+  for (size_t c = 0; c < n; ++c) {
+    width[c] = display_width(columns[c]);
+    const Kind k = kind_of(c < types.size() ? types[c] : std::string());
+    right[c] = k == Kind::kInteger || k == Kind::kFloat || k == Kind::kDecimal;
+  }
+  std::vector<std::vector<std::string>> cells;
+  cells.reserve(rows.size());
+  for (const auto& row : rows) {
+    std::vector<std::string> line(n);
+    for (size_t c = 0; c < n; ++c) {
+      line[c] = c < row.size() ? display_text(row[c]) : "NULL";
+      width[c] = std::max(width[c], display_width(line[c]));
+    }
+    cells.push_back(std::move(line));
+  }
+  auto pad = [](std::string& out, const std::string& s, size_t w, bool right_align) {
+    const size_t fill = w - std::min(w, display_width(s));
+    if (right_align) out.append(fill, ' ');
+    out += s;
+    if (!right_align) out.append(fill, ' ');
+  };
+  auto emit_line = [&](std::string& out, const std::vector<std::string>& vals, bool header) {
+    for (size_t c = 0; c < n; ++c) {
+      out += c ? " | " : " ";
+      pad(out, vals[c], width[c], !header && right[c]);
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    out += '\n';
+  };
+  std::string out;
+  if (n > 0) {
+    emit_line(out, columns, true);
+    for (size_t c = 0; c < n; ++c) {
+      if (c) out += '+';
+      out.append(width[c] + 2, '-');
+    }
+    out += '\n';
+    for (const auto& line : cells) emit_line(out, line, false);
+  }
+  out += "(" + std::to_string(rows.size()) + (rows.size() == 1 ? " row)\n" : " rows)\n");
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// SqlEngine
+
+namespace {
+
+std::string message_of(const std::exception& e) { return duckdb::ErrorData(e).Message(); }
+
+}  // namespace
+
+struct SqlEngine::Impl {
+  std::shared_ptr<ObjectStore> store;
+  Options options;
+  std::unique_ptr<duckdb::DuckDB> db;
+
+  void run(duckdb::Connection& con, const std::string& sql) {
+    auto res = con.Query(sql);
+    if (res->HasError()) throw SqlError(res->GetError());
+  }
+};
+
+SqlEngine::SqlEngine(std::shared_ptr<ObjectStore> store, Options options) : impl_(std::make_unique<Impl>()) {
+  impl_->store = std::move(store);
+  impl_->options = std::move(options);
+  const Options& opt = impl_->options;
+  try {
+    duckdb::DBConfig config;
+    impl_->db = std::make_unique<duckdb::DuckDB>(nullptr, &config);
+    ObjectFsOptions fs_options;
+    fs_options.read_only = opt.sandboxed;  // untrusted SQL must not rewrite the lake
+    register_object_fs(*impl_->db->instance, impl_->store, fs_options);
+
+    duckdb::Connection con(*impl_->db);
+    // Internal time is UTC (DESIGN.md §7); only meaningful when ICU is present.
+    if (con.Query("SET TimeZone='UTC'")->HasError()) {
+      // no ICU: TIMESTAMPTZ renders as UTC anyway
+    }
+    if (opt.threads > 0) impl_->run(con, "SET threads=" + std::to_string(opt.threads));
+    if (!opt.memory_limit.empty()) impl_->run(con, "SET memory_limit=" + sql_quote(opt.memory_limit));
+    if (opt.sandboxed) {
+      // Order matters: allowed_directories and the extension switches cannot be
+      // changed once external access is off, and nothing once the config is locked.
+      impl_->run(con, "SET autoinstall_known_extensions=false");
+      impl_->run(con, "SET autoload_known_extensions=false");
+      std::string allowed;
+      for (const auto& prefix : opt.allowed_prefixes) {
+        if (prefix.rfind("bf://", 0) != 0) throw SqlError("allowed prefix '" + prefix + "' is not a bf:// path");
+        allowed += (allowed.empty() ? "" : ", ") + sql_quote(prefix);
+      }
+      impl_->run(con, "SET allowed_directories=[" + allowed + "]");
+      impl_->run(con, "SET enable_external_access=false");
+      impl_->run(con, "SET lock_configuration=true");
+    }
+  } catch (const SqlError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw SqlError("starting DuckDB failed: " + message_of(e));
+  }
+}
+
+SqlEngine::~SqlEngine() = default;
+
+SqlResult SqlEngine::query(const std::string& sql) { return query(sql, {}, SIZE_MAX); }
+
+SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows) {
+  SqlResult out;
+  try {
+    duckdb::Connection con(*impl_->db);
+    for (const auto& statement : setup) impl_->run(con, statement);
+    // Streamed, so a row limit stops the scan instead of materialising everything.
+    auto res = con.SendQuery(sql);
+    if (res->HasError()) throw SqlError(res->GetError());
+    out.columns.assign(res->names.begin(), res->names.end());
+    for (const auto& t : res->types) out.types.push_back(t.ToString());
+    const size_t ncols = out.columns.size();
+    while (auto chunk = res->Fetch()) {
+      const duckdb::idx_t n = chunk->size();
+      if (n == 0 || out.rows.size() >= max_rows) break;
+      for (duckdb::idx_t r = 0; r < n && out.rows.size() < max_rows; ++r) {
+        std::vector<std::optional<std::string>> row(ncols);
+        for (size_t c = 0; c < ncols; ++c) {
+          duckdb::Value v = chunk->GetValue(c, r);
+          if (!v.IsNull()) row[c] = v.ToString();
+        }
+        out.rows.push_back(std::move(row));
+      }
+    }
+    if (res->HasError()) throw SqlError(res->GetError());
+  } catch (const SqlError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw SqlError(message_of(e));
+  }
+  return out;
+}
+
+void SqlEngine::execute(const std::string& sql) {
+  try {
+    duckdb::Connection con(*impl_->db);
+    impl_->run(con, sql);
+  } catch (const SqlError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw SqlError(message_of(e));
+  }
+}
+
+bool SqlEngine::is_single_select(const std::string& sql, std::string* why) {
+  auto fail = [&](std::string msg) {
+    if (why) *why = std::move(msg);
+    return false;
+  };
+  duckdb::Parser parser;
+  try {
+    parser.ParseQuery(sql);
+  } catch (const std::exception& e) {
+    return fail(message_of(e));
+  }
+  if (parser.statements.empty()) return fail("empty query: no statement");
+  if (parser.statements.size() > 1) {
+    return fail("only one statement allowed, got " + std::to_string(parser.statements.size()));
+  }
+  const auto type = parser.statements[0]->type;
+  if (type != duckdb::StatementType::SELECT_STATEMENT) {
+    return fail("only SELECT statements are allowed, got " + duckdb::StatementTypeToString(type));
+  }
+  if (why) why->clear();
+  return true;
+}
+
+}  // namespace bf

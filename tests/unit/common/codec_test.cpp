@@ -1,0 +1,67 @@
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "common/batch.h"
+#include "common/compression.h"
+
+using namespace bf;
+
+TEST(Compression, RoundTripsBothCodecs) {
+  std::string data;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 100000; ++i) data += static_cast<char>('a' + rng() % 4);
+  for (Encoding e : {Encoding::zstd, Encoding::gzip, Encoding::identity}) {
+    std::string c = compress(e, data);
+    if (e != Encoding::identity) {
+      EXPECT_LT(c.size(), data.size());
+    }
+    EXPECT_EQ(decompress(e, c, data.size()), data);
+  }
+}
+
+TEST(Compression, LimitStopsBombs) {
+  std::string zeros(10 << 20, '\0');
+  for (Encoding e : {Encoding::zstd, Encoding::gzip}) {
+    std::string c = compress(e, zeros);
+    EXPECT_THROW(decompress(e, c, 1 << 20), DecompressTooLarge);
+  }
+}
+
+TEST(Compression, GarbageAndTruncationAreErrors) {
+  EXPECT_THROW(decompress(Encoding::zstd, "not zstd at all", 1000), DecompressError);
+  EXPECT_THROW(decompress(Encoding::gzip, "not gzip at all", 1000), DecompressError);
+  std::string c = compress(Encoding::zstd, std::string(100000, 'x') + "tail");
+  EXPECT_THROW(decompress(Encoding::zstd, c.substr(0, c.size() / 2), 1 << 20), DecompressError);
+  std::string g = compress(Encoding::gzip, std::string(100000, 'y'));
+  EXPECT_THROW(decompress(Encoding::gzip, g.substr(0, g.size() / 2), 1 << 20), DecompressError);
+}
+
+TEST(Compression, EncodingNames) {
+  EXPECT_EQ(parse_encoding("zstd"), Encoding::zstd);
+  EXPECT_EQ(parse_encoding("gzip"), Encoding::gzip);
+  EXPECT_EQ(parse_encoding(""), Encoding::identity);
+  EXPECT_FALSE(parse_encoding("br"));
+}
+
+TEST(Batch, NdjsonRoundTrip) {
+  std::vector<Event> events;
+  for (int i = 0; i < 3; ++i) events.push_back(Event{{"id", i}, {"msg", "hello \"world\"\n"}});
+  auto decoded = decode_batch(encode_batch(events));
+  ASSERT_EQ(decoded.size(), 3u);
+  EXPECT_EQ(decoded[2].at("id").as_int64(), 2);
+  EXPECT_EQ(decoded[0].at("msg").as_string(), "hello \"world\"\n");
+}
+
+TEST(Batch, ParseErrorsNameTheLine) {
+  try {
+    parse_ndjson("{\"a\":1}\n\n{\"b\":2}\r\n{broken\n");
+    FAIL();
+  } catch (const BatchFormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("line 4"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_ndjson("[1,2]\n"), BatchFormatError);
+  EXPECT_THROW(parse_ndjson("{\"a\":1} {\"b\":2}\n"), BatchFormatError);
+  EXPECT_THROW(parse_ndjson("{\"a\":\"\xff\xfe\"}\n"), BatchFormatError);  // invalid UTF-8
+  EXPECT_EQ(parse_ndjson("{\"a\":1}\n\n  \n{\"b\":2}").size(), 2u);
+}

@@ -1,0 +1,483 @@
+// UdpListener, TcpListener, TcpFramer and split_host_port over loopback sockets.
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <vector>
+
+#include "common/metrics.h"
+#include "net/listeners.h"
+#include "net_test_util.h"
+
+namespace bf {
+namespace {
+
+using test::RawConn;
+using test::wait_until;
+
+struct Received {
+  std::string message;
+  std::string peer;
+};
+
+// Thread-safe collector for handler calls.
+struct Collector {
+  std::mutex mu;
+  std::vector<Received> items;
+  MessageHandler handler() {
+    return [this](std::string_view m, const std::string& peer) {
+      std::lock_guard<std::mutex> lock(mu);
+      items.push_back({std::string(m), peer});
+    };
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu);
+    return items.size();
+  }
+  std::vector<std::string> messages() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<std::string> out;
+    for (auto& r : items) out.push_back(r.message);
+    return out;
+  }
+  std::vector<Received> all() {
+    std::lock_guard<std::mutex> lock(mu);
+    return items;
+  }
+};
+
+// Unique per call, so metric series start at zero even with --gtest_repeat.
+std::string test_name() {
+  static std::atomic<int> seq{0};
+  return std::string("t_") + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+         std::to_string(seq.fetch_add(1));
+}
+
+int64_t metric(const std::string& name, const std::string& listener) {
+  return metrics().value(name, {{"listener", listener}});
+}
+
+// --- split_host_port -------------------------------------------------------------
+
+TEST(SplitHostPort, AcceptedForms) {
+  EXPECT_EQ(split_host_port("127.0.0.1:8080"), std::make_pair(std::string("127.0.0.1"), uint16_t{8080}));
+  EXPECT_EQ(split_host_port("localhost:0"), std::make_pair(std::string("localhost"), uint16_t{0}));
+  EXPECT_EQ(split_host_port("[::1]:5514"), std::make_pair(std::string("::1"), uint16_t{5514}));
+  EXPECT_EQ(split_host_port("[::]:65535"), std::make_pair(std::string("::"), uint16_t{65535}));
+  EXPECT_EQ(split_host_port(":514"), std::make_pair(std::string("0.0.0.0"), uint16_t{514}));
+}
+
+TEST(SplitHostPort, RejectsAndNamesTheValue) {
+  for (const std::string bad : {"", "8080", "host:", "host:port", "host:65536", "host:-1", "[::1]",
+                                "[::1]8080", "[]:80", "::1:80", "[::1:80", "h:123456"}) {
+    try {
+      split_host_port(bad);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + bad + "'"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// --- UDP ---------------------------------------------------------------------------
+
+// A UDP socket bound to 127.0.0.1:<ephemeral> that sends to the listener.
+struct UdpSender {
+  int fd;
+  UdpSender() {
+    fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+  ~UdpSender() { ::close(fd); }
+  std::string local() const {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    return "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  }
+  bool send(uint16_t port, std::string_view data) const {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return ::sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) ==
+           static_cast<ssize_t>(data.size());
+  }
+};
+
+TEST(UdpListener, DeliversDatagramsWithPeer) {
+  const std::string name = test_name();
+  Collector got;
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  UdpListener l(name, o, got.handler());
+  l.start();
+  ASSERT_NE(l.port(), 0);
+  UdpSender s;
+  ASSERT_TRUE(s.send(l.port(), "<13>first"));
+  ASSERT_TRUE(s.send(l.port(), "second message"));
+  ASSERT_TRUE(s.send(l.port(), std::string(1000, 'x')));
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 3; }));
+  auto all = got.all();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].message, "<13>first");
+  EXPECT_EQ(all[1].message, "second message");
+  EXPECT_EQ(all[2].message, std::string(1000, 'x'));
+  for (auto& r : all) EXPECT_EQ(r.peer, s.local());
+  // Counters are added per receive batch, after the handler calls.
+  EXPECT_TRUE(wait_until([&] { return metric("bf_udp_datagrams_total", name) == 3; }));
+  EXPECT_TRUE(wait_until([&] { return metric("bf_udp_bytes_total", name) == 9 + 14 + 1000; }));
+  l.stop();
+}
+
+TEST(UdpListener, ManyDatagramsInBurstsAllArrive) {
+  const std::string name = test_name();
+  Collector got;
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  UdpListener l(name, o, got.handler());
+  l.start();
+  UdpSender s;
+  // Small enough to fit in the socket buffer, large enough to need several recvmmsg batches.
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(s.send(l.port(), "msg " + std::to_string(i)));
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 200; }));
+  auto msgs = got.messages();
+  ASSERT_EQ(msgs.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(msgs[i], "msg " + std::to_string(i));
+}
+
+TEST(UdpListener, OversizedDatagramIsTruncatedAndCounted) {
+  const std::string name = test_name();
+  Collector got;
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.max_datagram = 10;
+  UdpListener l(name, o, got.handler());
+  l.start();
+  UdpSender s;
+  ASSERT_TRUE(s.send(l.port(), "0123456789abcdefghij"));
+  ASSERT_TRUE(s.send(l.port(), "short"));
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 2; }));
+  auto msgs = got.messages();
+  EXPECT_EQ(msgs[0], "0123456789");
+  EXPECT_EQ(msgs[1], "short");
+  EXPECT_TRUE(wait_until([&] { return metric("bf_udp_datagrams_truncated_total", name) == 1; }));
+}
+
+TEST(UdpListener, KernelDropsAreCounted) {
+  const std::string name = test_name();
+  // Block the receive thread inside the handler so the (tiny) socket buffer overflows.
+  std::atomic<bool> release{false};
+  std::atomic<int> received{0};
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.receive_buffer_bytes = 4096;
+  UdpListener l(name, o, [&](std::string_view m, const std::string&) {
+    received.fetch_add(1);
+    if (m == "first") wait_until([&] { return release.load(); }, std::chrono::seconds(10));
+  });
+  l.start();
+  UdpSender s;
+  ASSERT_TRUE(s.send(l.port(), "first"));
+  ASSERT_TRUE(wait_until([&] { return received.load() == 1; }));
+  const int burst = 300;
+  for (int i = 0; i < burst; ++i) ASSERT_TRUE(s.send(l.port(), std::string(200, 'd')));
+  release = true;
+  // The drop count rides on the next datagram the kernel queues: send probes, one at a
+  // time, until one has been received after the backlog drained.
+  int sent = burst + 1;
+  ASSERT_TRUE(wait_until([&] {
+    if (metric("bf_udp_kernel_drops_total", name) > 0) return true;
+    const int before = received.load();
+    EXPECT_TRUE(s.send(l.port(), "probe"));
+    ++sent;
+    wait_until([&] { return received.load() > before; }, std::chrono::milliseconds(200));
+    return false;
+  })) << "received " << received.load() << " of " << sent;
+  ASSERT_TRUE(wait_until([&] {
+    return received.load() + metric("bf_udp_kernel_drops_total", name) == sent;
+  })) << "received " << received.load() << " drops " << metric("bf_udp_kernel_drops_total", name)
+      << " sent " << sent;
+  EXPECT_GT(metric("bf_udp_kernel_drops_total", name), 0);
+  EXPECT_LT(received.load(), sent);
+}
+
+TEST(UdpListener, HandlerExceptionDoesNotStopTheListener) {
+  const std::string name = test_name();
+  std::atomic<int> calls{0};
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  UdpListener l(name, o, [&](std::string_view m, const std::string&) {
+    calls.fetch_add(1);
+    if (m == "bad") throw std::runtime_error("bad datagram");
+  });
+  l.start();
+  UdpSender s;
+  ASSERT_TRUE(s.send(l.port(), "bad"));
+  ASSERT_TRUE(s.send(l.port(), "good"));
+  ASSERT_TRUE(wait_until([&] { return calls.load() >= 2; }));
+  EXPECT_EQ(metric("bf_listener_handler_errors_total", name), 1);
+}
+
+TEST(UdpListener, StopIsQuickAndReleasesThePort) {
+  Collector got;
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  auto l = std::make_unique<UdpListener>(test_name(), o, got.handler());
+  l->start();
+  const uint16_t p = l->port();
+  const auto t0 = std::chrono::steady_clock::now();
+  l->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  l->stop();
+  l.reset();
+  // The port is free again: another listener can bind it.
+  o.listen = "127.0.0.1:" + std::to_string(p);
+  UdpListener again("t_udp_again", o, got.handler());
+  EXPECT_NO_THROW(again.start());
+}
+
+TEST(UdpListener, BindConflictThrowsNamingTheAddress) {
+  Collector got;
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  UdpListener a("t_udp_a", o, got.handler());
+  a.start();
+  o.listen = "127.0.0.1:" + std::to_string(a.port());
+  UdpListener b("t_udp_b", o, got.handler());
+  try {
+    b.start();
+    FAIL() << "second bind succeeded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(o.listen), std::string::npos) << e.what();
+  }
+}
+
+// --- TcpFramer -----------------------------------------------------------------------
+
+struct Framed {
+  std::vector<std::string> messages;
+  int truncated = 0;
+};
+
+Framed frame_all(std::string_view input, size_t max_message, bool detect, size_t chunk) {
+  Framed out;
+  TcpFramer f(max_message, detect);
+  TcpFramer::Sink sink = [&](std::string_view m, bool t) {
+    out.messages.emplace_back(m);
+    out.truncated += t ? 1 : 0;
+  };
+  for (size_t i = 0; i < input.size(); i += chunk) f.feed(input.substr(i, chunk), sink);
+  f.finish(sink);
+  return out;
+}
+
+TEST(TcpFramer, AutoFramingMixesOctetCountingAndLinesUnderAnyChunking) {
+  const std::string input =
+      "5 hello"                 // octet-counted
+      "11 hello\nworld"         // octet-counted, contains LF
+      "<13>plain line\r\n"      // newline framed, CRLF
+      "\n"                      // empty line: skipped
+      "42 is the answer\n"      // digits + space: octet-counted with LEN 42? no: see below
+      ;
+  // "42 is the answer\n" is 17 bytes, so as an octet-counted frame it is incomplete at
+  // the end of the stream: delivered as far as it got and flagged truncated.
+  for (size_t chunk : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, input.size()}) {
+    auto got = frame_all(input, 1024, true, chunk);
+    ASSERT_EQ(got.messages.size(), 4u) << "chunk " << chunk;
+    EXPECT_EQ(got.messages[0], "hello");
+    EXPECT_EQ(got.messages[1], "hello\nworld");
+    EXPECT_EQ(got.messages[2], "<13>plain line");
+    EXPECT_EQ(got.messages[3], "is the answer\n");
+    EXPECT_EQ(got.truncated, 1);
+  }
+}
+
+TEST(TcpFramer, DigitsWithoutSpaceAreALine) {
+  auto got = frame_all("12345\n123abc\n99", 1024, true, 1);
+  ASSERT_EQ(got.messages.size(), 3u);
+  EXPECT_EQ(got.messages[0], "12345");
+  EXPECT_EQ(got.messages[1], "123abc");
+  EXPECT_EQ(got.messages[2], "99");  // partial last "line" at end of stream
+  EXPECT_EQ(got.truncated, 0);
+}
+
+TEST(TcpFramer, NewlineModeNeverCountsOctets) {
+  auto got = frame_all("5 hello\n3 abc\n", 1024, false, 4);
+  ASSERT_EQ(got.messages.size(), 2u);
+  EXPECT_EQ(got.messages[0], "5 hello");
+  EXPECT_EQ(got.messages[1], "3 abc");
+}
+
+TEST(TcpFramer, TruncatesBothFramingsAndResynchronises) {
+  const std::string input = std::string(20, 'a') + "\n" +        // line over the limit
+                            "20 " + std::string(20, 'b') +       // frame over the limit
+                            "abcdefgh\r\n" +                     // exactly the limit + CRLF
+                            "8 12345678";                        // frame at the limit
+  for (size_t chunk : {size_t{1}, size_t{5}, input.size()}) {
+    auto got = frame_all(input, 8, true, chunk);
+    ASSERT_EQ(got.messages.size(), 4u);
+    EXPECT_EQ(got.messages[0], std::string(8, 'a'));
+    EXPECT_EQ(got.messages[1], std::string(8, 'b'));
+    EXPECT_EQ(got.messages[2], "abcdefgh");
+    EXPECT_EQ(got.messages[3], "12345678");
+    EXPECT_EQ(got.truncated, 2) << "chunk " << chunk;
+  }
+}
+
+// --- TCP -------------------------------------------------------------------------------
+
+struct TcpFixture : ::testing::Test {
+  Collector got;
+  std::string name;
+  std::unique_ptr<TcpListener> listener;
+  void start(TcpListenerOptions o = {}) {
+    name = test_name();
+    o.listen = "127.0.0.1:0";
+    listener = std::make_unique<TcpListener>(name, o, got.handler());
+    listener->start();
+    ASSERT_NE(listener->port(), 0);
+  }
+  uint16_t port() const { return listener->port(); }
+};
+
+TEST_F(TcpFixture, NewlineFramingWithCrLfAndPartialLastLine) {
+  start();
+  std::string local;
+  {
+    RawConn c(port());
+    ASSERT_TRUE(c.connected());
+    local = c.local();
+    ASSERT_TRUE(c.send("<13>one\n<13>two\r\n"));
+    ASSERT_TRUE(c.send("<13>thr"));
+    ASSERT_TRUE(c.send("ee\n<13>partial"));
+  }  // close: the partial last line is delivered
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 4; }));
+  auto all = got.all();
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[0].message, "<13>one");
+  EXPECT_EQ(all[1].message, "<13>two");
+  EXPECT_EQ(all[2].message, "<13>three");
+  EXPECT_EQ(all[3].message, "<13>partial");
+  for (auto& r : all) EXPECT_EQ(r.peer, local);
+  EXPECT_EQ(metric("bf_tcp_messages_total", name), 4);
+}
+
+TEST_F(TcpFixture, OctetCountingFraming) {
+  start();
+  {
+    RawConn c(port());
+    ASSERT_TRUE(c.send("17 <13>hello\nworld!!"));
+    ASSERT_TRUE(c.send("9 <13>short"));
+    ASSERT_TRUE(c.send("<13>newline after frames\n"));
+  }
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 3; }));
+  auto msgs = got.messages();
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0], "<13>hello\nworld!!");
+  EXPECT_EQ(msgs[1], "<13>short");
+  EXPECT_EQ(msgs[2], "<13>newline after frames");
+}
+
+TEST_F(TcpFixture, OversizedMessagesAreTruncatedAndCounted) {
+  TcpListenerOptions o;
+  o.max_message = 16;
+  start(o);
+  {
+    RawConn c(port());
+    ASSERT_TRUE(c.send(std::string(100, 'L') + "\n"));
+    ASSERT_TRUE(c.send("40 " + std::string(40, 'F')));
+    ASSERT_TRUE(c.send("next\n"));
+  }
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 3; }));
+  auto msgs = got.messages();
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0], std::string(16, 'L'));
+  EXPECT_EQ(msgs[1], std::string(16, 'F'));
+  EXPECT_EQ(msgs[2], "next");
+  EXPECT_EQ(metric("bf_tcp_messages_truncated_total", name), 2);
+}
+
+TEST_F(TcpFixture, SeveralConnectionsAreFramedIndependently) {
+  start();
+  RawConn a(port());
+  RawConn b(port());
+  ASSERT_TRUE(a.send("from-a-"));
+  ASSERT_TRUE(b.send("from-b\n"));
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 1; }));
+  ASSERT_TRUE(a.send("done\n"));
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 2; }));
+  auto all = got.all();
+  EXPECT_EQ(all[0].message, "from-b");
+  EXPECT_EQ(all[0].peer, b.local());
+  EXPECT_EQ(all[1].message, "from-a-done");
+  EXPECT_EQ(all[1].peer, a.local());
+}
+
+TEST_F(TcpFixture, MaxConnectionsIsEnforced) {
+  TcpListenerOptions o;
+  o.max_connections = 1;
+  start(o);
+  RawConn first(port());
+  ASSERT_TRUE(first.send("hello\n"));
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 1; }));  // accepted and registered
+  RawConn second(port());
+  ASSERT_TRUE(second.connected());  // the kernel completes the handshake...
+  EXPECT_TRUE(second.wait_closed());  // ...then the listener closes it
+  EXPECT_TRUE(wait_until([&] { return metric("bf_tcp_connections_rejected_total", name) == 1; }));
+  // The first connection still works.
+  ASSERT_TRUE(first.send("still here\n"));
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 2; }));
+  EXPECT_EQ(got.messages()[1], "still here");
+}
+
+TEST_F(TcpFixture, ConnectionSlotIsFreedOnClose) {
+  TcpListenerOptions o;
+  o.max_connections = 1;
+  start(o);
+  {
+    RawConn c(port());
+    ASSERT_TRUE(c.send("one\n"));
+    ASSERT_TRUE(wait_until([&] { return got.size() >= 1; }));
+  }
+  ASSERT_TRUE(wait_until([&] { return metric("bf_tcp_connections_active", name) == 0; }));
+  RawConn c2(port());
+  ASSERT_TRUE(c2.send("two\n"));
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 2; }));
+  EXPECT_EQ(metric("bf_tcp_connections_rejected_total", name), 0);
+}
+
+TEST_F(TcpFixture, StopIsCleanAndDeliversPartialLines) {
+  start();
+  RawConn c(port());
+  ASSERT_TRUE(c.send("complete\nincomplete"));
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 1; }));
+  const uint16_t p = port();
+  const auto t0 = std::chrono::steady_clock::now();
+  listener->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  auto msgs = got.messages();
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[1], "incomplete");
+  EXPECT_TRUE(c.wait_closed());
+  RawConn after(p);
+  EXPECT_FALSE(after.connected());
+  listener->stop();
+  listener.reset();
+}
+
+TEST(TcpListener, RejectsUnknownFraming) {
+  TcpListenerOptions o;
+  o.framing = "octets";
+  try {
+    TcpListener l("t_bad_framing", o, [](std::string_view, const std::string&) {});
+    FAIL() << "accepted framing 'octets'";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("octets"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace bf
