@@ -1,0 +1,163 @@
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/batch.h"
+#include "common/catalog.h"
+#include "common/metrics.h"
+#include "common/ulid.h"
+#include "fixtures/net_helpers.h"
+#include "net/http_client.h"
+#include "receiver/receiver.h"
+#include "storage/layout.h"
+#include "storage/local_store.h"
+
+using namespace bf;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kKey = "receiver-test-key-0123456789";
+const std::string kOtherTenantKey = "receiver-other-key-0123456789";
+
+class ReceiverTest : public ::testing::Test {
+ protected:
+  fs::path dir = fs::temp_directory_path() / ("bf-receiver-" + new_ulid());
+  std::shared_ptr<Catalog> catalog = std::make_shared<Catalog>();
+  std::shared_ptr<LocalStore> store;
+  std::unique_ptr<Receiver> receiver;
+  HttpClient http;
+
+  void SetUp() override {
+    catalog->add_dataset(DatasetInfo{DatasetRef{"acme", "web", "logs"}, {}});
+    catalog->add_dataset(DatasetInfo{DatasetRef{"acme", "db", "logs"}, {}});
+    catalog->add_key(kKey, KeyGrant{"acme", "web"});
+    catalog->add_key(kOtherTenantKey, KeyGrant{"acme", "db"});
+    store = std::make_shared<LocalStore>(dir / "store");
+    start();
+  }
+  void TearDown() override {
+    receiver.reset();
+    fs::remove_all(dir);
+  }
+  void start(uint64_t spool_max = 0, uint64_t max_body = 1 << 20) {
+    ReceiverOptions o;
+    o.http.listen = "127.0.0.1:0";
+    o.http.max_body_bytes = max_body;
+    o.max_decompressed_bytes = 4 << 20;
+    o.spool_dir = (dir / "spool").string();
+    o.spool_max_bytes = spool_max;
+    receiver = std::make_unique<Receiver>(o, catalog, store);
+    receiver->start();
+  }
+  std::string url(const std::string& tenant = "web", const std::string& dataset = "logs") {
+    return "http://127.0.0.1:" + std::to_string(receiver->port()) + "/api/v1/ingest/" + tenant + "/" + dataset;
+  }
+  HttpResult post(const std::string& body, Headers headers = {}, const std::string& target = "") {
+    if (!headers.count("Authorization")) headers["Authorization"] = "Bearer " + kKey;
+    return http.send("POST", target.empty() ? url() : target, headers, body);
+  }
+  std::vector<ObjectInfo> raw_objects() { return store->list_all("raw/"); }
+};
+
+TEST_F(ReceiverTest, AcceptedBatchLandsInRawUnderItsBatchId) {
+  std::string id = new_ulid();
+  std::string body = compress(Encoding::zstd, "{\"n\":1}\n{\"n\":2,\"_time\":\"2026-01-01T00:00:00Z\"}\n");
+  auto r = post(body, {{"Content-Encoding", "zstd"}, {"X-Batch-Id", id}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto answer = boost::json::parse(r.body);
+  EXPECT_EQ(answer.at("batch_id").as_string(), id);
+  EXPECT_EQ(answer.at("accepted").as_int64(), 2);
+  std::string key = raw_key(DatasetRef{"acme", "web", "logs"}, id);
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return store->head(key).has_value(); }));
+  auto events = decode_batch(store->get(key));
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_TRUE(events[0].contains("_received"));
+  EXPECT_EQ(events[0].at("_time"), events[0].at("_received"));  // defaulted
+  EXPECT_EQ(events[1].at("_time").as_string(), "2026-01-01T00:00:00Z");  // kept
+  EXPECT_EQ(events[0].at("_source").as_string(), "http-ingest");
+  EXPECT_TRUE(test::eventually(std::chrono::seconds(5), [&] { return receiver->spooled_batches() == 0; }));
+}
+
+TEST_F(ReceiverTest, RetriedBatchIsStoredOnce) {
+  std::string id = new_ulid();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(post("{\"n\":1}\n", {{"X-Batch-Id", id}}).status, 200);
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  auto objects = raw_objects();
+  ASSERT_EQ(objects.size(), 1u);
+  EXPECT_EQ(batch_id_of(objects[0].key), id);
+}
+
+TEST_F(ReceiverTest, JsonArrayAndGzipAreAccepted) {
+  auto r = post(compress(Encoding::gzip, "[{\"a\":1},{\"a\":2},{\"a\":3}]"), {{"Content-Encoding", "gzip"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(boost::json::parse(r.body).at("accepted").as_int64(), 3);
+}
+
+TEST_F(ReceiverTest, RejectionsHaveTheDocumentedStatusesAndStoreNothing) {
+  auto& malformed = metrics().counter("bf_receiver_rejected_total", "", {{"reason", "malformed"}});
+  uint64_t malformed_before = malformed.value();
+
+  EXPECT_EQ(post("{\"a\":1}\n", {{"Authorization", "Bearer wrong-key-0123456789"}}).status, 401);
+  EXPECT_EQ(http.send("POST", url(), {}, "{\"a\":1}\n").status, 401);
+  EXPECT_EQ(post("{\"a\":1}\n", {{"Authorization", "Bearer " + kOtherTenantKey}}).status, 403);
+  EXPECT_EQ(post("{\"a\":1}\n", {}, url("web", "nope")).status, 404);
+  EXPECT_EQ(post("{\"a\":1}\n", {}, url("Web", "logs")).status, 400);
+  auto bad_line = post("{\"a\":1}\n{\"a\":\n", {});
+  EXPECT_EQ(bad_line.status, 400);
+  EXPECT_NE(bad_line.body.find("line 2"), std::string::npos) << bad_line.body;
+  EXPECT_EQ(post("{\"a\":\"\xc3\x28\"}\n").status, 400);  // invalid UTF-8
+  EXPECT_EQ(post("[1, 2]").status, 400);
+  EXPECT_EQ(post("{\"a\":1}\n", {{"X-Batch-Id", "not-a-ulid"}}).status, 400);
+  EXPECT_EQ(post("garbage", {{"Content-Encoding", "zstd"}}).status, 400);
+  EXPECT_EQ(post("{\"a\":1}\n", {{"Content-Encoding", "br"}}).status, 415);
+  EXPECT_EQ(post(std::string(2 << 20, ' ')).status, 413);  // body over max_body
+  std::string bomb = compress(Encoding::zstd, std::string(16 << 20, ' '));
+  EXPECT_EQ(post(bomb, {{"Content-Encoding", "zstd"}}).status, 413);  // decompressed over the limit
+
+  EXPECT_GE(malformed.value(), malformed_before + 3);
+  EXPECT_EQ(receiver->spooled_batches(), 0u);
+  EXPECT_TRUE(raw_objects().empty());
+}
+
+TEST_F(ReceiverTest, FullSpoolAnswers503WithRetryAfter) {
+  receiver.reset();
+  start(/*spool_max=*/64);
+  auto r = post("{\"message\":\"" + std::string(200, 'x') + "\"}\n");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(r.headers.count("Retry-After"));
+}
+
+TEST_F(ReceiverTest, RestartResumesUploadsLeftInTheSpool) {
+  receiver.reset();
+  // The store's root becomes a file, so uploads fail: batches stay in the spool.
+  fs::path blocked = dir / "blocked";
+  store = std::make_shared<LocalStore>(blocked);
+  fs::remove_all(blocked);
+  std::ofstream(blocked) << "x";
+  start();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(post("{\"n\":" + std::to_string(i) + "}\n").status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(receiver->spooled_batches(), 3u);
+  receiver.reset();
+
+  store = std::make_shared<LocalStore>(dir / "store");
+  start();
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  EXPECT_EQ(raw_objects().size(), 3u);
+}
+
+TEST_F(ReceiverTest, ServesHealthAndMetrics) {
+  std::string base = "http://127.0.0.1:" + std::to_string(receiver->port());
+  EXPECT_EQ(http.send("GET", base + "/healthz", {}, "").status, 200);
+  EXPECT_EQ(http.send("GET", base + "/readyz", {}, "").status, 200);
+  ASSERT_EQ(post("{\"n\":1}\n").status, 200);
+  auto m = http.send("GET", base + "/metrics", {}, "");
+  EXPECT_NE(m.body.find("bf_receiver_events_total{tenant=\"web\",dataset=\"logs\"}"), std::string::npos) << m.body;
+}
+
+}  // namespace
