@@ -16,7 +16,7 @@ APT_PACKAGES=(
   libzstd-dev zlib1g-dev libre2-dev libmaxminddb-dev librdkafka-dev libnats-dev
   libsqlite3-dev libpq-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nats-server postgresql
+  nats-server
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -29,8 +29,14 @@ done
 if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  log=$(mktemp)
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+           --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: apt-get failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi
 
 # --- DuckDB 1.4.4 LTS from npm, pinned and integrity-checked --------------

@@ -124,7 +124,7 @@ struct QueryService::Impl {
                                    {"rows", boost::json::parse(out.result.to_json())},
                                    {"row_count", out.result.rows.size()},
                                    {"truncated", out.truncated},
-                                   {"elapsed_ms", out.elapsed_ms}};
+                                   {"elapsed_ms", static_cast<int64_t>(out.elapsed_ms + 0.5)}};
       return HttpResponse::json(200, boost::json::serialize(response));
     } catch (const QueryError& e) {
       return HttpResponse::error(e.status, e.what());
