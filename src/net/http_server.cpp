@@ -26,6 +26,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "net/acceptor.h"
 #include "net/listeners.h"
 
 namespace bf {
@@ -619,7 +620,6 @@ void HttpServer::start() {
     std::lock_guard<std::mutex> lock(s.mu);
     if (s.started) throw std::logic_error("http server '" + s.name + "' already started");
   }
-  const auto [host, port] = split_host_port(s.opts.listen);
   if (s.opts.threads < 1) throw std::invalid_argument("http server '" + s.name + "': threads must be >= 1");
 
   if (!s.opts.tls_cert_file.empty() || !s.opts.tls_key_file.empty()) {
@@ -645,29 +645,8 @@ void HttpServer::start() {
     s.tls.emplace(std::move(ctx));
   }
 
+  net_detail::open_acceptor(s.acceptor, s.opts.listen, "http server '" + s.name + "'");
   beast::error_code ec;
-  tcp::resolver resolver(s.ioc);
-  auto results = resolver.resolve(host, std::to_string(port),
-                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-  if (ec || results.empty()) {
-    throw std::runtime_error("http server '" + s.name + "': cannot resolve listen address '" +
-                             s.opts.listen + "': " + (ec ? ec.message() : "no addresses"));
-  }
-  const tcp::endpoint ep = results.begin()->endpoint();
-  auto fail = [&](const char* what) {
-    beast::error_code ignored;
-    s.acceptor.close(ignored);
-    throw std::runtime_error("http server '" + s.name + "': cannot " + what + " '" +
-                             s.opts.listen + "': " + ec.message());
-  };
-  s.acceptor.open(ep.protocol(), ec);
-  if (ec) fail("open socket for");
-  s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (ec) fail("set SO_REUSEADDR on");
-  s.acceptor.bind(ep, ec);
-  if (ec) fail("bind");
-  s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) fail("listen on");
   s.bound_port = s.acceptor.local_endpoint(ec).port();
 
   asio::co_spawn(s.acceptor.get_executor(), s.accept_loop(), [n = s.name](std::exception_ptr e) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "net/acceptor.h"
 #include "common/metrics.h"
 
 namespace bf {
@@ -592,31 +593,9 @@ asio::awaitable<void> TcpListener::Impl::accept_loop() {
 void TcpListener::start() {
   Impl& s = *impl_;
   std::lock_guard<std::mutex> lock(s.mu);
-  if (s.started) throw std::logic_error("tcp listener '" + s.name + "' already started");
   const auto [host, port] = split_host_port(s.opts.listen);
+  net_detail::open_acceptor(s.acceptor, s.opts.listen, "tcp listener '" + s.name + "'");
   boost::system::error_code ec;
-  asio_tcp::resolver resolver(s.ioc);
-  auto results = resolver.resolve(host, std::to_string(port),
-                                  asio_tcp::resolver::passive | asio_tcp::resolver::numeric_service, ec);
-  if (ec || results.empty()) {
-    throw std::runtime_error("tcp listener '" + s.name + "': cannot resolve '" + s.opts.listen +
-                             "': " + (ec ? ec.message() : "no addresses"));
-  }
-  const auto ep = results.begin()->endpoint();
-  auto fail = [&](const char* what) {
-    boost::system::error_code ignored;
-    s.acceptor.close(ignored);
-    throw std::runtime_error("tcp listener '" + s.name + "': cannot " + what + " '" +
-                             s.opts.listen + "': " + ec.message());
-  };
-  s.acceptor.open(ep.protocol(), ec);
-  if (ec) fail("open socket for");
-  s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (ec) fail("set SO_REUSEADDR on");
-  s.acceptor.bind(ep, ec);
-  if (ec) fail("bind");
-  s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) fail("listen on");
   s.bound_port = s.acceptor.local_endpoint(ec).port();
 
   asio::co_spawn(s.ioc, s.accept_loop(), [n = s.name](std::exception_ptr e) {
