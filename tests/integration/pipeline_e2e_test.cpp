@@ -110,8 +110,8 @@ class PipelineE2E : public ::testing::TestWithParam<std::string> {
 TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
   Ports ports;
   std::string config = write_config(dir, ports, storage_yaml());
-  ChildProcess bf({BF_BINARY, "run", "--config", config}, dir.string(), (dir / "bytefreezer.log").string());
-  ASSERT_TRUE(wait_for_port(ports.admin, std::chrono::seconds(30))) << "bytefreezer did not start; see log";
+  ChildProcess bf({BF_BINARY, "run", "--config", config}, ChildOptions{dir.string(), (dir / "bytefreezer.log").string(), {}});
+  ASSERT_TRUE(wait_for_port(ports.admin, std::chrono::seconds(30))) << "bytefreezer did not start:\n" << bf.log();
   ASSERT_TRUE(wait_for_port(ports.syslog, std::chrono::seconds(10)));
   ASSERT_TRUE(wait_for_port(ports.http_source, std::chrono::seconds(10)));
 
@@ -187,7 +187,7 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
     event_rows = count("SELECT count(*) FROM " + lake("events"));
     return syslog_rows >= kTcpLines + kUdpLines && event_rows >= kHttpEvents;
   }, std::chrono::seconds(1));
-  ASSERT_TRUE(complete) << "syslog rows " << syslog_rows << ", event rows " << event_rows;
+  ASSERT_TRUE(complete) << "syslog rows " << syslog_rows << ", event rows " << event_rows << "\n" << bf.log();
 
   // Exactly once: as many distinct ids as rows, and every expected id.
   std::string ids = "SELECT regexp_extract(message, 'id=([tu][0-9]+)', 1) AS id, * FROM " + lake("syslog");
