@@ -59,54 +59,58 @@ void StepOptions::check_unknown() const {
   }
 }
 
-namespace {
-// Splits "a.b.c" into segments; empty segments are an error for the caller.
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> parts;
+FieldPath FieldPath::parse(const std::string& dotted) {
+  FieldPath path;
   size_t pos = 0;
   while (true) {
-    size_t dot = path.find('.', pos);
-    parts.push_back(path.substr(pos, dot - pos));
+    size_t dot = dotted.find('.', pos);
+    path.parts.push_back(dotted.substr(pos, dot - pos));
+    if (path.parts.back().empty()) throw PipelineError("field path '" + dotted + "' has an empty segment");
     if (dot == std::string::npos) break;
     pos = dot + 1;
   }
-  return parts;
+  return path;
 }
-}  // namespace
 
-boost::json::value* find_field(Event& event, const std::string& path) {
-  auto parts = split_path(path);
+FieldPath StepOptions::field(const std::string& key) const {
+  std::string dotted = str(key);
+  try {
+    return FieldPath::parse(dotted);
+  } catch (const PipelineError& e) {
+    fail("option '" + key + "': " + e.what());
+  }
+}
+
+boost::json::value* find_field(Event& event, const FieldPath& path) {
   boost::json::object* obj = &event;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    auto it = obj->find(parts[i]);
+  for (size_t i = 0; i < path.parts.size(); ++i) {
+    auto it = obj->find(path.parts[i]);
     if (it == obj->end()) return nullptr;
-    if (i + 1 == parts.size()) return &it->value();
+    if (i + 1 == path.parts.size()) return &it->value();
     if (!it->value().is_object()) return nullptr;
     obj = &it->value().get_object();
   }
   return nullptr;
 }
 
-void set_field(Event& event, const std::string& path, boost::json::value value) {
-  auto parts = split_path(path);
+void set_field(Event& event, const FieldPath& path, boost::json::value value) {
   boost::json::object* obj = &event;
-  for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    boost::json::value& next = (*obj)[parts[i]];
+  for (size_t i = 0; i + 1 < path.parts.size(); ++i) {
+    boost::json::value& next = (*obj)[path.parts[i]];
     if (!next.is_object()) next = boost::json::object();
     obj = &next.get_object();
   }
-  (*obj)[parts.back()] = std::move(value);
+  (*obj)[path.parts.back()] = std::move(value);
 }
 
-std::optional<boost::json::value> take_field(Event& event, const std::string& path) {
-  auto parts = split_path(path);
+std::optional<boost::json::value> take_field(Event& event, const FieldPath& path) {
   boost::json::object* obj = &event;
-  for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    auto it = obj->find(parts[i]);
+  for (size_t i = 0; i + 1 < path.parts.size(); ++i) {
+    auto it = obj->find(path.parts[i]);
     if (it == obj->end() || !it->value().is_object()) return std::nullopt;
     obj = &it->value().get_object();
   }
-  auto it = obj->find(parts.back());
+  auto it = obj->find(path.parts.back());
   if (it == obj->end()) return std::nullopt;
   boost::json::value v = std::move(it->value());
   obj->erase(it);

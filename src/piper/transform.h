@@ -28,6 +28,12 @@ class Transform {
   virtual void apply(std::vector<Event>& events) const = 0;
 };
 
+// A field path: "a.b.c" addresses nested objects. Split once when a step is
+// compiled, not per event.
+struct FieldPath {
+  std::vector<std::string> parts;
+  static FieldPath parse(const std::string& dotted);  // throws PipelineError on empty segments
+};
 // Reads a step's options strictly: every key must be consumed, else PipelineError
 // naming the step and the key.
 class StepOptions {
@@ -35,6 +41,7 @@ class StepOptions {
   StepOptions(const boost::json::object& options, std::string where);
   std::string str(const std::string& key) const;                           // required
   std::string str(const std::string& key, const std::string& def) const;   // optional
+  FieldPath field(const std::string& key) const;                           // required field path
   bool boolean(const std::string& key, bool def) const;
   const boost::json::value& value(const std::string& key) const;           // required, any JSON
   std::vector<std::string> str_list(const std::string& key) const;         // string or list
@@ -56,12 +63,11 @@ struct TransformFactory {
 
 const std::vector<TransformFactory>& transform_factories();
 
-// Field paths: "a.b.c" addresses nested objects.
-boost::json::value* find_field(Event& event, const std::string& path);
+boost::json::value* find_field(Event& event, const FieldPath& path);
 // Creates intermediate objects as needed (replacing non-objects on the way).
-void set_field(Event& event, const std::string& path, boost::json::value value);
+void set_field(Event& event, const FieldPath& path, boost::json::value value);
 // Removes the field and returns its value, if present.
-std::optional<boost::json::value> take_field(Event& event, const std::string& path);
+std::optional<boost::json::value> take_field(Event& event, const FieldPath& path);
 
 // A compiled pipeline: the steps in order. `where` names the dataset in errors.
 class Pipeline {

@@ -6,7 +6,7 @@ namespace {
 
 class AddField final : public Transform {
  public:
-  AddField(std::string field, boost::json::value value, bool overwrite)
+  AddField(FieldPath field, boost::json::value value, bool overwrite)
       : field_(std::move(field)), value_(std::move(value)), overwrite_(overwrite) {}
   void apply(std::vector<Event>& events) const override {
     for (Event& e : events) {
@@ -16,7 +16,7 @@ class AddField final : public Transform {
   }
 
  private:
-  std::string field_;
+  FieldPath field_;
   boost::json::value value_;
   bool overwrite_;
 };
@@ -26,9 +26,7 @@ class AddField final : public Transform {
 TransformFactory add_transform() {
   return {"add", "Set a field to a constant value (overwrite: replace an existing value, default true)",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
-            std::string field = o.str("field");
-            if (field.empty()) o.fail("'field' must not be empty");
-            return std::make_unique<AddField>(field, o.value("value"), o.boolean("overwrite", true));
+            return std::make_unique<AddField>(o.field("field"), o.value("value"), o.boolean("overwrite", true));
           }};
 }
 

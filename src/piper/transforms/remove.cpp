@@ -6,7 +6,7 @@ namespace {
 
 class RemoveFields final : public Transform {
  public:
-  explicit RemoveFields(std::vector<std::string> fields) : fields_(std::move(fields)) {}
+  explicit RemoveFields(std::vector<FieldPath> fields) : fields_(std::move(fields)) {}
   void apply(std::vector<Event>& events) const override {
     for (Event& e : events) {
       for (const auto& f : fields_) take_field(e, f);
@@ -14,7 +14,7 @@ class RemoveFields final : public Transform {
   }
 
  private:
-  std::vector<std::string> fields_;
+  std::vector<FieldPath> fields_;
 };
 
 }  // namespace
@@ -24,7 +24,14 @@ TransformFactory remove_transform() {
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             bool one = o.has("field"), many = o.has("fields");
             if (one == many) o.fail("give exactly one of 'field' or 'fields'");
-            auto fields = o.str_list(one ? "field" : "fields");
+            std::vector<FieldPath> fields;
+            for (const auto& name : o.str_list(one ? "field" : "fields")) {
+              try {
+                fields.push_back(FieldPath::parse(name));
+              } catch (const PipelineError& e) {
+                o.fail(e.what());
+              }
+            }
             if (fields.empty()) o.fail("no fields given");
             return std::make_unique<RemoveFields>(std::move(fields));
           }};

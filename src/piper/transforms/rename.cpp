@@ -6,7 +6,7 @@ namespace {
 
 class RenameField final : public Transform {
  public:
-  RenameField(std::string from, std::string to, bool overwrite)
+  RenameField(FieldPath from, FieldPath to, bool overwrite)
       : from_(std::move(from)), to_(std::move(to)), overwrite_(overwrite) {}
   void apply(std::vector<Event>& events) const override {
     for (Event& e : events) {
@@ -16,7 +16,7 @@ class RenameField final : public Transform {
   }
 
  private:
-  std::string from_, to_;
+  FieldPath from_, to_;
   bool overwrite_;
 };
 
@@ -25,9 +25,7 @@ class RenameField final : public Transform {
 TransformFactory rename_transform() {
   return {"rename", "Move a field to a new name (overwrite: replace an existing target, default true)",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
-            std::string from = o.str("from"), to = o.str("to");
-            if (from.empty() || to.empty()) o.fail("'from' and 'to' must not be empty");
-            return std::make_unique<RenameField>(from, to, o.boolean("overwrite", true));
+            return std::make_unique<RenameField>(o.field("from"), o.field("to"), o.boolean("overwrite", true));
           }};
 }
 

@@ -60,3 +60,9 @@ TEST(Pipeline, EmptyPipelineIsPassthrough) {
   p.apply(events);
   EXPECT_EQ(events[0], (Event{{"a", 1}}));
 }
+
+TEST(Pipeline, EmptyFieldPathSegmentsAreRejected) {
+  EXPECT_THROW(compile(R"([{"add": {"field": "a..b", "value": 1}}])"), PipelineError);
+  EXPECT_THROW(compile(R"([{"remove": {"field": ""}}])"), PipelineError);
+  EXPECT_THROW(compile(R"([{"rename": {"from": "a.", "to": "b"}}])"), PipelineError);
+}
