@@ -59,14 +59,19 @@ bool digits(std::string_view s, size_t pos, size_t n, int& out) {
   out = v;
   return true;
 }
+}  // namespace
+
 int days_in_month(int y, int m) {
   static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   return m == 2 && leap ? 29 : kDays[m - 1];
 }
-}  // namespace
 
-std::optional<int64_t> parse_rfc3339(std::string_view s) {
+int64_t civil_to_us(int y, int mo, int d, int h, int mi, int s, int micros) {
+  return (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) * 1000000 + micros;
+}
+
+std::optional<int64_t> parse_rfc3339(std::string_view s, bool require_offset) {
   int y, mo, d, h, mi, sec;
   if (!digits(s, 0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
       !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
@@ -91,7 +96,7 @@ std::optional<int64_t> parse_rfc3339(std::string_view s) {
   }
   int64_t offset_s = 0;
   if (pos == s.size()) {
-    // No zone designator: treated as UTC.
+    if (require_offset) return std::nullopt;  // no zone designator
   } else if (s[pos] == 'Z' || s[pos] == 'z') {
     ++pos;
   } else if (s[pos] == '+' || s[pos] == '-') {
@@ -110,8 +115,7 @@ std::optional<int64_t> parse_rfc3339(std::string_view s) {
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
-  int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
-  return secs * 1000000 + micros;
+  return civil_to_us(y, mo, d, h, mi, sec, static_cast<int>(micros)) - offset_s * 1000000;
 }
 
 std::string hour_path(int64_t unix_us) {

@@ -9,7 +9,7 @@
 #include "common/ids.h"
 #include "common/metrics.h"
 #include "common/time.h"
-#include "proxy/utf8.h"
+#include "common/utf8.h"
 
 namespace bf {
 namespace {

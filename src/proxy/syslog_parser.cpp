@@ -7,23 +7,15 @@
 #include <string>
 
 #include "common/time.h"
-#include "proxy/utf8.h"
+#include "common/utf8.h"
 
 namespace bf {
 namespace {
 
 namespace json = boost::json;
 
-constexpr int64_t kMicrosPerSecond = 1000000;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-bool is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-int days_in_month(int y, int m) {
-  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && is_leap(y) ? 29 : kDays[m - 1];
-}
 
 // Reads exactly `n` digits at s[pos..]; advances pos.
 bool read_digits(std::string_view s, size_t& pos, size_t n, int& out) {
@@ -48,11 +40,6 @@ bool expect(std::string_view s, size_t& pos, char c) {
 }
 
 bool valid_time_of_day(int h, int mi, int sec) { return h <= 23 && mi <= 59 && sec <= 59; }
-
-int64_t to_unix_us(int y, int mo, int d, int h, int mi, int sec, int micros) {
-  return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 * kMicrosPerSecond +
-         int64_t(sec) * kMicrosPerSecond + micros;
-}
 
 // Optional ".ddd" fraction; returns micros (truncated past 6 digits).
 bool read_fraction(std::string_view s, size_t& pos, int& micros) {
@@ -234,7 +221,7 @@ void parse_5424(std::string_view s, size_t pos, int64_t received_us, Event& ev) 
   std::optional<int64_t> time;
   std::string time_problem;
   if (ts != "-") {
-    time = parse_syslog_timestamp(ts, /*require_offset=*/true);
+    time = parse_rfc3339(ts, /*require_offset=*/true);
     if (!time) time_problem = "RFC 5424: invalid TIMESTAMP '" + std::string(ts) + "'";
   }
   const char* names[] = {"HOSTNAME", "APP-NAME", "PROCID", "MSGID"};
@@ -307,7 +294,7 @@ void parse_3164(std::string_view s, size_t pos, int64_t received_us, Event& ev) 
   std::string_view rest = s.substr(pos);
   if (looks_iso(rest)) {
     const size_t end = std::min(rest.find(' '), rest.size());
-    if (auto t = parse_syslog_timestamp(rest.substr(0, end), /*require_offset=*/false)) {
+    if (auto t = parse_rfc3339(rest.substr(0, end), /*require_offset=*/false)) {
       time = t;
       header = true;
       pos += end;
@@ -320,7 +307,7 @@ void parse_3164(std::string_view s, size_t pos, int64_t received_us, Event& ev) 
       pos = p;
       if (bt.year != 0) {
         if (bt.day <= days_in_month(bt.year, bt.month))
-          time = to_unix_us(bt.year, bt.month, bt.day, bt.hour, bt.minute, bt.second, bt.micros);
+          time = civil_to_us(bt.year, bt.month, bt.day, bt.hour, bt.minute, bt.second, bt.micros);
       } else {
         time = infer_bsd_time(bt.month, bt.day, bt.hour, bt.minute, bt.second, bt.micros, received_us);
       }
@@ -348,39 +335,6 @@ void parse_3164(std::string_view s, size_t pos, int64_t received_us, Event& ev) 
 
 }  // namespace
 
-std::optional<int64_t> parse_syslog_timestamp(std::string_view s, bool require_offset) {
-  size_t p = 0;
-  int y, mo, d, h, mi, sec, micros;
-  if (!read_digits(s, p, 4, y) || !expect(s, p, '-') || !read_digits(s, p, 2, mo) || !expect(s, p, '-') ||
-      !read_digits(s, p, 2, d))
-    return std::nullopt;
-  if (p >= s.size() || (s[p] != 'T' && s[p] != 't')) return std::nullopt;
-  ++p;
-  if (!read_digits(s, p, 2, h) || !expect(s, p, ':') || !read_digits(s, p, 2, mi) || !expect(s, p, ':') ||
-      !read_digits(s, p, 2, sec))
-    return std::nullopt;
-  if (!read_fraction(s, p, micros)) return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || !valid_time_of_day(h, mi, sec)) return std::nullopt;
-  int64_t offset_us = 0;
-  if (p == s.size()) {
-    if (require_offset) return std::nullopt;
-  } else if (s[p] == 'Z' || s[p] == 'z') {
-    ++p;
-  } else if (s[p] == '+' || s[p] == '-') {
-    const int sign = s[p] == '-' ? -1 : 1;
-    ++p;
-    int oh, om;
-    if (!read_digits(s, p, 2, oh) || !expect(s, p, ':') || !read_digits(s, p, 2, om) || oh > 23 || om > 59)
-      return std::nullopt;
-    offset_us = sign * (int64_t(oh) * 3600 + om * 60) * kMicrosPerSecond;
-  } else {
-    return std::nullopt;
-  }
-  if (p != s.size()) return std::nullopt;
-  // local = UTC + offset  =>  UTC = local - offset
-  return to_unix_us(y, mo, d, h, mi, sec, micros) - offset_us;
-}
-
 std::optional<int64_t> infer_bsd_time(int month, int day, int hour, int minute, int second, int micros,
                                       int64_t received_us) {
   if (month < 1 || month > 12 || day < 1 || !valid_time_of_day(hour, minute, second)) return std::nullopt;
@@ -388,7 +342,7 @@ std::optional<int64_t> infer_bsd_time(int month, int day, int hour, int minute, 
   std::optional<int64_t> best;
   for (int y = year - 1; y <= year + 1; ++y) {
     if (day > days_in_month(y, month)) continue;
-    const int64_t t = to_unix_us(y, month, day, hour, minute, second, micros);
+    const int64_t t = civil_to_us(y, month, day, hour, minute, second, micros);
     if (!best || std::llabs(t - received_us) < std::llabs(*best - received_us)) best = t;
   }
   return best;

@@ -28,10 +28,6 @@ Event parse_syslog(std::string_view line, int64_t received_us, const SyslogParse
 // True when the event produced by parse_syslog carries a `_parse_error`.
 bool has_parse_error(const Event& event);
 
-// RFC 3339 / RFC 5424 timestamp -> UTC µs. `require_offset` false treats a missing
-// offset as UTC. Fractions beyond µs are truncated. Exposed for tests.
-std::optional<int64_t> parse_syslog_timestamp(std::string_view s, bool require_offset);
-
 // BSD timestamps carry no year: the year (received year -1, 0 or +1) that puts the
 // time nearest to `received_us`. Month 1-12. nullopt when no candidate date exists.
 std::optional<int64_t> infer_bsd_time(int month, int day, int hour, int minute, int second,

@@ -7,11 +7,10 @@
 #include "common/batch.h"
 #include "common/metrics.h"
 #include "proxy/source.h"
+#include "net/listeners.h"
 #include "proxy/syslog_parser.h"
 
 namespace bf {
-
-
 
 // Keys every source has: type, name, listen, tenant, dataset.
 struct SourceCommon {
@@ -51,6 +50,25 @@ class SyslogIngest {
   EventSink& sink_;
   SyslogParseOptions options_;
   SourceMetrics metrics_;
+};
+
+// A syslog source over one network listener (UdpListener or TcpListener): the
+// listener frames messages, SyslogIngest turns them into events.
+template <class Listener, class ListenerOptions>
+class SyslogListenerSource final : public Source {
+ public:
+  SyslogListenerSource(SourceCommon common, ListenerOptions options, SyslogParseOptions parse, EventSink& sink)
+      : ingest_(std::move(common), sink, parse),
+        listener_(ingest_.common().name, std::move(options),
+                  [this](std::string_view m, const std::string& peer) { ingest_.handle(m, peer); }) {}
+  void start() override { listener_.start(); }
+  void stop() override { listener_.stop(); }
+  std::string name() const override { return ingest_.common().name; }
+  uint16_t port() const override { return listener_.port(); }
+
+ private:
+  SyslogIngest ingest_;
+  Listener listener_;
 };
 
 // The factories registered in registry.cpp.

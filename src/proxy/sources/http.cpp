@@ -115,7 +115,7 @@ void normalize_time(Event& ev, const std::string& received) {
   }
   std::optional<int64_t> us;
   if (t->is_string()) {
-    us = parse_syslog_timestamp(t->as_string(), /*require_offset=*/false);
+    us = parse_rfc3339(t->as_string(), /*require_offset=*/false);
   } else if (t->is_number()) {
     const double v = t->to_number<double>();
     if (std::isfinite(v) && v >= 0) {

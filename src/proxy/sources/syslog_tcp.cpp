@@ -11,25 +11,6 @@
 #include "proxy/sources/common.h"
 
 namespace bf {
-namespace {
-
-class SyslogTcpSource : public Source {
- public:
-  SyslogTcpSource(SourceCommon common, TcpListenerOptions options, SyslogParseOptions parse, EventSink& sink)
-      : ingest_(std::move(common), sink, parse),
-        listener_(ingest_.common().name, std::move(options),
-                  [this](std::string_view m, const std::string& peer) { ingest_.handle(m, peer); }) {}
-  void start() override { listener_.start(); }
-  void stop() override { listener_.stop(); }
-  std::string name() const override { return ingest_.common().name; }
-  uint16_t port() const override { return listener_.port(); }
-
- private:
-  SyslogIngest ingest_;
-  TcpListener listener_;
-};
-
-}  // namespace
 
 SourceFactory syslog_tcp_source_factory() {
   return {"syslog_tcp", "Syslog (RFC 5424 / RFC 3164) over TCP, RFC 6587 framing",
@@ -47,7 +28,7 @@ SourceFactory syslog_tcp_source_factory() {
             opt.max_connections = static_cast<int>(conns);
             SyslogParseOptions parse;
             parse.keep_raw = node.boolean("keep_raw", true);
-            return std::make_unique<SyslogTcpSource>(std::move(common), std::move(opt), parse, sink);
+            return std::make_unique<SyslogListenerSource<TcpListener, TcpListenerOptions>>(std::move(common), std::move(opt), parse, sink);
           }};
 }
 

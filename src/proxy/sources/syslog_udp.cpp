@@ -10,25 +10,6 @@
 #include "proxy/sources/common.h"
 
 namespace bf {
-namespace {
-
-class SyslogUdpSource : public Source {
- public:
-  SyslogUdpSource(SourceCommon common, UdpListenerOptions options, SyslogParseOptions parse, EventSink& sink)
-      : ingest_(std::move(common), sink, parse),
-        listener_(ingest_.common().name, std::move(options),
-                  [this](std::string_view m, const std::string& peer) { ingest_.handle(m, peer); }) {}
-  void start() override { listener_.start(); }
-  void stop() override { listener_.stop(); }
-  std::string name() const override { return ingest_.common().name; }
-  uint16_t port() const override { return listener_.port(); }
-
- private:
-  SyslogIngest ingest_;
-  UdpListener listener_;
-};
-
-}  // namespace
 
 SourceFactory syslog_udp_source_factory() {
   return {"syslog_udp", "Syslog (RFC 5424 / RFC 3164) over UDP, one message per datagram",
@@ -41,7 +22,7 @@ SourceFactory syslog_udp_source_factory() {
             if (opt.max_datagram == 0 || opt.max_datagram > 65535) node.fail("max_datagram", "must be 1..65535");
             SyslogParseOptions parse;
             parse.keep_raw = node.boolean("keep_raw", true);
-            return std::make_unique<SyslogUdpSource>(std::move(common), std::move(opt), parse, sink);
+            return std::make_unique<SyslogListenerSource<UdpListener, UdpListenerOptions>>(std::move(common), std::move(opt), parse, sink);
           }};
 }
 

@@ -174,7 +174,7 @@ TEST(Proxy, EndToEndSyslogUdpTcpAndHttp) {
   EXPECT_EQ(s(*e, "_time"), "2024-05-01T10:00:00.250000Z");
   EXPECT_EQ(s(*e, "_source"), "e2e-udp");
   EXPECT_EQ(s(*e, "_peer").rfind("127.0.0.1:", 0), 0u) << s(*e, "_peer");
-  EXPECT_TRUE(parse_syslog_timestamp(s(*e, "_received"), true).has_value()) << s(*e, "_received");
+  EXPECT_TRUE(parse_rfc3339(s(*e, "_received"), true).has_value()) << s(*e, "_received");
   EXPECT_EQ(s(*e, "_raw").rfind("<34>1 2024-05-01T10:00:00.250Z", 0), 0u);
   e = find_message(udp_events, "bsd over udp");
   ASSERT_NE(e, nullptr);

@@ -5,7 +5,7 @@
 #include <boost/json.hpp>
 
 #include "common/time.h"
-#include "proxy/utf8.h"
+#include "common/utf8.h"
 
 namespace bf {
 namespace {
@@ -13,7 +13,7 @@ namespace {
 namespace json = boost::json;
 
 int64_t at(const char* iso) {
-  auto t = parse_syslog_timestamp(iso, true);
+  auto t = parse_rfc3339(iso, true);
   if (!t) throw std::runtime_error(std::string("bad test timestamp ") + iso);
   return *t;
 }
@@ -250,14 +250,14 @@ TEST(SyslogParser, TrailingNewlineAndKeepRaw) {
 }
 
 TEST(SyslogTimestamp, Parse) {
-  EXPECT_EQ(parse_syslog_timestamp("1970-01-01T00:00:01Z", true), 1000000);
-  EXPECT_EQ(parse_syslog_timestamp("1970-01-01T01:00:00+01:00", true), 0);
-  EXPECT_EQ(parse_syslog_timestamp("1970-01-01T00:00:00", false), 0);
-  EXPECT_FALSE(parse_syslog_timestamp("1970-01-01T00:00:00", true));
-  EXPECT_FALSE(parse_syslog_timestamp("2023-02-29T00:00:00Z", true));  // not a leap year
-  EXPECT_FALSE(parse_syslog_timestamp("2024-01-01T24:00:00Z", true));
-  EXPECT_FALSE(parse_syslog_timestamp("2024-01-01T00:00:00Zjunk", true));
-  EXPECT_FALSE(parse_syslog_timestamp("2024-01-01T00:00:00.Z", true));
+  EXPECT_EQ(parse_rfc3339("1970-01-01T00:00:01Z", true), 1000000);
+  EXPECT_EQ(parse_rfc3339("1970-01-01T01:00:00+01:00", true), 0);
+  EXPECT_EQ(parse_rfc3339("1970-01-01T00:00:00", false), 0);
+  EXPECT_FALSE(parse_rfc3339("1970-01-01T00:00:00", true));
+  EXPECT_FALSE(parse_rfc3339("2023-02-29T00:00:00Z", true));  // not a leap year
+  EXPECT_FALSE(parse_rfc3339("2024-01-01T24:00:00Z", true));
+  EXPECT_FALSE(parse_rfc3339("2024-01-01T00:00:00Zjunk", true));
+  EXPECT_FALSE(parse_rfc3339("2024-01-01T00:00:00.Z", true));
 }
 
 TEST(Utf8, ValidateAndRepair) {

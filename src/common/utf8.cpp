@@ -1,4 +1,4 @@
-#include "proxy/utf8.h"
+#include "common/utf8.h"
 
 #include <cstdint>
 
