@@ -10,10 +10,9 @@ all: build
 setup:
 	@./scripts/setup.sh
 
-$(BUILD_DIR)/build.ninja:
-	cmake -S . -B $(BUILD_DIR) -G Ninja
-
-build: setup $(BUILD_DIR)/build.ninja
+# setup first, then configure (once), then build.
+build: setup
+	@[ -f $(BUILD_DIR)/build.ninja ] || cmake -S . -B $(BUILD_DIR) -G Ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 run: build
@@ -24,6 +23,8 @@ test: build
 
 bench: build
 	cmake --build $(BUILD_DIR) --target benchmarks
+	$(BUILD_DIR)/bench/bench_pipeline
+	bench/e2e_throughput.sh
 
 clean:
 	rm -rf $(BUILD_DIR)
