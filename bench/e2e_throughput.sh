@@ -27,8 +27,8 @@ proxy:
   spool: {dir: $DIR/proxy-spool}
   sources: [{type: syslog_tcp, listen: "127.0.0.1:$SYSLOG", tenant: t, dataset: syslog}]
 receiver: {listen: "127.0.0.1:$RECV", spool: {dir: $DIR/receiver-spool}}
-piper: {interval: 200ms}
-packer: {interval: 1s, max_batches_per_part: 1000}
+piper: {interval: ${PIPER_INTERVAL:-200ms}}
+packer: {interval: ${PACKER_INTERVAL:-1s}, max_batches_per_part: 1000}
 query: {listen: "127.0.0.1:$QUERY"}
 YAML
 "$BIN" run --config "$DIR/bf.yaml" > "$DIR/log" 2>&1 &
@@ -48,6 +48,7 @@ for i in range(n):
 s.sendall("".join(chunk).encode()); s.close()
 PY
 SENT=$(date +%s.%N)
+[ -n "${SKIP_WAIT:-}" ] && { sleep 5; echo "RSS after ingest only: $(awk "/VmHWM/ {print \$2}" /proc/$PID/status) kB"; exit 0; }
 while true; do
   COUNT=$("$BIN" query --config "$DIR/bf.yaml" --dataset t/syslog --format json "SELECT count(*) AS n FROM events" 2>/dev/null \
           | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["n"])' 2>/dev/null || echo 0)

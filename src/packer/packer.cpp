@@ -29,6 +29,8 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   o.interval = section.duration("interval", o.interval);
   o.max_batches_per_part = static_cast<size_t>(section.integer("max_batches_per_part", static_cast<int64_t>(o.max_batches_per_part)));
   if (o.max_batches_per_part == 0) section.fail("max_batches_per_part", "must be at least 1");
+  o.max_part_bytes = section.bytes("max_part_bytes", o.max_part_bytes);
+  o.memory_limit = section.str("memory_limit", o.memory_limit);
   o.temp_dir = section.str("temp_dir", o.temp_dir);
   return o;
 }
@@ -93,7 +95,7 @@ struct Packer::Impl {
     } cleanup{json_path, parquet_path};
     write_file_durable(json_path, ndjson);
     std::string source = "read_json(" + sql_quote(json_path.string()) +
-                         ", format='newline_delimited', sample_size=-1, maximum_object_size=67108864)";
+                         ", format='newline_delimited', sample_size=-1)";
     engine->execute("COPY (SELECT * REPLACE (CAST(\"_time\" AS TIMESTAMP) AS \"_time\", "
                     "CAST(\"_received\" AS TIMESTAMP) AS \"_received\") FROM " + source + ") TO " +
                     sql_quote(parquet_path.string()) + " (FORMAT parquet, COMPRESSION zstd)");
@@ -104,13 +106,40 @@ struct Packer::Impl {
     return columns;
   }
 
+  // Packs what is in processed/, halving the number of batches per part when
+  // DuckDB fails (e.g. out of memory); a single batch it cannot convert is
+  // quarantined so it cannot block the dataset.
   size_t pack_dataset(const DatasetRef& ref) {
-    ListPage page = store->list(processed_prefix(ref), "", static_cast<int>(std::min<size_t>(options.max_batches_per_part, 1000)));
-    std::vector<std::string> inputs;
+    size_t limit = options.max_batches_per_part;
+    while (true) {
+      std::vector<std::string> inputs;
+      try {
+        return pack_some(ref, limit, inputs);
+      } catch (const SqlError& e) {
+        if (inputs.empty()) throw;
+        if (limit > 1) {
+          limit = std::max<size_t>(1, std::min(limit, inputs.size()) / 2);
+          spdlog::warn("packer: dataset {}: conversion failed, retrying with {} batches: {}", ref.str(), limit, e.what());
+          continue;
+        }
+        spdlog::error("packer: quarantining {}: {}", inputs[0], e.what());
+        store->put("quarantine/" + inputs[0], store->get(inputs[0]));
+        store->remove(inputs[0]);
+        metrics().counter("bf_packer_quarantined_total", "Processed objects that could not be decoded or converted",
+                          {{"tenant", ref.tenant}, {"dataset", ref.dataset}}).inc();
+        return 0;
+      }
+    }
+  }
+
+  size_t pack_some(const DatasetRef& ref, size_t limit, std::vector<std::string>& inputs) {
+    ListPage page = store->list(processed_prefix(ref), "", static_cast<int>(std::min<size_t>(limit, 1000)));
     std::map<int64_t, std::string> hours;  // hour start -> NDJSON
     size_t events = 0;
+    uint64_t buffered = 0;
     const int64_t now = now_us();
     for (const auto& obj : page.objects) {
+      if (buffered >= options.max_part_bytes) break;  // the rest waits for the next run
       if (!batch_id_of(obj.key)) continue;
       std::string data;
       try {
@@ -125,13 +154,16 @@ struct Packer::Impl {
         spdlog::error("packer: quarantining {}: {}", obj.key, e.what());
         store->put("quarantine/" + obj.key, data);
         store->remove(obj.key);
-        metrics().counter("bf_packer_quarantined_total", "Processed objects that could not be decoded",
+        metrics().counter("bf_packer_quarantined_total", "Processed objects that could not be decoded or converted",
                           {{"tenant", ref.tenant}, {"dataset", ref.dataset}}).inc();
         continue;
       }
       for (Event& e : batch) {
         int64_t t = normalize_times(e, now);
-        append_ndjson(hours[floor_hour(t)], e);
+        std::string& ndjson = hours[floor_hour(t)];
+        size_t before = ndjson.size();
+        append_ndjson(ndjson, e);
+        buffered += ndjson.size() - before;
       }
       events += batch.size();
       inputs.push_back(obj.key);
@@ -165,6 +197,7 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   fs::create_directories(impl_->temp_root);
   SqlEngine::Options engine_options;
   engine_options.threads = 1;
+  engine_options.memory_limit = options.memory_limit;
   impl_->engine = std::make_unique<SqlEngine>(impl_->store, engine_options);
 }
 

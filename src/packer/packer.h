@@ -5,6 +5,7 @@
 // only after the Parquet files are in place.
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,8 @@ class ObjectStore;
 struct PackerOptions {
   std::chrono::milliseconds interval{10000};
   size_t max_batches_per_part = 1000;    // processed objects read per run and dataset
+  uint64_t max_part_bytes = 64ull << 20;  // stop reading inputs once this much NDJSON is buffered
+  std::string memory_limit = "512MB";    // DuckDB's limit for the conversion
   std::string temp_dir;                  // empty: the system temp dir
 };
 PackerOptions parse_packer_options(const ConfigNode& section);

@@ -103,3 +103,17 @@ TEST_F(PackerTest, CorruptInputIsQuarantinedNotLost) {
   EXPECT_EQ(store->get("quarantine/" + bad), "garbage");
   EXPECT_TRUE(store->list_all("processed/").empty());
 }
+
+TEST_F(PackerTest, BatchDuckDbCannotConvertIsQuarantinedAfterHalving) {
+  PackerOptions tight;
+  tight.memory_limit = "1KB";  // every conversion fails: the packer must not loop forever
+  packer = std::make_unique<Packer>(tight, catalog, store);
+  add_batch({Event{{"_time", "2026-03-01T10:00:00Z"}, {"_received", "2026-03-01T10:00:00Z"}, {"n", 1}}});
+  add_batch({Event{{"_time", "2026-03-01T10:00:00Z"}, {"_received", "2026-03-01T10:00:00Z"}, {"n", 2}}});
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_EQ(store->list_all("quarantine/processed/").size(), 1u);  // one per run, after halving to 1
+  EXPECT_EQ(store->list_all("processed/").size(), 1u);
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_EQ(store->list_all("quarantine/processed/").size(), 2u);
+  EXPECT_TRUE(store->list_all(parquet_prefix(ref)).empty());
+}
