@@ -60,12 +60,8 @@ int serve(const std::string& config_path, Components want) {
   ConfigNode root = ConfigNode::load_file(config_path);
   init_logging(root.child("log").str("level", "info"));
 
-  // Every section present is validated; a section this process does not run is
-  // left to the process that does.
-  auto section = [&](const char* name, bool used) {
-    if (!used) root.mark_read(name);
-    return root.child(name);
-  };
+  // Every section this process runs is validated strictly; the others are left
+  // to the processes that run them.
   bool needs_store = want.receiver || want.piper || want.packer || want.query;
   std::shared_ptr<ObjectStore> store;
   std::shared_ptr<const Catalog> catalog;
@@ -80,17 +76,16 @@ int serve(const std::string& config_path, Components want) {
   std::optional<PiperOptions> piper_options;
   std::optional<PackerOptions> packer_options;
   std::optional<QueryOptions> query_options;
-  if (want.receiver) receiver_options = parse_receiver_options(section("receiver", true));
-  else root.mark_read("receiver");
-  if (want.piper) piper_options = parse_piper_options(section("piper", true));
-  else root.mark_read("piper");
-  if (want.packer) packer_options = parse_packer_options(section("packer", true));
-  else root.mark_read("packer");
-  if (want.query) query_options = parse_query_options(section("query", true));
-  else root.mark_read("query");
   std::unique_ptr<Proxy> proxy;
+  if (want.receiver) receiver_options = parse_receiver_options(root.child("receiver"));
+  if (want.piper) piper_options = parse_piper_options(root.child("piper"));
+  if (want.packer) packer_options = parse_packer_options(root.child("packer"));
+  if (want.query) query_options = parse_query_options(root.child("query"));
   if (want.proxy) proxy = std::make_unique<Proxy>(root.child("proxy"));
-  else root.mark_read("proxy");
+  for (auto [name, used] : {std::pair{"receiver", want.receiver}, {"piper", want.piper}, {"packer", want.packer},
+                            {"query", want.query}, {"proxy", want.proxy}}) {
+    if (!used) root.mark_read(name);
+  }
   HttpServerOptions admin_defaults;
   admin_defaults.listen = "127.0.0.1:9100";
   admin_defaults.threads = 1;

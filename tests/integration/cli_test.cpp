@@ -1,0 +1,75 @@
+// The bytefreezer binary's command line: config errors name the key and the file,
+// plugins and version print what they should.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/ulid.h"
+#include "fixtures/process.h"
+
+namespace fs = std::filesystem;
+using bf::test::run_command;
+
+namespace {
+
+class Cli : public ::testing::Test {
+ protected:
+  fs::path dir = fs::temp_directory_path() / ("bf-cli-" + bf::new_ulid());
+  void SetUp() override { fs::create_directories(dir); }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string config(const std::string& yaml) {
+    fs::path p = dir / "bf.yaml";
+    std::ofstream(p) << yaml;
+    return p.string();
+  }
+  std::pair<int, std::string> bf(const std::string& args) { return run_command(std::string(BF_BINARY) + " " + args); }
+};
+
+TEST_F(Cli, UnknownConfigKeyIsAnErrorNamingKeyAndFile) {
+  std::string path = config("storage: {type: local, path: " + (dir / "s").string() +
+                            "}\nreceiver:\n  listen: 127.0.0.1:0\n  spol: {dir: x}\n");
+  auto [code, out] = bf("receiver --config " + path);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("receiver.spol"), std::string::npos) << out;
+  EXPECT_NE(out.find(path), std::string::npos) << out;
+}
+
+TEST_F(Cli, InvalidIdIsAnError) {
+  auto [code, out] = bf("piper --config " + config("accounts: [{id: Bad_Account}]\n"));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("Bad_Account"), std::string::npos) << out;
+}
+
+TEST_F(Cli, BadPipelineStopsTheStartNamingTheDataset) {
+  auto [code, out] = bf("piper --config " + config("storage: {type: local, path: " + (dir / "s").string() +
+                                                   "}\naccounts: [{id: a, tenants: [{id: t, datasets: [{id: d, "
+                                                   "pipeline: [{ad: {field: x, value: 1}}]}]}]}]\n"));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("a/t/d"), std::string::npos) << out;
+  EXPECT_NE(out.find("unknown step kind 'ad'"), std::string::npos) << out;
+}
+
+TEST_F(Cli, EnvironmentOverridesTheFile) {
+  // An override that makes the config invalid proves it was applied.
+  auto [code, out] = run_command("BYTEFREEZER_STORAGE__TYPE=floppy " + std::string(BF_BINARY) + " query --config " +
+                                 config("storage: {type: local, path: x}\n") + " --dataset t/d 'SELECT 1'");
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("floppy"), std::string::npos) << out;
+}
+
+TEST_F(Cli, PluginsListsBuiltInSourcesAndSteps) {
+  auto [code, out] = bf("plugins");
+  EXPECT_EQ(code, 0);
+  for (const char* name : {"syslog_udp", "syslog_tcp", "http", "add", "remove", "rename"})
+    EXPECT_NE(out.find(name), std::string::npos) << name << " missing in:\n" << out;
+}
+
+TEST_F(Cli, QueryOfUnknownDatasetFails) {
+  auto [code, out] = bf("query --config " + config("storage: {type: local, path: " + (dir / "s").string() + "}\n") +
+                        " --dataset t/nope 'SELECT 1'");
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("unknown dataset 't/nope'"), std::string::npos) << out;
+}
+
+}  // namespace
