@@ -68,6 +68,8 @@ int serve(const std::string& config_path, Components want) {
   if (needs_store) {
     store = make_object_store(parse_storage_options(root.child("storage")));
     catalog = std::make_shared<Catalog>(Catalog::parse(root));
+    if (catalog->datasets().empty())
+      spdlog::warn("{}: no datasets under 'accounts:': every ingest request will be refused", config_path);
   } else {
     root.mark_read("storage");
     root.mark_read("accounts");

@@ -122,19 +122,20 @@ std::optional<std::string> ConfigNode::raw_scalar(const std::string& key) const 
   return n.Scalar();
 }
 
-std::string ConfigNode::str(const std::string& key, std::optional<std::string> def) const {
+std::optional<std::string> ConfigNode::lookup(const std::string& key, bool has_default) const {
   auto v = raw_scalar(key);
-  if (v) return *v;
-  if (!def) fail(key, "required key is missing");
-  return *def;
+  if (!v && !has_default) fail(key, "required key is missing");
+  return v;
+}
+
+std::string ConfigNode::str(const std::string& key, std::optional<std::string> def) const {
+  auto v = lookup(key, def.has_value());
+  return v ? *v : *def;
 }
 
 int64_t ConfigNode::integer(const std::string& key, std::optional<int64_t> def) const {
-  auto v = raw_scalar(key);
-  if (!v) {
-    if (!def) fail(key, "required key is missing");
-    return *def;
-  }
+  auto v = lookup(key, def.has_value());
+  if (!v) return *def;
   try {
     size_t used = 0;
     int64_t n = std::stoll(*v, &used);
@@ -145,11 +146,8 @@ int64_t ConfigNode::integer(const std::string& key, std::optional<int64_t> def) 
 }
 
 double ConfigNode::number(const std::string& key, std::optional<double> def) const {
-  auto v = raw_scalar(key);
-  if (!v) {
-    if (!def) fail(key, "required key is missing");
-    return *def;
-  }
+  auto v = lookup(key, def.has_value());
+  if (!v) return *def;
   try {
     size_t used = 0;
     double n = std::stod(*v, &used);
@@ -160,11 +158,8 @@ double ConfigNode::number(const std::string& key, std::optional<double> def) con
 }
 
 bool ConfigNode::boolean(const std::string& key, std::optional<bool> def) const {
-  auto v = raw_scalar(key);
-  if (!v) {
-    if (!def) fail(key, "required key is missing");
-    return *def;
-  }
+  auto v = lookup(key, def.has_value());
+  if (!v) return *def;
   std::string s = lower(*v);
   if (s == "true" || s == "yes" || s == "on") return true;
   if (s == "false" || s == "no" || s == "off") return false;
@@ -172,11 +167,8 @@ bool ConfigNode::boolean(const std::string& key, std::optional<bool> def) const 
 }
 
 uint64_t ConfigNode::bytes(const std::string& key, std::optional<uint64_t> def) const {
-  auto v = raw_scalar(key);
-  if (!v) {
-    if (!def) fail(key, "required key is missing");
-    return *def;
-  }
+  auto v = lookup(key, def.has_value());
+  if (!v) return *def;
   size_t i = 0;
   while (i < v->size() && (std::isdigit(static_cast<unsigned char>((*v)[i])) || (*v)[i] == '.')) ++i;
   std::string unit = lower(v->substr(i));
@@ -198,11 +190,8 @@ uint64_t ConfigNode::bytes(const std::string& key, std::optional<uint64_t> def) 
 
 std::chrono::milliseconds ConfigNode::duration(const std::string& key,
                                                std::optional<std::chrono::milliseconds> def) const {
-  auto v = raw_scalar(key);
-  if (!v) {
-    if (!def) fail(key, "required key is missing");
-    return *def;
-  }
+  auto v = lookup(key, def.has_value());
+  if (!v) return *def;
   size_t i = 0;
   while (i < v->size() && (std::isdigit(static_cast<unsigned char>((*v)[i])) || (*v)[i] == '.')) ++i;
   std::string unit = lower(v->substr(i));

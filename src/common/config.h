@@ -67,6 +67,8 @@ class ConfigNode {
   struct Shared;
   ConfigNode(std::shared_ptr<Shared> shared, std::unique_ptr<YAML::Node> node, std::string path);
   std::optional<std::string> raw_scalar(const std::string& key) const;
+  // The scalar under key; nullopt when absent and a default exists; fails when absent and required.
+  std::optional<std::string> lookup(const std::string& key, bool has_default) const;
   std::string full(const std::string& key) const;
 
   std::shared_ptr<Shared> shared_;
