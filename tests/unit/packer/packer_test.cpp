@@ -78,7 +78,9 @@ TEST_F(PackerTest, LaterFieldsBecomeNewColumnsAndTheSchemaRegistryRecordsThem) {
       EXPECT_EQ(c.at("added_in_version").as_int64(), 2);
       EXPECT_EQ(c.at("type").as_string(), "VARCHAR");
     }
-    if (c.at("name") == "_time") EXPECT_EQ(c.at("type").as_string(), "TIMESTAMP");
+    if (c.at("name") == "_time") {
+      EXPECT_EQ(c.at("type").as_string(), "TIMESTAMP");
+    }
   }
   EXPECT_TRUE(found_b);
 }
