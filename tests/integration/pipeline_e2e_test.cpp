@@ -109,9 +109,23 @@ class PipelineE2E : public ::testing::TestWithParam<std::string> {
 
 TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
   Ports ports;
-  std::string config = write_config(dir, ports, storage_yaml());
-  ChildProcess bf({BF_BINARY, "run", "--config", config}, ChildOptions{dir.string(), (dir / "bytefreezer.log").string(), {}});
-  ASSERT_TRUE(wait_for_port(ports.admin, std::chrono::seconds(30))) << "bytefreezer did not start:\n" << bf.log();
+  std::string config;
+  std::unique_ptr<ChildProcess> bf;
+  // A port picked as free may be taken by a parallel test before bytefreezer binds
+  // it; bytefreezer then exits at once, and the test tries other ports.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ports = Ports{};
+    config = write_config(dir, ports, storage_yaml());
+    bf = std::make_unique<ChildProcess>(std::vector<std::string>{BF_BINARY, "run", "--config", config},
+                                        ChildOptions{dir.string(), (dir / "bytefreezer.log").string(), {}});
+    eventually(std::chrono::seconds(30), [&] {
+      int fd = connect_tcp(ports.admin);  // the admin server starts after every component
+      if (fd >= 0) ::close(fd);
+      return fd >= 0 || !bf->running();
+    }, std::chrono::milliseconds(50));
+    if (bf->running()) break;
+  }
+  ASSERT_TRUE(bf->running()) << "bytefreezer did not start:\n" << bf->log();
   ASSERT_TRUE(wait_for_port(ports.syslog, std::chrono::seconds(10)));
   ASSERT_TRUE(wait_for_port(ports.http_source, std::chrono::seconds(10)));
 
@@ -187,7 +201,7 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
     event_rows = count("SELECT count(*) FROM " + lake("events"));
     return syslog_rows >= kTcpLines + kUdpLines && event_rows >= kHttpEvents;
   }, std::chrono::seconds(1));
-  ASSERT_TRUE(complete) << "syslog rows " << syslog_rows << ", event rows " << event_rows << "\n" << bf.log();
+  ASSERT_TRUE(complete) << "syslog rows " << syslog_rows << ", event rows " << event_rows << "\n" << bf->log();
 
   // Exactly once: as many distinct ids as rows, and every expected id.
   std::string ids = "SELECT regexp_extract(message, 'id=([tu][0-9]+)', 1) AS id, * FROM " + lake("syslog");
@@ -242,7 +256,7 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
   }));
   EXPECT_TRUE(store->head("_meta/acme/default/syslog/schema.json").has_value());
 
-  EXPECT_EQ(bf.stop(), 0) << "bytefreezer did not exit cleanly on SIGTERM";
+  EXPECT_EQ(bf->stop(), 0) << "bytefreezer did not exit cleanly on SIGTERM";
 }
 
 INSTANTIATE_TEST_SUITE_P(Storage, PipelineE2E, ::testing::Values("local", "s3"),
