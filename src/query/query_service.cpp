@@ -21,6 +21,7 @@ QueryOptions parse_query_options(const ConfigNode& section) {
   http_defaults.max_body_bytes = 1 << 20;
   o.http = parse_http_server_options(section, http_defaults);
   o.max_rows = static_cast<size_t>(section.integer("max_rows", static_cast<int64_t>(o.max_rows)));
+  o.timeout = section.duration("timeout", o.timeout);
   o.memory_limit = section.str("memory_limit", o.memory_limit);
   o.threads = static_cast<int>(section.integer("threads", o.threads));
   return o;
@@ -75,7 +76,10 @@ struct QueryService::Impl {
     QueryOutcome out;
     try {
       // One row more than the limit tells whether the result was cut.
-      out.result = engine_for(info->ref)->query(sql, setup, options.max_rows + 1);
+      out.result = engine_for(info->ref)->query(sql, setup, options.max_rows + 1, options.timeout);
+    } catch (const SqlTimeout& e) {
+      metrics().counter("bf_query_timeouts_total", "Queries cancelled at query.timeout").inc();
+      throw QueryError(400, std::string(e.what()) + " (query.timeout)");
     } catch (const SqlError& e) {
       metrics().counter("bf_query_failed_total", "Queries that failed in DuckDB").inc();
       throw QueryError(400, e.what());

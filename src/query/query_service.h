@@ -21,6 +21,7 @@ class ObjectStore;
 struct QueryOptions {
   HttpServerOptions http;          // listen default 127.0.0.1:8082
   size_t max_rows = 10000;         // rows returned; more are cut and marked truncated
+  std::chrono::milliseconds timeout{30000};  // a query running longer is cancelled
   std::string memory_limit = "1GB";
   int threads = 2;
 };

@@ -3,6 +3,9 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <exception>
 #include <string_view>
 #include <utility>
@@ -309,10 +312,47 @@ SqlEngine::~SqlEngine() = default;
 
 SqlResult SqlEngine::query(const std::string& sql) { return query(sql, {}, SIZE_MAX); }
 
-SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows) {
+namespace {
+// Interrupts a connection's running query when the deadline passes first.
+class Watchdog {
+ public:
+  Watchdog(duckdb::Connection& con, std::chrono::milliseconds timeout) {
+    if (timeout.count() <= 0) return;
+    thread_ = std::thread([this, &con, timeout] {
+      std::unique_lock lock(mu_);
+      if (!cv_.wait_for(lock, timeout, [this] { return done_; })) {
+        fired_ = true;
+        con.Interrupt();
+      }
+    });
+  }
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool fired() {
+    std::lock_guard lock(mu_);
+    return fired_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false, fired_ = false;
+  std::thread thread_;
+};
+}  // namespace
+
+SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows,
+                           std::chrono::milliseconds timeout) {
   SqlResult out;
+  duckdb::Connection con(*impl_->db);
+  Watchdog watchdog(con, timeout);
   try {
-    duckdb::Connection con(*impl_->db);
     for (const auto& statement : setup) impl_->run(con, statement);
     // Streamed, so a row limit stops the scan instead of materialising everything.
     auto res = con.SendQuery(sql);
@@ -333,9 +373,9 @@ SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string
       }
     }
     if (res->HasError()) throw SqlError(res->GetError());
-  } catch (const SqlError&) {
-    throw;
   } catch (const std::exception& e) {
+    if (watchdog.fired()) throw SqlTimeout("query cancelled after " + std::to_string(timeout.count()) + " ms");
+    if (const auto* sql_error = dynamic_cast<const SqlError*>(&e)) throw *sql_error;
     throw SqlError(message_of(e));
   }
   return out;

@@ -3,6 +3,7 @@
 // The engine registers a DuckDB FileSystem backed by an ObjectStore under the
 // "bf://" scheme: read_parquet('bf://parquet/account=a/**/*.parquet') and
 // COPY ... TO 'bf://...' read and write the store (ranged GETs, list for globs).
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -16,6 +17,10 @@ class ObjectStore;
 
 struct SqlError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+struct SqlTimeout : SqlError {
+  using SqlError::SqlError;
 };
 
 struct SqlResult {
@@ -49,8 +54,10 @@ class SqlEngine {
   // Throws SqlError with DuckDB's message.
   SqlResult query(const std::string& sql);
   // Runs `setup` (e.g. CREATE TEMP VIEW) then `sql` on one connection, keeping at
-  // most max_rows rows of the result.
-  SqlResult query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows);
+  // most max_rows rows of the result. A query still running after `timeout`
+  // (0 = none) is interrupted and throws SqlTimeout.
+  SqlResult query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows,
+                  std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   void execute(const std::string& sql);
   // True if `sql` is exactly one read-only statement (SELECT / WITH ... SELECT).
   // On false, `why` says what was rejected.

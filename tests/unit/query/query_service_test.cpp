@@ -133,3 +133,17 @@ TEST_F(QueryServiceTest, HttpApiChecksKeysAndTenants) {
 }
 
 }  // namespace
+
+TEST_F(QueryServiceTest, LongQueriesAreCancelledAtTheTimeout) {
+  QueryOptions o;
+  o.timeout = std::chrono::milliseconds(300);
+  QueryService quick(o, catalog, store);
+  try {
+    quick.run("web/logs", "SELECT count(*) FROM range(100000000000) a, events");
+    FAIL() << "not cancelled";
+  } catch (const QueryError& e) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_NE(std::string(e.what()).find("cancelled"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(quick.run("web/logs", "SELECT count(*) FROM events").result.rows[0][0], "25");  // still usable
+}
