@@ -56,7 +56,8 @@ struct Components {
 };
 
 // Starts the selected components from one config file and runs until a signal.
-int serve(const std::string& config_path, Components want) {
+// dry_run: validate the config (keys, IDs, pipelines, sources) and exit.
+int serve(const std::string& config_path, Components want, bool dry_run) {
   ConfigNode root = ConfigNode::load_file(config_path);
   init_logging(root.child("log").str("level", "info"));
 
@@ -66,7 +67,8 @@ int serve(const std::string& config_path, Components want) {
   std::shared_ptr<ObjectStore> store;
   std::shared_ptr<const Catalog> catalog;
   if (needs_store) {
-    store = make_object_store(parse_storage_options(root.child("storage")));
+    StorageOptions storage = parse_storage_options(root.child("storage"));
+    if (!dry_run) store = make_object_store(storage);  // a dry run touches no storage
     catalog = std::make_shared<Catalog>(Catalog::parse(root));
     if (catalog->datasets().empty())
       spdlog::warn("{}: no datasets under 'accounts:': every ingest request will be refused", config_path);
@@ -95,6 +97,11 @@ int serve(const std::string& config_path, Components want) {
   bool admin_enabled = admin_section.boolean("enabled", true);
   HttpServerOptions admin_options = parse_http_server_options(admin_section, admin_defaults);
   root.check_unknown();
+  if (dry_run) {
+    if (want.piper) Piper(*piper_options, catalog, store);  // compiles every pipeline
+    std::cout << config_path << ": ok\n";
+    return 0;
+  }
 
   std::unique_ptr<Receiver> receiver;
   std::unique_ptr<Piper> piper;
@@ -194,10 +201,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string config = "config/all-in-one.yaml";
 
+  bool dry_run = false;
   auto add_server = [&](const std::string& name, const std::string& help, Components c) {
     auto* cmd = app.add_subcommand(name, help);
     cmd->add_option("-c,--config", config, "YAML config file")->capture_default_str();
-    cmd->callback([&, c] { throw CLI::RuntimeError(serve(config, c)); });
+    cmd->add_flag("--dry-run", dry_run, "Check the config (keys, IDs, pipelines, sources) and exit");
+    cmd->callback([&, c] { throw CLI::RuntimeError(serve(config, c, dry_run)); });
   };
   add_server("run", "Run every component in one process", {true, true, true, true, true});
   add_server("proxy", "Run the edge proxy (sources -> batches -> receiver)", {true, false, false, false, false});

@@ -73,3 +73,28 @@ TEST_F(Cli, QueryOfUnknownDatasetFails) {
 }
 
 }  // namespace
+
+namespace {
+
+// Every example config in config/ is valid for the subcommand it is written for.
+TEST(ShippedConfigs, PassDryRun) {
+  const std::pair<const char*, const char*> configs[] = {
+      {"run", "all-in-one.yaml"}, {"proxy", "proxy.yaml"},   {"receiver", "receiver.yaml"},
+      {"piper", "piper.yaml"},    {"packer", "packer.yaml"}, {"query-server", "query.yaml"}};
+  for (const auto& [command, file] : configs) {
+    std::string path = std::string(BF_SOURCE_DIR) + "/config/" + file;
+    auto [code, out] = run_command(std::string(BF_BINARY) + " " + command + " --dry-run --config " + path);
+    EXPECT_EQ(code, 0) << command << " " << file << ":\n" << out;
+    EXPECT_NE(out.find(path + ": ok"), std::string::npos) << out;
+  }
+  // And the dry run does find errors.
+  auto [code, out] = run_command(std::string(BF_BINARY) + " piper --dry-run --config " + std::string(BF_SOURCE_DIR) +
+                                 "/config/proxy.yaml");
+  EXPECT_EQ(code, 0) << out;  // a piper ignores the proxy section
+  auto [bad_code, bad_out] = run_command(std::string(BF_BINARY) + " proxy --dry-run --config " +
+                                         std::string(BF_SOURCE_DIR) + "/config/query.yaml");
+  EXPECT_NE(bad_code, 0);  // no proxy section: the ingest key is required
+  EXPECT_NE(bad_out.find("ingest_key"), std::string::npos) << bad_out;
+}
+
+}  // namespace
