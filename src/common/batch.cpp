@@ -3,6 +3,10 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <cmath>
+
+#include "common/time.h"
+
 namespace bf {
 
 void append_ndjson(std::string& out, const Event& event) {
@@ -39,6 +43,16 @@ std::vector<Event> parse_ndjson(std::string_view text) {
     events.push_back(std::move(v.get_object()));
   }
   return events;
+}
+
+std::optional<int64_t> parse_event_time(const boost::json::value& v) {
+  if (v.is_string()) return parse_rfc3339(v.get_string(), /*require_offset=*/false);
+  if (!v.is_number()) return std::nullopt;
+  const double n = v.to_number<double>();
+  if (!std::isfinite(n) || n < 0) return std::nullopt;
+  const double micros = n >= 1e17 ? n / 1e3 : n >= 1e14 ? n : n >= 1e11 ? n * 1e3 : n * 1e6;
+  if (micros >= 9.2e18) return std::nullopt;
+  return static_cast<int64_t>(micros);
 }
 
 std::string encode_batch(const std::vector<Event>& events) {

@@ -39,15 +39,13 @@ namespace {
 
 constexpr int64_t kHourUs = 3600LL * 1000000;
 
-// Makes `_time` and `_received` valid RFC 3339 UTC text so they convert to
-// TIMESTAMP. An unusable value is kept in `<field>_raw`, never dropped.
+// Makes `_time` and `_received` valid RFC 3339 UTC text (from RFC 3339 or epoch
+// numbers, see parse_event_time) so they convert to TIMESTAMP. An unusable value is kept in `<field>_raw`, never dropped.
 int64_t normalize_times(Event& e, int64_t now) {
   auto parse_field = [&](const char* name) -> std::optional<int64_t> {
     auto it = e.find(name);
     if (it == e.end()) return std::nullopt;
-    if (it->value().is_string()) {
-      if (auto t = parse_rfc3339(it->value().get_string())) return t;
-    }
+    if (auto t = parse_event_time(it->value())) return t;
     e[std::string(name) + "_raw"] = it->value();
     return std::nullopt;
   };

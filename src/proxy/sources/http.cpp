@@ -104,30 +104,18 @@ std::string parse_body(std::string_view body, std::vector<Event>& out) {
   return "";
 }
 
-// _time: RFC 3339 string or a Unix epoch number (s; values >= 1e11 are read as ms,
-// >= 1e14 as µs, >= 1e17 as ns) -> RFC 3339 UTC; absent -> receive time; anything
-// else -> receive time, the original kept as _time_invalid.
+// _time: see parse_event_time -> RFC 3339 UTC; absent -> receive time; anything
+// else -> receive time, the original kept as _time_raw (as the packer does).
 void normalize_time(Event& ev, const std::string& received) {
   auto* t = ev.if_contains("_time");
   if (!t) {
     ev["_time"] = received;
     return;
   }
-  std::optional<int64_t> us;
-  if (t->is_string()) {
-    us = parse_rfc3339(t->as_string(), /*require_offset=*/false);
-  } else if (t->is_number()) {
-    const double v = t->to_number<double>();
-    if (std::isfinite(v) && v >= 0) {
-      const double a = std::fabs(v);
-      double micros = a >= 1e17 ? v / 1e3 : a >= 1e14 ? v : a >= 1e11 ? v * 1e3 : v * 1e6;
-      if (micros < 9.2e18) us = static_cast<int64_t>(micros);
-    }
-  }
-  if (us) {
+  if (auto us = parse_event_time(*t)) {
     *t = format_rfc3339(*us);
   } else {
-    ev["_time_invalid"] = std::move(*t);
+    ev["_time_raw"] = std::move(*t);
     ev["_time"] = received;
   }
 }

@@ -65,3 +65,17 @@ TEST(Batch, ParseErrorsNameTheLine) {
   EXPECT_THROW(parse_ndjson("{\"a\":\"\xff\xfe\"}\n"), BatchFormatError);  // invalid UTF-8
   EXPECT_EQ(parse_ndjson("{\"a\":1}\n\n  \n{\"b\":2}").size(), 2u);
 }
+
+TEST(Batch, EventTimeFromTextOrEpochNumbers) {
+  const int64_t t = 1764077709000000;  // 2025-11-25T13:35:09Z
+  EXPECT_EQ(parse_event_time(boost::json::value("2025-11-25T13:35:09Z")), t);
+  EXPECT_EQ(parse_event_time(boost::json::value(1764077709)), t);            // seconds
+  EXPECT_EQ(parse_event_time(boost::json::value(1764077709000)), t);         // ms
+  EXPECT_EQ(parse_event_time(boost::json::value(1764077709000000)), t);      // µs
+  EXPECT_EQ(parse_event_time(boost::json::value(1764077709000000000)), t);   // ns
+  EXPECT_EQ(parse_event_time(boost::json::value(1764077709.5)), t + 500000);  // fractional seconds
+  EXPECT_FALSE(parse_event_time(boost::json::value("tuesday")));
+  EXPECT_FALSE(parse_event_time(boost::json::value(-5)));
+  EXPECT_FALSE(parse_event_time(boost::json::value(true)));
+  EXPECT_FALSE(parse_event_time(boost::json::value(nullptr)));
+}

@@ -97,6 +97,16 @@ TEST_F(PackerTest, UnusableTimeFallsBackToReceivedAndKeepsTheOriginal) {
   EXPECT_EQ(fallbacks.value(), before + 1);
 }
 
+TEST_F(PackerTest, EpochNumbersAreEventTimes) {
+  add_batch({Event{{"_time", 1772359200}, {"_received", 1772359200123}, {"n", 1}}});  // 2026-03-01T10:00:00Z
+  ASSERT_EQ(packer->run_once(), 1u);
+  auto r = query("SELECT CAST(_time AS VARCHAR), CAST(_received AS VARCHAR), hour FROM " + lake());
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0][0], "2026-03-01 10:00:00");
+  EXPECT_EQ(r.rows[0][1], "2026-03-01 10:00:00.123");
+  EXPECT_EQ(r.rows[0][2], "10");
+}
+
 TEST_F(PackerTest, CorruptInputIsQuarantinedNotLost) {
   std::string bad = processed_key(ref, new_ulid());
   store->put(bad, "garbage");
