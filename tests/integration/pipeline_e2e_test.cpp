@@ -257,6 +257,9 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
   EXPECT_TRUE(store->head("_meta/acme/default/syslog/schema.json").has_value());
 
   EXPECT_EQ(bf->stop(), 0) << "bytefreezer did not exit cleanly on SIGTERM";
+  // A clean run logs no errors (failed uploads, quarantines, dead letters, ...).
+  std::string log = bf->log();
+  EXPECT_EQ(log.find(" error "), std::string::npos) << log;
 }
 
 INSTANTIATE_TEST_SUITE_P(Storage, PipelineE2E, ::testing::Values("local", "s3"),
