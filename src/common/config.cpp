@@ -247,20 +247,6 @@ std::vector<ConfigNode> ConfigNode::list(const std::string& key) const {
   return out;
 }
 
-std::vector<std::string> ConfigNode::keys() const {
-  std::vector<std::string> out;
-  if (!node_->IsMap()) return out;
-  for (const auto& kv : *node_) out.push_back(kv.first.Scalar());
-  return out;
-}
-
-bool ConfigNode::is_map() const { return node_->IsMap(); }
-
-std::string ConfigNode::scalar() const {
-  if (!node_->IsScalar()) fail("", "expected a single value");
-  return node_->Scalar();
-}
-
 namespace {
 void append_json_string(std::string& out, const std::string& s) {
   out += '"';

@@ -44,11 +44,6 @@ class ConfigNode {
   ConfigNode child(const std::string& key) const;
   // Sequence of mappings; missing -> empty.
   std::vector<ConfigNode> list(const std::string& key) const;
-  // Keys of this mapping, in file order (marks none as read).
-  std::vector<std::string> keys() const;
-  bool is_map() const;
-  // A scalar node (e.g. list items that are plain strings).
-  std::string scalar() const;
 
   // Dotted path of this node inside the file, e.g. "receiver.spool".
   const std::string& path() const { return path_; }

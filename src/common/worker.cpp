@@ -26,14 +26,6 @@ void PeriodicWorker::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void PeriodicWorker::trigger() {
-  {
-    std::lock_guard lock(mu_);
-    triggered_ = true;
-  }
-  cv_.notify_all();
-}
-
 void PeriodicWorker::loop() {
   while (true) {
     try {
@@ -43,8 +35,7 @@ void PeriodicWorker::loop() {
       spdlog::error("{}: {}", name_, e.what());
     }
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, interval_, [this] { return stopping_ || triggered_; });
-    triggered_ = false;
+    cv_.wait_for(lock, interval_, [this] { return stopping_; });
     if (stopping_) return;
   }
 }

@@ -14,8 +14,7 @@ class PeriodicWorker {
   PeriodicWorker(std::string name, std::chrono::milliseconds interval, std::function<void()> step);
   ~PeriodicWorker();
   void start();
-  void stop();     // waits for the running step to finish
-  void trigger();  // run the next step now
+  void stop();  // waits for the running step to finish
 
  private:
   void loop();
@@ -26,7 +25,6 @@ class PeriodicWorker {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  bool triggered_ = false;
 };
 
 }  // namespace bf
