@@ -206,8 +206,9 @@ std::chrono::milliseconds ConfigNode::duration(const std::string& key,
   else if (unit == "s") ms = n * 1000;
   else if (unit == "m") ms = n * 60000;
   else if (unit == "h") ms = n * 3600000;
+  else if (unit == "d") ms = n * 86400000;
   else if (unit.empty() && n == 0) ms = 0;
-  else fail(key, "expected a duration with a unit (ms, s, m, h), got '" + *v + "'");
+  else fail(key, "expected a duration with a unit (ms, s, m, h, d), got '" + *v + "'");
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 

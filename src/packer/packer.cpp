@@ -4,8 +4,13 @@
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "common/batch.h"
 #include "common/catalog.h"
@@ -17,6 +22,7 @@
 #include "common/worker.h"
 #include "packer/schema_registry.h"
 #include "storage/layout.h"
+#include "storage/ledger.h"
 #include "storage/object_store.h"
 #include "storage/sql_engine.h"
 
@@ -32,6 +38,7 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   o.max_part_bytes = section.bytes("max_part_bytes", o.max_part_bytes);
   o.memory_limit = section.str("memory_limit", o.memory_limit);
   o.temp_dir = section.str("temp_dir", o.temp_dir);
+  o.dedup_window = section.duration("dedup_window", o.dedup_window);
   return o;
 }
 
@@ -68,6 +75,33 @@ int64_t normalize_times(Event& e, int64_t now) {
 
 int64_t floor_hour(int64_t us) { return us >= 0 ? us / kHourUs * kHourUs : ((us - kHourUs + 1) / kHourUs) * kHourUs; }
 
+
+// Temp directories of packers that are no longer running (killed before their
+// destructor ran) are removed; the directory name carries the owner's pid.
+void remove_stale_temp_dirs(const fs::path& parent) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::string prefix = "bytefreezer-packer-";
+    if (name.rfind(prefix, 0) != 0 || !entry.is_directory(ec)) continue;
+    pid_t pid = static_cast<pid_t>(std::strtol(name.c_str() + prefix.size(), nullptr, 10));
+    if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) continue;  // owner alive
+    std::error_code rm;
+    fs::remove_all(entry.path(), rm);
+    if (!rm) {
+      spdlog::info("packer: removed temp directory {} left by a stopped packer", entry.path().string());
+      metrics().counter("bf_packer_stale_temp_dirs_removed_total", "Temp directories of killed packers removed at start").inc();
+    }
+  }
+}
+
+std::optional<int64_t> part_time_ms(const std::string& key) {
+  const size_t slash = key.rfind('/');
+  const std::string name = key.substr(slash == std::string::npos ? 0 : slash + 1);
+  if (name.rfind("part-", 0) != 0 || name.size() < 5 + 26) return std::nullopt;
+  return ulid_time_ms(name.substr(5, 26));
+}
+
 }  // namespace
 
 struct Packer::Impl {
@@ -77,9 +111,16 @@ struct Packer::Impl {
   std::unique_ptr<SqlEngine> engine;
   std::unique_ptr<PeriodicWorker> worker;
   fs::path temp_root;
+  int64_t started_us = now_us();
+  std::set<std::string> swept;                  // datasets whose orphans were removed since start
+  std::map<std::string, int64_t> last_expiry;   // dataset -> when its ledger was last expired
 
-  // Writes one hour's events as a Parquet part; returns its column list.
-  std::vector<SchemaColumn> write_part(const DatasetRef& ref, int64_t hour, const std::string& ndjson) {
+  Counter& counter(const char* name, const char* help, const DatasetRef& ref) {
+    return metrics().counter(name, help, {{"tenant", ref.tenant}, {"dataset", ref.dataset}});
+  }
+
+  // Writes one hour's events as a Parquet part under `key`; returns its column list.
+  std::vector<SchemaColumn> write_part(const std::string& key, const std::string& ndjson) {
     std::string id = new_ulid();
     fs::path json_path = temp_root / (id + ".ndjson");
     fs::path parquet_path = temp_root / (id + ".parquet");
@@ -100,14 +141,54 @@ struct Packer::Impl {
     SqlResult described = engine->query("DESCRIBE SELECT * FROM read_parquet(" + sql_quote(parquet_path.string()) + ")");
     std::vector<SchemaColumn> columns;
     for (const auto& row : described.rows) columns.push_back(SchemaColumn{row[0].value_or(""), row[1].value_or("")});
-    store->put_file(parquet_part_key(ref, hour, id), parquet_path);
+    store->put_file(key, parquet_path);
     return columns;
+  }
+
+  // The second half of a commit, after its manifest is stored; idempotent, so a
+  // run killed anywhere in here is finished by the next one.
+  void finish_commit(const DatasetRef& ref, const CommitManifest& m) {
+    for (const auto& b : m.batches) put_batch_record(*store, ref, b.id, BatchRecord{b.digest, m.id});
+    for (const auto& b : m.batches) store->remove(processed_key(ref, b.id));
+    fold_manifest(*store, ref, m);
+  }
+
+  // Before packing: finish commits a killed run left, and (once per start) remove
+  // parts that no commit names — uploaded by a run killed before its manifest,
+  // whose inputs are still in processed/ and will be packed again.
+  void recover(const DatasetRef& ref) {
+    for (const auto& m : pending_manifests(*store, ref)) {
+      spdlog::info("packer: dataset {}: finishing commit {} of an interrupted run", ref.str(), m.id);
+      finish_commit(ref, m);
+    }
+    if (!swept.insert(ref.str()).second) return;
+    std::set<std::string> committed;
+    for (const auto& p : committed_parts(*store, ref)) committed.insert(p.key);
+    for (const auto& obj : store->list_all(parquet_prefix(ref))) {
+      auto ms = part_time_ms(obj.key);
+      if (!ms || committed.count(obj.key) || *ms * 1000 >= started_us) continue;
+      spdlog::info("packer: removing uncommitted part {}", obj.key);
+      store->remove(obj.key);
+      counter("bf_packer_orphan_parts_removed_total", "Parquet parts of interrupted runs removed", ref).inc();
+    }
+  }
+
+  void expire_ledger(const DatasetRef& ref) {
+    const int64_t now = now_us();
+    int64_t& last = last_expiry[ref.str()];
+    if (now - last < 3600LL * 1000000) return;
+    last = now;
+    const int64_t window_us = std::chrono::duration_cast<std::chrono::microseconds>(options.dedup_window).count();
+    size_t n = expire_batch_records(*store, ref, now - window_us);
+    if (n) spdlog::info("packer: dataset {}: expired {} batch records older than the dedup window", ref.str(), n);
   }
 
   // Packs what is in processed/, halving the number of batches per part when
   // DuckDB fails (e.g. out of memory); a single batch it cannot convert is
   // quarantined so it cannot block the dataset.
   size_t pack_dataset(const DatasetRef& ref) {
+    recover(ref);
+    expire_ledger(ref);
     size_t limit = options.max_batches_per_part;
     while (true) {
       std::vector<std::string> inputs;
@@ -123,8 +204,7 @@ struct Packer::Impl {
         spdlog::error("packer: quarantining {}: {}", inputs[0], e.what());
         store->put("quarantine/" + inputs[0], store->get(inputs[0]));
         store->remove(inputs[0]);
-        metrics().counter("bf_packer_quarantined_total", "Processed objects that could not be decoded or converted",
-                          {{"tenant", ref.tenant}, {"dataset", ref.dataset}}).inc();
+        counter("bf_packer_quarantined_total", "Processed objects that could not be decoded or converted", ref).inc();
         return 0;
       }
     }
@@ -132,13 +212,28 @@ struct Packer::Impl {
 
   size_t pack_some(const DatasetRef& ref, size_t limit, std::vector<std::string>& inputs) {
     ListPage page = store->list(processed_prefix(ref), "", static_cast<int>(std::min<size_t>(limit, 1000)));
-    std::map<int64_t, std::string> hours;  // hour start -> NDJSON
+    struct Hour {
+      std::string ndjson;
+      uint64_t rows = 0;
+    };
+    std::map<int64_t, Hour> hours;  // hour start -> events
+    CommitManifest manifest;
+    manifest.id = new_ulid();
     size_t events = 0;
     uint64_t buffered = 0;
     const int64_t now = now_us();
     for (const auto& obj : page.objects) {
       if (buffered >= options.max_part_bytes) break;  // the rest waits for the next run
-      if (!batch_id_of(obj.key)) continue;
+      auto batch_id = batch_id_of(obj.key);
+      if (!batch_id) continue;
+      auto record = get_batch_record(*store, ref, *batch_id);
+      if (record && record->committed()) {
+        // Already in Parquet (a retry that got past the receiver, or a stage
+        // re-delivering after a crash): never packed twice.
+        store->remove(obj.key);
+        counter("bf_packer_duplicate_batches_total", "Processed batches skipped because already committed", ref).inc();
+        continue;
+      }
       std::string data;
       try {
         data = store->get(obj.key);
@@ -152,36 +247,51 @@ struct Packer::Impl {
         spdlog::error("packer: quarantining {}: {}", obj.key, e.what());
         store->put("quarantine/" + obj.key, data);
         store->remove(obj.key);
-        metrics().counter("bf_packer_quarantined_total", "Processed objects that could not be decoded or converted",
-                          {{"tenant", ref.tenant}, {"dataset", ref.dataset}}).inc();
+        counter("bf_packer_quarantined_total", "Processed objects that could not be decoded or converted", ref).inc();
         continue;
       }
       for (Event& e : batch) {
         int64_t t = normalize_times(e, now);
-        std::string& ndjson = hours[floor_hour(t)];
-        size_t before = ndjson.size();
-        append_ndjson(ndjson, e);
-        buffered += ndjson.size() - before;
+        Hour& hour = hours[floor_hour(t)];
+        size_t before = hour.ndjson.size();
+        append_ndjson(hour.ndjson, e);
+        buffered += hour.ndjson.size() - before;
+        ++hour.rows;
       }
       events += batch.size();
       inputs.push_back(obj.key);
+      manifest.batches.push_back(CommitManifest::Batch{*batch_id, record ? record->digest : std::string()});
     }
     if (inputs.empty()) return 0;
 
     SchemaRegistry registry(store, ref);
-    size_t parts = 0;
-    for (const auto& [hour, ndjson] : hours) {
-      registry.merge(write_part(ref, hour, ndjson));
-      ++parts;
+    try {
+      for (const auto& [hour, h] : hours) {
+        std::string key = parquet_part_key(ref, hour, new_ulid());
+        registry.merge(write_part(key, h.ndjson));
+        manifest.parts.push_back(CommitPart{key, h.rows});
+      }
+      registry.save_if_changed();
+    } catch (...) {
+      // Nothing names these parts; the inputs stay and are packed again.
+      for (const auto& p : manifest.parts) {
+        try {
+          store->remove(p.key);
+        } catch (const std::exception&) {
+          // removed by the orphan sweep at the next start
+        }
+      }
+      throw;
     }
-    registry.save_if_changed();
-    // Only now, with every part in place, are the inputs removed.
-    for (const auto& key : inputs) store->remove(key);
-    Labels labels{{"tenant", ref.tenant}, {"dataset", ref.dataset}};
-    metrics().counter("bf_packer_parts_total", "Parquet files written", labels).inc(parts);
-    metrics().counter("bf_packer_events_total", "Events written to Parquet", labels).inc(events);
-    metrics().counter("bf_packer_batches_total", "Processed batches packed", labels).inc(inputs.size());
-    return parts;
+    // The commit point: once the manifest is stored the parts are visible and the
+    // inputs are as good as deleted.
+    write_manifest(*store, ref, manifest);
+    finish_commit(ref, manifest);
+    counter("bf_packer_parts_total", "Parquet files written", ref).inc(manifest.parts.size());
+    counter("bf_packer_events_total", "Events written to Parquet", ref).inc(events);
+    counter("bf_packer_batches_total", "Processed batches packed", ref).inc(inputs.size());
+    counter("bf_packer_commits_total", "Commits (manifests) written", ref).inc();
+    return manifest.parts.size();
   }
 };
 
@@ -190,8 +300,10 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   impl_->options = options;
   impl_->catalog = std::move(catalog);
   impl_->store = std::move(store);
-  impl_->temp_root = (options.temp_dir.empty() ? fs::temp_directory_path() : fs::path(options.temp_dir)) /
-                     ("bytefreezer-packer-" + new_ulid());
+  const fs::path temp_parent = options.temp_dir.empty() ? fs::temp_directory_path() : fs::path(options.temp_dir);
+  fs::create_directories(temp_parent);
+  remove_stale_temp_dirs(temp_parent);
+  impl_->temp_root = temp_parent / ("bytefreezer-packer-" + std::to_string(::getpid()) + "-" + new_ulid());
   fs::create_directories(impl_->temp_root);
   SqlEngine::Options engine_options;
   engine_options.threads = 1;

@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "storage/layout.h"
+#include "storage/ledger.h"
 #include "storage/object_store.h"
 
 namespace bf {
@@ -64,11 +65,12 @@ struct QueryService::Impl {
       metrics().counter("bf_query_rejected_total", "Queries rejected before execution", {{"reason", "not_select"}}).inc();
       throw QueryError(400, "rejected SQL: " + why);
     }
-    std::string prefix = parquet_prefix(info->ref);
-    if (store->list(prefix, "", 1).objects.empty())
-      throw QueryError(404, "dataset '" + dataset + "' has no data yet");
-    std::string source = "read_parquet(" + sql_quote("bf://" + prefix + "**/*.parquet") +
-                         ", hive_partitioning=true, union_by_name=true)";
+    // Only committed parts (storage/ledger.h): a part of a run that was killed
+    // before its commit is never read.
+    std::string files;
+    for (const auto& part : committed_parts(*store, info->ref)) files += (files.empty() ? "" : ", ") + sql_quote("bf://" + part.key);
+    if (files.empty()) throw QueryError(404, "dataset '" + dataset + "' has no data yet");
+    std::string source = "read_parquet([" + files + "], hive_partitioning=true, union_by_name=true)";
     std::vector<std::string> setup{"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM " + source};
     if (info->ref.dataset != "events")
       setup.push_back("CREATE OR REPLACE TEMP VIEW " + sql_ident(info->ref.dataset) + " AS SELECT * FROM events");

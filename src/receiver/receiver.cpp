@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
@@ -14,12 +15,14 @@
 #include "common/batch.h"
 #include "common/catalog.h"
 #include "common/config.h"
+#include "common/digest.h"
 #include "common/ids.h"
 #include "common/metrics.h"
 #include "common/spool.h"
 #include "common/time.h"
 #include "common/ulid.h"
 #include "storage/layout.h"
+#include "storage/ledger.h"
 #include "storage/object_store.h"
 
 namespace bf {
@@ -34,10 +37,15 @@ ReceiverOptions parse_receiver_options(const ConfigNode& section) {
   ConfigNode spool = section.child("spool");
   o.spool_dir = spool.str("dir", o.spool_dir);
   o.spool_max_bytes = spool.bytes("max_bytes", o.spool_max_bytes);
+  o.max_event_bytes = section.bytes("max_event_bytes", o.max_event_bytes);
+  o.max_event_fields = static_cast<size_t>(section.integer("max_event_fields", static_cast<int64_t>(o.max_event_fields)));
+  o.max_batch_id_skew = section.duration("max_batch_id_skew", o.max_batch_id_skew);
   return o;
 }
 
 namespace {
+
+constexpr int64_t kMinBatchIdMs = 1577836800000;  // 2020-01-01T00:00:00Z
 
 Counter& rejected(const std::string& reason) {
   return metrics().counter("bf_receiver_rejected_total", "Ingest requests rejected, by reason",
@@ -57,23 +65,64 @@ std::optional<std::string> bearer_token(const HttpRequest& req) {
   return auth->substr(prefix.size());
 }
 
-// A JSON array of objects or NDJSON.
-std::vector<Event> parse_body(const std::string& text) {
+struct EventTooLarge : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Members of objects and elements of arrays, at every depth.
+size_t count_fields(const boost::json::value& v) {
+  size_t n = 0;
+  if (v.is_object()) {
+    for (const auto& kv : v.get_object()) n += 1 + count_fields(kv.value());
+  } else if (v.is_array()) {
+    for (const auto& item : v.get_array()) n += 1 + count_fields(item);
+  }
+  return n;
+}
+
+// A JSON array of objects or NDJSON, each event within the per-event limits
+// (nesting is bounded by the JSON parser's depth limit of 32).
+std::vector<Event> parse_body(const std::string& text, const ReceiverOptions& limits) {
+  std::vector<Event> events;
   size_t first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '[') {
     boost::system::error_code ec;
     boost::json::value v = boost::json::parse(text, ec);
     if (ec) throw BatchFormatError("invalid JSON array: " + ec.message());
-    std::vector<Event> events;
     size_t i = 0;
     for (auto& item : v.as_array()) {
       ++i;
       if (!item.is_object()) throw BatchFormatError("array element " + std::to_string(i) + ": not a JSON object");
+      if (boost::json::serialize(item).size() > limits.max_event_bytes)
+        throw EventTooLarge("array element " + std::to_string(i) + ": event larger than receiver.max_event_bytes (" +
+                            std::to_string(limits.max_event_bytes) + " bytes)");
       events.push_back(std::move(item.get_object()));
     }
-    return events;
+  } else {
+    size_t line = 0, pos = 0;
+    while (pos < text.size()) {
+      size_t end = std::min(text.find('\n', pos), text.size());
+      ++line;
+      if (end - pos > limits.max_event_bytes)
+        throw EventTooLarge("line " + std::to_string(line) + ": event larger than receiver.max_event_bytes (" +
+                            std::to_string(limits.max_event_bytes) + " bytes)");
+      pos = end + 1;
+    }
+    events = parse_ndjson(text);
   }
-  return parse_ndjson(text);
+  for (size_t i = 0; i < events.size(); ++i) {
+    size_t n = 0;
+    for (const auto& kv : events[i]) n += 1 + count_fields(kv.value());
+    if (n > limits.max_event_fields)
+      throw EventTooLarge("event " + std::to_string(i + 1) + ": " + std::to_string(n) +
+                          " fields, more than receiver.max_event_fields (" + std::to_string(limits.max_event_fields) + ")");
+  }
+  return events;
+}
+
+// The spool entry of a batch: the idempotency key is (account, tenant, dataset, batch id).
+std::string spool_id(const DatasetRef& ref, const std::string& batch_id) {
+  return ref.account + "." + ref.tenant + "." + ref.dataset + "." + batch_id;
 }
 
 }  // namespace
@@ -89,6 +138,8 @@ struct Receiver::Impl {
   std::condition_variable wake;
   bool stopping = false;
   std::atomic<bool> started{false};
+  // Serialises the check-then-store of one idempotency key (striped by hash).
+  std::array<std::mutex, 64> key_locks;
 
   Impl(ReceiverOptions o, std::shared_ptr<const Catalog> c, std::shared_ptr<ObjectStore> s)
       : options(std::move(o)), catalog(std::move(c)), store(std::move(s)),
@@ -122,20 +173,33 @@ struct Receiver::Impl {
       if (!is_valid_ulid(*id)) return reject(400, "bad_batch_id", "X-Batch-Id must be a ULID");
       batch_id = *id;
       for (char& c : batch_id) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      // The id's time names the raw/ partition and the ledger hour: absurd times are refused.
+      const int64_t ms = *ulid_time_ms(batch_id);
+      const int64_t now_ms = now_us() / 1000;
+      if (ms < kMinBatchIdMs || ms > now_ms + options.max_batch_id_skew.count())
+        return reject(400, "bad_batch_id", "X-Batch-Id " + batch_id + " has a ULID time of " + format_rfc3339(ms * 1000) +
+                                               ", outside 2020-01-01 .. now + receiver.max_batch_id_skew");
     } else {
       batch_id = new_ulid();
     }
 
+    std::string body;
     std::vector<Event> events;
     try {
-      events = parse_body(decompress(*encoding, req.body, options.max_decompressed_bytes));
+      body = decompress(*encoding, req.body, options.max_decompressed_bytes);
+      events = parse_body(body, options);
     } catch (const DecompressTooLarge& e) {
       return reject(413, "too_large", e.what());
+    } catch (const EventTooLarge& e) {
+      return reject(413, "event_too_large", e.what());
     } catch (const DecompressError& e) {
       return reject(400, "bad_encoding", e.what());
     } catch (const BatchFormatError& e) {
       return reject(400, "malformed", e.what());
     }
+    const std::string digest = sha256_hex(body);
+    body.clear();
+    body.shrink_to_fit();
 
     const std::string now = format_rfc3339(now_us());
     for (Event& e : events) {
@@ -146,10 +210,39 @@ struct Receiver::Impl {
         if (!e.contains("_peer")) e["_peer"] = req.peer;
       }
     }
-    boost::json::object meta{{"account", ref.account}, {"tenant", ref.tenant}, {"dataset", ref.dataset}};
+    const std::string key = spool_id(ref, batch_id);
+    std::lock_guard key_lock(key_locks[std::hash<std::string>{}(key) % key_locks.size()]);
+    // A batch id seen before: the same content is a retry (answered, not stored
+    // again); other content under the same id is refused, never overwrites.
+    std::optional<std::string> seen_digest;
+    if (spool.contains(key)) {
+      seen_digest = spooled_digest(key);
+    } else {
+      try {
+        if (auto record = get_batch_record(*store, ref, batch_id)) seen_digest = record->digest;
+      } catch (const std::exception& e) {
+        // The store is down: accept into the spool; the uploader checks again.
+        spdlog::debug("receiver: ledger lookup for {} failed: {}", key, e.what());
+      }
+    }
+    boost::json::object response{{"batch_id", batch_id}};
+    if (seen_digest) {
+      if (!seen_digest->empty() && *seen_digest != digest) {
+        return reject(409, "batch_id_conflict",
+                      "X-Batch-Id " + batch_id + " was already used for a batch with different content; "
+                      "a batch id identifies one batch — send new data with a new id");
+      }
+      metrics().counter("bf_receiver_duplicate_batches_total", "Retried batches answered without storing them again",
+                        {{"tenant", tenant}, {"dataset", dataset}}).inc();
+      response["accepted"] = events.size();
+      response["duplicate"] = true;
+      return HttpResponse::json(200, boost::json::serialize(response));
+    }
+    boost::json::object meta{{"account", ref.account}, {"tenant", ref.tenant}, {"dataset", ref.dataset},
+                             {"batch_id", batch_id}, {"digest", digest}};
     std::string data = encode_batch(events);
     try {
-      if (!events.empty()) spool.put(batch_id, boost::json::serialize(meta), data);
+      if (!events.empty()) spool.put(key, boost::json::serialize(meta), data);
     } catch (const SpoolFull& e) {
       auto r = reject(503, "spool_full", "receiver is over its spool limit; retry later");
       r.headers["Retry-After"] = "5";
@@ -161,8 +254,51 @@ struct Receiver::Impl {
     metrics().counter("bf_receiver_events_total", "Events accepted", labels).inc(events.size());
     metrics().counter("bf_receiver_bytes_total", "Request body bytes accepted", labels).inc(req.body.size());
     wake.notify_all();
-    boost::json::object body{{"batch_id", batch_id}, {"accepted", events.size()}};
-    return HttpResponse::json(200, boost::json::serialize(body));
+    response["accepted"] = events.size();
+    response["duplicate"] = false;
+    return HttpResponse::json(200, boost::json::serialize(response));
+  }
+
+  std::string spooled_digest(const std::string& key) {
+    try {
+      auto meta = boost::json::parse(spool.read(key).meta).as_object();
+      if (auto* d = meta.if_contains("digest"); d && d->is_string()) return std::string(d->get_string());
+    } catch (const std::exception&) {
+      // removed by the uploader meanwhile, or written by an older version
+    }
+    return {};
+  }
+
+  // Moves one spooled batch to raw/. The ledger record goes first, so every batch
+  // in raw/ (and after) has one; a batch already committed is not uploaded again.
+  void upload(const std::string& id) {
+    Spool::Item item = spool.read(id);
+    auto meta = boost::json::parse(item.meta).as_object();
+    auto field = [&](const char* k) {
+      auto* v = meta.if_contains(k);
+      return v && v->is_string() ? std::string(v->get_string()) : std::string();
+    };
+    DatasetRef ref{field("account"), field("tenant"), field("dataset")};
+    std::string batch_id = field("batch_id");
+    if (batch_id.empty()) batch_id = id.substr(id.rfind('.') + 1);  // entries of older versions
+    const std::string digest = field("digest");
+    auto record = get_batch_record(*store, ref, batch_id);
+    if (record && !record->digest.empty() && !digest.empty() && record->digest != digest) {
+      // Two batches with one id reached two spools (or one spool while the store was
+      // down): keep this one aside for an operator instead of overwriting the other.
+      store->put("quarantine/conflicts/" + raw_key(ref, batch_id) + "." + digest.substr(0, 16), item.data);
+      metrics().counter("bf_receiver_batch_conflicts_total", "Spooled batches whose id was taken by other content (kept in quarantine/conflicts/)").inc();
+      spdlog::error("receiver: batch {} of {} conflicts with a stored batch of the same id; kept under quarantine/conflicts/",
+                    batch_id, ref.str());
+    } else if (record && record->committed()) {
+      metrics().counter("bf_receiver_duplicate_batches_total", "Retried batches answered without storing them again",
+                        {{"tenant", ref.tenant}, {"dataset", ref.dataset}}).inc();
+    } else {
+      if (!record) put_batch_record(*store, ref, batch_id, BatchRecord{digest, ""});
+      store->put(raw_key(ref, batch_id), item.data);
+      metrics().counter("bf_receiver_uploads_total", "Batches uploaded to raw/").inc();
+    }
+    spool.remove(id);
   }
 
   // Uploads every spooled batch; returns false if any upload failed.
@@ -174,13 +310,7 @@ struct Receiver::Impl {
         if (stopping) return all_ok;
       }
       try {
-        Spool::Item item = spool.read(entry.id);
-        auto meta = boost::json::parse(item.meta).as_object();
-        DatasetRef ref{std::string(meta.at("account").as_string()), std::string(meta.at("tenant").as_string()),
-                       std::string(meta.at("dataset").as_string())};
-        store->put(raw_key(ref, entry.id), item.data);
-        spool.remove(entry.id);
-        metrics().counter("bf_receiver_uploads_total", "Batches uploaded to raw/").inc();
+        upload(entry.id);
       } catch (const std::exception& e) {
         all_ok = false;
         metrics().counter("bf_receiver_upload_errors_total", "Failed uploads to raw/ (retried)").inc();

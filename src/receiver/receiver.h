@@ -2,7 +2,9 @@
 // The receiver: the HTTP ingest endpoint of DESIGN.md §3. A batch is answered 200
 // only once it is in the local spool and fsync'ed; an uploader moves spooled
 // batches to raw/ in the object store and removes them from the spool only after
-// the upload succeeded, so a restart resumes unfinished uploads.
+// the upload succeeded, so a restart resumes unfinished uploads. The idempotency
+// key is (account, tenant, dataset, X-Batch-Id): a retry is answered 200
+// "duplicate", a reused id with other content 409 (storage/ledger.h).
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -22,6 +24,9 @@ struct ReceiverOptions {
   std::string spool_dir = "./data/receiver-spool";
   uint64_t spool_max_bytes = 4ull << 30;        // beyond: 503 + Retry-After
   std::chrono::milliseconds upload_retry_max{30000};
+  uint64_t max_event_bytes = 1ull << 20;         // one event's JSON; larger -> 413
+  size_t max_event_fields = 10000;               // members and elements at every depth; more -> 413
+  std::chrono::milliseconds max_batch_id_skew{3600000};  // X-Batch-Id time ahead of now; more -> 400
 };
 ReceiverOptions parse_receiver_options(const ConfigNode& section);
 

@@ -16,10 +16,14 @@ std::string dataset_path(const DatasetRef& ref) {
          require_id("dataset", ref.dataset) + "/";
 }
 
-std::string batch_key(const char* stage, const DatasetRef& ref, const std::string& batch_id) {
+std::string batch_hour_path(const std::string& batch_id) {
   auto ms = ulid_time_ms(batch_id);
   if (!ms) throw std::invalid_argument("invalid batch id '" + batch_id + "': must be a ULID");
-  return std::string(stage) + "/" + dataset_path(ref) + hour_path(*ms * 1000) + "/" + batch_id + kBatchSuffix;
+  return hour_path(*ms * 1000);
+}
+
+std::string batch_key(const char* stage, const DatasetRef& ref, const std::string& batch_id) {
+  return std::string(stage) + "/" + dataset_path(ref) + batch_hour_path(batch_id) + "/" + batch_id + kBatchSuffix;
 }
 
 }  // namespace
@@ -41,6 +45,18 @@ std::string parquet_part_key(const DatasetRef& ref, int64_t hour_us, const std::
 }
 
 std::string schema_key(const DatasetRef& ref) { return "_meta/" + dataset_path(ref) + "schema.json"; }
+
+std::string batch_records_prefix(const DatasetRef& ref) { return "_meta/" + dataset_path(ref) + "batches/"; }
+std::string batch_record_key(const DatasetRef& ref, const std::string& batch_id) {
+  return batch_records_prefix(ref) + batch_hour_path(batch_id) + "/" + batch_id + ".json";
+}
+
+std::string commit_manifests_prefix(const DatasetRef& ref) { return "_meta/" + dataset_path(ref) + "commits/"; }
+std::string commit_manifest_key(const DatasetRef& ref, const std::string& commit_id) {
+  if (!is_valid_ulid(commit_id)) throw std::invalid_argument("invalid commit id '" + commit_id + "'");
+  return commit_manifests_prefix(ref) + commit_id + ".json";
+}
+std::string committed_parts_key(const DatasetRef& ref) { return "_meta/" + dataset_path(ref) + "parts.json"; }
 
 std::optional<std::string> batch_id_of(const std::string& key) {
   size_t slash = key.rfind('/');

@@ -20,6 +20,17 @@ std::string parquet_prefix(const DatasetRef& ref);
 std::string parquet_part_key(const DatasetRef& ref, int64_t hour_us, const std::string& part_id);
 std::string schema_key(const DatasetRef& ref);        // _meta/a/t/d/schema.json
 
+// The batch ledger (storage/ledger.h): one small record per batch id, under the
+// hour of the id's ULID time, so a lookup touches one key and expiry drops hours.
+// _meta/a/t/d/batches/yyyy/mm/dd/hh/{batch_id}.json
+std::string batch_record_key(const DatasetRef& ref, const std::string& batch_id);
+std::string batch_records_prefix(const DatasetRef& ref);  // _meta/a/t/d/batches/
+// Packer commits: _meta/a/t/d/commits/{commit_id}.json until folded into
+// _meta/a/t/d/parts.json, the list of committed Parquet parts readers use.
+std::string commit_manifest_key(const DatasetRef& ref, const std::string& commit_id);
+std::string commit_manifests_prefix(const DatasetRef& ref);
+std::string committed_parts_key(const DatasetRef& ref);
+
 // The batch id at the end of a raw/ or processed/ key, if the key has that shape.
 std::optional<std::string> batch_id_of(const std::string& key);
 

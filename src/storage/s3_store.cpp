@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/digest.h"
 #include "net/http_client.h"
 
 namespace fs = std::filesystem;
@@ -320,33 +321,6 @@ std::string strip_quotes(std::string s) {
 // ---------------------------------------------------------------------------
 // SHA-256 (payload hash for SigV4)
 // ---------------------------------------------------------------------------
-
-struct Sha256 {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  Sha256() {
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) throw StorageError("SHA-256 init failed");
-  }
-  ~Sha256() { EVP_MD_CTX_free(ctx); }
-  void update(const void* p, size_t n) { EVP_DigestUpdate(ctx, p, n); }
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx, md, &len);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += kHex[md[i] >> 4];
-      out += kHex[md[i] & 0xF];
-    }
-    return out;
-  }
-};
-
-std::string sha256_hex(std::string_view data) {
-  Sha256 h;
-  h.update(data.data(), data.size());
-  return h.hex();
-}
 
 std::string sha256_hex(const FileRegion& region) {
   int fd = ::open(region.path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -2,14 +2,20 @@
 
 #include <boost/json.hpp>
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "common/batch.h"
 #include "common/catalog.h"
 #include "common/metrics.h"
+#include "common/time.h"
 #include "common/ulid.h"
 #include "packer/packer.h"
 #include "storage/layout.h"
+#include "storage/ledger.h"
 #include "storage/local_store.h"
 #include "storage/sql_engine.h"
 
@@ -128,4 +134,108 @@ TEST_F(PackerTest, BatchDuckDbCannotConvertIsQuarantinedAfterHalving) {
   EXPECT_EQ(packer->run_once(), 0u);
   EXPECT_EQ(store->list_all("quarantine/processed/").size(), 2u);
   EXPECT_TRUE(store->list_all(parquet_prefix(ref)).empty());
+}
+
+// --- exactly once through crashes ---------------------------------------------
+
+namespace {
+Event ev(int n) { return Event{{"_time", "2026-03-01T10:00:00Z"}, {"_received", "2026-03-01T10:00:00Z"}, {"n", n}}; }
+}  // namespace
+
+TEST_F(PackerTest, CommitRecordsPartsAndBatchesThenRemovesInputs) {
+  const std::string a = new_ulid(), b = new_ulid();
+  put_batch_record(*store, ref, a, BatchRecord{"digest-a", ""});
+  store->put(processed_key(ref, a), encode_batch({ev(1), ev(2)}));
+  store->put(processed_key(ref, b), encode_batch({ev(3)}));
+  EXPECT_EQ(packer->run_once(), 1u);
+  auto parts = committed_parts(*store, ref);
+  ASSERT_EQ(parts.size(), 1u);
+  EXPECT_EQ(parts[0].rows, 3u);
+  EXPECT_TRUE(store->head(parts[0].key).has_value());
+  EXPECT_TRUE(pending_manifests(*store, ref).empty());  // folded into parts.json
+  auto ra = get_batch_record(*store, ref, a), rb = get_batch_record(*store, ref, b);
+  ASSERT_TRUE(ra && rb);
+  EXPECT_TRUE(ra->committed());
+  EXPECT_EQ(ra->digest, "digest-a");  // kept, so a later reuse of the id is still told apart
+  EXPECT_TRUE(rb->committed());
+  EXPECT_TRUE(store->list_all("processed/").empty());
+}
+
+TEST_F(PackerTest, CommittedBatchDeliveredAgainIsNeverPackedTwice) {
+  const std::string id = new_ulid();
+  store->put(processed_key(ref, id), encode_batch({ev(1)}));
+  ASSERT_EQ(packer->run_once(), 1u);
+  auto& dups = metrics().counter("bf_packer_duplicate_batches_total", "", {{"tenant", "web"}, {"dataset", "logs"}});
+  const uint64_t before = dups.value();
+  // A stage re-delivers it after a crash (receiver re-upload, piper rerun).
+  store->put(processed_key(ref, id), encode_batch({ev(1)}));
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_TRUE(store->list_all("processed/").empty());
+  EXPECT_EQ(dups.value(), before + 1);
+  EXPECT_EQ(query("SELECT count(*) FROM " + lake()).rows[0][0], "1");
+}
+
+TEST_F(PackerTest, KilledAfterManifestTheNextRunFinishesTheCommitWithoutRepacking) {
+  // State a kill leaves between the manifest and the input deletion.
+  const std::string id = new_ulid();
+  store->put(processed_key(ref, id), encode_batch({ev(1), ev(2)}));
+  const std::string key = parquet_part_key(ref, 0, new_ulid());
+  SqlEngine(store, {}).execute("COPY (SELECT 1 AS n UNION ALL SELECT 2) TO 'bf://" + key + "' (FORMAT parquet)");
+  write_manifest(*store, ref, CommitManifest{new_ulid(), {CommitPart{key, 2}}, {{id, "d"}}});
+  packer.reset();
+  packer = std::make_unique<Packer>(PackerOptions{}, catalog, store);
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_TRUE(store->list_all("processed/").empty());
+  auto parts = committed_parts(*store, ref);
+  ASSERT_EQ(parts.size(), 1u);
+  EXPECT_EQ(parts[0].key, key);
+  EXPECT_TRUE(get_batch_record(*store, ref, id)->committed());
+  EXPECT_EQ(query("SELECT count(*) FROM " + lake()).rows[0][0], "2");
+}
+
+TEST_F(PackerTest, KilledBeforeManifestTheOrphanPartIsRemovedAndInputsPackedOnce) {
+  // State a kill leaves between the part upload and the manifest.
+  store->put(processed_key(ref, new_ulid()), encode_batch({ev(1), ev(2)}));
+  const std::string orphan = parquet_part_key(ref, 0, new_ulid());
+  SqlEngine(store, {}).execute("COPY (SELECT 1 AS n UNION ALL SELECT 2) TO 'bf://" + orphan + "' (FORMAT parquet)");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  packer.reset();
+  packer = std::make_unique<Packer>(PackerOptions{}, catalog, store);
+  EXPECT_EQ(packer->run_once(), 1u);
+  EXPECT_FALSE(store->head(orphan).has_value());
+  auto parts = store->list_all(parquet_prefix(ref));
+  ASSERT_EQ(parts.size(), 1u);
+  EXPECT_EQ(committed_parts(*store, ref).at(0).key, parts[0].key);
+  EXPECT_EQ(query("SELECT count(*) FROM " + lake()).rows[0][0], "2");
+}
+
+TEST_F(PackerTest, TempDirectoriesOfKilledPackersAreRemovedAtStart) {
+  fs::path temp = dir / "tmp";
+  fs::create_directories(temp / "bytefreezer-packer-999999999-01ARZ3NDEKTSV4RRFFQ69G5FAV");  // no such pid
+  std::ofstream(temp / "bytefreezer-packer-999999999-01ARZ3NDEKTSV4RRFFQ69G5FAV" / "x.ndjson") << "{}";
+  fs::create_directories(temp / "unrelated");
+  PackerOptions o;
+  o.temp_dir = temp.string();
+  auto p = std::make_unique<Packer>(o, catalog, store);
+  EXPECT_FALSE(fs::exists(temp / "bytefreezer-packer-999999999-01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+  EXPECT_TRUE(fs::exists(temp / "unrelated"));
+  auto mine = [&] {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(temp))
+      if (e.path().filename().string().rfind("bytefreezer-packer-" + std::to_string(::getpid()) + "-", 0) == 0) ++n;
+    return n;
+  };
+  EXPECT_EQ(mine(), 1u);
+  p.reset();
+  EXPECT_EQ(mine(), 0u);
+}
+
+TEST_F(PackerTest, LedgerRecordsOlderThanTheDedupWindowExpire) {
+  const std::string old_id = "01ARZ3NDEKTSV4RRFFQ69G5FAV";  // 2016
+  const std::string fresh = new_ulid();
+  put_batch_record(*store, ref, old_id, BatchRecord{"x", "c"});
+  put_batch_record(*store, ref, fresh, BatchRecord{"y", "c"});
+  EXPECT_EQ(expire_batch_records(*store, ref, now_us() - 3600LL * 1000000), 1u);
+  EXPECT_FALSE(get_batch_record(*store, ref, old_id));
+  EXPECT_TRUE(get_batch_record(*store, ref, fresh));
 }

@@ -10,6 +10,7 @@
 #include "net/http_client.h"
 #include "query/query_service.h"
 #include "storage/layout.h"
+#include "storage/ledger.h"
 #include "storage/local_store.h"
 #include "storage/sql_engine.h"
 
@@ -45,12 +46,32 @@ class QueryServiceTest : public ::testing::Test {
     service.reset();
     fs::remove_all(dir);
   }
-  void write_parquet(const DatasetRef& ref, int rows, const std::string& label) {
+  // Writes a part and, unless told otherwise, commits it the way the packer does.
+  void write_parquet(const DatasetRef& ref, int rows, const std::string& label, bool commit = true) {
     SqlEngine engine(store, {});
+    const std::string key = parquet_prefix(ref) + "year=2026/month=01/day=01/hour=00/part-" + new_ulid() + ".parquet";
     engine.execute("COPY (SELECT range AS n, '" + label + "' AS label FROM range(" + std::to_string(rows) + ")) TO 'bf://" +
-                   parquet_prefix(ref) + "year=2026/month=01/day=01/hour=00/part-" + new_ulid() + ".parquet' (FORMAT parquet)");
+                   key + "' (FORMAT parquet)");
+    if (!commit) return;
+    auto parts = committed_parts(*store, ref);
+    parts.push_back(CommitPart{key, static_cast<uint64_t>(rows)});
+    write_committed_parts(*store, ref, parts);
   }
 };
+
+TEST_F(QueryServiceTest, ReadsOnlyCommittedParts) {
+  write_parquet(web, 1000, "uncommitted", /*commit=*/false);  // a killed packer run's part
+  auto out = service->run("web/logs", "SELECT count(*), count(*) FILTER (WHERE label = 'uncommitted') FROM events");
+  ASSERT_EQ(out.result.rows.size(), 1u);
+  EXPECT_EQ(out.result.rows[0][0], "25");
+  EXPECT_EQ(out.result.rows[0][1], "0");
+  // A part named by a pending manifest (committed, not yet folded) is visible.
+  const std::string key = parquet_prefix(web) + "year=2026/month=01/day=01/hour=00/part-" + new_ulid() + ".parquet";
+  SqlEngine(store, {}).execute("COPY (SELECT 7 AS n, 'pending' AS label) TO 'bf://" + key + "' (FORMAT parquet)");
+  write_manifest(*store, web, CommitManifest{new_ulid(), {CommitPart{key, 1}}, {}});
+  out = service->run("web/logs", "SELECT count(*) FROM events");
+  EXPECT_EQ(out.result.rows[0][0], "26");
+}
 
 TEST_F(QueryServiceTest, QueriesTheDatasetViewWithPartitionColumns) {
   auto out = service->run("web/logs", "SELECT count(*) AS c, min(label) AS l, min(year) AS y FROM events");

@@ -14,6 +14,7 @@
 #include "net/http_client.h"
 #include "receiver/receiver.h"
 #include "storage/layout.h"
+#include "storage/ledger.h"
 #include "storage/local_store.h"
 
 using namespace bf;
@@ -161,3 +162,120 @@ TEST_F(ReceiverTest, ServesHealthAndMetrics) {
 }
 
 }  // namespace
+
+// --- idempotency key and per-event limits -------------------------------------
+
+namespace {
+std::string ulid_at_ms(int64_t ms) {
+  // A ULID whose time is `ms`, random part taken from a fresh ULID.
+  static constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  std::string id = new_ulid();
+  for (int i = 9; i >= 0; --i) {
+    id[static_cast<size_t>(i)] = kAlphabet[ms & 31];
+    ms >>= 5;
+  }
+  return id;
+}
+}  // namespace
+
+TEST_F(ReceiverTest, SameBatchIdFromTwoTenantsIsTwoBatches) {
+  const std::string id = new_ulid();
+  auto a = post("{\"who\":\"web\"}\n", {{"X-Batch-Id", id}});
+  auto b = post("{\"who\":\"db\"}\n", {{"X-Batch-Id", id}, {"Authorization", "Bearer " + kOtherTenantKey}}, url("db", "logs"));
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  auto web = decode_batch(store->get(raw_key(DatasetRef{"acme", "web", "logs"}, id)));
+  auto db = decode_batch(store->get(raw_key(DatasetRef{"acme", "db", "logs"}, id)));
+  ASSERT_EQ(web.size(), 1u);
+  ASSERT_EQ(db.size(), 1u);
+  EXPECT_EQ(web[0].at("who"), "web");
+  EXPECT_EQ(db[0].at("who"), "db");
+}
+
+TEST_F(ReceiverTest, ReusedBatchIdWithOtherContentIsRefusedNeverOverwrites) {
+  const std::string id = new_ulid();
+  auto& conflicts = metrics().counter("bf_receiver_rejected_total", "", {{"reason", "batch_id_conflict"}});
+  const uint64_t before = conflicts.value();
+  ASSERT_EQ(post("{\"n\":1}\n", {{"X-Batch-Id", id}}).status, 200);
+  // While the first is still in the spool, and again after it reached the store.
+  auto spooled = post("{\"n\":2}\n", {{"X-Batch-Id", id}});
+  EXPECT_EQ(spooled.status, 409) << spooled.body;
+  EXPECT_NE(spooled.body.find("different content"), std::string::npos) << spooled.body;
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  EXPECT_EQ(post("{\"n\":3}\n", {{"X-Batch-Id", id}}).status, 409);
+  auto events = decode_batch(store->get(raw_key(DatasetRef{"acme", "web", "logs"}, id)));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].at("n"), 1);
+  EXPECT_EQ(conflicts.value(), before + 2);
+}
+
+TEST_F(ReceiverTest, RetryAfterUploadIsAnsweredDuplicateAndNotStoredAgain) {
+  const std::string id = new_ulid();
+  auto first = post("{\"n\":1}\n", {{"X-Batch-Id", id}});
+  ASSERT_EQ(first.status, 200);
+  EXPECT_FALSE(boost::json::parse(first.body).at("duplicate").as_bool());
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  // The batch moved on (piper took it from raw/): only the ledger remembers it.
+  store->remove(raw_key(DatasetRef{"acme", "web", "logs"}, id));
+  auto again = post("{\"n\":1}\n", {{"X-Batch-Id", id}});
+  ASSERT_EQ(again.status, 200) << again.body;
+  auto body = boost::json::parse(again.body);
+  EXPECT_TRUE(body.at("duplicate").as_bool());
+  EXPECT_EQ(body.at("accepted").as_int64(), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(receiver->spooled_batches(), 0u);
+  EXPECT_TRUE(raw_objects().empty());
+}
+
+TEST_F(ReceiverTest, CommittedBatchLeftInTheSpoolIsNotUploadedAgain) {
+  // Killed after the packer committed the batch but before the spool entry was removed.
+  receiver.reset();
+  fs::path blocked = dir / "blocked";
+  store = std::make_shared<LocalStore>(blocked);
+  fs::remove_all(blocked);
+  std::ofstream(blocked) << "x";
+  start();
+  const std::string id = new_ulid();
+  ASSERT_EQ(post("{\"n\":1}\n", {{"X-Batch-Id", id}}).status, 200);
+  receiver.reset();
+  store = std::make_shared<LocalStore>(dir / "store");
+  put_batch_record(*store, DatasetRef{"acme", "web", "logs"}, id, BatchRecord{"", new_ulid()});
+  start();
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  EXPECT_TRUE(raw_objects().empty());
+}
+
+TEST_F(ReceiverTest, BatchIdsWithAbsurdTimesAreRefused) {
+  auto future = post("{\"n\":1}\n", {{"X-Batch-Id", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"}});
+  EXPECT_EQ(future.status, 400);
+  EXPECT_NE(future.body.find("max_batch_id_skew"), std::string::npos) << future.body;
+  EXPECT_EQ(post("{\"n\":1}\n", {{"X-Batch-Id", "00000000000000000000000000"}}).status, 400);
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_EQ(post("{\"n\":1}\n", {{"X-Batch-Id", ulid_at_ms(now_ms + 2 * 3600 * 1000)}}).status, 400);
+  EXPECT_EQ(post("{\"n\":1}\n", {{"X-Batch-Id", ulid_at_ms(now_ms - 30LL * 24 * 3600 * 1000)}}).status, 200);
+}
+
+TEST_F(ReceiverTest, OversizedEventsAreRefusedWithTheLimitNamed) {
+  receiver.reset();
+  start(0, 16 << 20);
+  // One object with far too many keys (the event that once stalled the packer).
+  std::string wide = "{";
+  for (int i = 0; i < 20000; ++i) wide += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":1";
+  wide += "}\n";
+  auto r = post("{\"ok\":1}\n" + wide);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(r.body.find("event 2"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("max_event_fields"), std::string::npos) << r.body;
+  auto big = post("{\"m\":\"" + std::string(2 << 20, 'x') + "\"}\n");
+  EXPECT_EQ(big.status, 413);
+  EXPECT_NE(big.body.find("max_event_bytes"), std::string::npos) << big.body;
+  auto big_array = post("[{\"m\":\"" + std::string(2 << 20, 'x') + "\"}]");
+  EXPECT_EQ(big_array.status, 413);
+  std::string deep(40, '[');
+  deep = "{\"d\":" + deep + std::string(40, ']') + "}\n";
+  EXPECT_EQ(post(deep).status, 400);
+  EXPECT_EQ(receiver->spooled_batches(), 0u);
+  EXPECT_TRUE(raw_objects().empty());
+}
