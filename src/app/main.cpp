@@ -7,12 +7,14 @@
 #include <csignal>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <vector>
 
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "net/conn_limits.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "packer/packer.h"
@@ -29,6 +31,18 @@ namespace {
 using namespace bf;
 
 constexpr const char* kVersion = "0.1.0";
+
+// Exit code of `bytefreezer query` when the result was cut at the row limit.
+constexpr int kExitTruncated = 3;
+
+// limits.reserved_fds: descriptors kept out of the connection budget for spools, the
+// object store, DuckDB and logs (net/conn_limits.h).
+void apply_limits(const ConfigNode& root) {
+  ConfigNode limits = root.child("limits");
+  const int64_t reserved = limits.integer("reserved_fds", static_cast<int64_t>(ConnectionBudget::kDefaultReservedFds));
+  if (reserved < 16 || reserved > 1000000) limits.fail("reserved_fds", "must be between 16 and 1000000");
+  ConnectionBudget::process().configure(static_cast<uint64_t>(reserved));
+}
 
 // Blocks until SIGINT or SIGTERM.
 void wait_for_shutdown_signal() {
@@ -90,9 +104,11 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
                             {"query", want.query}, {"proxy", want.proxy}}) {
     if (!used) root.mark_read(name);
   }
+  apply_limits(root);
   HttpServerOptions admin_defaults;
   admin_defaults.listen = "127.0.0.1:9100";
   admin_defaults.threads = 1;
+  admin_defaults.max_connections = 64;
   ConfigNode admin_section = root.child("admin");
   bool admin_enabled = admin_section.boolean("enabled", true);
   HttpServerOptions admin_options = parse_http_server_options(admin_section, admin_defaults);
@@ -140,14 +156,30 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   return 0;
 }
 
-int query_local(const std::string& config_path, const std::string& dataset, const std::string& sql, bool json) {
+// A cut result is never silent: a note on stderr in every format (and the table's
+// own line on stdout), and exit code kExitTruncated so that scripts can tell.
+int report_truncation(bool truncated, size_t rows, const std::string& how_to_get_all) {
+  if (!truncated) return 0;
+  std::cerr << "bytefreezer: result truncated at " << rows << " rows (query.max_rows); " << how_to_get_all << "\n";
+  return kExitTruncated;
+}
+
+// max_rows: -1 = query.max_rows from the config, 0 = no limit, N = at most N rows.
+int query_local(const std::string& config_path, const std::string& dataset, const std::string& sql, bool json,
+                int64_t max_rows) {
   ConfigNode root = ConfigNode::load_file(config_path);
   init_logging(root.child("log").str("level", "warn"));
   auto store = make_object_store(parse_storage_options(root.child("storage")));
   auto catalog = std::make_shared<Catalog>(Catalog::parse(root));
   QueryOptions options = parse_query_options(root.child("query"));
-  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer"}) root.mark_read(s);
+  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer", "limits"}) root.mark_read(s);
   root.check_unknown();
+  if (max_rows == 0) {
+    // The service asks DuckDB for max_rows + 1 rows to detect a cut.
+    options.max_rows = std::numeric_limits<size_t>::max() - 1;
+  } else if (max_rows > 0) {
+    options.max_rows = static_cast<size_t>(max_rows);
+  }
   QueryService service(options, catalog, store);
   QueryOutcome out = service.run(dataset, sql);
   if (json) {
@@ -156,7 +188,7 @@ int query_local(const std::string& config_path, const std::string& dataset, cons
     std::cout << out.result.to_table();
     if (out.truncated) std::cout << "(result cut at " << options.max_rows << " rows)\n";
   }
-  return 0;
+  return report_truncation(out.truncated, out.result.rows.size(), "pass --max-rows 0 for the whole result");
 }
 
 int query_remote(const std::string& url, const std::string& key, const std::string& dataset, const std::string& sql,
@@ -169,12 +201,15 @@ int query_remote(const std::string& url, const std::string& key, const std::stri
     std::cerr << "error: HTTP " << r.status << ": " << r.body << "\n";
     return 1;
   }
+  auto doc = boost::json::parse(r.body).as_object();
+  const bool truncated = doc.contains("truncated") && doc.at("truncated").is_bool() && doc.at("truncated").as_bool();
+  const size_t row_count = doc.at("rows").as_array().size();
+  const std::string how = "the server's query.max_rows applies; run with --config to read the store directly";
   if (json) {
-    std::cout << boost::json::serialize(boost::json::parse(r.body).at("rows")) << "\n";
-    return 0;
+    std::cout << boost::json::serialize(doc.at("rows")) << "\n";
+    return report_truncation(truncated, row_count, how);
   }
   // Render the API's answer as a table through SqlResult.
-  auto doc = boost::json::parse(r.body).as_object();
   SqlResult result;
   for (const auto& c : doc.at("columns").as_array()) {
     result.columns.emplace_back(c.at("name").as_string());
@@ -191,7 +226,8 @@ int query_remote(const std::string& url, const std::string& key, const std::stri
     result.rows.push_back(std::move(values));
   }
   std::cout << result.to_table();
-  return 0;
+  if (truncated) std::cout << "(result cut at " << row_count << " rows)\n";
+  return report_truncation(truncated, row_count, how);
 }
 
 }  // namespace
@@ -222,10 +258,22 @@ int main(int argc, char** argv) {
   query->add_option("--key", key, "Query key for --url")->envname("BYTEFREEZER_QUERY_KEY");
   query->add_option("-d,--dataset", dataset, "TENANT/DATASET or ACCOUNT/TENANT/DATASET; the view `events` reads it")->required();
   query->add_option("--format", format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  int64_t max_rows = -1;
+  query->add_option("--max-rows", max_rows,
+                        "Row limit for this query (default query.max_rows; 0 = no limit). Only with --config. "
+                        "A cut result exits with code 3")
+          ->check(CLI::NonNegativeNumber);
+  query->add_flag_callback("--no-limit", [&] { max_rows = 0; }, "Same as --max-rows 0");
   query->add_option("sql", sql, "SQL, e.g. \"SELECT count(*) FROM events\"")->required();
   query->callback([&] {
     bool json = format == "json";
-    throw CLI::RuntimeError(url.empty() ? query_local(config, dataset, sql, json) : query_remote(url, key, dataset, sql, json));
+    if (!url.empty() && max_rows >= 0) {
+      std::cerr << "error: --max-rows/--no-limit apply only with --config (a query server enforces its own "
+                   "query.max_rows)\n";
+      throw CLI::RuntimeError(2);
+    }
+    throw CLI::RuntimeError(url.empty() ? query_local(config, dataset, sql, json, max_rows)
+                                        : query_remote(url, key, dataset, sql, json));
   });
 
   auto* plugins = app.add_subcommand("plugins", "List the built-in sources and pipeline steps");
@@ -238,6 +286,8 @@ int main(int argc, char** argv) {
   app.add_subcommand("version", "Print the version")->callback([] { std::cout << "bytefreezer " << kVersion << "\n"; });
 
   block_shutdown_signals();
+  // Before any component opens a file: every descriptor the hard limit allows.
+  raise_open_files_limit();
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -6,8 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <system_error>
 
 #include "common/ulid.h"
 
@@ -18,8 +17,10 @@ namespace {
 
 constexpr const char* kSuffix = ".batch";
 
+// A std::system_error (a std::runtime_error) carrying errno, so that callers can tell
+// "out of descriptors" (EMFILE) or "disk full" from other failures.
 [[noreturn]] void fail_errno(const std::string& what, const fs::path& path) {
-  throw std::runtime_error(what + " " + path.string() + ": " + std::strerror(errno));
+  throw std::system_error(errno, std::generic_category(), what + " " + path.string());
 }
 
 void fsync_dir(const fs::path& dir) {
@@ -69,11 +70,24 @@ void write_file_durable(const fs::path& path, std::string_view data) {
 }
 
 std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail_errno("cannot read", path);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int saved = errno;
+      ::close(fd);
+      errno = saved;
+      fail_errno("cannot read", path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 // File format: <meta length, decimal>\n<meta><data>

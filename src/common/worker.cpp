@@ -2,10 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/metrics.h"
+
 namespace bf {
 
 PeriodicWorker::PeriodicWorker(std::string name, std::chrono::milliseconds interval, std::function<void()> step)
-    : name_(std::move(name)), interval_(interval), step_(std::move(step)) {}
+    : name_(std::move(name)),
+      interval_(interval),
+      step_(std::move(step)),
+      errors_(metrics().counter("bf_worker_errors_total", "Exceptions thrown by a background worker's step (retried)",
+                                {{"worker", name_}})) {}
 
 PeriodicWorker::~PeriodicWorker() { stop(); }
 
@@ -28,11 +34,16 @@ void PeriodicWorker::stop() {
 
 void PeriodicWorker::loop() {
   while (true) {
+    // A failing step (store down, out of descriptors, ...) is logged, counted and
+    // retried at the next interval; it never ends the thread or the process.
     try {
       step_();
     } catch (const std::exception& e) {
-      // A failing step (store down, ...) is retried at the next interval.
+      errors_.inc();
       spdlog::error("{}: {}", name_, e.what());
+    } catch (...) {
+      errors_.inc();
+      spdlog::error("{}: step threw a non-standard exception", name_);
     }
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, interval_, [this] { return stopping_; });

@@ -9,6 +9,8 @@
 
 namespace bf {
 
+class Counter;
+
 class PeriodicWorker {
  public:
   PeriodicWorker(std::string name, std::chrono::milliseconds interval, std::function<void()> step);
@@ -21,6 +23,7 @@ class PeriodicWorker {
   std::string name_;
   std::chrono::milliseconds interval_;
   std::function<void()> step_;
+  Counter& errors_;  // bf_worker_errors_total{worker=name}
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;

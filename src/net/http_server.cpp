@@ -7,7 +7,14 @@
 // Timeouts: while a keep-alive connection waits for the first byte of the next request
 // the idle timeout applies (expiry is a normal close); from the first byte until the
 // request is complete — and while writing the response — the read timeout applies
-// (expiry is counted as an error of kind "timeout").
+// (expiry is counted as an error of kind "timeout"). Both are absolute deadlines, so a
+// client that trickles a header a byte at a time (slowloris) is cut at read_timeout.
+//
+// Limits: at most max_connections open connections per server, each also holding a
+// slot of the process-wide ConnectionBudget; one more is answered 503 with Retry-After
+// and closed (TLS servers close it at once: there is no cheap way to answer). When
+// accept() itself fails for lack of descriptors, the spare descriptor takes the pending
+// connections off the backlog and refuses them the same way, then the loop backs off.
 #include "net/http_server.h"
 
 #include <array>
@@ -20,13 +27,17 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <new>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
+#include <utility>
 
 #include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "net/acceptor.h"
+#include "net/conn_limits.h"
 #include "net/listeners.h"
 
 namespace bf {
@@ -221,6 +232,9 @@ HttpServerOptions parse_http_server_options(const ConfigNode& node, HttpServerOp
   const int64_t threads = node.integer("threads", o.threads);
   if (threads < 1 || threads > 1024) node.fail("threads", "must be between 1 and 1024");
   o.threads = static_cast<int>(threads);
+  const int64_t max_conns = node.integer("max_connections", o.max_connections);
+  if (max_conns < 1 || max_conns > 1000000) node.fail("max_connections", "must be between 1 and 1000000");
+  o.max_connections = static_cast<int>(max_conns);
   if (node.has("tls")) {
     ConfigNode tls = node.child("tls");
     o.tls_cert_file = tls.str("cert_file", o.tls_cert_file);
@@ -238,9 +252,37 @@ HttpServerOptions parse_http_server_options(const ConfigNode& node, HttpServerOp
 
 namespace {
 
+// What a counted connection holds: its place in the server's max_connections and its
+// slot in the process-wide budget; both are given back when the connection object dies.
+struct ConnSlot {
+  std::atomic<int64_t>* open = nullptr;
+  Gauge* gauge = nullptr;
+  BudgetSlot budget;
+  ConnSlot() = default;
+  ConnSlot(std::atomic<int64_t>* o, Gauge* g, BudgetSlot b) : open(o), gauge(g), budget(std::move(b)) {}
+  ConnSlot(ConnSlot&& other) noexcept
+      : open(std::exchange(other.open, nullptr)), gauge(other.gauge), budget(std::move(other.budget)) {}
+  ConnSlot& operator=(ConnSlot&& other) noexcept {
+    if (this != &other) {
+      give_back();
+      open = std::exchange(other.open, nullptr);
+      gauge = other.gauge;
+      budget = std::move(other.budget);
+    }
+    return *this;
+  }
+  ~ConnSlot() { give_back(); }
+  void give_back() {
+    if (open) gauge->set(open->fetch_sub(1) - 1);
+    open = nullptr;
+    budget.reset();
+  }
+};
+
 struct ConnBase {
   virtual ~ConnBase() = default;
   virtual void close() = 0;  // thread-safe: posts the close onto the connection's strand
+  ConnSlot slot;
 };
 
 template <class Stream>
@@ -261,7 +303,19 @@ struct Conn : ConnBase, std::enable_shared_from_this<Conn<Stream>> {
 template <class Stream>
 constexpr bool kIsTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
-enum class ErrorKind { kTooLarge, kTimeout, kBadRequest, kHandlerException };
+enum class ErrorKind { kTooLarge, kTimeout, kBadRequest, kHandlerException, kResourceExhausted };
+
+enum class RefuseReason { kMaxConnections, kProcessLimit, kNoFds };
+
+std::string busy_response(std::string_view message, int retry_after_s) {
+  std::string body = "{\"error\":\"";
+  body += message;  // plain ASCII, no quotes: built below from names and numbers
+  body += "\"}";
+  return "HTTP/1.1 503 Service Unavailable\r\nServer: bytefreezer\r\nContent-Type: application/json\r\n"
+         "Retry-After: " + std::to_string(retry_after_s) + "\r\nConnection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 
 std::string endpoint_string(const tcp::endpoint& ep) {
   const auto addr = ep.address();
@@ -291,10 +345,23 @@ struct HttpServer::Impl {
     errors[2] = &reg.counter("bf_http_request_errors_total", help, {{"server", name}, {"kind", "bad_request"}});
     errors[3] = &reg.counter("bf_http_request_errors_total", help,
                              {{"server", name}, {"kind", "handler_exception"}});
+    errors[4] = &reg.counter("bf_http_request_errors_total", help,
+                             {{"server", name}, {"kind", "resource_exhausted"}});
+    const char* rhelp = "HTTP connections refused at accept (answered 503 or closed), by reason";
+    refused[0] = &reg.counter("bf_http_connections_rejected_total", rhelp, {{"server", name}, {"reason", "max_connections"}});
+    refused[1] = &reg.counter("bf_http_connections_rejected_total", rhelp, {{"server", name}, {"reason", "process_limit"}});
+    refused[2] = &reg.counter("bf_http_connections_rejected_total", rhelp, {{"server", name}, {"reason", "no_fds"}});
+    accepted = &reg.counter("bf_http_connections_total", "HTTP connections accepted and served", {{"server", name}});
+    open_gauge = &reg.gauge("bf_http_connections_active", "Open HTTP connections", {{"server", name}});
     for (auto& c : requests_by_code) c.store(nullptr, std::memory_order_relaxed);
   }
 
   void count_error(ErrorKind k) { errors[static_cast<int>(k)]->inc(); }
+  void count_refused(RefuseReason r, uint64_t n = 1) { refused[static_cast<int>(r)]->inc(n); }
+  Counter& accept_errors(const char* error) {
+    return metrics().counter("bf_http_accept_errors_total", "accept() failures on an HTTP server's socket",
+                             {{"server", name}, {"error", error}});
+  }
 
   void count_response(int code) {
     if (code < 100 || code > 599) code = 599;
@@ -331,13 +398,25 @@ struct HttpServer::Impl {
   template <class Stream>
   asio::awaitable<void> close_connection(Stream& stream, bool linger);
   asio::awaitable<void> accept_loop();
-  void spawn_session(tcp::socket socket);
+  asio::awaitable<void> on_accept_error(const beast::error_code& ec);
+  void spawn_session(tcp::socket socket, ConnSlot slot);
+  void refuse(tcp::socket socket, RefuseReason reason);
+  asio::awaitable<void> refuse_session(std::shared_ptr<Conn<beast::tcp_stream>> conn);
 
   std::string name;
   HttpServerOptions opts;
   Router router;
-  std::array<Counter*, 4> errors{};
+  std::array<Counter*, 5> errors{};
+  std::array<Counter*, 3> refused{};
+  Counter* accepted = nullptr;
+  Gauge* open_gauge = nullptr;
   std::array<std::atomic<Counter*>, 600> requests_by_code;
+  std::atomic<int64_t> open_count{0};   // counted connections (max_connections)
+  std::atomic<int> refusing{0};         // refusals still writing their 503
+  std::string busy_reply;               // 503 for max_connections / the process budget
+  std::string no_fds_reply;             // 503 when out of descriptors
+  SpareFd spare;                        // touched only in accept_loop
+  std::chrono::steady_clock::time_point last_fd_warning{};
 
   std::mutex mu;  // guards conns, next_conn_id, and the started/stopping transitions
   std::map<uint64_t, std::weak_ptr<ConnBase>> conns;
@@ -387,8 +466,22 @@ HttpResponse HttpServer::Impl::handle(http::request<http::string_body>& req,
     }
   }
   r.body = std::move(req.body());
+  auto unavailable = [&](const char* what) {
+    count_error(ErrorKind::kResourceExhausted);
+    spdlog::warn("http server '{}': {} {} failed for lack of resources, answered 503: {}", name, r.method,
+                 r.path, what);
+    auto resp = HttpResponse::error(503, "server is short of resources (file descriptors, memory or disk); retry later");
+    resp.headers["Retry-After"] = "5";
+    return resp;
+  };
   try {
     return router.dispatch(r);
+  } catch (const std::system_error& e) {  // includes std::filesystem::filesystem_error
+    if (is_resource_exhaustion(e.code())) return unavailable(e.what());
+    count_error(ErrorKind::kHandlerException);
+    spdlog::error("http server '{}': handler for {} {} threw: {}", name, r.method, r.path, e.what());
+  } catch (const std::bad_alloc&) {
+    return unavailable("out of memory");
   } catch (const std::exception& e) {
     count_error(ErrorKind::kHandlerException);
     spdlog::error("http server '{}': handler for {} {} threw: {}", name, r.method, r.path, e.what());
@@ -565,7 +658,7 @@ asio::awaitable<void> HttpServer::Impl::session(std::shared_ptr<Conn<Stream>> co
   co_await close_connection(stream, false);
 }
 
-void HttpServer::Impl::spawn_session(tcp::socket socket) {
+void HttpServer::Impl::spawn_session(tcp::socket socket, ConnSlot slot) {
   beast::error_code ec;
   auto remote = socket.remote_endpoint(ec);
   std::string peer = ec ? std::string("unknown") : endpoint_string(remote);
@@ -583,12 +676,86 @@ void HttpServer::Impl::spawn_session(tcp::socket socket) {
   if (tls) {
     using S = beast::ssl_stream<beast::tcp_stream>;
     auto conn = std::make_shared<Conn<S>>(std::move(socket), *tls);
+    conn->slot = std::move(slot);
     asio::co_spawn(exec, session<S>(std::move(conn), std::move(peer)), on_done);
   } else {
     using S = beast::tcp_stream;
     auto conn = std::make_shared<Conn<S>>(std::move(socket));
+    conn->slot = std::move(slot);
     asio::co_spawn(exec, session<S>(std::move(conn), std::move(peer)), on_done);
   }
+}
+
+// At most this many refusals write their 503 at the same time; beyond that (a flood)
+// a refused connection is answered with one non-blocking send and closed at once.
+constexpr int kMaxRefusing = 64;
+
+void HttpServer::Impl::refuse(tcp::socket socket, RefuseReason reason) {
+  count_refused(reason);
+  beast::error_code ec;
+  if (tls || refusing.load() >= kMaxRefusing) {
+    // TLS: a plain-text 503 means nothing to a TLS client; close at once.
+    if (tls) {
+      socket.close(ec);
+    } else {
+      const int fd = socket.release(ec);
+      if (fd >= 0) send_and_close(fd, busy_reply);
+    }
+    return;
+  }
+  ++refusing;
+  auto conn = std::make_shared<Conn<beast::tcp_stream>>(std::move(socket));
+  asio::co_spawn(conn->stream.get_executor(), refuse_session(conn), [this](std::exception_ptr) { --refusing; });
+}
+
+// Writes the 503, then reads and discards what the client sends for a moment so the
+// close does not reset the connection before the client has read the answer.
+asio::awaitable<void> HttpServer::Impl::refuse_session(std::shared_ptr<Conn<beast::tcp_stream>> conn) {
+  uint64_t id = 0;
+  if (!register_conn(id, conn)) co_return;
+  struct Unregister {
+    Impl* impl;
+    uint64_t id;
+    ~Unregister() { impl->unregister_conn(id); }
+  } unregister{this, id};
+  auto& stream = conn->stream;
+  stream.expires_after(std::chrono::seconds(1));
+  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(busy_reply), kUseTuple);
+  (void)n;
+  beast::error_code ignored;
+  if (!ec) {
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    std::array<char, 4096> sink;
+    for (;;) {
+      auto [rec, rn] = co_await stream.async_read_some(asio::buffer(sink), kUseTuple);
+      (void)rn;
+      if (rec) break;
+    }
+  }
+  stream.socket().close(ignored);
+}
+
+asio::awaitable<void> HttpServer::Impl::on_accept_error(const beast::error_code& ec) {
+  const std::error_code sec = ec;
+  if (!is_resource_exhaustion(sec)) {
+    accept_errors("other").inc();
+    spdlog::debug("http server '{}': accept failed: {}", name, ec.message());
+    co_return;
+  }
+  accept_errors(resource_error_label(sec)).inc();
+  // Take what waits in the backlog off it with the spare descriptor and refuse it,
+  // so clients get an answer and the listening socket stops being readable.
+  const size_t shed = spare.refuse_pending(acceptor.native_handle(), tls ? std::string_view{} : no_fds_reply, 64);
+  if (shed) count_refused(RefuseReason::kNoFds, shed);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_fd_warning > std::chrono::seconds(10)) {
+    last_fd_warning = now;
+    spdlog::warn("http server '{}': accept failed: {} ({} open connections, {} refused now); backing off", name,
+                 ec.message(), open_count.load(), shed);
+  }
+  // Back off instead of spinning on a socket that stays readable.
+  asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(50));
+  co_await t.async_wait(kUseTuple);
 }
 
 asio::awaitable<void> HttpServer::Impl::accept_loop() {
@@ -596,16 +763,27 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
     auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kUseTuple);
     if (stopping.load() || !acceptor.is_open() || ec == asio::error::operation_aborted) break;
     if (ec) {
-      spdlog::warn("http server '{}': accept failed: {}", name, ec.message());
-      if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
-          ec == asio::error::no_memory) {
-        // Out of file descriptors: back off instead of spinning.
-        asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(100));
-        co_await t.async_wait(kUseTuple);
-      }
+      co_await on_accept_error(ec);
       continue;
     }
-    spawn_session(std::move(socket));
+    // Nothing that goes wrong with one connection may end the loop: it is the server.
+    try {
+      if (open_count.load() >= opts.max_connections) {
+        refuse(std::move(socket), RefuseReason::kMaxConnections);
+        continue;
+      }
+      BudgetSlot budget = BudgetSlot::acquire();
+      if (!budget) {
+        refuse(std::move(socket), RefuseReason::kProcessLimit);
+        continue;
+      }
+      open_gauge->set(open_count.fetch_add(1) + 1);
+      ConnSlot slot(&open_count, open_gauge, std::move(budget));
+      accepted->inc();
+      spawn_session(std::move(socket), std::move(slot));
+    } catch (const std::exception& e) {
+      spdlog::error("http server '{}': setting up a connection failed: {}", name, e.what());
+    }
   }
 }
 
@@ -645,7 +823,13 @@ void HttpServer::start() {
     s.tls.emplace(std::move(ctx));
   }
 
+  if (s.opts.max_connections < 1) {
+    throw std::invalid_argument("http server '" + s.name + "': max_connections must be >= 1");
+  }
+  s.busy_reply = busy_response("server '" + s.name + "' is at its connection limit; retry later", 1);
+  s.no_fds_reply = busy_response("server '" + s.name + "' is out of file descriptors; retry later", 5);
   net_detail::open_acceptor(s.acceptor, s.opts.listen, "http server '" + s.name + "'");
+  ConnectionBudget::process().declare_cap("http server '" + s.name + "'", static_cast<uint64_t>(s.opts.max_connections));
   beast::error_code ec;
   s.bound_port = s.acceptor.local_endpoint(ec).port();
 
@@ -670,6 +854,8 @@ void HttpServer::start() {
           return;
         } catch (const std::exception& e) {
           spdlog::error("http server '{}': io thread error: {}", s.name, e.what());
+        } catch (...) {
+          spdlog::error("http server '{}': io thread error (non-standard exception)", s.name);
         }
       }
     });
@@ -703,9 +889,13 @@ void HttpServer::stop() {
     if (t.joinable()) t.join();
   }
   s.threads.clear();
+  ConnectionBudget::process().withdraw_cap(static_cast<uint64_t>(s.opts.max_connections));
 }
 
 uint16_t HttpServer::port() const { return impl_->bound_port; }
+size_t HttpServer::open_connections() const {
+  return static_cast<size_t>(std::max<int64_t>(0, impl_->open_count.load()));
+}
 
 // ---------------------------------------------------------------------------------
 // Standard endpoints

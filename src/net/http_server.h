@@ -40,10 +40,14 @@ struct HttpServerOptions {
   std::chrono::milliseconds read_timeout{30000};
   std::chrono::milliseconds idle_timeout{60000};
   int threads = 2;
+  // Open connections at most; one more is answered 503 (Retry-After, Connection: close)
+  // and closed. Connections also draw on the process-wide ConnectionBudget.
+  int max_connections = 1024;
   std::string tls_cert_file;                // both set: serve HTTPS
   std::string tls_key_file;
 };
-// Reads listen, max_body, read_timeout, idle_timeout, threads, tls.cert_file, tls.key_file.
+// Reads listen, max_body, read_timeout, idle_timeout, threads, max_connections,
+// tls.cert_file, tls.key_file.
 HttpServerOptions parse_http_server_options(const ConfigNode& node, HttpServerOptions defaults);
 
 class HttpServer {
@@ -54,6 +58,7 @@ class HttpServer {
   void start();   // binds and starts serving; throws std::runtime_error if bind fails
   void stop();    // stops accepting, closes connections, joins threads
   uint16_t port() const;  // the bound port (useful with port 0)
+  size_t open_connections() const;
 
  private:
   struct Impl;

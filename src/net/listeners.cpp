@@ -22,8 +22,9 @@
 #include <vector>
 
 #include "common/log.h"
-#include "net/acceptor.h"
 #include "common/metrics.h"
+#include "net/acceptor.h"
+#include "net/conn_limits.h"
 
 namespace bf {
 
@@ -458,9 +459,15 @@ struct TcpListener::Impl {
         truncated(metrics().counter("bf_tcp_messages_truncated_total",
                                     "TCP messages longer than max_message, cut to it",
                                     {{"listener", name}})),
-        rejected(metrics().counter("bf_tcp_connections_rejected_total",
-                                   "TCP connections closed at accept because max_connections was reached",
-                                   {{"listener", name}})),
+        rejected(metrics().counter("bf_tcp_connections_rejected_total", kRejectedHelp,
+                                   {{"listener", name}, {"reason", "max_connections"}})),
+        rejected_budget(metrics().counter("bf_tcp_connections_rejected_total", kRejectedHelp,
+                                          {{"listener", name}, {"reason", "process_limit"}})),
+        rejected_no_fds(metrics().counter("bf_tcp_connections_rejected_total", kRejectedHelp,
+                                          {{"listener", name}, {"reason", "no_fds"}})),
+        idle_closed(metrics().counter("bf_tcp_connections_idle_closed_total",
+                                      "TCP connections closed after idle_timeout without data",
+                                      {{"listener", name}})),
         accepted(metrics().counter("bf_tcp_connections_total", "TCP connections accepted",
                                    {{"listener", name}})),
         handler_errors(metrics().counter("bf_listener_handler_errors_total",
@@ -469,9 +476,17 @@ struct TcpListener::Impl {
         active_gauge(metrics().gauge("bf_tcp_connections_active", "Open TCP connections",
                                      {{"listener", name}})) {}
 
+  static constexpr const char* kRejectedHelp =
+      "TCP connections closed at accept, by reason (max_connections, process_limit, no_fds)";
   asio::awaitable<void> accept_loop();
+  asio::awaitable<void> on_accept_error(const boost::system::error_code& ec);
+  void accept_one(asio_tcp::socket socket);
   asio::awaitable<void> connection(std::shared_ptr<asio_tcp::socket> sock, std::string peer,
-                                   uint64_t id);
+                                   uint64_t id, BudgetSlot budget);
+  Counter& accept_errors(const char* error) {
+    return metrics().counter("bf_tcp_accept_errors_total", "accept() failures on a TCP listener's socket",
+                             {{"listener", name}, {"error", error}});
+  }
 
   std::string name;
   TcpListenerOptions opts;
@@ -479,6 +494,9 @@ struct TcpListener::Impl {
   Counter& messages;
   Counter& truncated;
   Counter& rejected;
+  Counter& rejected_budget;
+  Counter& rejected_no_fds;
+  Counter& idle_closed;
   Counter& accepted;
   Counter& handler_errors;
   Gauge& active_gauge;
@@ -491,6 +509,10 @@ struct TcpListener::Impl {
   // Touched only on the io thread.
   std::map<uint64_t, std::shared_ptr<asio_tcp::socket>> conns;
   uint64_t next_id = 1;
+  SpareFd spare;
+  std::chrono::steady_clock::time_point last_fd_warning{};
+  std::chrono::steady_clock::time_point last_cap_warning{};
+  std::atomic<size_t> open_count{0};  // conns.size(), readable from any thread
 
   asio::io_context ioc{1};
   asio_tcp::acceptor acceptor{ioc};
@@ -510,12 +532,37 @@ TcpListener::TcpListener(std::string name, TcpListenerOptions options, MessageHa
   if (o.max_connections < 1) {
     throw std::invalid_argument("tcp listener '" + impl_->name + "': max_connections must be >= 1");
   }
+  if (o.idle_timeout.count() <= 0) {
+    throw std::invalid_argument("tcp listener '" + impl_->name + "': idle_timeout must be > 0");
+  }
 }
 
 TcpListener::~TcpListener() { stop(); }
 
 asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::socket> sock,
-                                                    std::string peer, uint64_t id) {
+                                                    std::string peer, uint64_t id, BudgetSlot budget) {
+  // However this coroutine ends (even by an exception), the slot is given back.
+  struct Release {
+    Impl* impl;
+    uint64_t id;
+    std::shared_ptr<asio_tcp::socket> sock;
+    ~Release() {
+      boost::system::error_code ignored;
+      sock->close(ignored);
+      impl->conns.erase(id);
+      impl->open_count.store(impl->conns.size());
+      impl->active_gauge.set(static_cast<int64_t>(impl->conns.size()));
+    }
+  } release{this, id, sock};
+  BudgetSlot slot = std::move(budget);
+  // Idle timeout: re-armed before every read; on expiry it closes the socket, which
+  // ends the pending read.
+  asio::steady_timer idle(ioc);
+  struct IdleState {
+    uint64_t generation = 0;  // which arming a completion belongs to
+    bool timed_out = false;
+  };
+  auto idle_state = std::make_shared<IdleState>();
   TcpFramer framer(opts.max_message, opts.framing == "auto");
   const TcpFramer::Sink sink = [&](std::string_view msg, bool was_truncated) {
     messages.inc();
@@ -532,21 +579,54 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
   };
   std::vector<char> buf(16 * 1024);
   for (;;) {
+    idle.expires_after(opts.idle_timeout);
+    const uint64_t generation = ++idle_state->generation;
+    idle.async_wait([sock, idle_state, generation](const boost::system::error_code& tec) {
+      // Cancelled, or expired just as data arrived and the timer was re-armed.
+      if (tec || generation != idle_state->generation) return;
+      idle_state->timed_out = true;
+      boost::system::error_code ignored;
+      sock->close(ignored);
+    });
     auto [ec, n] = co_await sock->async_read_some(asio::buffer(buf), kUseTuple);
     if (n > 0) framer.feed(std::string_view(buf.data(), n), sink);
     if (ec) {
-      if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
-          ec != asio::error::connection_reset) {
+      if (idle_state->timed_out) {
+        idle_closed.inc();
+        spdlog::debug("tcp listener '{}': connection from {} idle for {} ms, closed", name, peer,
+                      opts.idle_timeout.count());
+      } else if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
+                 ec != asio::error::connection_reset) {
         spdlog::debug("tcp listener '{}': connection from {} ended: {}", name, peer, ec.message());
       }
       break;
     }
   }
+  ++idle_state->generation;
+  idle.cancel();
   framer.finish(sink);
-  boost::system::error_code ignored;
-  sock->close(ignored);
-  conns.erase(id);
-  active_gauge.set(static_cast<int64_t>(conns.size()));
+}
+
+asio::awaitable<void> TcpListener::Impl::on_accept_error(const boost::system::error_code& ec) {
+  const std::error_code sec = ec;
+  if (!is_resource_exhaustion(sec)) {
+    accept_errors("other").inc();
+    spdlog::debug("tcp listener '{}': accept failed: {}", name, ec.message());
+    co_return;
+  }
+  accept_errors(resource_error_label(sec)).inc();
+  // Close what waits in the backlog (raw TCP has no way to say "busy") so the
+  // listening socket stops being readable, then back off instead of spinning.
+  const size_t shed = spare.refuse_pending(acceptor.native_handle(), {}, 64);
+  if (shed) rejected_no_fds.inc(shed);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_fd_warning > std::chrono::seconds(10)) {
+    last_fd_warning = now;
+    spdlog::warn("tcp listener '{}': accept failed: {} ({} open connections, {} closed now); backing off",
+                 name, ec.message(), conns.size(), shed);
+  }
+  asio::steady_timer t(ioc, std::chrono::milliseconds(50));
+  co_await t.async_wait(kUseTuple);
 }
 
 asio::awaitable<void> TcpListener::Impl::accept_loop() {
@@ -554,40 +634,59 @@ asio::awaitable<void> TcpListener::Impl::accept_loop() {
     auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
     if (!acceptor.is_open() || ec == asio::error::operation_aborted) break;
     if (ec) {
-      spdlog::warn("tcp listener '{}': accept failed: {}", name, ec.message());
-      if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
-          ec == asio::error::no_memory) {
-        asio::steady_timer t(ioc, std::chrono::milliseconds(100));
-        co_await t.async_wait(kUseTuple);
-      }
+      co_await on_accept_error(ec);
       continue;
     }
+    // Nothing that goes wrong with one connection may end the loop.
+    try {
+      accept_one(std::move(socket));
+    } catch (const std::exception& e) {
+      spdlog::error("tcp listener '{}': setting up a connection failed: {}", name, e.what());
+    }
+  }
+}
+
+void TcpListener::Impl::accept_one(asio_tcp::socket socket) {
     boost::system::error_code pec;
     const auto remote = socket.remote_endpoint(pec);
     std::string peer = pec ? std::string("unknown") : format_peer(remote);
     if (conns.size() >= static_cast<size_t>(opts.max_connections)) {
       rejected.inc();
-      spdlog::warn("tcp listener '{}': max_connections ({}) reached, closing connection from {}",
-                   name, opts.max_connections, peer);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_cap_warning > std::chrono::seconds(10)) {
+        last_cap_warning = now;
+        spdlog::warn("tcp listener '{}': max_connections ({}) reached, closing connection from {}",
+                     name, opts.max_connections, peer);
+      }
       boost::system::error_code ignored;
       socket.close(ignored);
-      continue;
+      return;
+    }
+    BudgetSlot budget = BudgetSlot::acquire();
+    if (!budget) {
+      rejected_budget.inc();
+      spdlog::debug("tcp listener '{}': process connection budget exhausted, closing connection from {}", name,
+                    peer);
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      return;
     }
     accepted.inc();
     auto sock = std::make_shared<asio_tcp::socket>(std::move(socket));
     const uint64_t id = next_id++;
     conns.emplace(id, sock);
+    open_count.store(conns.size());
     active_gauge.set(static_cast<int64_t>(conns.size()));
-    asio::co_spawn(ioc, connection(sock, std::move(peer), id), [n = name](std::exception_ptr e) {
+    asio::co_spawn(ioc, connection(sock, std::move(peer), id, std::move(budget)), [n = name](std::exception_ptr e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);
       } catch (const std::exception& ex) {
         spdlog::error("tcp listener '{}': connection failed: {}", n, ex.what());
       } catch (...) {
+        spdlog::error("tcp listener '{}': connection failed (non-standard exception)", n);
       }
     });
-  }
 }
 
 void TcpListener::start() {
@@ -595,6 +694,8 @@ void TcpListener::start() {
   std::lock_guard<std::mutex> lock(s.mu);
   const auto [host, port] = split_host_port(s.opts.listen);
   net_detail::open_acceptor(s.acceptor, s.opts.listen, "tcp listener '" + s.name + "'");
+  ConnectionBudget::process().declare_cap("tcp listener '" + s.name + "'",
+                                          static_cast<uint64_t>(s.opts.max_connections));
   boost::system::error_code ec;
   s.bound_port = s.acceptor.local_endpoint(ec).port();
 
@@ -615,6 +716,8 @@ void TcpListener::start() {
         return;
       } catch (const std::exception& e) {
         spdlog::error("tcp listener '{}': io thread error: {}", s.name, e.what());
+      } catch (...) {
+        spdlog::error("tcp listener '{}': io thread error (non-standard exception)", s.name);
       }
     }
   });
@@ -635,8 +738,10 @@ void TcpListener::stop() {
   // Every pending operation now completes with an error, the coroutines finish, and
   // run() returns because no work is left.
   if (s.thread.joinable()) s.thread.join();
+  ConnectionBudget::process().withdraw_cap(static_cast<uint64_t>(s.opts.max_connections));
 }
 
 uint16_t TcpListener::port() const { return impl_->bound_port; }
+size_t TcpListener::open_connections() const { return impl_->open_count.load(); }
 
 }  // namespace bf

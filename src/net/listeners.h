@@ -1,5 +1,6 @@
 #pragma once
 // UDP and TCP listeners for the proxy's network sources. Each runs its own thread(s).
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,7 +34,11 @@ class UdpListener {
 struct TcpListenerOptions {
   std::string listen = "0.0.0.0:5514";
   size_t max_message = 64 * 1024;       // longer messages are truncated and counted
+  // Open connections at most; one more is closed at once and counted. Connections also
+  // draw on the process-wide ConnectionBudget (net/conn_limits.h).
   int max_connections = 1024;
+  // A connection that sends nothing for this long is closed (and counted).
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
   // Framing (RFC 6587): "auto" detects octet-counting ("123 <msg>") per message and
   // falls back to newline (LF) framing; "newline" forces LF framing.
   std::string framing = "auto";
@@ -46,6 +51,7 @@ class TcpListener {
   void start();
   void stop();
   uint16_t port() const;
+  size_t open_connections() const;
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

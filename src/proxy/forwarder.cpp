@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <random>
+#include <system_error>
 
 #include "common/ids.h"
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/utf8.h"
+#include "net/conn_limits.h"
 
 namespace bf {
 namespace {
@@ -166,6 +168,11 @@ Forwarder::Outcome Forwarder::send_one(HttpClient& client, const std::string& id
   try {
     item = spool_.read(id);
   } catch (const std::exception& e) {
+    if (auto* se = dynamic_cast<const std::system_error*>(&e); se && is_resource_exhaustion(se->code())) {
+      // Out of descriptors or memory right now: the entry is fine, try again later.
+      spdlog::warn("proxy: cannot read spooled batch {} now (will retry): {}", id, e.what());
+      return Outcome::retry;
+    }
     if (!spool_.contains(id)) {
       spdlog::warn("proxy: batch {} vanished from the spool: {}", id, e.what());
       return Outcome::sent;  // nothing left to send

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <random>
+#include <system_error>
 #include <thread>
 
 #include "common/batch.h"
@@ -21,6 +22,7 @@
 #include "common/spool.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "net/conn_limits.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
 #include "storage/object_store.h"
@@ -248,6 +250,13 @@ struct Receiver::Impl {
       r.headers["Retry-After"] = "5";
       spdlog::warn("receiver: {}", e.what());
       return r;
+    } catch (const std::system_error& e) {
+      if (!is_resource_exhaustion(e.code())) throw;  // the server answers 500
+      // Out of descriptors or disk right now (EMFILE, ENOSPC, ...): not stored, retry.
+      auto r = reject(503, "spool_unavailable", "receiver cannot store the batch right now; retry later");
+      r.headers["Retry-After"] = "5";
+      spdlog::warn("receiver: batch {} not stored: {}", batch_id, e.what());
+      return r;
     }
     Labels labels{{"tenant", tenant}, {"dataset", dataset}};
     metrics().counter("bf_receiver_batches_total", "Batches accepted", labels).inc();
@@ -325,7 +334,19 @@ struct Receiver::Impl {
     std::mt19937 rng(std::random_device{}());
     auto delay = std::chrono::milliseconds(200);
     while (true) {
-      bool ok = upload_pending();
+      // Listing the spool can fail too (e.g. EMFILE): that is a failed round, retried
+      // with backoff, never the end of this thread (an escaping exception would end
+      // the process).
+      bool ok = false;
+      try {
+        ok = upload_pending();
+      } catch (const std::exception& e) {
+        metrics().counter("bf_receiver_upload_errors_total", "Failed uploads to raw/ (retried)").inc();
+        spdlog::warn("receiver: upload round failed (will retry): {}", e.what());
+      } catch (...) {
+        metrics().counter("bf_receiver_upload_errors_total", "Failed uploads to raw/ (retried)").inc();
+        spdlog::warn("receiver: upload round failed (will retry)");
+      }
       std::unique_lock lock(mu);
       if (stopping) return;
       if (ok) {

@@ -4,9 +4,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <memory>
 
 #include "common/ulid.h"
 #include "fixtures/process.h"
+#include "storage/layout.h"
+#include "storage/local_store.h"
+#include "storage/sql_engine.h"
 
 namespace fs = std::filesystem;
 using bf::test::run_command;
@@ -70,6 +75,79 @@ TEST_F(Cli, QueryOfUnknownDatasetFails) {
                         " --dataset t/nope 'SELECT 1'");
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("unknown dataset 't/nope'"), std::string::npos) << out;
+}
+
+// A result cut at query.max_rows is never silent: every format says so (stderr note,
+// exit code 3), and --max-rows / --no-limit lift the cap for a local query.
+class CliQueryLimit : public Cli {
+ protected:
+  std::string cfg;
+  void SetUp() override {
+    Cli::SetUp();
+    auto store = std::make_shared<bf::LocalStore>(dir / "s");
+    bf::SqlEngine engine(store, {});
+    engine.execute("COPY (SELECT range AS n FROM range(25)) TO 'bf://" +
+                   bf::parquet_prefix(bf::DatasetRef{"acme", "web", "logs"}) +
+                   "year=2026/month=01/day=01/hour=00/part-" + bf::new_ulid() + ".parquet' (FORMAT parquet)");
+    cfg = config("storage: {type: local, path: " + (dir / "s").string() +
+                 "}\naccounts: [{id: acme, tenants: [{id: web, datasets: [{id: logs}]}]}]\nquery: {max_rows: 10}\n");
+  }
+  struct Run {
+    int code;
+    std::string out, err;
+  };
+  // stdout and stderr apart.
+  Run query(const std::string& args) {
+    const std::string err_file = (dir / "stderr.txt").string();
+    auto [code, out] = run_command("( " + std::string(BF_BINARY) + " query --config " + cfg + " --dataset web/logs " +
+                                   args + " 2>" + err_file + " )");
+    std::ifstream in(err_file);
+    std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return {code, out, err};
+  }
+  static size_t rows_in(const std::string& json_array) {
+    size_t n = 0;
+    for (size_t at = json_array.find("{\"n\":"); at != std::string::npos; at = json_array.find("{\"n\":", at + 1)) ++n;
+    return n;
+  }
+};
+
+TEST_F(CliQueryLimit, JsonResultCutAtMaxRowsIsReportedOnStderrAndInTheExitCode) {
+  auto r = query("--format json 'SELECT n FROM events ORDER BY n'");
+  EXPECT_EQ(r.code, 3) << r.out << r.err;
+  EXPECT_EQ(rows_in(r.out), 10u) << r.out;
+  EXPECT_EQ(r.out.front(), '[') << "stdout stays a plain JSON array: " << r.out;
+  EXPECT_NE(r.err.find("truncated at 10 rows"), std::string::npos) << r.err;
+}
+
+TEST_F(CliQueryLimit, TableResultCutAtMaxRowsIsReportedToo) {
+  auto r = query("'SELECT n FROM events ORDER BY n'");
+  EXPECT_EQ(r.code, 3) << r.out << r.err;
+  EXPECT_NE(r.out.find("(result cut at 10 rows)"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("truncated at 10 rows"), std::string::npos) << r.err;
+}
+
+TEST_F(CliQueryLimit, MaxRowsZeroAndNoLimitReturnEveryRow) {
+  for (const char* flag : {"--max-rows 0", "--no-limit"}) {
+    auto r = query(std::string(flag) + " --format json 'SELECT n FROM events ORDER BY n'");
+    EXPECT_EQ(r.code, 0) << flag << ": " << r.out << r.err;
+    EXPECT_EQ(rows_in(r.out), 25u) << flag << ": " << r.out;
+    EXPECT_EQ(r.err.find("truncated"), std::string::npos) << r.err;
+  }
+  auto five = query("--max-rows 5 --format json 'SELECT n FROM events ORDER BY n'");
+  EXPECT_EQ(five.code, 3);
+  EXPECT_EQ(rows_in(five.out), 5u) << five.out;
+  // A result within the cap is not flagged.
+  auto small = query("--format json 'SELECT n FROM events ORDER BY n LIMIT 10'");
+  EXPECT_EQ(small.code, 0) << small.out << small.err;
+  EXPECT_EQ(rows_in(small.out), 10u);
+  EXPECT_TRUE(small.err.empty()) << small.err;
+}
+
+TEST_F(Cli, MaxRowsIsRefusedWithUrl) {
+  auto [code, out] = bf("query --url http://127.0.0.1:1 --key k --dataset t/d --max-rows 0 'SELECT 1'");
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("only with --config"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 //     listen: 0.0.0.0:5514
 //     framing: auto            # auto | newline
 //     max_message: 64KiB       # longer messages are truncated
-//     max_connections: 1024
+//     max_connections: 1024    # more are closed at once and counted
+//     idle_timeout: 10m        # a connection silent this long is closed
 //     keep_raw: true
 #include "common/config.h"
 #include "net/listeners.h"
@@ -24,8 +25,10 @@ SourceFactory syslog_tcp_source_factory() {
             opt.max_message = node.bytes("max_message", opt.max_message);
             if (opt.max_message == 0) node.fail("max_message", "must be positive");
             const int64_t conns = node.integer("max_connections", opt.max_connections);
-            if (conns < 1) node.fail("max_connections", "must be at least 1");
+            if (conns < 1 || conns > 1000000) node.fail("max_connections", "must be between 1 and 1000000");
             opt.max_connections = static_cast<int>(conns);
+            opt.idle_timeout = node.duration("idle_timeout", opt.idle_timeout);
+            if (opt.idle_timeout.count() <= 0) node.fail("idle_timeout", "must be greater than 0");
             SyslogParseOptions parse;
             parse.keep_raw = node.boolean("keep_raw", true);
             return std::make_unique<SyslogListenerSource<TcpListener, TcpListenerOptions>>(std::move(common), std::move(opt), parse, sink);

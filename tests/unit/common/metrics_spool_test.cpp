@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <system_error>
 
 #include "common/metrics.h"
 #include "common/spool.h"
@@ -60,4 +61,22 @@ TEST_F(SpoolTest, FullSpoolRejectsAndInterruptedWritesAreIgnored) {
   EXPECT_THROW(s.put(new_ulid(), "{}", std::string(60, 'x')), SpoolFull);
   EXPECT_EQ(s.list().size(), 1u);
   EXPECT_THROW(s.put("../escape", "{}", "x"), std::invalid_argument);
+}
+
+TEST_F(SpoolTest, FileErrorsCarryErrnoSoCallersCanTellEmfileFromCorruption) {
+  Spool s(dir, 0);
+  try {
+    s.read(new_ulid());
+    FAIL() << "read of a missing entry succeeded";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::no_such_file_or_directory) << e.what();
+  }
+  // A write whose parent is a regular file fails with a system_error too.
+  std::ofstream(dir / "blocker") << "x";
+  try {
+    write_file_durable(dir / "blocker" / "x", "data");
+    FAIL() << "write below a regular file succeeded";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(e.code().value(), 0) << e.what();
+  }
 }

@@ -437,6 +437,7 @@ max_body: 2MiB
 read_timeout: 5s
 idle_timeout: 250ms
 threads: 8
+max_connections: 77
 tls:
   cert_file: /etc/bf/cert.pem
   key_file: /etc/bf/key.pem
@@ -447,6 +448,7 @@ tls:
   EXPECT_EQ(o.read_timeout, std::chrono::milliseconds(5000));
   EXPECT_EQ(o.idle_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(o.threads, 8);
+  EXPECT_EQ(o.max_connections, 77);
   EXPECT_EQ(o.tls_cert_file, "/etc/bf/cert.pem");
   EXPECT_EQ(o.tls_key_file, "/etc/bf/key.pem");
   EXPECT_NO_THROW(node.check_unknown());
@@ -469,6 +471,8 @@ TEST(HttpServerOptions, RejectsBadValues) {
   EXPECT_THROW(parse_http_server_options(bad_listen, {}), ConfigError);
   auto bad_threads = ConfigNode::parse("threads: 0\n", "test.yaml");
   EXPECT_THROW(parse_http_server_options(bad_threads, {}), ConfigError);
+  auto no_conns = ConfigNode::parse("max_connections: 0\n", "test.yaml");
+  EXPECT_THROW(parse_http_server_options(no_conns, {}), ConfigError);
   auto half_tls = ConfigNode::parse("tls:\n  cert_file: /x.pem\n", "test.yaml");
   try {
     parse_http_server_options(half_tls, {});
