@@ -14,6 +14,7 @@
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/spool.h"
 #include "net/conn_limits.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
@@ -230,6 +231,28 @@ int query_remote(const std::string& url, const std::string& key, const std::stri
   return report_truncation(truncated, row_count, how);
 }
 
+int spool_command(const std::string& dir, bool verify, bool repair) {
+  // Opening quarantines entries cut short; say so rather than do it silently in `check`.
+  Spool spool(dir, 0);
+  size_t quarantined = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(spool.quarantine_dir(), ec))
+    if (e.path().extension() == ".batch") ++quarantined;
+  if (!verify) {
+    auto entries = spool.list();
+    std::cout << "entries: " << entries.size() << "\nbytes: " << spool.bytes() << "\n";
+    if (!entries.empty()) std::cout << "oldest: " << entries.front().id << "\n";
+    std::cout << "quarantined: " << quarantined << " (" << spool.quarantine_dir().string() << ")\n";
+    return 0;
+  }
+  Spool::CheckReport report = spool.check(repair);
+  for (const auto& p : report.problems) std::cout << (repair ? "quarantined " : "corrupt ") << p << "\n";
+  std::cout << report.entries << " entries, " << report.bytes << " bytes, " << report.corrupt << " corrupt";
+  if (repair) std::cout << ", " << report.quarantined << " moved to " << spool.quarantine_dir().string();
+  std::cout << "\n";
+  return report.corrupt > 0 && !repair ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -275,6 +298,19 @@ int main(int argc, char** argv) {
     throw CLI::RuntimeError(url.empty() ? query_local(config, dataset, sql, json, max_rows)
                                         : query_remote(url, key, dataset, sql, json));
   });
+
+  // bytefreezer spool check|repair|stats DIR — for the proxy's and the receiver's spools.
+  auto* spool_cmd = app.add_subcommand("spool", "Inspect or repair a proxy or receiver spool directory");
+  spool_cmd->require_subcommand(1);
+  std::string spool_dir;
+  auto add_spool = [&](const std::string& name, const std::string& help, bool verify, bool repair) {
+    auto* cmd = spool_cmd->add_subcommand(name, help);
+    cmd->add_option("dir", spool_dir, "Spool directory (e.g. ./data/receiver-spool)")->required()->check(CLI::ExistingDirectory);
+    cmd->callback([&, verify, repair] { throw CLI::RuntimeError(spool_command(spool_dir, verify, repair)); });
+  };
+  add_spool("check", "Verify every entry's length and checksum; exit 1 if any is corrupt", true, false);
+  add_spool("repair", "Move corrupt entries to <dir>/quarantine/ (nothing is deleted)", true, true);
+  add_spool("stats", "Entries, bytes, oldest entry and quarantined entries", false, false);
 
   auto* plugins = app.add_subcommand("plugins", "List the built-in sources and pipeline steps");
   plugins->callback([] {

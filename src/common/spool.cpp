@@ -1,13 +1,18 @@
 #include "common/spool.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <cstdio>
+#include <optional>
 #include <system_error>
 
+#include "common/crc32c.h"
+#include "common/metrics.h"
 #include "common/ulid.h"
 
 namespace fs = std::filesystem;
@@ -90,17 +95,77 @@ std::string read_file(const fs::path& path) {
   return out;
 }
 
-// File format: <meta length, decimal>\n<meta><data>
+// Entry format: "BF2 <meta length> <data length> <crc32c of meta+data, 8 hex>\n<meta><data>".
+// Entries of the first version ("<meta length>\n<meta><data>", no checksum) are still read.
+namespace {
+
+constexpr std::string_view kMagic = "BF2 ";
+
+struct Header {
+  size_t header_len = 0, meta_len = 0, data_len = 0;
+  std::optional<uint32_t> crc;  // absent in version 1
+};
+
+// Parses the header from the first bytes of an entry; nullopt if malformed.
+std::optional<Header> parse_header(std::string_view head, uint64_t file_size) {
+  const size_t nl = head.find('\n');
+  if (nl == std::string_view::npos || nl > 64) return std::nullopt;
+  Header h;
+  h.header_len = nl + 1;
+  std::string line(head.substr(0, nl));
+  if (std::string_view(line).substr(0, kMagic.size()) == kMagic) {
+    unsigned long long m = 0, d = 0;
+    unsigned crc = 0;
+    char extra = 0;
+    if (std::sscanf(line.c_str() + kMagic.size(), "%llu %llu %8x%c", &m, &d, &crc, &extra) != 3) return std::nullopt;
+    h.meta_len = m;
+    h.data_len = d;
+    h.crc = crc;
+  } else {
+    if (line.empty() || line.size() > 12 || line.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    h.meta_len = std::stoull(line);
+    if (h.header_len + h.meta_len > file_size) return std::nullopt;
+    h.data_len = file_size - h.header_len - h.meta_len;
+  }
+  if (h.header_len + h.meta_len + h.data_len != file_size) return std::nullopt;
+  return h;
+}
+
+std::string read_head(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot read " + path.string());
+  char buf[80];
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+Counter& quarantined_counter(const fs::path& dir) {
+  return metrics().counter("bf_spool_quarantined_total", "Spool entries found corrupt and moved to quarantine/",
+                           {{"spool", dir.filename().string()}});
+}
+
+}  // namespace
+
 Spool::Spool(fs::path dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {
   fs::create_directories(dir_);
+  std::vector<std::pair<std::string, std::string>> cut;
   for (const auto& entry : fs::directory_iterator(dir_)) {
     const auto name = entry.path().filename().string();
     if (name.rfind(".tmp-", 0) == 0) {
       fs::remove(entry.path());  // an interrupted write: never acknowledged
     } else if (entry.is_regular_file() && entry.path().extension() == kSuffix) {
-      bytes_ += entry.file_size();
+      const uint64_t size = entry.file_size();
+      if (!parse_header(read_head(entry.path()), size)) {
+        cut.emplace_back(entry.path().stem().string(), "header does not match the entry's size (cut short or overwritten)");
+      }
+      bytes_ += size;
     }
   }
+  for (const auto& [id, why] : cut) quarantine(id, why);
 }
 
 fs::path Spool::file_for(const std::string& id) const {
@@ -111,7 +176,12 @@ fs::path Spool::file_for(const std::string& id) const {
 
 void Spool::put(const std::string& id, std::string_view meta, std::string_view data) {
   fs::path path = file_for(id);
-  std::string content = std::to_string(meta.size()) + "\n";
+  uint32_t crc = crc32c(data, crc32c(meta));
+  char header[80];
+  std::snprintf(header, sizeof header, "BF2 %zu %zu %08x\n", meta.size(), data.size(), crc);
+  std::string content;
+  content.reserve(std::strlen(header) + meta.size() + data.size());
+  content += header;
   content.append(meta);
   content.append(data);
   {
@@ -144,16 +214,46 @@ std::vector<Spool::Entry> Spool::list() const {
 
 Spool::Item Spool::read(const std::string& id) const {
   std::string content = read_file(file_for(id));
-  size_t nl = content.find('\n');
-  size_t meta_len = 0;
-  if (nl == std::string::npos || nl > 12) throw std::runtime_error("corrupt spool entry " + id);
-  try {
-    meta_len = std::stoull(content.substr(0, nl));
-  } catch (const std::exception&) {
-    throw std::runtime_error("corrupt spool entry " + id);
+  auto h = parse_header(std::string_view(content).substr(0, 80), content.size());
+  if (!h) throw SpoolCorrupt("corrupt spool entry " + id + ": header does not match the entry's size");
+  std::string_view body(content.data() + h->header_len, h->meta_len + h->data_len);
+  if (h->crc && crc32c(body) != *h->crc) throw SpoolCorrupt("corrupt spool entry " + id + ": checksum mismatch");
+  return Item{std::string(body.substr(0, h->meta_len)), std::string(body.substr(h->meta_len))};
+}
+
+void Spool::quarantine(const std::string& id, const std::string& reason) {
+  const fs::path path = file_for(id);
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
+  if (ec) return;  // gone meanwhile
+  fs::create_directories(quarantine_dir());
+  write_file_durable(quarantine_dir() / (id + ".reason"), reason + "\n");
+  fs::rename(path, quarantine_dir() / (id + kSuffix));
+  {
+    std::lock_guard lock(mu_);
+    bytes_ -= std::min(bytes_, size);
   }
-  if (nl + 1 + meta_len > content.size()) throw std::runtime_error("corrupt spool entry " + id);
-  return Item{content.substr(nl + 1, meta_len), content.substr(nl + 1 + meta_len)};
+  quarantined_counter(dir_).inc();
+  spdlog::error("spool {}: entry {} moved to {}: {}", dir_.string(), id, quarantine_dir().string(), reason);
+}
+
+Spool::CheckReport Spool::check(bool repair) {
+  CheckReport report;
+  for (const auto& e : list()) {
+    ++report.entries;
+    report.bytes += e.size;
+    try {
+      read(e.id);
+    } catch (const SpoolCorrupt& c) {
+      ++report.corrupt;
+      report.problems.push_back(e.id + ": " + c.what());
+      if (repair) {
+        quarantine(e.id, c.what());
+        ++report.quarantined;
+      }
+    }
+  }
+  return report;
 }
 
 void Spool::remove(const std::string& id) {

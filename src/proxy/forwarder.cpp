@@ -178,12 +178,7 @@ Forwarder::Outcome Forwarder::send_one(HttpClient& client, const std::string& id
       return Outcome::sent;  // nothing left to send
     }
     // Unreadable entry: keep the bytes for the operator, out of the queue.
-    spdlog::error("proxy: spool entry {} is unreadable ({}); moving it to {}", id, e.what(), dead_dir().string());
-    std::error_code ec;
-    std::filesystem::create_directories(dead_dir(), ec);
-    const auto file = spool_.dir() / (id + ".batch");  // bf::Spool's file naming
-    std::filesystem::rename(file, dead_dir() / (id + ".batch.corrupt"), ec);
-    spool_.remove(id);
+    spool_.quarantine(id, e.what());
     update_spool_gauge(spool_);
     metrics().counter("bf_proxy_batches_dead_total", "Batches the receiver rejected permanently", {{"code", "corrupt"}}).inc();
     return Outcome::dead;

@@ -320,6 +320,8 @@ struct Receiver::Impl {
       }
       try {
         upload(entry.id);
+      } catch (const SpoolCorrupt& e) {
+        spool.quarantine(entry.id, e.what());  // never retried forever, never uploaded
       } catch (const std::exception& e) {
         all_ok = false;
         metrics().counter("bf_receiver_upload_errors_total", "Failed uploads to raw/ (retried)").inc();

@@ -10,6 +10,7 @@
 #include "common/ulid.h"
 #include "fixtures/process.h"
 #include "storage/layout.h"
+#include "storage/ledger.h"
 #include "storage/local_store.h"
 #include "storage/sql_engine.h"
 
@@ -86,9 +87,10 @@ class CliQueryLimit : public Cli {
     Cli::SetUp();
     auto store = std::make_shared<bf::LocalStore>(dir / "s");
     bf::SqlEngine engine(store, {});
-    engine.execute("COPY (SELECT range AS n FROM range(25)) TO 'bf://" +
-                   bf::parquet_prefix(bf::DatasetRef{"acme", "web", "logs"}) +
-                   "year=2026/month=01/day=01/hour=00/part-" + bf::new_ulid() + ".parquet' (FORMAT parquet)");
+    const bf::DatasetRef ref{"acme", "web", "logs"};
+    const std::string key = bf::parquet_prefix(ref) + "year=2026/month=01/day=01/hour=00/part-" + bf::new_ulid() + ".parquet";
+    engine.execute("COPY (SELECT range AS n FROM range(25)) TO 'bf://" + key + "' (FORMAT parquet)");
+    bf::write_committed_parts(*store, ref, {bf::CommitPart{key, 25}});  // as the packer commits it
     cfg = config("storage: {type: local, path: " + (dir / "s").string() +
                  "}\naccounts: [{id: acme, tenants: [{id: web, datasets: [{id: logs}]}]}]\nquery: {max_rows: 10}\n");
   }

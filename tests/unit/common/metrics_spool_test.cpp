@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "common/metrics.h"
+#include "common/crc32c.h"
 #include "common/spool.h"
 #include "common/ulid.h"
 
@@ -79,4 +80,59 @@ TEST_F(SpoolTest, FileErrorsCarryErrnoSoCallersCanTellEmfileFromCorruption) {
   } catch (const std::system_error& e) {
     EXPECT_NE(e.code().value(), 0) << e.what();
   }
+}
+
+TEST(Crc32c, KnownVectors) {
+  // RFC 3720 (iSCSI) B.4 test vectors and the usual "123456789" check value.
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(crc32c(std::string(32, '\0')), 0x8A9136AAu);
+  EXPECT_EQ(crc32c(std::string(32, '\xff')), 0x62A8AB43u);
+  // Chaining equals one pass.
+  EXPECT_EQ(crc32c("6789", crc32c("12345")), crc32c("123456789"));
+}
+
+TEST_F(SpoolTest, CorruptAndCutEntriesAreQuarantinedTheRestIsRead) {
+  const std::string good = new_ulid(), flipped = new_ulid(), cut = new_ulid();
+  {
+    Spool s(dir, 0);
+    s.put(good, "{\"m\":1}", std::string(1000, 'g'));
+    s.put(flipped, "{\"m\":2}", std::string(1000, 'f'));
+    s.put(cut, "{\"m\":3}", std::string(1000, 'c'));
+  }
+  auto file = [&](const std::string& id) { return dir / (id + ".batch"); };
+  {  // one byte changed in the data, one entry truncated, while stopped
+    std::string bytes = read_file(file(flipped));
+    bytes[bytes.size() - 10] ^= 0x20;
+    std::ofstream(file(flipped), std::ios::binary | std::ios::trunc) << bytes;
+    fs::resize_file(file(cut), fs::file_size(file(cut)) - 100);
+  }
+  auto& quarantined = metrics().counter("bf_spool_quarantined_total", "", {{"spool", dir.filename().string()}});
+  const uint64_t before = quarantined.value();
+  Spool s(dir, 0);  // the cut entry is found at open
+  EXPECT_EQ(quarantined.value(), before + 1);
+  EXPECT_TRUE(fs::exists(s.quarantine_dir() / (cut + ".batch")));
+  EXPECT_NE(read_file(s.quarantine_dir() / (cut + ".reason")).find("size"), std::string::npos);
+  ASSERT_EQ(s.list().size(), 2u);
+  EXPECT_EQ(s.read(good).data, std::string(1000, 'g'));
+  EXPECT_THROW(s.read(flipped), SpoolCorrupt);  // the flipped one on read
+  auto report = s.check(/*repair=*/false);
+  EXPECT_EQ(report.entries, 2u);
+  EXPECT_EQ(report.corrupt, 1u);
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_NE(report.problems[0].find("checksum"), std::string::npos);
+  report = s.check(/*repair=*/true);
+  EXPECT_EQ(report.quarantined, 1u);
+  EXPECT_EQ(s.list().size(), 1u);
+  EXPECT_EQ(quarantined.value(), before + 2);
+  EXPECT_EQ(s.bytes(), fs::file_size(file(good)));
+}
+
+TEST_F(SpoolTest, EntriesOfTheFirstFormatAreStillRead) {
+  const std::string id = new_ulid();
+  fs::create_directories(dir);
+  std::ofstream(dir / (id + ".batch"), std::ios::binary) << "7\n{\"m\":1}payload";
+  Spool s(dir, 0);
+  auto item = s.read(id);
+  EXPECT_EQ(item.meta, "{\"m\":1}");
+  EXPECT_EQ(item.data, "payload");
 }

@@ -9,6 +9,7 @@
 #include "common/batch.h"
 #include "common/catalog.h"
 #include "common/metrics.h"
+#include "common/spool.h"
 #include "common/ulid.h"
 #include "fixtures/net_helpers.h"
 #include "net/http_client.h"
@@ -278,4 +279,33 @@ TEST_F(ReceiverTest, OversizedEventsAreRefusedWithTheLimitNamed) {
   EXPECT_EQ(post(deep).status, 400);
   EXPECT_EQ(receiver->spooled_batches(), 0u);
   EXPECT_TRUE(raw_objects().empty());
+}
+
+TEST_F(ReceiverTest, CorruptSpoolEntriesAreQuarantinedTheRestDelivered) {
+  receiver.reset();
+  fs::path blocked = dir / "blocked";
+  store = std::make_shared<LocalStore>(blocked);
+  fs::remove_all(blocked);
+  std::ofstream(blocked) << "x";
+  start();
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(post("{\"n\":" + std::to_string(i) + "}\n").status, 200);
+  receiver.reset();
+  // While stopped: one entry gets a flipped byte, one is cut short.
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(dir / "spool"))
+    if (e.path().extension() == ".batch") entries.push_back(e.path());
+  ASSERT_EQ(entries.size(), 4u);
+  std::string bytes = read_file(entries[0]);
+  bytes[bytes.size() - 3] ^= 0x01;
+  std::ofstream(entries[0], std::ios::binary | std::ios::trunc) << bytes;
+  fs::resize_file(entries[1], fs::file_size(entries[1]) - 5);
+
+  store = std::make_shared<LocalStore>(dir / "store");
+  start();
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  EXPECT_EQ(raw_objects().size(), 2u);
+  size_t quarantined = 0;
+  for (const auto& e : fs::directory_iterator(dir / "spool" / "quarantine")) quarantined += e.path().extension() == ".batch";
+  EXPECT_EQ(quarantined, 2u);
+  EXPECT_EQ(post("{\"n\":9}\n").status, 200);  // and it keeps serving
 }
