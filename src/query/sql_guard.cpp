@@ -458,28 +458,55 @@ class Walker {
   // when a producer multiplies it.
   static constexpr uint64_t kUnknownInputBytes = 1024;
 
+  // What the producers of the statement build per row, together: DuckDB
+  // evaluates a projection for a whole vector (2048 rows) at once, so the
+  // statement-wide sum (not each call alone) bounds the memory of a chunk.
+  uint64_t produced_ = 0;
+
+  [[noreturn]] void too_big(const std::string& fname, const char* what) const {
+    refuse("value_size", "function '" + fname + "' would build " + what + " of more than " +
+                             std::to_string(options_.max_value_bytes) + " bytes (query.max_value_bytes)");
+  }
+
+  void produce(const std::string& fname, uint64_t bytes, const char* what) {
+    const uint64_t cap = options_.max_value_bytes;
+    if (bytes > cap) too_big(fname, what);
+    produced_ += bytes;
+    if (produced_ > cap)
+      refuse("value_size", "repeat/lpad/rpad/range/… calls of this query together would build more than " +
+                               std::to_string(cap) + " bytes per row (query.max_value_bytes); '" + fname +
+                               "' is one too many");
+  }
+
   void check_value_size(const duckdb::FunctionExpression& f) {
     const std::string name = lower(f.function_name);
     const uint64_t cap = options_.max_value_bytes;
-    // Size argument index of each producer: its result grows with that argument.
+    // Producers: the result size is set by an argument, which must be a constant.
     struct Producer {
       std::string_view name;
       size_t arg;
-      uint64_t bytes_per_unit;
+      uint64_t bytes_per_unit;  // 0: estimate() knows the size
     };
-    static constexpr Producer kProducers[] = {{"repeat", 1, 0},        {"lpad", 1, 4},         {"rpad", 1, 4},
-                                              {"list_resize", 1, 16},  {"array_resize", 1, 16}, {"bar", 3, 4}};
+    static constexpr Producer kProducers[] = {{"repeat", 1, 0},       {"lpad", 1, 0},         {"rpad", 1, 0},
+                                              {"list_resize", 1, 16}, {"array_resize", 1, 16}, {"bar", 3, 4}};
     for (const auto& p : kProducers) {
       if (name != p.name || f.children.size() <= p.arg) continue;
       auto n = constant_int(*f.children[p.arg]);
       if (!n)
         refuse("value_size", "function '" + f.function_name + "': argument " + std::to_string(p.arg + 1) +
-                                  " (the result size) must be a constant");
-      if (p.bytes_per_unit > 0 && *n > 0 && static_cast<uint64_t>(*n) > cap / p.bytes_per_unit)
-        refuse("value_size", "function '" + f.function_name + "' would build a value of more than " +
-                                  std::to_string(cap) + " bytes (query.max_value_bytes)");
+                                 " (the result size) must be a constant");
+      const uint64_t units = static_cast<uint64_t>(std::max<int64_t>(*n, 0));
+      uint64_t bytes = 0;
+      if (p.bytes_per_unit == 0) {
+        bytes = estimate(f).value_or(UINT64_MAX);
+      } else {
+        bytes = units > UINT64_MAX / p.bytes_per_unit ? UINT64_MAX : units * p.bytes_per_unit;
+      }
+      produce(f.function_name, bytes, "a value");
+      return;
     }
-    // Scalar range()/generate_series() build a list; require constant bounds.
+    // Scalar range()/generate_series() build a whole list in one value (the
+    // table functions of the same name stream rows and are not limited here).
     if ((name == "range" || name == "generate_series") && !f.children.empty()) {
       std::optional<int64_t> lo = 0, hi, step = 1;
       if (f.children.size() == 1) {
@@ -489,20 +516,21 @@ class Walker {
         hi = constant_int(*f.children[1]);
         if (f.children.size() >= 3) step = constant_int(*f.children[2]);
       }
-      // Non-numeric bounds (timestamps with an interval step) are not estimated
-      // here; a numeric list must have constant bounds within the cap.
-      const bool numeric_args = lo && hi && step;
-      if (numeric_args && *step != 0) {
-        const long double count = (static_cast<long double>(*hi) - static_cast<long double>(*lo)) /
-                                  static_cast<long double>(*step);
-        if (count > static_cast<long double>(cap) / 8)
-          refuse("value_size", "function '" + f.function_name + "' would build a list of more than " +
-                                    std::to_string(cap) + " bytes (query.max_value_bytes)");
-      }
+      if (!lo || !hi || !step)
+        refuse("value_size", "function '" + f.function_name +
+                                 "' as a list needs constant integer bounds; for other bounds use the table "
+                                 "function: FROM " + name + "(…)");
+      long double count = 0;
+      if (*step != 0)
+        count = std::max<long double>(0, (static_cast<long double>(*hi) - static_cast<long double>(*lo)) /
+                                             static_cast<long double>(*step));
+      const long double bytes = count * 8;
+      produce(f.function_name, bytes > static_cast<long double>(cap) ? UINT64_MAX : static_cast<uint64_t>(bytes),
+              "a list");
+      return;
     }
-    if (auto est = estimate(f); est && *est > cap)
-      refuse("value_size", "function '" + f.function_name + "' would build a value of more than " +
-                                std::to_string(cap) + " bytes (query.max_value_bytes)");
+    // Concatenations of producers.
+    if (auto est = estimate(f); est && *est > cap) too_big(f.function_name, "a value");
   }
 };
 
