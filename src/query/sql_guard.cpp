@@ -45,10 +45,15 @@ const std::set<std::string, std::less<>> kDeniedFunctions = {
     "format_type", "query", "query_table", "glob", "read_blob", "read_text", "sniff_csv",
     "which_secret", "make_secret", "current_connection_id", "current_transaction_id",
     "current_query_id", "checkpoint", "force_checkpoint", "enable_logging", "disable_logging",
-    "truncate_duckdb_logs", "set_variable", "error_log"};
+    "truncate_duckdb_logs", "set_variable", "error_log", "user_agent", "get_block_size", "inet_client_addr",
+    "inet_client_port", "inet_server_addr", "inet_server_port", "add_parquet_key", "extension_versions",
+    "database_size", "database_list", "storage_info", "table_info", "metadata_info", "show", "show_databases",
+    "show_tables", "show_tables_expanded", "functions", "collations", "copy_database", "import_database",
+    "arrow_scan", "arrow_scan_dumb", "seq_scan", "test_all_types", "test_vector_types", "vector_type"};
 // Prefixes of function families that are catalog/settings/file access.
 constexpr std::string_view kDeniedPrefixes[] = {"duckdb_", "pragma_", "pg_", "read_", "parquet_", "iceberg_",
-                                                "delta_", "sqlite_", "postgres_", "mysql_", "icu_calendar"};
+                                                "delta_", "sqlite_", "postgres_", "mysql_", "icu_calendar",
+                                                "enable_", "disable_", "verify_"};
 // current_* is denied except these time functions.
 const std::set<std::string, std::less<>> kAllowedCurrent = {"current_date", "current_time", "current_timestamp",
                                                            "current_localtime", "current_localtimestamp"};
