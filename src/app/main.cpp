@@ -4,7 +4,10 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <csignal>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <limits>
@@ -181,6 +184,18 @@ int query_local(const std::string& config_path, const std::string& dataset, cons
   } else if (max_rows > 0) {
     options.max_rows = static_cast<size_t>(max_rows);
   }
+  // A one-shot query must not clear the spill directories of a query server that
+  // runs with the same config: it gets a private temp root of its own.
+  const std::filesystem::path temp_root =
+      std::filesystem::temp_directory_path() / ("bytefreezer-query-" + std::to_string(::getpid()));
+  options.temp_dir = temp_root.string();
+  struct RemoveOnExit {
+    std::filesystem::path path;
+    ~RemoveOnExit() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } remove_temp_root{temp_root};
   QueryService service(options, catalog, store);
   QueryOutcome out = service.run(dataset, sql);
   if (json) {

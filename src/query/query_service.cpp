@@ -3,12 +3,16 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <map>
 #include <mutex>
 
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/metrics.h"
+#include "query/sql_guard.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
 #include "storage/object_store.h"
@@ -25,6 +29,12 @@ QueryOptions parse_query_options(const ConfigNode& section) {
   o.timeout = section.duration("timeout", o.timeout);
   o.memory_limit = section.str("memory_limit", o.memory_limit);
   o.threads = static_cast<int>(section.integer("threads", o.threads));
+  o.temp_dir = section.str("temp_dir", o.temp_dir);
+  o.max_response_bytes = section.bytes("max_response_bytes", o.max_response_bytes);
+  o.max_value_bytes = section.bytes("max_value_bytes", o.max_value_bytes);
+  if (o.temp_dir.empty()) throw std::invalid_argument("query.temp_dir must not be empty");
+  if (o.max_response_bytes == 0) throw std::invalid_argument("query.max_response_bytes must be > 0");
+  if (o.max_value_bytes == 0) throw std::invalid_argument("query.max_value_bytes must be > 0");
   return o;
 }
 
@@ -48,22 +58,32 @@ struct QueryService::Impl {
       o.memory_limit = options.memory_limit;
       o.threads = options.threads;
       o.allowed_prefixes = {tenant_prefix};
+      // '.' is not in the ID alphabet, so account.tenant names one tenant.
+      o.temp_directory = (std::filesystem::path(options.temp_dir) / ("tenant-" + ref.account + "." + ref.tenant)).string();
       engine = std::make_shared<SqlEngine>(store, o);
     }
     return engine;
   }
 
-  QueryOutcome run(const std::string& dataset, const std::string& sql) {
+  static void count_rejected(const std::string& reason) {
+    metrics().counter("bf_query_rejected_total", "Queries rejected before execution", {{"reason", reason}}).inc();
+  }
+
+  // render_json: also render the rows as JSON (within the timeout) for the HTTP API.
+  QueryOutcome run(const std::string& dataset, const std::string& sql, bool render_json) {
     const DatasetInfo* info = nullptr;
     try {
       info = &catalog->resolve(dataset);
     } catch (const std::invalid_argument& e) {
       throw QueryError(404, e.what());
     }
-    std::string why;
-    if (!SqlEngine::is_single_select(sql, &why)) {
-      metrics().counter("bf_query_rejected_total", "Queries rejected before execution", {{"reason", "not_select"}}).inc();
-      throw QueryError(400, "rejected SQL: " + why);
+    SqlGuardOptions guard;
+    guard.tables = {"events", info->ref.dataset};
+    guard.max_value_bytes = options.max_value_bytes;
+    const SqlGuardVerdict verdict = check_untrusted_sql(sql, guard);
+    if (!verdict.allowed) {
+      count_rejected(verdict.reason);
+      throw QueryError(400, "rejected SQL: " + verdict.message);
     }
     // Only committed parts (storage/ledger.h): a part of a run that was killed
     // before its commit is never read.
@@ -76,21 +96,47 @@ struct QueryService::Impl {
       setup.push_back("CREATE OR REPLACE TEMP VIEW " + sql_ident(info->ref.dataset) + " AS SELECT * FROM events");
     auto start = std::chrono::steady_clock::now();
     QueryOutcome out;
+    const std::string timeout_text =
+        "query cancelled after " + std::to_string(options.timeout.count()) + " ms (query.timeout)";
     try {
-      // One row more than the limit tells whether the result was cut.
-      out.result = engine_for(info->ref)->query(sql, setup, options.max_rows + 1, options.timeout);
-    } catch (const SqlTimeout& e) {
+      SqlEngine::QueryLimits limits;
+      limits.max_rows = options.max_rows + 1;  // one row more than the limit tells whether the result was cut
+      limits.timeout = options.timeout;
+      limits.max_bytes = options.max_response_bytes;
+      out.result = engine_for(info->ref)->query(sql, setup, limits);
+    } catch (const SqlTimeout&) {
       metrics().counter("bf_query_timeouts_total", "Queries cancelled at query.timeout").inc();
-      throw QueryError(400, std::string(e.what()) + " (query.timeout)");
+      throw QueryError(400, timeout_text);
+    } catch (const SqlResultTooLarge& e) {
+      metrics().counter("bf_query_too_large_total", "Queries refused at query.max_response_bytes").inc();
+      throw QueryError(413, std::string(e.what()) + " (query.max_response_bytes); select fewer rows or columns");
     } catch (const SqlError& e) {
       metrics().counter("bf_query_failed_total", "Queries that failed in DuckDB").inc();
       throw QueryError(400, e.what());
     }
-    out.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (out.result.rows.size() > options.max_rows) {
       out.result.rows.resize(options.max_rows);
       out.truncated = true;
     }
+    if (render_json) {
+      const auto deadline = start + options.timeout;
+      size_t n = 0;
+      try {
+        out.result.append_json(out.rows_json, [&] {
+          if ((++n & 255) == 0 && options.timeout.count() > 0 && std::chrono::steady_clock::now() >= deadline)
+            throw SqlTimeout("render");
+        });
+      } catch (const SqlTimeout&) {
+        metrics().counter("bf_query_timeouts_total", "Queries cancelled at query.timeout").inc();
+        throw QueryError(400, timeout_text);
+      }
+      if (out.rows_json.size() > options.max_response_bytes) {  // escaping can grow text past the fetch estimate
+        metrics().counter("bf_query_too_large_total", "Queries refused at query.max_response_bytes").inc();
+        throw QueryError(413, "result is larger than " + std::to_string(options.max_response_bytes) +
+                                  " bytes (query.max_response_bytes); select fewer rows or columns");
+      }
+    }
+    out.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     metrics().counter("bf_query_queries_total", "Queries executed").inc();
     return out;
   }
@@ -122,16 +168,22 @@ struct QueryService::Impl {
       }
       if (info->ref.account != grant->account || info->ref.tenant != grant->tenant)
         return HttpResponse::error(403, "this query key is not valid for tenant '" + info->ref.tenant + "'");
-      QueryOutcome out = run(info->ref.str(), std::string(sql->get_string()));
+      QueryOutcome out = run(info->ref.str(), std::string(sql->get_string()), true);
+      // Rendered once: the rows are already JSON; only the small envelope is added.
       boost::json::array columns;
       for (size_t i = 0; i < out.result.columns.size(); ++i)
         columns.push_back(boost::json::object{{"name", out.result.columns[i]}, {"type", out.result.types[i]}});
-      boost::json::object response{{"columns", std::move(columns)},
-                                   {"rows", boost::json::parse(out.result.to_json())},
-                                   {"row_count", out.result.rows.size()},
-                                   {"truncated", out.truncated},
-                                   {"elapsed_ms", static_cast<int64_t>(out.elapsed_ms + 0.5)}};
-      return HttpResponse::json(200, boost::json::serialize(response));
+      std::string response;
+      response.reserve(out.rows_json.size() + 256);
+      response += "{\"columns\":";
+      response += boost::json::serialize(columns);
+      response += ",\"rows\":";
+      response += out.rows_json;
+      response += ",\"row_count\":" + std::to_string(out.result.rows.size());
+      response += ",\"truncated\":";
+      response += out.truncated ? "true" : "false";
+      response += ",\"elapsed_ms\":" + std::to_string(static_cast<int64_t>(out.elapsed_ms + 0.5)) + "}";
+      return HttpResponse::json(200, std::move(response));
     } catch (const QueryError& e) {
       return HttpResponse::error(e.status, e.what());
     }
@@ -141,13 +193,30 @@ struct QueryService::Impl {
 QueryService::QueryService(QueryOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
+  // Left-over spill files of an earlier run are another tenant's data: start empty.
+  namespace fs = std::filesystem;
+  const std::string root = impl_->options.temp_dir;
+  // Only the engines' own subdirectories are removed, in case temp_dir names a
+  // directory that holds anything else.
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) throw std::runtime_error("query.temp_dir '" + root + "': cannot create: " + ec.message());
+  ::chmod(root.c_str(), 0700);
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (entry.path().filename().string().rfind("tenant-", 0) != 0) continue;
+    fs::remove_all(entry.path(), ec);
+    if (ec) throw std::runtime_error("query.temp_dir: cannot clear '" + entry.path().string() + "': " + ec.message());
+  }
+  if (ec) throw std::runtime_error("query.temp_dir '" + root + "': " + ec.message());
   impl_->catalog = std::move(catalog);
   impl_->store = std::move(store);
 }
 
 QueryService::~QueryService() { stop(); }
 
-QueryOutcome QueryService::run(const std::string& dataset, const std::string& sql) { return impl_->run(dataset, sql); }
+QueryOutcome QueryService::run(const std::string& dataset, const std::string& sql) {
+  return impl_->run(dataset, sql, false);
+}
 
 void QueryService::start() {
   Router router;

@@ -2,7 +2,10 @@
 
 #include <boost/json.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -139,6 +142,12 @@ std::string display_text(const std::optional<std::string>& v) {
 }  // namespace
 
 std::string SqlResult::to_json() const {
+  std::string out;
+  append_json(out);
+  return out;
+}
+
+void SqlResult::append_json(std::string& out, const std::function<void()>& on_row) const {
   std::vector<Kind> kinds;
   std::vector<std::string> keys;
   for (size_t c = 0; c < columns.size(); ++c) {
@@ -147,8 +156,9 @@ std::string SqlResult::to_json() const {
     append_json_string(k, columns[c]);
     keys.push_back(std::move(k));
   }
-  std::string out = "[";
+  out += '[';
   for (size_t r = 0; r < rows.size(); ++r) {
+    if (on_row) on_row();
     if (r) out += ',';
     out += '{';
     const auto& row = rows[r];
@@ -199,7 +209,6 @@ std::string SqlResult::to_json() const {
     out += '}';
   }
   out += ']';
-  return out;
 }
 
 std::string SqlResult::to_table() const {
@@ -258,10 +267,29 @@ std::string message_of(const std::exception& e) { return duckdb::ErrorData(e).Me
 
 }  // namespace
 
+// Wipes `dir` and creates it empty, readable by this user only.
+void fresh_private_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec) throw SqlError("cannot clear temp directory '" + dir + "': " + ec.message());
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw SqlError("cannot create temp directory '" + dir + "': " + ec.message());
+  if (::chmod(dir.c_str(), 0700) != 0) throw SqlError("cannot chmod 0700 temp directory '" + dir + "'");
+}
+
 struct SqlEngine::Impl {
   std::shared_ptr<ObjectStore> store;
   Options options;
   std::unique_ptr<duckdb::DuckDB> db;
+  std::string temp_dir;  // absolute; empty = DuckDB's default
+
+  ~Impl() {
+    db.reset();  // closes DuckDB's temp files first
+    if (!temp_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(temp_dir, ec);
+    }
+  }
 
   void run(duckdb::Connection& con, const std::string& sql) {
     auto res = con.Query(sql);
@@ -275,6 +303,11 @@ SqlEngine::SqlEngine(std::shared_ptr<ObjectStore> store, Options options) : impl
   const Options& opt = impl_->options;
   try {
     duckdb::DBConfig config;
+    if (!opt.temp_directory.empty()) {
+      impl_->temp_dir = std::filesystem::absolute(opt.temp_directory).lexically_normal().string();
+      fresh_private_dir(impl_->temp_dir);
+      config.options.temporary_directory = impl_->temp_dir;
+    }
     impl_->db = std::make_unique<duckdb::DuckDB>(nullptr, &config);
     ObjectFsOptions fs_options;
     fs_options.read_only = opt.sandboxed;  // untrusted SQL must not rewrite the lake
@@ -349,7 +382,23 @@ class Watchdog {
 
 SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows,
                            std::chrono::milliseconds timeout) {
+  QueryLimits limits;
+  limits.max_rows = max_rows;
+  limits.timeout = timeout;
+  return query(sql, setup, limits);
+}
+
+SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string>& setup, const QueryLimits& limits) {
   SqlResult out;
+  const auto timeout = limits.timeout;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const uint64_t max_bytes = limits.max_bytes ? limits.max_bytes : UINT64_MAX;
+  auto timed_out = [&] {
+    return SqlTimeout("query cancelled after " + std::to_string(timeout.count()) + " ms");
+  };
+  auto too_large = [&] {
+    return SqlResultTooLarge("result is larger than " + std::to_string(max_bytes) + " bytes");
+  };
   duckdb::Connection con(*impl_->db);
   Watchdog watchdog(con, timeout);
   try {
@@ -360,21 +409,56 @@ SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string
     out.columns.assign(res->names.begin(), res->names.end());
     for (const auto& t : res->types) out.types.push_back(t.ToString());
     const size_t ncols = out.columns.size();
-    while (auto chunk = res->Fetch()) {
+    // Text columns are read straight from the vector, so a value's length is
+    // known (and checked) before anything is copied.
+    std::vector<bool> text(ncols);
+    uint64_t row_overhead = 2;
+    for (size_t c = 0; c < ncols; ++c) {
+      text[c] = res->types[c].id() == duckdb::LogicalTypeId::VARCHAR;
+      row_overhead += out.columns[c].size() + 4;  // "name": , quotes
+    }
+    uint64_t bytes = 0;
+    auto charge = [&](uint64_t n) {
+      if (n > max_bytes - bytes) throw too_large();
+      bytes += n;
+    };
+    std::vector<duckdb::UnifiedVectorFormat> formats(ncols);
+    while (out.rows.size() < limits.max_rows) {
+      if (timeout.count() > 0 && std::chrono::steady_clock::now() >= deadline) throw timed_out();
+      auto chunk = res->Fetch();
+      if (!chunk || chunk->size() == 0) break;
       const duckdb::idx_t n = chunk->size();
-      if (n == 0 || out.rows.size() >= max_rows) break;
-      for (duckdb::idx_t r = 0; r < n && out.rows.size() < max_rows; ++r) {
+      for (size_t c = 0; c < ncols; ++c)
+        if (text[c]) chunk->data[c].ToUnifiedFormat(n, formats[c]);
+      for (duckdb::idx_t r = 0; r < n && out.rows.size() < limits.max_rows; ++r) {
+        if (timeout.count() > 0 && (r & 63) == 0 && std::chrono::steady_clock::now() >= deadline) throw timed_out();
+        charge(row_overhead);
         std::vector<std::optional<std::string>> row(ncols);
         for (size_t c = 0; c < ncols; ++c) {
+          if (text[c]) {
+            const auto& f = formats[c];
+            const auto idx = f.sel->get_index(r);
+            if (!f.validity.RowIsValid(idx)) continue;
+            const auto& str = duckdb::UnifiedVectorFormat::GetData<duckdb::string_t>(f)[idx];
+            charge(str.GetSize());
+            row[c].emplace(str.GetData(), str.GetSize());
+            continue;
+          }
           duckdb::Value v = chunk->GetValue(c, r);
-          if (!v.IsNull()) row[c] = v.ToString();
+          if (v.IsNull()) continue;
+          row[c] = v.ToString();
+          charge(row[c]->size());
         }
         out.rows.push_back(std::move(row));
       }
     }
     if (res->HasError()) throw SqlError(res->GetError());
+  } catch (const SqlResultTooLarge&) {
+    throw;
+  } catch (const SqlTimeout&) {
+    throw;
   } catch (const std::exception& e) {
-    if (watchdog.fired()) throw SqlTimeout("query cancelled after " + std::to_string(timeout.count()) + " ms");
+    if (watchdog.fired()) throw timed_out();
     if (const auto* sql_error = dynamic_cast<const SqlError*>(&e)) throw *sql_error;
     throw SqlError(message_of(e));
   }

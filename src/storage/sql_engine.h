@@ -5,6 +5,7 @@
 // COPY ... TO 'bf://...' read and write the store (ranged GETs, list for globs).
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -23,6 +24,11 @@ struct SqlTimeout : SqlError {
   using SqlError::SqlError;
 };
 
+// The result grew past QueryLimits::max_bytes while it was fetched.
+struct SqlResultTooLarge : SqlError {
+  using SqlError::SqlError;
+};
+
 struct SqlResult {
   std::vector<std::string> columns;
   std::vector<std::string> types;  // DuckDB type names
@@ -30,6 +36,9 @@ struct SqlResult {
   std::vector<std::vector<std::optional<std::string>>> rows;
   // Rows as a JSON array of objects (numbers/bools/null typed, the rest strings).
   std::string to_json() const;
+  // The same, appended to `out`; `on_row` (if set) is called after each row
+  // (e.g. to check a deadline; it may throw).
+  void append_json(std::string& out, const std::function<void()>& on_row = {}) const;
   // Aligned text table for terminals.
   std::string to_table() const;
 };
@@ -45,6 +54,22 @@ class SqlEngine {
     // Sandboxed only: the bf:// prefixes untrusted SQL may read, e.g.
     // "bf://parquet/account=a/tenant=t/" to confine it to one tenant.
     std::vector<std::string> allowed_prefixes{"bf://"};
+    // DuckDB's spill directory. Empty: DuckDB's default (".tmp" in the working
+    // directory, shared by every engine of the process). Otherwise the engine
+    // owns it: it is wiped and created mode 0700 when the engine starts, and
+    // removed when the engine is destroyed. A sandboxed engine may read its own
+    // temp directory (DuckDB allows it), so give each tenant its own.
+    std::string temp_directory;
+  };
+  struct QueryLimits {
+    size_t max_rows = SIZE_MAX;
+    // Covers execution and fetching: checked between rows as well as by
+    // interrupting DuckDB. 0 = none.
+    std::chrono::milliseconds timeout{0};
+    // Bytes of text fetched (values plus column names, roughly the size of the
+    // rendered rows); a string value's length is checked before it is copied.
+    // More throws SqlResultTooLarge. 0 = none.
+    uint64_t max_bytes = 0;
   };
   SqlEngine(std::shared_ptr<ObjectStore> store, Options options);
   ~SqlEngine();
@@ -58,6 +83,7 @@ class SqlEngine {
   // (0 = none) is interrupted and throws SqlTimeout.
   SqlResult query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows,
                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  SqlResult query(const std::string& sql, const std::vector<std::string>& setup, const QueryLimits& limits);
   void execute(const std::string& sql);
   // True if `sql` is exactly one read-only statement (SELECT / WITH ... SELECT).
   // On false, `why` says what was rejected.

@@ -40,6 +40,7 @@ class QueryServiceTest : public ::testing::Test {
     QueryOptions o;
     o.http.listen = "127.0.0.1:0";
     o.max_rows = 10;
+    o.temp_dir = (dir / "query-tmp").string();
     service = std::make_unique<QueryService>(o, catalog, store);
   }
   void TearDown() override {
@@ -158,6 +159,7 @@ TEST_F(QueryServiceTest, HttpApiChecksKeysAndTenants) {
 TEST_F(QueryServiceTest, LongQueriesAreCancelledAtTheTimeout) {
   QueryOptions o;
   o.timeout = std::chrono::milliseconds(300);
+  o.temp_dir = (dir / "query-tmp-quick").string();
   QueryService quick(o, catalog, store);
   try {
     quick.run("web/logs", "SELECT count(*) FROM range(100000000000) a, events");

@@ -347,6 +347,30 @@ TEST_F(SqlEngineTest, OptionsAreApplied) {
   EXPECT_THROW(SqlEngine(store_, bad), SqlError);
 }
 
+TEST_F(SqlEngineTest, QueryLimitsBoundTheFetchedBytes) {
+  SqlEngine engine(store_, {});
+  SqlEngine::QueryLimits limits;
+  limits.max_bytes = 10000;
+  // A big text value is refused by its length, before it is copied.
+  try {
+    engine.query("SELECT repeat('x', 100000) AS s", {}, limits);
+    FAIL() << "not refused";
+  } catch (const SqlResultTooLarge& e) {
+    EXPECT_STREQ(e.what(), "result is larger than 10000 bytes");
+  }
+  // Many small values add up; non-text values count as rendered.
+  EXPECT_THROW(engine.query("SELECT range FROM range(100000)", {}, limits), SqlResultTooLarge);
+  EXPECT_THROW(engine.query("SELECT [range, range] FROM range(5000)", {}, limits), SqlResultTooLarge);
+  // Under the limit: complete, NULLs kept.
+  auto r = engine.query("SELECT 'abc' AS s, NULL::VARCHAR AS n, 42 AS i", {}, limits);
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(cell(r, 0, 0), "abc");
+  EXPECT_EQ(cell(r, 0, 1), "<null>");
+  EXPECT_EQ(cell(r, 0, 2), "42");
+  limits.max_rows = 3;  // the row limit stops before the byte limit is reached
+  EXPECT_EQ(engine.query("SELECT range FROM range(100000)", {}, limits).rows.size(), 3u);
+}
+
 TEST_F(SqlEngineTest, ConcurrentQueries) {
   SqlEngine engine(store_, {});
   write_two_partitions(engine);
