@@ -9,6 +9,7 @@
 
 #include "common/ulid.h"
 #include "fixtures/process.h"
+#include "fixtures/lake.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
 #include "storage/local_store.h"
@@ -86,11 +87,7 @@ class CliQueryLimit : public Cli {
   void SetUp() override {
     Cli::SetUp();
     auto store = std::make_shared<bf::LocalStore>(dir / "s");
-    bf::SqlEngine engine(store, {});
-    const bf::DatasetRef ref{"acme", "web", "logs"};
-    const std::string key = bf::parquet_prefix(ref) + "year=2026/month=01/day=01/hour=00/part-" + bf::new_ulid() + ".parquet";
-    engine.execute("COPY (SELECT range AS n FROM range(25)) TO 'bf://" + key + "' (FORMAT parquet)");
-    bf::write_committed_parts(*store, ref, {bf::CommitPart{key, 25}});  // as the packer commits it
+    bf::test::write_part(store, bf::DatasetRef{"acme", "web", "logs"}, "SELECT range AS n FROM range(25)", 25);
     cfg = config("storage: {type: local, path: " + (dir / "s").string() +
                  "}\naccounts: [{id: acme, tenants: [{id: web, datasets: [{id: logs}]}]}]\nquery: {max_rows: 10}\n");
   }

@@ -18,6 +18,7 @@
 #include "common/metrics.h"
 #include "common/ulid.h"
 #include "net/http_client.h"
+#include "fixtures/lake.h"
 #include "query/query_service.h"
 #include "query/sql_guard.h"
 #include "storage/layout.h"
@@ -49,18 +50,13 @@ class HostileSqlTest : public ::testing::Test {
     catalog->add_dataset(DatasetInfo{web_dns, {}});
     catalog->add_dataset(DatasetInfo{db, {}});
     catalog->add_query_key(kWebKey, KeyGrant{"acme", "web"});
-    SqlEngine writer(store, {});
-    writer.execute("COPY (SELECT range AS n, 'web' AS label, 'h' || (range % 3) AS host, "
-                   "TIMESTAMP '2026-01-01 00:00:00' + to_seconds(range * 60) AS _time, "
-                   "'{\"user\":\"u' || range || '\",\"code\":' || (200 + range % 2) || '}' AS _raw "
-                   "FROM range(25)) TO 'bf://" +
-                   parquet_prefix(web) + "year=2026/month=01/day=01/hour=00/part-" + new_ulid() +
-                   ".parquet' (FORMAT parquet)");
-    writer.execute("COPY (SELECT 'h' || range AS host, '10.0.0.' || range AS ip FROM range(3)) TO 'bf://" +
-                   parquet_prefix(web_dns) + "year=2026/month=01/day=01/hour=00/part-" + new_ulid() +
-                   ".parquet' (FORMAT parquet)");
-    writer.execute("COPY (SELECT range AS n, 'db-secret' AS label FROM range(5)) TO 'bf://" + parquet_prefix(db) +
-                   "year=2026/month=01/day=01/hour=00/part-" + new_ulid() + ".parquet' (FORMAT parquet)");
+    test::write_part(store, web,
+                     "SELECT range AS n, 'web' AS label, 'h' || (range % 3) AS host, "
+                     "TIMESTAMP '2026-01-01 00:00:00' + to_seconds(range * 60) AS _time, "
+                     "'{\"user\":\"u' || range || '\",\"code\":' || (200 + range % 2) || '}' AS _raw FROM range(25)",
+                     25);
+    test::write_part(store, web_dns, "SELECT 'h' || range AS host, '10.0.0.' || range AS ip FROM range(3)", 3);
+    test::write_part(store, db, "SELECT range AS n, 'db-secret' AS label FROM range(5)", 5);
     service = std::make_unique<QueryService>(options(), catalog, store);
   }
   void TearDown() override {

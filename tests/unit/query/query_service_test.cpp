@@ -8,6 +8,7 @@
 #include "common/catalog.h"
 #include "common/ulid.h"
 #include "net/http_client.h"
+#include "fixtures/lake.h"
 #include "query/query_service.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
@@ -47,16 +48,9 @@ class QueryServiceTest : public ::testing::Test {
     service.reset();
     fs::remove_all(dir);
   }
-  // Writes a part and, unless told otherwise, commits it the way the packer does.
   void write_parquet(const DatasetRef& ref, int rows, const std::string& label, bool commit = true) {
-    SqlEngine engine(store, {});
-    const std::string key = parquet_prefix(ref) + "year=2026/month=01/day=01/hour=00/part-" + new_ulid() + ".parquet";
-    engine.execute("COPY (SELECT range AS n, '" + label + "' AS label FROM range(" + std::to_string(rows) + ")) TO 'bf://" +
-                   key + "' (FORMAT parquet)");
-    if (!commit) return;
-    auto parts = committed_parts(*store, ref);
-    parts.push_back(CommitPart{key, static_cast<uint64_t>(rows)});
-    write_committed_parts(*store, ref, parts);
+    test::write_part(store, ref, "SELECT range AS n, '" + label + "' AS label FROM range(" + std::to_string(rows) + ")",
+                     static_cast<uint64_t>(rows), commit);
   }
 };
 
@@ -67,8 +61,7 @@ TEST_F(QueryServiceTest, ReadsOnlyCommittedParts) {
   EXPECT_EQ(out.result.rows[0][0], "25");
   EXPECT_EQ(out.result.rows[0][1], "0");
   // A part named by a pending manifest (committed, not yet folded) is visible.
-  const std::string key = parquet_prefix(web) + "year=2026/month=01/day=01/hour=00/part-" + new_ulid() + ".parquet";
-  SqlEngine(store, {}).execute("COPY (SELECT 7 AS n, 'pending' AS label) TO 'bf://" + key + "' (FORMAT parquet)");
+  const std::string key = test::write_part(store, web, "SELECT 7 AS n, 'pending' AS label", 1, /*commit=*/false);
   write_manifest(*store, web, CommitManifest{new_ulid(), {CommitPart{key, 1}}, {}});
   out = service->run("web/logs", "SELECT count(*) FROM events");
   EXPECT_EQ(out.result.rows[0][0], "26");
