@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CONFIG ?= config/all-in-one.yaml
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build run test clean bench
+.PHONY: all setup build run test clean bench soak test-asan
 
 all: build
 
@@ -20,6 +20,17 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# The fault-injection suite's long form (docs/reliability.md): 2 minutes of load per scenario.
+soak: build
+	cd $(BUILD_DIR) && BF_FAULT_SECONDS=120 ctest --output-on-failure -L fault --timeout 3600
+
+# Every test against an ASan + UBSan build (in build-asan/; DuckDB itself is not instrumented).
+test-asan: setup
+	@[ -f build-asan/build.ninja ] || cmake -S . -B build-asan -G Ninja -DBF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 1800
 
 bench: build
 	cmake --build $(BUILD_DIR) --target benchmarks
