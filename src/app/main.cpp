@@ -84,8 +84,9 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   bool needs_store = want.receiver || want.piper || want.packer || want.query;
   std::shared_ptr<ObjectStore> store;
   std::shared_ptr<const Catalog> catalog;
+  StorageOptions storage;
   if (needs_store) {
-    StorageOptions storage = parse_storage_options(root.child("storage"));
+    storage = parse_storage_options(root.child("storage"));
     if (!dry_run) store = make_object_store(storage);  // a dry run touches no storage
     catalog = std::make_shared<Catalog>(Catalog::parse(root));
     if (catalog->datasets().empty())
@@ -127,7 +128,15 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   std::unique_ptr<Piper> piper;
   std::unique_ptr<Packer> packer;
   std::unique_ptr<QueryService> query;
-  if (receiver_options) receiver = std::make_unique<Receiver>(*receiver_options, catalog, store);
+  if (receiver_options) {
+    // Ledger lookups at ingest: short, no retries — an unreachable store must not
+    // hold up acknowledgements (the uploader checks again before it uploads).
+    StorageOptions quick = storage;
+    quick.timeout_ms = static_cast<int>(receiver_options->ledger_lookup_timeout.count());
+    quick.max_retries = 0;
+    auto lookup_store = storage.type == "s3" ? make_object_store(quick) : store;
+    receiver = std::make_unique<Receiver>(*receiver_options, catalog, store, lookup_store);
+  }
   if (piper_options) piper = std::make_unique<Piper>(*piper_options, catalog, store);
   if (packer_options) packer = std::make_unique<Packer>(*packer_options, catalog, store);
   if (query_options) query = std::make_unique<QueryService>(*query_options, catalog, store);

@@ -42,6 +42,7 @@ ReceiverOptions parse_receiver_options(const ConfigNode& section) {
   o.max_event_bytes = section.bytes("max_event_bytes", o.max_event_bytes);
   o.max_event_fields = static_cast<size_t>(section.integer("max_event_fields", static_cast<int64_t>(o.max_event_fields)));
   o.max_batch_id_skew = section.duration("max_batch_id_skew", o.max_batch_id_skew);
+  o.ledger_lookup_timeout = section.duration("ledger_lookup_timeout", o.ledger_lookup_timeout);
   return o;
 }
 
@@ -133,6 +134,7 @@ struct Receiver::Impl {
   ReceiverOptions options;
   std::shared_ptr<const Catalog> catalog;
   std::shared_ptr<ObjectStore> store;
+  std::shared_ptr<ObjectStore> lookup_store;  // for lookups while a request waits
   Spool spool;
   std::unique_ptr<HttpServer> server;
   std::thread uploader;
@@ -140,6 +142,8 @@ struct Receiver::Impl {
   std::condition_variable wake;
   bool stopping = false;
   std::atomic<bool> started{false};
+  // False after a failed ledger lookup or upload; true after a successful upload.
+  std::atomic<bool> store_reachable{true};
   // Serialises the check-then-store of one idempotency key (striped by hash).
   std::array<std::mutex, 64> key_locks;
 
@@ -219,12 +223,15 @@ struct Receiver::Impl {
     std::optional<std::string> seen_digest;
     if (spool.contains(key)) {
       seen_digest = spooled_digest(key);
-    } else {
+    } else if (store_reachable) {
       try {
-        if (auto record = get_batch_record(*store, ref, batch_id)) seen_digest = record->digest;
+        if (auto record = get_batch_record(*lookup_store, ref, batch_id)) seen_digest = record->digest;
       } catch (const std::exception& e) {
-        // The store is down: accept into the spool; the uploader checks again.
-        spdlog::debug("receiver: ledger lookup for {} failed: {}", key, e.what());
+        // The store is down: accept into the spool (the uploader checks the ledger
+        // before it uploads), and stop asking until an upload succeeds again, so
+        // ingest does not wait on a store timeout per request.
+        store_reachable = false;
+        spdlog::warn("receiver: ledger lookup failed, answering from the spool until the store is back: {}", e.what());
       }
     }
     boost::json::object response{{"batch_id", batch_id}};
@@ -320,10 +327,12 @@ struct Receiver::Impl {
       }
       try {
         upload(entry.id);
+        store_reachable = true;
       } catch (const SpoolCorrupt& e) {
         spool.quarantine(entry.id, e.what());  // never retried forever, never uploaded
       } catch (const std::exception& e) {
         all_ok = false;
+        store_reachable = false;
         metrics().counter("bf_receiver_upload_errors_total", "Failed uploads to raw/ (retried)").inc();
         spdlog::warn("receiver: upload of batch {} failed (will retry): {}", entry.id, e.what());
       }
@@ -365,8 +374,11 @@ struct Receiver::Impl {
   }
 };
 
-Receiver::Receiver(ReceiverOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(catalog), std::move(store))) {}
+Receiver::Receiver(ReceiverOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store,
+                   std::shared_ptr<ObjectStore> lookup_store)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(catalog), std::move(store))) {
+  impl_->lookup_store = lookup_store ? std::move(lookup_store) : impl_->store;
+}
 
 Receiver::~Receiver() { stop(); }
 

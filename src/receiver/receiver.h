@@ -27,12 +27,16 @@ struct ReceiverOptions {
   uint64_t max_event_bytes = 1ull << 20;         // one event's JSON; larger -> 413
   size_t max_event_fields = 10000;               // members and elements at every depth; more -> 413
   std::chrono::milliseconds max_batch_id_skew{3600000};  // X-Batch-Id time ahead of now; more -> 400
+  std::chrono::milliseconds ledger_lookup_timeout{2000};  // S3 timeout of the duplicate check at ingest
 };
 ReceiverOptions parse_receiver_options(const ConfigNode& section);
 
 class Receiver {
  public:
-  Receiver(ReceiverOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store);
+  // lookup_store (default: store) answers the ledger lookups made while a request
+  // waits; give it a short timeout so an unreachable store does not stall ingest.
+  Receiver(ReceiverOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store,
+           std::shared_ptr<ObjectStore> lookup_store = nullptr);
   ~Receiver();
   void start();
   void stop();   // stops accepting, finishes the upload in progress; spooled batches stay

@@ -319,13 +319,49 @@ std::string strip_quotes(std::string s) {
 }
 
 // ---------------------------------------------------------------------------
-// SHA-256 (payload hash for SigV4)
+// Payload digests: SHA-256 for SigV4, MD5 for Content-MD5 (the server refuses a
+// body that changed on the way with BadDigest), one pass over the bytes.
 // ---------------------------------------------------------------------------
 
-std::string sha256_hex(const FileRegion& region) {
+struct PayloadDigests {
+  std::string sha256_hex, md5_base64;
+};
+
+class Md5 {
+ public:
+  Md5() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_md5(), nullptr) != 1) throw StorageError("MD5 init failed");
+  }
+  ~Md5() { EVP_MD_CTX_free(ctx_); }
+  Md5(const Md5&) = delete;
+  Md5& operator=(const Md5&) = delete;
+  void update(const void* p, size_t n) { EVP_DigestUpdate(ctx_, p, n); }
+  std::string base64() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    unsigned char out[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+    const int n = EVP_EncodeBlock(out, md, static_cast<int>(len));
+    return std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+PayloadDigests payload_digests(std::string_view data) {
+  Sha256 sha;
+  Md5 md5;
+  sha.update(data.data(), data.size());
+  md5.update(data.data(), data.size());
+  return {sha.hex(), md5.base64()};
+}
+
+PayloadDigests payload_digests(const FileRegion& region) {
   int fd = ::open(region.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw StorageError("open " + region.path.string() + ": " + std::strerror(errno));
-  Sha256 h;
+  Sha256 sha;
+  Md5 md5;
   std::vector<char> buf(1 << 20);
   uint64_t done = 0;
   while (done < region.length) {
@@ -338,11 +374,12 @@ std::string sha256_hex(const FileRegion& region) {
       throw StorageError("read " + region.path.string() + ": " +
                          (n < 0 ? std::strerror(err) : "file shorter than expected"));
     }
-    h.update(buf.data(), static_cast<size_t>(n));
+    sha.update(buf.data(), static_cast<size_t>(n));
+    md5.update(buf.data(), static_cast<size_t>(n));
     done += static_cast<uint64_t>(n);
   }
   ::close(fd);
-  return h.hex();
+  return {sha.hex(), md5.base64()};
 }
 
 bool is_retryable(const HttpResult& r, const std::string& code) {
@@ -409,15 +446,16 @@ struct S3Store::Impl {
   HttpResult call(const std::string& method, const std::string& wkey, const Query& query,
                   Headers headers, const HttpBody& body, const std::string& op,
                   const std::string& key, const RetryOn& extra_retry = {}) {
-    std::string hash;
+    PayloadDigests digests;
     try {
-      hash = std::holds_alternative<std::string_view>(body)
-                 ? sha256_hex(std::get<std::string_view>(body))
-                 : sha256_hex(std::get<FileRegion>(body));
+      digests = std::holds_alternative<std::string_view>(body) ? payload_digests(std::get<std::string_view>(body))
+                                                               : payload_digests(std::get<FileRegion>(body));
     } catch (const StorageError& e) {
       throw StorageError("S3 " + op + " " + where(key) + ": " + e.what());
     }
-    headers["x-amz-content-sha256"] = hash;
+    headers["x-amz-content-sha256"] = digests.sha256_hex;
+    const bool has_body = std::holds_alternative<FileRegion>(body) || !std::get<std::string_view>(body).empty();
+    if (has_body) headers["Content-MD5"] = digests.md5_base64;
     if (!opt.session_token.empty()) headers["x-amz-security-token"] = opt.session_token;
     const std::string url = s3_request_url(opt, wkey, canonical_query(query));
     RetryOn retry_on = [&extra_retry](const HttpResult& r) {

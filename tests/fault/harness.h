@@ -101,6 +101,7 @@ class FaultPipeline {
   StorageOptions storage;
   uint16_t syslog_port = free_port();
   uint16_t receiver_port = free_port();
+  uint16_t query_port = free_port();
   std::map<std::string, uint16_t> admin_ports{
       {"run", free_port()}, {"proxy", free_port()}, {"receiver", free_port()}, {"piper", free_port()}, {"packer", free_port()}};
   std::string config;
@@ -133,6 +134,7 @@ receiver:
   spool: {dir: ./receiver-spool)" + options_.receiver_extra + R"(}
 piper: {interval: 200ms}
 packer: {interval: 500ms, temp_dir: ./tmp}
+query: {listen: "127.0.0.1:)" + std::to_string(query_port) + R"("}
 )";
     fs::path path = dir / "bytefreezer.yaml";
     std::ofstream(path) << yaml;

@@ -93,6 +93,8 @@ TEST(S3Wire, SignsAndEncodesRequests) {
   EXPECT_EQ(reqs[0].header("x-amz-content-sha256"),
             "3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7");
   EXPECT_EQ(reqs[0].header("x-amz-security-token"), "TOKEN");
+  EXPECT_EQ(reqs[0].header("content-md5"), "jXd/OF09/siBXSD3SWAm3A==");  // base64(md5("data")): the server verifies the body
+  EXPECT_EQ(reqs[1].header("content-md5"), "");                         // no body, no digest
   const std::string auth = reqs[0].header("authorization");
   EXPECT_EQ(auth.rfind("AWS4-HMAC-SHA256 Credential=AKID/", 0), 0u) << auth;
   EXPECT_NE(auth.find("/us-east-1/s3/aws4_request"), std::string::npos) << auth;
