@@ -12,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "common/catalog.h"
@@ -28,6 +29,7 @@
 #include "proxy/source.h"
 #include "query/query_service.h"
 #include "receiver/receiver.h"
+#include "storage/local_store.h"
 #include "storage/object_store.h"
 
 namespace {
@@ -88,6 +90,11 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   if (needs_store) {
     storage = parse_storage_options(root.child("storage"));
     if (!dry_run) store = make_object_store(storage);  // a dry run touches no storage
+    if (auto local = std::dynamic_pointer_cast<LocalStore>(store)) {
+      // Temp files of writes a killed process left behind; in the background, as
+      // the walk covers the whole store.
+      std::thread([local] { local->remove_stale_temp_files(); }).detach();
+    }
     catalog = std::make_shared<Catalog>(Catalog::parse(root));
     if (catalog->datasets().empty())
       spdlog::warn("{}: no datasets under 'accounts:': every ingest request will be refused", config_path);

@@ -11,7 +11,11 @@
 #include <cstring>
 #include <functional>
 
+#include <spdlog/spdlog.h>
+
+#include "common/metrics.h"
 #include "common/spool.h"
+#include "common/time.h"
 #include "common/ulid.h"
 
 namespace fs = std::filesystem;
@@ -182,6 +186,27 @@ LocalStore::LocalStore(fs::path root) : root_(fs::absolute(std::move(root)).lexi
   fs::create_directories(root_, ec);
   if (ec) throw StorageError("local store: cannot create " + root_.string() + ": " + ec.message());
   if (!fs::is_directory(root_)) throw StorageError("local store: " + root_.string() + " is not a directory");
+}
+
+size_t LocalStore::remove_stale_temp_files(std::chrono::seconds min_age) {
+  const int64_t cutoff_ms = now_us() / 1000 - std::chrono::duration_cast<std::chrono::milliseconds>(min_age).count();
+  size_t removed = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root_, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!is_temp_name(name) || name.size() < 26) continue;
+    auto started_ms = ulid_time_ms(std::string_view(name).substr(name.size() - 26));
+    if (!started_ms || *started_ms > cutoff_ms) continue;
+    std::error_code rm;
+    if (fs::remove(it->path(), rm)) ++removed;
+  }
+  if (removed) {
+    metrics().counter("bf_storage_stale_temp_files_removed_total", "Temp files of interrupted local-store writes removed")
+        .inc(removed);
+    spdlog::info("local store {}: removed {} temp files of interrupted writes", root_.string(), removed);
+  }
+  return removed;
 }
 
 fs::path LocalStore::path_for(const std::string& key) const {

@@ -1,4 +1,5 @@
 #pragma once
+#include <chrono>
 #include <filesystem>
 
 #include "storage/object_store.h"
@@ -20,6 +21,11 @@ class LocalStore final : public ObjectStore {
                 int max_keys = 1000) override;
   void remove(const std::string& key) override;
   std::string describe() const override;
+
+  // Removes temp files of writes that were interrupted (a killed process) and are
+  // older than min_age (their name carries a ULID of when they were started, so a
+  // write in progress in another process is left alone). Returns how many.
+  size_t remove_stale_temp_files(std::chrono::seconds min_age = std::chrono::minutes(15));
 
  private:
   std::filesystem::path path_for(const std::string& key) const;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/config.h"
+#include "common/ulid.h"
 #include "fixtures/object_store_conformance.h"
 #include "storage/s3_store.h"
 
@@ -291,6 +292,22 @@ TEST(StorageOptions, MakeObjectStore) {
   StorageOptions bad;
   bad.type = "nfs";
   EXPECT_THROW(make_object_store(bad), StorageError);
+}
+
+TEST(LocalStoreHygiene, TempFilesOfInterruptedWritesAreRemovedOnlyWhenOld) {
+  TempDir dir;
+  const fs::path root = dir.path();
+  LocalStore store(root);
+  store.put("raw/a/b.ndjson.zst", "x");
+  // As a killed process leaves them: ".tmp-<name>-<ulid of when the write started>".
+  const fs::path stale = root / "raw/a/.tmp-c.ndjson.zst-01ARZ3NDEKTSV4RRFFQ69G5FAV";  // 2016
+  const fs::path fresh = root / ("raw/a/.tmp-d.ndjson.zst-" + new_ulid());
+  std::ofstream(stale) << "partial";
+  std::ofstream(fresh) << "in progress";
+  EXPECT_EQ(store.remove_stale_temp_files(std::chrono::minutes(15)), 1u);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(fresh));  // a write in progress elsewhere is left alone
+  EXPECT_EQ(store.get("raw/a/b.ndjson.zst"), "x");
 }
 
 }  // namespace
