@@ -31,7 +31,8 @@ SourceFactory syslog_tcp_source_factory() {
             if (opt.idle_timeout.count() <= 0) node.fail("idle_timeout", "must be greater than 0");
             SyslogParseOptions parse;
             parse.keep_raw = node.boolean("keep_raw", true);
-            return std::make_unique<SyslogListenerSource<TcpListener, TcpListenerOptions>>(std::move(common), std::move(opt), parse, sink);
+            return std::make_unique<SyslogListenerSource<TcpListener, TcpListenerOptions>>(std::move(common), std::move(opt), parse, sink,
+                                                                                    Delivery::backpressure);
           }};
 }
 

@@ -22,7 +22,8 @@ SourceFactory syslog_udp_source_factory() {
             if (opt.max_datagram == 0 || opt.max_datagram > 65535) node.fail("max_datagram", "must be 1..65535");
             SyslogParseOptions parse;
             parse.keep_raw = node.boolean("keep_raw", true);
-            return std::make_unique<SyslogListenerSource<UdpListener, UdpListenerOptions>>(std::move(common), std::move(opt), parse, sink);
+            return std::make_unique<SyslogListenerSource<UdpListener, UdpListenerOptions>>(std::move(common), std::move(opt), parse, sink,
+                                                                                    Delivery::best_effort);
           }};
 }
 

@@ -18,7 +18,7 @@ namespace json = boost::json;
 
 ForwarderOptions options_for(const std::string& url, const test::TempDir& dir) {
   ForwarderOptions o;
-  o.receiver_url = url;
+  o.receiver_urls = {url};
   o.ingest_key = "k3y";
   o.spool_dir = dir.path() / "spool";
   o.spool_max_bytes = 0;
@@ -102,11 +102,11 @@ TEST(Forwarder, Retries503WithoutLossOrDuplicates) {
   EXPECT_EQ(test::count_files(dir.path() / "spool", ".batch"), 0u);
 }
 
-TEST(Forwarder, Permanent401MovesBatchToDeadLetters) {
+TEST(Forwarder, Permanent400MovesBatchToDeadLetters) {
   test::TempDir dir;
   test::RecordingReceiver rx;
-  rx.fail_next(401, 1);
-  const int64_t dead0 = test::metric("bf_proxy_batches_dead_total", {{"code", "401"}});
+  rx.fail_next(400, 1);
+  const int64_t dead0 = test::metric("bf_proxy_batches_dead_total", {{"code", "400"}});
   auto o = options_for(rx.url(), dir);
   o.concurrency = 1;
   Forwarder f(o);
@@ -119,21 +119,21 @@ TEST(Forwarder, Permanent401MovesBatchToDeadLetters) {
   ASSERT_TRUE(test::wait_until([&] { return rx.accepted().size() == 1 && f.queued() == 0; }));
   f.stop();
   auto all = rx.requests();
-  ASSERT_EQ(all.size(), 2u);  // the 401 was not retried
+  ASSERT_EQ(all.size(), 2u);  // the 400 was not retried
   EXPECT_EQ(all[0].batch_id, bad.id);
-  EXPECT_EQ(all[0].status, 401);
+  EXPECT_EQ(all[0].status, 400);
   EXPECT_EQ(all[1].batch_id, good.id);
-  EXPECT_EQ(test::metric("bf_proxy_batches_dead_total", {{"code", "401"}}) - dead0, 1);
+  EXPECT_EQ(test::metric("bf_proxy_batches_dead_total", {{"code", "400"}}) - dead0, 1);
   // Kept for the operator, out of the queue.
   const auto dead = f.dead_dir();
   EXPECT_EQ(dead, dir.path() / "spool" / "dead");
   ASSERT_TRUE(std::filesystem::exists(dead / (bad.id + ".ndjson.zst")));
   EXPECT_EQ(read_file(dead / (bad.id + ".ndjson.zst")), bad.data);
   auto info = json::parse(read_file(dead / (bad.id + ".json"))).as_object();
-  EXPECT_EQ(info.at("status"), "401");
+  EXPECT_EQ(info.at("status"), "400");
   EXPECT_EQ(info.at("meta").at("tenant"), "acme");
   EXPECT_EQ(info.at("meta").at("dataset"), "fw-dead");
-  EXPECT_NE(std::string(info.at("response").as_string()).find("scripted failure 401"), std::string::npos);
+  EXPECT_NE(std::string(info.at("response").as_string()).find("scripted failure 400"), std::string::npos);
   EXPECT_EQ(test::count_files(dir.path() / "spool", ".batch"), 0u);
 }
 
