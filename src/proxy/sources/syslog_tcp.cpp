@@ -7,6 +7,10 @@
 //     max_connections: 1024    # more are closed at once and counted
 //     idle_timeout: 10m        # a connection silent this long is closed
 //     keep_raw: true
+//
+// Delivery::backpressure: while the proxy spool is full the listener stops reading
+// (its io thread waits in the batcher output), so senders are flow-controlled by TCP
+// and nothing they sent is dropped.
 #include "common/config.h"
 #include "net/listeners.h"
 #include "proxy/sources/common.h"

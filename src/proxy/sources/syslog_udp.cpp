@@ -5,6 +5,10 @@
 //     receive_buffer: 8MiB     # SO_RCVBUF request
 //     max_datagram: 65535
 //     keep_raw: true
+//
+// Delivery::best_effort: UDP cannot push back, so while the proxy spool is full new
+// batches are dropped and counted (bf_proxy_dropped_total{reason="spool_full"}); with
+// spool.fsync: interval these batches are group-committed.
 #include "common/config.h"
 #include "net/listeners.h"
 #include "proxy/sources/common.h"
