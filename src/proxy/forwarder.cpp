@@ -283,7 +283,7 @@ void Forwarder::pause_locked(const Key& key, Queue& q, long status, const std::s
   spdlog::error(
       "proxy: receiver answered HTTP {} for tenant '{}' dataset '{}': {} — pausing this dataset; its {} batches "
       "stay in the spool and one is retried every {} ms (fix the ingest key or create the dataset)",
-      status, key.first, key.second, detail, q.ids.size() + 1, options_.permanent_error_retry.count());
+      status, key.first, key.second, detail, q.ids.size(), options_.permanent_error_retry.count());
 }
 
 void Forwarder::resume_locked(const Key& key, Queue& q) {
