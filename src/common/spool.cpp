@@ -38,7 +38,9 @@ void fsync_dir(const fs::path& dir) {
 
 }  // namespace
 
-void write_file_durable(const fs::path& path, std::string_view data) {
+namespace {
+
+void write_file(const fs::path& path, std::string_view data, bool durable) {
   fs::path dir = path.parent_path();
   if (!dir.empty()) fs::create_directories(dir);
   fs::path tmp = dir / (".tmp-" + path.filename().string() + "-" + new_ulid());
@@ -57,7 +59,7 @@ void write_file_durable(const fs::path& path, std::string_view data) {
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
+  if (durable && ::fsync(fd) != 0) {
     int saved = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -71,8 +73,13 @@ void write_file_durable(const fs::path& path, std::string_view data) {
     errno = saved;
     fail_errno("rename", path);
   }
-  fsync_dir(dir.empty() ? fs::path(".") : dir);
+  if (durable) fsync_dir(dir.empty() ? fs::path(".") : dir);
 }
+
+}  // namespace
+
+void write_file_durable(const fs::path& path, std::string_view data) { write_file(path, data, true); }
+void write_file_atomic(const fs::path& path, std::string_view data) { write_file(path, data, false); }
 
 std::string read_file(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -150,7 +157,10 @@ Counter& quarantined_counter(const fs::path& dir) {
 
 }  // namespace
 
-Spool::Spool(fs::path dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {
+Spool::Spool(fs::path dir, uint64_t max_bytes) : Spool(std::move(dir), SpoolOptions{max_bytes}) {}
+
+Spool::Spool(fs::path dir, SpoolOptions options) : dir_(std::move(dir)), options_(options) {
+  if (options_.fsync_interval.count() <= 0) options_.fsync_interval = std::chrono::milliseconds(1);
   fs::create_directories(dir_);
   std::vector<std::pair<std::string, std::string>> cut;
   for (const auto& entry : fs::directory_iterator(dir_)) {
@@ -166,6 +176,75 @@ Spool::Spool(fs::path dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes
     }
   }
   for (const auto& [id, why] : cut) quarantine(id, why);
+  if (options_.fsync == SpoolFsync::interval) sync_thread_ = std::thread([this] { sync_loop(); });
+}
+
+Spool::~Spool() {
+  {
+    std::lock_guard lock(sync_mu_);
+    sync_stop_ = true;
+  }
+  sync_cv_.notify_all();
+  if (sync_thread_.joinable()) sync_thread_.join();
+  try {
+    sync();
+  } catch (const std::exception& e) {
+    spdlog::error("spool {}: final fsync failed: {}", dir_.string(), e.what());
+  }
+}
+
+void Spool::sync_loop() {
+  std::unique_lock lock(sync_mu_);
+  while (!sync_stop_) {
+    sync_cv_.wait_for(lock, options_.fsync_interval, [this] { return sync_stop_; });
+    if (sync_stop_) break;
+    lock.unlock();
+    try {
+      sync();
+    } catch (const std::exception& e) {
+      spdlog::error("spool {}: group fsync failed (will retry): {}", dir_.string(), e.what());
+    }
+    lock.lock();
+  }
+}
+
+void Spool::sync() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(sync_mu_);
+    ids.swap(unsynced_);
+  }
+  if (ids.empty()) return;
+  std::vector<std::string> failed;
+  for (const auto& id : ids) {
+    const fs::path path = file_for(id);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno != ENOENT) failed.push_back(id);  // ENOENT: already sent and removed
+      continue;
+    }
+    if (::fsync(fd) != 0) failed.push_back(id);
+    ::close(fd);
+  }
+  try {
+    fsync_dir(dir_);
+  } catch (...) {
+    std::lock_guard lock(sync_mu_);
+    unsynced_.insert(unsynced_.begin(), ids.begin(), ids.end());
+    throw;
+  }
+  if (!failed.empty()) {
+    {
+      std::lock_guard lock(sync_mu_);
+      unsynced_.insert(unsynced_.begin(), failed.begin(), failed.end());
+    }
+    throw std::runtime_error(std::to_string(failed.size()) + " entries could not be fsync'ed");
+  }
+}
+
+size_t Spool::unsynced() const {
+  std::lock_guard lock(sync_mu_);
+  return unsynced_.size();
 }
 
 fs::path Spool::file_for(const std::string& id) const {
@@ -174,7 +253,7 @@ fs::path Spool::file_for(const std::string& id) const {
   return dir_ / (id + kSuffix);
 }
 
-void Spool::put(const std::string& id, std::string_view meta, std::string_view data) {
+void Spool::put(const std::string& id, std::string_view meta, std::string_view data, PutOptions put) {
   fs::path path = file_for(id);
   uint32_t crc = crc32c(data, crc32c(meta));
   char header[80];
@@ -186,13 +265,20 @@ void Spool::put(const std::string& id, std::string_view meta, std::string_view d
   content.append(data);
   {
     std::lock_guard lock(mu_);
-    if (max_bytes_ && bytes_ + content.size() > max_bytes_)
+    if (options_.max_bytes && !put.ignore_limit && bytes_ + content.size() > options_.max_bytes)
       throw SpoolFull("spool " + dir_.string() + " is full (" + std::to_string(bytes_) + " of " +
-                      std::to_string(max_bytes_) + " bytes)");
+                      std::to_string(options_.max_bytes) + " bytes)");
   }
   std::error_code ec;
   uint64_t previous = fs::exists(path, ec) ? fs::file_size(path, ec) : 0;
-  write_file_durable(path, content);
+  const bool deferred = put.commit == Commit::deferred && options_.fsync == SpoolFsync::interval;
+  if (deferred) {
+    write_file_atomic(path, content);
+    std::lock_guard lock(sync_mu_);
+    unsynced_.push_back(id);
+  } else {
+    write_file_durable(path, content);
+  }
   std::lock_guard lock(mu_);
   bytes_ = bytes_ + content.size() - previous;
 }
@@ -219,6 +305,36 @@ Spool::Item Spool::read(const std::string& id) const {
   std::string_view body(content.data() + h->header_len, h->meta_len + h->data_len);
   if (h->crc && crc32c(body) != *h->crc) throw SpoolCorrupt("corrupt spool entry " + id + ": checksum mismatch");
   return Item{std::string(body.substr(0, h->meta_len)), std::string(body.substr(h->meta_len))};
+}
+
+std::string Spool::read_meta(const std::string& id) const {
+  const fs::path path = file_for(id);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail_errno("cannot read", path);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size < 0) fail_errno("cannot read", path);
+  char head[80];
+  ssize_t n;
+  do {
+    n = ::pread(fd, head, sizeof head, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) fail_errno("cannot read", path);
+  auto h = parse_header(std::string_view(head, static_cast<size_t>(n)), static_cast<uint64_t>(size));
+  if (!h) throw SpoolCorrupt("corrupt spool entry " + id + ": header does not match the entry's size");
+  std::string meta(h->meta_len, '\0');
+  size_t off = 0;
+  while (off < meta.size()) {
+    const ssize_t r = ::pread(fd, meta.data() + off, meta.size() - off, static_cast<off_t>(h->header_len + off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) fail_errno("cannot read", path);
+    if (r == 0) throw SpoolCorrupt("corrupt spool entry " + id + ": cut short");
+    off += static_cast<size_t>(r);
+  }
+  return meta;
 }
 
 void Spool::quarantine(const std::string& id, const std::string& reason) {

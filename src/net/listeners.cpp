@@ -584,6 +584,10 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
     idle.async_wait([sock, idle_state, generation](const boost::system::error_code& tec) {
       // Cancelled, or expired just as data arrived and the timer was re-armed.
       if (tec || generation != idle_state->generation) return;
+      // Bytes wait unread: the connection is not idle, the io thread was held up (a
+      // blocking handler = backpressure). Closing now would reset the sender.
+      boost::system::error_code aec;
+      if (sock->available(aec) > 0 && !aec) return;
       idle_state->timed_out = true;
       boost::system::error_code ignored;
       sock->close(ignored);

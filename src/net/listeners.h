@@ -11,6 +11,9 @@
 namespace bf {
 
 // Called with one datagram (UDP) or one framed message (TCP) and the sender "ip:port".
+// The handler runs on the listener's thread. It may block (a TCP source applying
+// backpressure): while it does, that listener reads none of its sockets, so the kernel
+// buffers fill and TCP senders are flow-controlled; stop() waits for it to return.
 using MessageHandler = std::function<void(std::string_view message, const std::string& peer)>;
 
 struct UdpListenerOptions {

@@ -28,8 +28,8 @@ ProxyBatch Batcher::make_batch(const std::string& tenant, const std::string& dat
   return b;
 }
 
-Batcher::Buffer& Batcher::buffer_for(const std::string& tenant, const std::string& dataset) {
-  const std::pair<std::string_view, std::string_view> key{tenant, dataset};
+Batcher::Buffer& Batcher::buffer_for(const std::string& tenant, const std::string& dataset, Delivery delivery) {
+  const KeyView key{tenant, dataset, delivery};
   {
     std::shared_lock lock(map_mu_);
     auto it = buffers_.find(key);
@@ -41,7 +41,8 @@ Batcher::Buffer& Batcher::buffer_for(const std::string& tenant, const std::strin
     auto b = std::make_unique<Buffer>();
     b->tenant = tenant;
     b->dataset = dataset;
-    it = buffers_.emplace(Key{tenant, dataset}, std::move(b)).first;
+    b->delivery = delivery;
+    it = buffers_.emplace(Key{tenant, dataset, delivery}, std::move(b)).first;
   }
   return *it->second;
 }
@@ -56,14 +57,17 @@ Batcher::Pending Batcher::take(Buffer& b) {
 void Batcher::deliver(const Buffer& b, Pending&& p) {
   if (p.events == 0) return;
   try {
-    output_(make_batch(b.tenant, b.dataset, p.ndjson, p.events));
+    ProxyBatch batch = make_batch(b.tenant, b.dataset, p.ndjson, p.events);
+    batch.delivery = b.delivery;
+    output_(std::move(batch));
   } catch (const std::exception& e) {
     spdlog::error("proxy batcher: delivering a batch of {} events for {}/{} failed: {}", p.events, b.tenant,
                   b.dataset, e.what());
   }
 }
 
-void Batcher::add(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events) {
+void Batcher::add(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events,
+                  Delivery delivery) {
   if (events.empty()) return;
   // Serialize without any lock held.
   std::string lines;
@@ -75,7 +79,7 @@ void Batcher::add(const std::string& tenant, const std::string& dataset, std::ve
   }
   events.clear();
 
-  Buffer& b = buffer_for(tenant, dataset);
+  Buffer& b = buffer_for(tenant, dataset, delivery);
   std::vector<Pending> full;
   {
     std::lock_guard lock(b.mu);

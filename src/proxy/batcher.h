@@ -3,6 +3,10 @@
 // NDJSON bytes or age. Events are serialized outside any lock; a buffer's mutex is held
 // only to append the serialized lines. Compression and delivery of a full batch happen
 // outside the buffer lock, on the thread that filled it (or the age timer's thread).
+// Events of Delivery::backpressure sources are buffered apart from best-effort ones
+// (the key is tenant, dataset, delivery), so that a batch is either all droppable or
+// all "wait for room" (docs/proxy.md, "Backpressure"). The output may block for a
+// backpressure batch: the source thread that filled it then waits, which is the point.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "common/batch.h"
+#include "proxy/delivery.h"
 
 namespace bf {
 
@@ -33,6 +38,7 @@ struct ProxyBatch {
   std::string data;     // zstd-compressed NDJSON
   size_t events = 0;
   uint64_t ndjson_bytes = 0;
+  Delivery delivery = Delivery::best_effort;  // what to do when the spool is full
 };
 
 class Batcher {
@@ -46,7 +52,8 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  void add(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events);
+  void add(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events,
+           Delivery delivery = Delivery::best_effort);
   void start();       // starts the age timer thread
   void stop();        // stops the timer and flushes every buffer
   void flush_all();   // cuts every non-empty buffer now
@@ -59,6 +66,7 @@ class Batcher {
   struct Buffer {
     std::mutex mu;
     std::string tenant, dataset;
+    Delivery delivery = Delivery::best_effort;
     std::string ndjson;
     size_t events = 0;
     std::chrono::steady_clock::time_point first;  // when the oldest buffered event arrived
@@ -67,17 +75,24 @@ class Batcher {
     std::string ndjson;
     size_t events;
   };
+  template <class S>
+  struct BasicKey {
+    S tenant, dataset;
+    Delivery delivery;
+  };
+  using Key = BasicKey<std::string>;
+  using KeyView = BasicKey<std::string_view>;
   struct KeyLess {
     using is_transparent = void;
     template <class A, class B>
     bool operator()(const A& a, const B& b) const {
-      const int c = std::string_view(a.first).compare(std::string_view(b.first));
-      return c != 0 ? c < 0 : std::string_view(a.second) < std::string_view(b.second);
+      if (int c = std::string_view(a.tenant).compare(std::string_view(b.tenant)); c != 0) return c < 0;
+      if (int c = std::string_view(a.dataset).compare(std::string_view(b.dataset)); c != 0) return c < 0;
+      return a.delivery < b.delivery;
     }
   };
-  using Key = std::pair<std::string, std::string>;
 
-  Buffer& buffer_for(const std::string& tenant, const std::string& dataset);
+  Buffer& buffer_for(const std::string& tenant, const std::string& dataset, Delivery delivery);
   static Pending take(Buffer& b);
   void deliver(const Buffer& b, Pending&& p);
   void timer_loop();

@@ -18,9 +18,22 @@ namespace bf {
 ProxyOptions parse_proxy_options(const ConfigNode& section) {
   ProxyOptions o;
   const ConfigNode receiver = section.child("receiver");
-  o.receiver_url = receiver.str("url", o.receiver_url);
-  if (o.receiver_url.rfind("http://", 0) != 0 && o.receiver_url.rfind("https://", 0) != 0)
-    receiver.fail("url", "must start with http:// or https://, got '" + o.receiver_url + "'");
+  if (receiver.has("url") && receiver.has("urls"))
+    receiver.fail("urls", "set either `url` (one receiver) or `urls` (a list), not both");
+  if (receiver.has("urls")) {
+    o.receiver_urls = receiver.str_list("urls");
+    if (o.receiver_urls.empty()) receiver.fail("urls", "must list at least one receiver");
+  } else {
+    o.receiver_urls = {receiver.str("url", o.receiver_urls.front())};
+  }
+  const char* url_key = receiver.has("urls") ? "urls" : "url";
+  for (size_t i = 0; i < o.receiver_urls.size(); ++i) {
+    const std::string& u = o.receiver_urls[i];
+    if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
+      receiver.fail(url_key, "must start with http:// or https://, got '" + u + "'");
+    for (size_t j = 0; j < i; ++j)
+      if (o.receiver_urls[j] == u) receiver.fail(url_key, "lists '" + u + "' twice");
+  }
   o.ingest_key = receiver.str("ingest_key", "");
   if (o.ingest_key.empty())
     receiver.fail("ingest_key", "is required (the receiver answers 401 without it)");
@@ -49,6 +62,16 @@ ProxyOptions parse_proxy_options(const ConfigNode& section) {
   o.spool_dir = spool.str("dir", o.spool_dir);
   if (o.spool_dir.empty()) spool.fail("dir", "must not be empty");
   o.spool_max_bytes = spool.bytes("max_bytes", o.spool_max_bytes);
+  const std::string fsync = spool.str("fsync", "always");
+  if (fsync != "always" && fsync != "interval")
+    spool.fail("fsync", "must be 'always' or 'interval', got '" + fsync + "'");
+  o.spool_fsync_interval_mode = fsync == "interval";
+  o.spool_fsync_interval = spool.duration("fsync_interval", o.spool_fsync_interval);
+  if (o.spool_fsync_interval.count() <= 0 || o.spool_fsync_interval > std::chrono::milliseconds(60000))
+    spool.fail("fsync_interval", "must be between 1ms and 60s");
+
+  o.permanent_error_retry = section.duration("permanent_error_retry", o.permanent_error_retry);
+  if (o.permanent_error_retry.count() <= 0) section.fail("permanent_error_retry", "must be positive");
 
   const int64_t conc = section.integer("forward_concurrency", o.forward_concurrency);
   if (conc < 1 || conc > 64) section.fail("forward_concurrency", "must be 1..64");
@@ -65,8 +88,9 @@ struct Proxy::Impl : EventSink {
   bool started = false;
   std::atomic<bool> is_ready{false};
 
-  void emit(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events) override {
-    batcher->add(tenant, dataset, std::move(events));
+  void emit(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events,
+            Delivery delivery) override {
+    batcher->add(tenant, dataset, std::move(events), delivery);
   }
 
   void emit_durable(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events) override {
@@ -77,6 +101,9 @@ struct Proxy::Impl : EventSink {
 
   void stop_all() {
     is_ready = false;
+    // A TCP source blocked on a full spool must return before it can stop: from now on
+    // its batches are stored even over spool.max_bytes (what it read is kept).
+    if (forwarder) forwarder->release_waiters();
     for (auto it = sources.rbegin(); it != sources.rend(); ++it) {
       try {
         (*it)->stop();
@@ -116,10 +143,13 @@ void Proxy::start() {
   if (impl_->started) return;
   const ProxyOptions& o = impl_->options;
   ForwarderOptions fo;
-  fo.receiver_url = o.receiver_url;
+  fo.receiver_urls = o.receiver_urls;
   fo.ingest_key = o.ingest_key;
   fo.spool_dir = o.spool_dir;
   fo.spool_max_bytes = o.spool_max_bytes;
+  fo.spool_fsync = o.spool_fsync_interval_mode ? SpoolFsync::interval : SpoolFsync::always;
+  fo.spool_fsync_interval = o.spool_fsync_interval;
+  fo.permanent_error_retry = o.permanent_error_retry;
   fo.concurrency = o.forward_concurrency;
   fo.http.timeout = o.receiver_timeout;
   fo.http.connect_timeout = o.receiver_connect_timeout;
@@ -128,13 +158,19 @@ void Proxy::start() {
   fo.http.ca_file = o.receiver_ca_file;
   fo.backoff_base = o.retry_backoff_base;
   fo.backoff_max = o.retry_backoff_max;
-  // Inner retries (one send) honour Retry-After only briefly; the batch then waits in
-  // the spool behind the shared gate, which honours the full Retry-After.
+  // Inner retries (one send, single receiver) honour Retry-After only briefly; the
+  // batch then waits in the spool behind the receiver's backoff, which honours the
+  // full Retry-After.
   fo.http.retry_after_max = std::min(o.retry_backoff_max, std::chrono::milliseconds(5000));
   impl_->forwarder = std::make_unique<Forwarder>(std::move(fo));
   BatcherOptions bo{o.batch_max_events, o.batch_max_bytes, o.batch_max_age};
   Forwarder* fwd = impl_->forwarder.get();
-  impl_->batcher = std::make_unique<Batcher>(bo, [fwd](ProxyBatch&& b) { fwd->submit_or_drop(b); });
+  impl_->batcher = std::make_unique<Batcher>(bo, [fwd](ProxyBatch&& b) {
+    if (b.delivery == Delivery::backpressure)
+      fwd->submit_or_wait(b);  // TCP: blocks the source while the spool is full
+    else
+      fwd->submit_or_drop(b);  // UDP: drop-newest, counted
+  });
   impl_->forwarder->start();
   impl_->batcher->start();
   impl_->started = true;

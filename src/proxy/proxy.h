@@ -4,13 +4,15 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace bf {
 
 class ConfigNode;
 
 struct ProxyOptions {
-  std::string receiver_url = "http://127.0.0.1:8080";
+  // receiver.urls (or receiver.url, a one-element list): tried in this order.
+  std::vector<std::string> receiver_urls{"http://127.0.0.1:8080"};
   std::string ingest_key;
   // batching
   size_t batch_max_events = 10000;
@@ -19,7 +21,11 @@ struct ProxyOptions {
   // spool of batches not yet acknowledged by the receiver
   std::string spool_dir = "./data/proxy-spool";
   uint64_t spool_max_bytes = 1ull << 30;
+  bool spool_fsync_interval_mode = false;  // spool.fsync: always | interval (best-effort sources only)
+  std::chrono::milliseconds spool_fsync_interval{200};
   int forward_concurrency = 2;
+  // How often a dataset paused after 401/403/404 is probed with one batch.
+  std::chrono::milliseconds permanent_error_retry{60000};
   // receiver client (added): per-request timeouts, retries inside one send, and the
   // longest wait between sends of a batch the receiver did not accept yet.
   std::chrono::milliseconds receiver_timeout{30000};

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/batch.h"
+#include "proxy/delivery.h"
 
 namespace bf {
 
@@ -18,8 +19,11 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   // Events for one tenant/dataset, buffered by the batcher (flushed by size/count/age).
-  virtual void emit(const std::string& tenant, const std::string& dataset,
-                    std::vector<Event>&& events) = 0;
+  // With Delivery::backpressure the call may block while the spool is full (the
+  // caller then stops reading its transport); with best_effort it never blocks and a
+  // batch that finds the spool full is dropped and counted.
+  virtual void emit(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events,
+                    Delivery delivery) = 0;
   // Events that must be durable before the caller acknowledges its sender (HTTP):
   // written to the proxy spool as one batch before this returns. Throws on failure.
   virtual void emit_durable(const std::string& tenant, const std::string& dataset,

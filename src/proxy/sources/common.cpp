@@ -57,8 +57,8 @@ void stamp_event(Event& event, const std::string& received, const std::string& s
   if (!peer.empty()) event["_peer"] = peer;
 }
 
-SyslogIngest::SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOptions options)
-    : common_(std::move(common)), sink_(sink), options_(options), metrics_(common_.name) {}
+SyslogIngest::SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOptions options, Delivery delivery)
+    : common_(std::move(common)), sink_(sink), options_(options), delivery_(delivery), metrics_(common_.name) {}
 
 void SyslogIngest::handle(std::string_view message, const std::string& peer) {
   const int64_t received = now_us();
@@ -75,7 +75,7 @@ void SyslogIngest::handle(std::string_view message, const std::string& peer) {
   stamp_event(ev, format_rfc3339(received), common_.name, peer);
   std::vector<Event> events;
   events.push_back(std::move(ev));
-  sink_.emit(common_.tenant, common_.dataset, std::move(events));
+  sink_.emit(common_.tenant, common_.dataset, std::move(events), delivery_);
   metrics_.events.inc();
 }
 

@@ -41,7 +41,7 @@ void stamp_event(Event& event, const std::string& received, const std::string& s
 // Syslog message -> event -> sink, shared by syslog_udp and syslog_tcp.
 class SyslogIngest {
  public:
-  SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOptions options);
+  SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOptions options, Delivery delivery);
   void handle(std::string_view message, const std::string& peer);
   const SourceCommon& common() const { return common_; }
 
@@ -49,16 +49,20 @@ class SyslogIngest {
   SourceCommon common_;
   EventSink& sink_;
   SyslogParseOptions options_;
+  Delivery delivery_;
   SourceMetrics metrics_;
 };
 
 // A syslog source over one network listener (UdpListener or TcpListener): the
-// listener frames messages, SyslogIngest turns them into events.
+// listener frames messages, SyslogIngest turns them into events. Over TCP the
+// delivery is Delivery::backpressure: while the spool is full the handler blocks, so
+// the listener's io thread reads no socket and senders see TCP flow control.
 template <class Listener, class ListenerOptions>
 class SyslogListenerSource final : public Source {
  public:
-  SyslogListenerSource(SourceCommon common, ListenerOptions options, SyslogParseOptions parse, EventSink& sink)
-      : ingest_(std::move(common), sink, parse),
+  SyslogListenerSource(SourceCommon common, ListenerOptions options, SyslogParseOptions parse, EventSink& sink,
+                       Delivery delivery)
+      : ingest_(std::move(common), sink, parse, delivery),
         listener_(ingest_.common().name, std::move(options),
                   [this](std::string_view m, const std::string& peer) { ingest_.handle(m, peer); }) {}
   void start() override { listener_.start(); }

@@ -7,6 +7,10 @@
 //     max_connections: 1024    # more are closed at once and counted
 //     idle_timeout: 10m        # a connection silent this long is closed
 //     keep_raw: true
+//
+// Delivery::backpressure: while the proxy spool is full the listener stops reading
+// (its io thread waits in the batcher output), so senders are flow-controlled by TCP
+// and nothing they sent is dropped.
 #include "common/config.h"
 #include "net/listeners.h"
 #include "proxy/sources/common.h"
@@ -31,7 +35,8 @@ SourceFactory syslog_tcp_source_factory() {
             if (opt.idle_timeout.count() <= 0) node.fail("idle_timeout", "must be greater than 0");
             SyslogParseOptions parse;
             parse.keep_raw = node.boolean("keep_raw", true);
-            return std::make_unique<SyslogListenerSource<TcpListener, TcpListenerOptions>>(std::move(common), std::move(opt), parse, sink);
+            return std::make_unique<SyslogListenerSource<TcpListener, TcpListenerOptions>>(std::move(common), std::move(opt), parse, sink,
+                                                                                    Delivery::backpressure);
           }};
 }
 

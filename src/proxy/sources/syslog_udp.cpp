@@ -5,6 +5,10 @@
 //     receive_buffer: 8MiB     # SO_RCVBUF request
 //     max_datagram: 65535
 //     keep_raw: true
+//
+// Delivery::best_effort: UDP cannot push back, so while the proxy spool is full new
+// batches are dropped and counted (bf_proxy_dropped_total{reason="spool_full"}); with
+// spool.fsync: interval these batches are group-committed.
 #include "common/config.h"
 #include "net/listeners.h"
 #include "proxy/sources/common.h"
@@ -22,7 +26,8 @@ SourceFactory syslog_udp_source_factory() {
             if (opt.max_datagram == 0 || opt.max_datagram > 65535) node.fail("max_datagram", "must be 1..65535");
             SyslogParseOptions parse;
             parse.keep_raw = node.boolean("keep_raw", true);
-            return std::make_unique<SyslogListenerSource<UdpListener, UdpListenerOptions>>(std::move(common), std::move(opt), parse, sink);
+            return std::make_unique<SyslogListenerSource<UdpListener, UdpListenerOptions>>(std::move(common), std::move(opt), parse, sink,
+                                                                                    Delivery::best_effort);
           }};
 }
 

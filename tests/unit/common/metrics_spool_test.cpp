@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <system_error>
+#include <thread>
 
 #include "common/metrics.h"
 #include "common/crc32c.h"
@@ -135,4 +136,50 @@ TEST_F(SpoolTest, EntriesOfTheFirstFormatAreStillRead) {
   auto item = s.read(id);
   EXPECT_EQ(item.meta, "{\"m\":1}");
   EXPECT_EQ(item.data, "payload");
+}
+
+TEST_F(SpoolTest, IntervalFsyncCommitsDeferredEntriesInGroups) {
+  SpoolOptions o;
+  o.fsync = SpoolFsync::interval;
+  o.fsync_interval = std::chrono::hours(1);  // only sync() commits in the first part
+  {
+    Spool s(dir, o);
+    for (int i = 0; i < 5; ++i) s.put("d" + std::to_string(i), "{}", "data " + std::to_string(i), {SpoolCommit::deferred});
+    EXPECT_EQ(s.unsynced(), 5u);  // written, not yet fsync'ed
+    s.put("now", "{}", "durable", {SpoolCommit::now});
+    EXPECT_EQ(s.unsynced(), 5u);  // a `now` put is durable on return under `interval` too
+    EXPECT_EQ(s.list().size(), 6u);
+    EXPECT_EQ(s.read("d3").data, "data 3");  // readable (and sendable) at once
+    s.remove("d0");                          // removed before its commit: skipped
+    s.sync();
+    EXPECT_EQ(s.unsynced(), 0u);
+    s.put("late", "{}", "late", {SpoolCommit::deferred});
+  }  // the destructor commits what is left
+  {
+    o.fsync_interval = std::chrono::milliseconds(20);
+    Spool s(dir, o);
+    EXPECT_EQ(s.list().size(), 6u);
+    EXPECT_EQ(s.read("late").data, "late");
+    s.put("bg", "{}", "x", {SpoolCommit::deferred});
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (s.unsynced() != 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(s.unsynced(), 0u);  // the background group commit ran
+  }
+  // Under `always` (the receiver's policy) a deferred request is still durable at once.
+  Spool always(dir / "always", 0);
+  always.put("x", "{}", "y", {SpoolCommit::deferred});
+  EXPECT_EQ(always.unsynced(), 0u);
+}
+
+TEST_F(SpoolTest, ReadMetaAndIgnoreLimit) {
+  Spool s(dir, 64);
+  s.put("a", R"({"tenant":"t"})", "0123456789");
+  EXPECT_EQ(s.read_meta("a"), R"({"tenant":"t"})");
+  const std::string big(200, 'x');
+  EXPECT_THROW(s.put("b", "{}", big), SpoolFull);
+  s.put("b", "{}", big, {SpoolCommit::now, true});
+  EXPECT_TRUE(s.contains("b"));
+  EXPECT_GT(s.bytes(), 64u);
+  EXPECT_THROW(s.put("c", "{}", "z"), SpoolFull);  // still over the limit for others
 }

@@ -140,6 +140,26 @@ TEST(Batcher, SeparateBuffersPerTenantAndDataset) {
   EXPECT_EQ(by["t2/a"], (std::vector<int64_t>{3}));
 }
 
+TEST(Batcher, BackpressureEventsAreBatchedApartFromBestEffort) {
+  Capture cap;
+  Batcher b({2, 1ull << 30, std::chrono::hours(1)}, cap.output());
+  b.add("acme", "logs", one(1), Delivery::best_effort);
+  b.add("acme", "logs", one(2), Delivery::backpressure);
+  EXPECT_EQ(cap.size(), 0u);  // two buffers of one event each, not one full buffer
+  b.add("acme", "logs", one(3), Delivery::backpressure);
+  auto got = cap.get();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].delivery, Delivery::backpressure);
+  EXPECT_EQ(numbers(got[0]), (std::vector<int64_t>{2, 3}));
+  b.add("acme", "logs", one(4));  // default: best effort
+  got = cap.get();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].delivery, Delivery::best_effort);
+  EXPECT_EQ(numbers(got[1]), (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(got[1].tenant, "acme");
+  EXPECT_EQ(got[1].dataset, "logs");
+}
+
 TEST(Batcher, StopFlushesAndConcurrentAddsLoseNothing) {
   Capture cap;
   Batcher b({64, 1ull << 30, 20ms}, cap.output());

@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <set>
+#include <thread>
 
 #include "common/config.h"
+#include "common/spool.h"
 #include "common/time.h"
 #include "common/ulid.h"
 #include "net/http_client.h"
@@ -329,6 +332,256 @@ TEST(Proxy, SpoolSurvivesRestart) {
   EXPECT_EQ(messages, (std::set<std::string>{"durable", "buffered"}));
   EXPECT_EQ(events_in(rx, "web").size(), 1u);
   EXPECT_EQ(events_in(rx, "syslog").size(), 1u);
+  ASSERT_TRUE(test::wait_until([&] { return test::count_files(spool, ".batch") == 0; }));
+  p->stop();
+}
+
+TEST(ProxyConfig, ReceiverUrlsFsyncAndPauseKeys) {
+  test::TempDir dir;
+  const std::string spool = "  spool:\n    dir: " + dir.str() + "\n";
+  auto parse = [&](const std::string& receiver, const std::string& extra = "") {
+    ConfigNode root = ConfigNode::parse("proxy:\n  receiver:\n    ingest_key: k\n" + receiver + spool + extra, "t.yaml");
+    ConfigNode section = root.child("proxy");
+    ProxyOptions o = parse_proxy_options(section);
+    section.check_unknown();
+    return o;
+  };
+  auto error = [&](const std::string& receiver, const std::string& extra = "") -> std::string {
+    try {
+      parse(receiver, extra);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "<no ConfigError>";
+  };
+  ProxyOptions o = parse("    url: http://a:1\n");
+  EXPECT_EQ(o.receiver_urls, (std::vector<std::string>{"http://a:1"}));
+  EXPECT_FALSE(o.spool_fsync_interval_mode);                     // `always` by default
+  EXPECT_EQ(o.permanent_error_retry, std::chrono::minutes(1));  // default 1m
+  o = parse("    urls: [http://a:1, https://b:2]\n",
+            "    fsync: interval\n    fsync_interval: 50ms\n  permanent_error_retry: 5s\n");
+  EXPECT_EQ(o.receiver_urls, (std::vector<std::string>{"http://a:1", "https://b:2"}));
+  EXPECT_TRUE(o.spool_fsync_interval_mode);
+  EXPECT_EQ(o.spool_fsync_interval, 50ms);
+  EXPECT_EQ(o.permanent_error_retry, 5000ms);
+
+  std::string err = error("    url: http://a:1\n    urls: [http://b:1]\n");
+  EXPECT_NE(err.find("urls"), std::string::npos) << err;
+  EXPECT_NE(err.find("not both"), std::string::npos) << err;
+  err = error("    urls: [http://a:1, ftp://b:1]\n");
+  EXPECT_NE(err.find("ftp://b:1"), std::string::npos) << err;
+  err = error("    urls: [http://a:1, http://a:1]\n");
+  EXPECT_NE(err.find("twice"), std::string::npos) << err;
+  err = error("    urls: []\n");
+  EXPECT_NE(err.find("at least one"), std::string::npos) << err;
+  err = error("    url: http://a:1\n", "    fsync: sometimes\n");
+  EXPECT_NE(err.find("fsync"), std::string::npos) << err;
+  EXPECT_NE(err.find("sometimes"), std::string::npos) << err;
+  err = error("    url: http://a:1\n", "    fsync_interval: 0s\n");
+  EXPECT_NE(err.find("fsync_interval"), std::string::npos) << err;
+  err = error("    url: http://a:1\n", "  permanent_error_retry: 0s\n");
+  EXPECT_NE(err.find("permanent_error_retry"), std::string::npos) << err;
+}
+
+// A TCP sender on its own thread, counting the bytes the kernel took from it.
+struct TcpSender {
+  int fd = -1;
+  std::atomic<size_t> sent{0};
+  size_t total = 0;
+  std::atomic<bool> done{false};
+  std::thread thread;
+
+  TcpSender(uint16_t port, std::string data) : total(data.size()) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    int small = 16 * 1024;
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("connect failed");
+    thread = std::thread([this, data = std::move(data)] {
+      while (sent < data.size()) {
+        const ssize_t n = ::send(fd, data.data() + sent, std::min<size_t>(4096, data.size() - sent), MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += size_t(n);
+      }
+      ::shutdown(fd, SHUT_WR);
+      done = true;
+    });
+  }
+  ~TcpSender() {
+    ::shutdown(fd, SHUT_RDWR);
+    if (thread.joinable()) thread.join();
+    ::close(fd);
+  }
+  // True when no byte was taken for `quiet` while data is left.
+  bool stalled(std::chrono::milliseconds quiet = 300ms) {
+    const size_t before = sent;
+    std::this_thread::sleep_for(quiet);
+    return sent == before && sent < total;
+  }
+};
+
+std::string numbered_syslog_lines(int n) {
+  std::string out;
+  const std::string pad(80, 'p');
+  for (int i = 0; i < n; ++i) out += "<13>1 2024-05-01T10:00:00Z host app - - - n=" + std::to_string(i) + " " + pad + "\n";
+  return out;
+}
+
+// The numbers n=<i> of the stored events (duplicates would show as a count mismatch).
+std::vector<int> stored_numbers(const test::ScriptedReceiver& rx) {
+  std::vector<int> out;
+  for (auto& s : rx.seen()) {
+    if (s.status != 200) continue;
+    for (auto& e : s.decoded) {
+      const std::string m = std::string(e.at("message").as_string());
+      out.push_back(std::stoi(m.substr(2)));
+    }
+  }
+  return out;
+}
+
+TEST(Proxy, FullSpoolBlocksTcpSendersAndLosesNothing) {
+  test::TempDir dir;
+  std::atomic<bool> up{false};
+  test::ScriptedReceiver rx([&](const auto&) { return up ? 200 : 503; });
+  std::string yaml = common_yaml(rx.url(), dir.str());
+  yaml.replace(yaml.find("    max_events: 1000"), std::string("    max_events: 1000").size(), "    max_events: 100");
+  yaml.replace(yaml.find("  forward_concurrency"), 0, "    max_bytes: 16KiB\n");  // spool.max_bytes
+  yaml += "  sources:\n    - type: syslog_tcp\n      name: bp-tcp\n      listen: 127.0.0.1:0\n      framing: newline\n";
+  auto p = make_proxy(yaml);
+  const int64_t dropped0 = test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}});
+  const int64_t waits0 = test::metric("bf_proxy_backpressure_waits_total");
+  p->start();
+  constexpr int kLines = 20000;  // ~2.4 MB: far more than the spool and the socket buffers
+  TcpSender sender(p->source_port("bp-tcp"), numbered_syslog_lines(kLines));
+
+  // The spool fills, the source stops reading, and the sender's send() stalls.
+  ASSERT_TRUE(test::wait_until([&] { return test::metric("bf_proxy_backpressure_blocked") >= 1; }));
+  ASSERT_TRUE(test::wait_until([&] { return sender.stalled(); }, 15000ms)) << sender.sent << " of " << sender.total;
+  EXPECT_LT(sender.sent.load(), sender.total);
+  EXPECT_FALSE(sender.done);
+  EXPECT_GE(test::metric("bf_proxy_backpressure_waits_total") - waits0, 1);
+  EXPECT_EQ(test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}}) - dropped0, 0);
+  EXPECT_LE(test::metric("bf_proxy_spool_bytes"), 16 * 1024);
+  EXPECT_TRUE(rx.stored().empty());
+
+  // The receiver comes back: the spool drains, reading resumes, everything arrives once.
+  up = true;
+  ASSERT_TRUE(test::wait_until([&] { return sender.done.load(); }, 30000ms)) << sender.sent << " of " << sender.total;
+  ASSERT_TRUE(test::wait_until([&] { return rx.stored_events() >= size_t(kLines); }, 30000ms)) << rx.stored_events();
+  std::vector<int> got = stored_numbers(rx);
+  EXPECT_EQ(got.size(), size_t(kLines));
+  std::set<int> unique(got.begin(), got.end());
+  EXPECT_EQ(unique.size(), size_t(kLines));
+  EXPECT_EQ(*unique.begin(), 0);
+  EXPECT_EQ(*unique.rbegin(), kLines - 1);
+  EXPECT_EQ(test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}}) - dropped0, 0);
+  EXPECT_EQ(test::metric("bf_proxy_backpressure_blocked"), 0);
+  p->stop();
+}
+
+TEST(Proxy, StopWhileTcpIsBlockedKeepsWhatWasRead) {
+  test::TempDir dir;
+  const std::string spool = (dir.path() / "spool").string();
+  std::string yaml = common_yaml("http://127.0.0.1:" + std::to_string(test::dead_port()), spool);
+  yaml.replace(yaml.find("    max_events: 1000"), std::string("    max_events: 1000").size(), "    max_events: 100");
+  yaml.replace(yaml.find("  forward_concurrency"), 0, "    max_bytes: 8KiB\n");
+  yaml += "  sources:\n    - type: syslog_tcp\n      name: bp-stop\n      listen: 127.0.0.1:0\n      framing: newline\n";
+  auto p = make_proxy(yaml);
+  const int64_t dropped0 = test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}});
+  const int64_t tcp0 = test::metric("bf_proxy_events_total", {{"source", "bp-stop"}});
+  p->start();
+  TcpSender sender(p->source_port("bp-stop"), numbered_syslog_lines(5000));
+  ASSERT_TRUE(test::wait_until([&] { return test::metric("bf_proxy_backpressure_blocked") >= 1; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  p->stop();  // must not hang on the blocked source
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}}) - dropped0, 0);
+  // Every event the source read is in the spool (stored over the limit at shutdown).
+  size_t spooled_events = 0;
+  Spool s(spool, 0);
+  for (auto& e : s.list()) spooled_events += decode_batch(s.read(e.id).data).size();
+  EXPECT_EQ(int64_t(spooled_events), test::metric("bf_proxy_events_total", {{"source", "bp-stop"}}) - tcp0);
+  EXPECT_GT(spooled_events, 0u);
+}
+
+TEST(Proxy, UdpDropsAndCountsWhenSpoolIsFull) {
+  test::TempDir dir;
+  std::string yaml = common_yaml("http://127.0.0.1:" + std::to_string(test::dead_port()), dir.str());
+  yaml.replace(yaml.find("    max_events: 1000"), std::string("    max_events: 1000").size(), "    max_events: 1");
+  yaml.replace(yaml.find("  forward_concurrency"), 0, "    max_bytes: 2KiB\n");
+  yaml += "  sources:\n    - type: syslog_udp\n      name: full-udp\n      listen: 127.0.0.1:0\n";
+  auto p = make_proxy(yaml);
+  const int64_t dropped0 = test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}});
+  const int64_t spooled0 = test::metric("bf_proxy_batches_spooled_total");
+  const int64_t events0 = test::metric("bf_proxy_events_total", {{"source", "full-udp"}});
+  p->start();
+  const uint16_t port = p->source_port("full-udp");
+  for (int i = 0; i < 100; ++i) test::send_udp(port, "<13>1 - host app - - - udp " + std::to_string(i));
+  // The UDP thread never waits: every datagram is handled ...
+  ASSERT_TRUE(test::wait_until([&] { return test::metric("bf_proxy_events_total", {{"source", "full-udp"}}) - events0 == 100; }));
+  // ... and each one-event batch is either in the spool or counted as dropped.
+  ASSERT_TRUE(test::wait_until([&] {
+    return (test::metric("bf_proxy_batches_spooled_total") - spooled0) +
+               (test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}}) - dropped0) ==
+           100;
+  }));
+  EXPECT_GT(test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}}) - dropped0, 50);
+  EXPECT_GT(test::metric("bf_proxy_batches_spooled_total") - spooled0, 0);
+  EXPECT_EQ(test::metric("bf_proxy_backpressure_blocked"), 0);
+  EXPECT_EQ(int64_t(test::count_files(dir.path(), ".batch")), test::metric("bf_proxy_batches_spooled_total") - spooled0);
+  p->stop();
+}
+
+TEST(Proxy, FsyncIntervalModeDeliversEverything) {
+  test::TempDir dir;
+  const std::string spool = (dir.path() / "spool").string();
+  auto with_interval = [](std::string yaml) {
+    yaml.replace(yaml.find("  forward_concurrency"), 0, "    fsync: interval\n    fsync_interval: 50ms\n");
+    return yaml;
+  };
+  const std::string sources =
+      "  sources:\n"
+      "    - type: syslog_udp\n      name: fs-udp\n      listen: 127.0.0.1:0\n      dataset: fs-udp\n"
+      "    - type: syslog_tcp\n      name: fs-tcp\n      listen: 127.0.0.1:0\n      dataset: fs-tcp\n"
+      "    - type: http\n      name: fs-http\n      listen: 127.0.0.1:0\n      dataset: fs-http\n";
+  // 1. Receiver down: UDP batches (group-committed) wait in the spool across a restart.
+  {
+    auto p = make_proxy(with_interval(common_yaml("http://127.0.0.1:" + std::to_string(test::dead_port()), spool)) +
+                        sources);
+    const int64_t udp0 = test::metric("bf_proxy_events_total", {{"source", "fs-udp"}});
+    p->start();
+    for (int i = 0; i < 50; ++i) test::send_udp(p->source_port("fs-udp"), "<13>1 - h a - - - before " + std::to_string(i));
+    ASSERT_TRUE(test::wait_until([&] { return test::metric("bf_proxy_events_total", {{"source", "fs-udp"}}) - udp0 == 50; }));
+    p->stop();
+  }
+  // 2. Receiver up: the leftovers and new UDP, TCP and HTTP events all arrive.
+  test::RecordingReceiver rx;
+  auto p = make_proxy(with_interval(common_yaml(rx.url(), spool)) + sources);
+  p->start();
+  for (int i = 0; i < 200; ++i) {
+    test::send_udp(p->source_port("fs-udp"), "<13>1 - h a - - - after " + std::to_string(i));
+    if (i % 50 == 49) std::this_thread::sleep_for(5ms);
+  }
+  std::string tcp;
+  for (int i = 0; i < 30; ++i) tcp += "<13>1 - h a - - - tcp " + std::to_string(i) + "\n";
+  test::send_tcp(p->source_port("fs-tcp"), tcp);
+  HttpResult r = post(p->source_port("fs-http"), "/", "{\"message\":\"h1\"}\n{\"message\":\"h2\"}\n");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(test::wait_until([&] {
+    return events_in(rx, "fs-udp").size() >= 250 && events_in(rx, "fs-tcp").size() >= 30 &&
+           events_in(rx, "fs-http").size() >= 2;
+  })) << events_in(rx, "fs-udp").size();
+  std::set<std::string> udp_messages;
+  for (auto& e : events_in(rx, "fs-udp")) udp_messages.insert(s(e, "message"));
+  EXPECT_EQ(udp_messages.size(), 250u);
+  EXPECT_EQ(events_in(rx, "fs-udp").size(), 250u);
+  EXPECT_TRUE(udp_messages.count("before 0") && udp_messages.count("before 49") && udp_messages.count("after 199"));
+  EXPECT_EQ(events_in(rx, "fs-tcp").size(), 30u);
+  EXPECT_EQ(events_in(rx, "fs-http").size(), 2u);
   ASSERT_TRUE(test::wait_until([&] { return test::count_files(spool, ".batch") == 0; }));
   p->stop();
 }

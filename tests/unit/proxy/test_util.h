@@ -18,9 +18,14 @@
 #include <thread>
 #include <vector>
 
+#include <atomic>
+#include <map>
+#include <set>
+
 #include "common/batch.h"
 #include "common/compression.h"
 #include "common/metrics.h"
+#include "fixtures/raw_http_server.h"
 #include "net/http_server.h"
 
 namespace bf::test {
@@ -114,6 +119,91 @@ class RecordingReceiver {
   std::deque<int> script_;
   std::vector<RecordedRequest> requests_;
   std::unique_ptr<HttpServer> server_;
+};
+
+// A receiver whose answers a test decides per request (tests/fixtures/raw_http_server.h
+// underneath): `decide` returns the status for a request; 200 is answered like a
+// receiver ({"duplicate": true} when the batch id was accepted before), other statuses
+// with an error body (and `Retry-After: <retry_after>` when set). Records every request.
+class ScriptedReceiver {
+ public:
+  struct Seen {
+    std::string tenant, dataset, batch_id;
+    int status = 0;
+    size_t events = 0;
+    std::vector<Event> decoded;
+  };
+  using Decide = std::function<int(const Seen&)>;
+
+  explicit ScriptedReceiver(Decide decide, std::string retry_after = "")
+      : decide_(std::move(decide)),
+        retry_after_(std::move(retry_after)),
+        server_([this](const RawRequest& r, int) { return handle(r); }) {}
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
+  std::vector<Seen> seen() const {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+  // batch id -> number of 200 answers that stored it (duplicates not counted).
+  std::map<std::string, int> stored() const {
+    std::lock_guard lock(mu_);
+    return stored_;
+  }
+  size_t stored_events() const {
+    size_t n = 0;
+    for (auto& s : seen())
+      if (s.status == 200) n += s.events;
+    return n;
+  }
+
+ private:
+  std::string handle(const RawRequest& req) {
+    Seen s;
+    // /api/v1/ingest/{tenant}/{dataset}
+    const std::string prefix = "/api/v1/ingest/";
+    if (req.target.rfind(prefix, 0) == 0) {
+      const std::string rest = req.target.substr(prefix.size());
+      const size_t slash = rest.find('/');
+      s.tenant = rest.substr(0, slash);
+      s.dataset = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    }
+    s.batch_id = req.header("x-batch-id");
+    try {
+      const std::string ndjson =
+          req.header("content-encoding") == "zstd" ? decompress(Encoding::zstd, req.body, 1 << 28) : req.body;
+      s.decoded = parse_ndjson(ndjson);
+      s.events = s.decoded.size();
+    } catch (const std::exception&) {
+    }
+    s.status = decide_(s);
+    bool duplicate = false;
+    {
+      std::lock_guard lock(mu_);
+      if (s.status == 200) {
+        duplicate = stored_.count(s.batch_id) > 0;
+        if (!duplicate) stored_[s.batch_id] = 1;
+      }
+      if (duplicate) {  // stored nothing
+        s.decoded.clear();
+        s.events = 0;
+      }
+      seen_.push_back(s);
+    }
+    if (s.status == 200)
+      return raw_response(200, duplicate ? R"({"duplicate":true})" : R"({"stored":true})",
+                          {{"Content-Type", "application/json"}});
+    std::vector<std::pair<std::string, std::string>> h{{"Content-Type", "application/json"}};
+    if (!retry_after_.empty() && (s.status == 429 || s.status == 503)) h.emplace_back("Retry-After", retry_after_);
+    return raw_response(s.status, R"({"error":"scripted )" + std::to_string(s.status) + R"("})", h);
+  }
+
+  Decide decide_;
+  std::string retry_after_;
+  mutable std::mutex mu_;
+  std::vector<Seen> seen_;
+  std::map<std::string, int> stored_;
+  RawHttpServer server_;  // last: stops (joins) before the members it uses go
 };
 
 // A port on which nothing listens (bound once, then closed).
