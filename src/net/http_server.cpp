@@ -387,6 +387,18 @@ struct HttpServer::Impl {
     std::lock_guard<std::mutex> lock(mu);
     conns.erase(id);
   }
+  // Holds a connection in the registry for the lifetime of its session.
+  struct Registration {
+    Impl* impl;
+    uint64_t id = 0;
+    bool registered;
+    Registration(Impl* i, const std::shared_ptr<ConnBase>& conn) : impl(i), registered(i->register_conn(id, conn)) {}
+    ~Registration() {
+      if (registered) impl->unregister_conn(id);
+    }
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+  };
 
   HttpResponse handle(http::request<http::string_body>& req, const std::string& peer);
 
@@ -562,13 +574,8 @@ asio::awaitable<void> HttpServer::Impl::close_connection(Stream& stream, bool li
 template <class Stream>
 asio::awaitable<void> HttpServer::Impl::session(std::shared_ptr<Conn<Stream>> conn,
                                                 std::string peer) {
-  uint64_t id = 0;
-  if (!register_conn(id, conn)) co_return;
-  struct Unregister {
-    Impl* impl;
-    uint64_t id;
-    ~Unregister() { impl->unregister_conn(id); }
-  } unregister{this, id};
+  Registration registration(this, conn);
+  if (!registration.registered) co_return;
 
   Stream& stream = conn->stream;
   auto& lowest = beast::get_lowest_layer(stream);
@@ -711,13 +718,8 @@ void HttpServer::Impl::refuse(tcp::socket socket, RefuseReason reason) {
 // Writes the 503, then reads and discards what the client sends for a moment so the
 // close does not reset the connection before the client has read the answer.
 asio::awaitable<void> HttpServer::Impl::refuse_session(std::shared_ptr<Conn<beast::tcp_stream>> conn) {
-  uint64_t id = 0;
-  if (!register_conn(id, conn)) co_return;
-  struct Unregister {
-    Impl* impl;
-    uint64_t id;
-    ~Unregister() { impl->unregister_conn(id); }
-  } unregister{this, id};
+  Registration registration(this, conn);
+  if (!registration.registered) co_return;
   auto& stream = conn->stream;
   stream.expires_after(std::chrono::seconds(1));
   auto [ec, n] = co_await asio::async_write(stream, asio::buffer(busy_reply), kUseTuple);

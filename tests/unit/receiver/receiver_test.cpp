@@ -64,6 +64,15 @@ class ReceiverTest : public ::testing::Test {
     return http.send("POST", target.empty() ? url() : target, headers, body);
   }
   std::vector<ObjectInfo> raw_objects() { return store->list_all("raw/"); }
+  // The store's root becomes a file, so uploads fail: batches stay in the spool.
+  void restart_with_unreachable_store() {
+    receiver.reset();
+    fs::path blocked = dir / "blocked";
+    store = std::make_shared<LocalStore>(blocked);
+    fs::remove_all(blocked);
+    std::ofstream(blocked) << "x";
+    start();
+  }
 };
 
 TEST_F(ReceiverTest, AcceptedBatchLandsInRawUnderItsBatchId) {
@@ -231,12 +240,7 @@ TEST_F(ReceiverTest, RetryAfterUploadIsAnsweredDuplicateAndNotStoredAgain) {
 
 TEST_F(ReceiverTest, CommittedBatchLeftInTheSpoolIsNotUploadedAgain) {
   // Killed after the packer committed the batch but before the spool entry was removed.
-  receiver.reset();
-  fs::path blocked = dir / "blocked";
-  store = std::make_shared<LocalStore>(blocked);
-  fs::remove_all(blocked);
-  std::ofstream(blocked) << "x";
-  start();
+  restart_with_unreachable_store();
   const std::string id = new_ulid();
   ASSERT_EQ(post("{\"n\":1}\n", {{"X-Batch-Id", id}}).status, 200);
   receiver.reset();
@@ -282,12 +286,7 @@ TEST_F(ReceiverTest, OversizedEventsAreRefusedWithTheLimitNamed) {
 }
 
 TEST_F(ReceiverTest, CorruptSpoolEntriesAreQuarantinedTheRestDelivered) {
-  receiver.reset();
-  fs::path blocked = dir / "blocked";
-  store = std::make_shared<LocalStore>(blocked);
-  fs::remove_all(blocked);
-  std::ofstream(blocked) << "x";
-  start();
+  restart_with_unreachable_store();
   for (int i = 0; i < 4; ++i) ASSERT_EQ(post("{\"n\":" + std::to_string(i) + "}\n").status, 200);
   receiver.reset();
   // While stopped: one entry gets a flipped byte, one is cut short.
