@@ -280,6 +280,15 @@ bool DatasetLeases::keep_alive(const DatasetRef& ref) {
   return renew(ref, it->second);
 }
 
+bool DatasetLeases::check(const DatasetRef& ref) {
+  if (!leases_.store) return true;
+  auto it = held_.find(name(ref));
+  if (it == held_.end()) return false;
+  if (std::chrono::steady_clock::now() - it->second.renewed < leases_.ttl / 3 && leases_.store->validate(it->second.lease))
+    return true;
+  return renew(ref, it->second);
+}
+
 bool DatasetLeases::fence(const DatasetRef& ref) {
   if (!leases_.store) return true;
   auto it = held_.find(name(ref));

@@ -118,6 +118,9 @@ class DatasetLeases {
   // Between batches: renews when a third of the ttl has passed since the last
   // renewal. false: the lease is lost (forgotten; the caller must stop the run).
   bool keep_alive(const DatasetRef& ref);
+  // Before a write: asks the store whether the lease is still ours (validate),
+  // renewing it when due or when it lapsed without a takeover. false: lost.
+  bool check(const DatasetRef& ref);
   // The fence, immediately before a commit point: renews now (so the commit has a
   // whole ttl to land). false: lost — the caller must not commit.
   bool fence(const DatasetRef& ref);
