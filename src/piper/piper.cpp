@@ -81,10 +81,10 @@ struct Piper::Impl {
         }
         events_in.inc(events.size());
         pipeline.apply(events);
-        events_out.inc(events.size());
         // Same batch id: a rerun after a crash overwrites instead of duplicating.
         if (!still_ours()) return done;
         store->put(processed_key(ref, *batch_id), encode_batch(events));
+        events_out.inc(events.size());
         if (!still_ours()) return done;  // the new holder has the raw object (and overwrites the same key)
         store->remove(obj.key);
         batches.inc();
