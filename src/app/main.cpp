@@ -29,6 +29,7 @@
 #include "proxy/source.h"
 #include "query/query_service.h"
 #include "receiver/receiver.h"
+#include "storage/lease_store.h"
 #include "storage/local_store.h"
 #include "storage/object_store.h"
 
@@ -112,6 +113,11 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   if (want.packer) packer_options = parse_packer_options(root.child("packer"));
   if (want.query) query_options = parse_query_options(root.child("query"));
   if (want.proxy) proxy = std::make_unique<Proxy>(root.child("proxy"));
+  // Piper and packer workers coordinate per dataset through leases on a file that
+  // the processes of this host share (docs/reliability.md, "Leases and fencing").
+  std::optional<LeaseOptions> lease_options;
+  if (want.piper || want.packer) lease_options = parse_lease_options(root.child("leases"));
+  else root.mark_read("leases");
   for (auto [name, used] : {std::pair{"receiver", want.receiver}, {"piper", want.piper}, {"packer", want.packer},
                             {"query", want.query}, {"proxy", want.proxy}}) {
     if (!used) root.mark_read(name);
@@ -144,8 +150,14 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
     auto lookup_store = storage.type == "s3" ? make_object_store(quick) : store;
     receiver = std::make_unique<Receiver>(*receiver_options, catalog, store, lookup_store);
   }
-  if (piper_options) piper = std::make_unique<Piper>(*piper_options, catalog, store);
-  if (packer_options) packer = std::make_unique<Packer>(*packer_options, catalog, store);
+  WorkerLeases worker_leases;
+  if (lease_options) {
+    worker_leases.store = std::make_shared<SqliteLeaseStore>(lease_options->path);
+    worker_leases.ttl = lease_options->ttl;
+    spdlog::info("leases: {} (ttl {} ms)", lease_options->path, lease_options->ttl.count());
+  }
+  if (piper_options) piper = std::make_unique<Piper>(*piper_options, catalog, store, worker_leases);
+  if (packer_options) packer = std::make_unique<Packer>(*packer_options, catalog, store, worker_leases);
   if (query_options) query = std::make_unique<QueryService>(*query_options, catalog, store);
 
   // Downstream first, so that data has somewhere to go when the proxy starts.
@@ -192,7 +204,7 @@ int query_local(const std::string& config_path, const std::string& dataset, cons
   auto store = make_object_store(parse_storage_options(root.child("storage")));
   auto catalog = std::make_shared<Catalog>(Catalog::parse(root));
   QueryOptions options = parse_query_options(root.child("query"));
-  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer", "limits"}) root.mark_read(s);
+  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer", "limits", "leases"}) root.mark_read(s);
   root.check_unknown();
   if (max_rows == 0) {
     // The service asks DuckDB for max_rows + 1 rows to detect a cut.

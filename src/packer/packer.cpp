@@ -95,6 +95,11 @@ void remove_stale_temp_dirs(const fs::path& parent) {
   }
 }
 
+// The dataset's lease was taken over by another packer: the run is abandoned.
+struct LeaseLost : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 std::optional<int64_t> part_time_ms(const std::string& key) {
   const size_t slash = key.rfind('/');
   const std::string name = key.substr(slash == std::string::npos ? 0 : slash + 1);
@@ -111,8 +116,9 @@ struct Packer::Impl {
   std::unique_ptr<SqlEngine> engine;
   std::unique_ptr<PeriodicWorker> worker;
   fs::path temp_root;
-  int64_t started_us = now_us();
-  std::set<std::string> swept;                  // datasets whose orphans were removed since start
+  std::unique_ptr<DatasetLeases> leases;
+  std::set<std::string> swept;                  // datasets whose orphans were removed since the lease was acquired
+  std::map<std::string, int64_t> acquired_us;   // dataset -> when this packer acquired its lease
   std::map<std::string, int64_t> last_expiry;   // dataset -> when its ledger was last expired
 
   Counter& counter(const char* name, const char* help, const DatasetRef& ref) {
@@ -153,9 +159,10 @@ struct Packer::Impl {
     fold_manifest(*store, ref, m);
   }
 
-  // Before packing: finish commits a killed run left, and (once per start) remove
-  // parts that no commit names — uploaded by a run killed before its manifest,
-  // whose inputs are still in processed/ and will be packed again.
+  // Before packing: finish commits a killed run left, and (once per acquisition of
+  // the dataset's lease) remove parts that no commit names and that are older than
+  // the acquisition — uploaded by a run (of this or another packer) killed or fenced
+  // before its manifest, whose inputs are still in processed/ and will be packed again.
   void recover(const DatasetRef& ref) {
     for (const auto& m : pending_manifests(*store, ref)) {
       spdlog::info("packer: dataset {}: finishing commit {} of an interrupted run", ref.str(), m.id);
@@ -166,7 +173,7 @@ struct Packer::Impl {
     for (const auto& p : committed_parts(*store, ref)) committed.insert(p.key);
     for (const auto& obj : store->list_all(parquet_prefix(ref))) {
       auto ms = part_time_ms(obj.key);
-      if (!ms || committed.count(obj.key) || *ms * 1000 >= started_us) continue;
+      if (!ms || committed.count(obj.key) || *ms * 1000 >= acquired_us[ref.str()]) continue;
       spdlog::info("packer: removing uncommitted part {}", obj.key);
       store->remove(obj.key);
       counter("bf_packer_orphan_parts_removed_total", "Parquet parts of interrupted runs removed", ref).inc();
@@ -187,6 +194,17 @@ struct Packer::Impl {
   // DuckDB fails (e.g. out of memory); a single batch it cannot convert is
   // quarantined so it cannot block the dataset.
   size_t pack_dataset(const DatasetRef& ref) {
+    switch (leases->hold(ref)) {
+      case DatasetLeases::Hold::busy:
+        counter("bf_packer_lease_busy_total", "Runs that skipped a dataset whose lease another packer holds", ref).inc();
+        return 0;
+      case DatasetLeases::Hold::acquired:
+        swept.erase(ref.str());
+        acquired_us[ref.str()] = now_us();
+        break;
+      case DatasetLeases::Hold::kept:
+        break;
+    }
     recover(ref);
     expire_ledger(ref);
     size_t limit = options.max_batches_per_part;
@@ -194,6 +212,11 @@ struct Packer::Impl {
       std::vector<std::string> inputs;
       try {
         return pack_some(ref, limit, inputs);
+      } catch (const LeaseLost& e) {
+        // Nothing committed; uploaded parts were deleted; inputs stay for the new holder.
+        spdlog::warn("packer: dataset {}: run abandoned without committing: {}", ref.str(), e.what());
+        counter("bf_packer_fenced_total", "Runs abandoned without committing because the lease was lost", ref).inc();
+        return 0;
       } catch (const SqlError& e) {
         if (inputs.empty()) throw;
         if (limit > 1) {
@@ -224,6 +247,7 @@ struct Packer::Impl {
     const int64_t now = now_us();
     for (const auto& obj : page.objects) {
       if (buffered >= options.max_part_bytes) break;  // the rest waits for the next run
+      if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while reading inputs");
       auto batch_id = batch_id_of(obj.key);
       if (!batch_id) continue;
       auto record = get_batch_record(*store, ref, *batch_id);
@@ -267,11 +291,17 @@ struct Packer::Impl {
     SchemaRegistry registry(store, ref);
     try {
       for (const auto& [hour, h] : hours) {
+        if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while writing parts");
         std::string key = parquet_part_key(ref, hour, new_ulid());
+        manifest.parts.push_back(CommitPart{key, h.rows});  // listed first, so a failed upload is cleaned up too
         registry.merge(write_part(key, h.ndjson));
-        manifest.parts.push_back(CommitPart{key, h.rows});
       }
+      // Fence: a packer that lost the lease must not touch the schema or commit.
+      if (!leases->fence(ref)) throw LeaseLost("lease lost before the schema update");
       registry.save_if_changed();
+      // Renewed again right before the commit point, so the manifest write has a
+      // whole ttl to land while no other packer can hold the dataset.
+      if (!leases->fence(ref)) throw LeaseLost("lease lost before the commit");
     } catch (...) {
       // Nothing names these parts; the inputs stay and are packed again.
       for (const auto& p : manifest.parts) {
@@ -285,6 +315,7 @@ struct Packer::Impl {
     }
     // The commit point: once the manifest is stored the parts are visible and the
     // inputs are as good as deleted.
+    manifest.fencing_token = leases->token(ref);
     write_manifest(*store, ref, manifest);
     finish_commit(ref, manifest);
     counter("bf_packer_parts_total", "Parquet files written", ref).inc(manifest.parts.size());
@@ -295,9 +326,11 @@ struct Packer::Impl {
   }
 };
 
-Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store)
+Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store,
+               WorkerLeases leases)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
+  impl_->leases = std::make_unique<DatasetLeases>("packer", std::move(leases));
   impl_->catalog = std::move(catalog);
   impl_->store = std::move(store);
   const fs::path temp_parent = options.temp_dir.empty() ? fs::temp_directory_path() : fs::path(options.temp_dir);
@@ -338,6 +371,7 @@ void Packer::start() {
 
 void Packer::stop() {
   if (impl_->worker) impl_->worker->stop();
+  impl_->leases->release_all();
 }
 
 }  // namespace bf

@@ -4,11 +4,17 @@
 // columns in the schema registry (_meta/.../schema.json), and commits each run
 // through a manifest (storage/ledger.h) before deleting its inputs, so a batch
 // reaches Parquet exactly once through crashes at any point.
+// Several packers may run: each packs a dataset only while it holds the dataset's
+// lease "packer/<account>/<tenant>/<dataset>", and checks the lease (fencing)
+// immediately before its commit point; a packer that lost it deletes its parts
+// and commits nothing (docs/reliability.md, "Leases and fencing").
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+
+#include "storage/lease_store.h"
 
 namespace bf {
 
@@ -29,11 +35,14 @@ PackerOptions parse_packer_options(const ConfigNode& section);
 
 class Packer {
  public:
-  Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store);
+  // leases.store null: no coordination (only for a single packer per store).
+  Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store,
+         WorkerLeases leases = {});
   ~Packer();
   // Packs what is in processed/ now; returns the number of Parquet files written.
   size_t run_once();
   void start();
+  // Stops the worker and releases the leases held.
   void stop();
 
  private:

@@ -29,9 +29,23 @@ struct Piper::Impl {
   std::shared_ptr<ObjectStore> store;
   std::vector<std::pair<DatasetRef, Pipeline>> pipelines;
   std::unique_ptr<PeriodicWorker> worker;
+  std::unique_ptr<DatasetLeases> leases;
 
   size_t process_dataset(const DatasetRef& ref, const Pipeline& pipeline) {
     Labels labels{{"tenant", ref.tenant}, {"dataset", ref.dataset}};
+    if (leases->hold(ref) == DatasetLeases::Hold::busy) {
+      metrics().counter("bf_piper_lease_busy_total", "Runs that skipped a dataset whose lease another piper holds",
+                        labels).inc();
+      return 0;
+    }
+    // Checked before every write: a piper that lost the lease stops at once and
+    // leaves the rest of raw/ to the new holder.
+    auto still_ours = [&] {
+      if (leases->check(ref)) return true;
+      spdlog::warn("piper: dataset {}: lease lost, stopping this run", ref.str());
+      metrics().counter("bf_piper_fenced_total", "Runs stopped because the lease was lost", labels).inc();
+      return false;
+    };
     auto& batches = metrics().counter("bf_piper_batches_total", "Batches processed", labels);
     auto& events_in = metrics().counter("bf_piper_events_in_total", "Events read from raw/", labels);
     auto& events_out = metrics().counter("bf_piper_events_out_total", "Events written to processed/", labels);
@@ -58,6 +72,7 @@ struct Piper::Impl {
           events = decode_batch(data);
         } catch (const std::exception& e) {
           // A corrupt object must not block the dataset: move it aside, counted.
+          if (!still_ours()) return done;
           spdlog::error("piper: quarantining {}: {}", obj.key, e.what());
           store->put("quarantine/" + obj.key, data);
           store->remove(obj.key);
@@ -66,9 +81,11 @@ struct Piper::Impl {
         }
         events_in.inc(events.size());
         pipeline.apply(events);
-        events_out.inc(events.size());
         // Same batch id: a rerun after a crash overwrites instead of duplicating.
+        if (!still_ours()) return done;
         store->put(processed_key(ref, *batch_id), encode_batch(events));
+        events_out.inc(events.size());
+        if (!still_ours()) return done;  // the new holder has the raw object (and overwrites the same key)
         store->remove(obj.key);
         batches.inc();
         ++done;
@@ -78,9 +95,11 @@ struct Piper::Impl {
   }
 };
 
-Piper::Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store)
+Piper::Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store,
+             WorkerLeases leases)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
+  impl_->leases = std::make_unique<DatasetLeases>("piper", std::move(leases));
   impl_->catalog = std::move(catalog);
   impl_->store = std::move(store);
   for (const auto& d : impl_->catalog->datasets()) {
@@ -111,6 +130,7 @@ void Piper::start() {
 
 void Piper::stop() {
   if (impl_->worker) impl_->worker->stop();
+  impl_->leases->release_all();
 }
 
 }  // namespace bf

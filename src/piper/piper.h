@@ -1,9 +1,14 @@
 #pragma once
 // The piper: reads raw/ per dataset, runs the dataset's pipeline, writes
 // processed/ under the same batch id, then deletes the raw object.
+// Several pipers may run: each works on a dataset only while it holds the
+// dataset's lease "piper/<account>/<tenant>/<dataset>", and checks it before
+// each processed/ write and raw/ delete (docs/reliability.md, "Leases and fencing").
 #include <chrono>
 #include <cstddef>
 #include <memory>
+
+#include "storage/lease_store.h"
 
 namespace bf {
 
@@ -20,11 +25,14 @@ PiperOptions parse_piper_options(const ConfigNode& section);
 class Piper {
  public:
   // Compiles every dataset's pipeline; throws PipelineError naming the dataset.
-  Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store);
+  // leases.store null: no coordination (only for a single piper per store).
+  Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store,
+        WorkerLeases leases = {});
   ~Piper();
   // Processes what is in raw/ now; returns the number of batches processed.
   size_t run_once();
   void start();
+  // Stops the worker and releases the leases held.
   void stop();
 
  private:

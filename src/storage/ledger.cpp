@@ -43,6 +43,8 @@ CommitManifest parse_manifest(const std::string& data) {
     const auto& b = item.as_object();
     m.batches.push_back(CommitManifest::Batch{text(b, "id"), text(b, "digest")});
   }
+  // Optional: manifests written before leases have no token.
+  if (auto* t = o.if_contains("fencing_token"); t && t->is_number()) m.fencing_token = t->to_number<uint64_t>();
   return m;
 }
 
@@ -101,6 +103,7 @@ void write_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManif
   boost::json::array batches;
   for (const auto& b : m.batches) batches.push_back(boost::json::object{{"id", b.id}, {"digest", b.digest}});
   boost::json::object o{{"id", m.id}, {"parts", parts_json(m.parts)}, {"batches", std::move(batches)}};
+  if (m.fencing_token) o["fencing_token"] = m.fencing_token;
   store.put(commit_manifest_key(ref, m.id), boost::json::serialize(o));
 }
 

@@ -10,6 +10,8 @@
 //   manifest naming the parts and the batch ids they hold, marks the batches
 //   committed, deletes its inputs, and folds the manifest into parts.json.
 //   A part is visible to readers only once a manifest or parts.json names it.
+//   The manifest records the fencing token of the lease the packer held when it
+//   committed (docs/reliability.md, "Leases and fencing").
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +47,9 @@ struct CommitManifest {
     std::string id, digest;
   };
   std::vector<Batch> batches;
+  // The committing worker's lease token (storage/lease_store.h); 0: written
+  // without a lease (a single worker, or a manifest from before leases).
+  uint64_t fencing_token = 0;
 };
 
 void write_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManifest& manifest);

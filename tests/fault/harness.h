@@ -68,13 +68,18 @@ class FaultPipeline {
     }
   }
 
+  // Split: two pipers and two packers, which share one lease file and take
+  // datasets over from each other as they are killed.
   std::vector<std::string> components() const {
-    if (options_.split) return {"proxy", "receiver", "piper", "packer"};
+    if (options_.split) return {"proxy", "receiver", "piper", "piper-b", "packer", "packer-b"};
     return {"run"};
   }
+  size_t packer_processes() const { return options_.split ? 2 : 1; }
+  // "piper-b" runs `bytefreezer piper`: the suffix only tells the processes apart.
   void start(const std::string& name) {
+    const std::string subcommand = name.substr(0, name.find('-'));
     procs[name] = std::make_unique<ChildProcess>(
-        std::vector<std::string>{BF_BINARY, name, "--config", config},
+        std::vector<std::string>{BF_BINARY, subcommand, "--config", config},
         ChildOptions{dir.string(), (dir / (name + ".log")).string(),
                      {{"BYTEFREEZER_ADMIN__LISTEN", "127.0.0.1:" + std::to_string(admin_ports.at(name))}}});
   }
@@ -86,6 +91,18 @@ class FaultPipeline {
     for (const auto& c : components())
       if (!wait_up(c)) return false;
     return true;
+  }
+  // How often each piper/packer process acquired a dataset lease (over its restarts).
+  std::string lease_acquisitions() {
+    std::string out;
+    for (const auto& c : components()) {
+      if (c.rfind("piper", 0) != 0 && c.rfind("packer", 0) != 0) continue;
+      const std::string log = procs[c]->log();
+      size_t n = 0;
+      for (size_t at = log.find("acquired lease"); at != std::string::npos; at = log.find("acquired lease", at + 1)) ++n;
+      out += " " + c + "=" + std::to_string(n);
+    }
+    return out;
   }
   std::string logs() {
     std::string out;
@@ -103,7 +120,8 @@ class FaultPipeline {
   uint16_t receiver_port = free_port();
   uint16_t query_port = free_port();
   std::map<std::string, uint16_t> admin_ports{
-      {"run", free_port()}, {"proxy", free_port()}, {"receiver", free_port()}, {"piper", free_port()}, {"packer", free_port()}};
+      {"run", free_port()},     {"proxy", free_port()},  {"receiver", free_port()}, {"piper", free_port()},
+      {"piper-b", free_port()}, {"packer", free_port()}, {"packer-b", free_port()}};
   std::string config;
   std::map<std::string, std::unique_ptr<ChildProcess>> procs;
 
@@ -134,6 +152,7 @@ receiver:
   spool: {dir: ./receiver-spool)" + options_.receiver_extra + R"(}
 piper: {interval: 200ms}
 packer: {interval: 500ms, temp_dir: ./tmp}
+leases: {path: ./leases.db, ttl: 3s}
 query: {listen: "127.0.0.1:)" + std::to_string(query_port) + R"("}
 )";
     fs::path path = dir / "bytefreezer.yaml";

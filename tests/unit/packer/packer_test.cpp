@@ -4,8 +4,10 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "common/batch.h"
@@ -13,8 +15,10 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "fixtures/hooked_store.h"
 #include "packer/packer.h"
 #include "storage/layout.h"
+#include "storage/lease_store.h"
 #include "storage/ledger.h"
 #include "storage/local_store.h"
 #include "storage/sql_engine.h"
@@ -238,4 +242,117 @@ TEST_F(PackerTest, LedgerRecordsOlderThanTheDedupWindowExpire) {
   EXPECT_EQ(expire_batch_records(*store, ref, now_us() - 3600LL * 1000000), 1u);
   EXPECT_FALSE(get_batch_record(*store, ref, old_id));
   EXPECT_TRUE(get_batch_record(*store, ref, fresh));
+}
+
+// --- leases and fencing --------------------------------------------------------
+
+TEST_F(PackerTest, ManifestRecordsTheFencingTokenAndOldManifestsStayReadable) {
+  write_manifest(*store, ref, CommitManifest{"01J00000000000000000000001", {CommitPart{"k1", 1}}, {{"b1", "d"}}, 7});
+  // As written before leases: no fencing_token field.
+  store->put(commit_manifest_key(ref, "01J00000000000000000000002"),
+             R"({"id":"01J00000000000000000000002","parts":[{"key":"k2","rows":2}],"batches":[{"id":"b2","digest":"d"}]})");
+  auto pending = pending_manifests(*store, ref);
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[0].fencing_token, 7u);
+  EXPECT_EQ(pending[1].fencing_token, 0u);
+  EXPECT_EQ(pending[1].parts.at(0).key, "k2");
+  EXPECT_EQ(boost::json::parse(store->get(commit_manifest_key(ref, "01J00000000000000000000001"))).at("fencing_token"), 7);
+}
+
+namespace {
+
+// Events with a unique id each, spread over two hours (two parts per commit).
+std::vector<Event> id_batch(int batch, int n) {
+  std::vector<Event> events;
+  for (int i = 0; i < n; ++i)
+    events.push_back(Event{{"_time", i % 2 ? "2026-03-01T10:00:00Z" : "2026-03-01T11:00:00Z"},
+                           {"_received", "2026-03-01T12:00:00Z"},
+                           {"id", std::to_string(batch) + "-" + std::to_string(i)}});
+  return events;
+}
+
+}  // namespace
+
+TEST_F(PackerTest, TwoPackersOnOneLeaseFileStoreEveryEventExactlyOnce) {
+  const std::string lease_file = (dir / "leases.db").string();
+  auto make = [&] {
+    return std::make_unique<Packer>(PackerOptions{}, catalog, store,
+                                    WorkerLeases{std::make_shared<SqliteLeaseStore>(lease_file), std::chrono::seconds(5)});
+  };
+  auto a = make(), b = make();
+  const Labels labels{{"tenant", "web"}, {"dataset", "logs"}};
+  const int64_t busy_before = metrics().value("bf_packer_lease_busy_total", labels);
+  constexpr int kBatches = 30, kEvents = 20;
+  std::atomic<bool> producing{true};
+  std::thread producer([&] {
+    for (int i = 0; i < kBatches; ++i) {
+      store->put(processed_key(ref, new_ulid()), encode_batch(id_batch(i, kEvents)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(15));
+    }
+    producing = false;
+  });
+  // Both run concurrently; each now and then stops (releasing its lease), so the
+  // dataset changes hands while inputs keep arriving.
+  auto worker = [&](Packer& p) {
+    for (int i = 0; producing || !store->list_all(processed_prefix(ref)).empty(); ++i) {
+      p.run_once();
+      if (i % 4 == 3) p.stop();
+    }
+  };
+  std::thread ta(worker, std::ref(*a)), tb(worker, std::ref(*b));
+  producer.join();
+  ta.join();
+  tb.join();
+
+  auto parts = committed_parts(*store, ref);
+  ASSERT_FALSE(parts.empty());
+  std::string files;
+  for (const auto& p : parts) files += (files.empty() ? "'bf://" : ", 'bf://") + p.key + "'";
+  auto r = query("SELECT count(*), count(DISTINCT id) FROM read_parquet([" + files + "])");
+  EXPECT_EQ(r.rows[0][0], std::to_string(kBatches * kEvents));
+  EXPECT_EQ(r.rows[0][1], std::to_string(kBatches * kEvents));
+  // Every part in the lake is committed (no part of one packer orphaned by the other).
+  EXPECT_EQ(store->list_all(parquet_prefix(ref)).size(), parts.size());
+  EXPECT_GT(metrics().value("bf_packer_lease_busy_total", labels), busy_before) << "the packers never contended";
+}
+
+TEST_F(PackerTest, PackerWhoseLeaseWasTakenOverBeforeTheCommitCommitsNothing) {
+  const std::string lease_file = (dir / "leases.db").string();
+  auto hooked = std::make_shared<bf::test::HookedStore>(store);
+  packer = std::make_unique<Packer>(PackerOptions{}, catalog, hooked,
+                                    WorkerLeases{std::make_shared<SqliteLeaseStore>(lease_file), std::chrono::seconds(30)});
+  // Another packer whose clock is an hour ahead: for it the lease has expired, as
+  // for a real packer when this one stalls past its ttl after uploading a part.
+  SqliteLeaseStore intruder_store(lease_file, [] { return now_us() + 3600LL * 1000000; });
+  std::optional<Lease> intruder;
+  hooked->after_put = [&](const std::string& key) {
+    if (!intruder && key.rfind("parquet/", 0) == 0) intruder = intruder_store.acquire("packer/acme/web/logs", "intruder", std::chrono::seconds(30));
+  };
+  add_batch({ev(1), ev(2)});
+  add_batch({ev(3)});
+  const Labels labels{{"tenant", "web"}, {"dataset", "logs"}};
+  const int64_t fenced_before = metrics().value("bf_packer_fenced_total", labels);
+
+  EXPECT_EQ(packer->run_once(), 0u);
+  ASSERT_TRUE(intruder) << "the hook did not run";
+  EXPECT_EQ(metrics().value("bf_packer_fenced_total", labels), fenced_before + 1);
+  EXPECT_TRUE(committed_parts(*store, ref).empty());
+  EXPECT_TRUE(pending_manifests(*store, ref).empty());
+  EXPECT_TRUE(store->list_all(parquet_prefix(ref)).empty()) << "its uploaded part was not deleted";
+  EXPECT_FALSE(store->head(schema_key(ref))) << "a fenced packer must not touch the schema";
+  EXPECT_EQ(store->list_all(processed_prefix(ref)).size(), 2u) << "inputs must stay for the new holder";
+  EXPECT_TRUE(store->list_all(batch_records_prefix(ref)).empty());
+
+  // While the other packer holds the lease, this one skips the dataset.
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_EQ(store->list_all(processed_prefix(ref)).size(), 2u);
+  // Once it is released, this packer acquires it again (a larger token) and commits.
+  intruder_store.release(*intruder);
+  EXPECT_EQ(packer->run_once(), 1u);
+  EXPECT_TRUE(store->list_all(processed_prefix(ref)).empty());
+  EXPECT_EQ(query("SELECT count(*) FROM " + lake()).rows[0][0], "3");
+  int64_t token = -1;
+  for (const auto& [key, data] : hooked->puts())
+    if (key.rfind(commit_manifests_prefix(ref), 0) == 0) token = boost::json::parse(data).at("fencing_token").as_int64();
+  EXPECT_GT(token, static_cast<int64_t>(intruder->token)) << "the manifest records the committing packer's token";
 }

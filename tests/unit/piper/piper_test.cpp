@@ -2,14 +2,20 @@
 
 #include <boost/json/parse.hpp>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "common/batch.h"
 #include "common/catalog.h"
+#include "common/metrics.h"
+#include "common/time.h"
 #include "common/ulid.h"
+#include "fixtures/hooked_store.h"
 #include "piper/piper.h"
 #include "piper/transform.h"
 #include "storage/layout.h"
+#include "storage/lease_store.h"
 #include "storage/local_store.h"
 
 using namespace bf;
@@ -61,4 +67,76 @@ TEST_F(PiperTest, InvalidPipelineFailsAtStartNamingTheDataset) {
   } catch (const PipelineError& e) {
     EXPECT_NE(std::string(e.what()).find("acme/web/logs"), std::string::npos) << e.what();
   }
+}
+
+// --- leases --------------------------------------------------------------------
+
+TEST_F(PiperTest, TwoPipersOnOneDatasetProcessEachRawBatchOnce) {
+  catalog->add_dataset(DatasetInfo{ref, {}});
+  const std::string lease_file = (dir / "leases.db").string();
+  auto make = [&] {
+    return std::make_unique<Piper>(PiperOptions{}, catalog, store,
+                                   WorkerLeases{std::make_shared<SqliteLeaseStore>(lease_file), std::chrono::seconds(5)});
+  };
+  auto a = make(), b = make();
+  const Labels labels{{"tenant", "web"}, {"dataset", "logs"}};
+  const int64_t busy_before = metrics().value("bf_piper_lease_busy_total", labels);
+  constexpr int kBatches = 200;
+  std::atomic<bool> producing{true};
+  std::thread producer([&] {
+    for (int i = 0; i < kBatches; ++i) {
+      store->put(raw_key(ref, new_ulid()), encode_batch({Event{{"n", i}}}));
+      if (i % 10 == 9) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    producing = false;
+  });
+  // Both run concurrently; each now and then stops (releasing its lease), so the
+  // dataset changes hands while raw batches keep arriving.
+  std::atomic<size_t> processed{0};
+  auto worker = [&](Piper& p) {
+    for (int i = 0; producing || !store->list_all(raw_prefix(ref)).empty(); ++i) {
+      processed += p.run_once();
+      if (i % 3 == 2) p.stop();
+    }
+  };
+  std::thread ta(worker, std::ref(*a)), tb(worker, std::ref(*b));
+  producer.join();
+  ta.join();
+  tb.join();
+  EXPECT_EQ(processed.load(), static_cast<size_t>(kBatches)) << "a raw batch was processed twice (or lost)";
+  EXPECT_EQ(store->list_all(processed_prefix(ref)).size(), static_cast<size_t>(kBatches));
+  EXPECT_TRUE(store->list_all(raw_prefix(ref)).empty());
+  EXPECT_GT(metrics().value("bf_piper_lease_busy_total", labels), busy_before) << "the pipers never contended";
+}
+
+TEST_F(PiperTest, PiperThatLostItsLeaseLeavesTheRawInputToTheNewHolder) {
+  catalog->add_dataset(DatasetInfo{ref, {}});
+  const std::string lease_file = (dir / "leases.db").string();
+  auto hooked = std::make_shared<bf::test::HookedStore>(store);
+  Piper piper(PiperOptions{}, catalog, hooked,
+              WorkerLeases{std::make_shared<SqliteLeaseStore>(lease_file), std::chrono::seconds(30)});
+  // A piper an hour ahead takes the lease right after the first processed/ write.
+  SqliteLeaseStore intruder_store(lease_file, [] { return now_us() + 3600LL * 1000000; });
+  std::optional<Lease> intruder;
+  hooked->after_put = [&](const std::string& key) {
+    if (!intruder && key.rfind("processed/", 0) == 0)
+      intruder = intruder_store.acquire("piper/acme/web/logs", "intruder", std::chrono::seconds(30));
+  };
+  const std::string first = new_ulid(), second = new_ulid();
+  store->put(raw_key(ref, first), encode_batch({Event{{"n", 1}}}));
+  store->put(raw_key(ref, second), encode_batch({Event{{"n", 2}}}));
+  const Labels labels{{"tenant", "web"}, {"dataset", "logs"}};
+  const int64_t fenced_before = metrics().value("bf_piper_fenced_total", labels);
+  EXPECT_EQ(piper.run_once(), 0u);
+  ASSERT_TRUE(intruder);
+  EXPECT_EQ(metrics().value("bf_piper_fenced_total", labels), fenced_before + 1);
+  // The raw input was not deleted, the second batch not touched: the new holder
+  // processes both (the first into the same processed/ key).
+  EXPECT_TRUE(store->head(raw_key(ref, first)));
+  EXPECT_TRUE(store->head(raw_key(ref, second)));
+  EXPECT_FALSE(store->head(processed_key(ref, second)));
+  EXPECT_EQ(piper.run_once(), 0u);  // busy
+  intruder_store.release(*intruder);
+  EXPECT_EQ(piper.run_once(), 2u);
+  EXPECT_TRUE(store->list_all(raw_prefix(ref)).empty());
 }
