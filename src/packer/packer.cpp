@@ -7,10 +7,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "common/batch.h"
 #include "common/catalog.h"
@@ -39,6 +41,7 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   o.memory_limit = section.str("memory_limit", o.memory_limit);
   o.temp_dir = section.str("temp_dir", o.temp_dir);
   o.dedup_window = section.duration("dedup_window", o.dedup_window);
+  o.conversion_timeout = section.duration("conversion_timeout", o.conversion_timeout);
   return o;
 }
 
@@ -120,6 +123,7 @@ struct Packer::Impl {
   std::set<std::string> swept;                  // datasets whose orphans were removed since the lease was acquired
   std::map<std::string, int64_t> acquired_us;   // dataset -> when this packer acquired its lease
   std::map<std::string, int64_t> last_expiry;   // dataset -> when its ledger was last expired
+  std::atomic<bool> stopping{false};            // stop(): interrupt DuckDB, commit nothing more
 
   Counter& counter(const char* name, const char* help, const DatasetRef& ref) {
     return metrics().counter(name, help, {{"tenant", ref.tenant}, {"dataset", ref.dataset}});
@@ -127,6 +131,7 @@ struct Packer::Impl {
 
   // Writes one hour's events as a Parquet part under `key`; returns its column list.
   std::vector<SchemaColumn> write_part(const std::string& key, const std::string& ndjson) {
+    if (stopping) throw SqlError("packer is stopping");
     std::string id = new_ulid();
     fs::path json_path = temp_root / (id + ".ndjson");
     fs::path parquet_path = temp_root / (id + ".parquet");
@@ -143,7 +148,8 @@ struct Packer::Impl {
                          ", format='newline_delimited', sample_size=-1)";
     engine->execute("COPY (SELECT * REPLACE (CAST(\"_time\" AS TIMESTAMP) AS \"_time\", "
                     "CAST(\"_received\" AS TIMESTAMP) AS \"_received\") FROM " + source + ") TO " +
-                    sql_quote(parquet_path.string()) + " (FORMAT parquet, COMPRESSION zstd)");
+                    sql_quote(parquet_path.string()) + " (FORMAT parquet, COMPRESSION zstd)",
+                    options.conversion_timeout);
     SqlResult described = engine->query("DESCRIBE SELECT * FROM read_parquet(" + sql_quote(parquet_path.string()) + ")");
     std::vector<SchemaColumn> columns;
     for (const auto& row : described.rows) columns.push_back(SchemaColumn{row[0].value_or(""), row[1].value_or("")});
@@ -218,7 +224,7 @@ struct Packer::Impl {
         counter("bf_packer_fenced_total", "Runs abandoned without committing because the lease was lost", ref).inc();
         return 0;
       } catch (const SqlError& e) {
-        if (inputs.empty()) throw;
+        if (inputs.empty() || stopping) throw;  // interrupted by stop(): the inputs are fine
         if (limit > 1) {
           limit = std::max<size_t>(1, std::min(limit, inputs.size()) / 2);
           spdlog::warn("packer: dataset {}: conversion failed, retrying with {} batches: {}", ref.str(), limit, e.what());
@@ -352,7 +358,10 @@ Packer::~Packer() {
 
 size_t Packer::run_once() {
   size_t parts = 0;
+  // One bounded run per dataset in turn (max_part_bytes, conversion_timeout), so a
+  // dataset with a backlog or a slow conversion cannot starve the others.
   for (const auto& d : impl_->catalog->datasets()) {
+    if (impl_->stopping) break;
     try {
       parts += impl_->pack_dataset(d.ref);
     } catch (const std::exception& e) {
@@ -370,7 +379,20 @@ void Packer::start() {
 }
 
 void Packer::stop() {
+  // Bounded: a conversion in progress is interrupted (its inputs stay for the next
+  // start) — again until the worker has returned, in case one starts meanwhile.
+  impl_->stopping = true;
+  std::atomic<bool> stopped{false};
+  std::thread interrupter([&] {
+    while (!stopped) {
+      impl_->engine->interrupt();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
   if (impl_->worker) impl_->worker->stop();
+  stopped = true;
+  interrupter.join();
+  impl_->stopping = false;  // a later run_once() or start() works again
   impl_->leases->release_all();
 }
 

@@ -30,6 +30,9 @@ struct PackerOptions {
   std::string temp_dir;                  // empty: the system temp dir
   // How long the batch ledger remembers a batch id (a retry later than this may be stored again).
   std::chrono::milliseconds dedup_window{7LL * 24 * 3600 * 1000};
+  // A conversion still running after this is cancelled and retried with fewer
+  // batches; a single batch that still cannot be converted is quarantined.
+  std::chrono::milliseconds conversion_timeout{120000};
 };
 PackerOptions parse_packer_options(const ConfigNode& section);
 

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <thread>
 #include <exception>
+#include <optional>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -282,6 +284,9 @@ struct SqlEngine::Impl {
   Options options;
   std::unique_ptr<duckdb::DuckDB> db;
   std::string temp_dir;  // absolute; empty = DuckDB's default
+  // Connections of execute() calls in progress, so interrupt() can reach them.
+  std::mutex running_mu;
+  std::set<duckdb::Connection*> running;
 
   ~Impl() {
     db.reset();  // closes DuckDB's temp files first
@@ -465,15 +470,38 @@ SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string
   return out;
 }
 
-void SqlEngine::execute(const std::string& sql) {
+void SqlEngine::execute(const std::string& sql, std::chrono::milliseconds timeout) {
+  std::optional<duckdb::Connection> con;
   try {
-    duckdb::Connection con(*impl_->db);
-    impl_->run(con, sql);
-  } catch (const SqlError&) {
-    throw;
+    con.emplace(*impl_->db);
   } catch (const std::exception& e) {
     throw SqlError(message_of(e));
   }
+  struct Running {
+    Impl& impl;
+    duckdb::Connection* con;
+    Running(Impl& i, duckdb::Connection* c) : impl(i), con(c) {
+      std::lock_guard lock(impl.running_mu);
+      impl.running.insert(con);
+    }
+    ~Running() {
+      std::lock_guard lock(impl.running_mu);
+      impl.running.erase(con);
+    }
+  } running(*impl_, &*con);
+  Watchdog watchdog(*con, timeout);
+  try {
+    impl_->run(*con, sql);
+  } catch (const std::exception& e) {
+    if (watchdog.fired()) throw SqlTimeout("statement cancelled after " + std::to_string(timeout.count()) + " ms");
+    if (const auto* sql_error = dynamic_cast<const SqlError*>(&e)) throw *sql_error;
+    throw SqlError(message_of(e));
+  }
+}
+
+void SqlEngine::interrupt() {
+  std::lock_guard lock(impl_->running_mu);
+  for (auto* con : impl_->running) con->Interrupt();
 }
 
 bool SqlEngine::is_single_select(const std::string& sql, std::string* why) {

@@ -84,7 +84,11 @@ class SqlEngine {
   SqlResult query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows,
                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   SqlResult query(const std::string& sql, const std::vector<std::string>& setup, const QueryLimits& limits);
-  void execute(const std::string& sql);
+  // Runs a statement; one still running after `timeout` (0 = none) is interrupted
+  // and throws SqlTimeout.
+  void execute(const std::string& sql, std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  // Interrupts every execute() in progress (they throw SqlError); for a bounded shutdown.
+  void interrupt();
   // True if `sql` is exactly one read-only statement (SELECT / WITH ... SELECT).
   // On false, `why` says what was rejected.
   static bool is_single_select(const std::string& sql, std::string* why);

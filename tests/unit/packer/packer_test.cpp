@@ -356,3 +356,50 @@ TEST_F(PackerTest, PackerWhoseLeaseWasTakenOverBeforeTheCommitCommitsNothing) {
     if (key.rfind(commit_manifests_prefix(ref), 0) == 0) token = boost::json::parse(data).at("fencing_token").as_int64();
   EXPECT_GT(token, static_cast<int64_t>(intruder->token)) << "the manifest records the committing packer's token";
 }
+
+// --- bounded work ------------------------------------------------------------
+
+namespace {
+std::vector<Event> wide_batch(int n) {
+  std::vector<Event> events;
+  for (int i = 0; i < n; ++i) {
+    Event e{{"_time", "2026-03-01T10:00:00Z"}, {"_received", "2026-03-01T10:00:00Z"}, {"n", i}};
+    for (int f = 0; f < 20; ++f) e["f" + std::to_string(f)] = "value-" + std::to_string(i * f);
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+}  // namespace
+
+TEST_F(PackerTest, ConversionBeyondTheTimeoutIsQuarantinedNotLeftSpinning) {
+  PackerOptions o;
+  o.conversion_timeout = std::chrono::milliseconds(1);
+  packer = std::make_unique<Packer>(o, catalog, store);
+  store->put(processed_key(ref, new_ulid()), encode_batch(wide_batch(20000)));
+  auto& quarantined = metrics().counter("bf_packer_quarantined_total", "", {{"tenant", "web"}, {"dataset", "logs"}});
+  const uint64_t before = quarantined.value();
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_EQ(quarantined.value(), before + 1);
+  EXPECT_EQ(store->list_all("quarantine/processed/").size(), 1u);  // kept for an operator, not lost
+  EXPECT_TRUE(committed_parts(*store, ref).empty());
+}
+
+TEST_F(PackerTest, StopInterruptsARunningConversionAndKeepsItsInputs) {
+  for (int b = 0; b < 4; ++b) store->put(processed_key(ref, new_ulid()), encode_batch(wide_batch(50000)));
+  PackerOptions o;
+  o.interval = std::chrono::milliseconds(10);
+  o.max_part_bytes = 1ull << 30;
+  packer = std::make_unique<Packer>(o, catalog, store);
+  packer->start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // reading and converting 200,000 wide events
+  const auto t0 = std::chrono::steady_clock::now();
+  packer->stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, std::chrono::seconds(3));
+  std::printf("stop took %lld ms\n", (long long)std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+  // Interrupted before its commit: nothing committed, every input still there,
+  // nothing quarantined (an interrupted conversion is not a bad batch).
+  EXPECT_TRUE(committed_parts(*store, ref).empty());
+  EXPECT_EQ(store->list_all("processed/").size(), 4u);
+  EXPECT_TRUE(store->list_all("quarantine/").empty());
+}
