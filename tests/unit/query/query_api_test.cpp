@@ -316,13 +316,13 @@ TEST_F(QueryApiTest, MoreTenantsThanMaxEnginesEvictsTheLeastRecentlyUsed) {
 
 TEST_F(QueryApiTest, IdleEngineIsClosedAfterTheTimeout) {
   QueryOptions o = options();
-  o.engine_idle_timeout = std::chrono::milliseconds(100);
+  o.engine_idle_timeout = std::chrono::milliseconds(1000);  // margin for the checks right after the query
   QueryService service(o, catalog, store);
   const int64_t idle_before = metrics().value("bf_query_engine_evictions_total", {{"reason", "idle"}});
   EXPECT_EQ(service.run("web/logs", "SELECT count(*) FROM events").result.rows.at(0).at(0), "25");
   EXPECT_EQ(service.engine_count(), 1u);
   EXPECT_TRUE(fs::exists(engine_dir(o, "web")));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (service.engine_count() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(service.engine_count(), 0u);
@@ -336,7 +336,7 @@ TEST_F(QueryApiTest, EngineRunningAQueryIsNeverEvicted) {
   QueryOptions o = options();
   o.max_engines = 2;
   o.max_concurrent = 2;
-  o.engine_idle_timeout = std::chrono::milliseconds(100);
+  o.engine_idle_timeout = std::chrono::milliseconds(1000);
   QueryService service(o, catalog, store);
   // web's query holds its engine: the sink blocks on its first row until released.
   std::mutex mu;
@@ -376,7 +376,10 @@ TEST_F(QueryApiTest, EngineRunningAQueryIsNeverEvicted) {
   EXPECT_TRUE(fs::exists(engine_dir(o, "web")));
   EXPECT_FALSE(fs::exists(engine_dir(o, "db")));  // the idle one went instead
   // Longer than the idle timeout: ops goes, web (busy for all that time) stays.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto idle_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (service.engine_count() > 1 && std::chrono::steady_clock::now() < idle_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // web has been busy past its idle timeout
   EXPECT_EQ(service.engine_count(), 1u);
   EXPECT_TRUE(fs::exists(engine_dir(o, "web")));
   EXPECT_FALSE(fs::exists(engine_dir(o, "ops")));
@@ -389,7 +392,7 @@ TEST_F(QueryApiTest, EngineRunningAQueryIsNeverEvicted) {
   EXPECT_EQ(web_error, "");
   EXPECT_EQ(web_rows, 25u);
   // Idle now: closed after the timeout.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (service.engine_count() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(service.engine_count(), 0u);
