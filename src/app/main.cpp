@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
-#include <limits>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/spool.h"
+#include "common/time.h"
 #include "net/conn_limits.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
@@ -196,9 +197,83 @@ int report_truncation(bool truncated, size_t rows, const std::string& how_to_get
   return kExitTruncated;
 }
 
+// Writes a streamed result to stdout as it arrives, in one of the CLI's formats.
+// Nothing is kept but the current table block, so --no-limit prints results of
+// any size.
+class StreamPrinter {
+ public:
+  explicit StreamPrinter(const std::string& format) : format_(format) {}
+  SqlRowSink sink() {
+    SqlRowSink s;
+    s.on_columns = [this](const std::vector<std::string>& columns, const std::vector<std::string>& types) {
+      formatter_.emplace(columns, types);
+      table_.emplace(columns, types);
+      std::string out;
+      if (format_ == "json") out = "[";
+      if (format_ == "csv") formatter_->csv_header(out);
+      std::cout << out;
+    };
+    s.on_row = [this](SqlRow& row) {
+      std::string out;
+      if (format_ == "json") {
+        if (rows_) out += ',';
+        formatter_->json_object(out, row);
+      } else if (format_ == "ndjson") {
+        formatter_->json_object(out, row);
+        out += '\n';
+      } else if (format_ == "csv") {
+        formatter_->csv_row(out, row);
+      } else {
+        block_.push_back(std::move(row));
+        if (block_.size() >= kTableBlock) flush_block();
+      }
+      ++rows_;
+      std::cout << out;
+      return static_cast<bool>(std::cout);  // stdout closed (`| head`): stop the query
+    };
+    return s;
+  }
+  // After the last row.
+  void finish(const QueryStats& stats, size_t limit) {
+    std::string out;
+    if (format_ == "json") {
+      out = "]\n";
+    } else if (format_ == "ndjson") {
+      // The same trailer as the API's ndjson.
+      out = "{\"_meta\":{\"row_count\":" + std::to_string(stats.row_count) +
+            ",\"truncated\":" + (stats.truncated ? "true" : "false") +
+            ",\"truncated_reason\":" + (stats.truncated ? "\"max_rows\"" : "null") +
+            ",\"elapsed_ms\":" + std::to_string(static_cast<int64_t>(stats.elapsed_ms + 0.5)) + "}}\n";
+    } else if (format_ == "table") {
+      flush_block();
+      out = table_->footer(rows_);
+      if (stats.truncated) out += "(result cut at " + std::to_string(limit) + " rows)\n";
+    }
+    std::cout << out << std::flush;
+  }
+
+ private:
+  static constexpr size_t kTableBlock = 1000;
+  void flush_block() {
+    if (block_.empty()) return;
+    std::cout << table_->block(block_);
+    block_.clear();
+  }
+  std::string format_;
+  std::optional<RowFormatter> formatter_;
+  std::optional<TableWriter> table_;
+  std::vector<SqlRow> block_;
+  size_t rows_ = 0;
+};
+
+struct TimeRange {
+  std::string from, to;  // RFC 3339, empty = open
+};
+
 // max_rows: -1 = query.max_rows from the config, 0 = no limit, N = at most N rows.
-int query_local(const std::string& config_path, const std::string& dataset, const std::string& sql, bool json,
-                int64_t max_rows) {
+// The result is streamed: printed while DuckDB produces it, never held whole.
+int query_local(const std::string& config_path, const std::string& dataset, const std::string& sql,
+                const std::string& format, int64_t max_rows, const TimeRange& range) {
   ConfigNode root = ConfigNode::load_file(config_path);
   init_logging(root.child("log").str("level", "warn"));
   auto store = make_object_store(parse_storage_options(root.child("storage")));
@@ -206,12 +281,7 @@ int query_local(const std::string& config_path, const std::string& dataset, cons
   QueryOptions options = parse_query_options(root.child("query"));
   for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer", "limits", "leases"}) root.mark_read(s);
   root.check_unknown();
-  if (max_rows == 0) {
-    // The service asks DuckDB for max_rows + 1 rows to detect a cut.
-    options.max_rows = std::numeric_limits<size_t>::max() - 1;
-  } else if (max_rows > 0) {
-    options.max_rows = static_cast<size_t>(max_rows);
-  }
+  const size_t limit = max_rows < 0 ? options.max_rows : static_cast<size_t>(max_rows);  // 0 = none
   // A one-shot query must not clear the spill directories of a query server that
   // runs with the same config: it gets a private temp root of its own.
   const std::filesystem::path temp_root =
@@ -224,32 +294,49 @@ int query_local(const std::string& config_path, const std::string& dataset, cons
       std::filesystem::remove_all(path, ec);
     }
   } remove_temp_root{temp_root};
+  QueryRequest request;
+  request.dataset = dataset;
+  request.sql = sql;
+  if (!range.from.empty()) request.from_us = parse_rfc3339(range.from, true);
+  if (!range.to.empty()) request.to_us = parse_rfc3339(range.to, true);
   QueryService service(options, catalog, store);
-  QueryOutcome out = service.run(dataset, sql);
-  if (json) {
-    std::cout << out.result.to_json() << "\n";
-  } else {
-    std::cout << out.result.to_table();
-    if (out.truncated) std::cout << "(result cut at " << options.max_rows << " rows)\n";
+  StreamPrinter printer(format);
+  QueryStats stats = service.stream(request, printer.sink(), limit);
+  printer.finish(stats, limit);
+  if (!std::cout) {
+    std::cerr << "error: writing the result to stdout failed after " << stats.row_count << " rows\n";
+    return 1;
   }
-  return report_truncation(out.truncated, out.result.rows.size(), "pass --max-rows 0 for the whole result");
+  return report_truncation(stats.truncated, stats.row_count, "pass --max-rows 0 for the whole result");
 }
 
 int query_remote(const std::string& url, const std::string& key, const std::string& dataset, const std::string& sql,
-                 bool json) {
+                 const std::string& format, const TimeRange& range) {
   HttpClient client;
   Headers headers{{"Content-Type", "application/json"}, {"Authorization", "Bearer " + key}};
-  boost::json::object body{{"dataset", dataset}, {"sql", sql}};
+  // table is rendered here from the API's json; the others are the API's own bodies.
+  const std::string wire = format == "table" ? "json" : format;
+  boost::json::object body{{"dataset", dataset}, {"sql", sql}, {"format", wire}};
+  if (!range.from.empty()) body["from"] = range.from;
+  if (!range.to.empty()) body["to"] = range.to;
   HttpResult r = client.send("POST", url + "/api/v1/query", headers, boost::json::serialize(body));
   if (r.status != 200) {
     std::cerr << "error: HTTP " << r.status << ": " << r.body << "\n";
     return 1;
   }
+  const std::string how = "the server's query.max_rows applies; run with --config to read the store directly";
+  if (wire != "json") {
+    // ndjson ends with its _meta line; csv's limits are in the X-Result-* headers.
+    std::cout << r.body << std::flush;
+    const bool truncated = r.headers.count("X-Result-Truncated") && r.headers["X-Result-Truncated"] == "true";
+    size_t rows = 0;
+    if (r.headers.count("X-Row-Count")) rows = std::stoull(r.headers["X-Row-Count"]);
+    return report_truncation(truncated, rows, how);
+  }
   auto doc = boost::json::parse(r.body).as_object();
   const bool truncated = doc.contains("truncated") && doc.at("truncated").is_bool() && doc.at("truncated").as_bool();
   const size_t row_count = doc.at("rows").as_array().size();
-  const std::string how = "the server's query.max_rows applies; run with --config to read the store directly";
-  if (json) {
+  if (format == "json") {
     std::cout << boost::json::serialize(doc.at("rows")) << "\n";
     return report_truncation(truncated, row_count, how);
   }
@@ -323,7 +410,18 @@ int main(int argc, char** argv) {
   query->add_option("--url", url, "Query a running query server instead (e.g. http://127.0.0.1:8082)");
   query->add_option("--key", key, "Query key for --url")->envname("BYTEFREEZER_QUERY_KEY");
   query->add_option("-d,--dataset", dataset, "TENANT/DATASET or ACCOUNT/TENANT/DATASET; the view `events` reads it")->required();
-  query->add_option("--format", format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  query->add_option("--format", format, "table, json (an array of rows), ndjson (a row per line, then a _meta line) or csv")
+      ->check(CLI::IsMember({"table", "json", "ndjson", "csv"}))
+      ->capture_default_str();
+  TimeRange range;
+  auto rfc3339 = CLI::Validator(
+      [](std::string& v) {
+        return parse_rfc3339(v, true) ? std::string() : "'" + v + "' is not an RFC 3339 time with a zone (e.g. 2026-01-02T03:00:00Z)";
+      },
+      "RFC3339");
+  query->add_option("--from", range.from, "Only events with _time >= this (RFC 3339, e.g. 2026-01-02T03:00:00Z)")
+      ->check(rfc3339);
+  query->add_option("--to", range.to, "Only events with _time < this (RFC 3339)")->check(rfc3339);
   int64_t max_rows = -1;
   query->add_option("--max-rows", max_rows,
                         "Row limit for this query (default query.max_rows; 0 = no limit). Only with --config. "
@@ -332,14 +430,13 @@ int main(int argc, char** argv) {
   query->add_flag_callback("--no-limit", [&] { max_rows = 0; }, "Same as --max-rows 0");
   query->add_option("sql", sql, "SQL, e.g. \"SELECT count(*) FROM events\"")->required();
   query->callback([&] {
-    bool json = format == "json";
     if (!url.empty() && max_rows >= 0) {
       std::cerr << "error: --max-rows/--no-limit apply only with --config (a query server enforces its own "
                    "query.max_rows)\n";
       throw CLI::RuntimeError(2);
     }
-    throw CLI::RuntimeError(url.empty() ? query_local(config, dataset, sql, json, max_rows)
-                                        : query_remote(url, key, dataset, sql, json));
+    throw CLI::RuntimeError(url.empty() ? query_local(config, dataset, sql, format, max_rows, range)
+                                        : query_remote(url, key, dataset, sql, format, range));
   });
 
   // bytefreezer spool check|repair|stats DIR — for the proxy's and the receiver's spools.

@@ -5,19 +5,79 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <string_view>
+#include <thread>
 
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/metrics.h"
+#include "common/time.h"
 #include "query/sql_guard.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
 #include "storage/object_store.h"
 
 namespace bf {
+
+std::optional<ResultFormat> parse_result_format(const std::string& name) {
+  if (name == "json") return ResultFormat::kJson;
+  if (name == "ndjson") return ResultFormat::kNdjson;
+  if (name == "csv") return ResultFormat::kCsv;
+  return std::nullopt;
+}
+
+namespace {
+
+// The first invalid option as (key, message), if any.
+std::optional<std::pair<std::string, std::string>> invalid_option(const QueryOptions& o) {
+  if (o.temp_dir.empty()) return std::pair{"temp_dir", "must not be empty"};
+  if (o.max_response_bytes == 0) return std::pair{"max_response_bytes", "must be > 0"};
+  if (o.max_value_bytes == 0) return std::pair{"max_value_bytes", "must be > 0"};
+  if (o.max_concurrent < 1) return std::pair{"max_concurrent", "must be >= 1"};
+  if (o.max_engines < o.max_concurrent)
+    return std::pair{"max_engines", "must be >= query.max_concurrent (" + std::to_string(o.max_concurrent) + ")"};
+  if (o.memory_limit / static_cast<uint64_t>(o.max_concurrent) < (1u << 20))
+    return std::pair{"memory_limit", "must give each engine at least 1MiB (memory_limit / max_concurrent)"};
+  return std::nullopt;
+}
+
+void validate(const QueryOptions& o) {
+  if (auto bad = invalid_option(o)) throw std::invalid_argument("query." + bad->first + " " + bad->second);
+}
+
+// The hour a part holds, from its key's year=/month=/day=/hour= segments
+// (storage/layout.h); nullopt when the key does not have all four.
+std::optional<int64_t> partition_hour_us(const std::string& key) {
+  int fields[4] = {-1, -1, -1, -1};
+  static constexpr std::string_view names[4] = {"year=", "month=", "day=", "hour="};
+  size_t pos = 0;
+  while (pos <= key.size()) {
+    size_t end = key.find('/', pos);
+    if (end == std::string::npos) end = key.size();
+    std::string_view seg(key.data() + pos, end - pos);
+    for (int i = 0; i < 4; ++i) {
+      if (seg.substr(0, names[i].size()) != names[i]) continue;
+      std::string_view digits = seg.substr(names[i].size());
+      int v = 0;
+      auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+      if (ec == std::errc() && ptr == digits.data() + digits.size() && !digits.empty()) fields[i] = v;
+    }
+    pos = end + 1;
+  }
+  const int y = fields[0], mo = fields[1], d = fields[2], h = fields[3];
+  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23) return std::nullopt;
+  return civil_to_us(y, mo, d, h, 0, 0, 0);
+}
+
+constexpr int64_t kHourUs = 3600LL * 1000 * 1000;
+
+}  // namespace
 
 QueryOptions parse_query_options(const ConfigNode& section) {
   QueryOptions o;
@@ -27,14 +87,15 @@ QueryOptions parse_query_options(const ConfigNode& section) {
   o.http = parse_http_server_options(section, http_defaults);
   o.max_rows = static_cast<size_t>(section.integer("max_rows", static_cast<int64_t>(o.max_rows)));
   o.timeout = section.duration("timeout", o.timeout);
-  o.memory_limit = section.str("memory_limit", o.memory_limit);
+  o.memory_limit = section.bytes("memory_limit", o.memory_limit);
   o.threads = static_cast<int>(section.integer("threads", o.threads));
+  o.max_concurrent = static_cast<int>(section.integer("max_concurrent", o.max_concurrent));
+  o.max_engines = static_cast<int>(section.integer("max_engines", o.max_engines));
+  o.engine_idle_timeout = section.duration("engine_idle_timeout", o.engine_idle_timeout);
   o.temp_dir = section.str("temp_dir", o.temp_dir);
   o.max_response_bytes = section.bytes("max_response_bytes", o.max_response_bytes);
   o.max_value_bytes = section.bytes("max_value_bytes", o.max_value_bytes);
-  if (o.temp_dir.empty()) throw std::invalid_argument("query.temp_dir must not be empty");
-  if (o.max_response_bytes == 0) throw std::invalid_argument("query.max_response_bytes must be > 0");
-  if (o.max_value_bytes == 0) throw std::invalid_argument("query.max_value_bytes must be > 0");
+  if (auto bad = invalid_option(o)) section.fail(bad->first, bad->second);
   return o;
 }
 
@@ -42,68 +103,245 @@ struct QueryService::Impl {
   QueryOptions options;
   std::shared_ptr<const Catalog> catalog;
   std::shared_ptr<ObjectStore> store;
-  std::mutex engines_mu;
-  // One sandboxed engine per tenant, confined to that tenant's part of the lake:
-  // a query can name any bf:// path, but DuckDB refuses those outside it.
-  std::map<std::string, std::shared_ptr<SqlEngine>> engines;
   std::unique_ptr<HttpServer> server;
 
-  std::shared_ptr<SqlEngine> engine_for(const DatasetRef& ref) {
-    std::string tenant_prefix = "bf://parquet/account=" + ref.account + "/tenant=" + ref.tenant + "/";
-    std::lock_guard lock(engines_mu);
-    auto& engine = engines[tenant_prefix];
-    if (!engine) {
+  // --- the engine pool -------------------------------------------------------
+  // One sandboxed engine per tenant, confined to that tenant's part of the lake:
+  // a query can name any bf:// path, but DuckDB refuses those outside it.
+  // Engines are created, evicted and destroyed under pool_mu, so a tenant's new
+  // engine never shares its temp directory with one being torn down.
+  struct Entry {
+    std::shared_ptr<SqlEngine> engine;
+    int in_use = 0;  // queries running on it; never evicted while > 0
+    std::chrono::steady_clock::time_point last_used;
+  };
+  mutable std::mutex pool_mu;
+  std::condition_variable pool_cv;  // a query slot was freed, or stopping
+  std::map<std::string, Entry> engines;  // key: the tenant's bf:// prefix
+  int running = 0;
+  bool stopping = false;
+  std::thread sweeper;
+
+  Gauge& engines_gauge = metrics().gauge("bf_query_engines", "Tenant query engines open");
+
+  static Counter& evictions(const char* reason) {
+    return metrics().counter("bf_query_engine_evictions_total", "Tenant query engines closed by the pool",
+                             {{"reason", reason}});
+  }
+
+  void erase_locked(std::map<std::string, Entry>::iterator it, const char* reason) {
+    spdlog::debug("query: closing engine {} ({})", it->first, reason);
+    engines.erase(it);  // the pool holds the only reference of an idle engine: destroyed here
+    engines_gauge.add(-1);
+    evictions(reason).inc();
+  }
+
+  void sweep_idle_locked() {
+    if (options.engine_idle_timeout.count() <= 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = engines.begin(); it != engines.end();) {
+      auto next = std::next(it);
+      if (it->second.in_use == 0 && now - it->second.last_used >= options.engine_idle_timeout)
+        erase_locked(it, "idle");
+      it = next;
+    }
+  }
+
+  void start_sweeper() {
+    if (options.engine_idle_timeout.count() <= 0) return;
+    const auto interval = std::clamp(options.engine_idle_timeout / 2, std::chrono::milliseconds(10),
+                                     std::chrono::milliseconds(30000));
+    sweeper = std::thread([this, interval] {
+      std::unique_lock lock(pool_mu);
+      while (!stopping) {
+        pool_cv.wait_for(lock, interval, [this] { return stopping; });
+        if (!stopping) sweep_idle_locked();
+      }
+    });
+  }
+
+  void shutdown_pool() {
+    {
+      std::lock_guard lock(pool_mu);
+      stopping = true;
+    }
+    pool_cv.notify_all();
+    if (sweeper.joinable()) sweeper.join();
+    std::lock_guard lock(pool_mu);
+    engines_gauge.add(-static_cast<int64_t>(engines.size()));
+    engines.clear();
+  }
+
+  // A running query's hold on its tenant's engine and on one of max_concurrent slots.
+  class Lease {
+   public:
+    Lease(Impl* impl, std::string key, std::shared_ptr<SqlEngine> engine)
+        : impl_(impl), key_(std::move(key)), engine_(std::move(engine)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() {
+      {
+        std::lock_guard lock(impl_->pool_mu);
+        engine_.reset();  // before in_use drops: an evicted engine dies under the lock
+        auto it = impl_->engines.find(key_);
+        if (it != impl_->engines.end()) {
+          --it->second.in_use;
+          it->second.last_used = std::chrono::steady_clock::now();
+        }
+        --impl_->running;
+      }
+      impl_->pool_cv.notify_all();
+    }
+    SqlEngine& engine() { return *engine_; }
+
+   private:
+    Impl* impl_;
+    std::string key_;
+    std::shared_ptr<SqlEngine> engine_;
+  };
+
+  std::string engine_memory_limit() const {
+    return std::to_string(options.memory_limit / static_cast<uint64_t>(options.max_concurrent) / 1024) + "KiB";
+  }
+
+  std::unique_ptr<Lease> acquire(const DatasetRef& ref) {
+    std::string key = "bf://parquet/account=" + ref.account + "/tenant=" + ref.tenant + "/";
+    std::unique_lock lock(pool_mu);
+    auto free_slot = [this] { return running < options.max_concurrent || stopping; };
+    if (options.timeout.count() > 0) {
+      if (!pool_cv.wait_for(lock, options.timeout, free_slot)) {
+        metrics().counter("bf_query_busy_total", "Queries refused: no query slot free within query.timeout").inc();
+        throw QueryError(503, "too many queries running (query.max_concurrent = " +
+                                  std::to_string(options.max_concurrent) + "); retry later");
+      }
+    } else {
+      pool_cv.wait(lock, free_slot);
+    }
+    if (stopping) throw QueryError(503, "the query service is stopping");
+    sweep_idle_locked();
+    auto it = engines.find(key);
+    if (it == engines.end()) {
+      while (engines.size() >= static_cast<size_t>(options.max_engines)) {
+        auto lru = engines.end();
+        for (auto e = engines.begin(); e != engines.end(); ++e)
+          if (e->second.in_use == 0 && (lru == engines.end() || e->second.last_used < lru->second.last_used)) lru = e;
+        // Cannot happen while max_engines >= max_concurrent (checked at start).
+        if (lru == engines.end()) throw QueryError(503, "every query engine is busy; retry later");
+        erase_locked(lru, "lru");
+      }
       SqlEngine::Options o;
       o.sandboxed = true;
-      o.memory_limit = options.memory_limit;
+      o.memory_limit = engine_memory_limit();
       o.threads = options.threads;
-      o.allowed_prefixes = {tenant_prefix};
+      o.allowed_prefixes = {key};
       // '.' is not in the ID alphabet, so account.tenant names one tenant.
       o.temp_directory = (std::filesystem::path(options.temp_dir) / ("tenant-" + ref.account + "." + ref.tenant)).string();
-      engine = std::make_shared<SqlEngine>(store, o);
+      std::shared_ptr<SqlEngine> engine;
+      try {
+        engine = std::make_shared<SqlEngine>(store, o);
+      } catch (const SqlError& e) {
+        throw QueryError(500, std::string("starting the query engine failed: ") + e.what());
+      }
+      it = engines.emplace(key, Entry{std::move(engine), 0, {}}).first;
+      engines_gauge.add(1);
     }
-    return engine;
+    ++it->second.in_use;
+    it->second.last_used = std::chrono::steady_clock::now();
+    ++running;
+    return std::make_unique<Lease>(this, key, it->second.engine);
   }
+
+  // --- queries ---------------------------------------------------------------
 
   static void count_rejected(const std::string& reason) {
     metrics().counter("bf_query_rejected_total", "Queries rejected before execution", {{"reason", reason}}).inc();
   }
 
-  // render_json: also render the rows as JSON (within the timeout) for the HTTP API.
-  QueryOutcome run(const std::string& dataset, const std::string& sql, bool render_json) {
+  // The view statements: the dataset's committed parts, pruned to the hours that
+  // overlap [from, to), filtered on _time.
+  std::vector<std::string> views(const DatasetInfo& info, const QueryRequest& request) {
+    // Only committed parts (storage/ledger.h): a part of a run that was killed
+    // before its commit is never read.
+    const auto parts = committed_parts(*store, info.ref);
+    if (parts.empty()) throw QueryError(404, "dataset '" + request.dataset + "' has no data yet");
+    const int64_t from = request.from_us.value_or(INT64_MIN), to = request.to_us.value_or(INT64_MAX);
+    const bool ranged = request.from_us || request.to_us;
+    std::string files;
+    size_t kept = 0;
+    for (const auto& part : parts) {
+      if (ranged) {
+        // A key without an hour partition cannot be pruned: it is read and filtered.
+        auto hour = partition_hour_us(part.key);
+        if (hour && (*hour >= to || *hour + kHourUs <= from)) continue;
+      }
+      files += (files.empty() ? "" : ", ") + sql_quote("bf://" + part.key);
+      ++kept;
+    }
+    std::string where;
+    if (kept == 0) {
+      // Nothing in range: the newest part gives the columns (its footer is read), no rows.
+      files = sql_quote("bf://" + parts.back().key);
+      where = " WHERE false";
+    } else if (ranged) {
+      std::vector<std::string> terms;
+      if (request.from_us) terms.push_back("_time >= make_timestamp(" + std::to_string(*request.from_us) + "::BIGINT)");
+      if (request.to_us) terms.push_back("_time < make_timestamp(" + std::to_string(*request.to_us) + "::BIGINT)");
+      where = " WHERE " + terms[0] + (terms.size() > 1 ? " AND " + terms[1] : "");
+    }
+    metrics().counter("bf_query_parts_read_total", "Parquet parts the query views named").inc(kept);
+    std::string source = "read_parquet([" + files + "], hive_partitioning=true, union_by_name=true)";
+    std::vector<std::string> setup{"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM " + source + where};
+    if (info.ref.dataset != "events")
+      setup.push_back("CREATE OR REPLACE TEMP VIEW " + sql_ident(info.ref.dataset) + " AS SELECT * FROM events");
+    return setup;
+  }
+
+  // Runs the request, handing at most max_rows rows (0 = no limit) to `sink`;
+  // max_bytes (0 = none) bounds what is fetched.
+  QueryStats execute(const QueryRequest& request, const SqlRowSink& sink, size_t max_rows, uint64_t max_bytes) {
     const DatasetInfo* info = nullptr;
     try {
-      info = &catalog->resolve(dataset);
+      info = &catalog->resolve(request.dataset);
     } catch (const std::invalid_argument& e) {
       throw QueryError(404, e.what());
     }
+    if (request.from_us && request.to_us && *request.from_us >= *request.to_us)
+      throw QueryError(400, "'from' must be before 'to'");
     SqlGuardOptions guard;
     guard.tables = {"events", info->ref.dataset};
     guard.max_value_bytes = options.max_value_bytes;
-    const SqlGuardVerdict verdict = check_untrusted_sql(sql, guard);
+    const SqlGuardVerdict verdict = check_untrusted_sql(request.sql, guard);
     if (!verdict.allowed) {
       count_rejected(verdict.reason);
       throw QueryError(400, "rejected SQL: " + verdict.message);
     }
-    // Only committed parts (storage/ledger.h): a part of a run that was killed
-    // before its commit is never read.
-    std::string files;
-    for (const auto& part : committed_parts(*store, info->ref)) files += (files.empty() ? "" : ", ") + sql_quote("bf://" + part.key);
-    if (files.empty()) throw QueryError(404, "dataset '" + dataset + "' has no data yet");
-    std::string source = "read_parquet([" + files + "], hive_partitioning=true, union_by_name=true)";
-    std::vector<std::string> setup{"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM " + source};
-    if (info->ref.dataset != "events")
-      setup.push_back("CREATE OR REPLACE TEMP VIEW " + sql_ident(info->ref.dataset) + " AS SELECT * FROM events");
+    const std::vector<std::string> setup = views(*info, request);
     auto start = std::chrono::steady_clock::now();
-    QueryOutcome out;
+    QueryStats stats;
     const std::string timeout_text =
         "query cancelled after " + std::to_string(options.timeout.count()) + " ms (query.timeout)";
+    SqlRowSink counted;
+    counted.on_columns = [&](const std::vector<std::string>& columns, const std::vector<std::string>& types) {
+      stats.columns = columns;
+      stats.types = types;
+      if (sink.on_columns) sink.on_columns(columns, types);
+    };
+    counted.on_row = [&](SqlRow& row) {
+      if (max_rows && stats.row_count == max_rows) {  // the one row past the limit: the result was cut
+        stats.truncated = true;
+        return false;
+      }
+      ++stats.row_count;
+      return !sink.on_row || sink.on_row(row);
+    };
     try {
+      auto lease = acquire(info->ref);
       SqlEngine::QueryLimits limits;
-      limits.max_rows = options.max_rows + 1;  // one row more than the limit tells whether the result was cut
+      // One row more than the limit tells whether the result was cut.
+      limits.max_rows = max_rows ? max_rows + 1 : SIZE_MAX;
       limits.timeout = options.timeout;
-      limits.max_bytes = options.max_response_bytes;
-      out.result = engine_for(info->ref)->query(sql, setup, limits);
+      limits.max_bytes = max_bytes;
+      lease->engine().query_stream(request.sql, setup, limits, counted);
     } catch (const SqlTimeout&) {
       metrics().counter("bf_query_timeouts_total", "Queries cancelled at query.timeout").inc();
       throw QueryError(400, timeout_text);
@@ -114,31 +352,100 @@ struct QueryService::Impl {
       metrics().counter("bf_query_failed_total", "Queries that failed in DuckDB").inc();
       throw QueryError(400, e.what());
     }
-    if (out.result.rows.size() > options.max_rows) {
-      out.result.rows.resize(options.max_rows);
-      out.truncated = true;
-    }
-    if (render_json) {
-      const auto deadline = start + options.timeout;
-      size_t n = 0;
-      try {
-        out.result.append_json(out.rows_json, [&] {
-          if ((++n & 255) == 0 && options.timeout.count() > 0 && std::chrono::steady_clock::now() >= deadline)
-            throw SqlTimeout("render");
-        });
-      } catch (const SqlTimeout&) {
-        metrics().counter("bf_query_timeouts_total", "Queries cancelled at query.timeout").inc();
-        throw QueryError(400, timeout_text);
-      }
-      if (out.rows_json.size() > options.max_response_bytes) {  // escaping can grow text past the fetch estimate
-        metrics().counter("bf_query_too_large_total", "Queries refused at query.max_response_bytes").inc();
-        throw QueryError(413, "result is larger than " + std::to_string(options.max_response_bytes) +
-                                  " bytes (query.max_response_bytes); select fewer rows or columns");
-      }
-    }
-    out.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    stats.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     metrics().counter("bf_query_queries_total", "Queries executed").inc();
+    return stats;
+  }
+
+  QueryOutcome run(const QueryRequest& request) {
+    QueryOutcome out;
+    SqlRowSink sink;
+    sink.on_columns = [&](const std::vector<std::string>& columns, const std::vector<std::string>& types) {
+      out.result.columns = columns;
+      out.result.types = types;
+    };
+    sink.on_row = [&](SqlRow& row) {
+      out.result.rows.push_back(std::move(row));
+      return true;
+    };
+    QueryStats stats = execute(request, sink, options.max_rows, options.max_response_bytes);
+    out.truncated = stats.truncated;
+    out.elapsed_ms = stats.elapsed_ms;
     return out;
+  }
+
+  // Rendered while the rows are fetched, into one body bounded by
+  // max_response_bytes (the HTTP server sends whole bodies; no chunked streaming yet).
+  HttpResponse render(const QueryRequest& request, ResultFormat format) {
+    std::string body;
+    std::optional<RowFormatter> formatter;
+    const uint64_t max_bytes = options.max_response_bytes;
+    auto check_size = [&] {
+      if (body.size() > max_bytes) throw SqlResultTooLarge("result is larger than " + std::to_string(max_bytes) + " bytes");
+    };
+    size_t rows = 0;
+    SqlRowSink sink;
+    sink.on_columns = [&](const std::vector<std::string>& columns, const std::vector<std::string>& types) {
+      formatter.emplace(columns, types);
+      if (format == ResultFormat::kJson) {
+        boost::json::array cols;
+        for (size_t i = 0; i < columns.size(); ++i)
+          cols.push_back(boost::json::object{{"name", columns[i]}, {"type", types[i]}});
+        body += "{\"columns\":";
+        body += boost::json::serialize(cols);
+        body += ",\"rows\":[";
+      } else if (format == ResultFormat::kCsv) {
+        formatter->csv_header(body);
+      }
+      check_size();
+    };
+    sink.on_row = [&](SqlRow& row) {
+      switch (format) {
+        case ResultFormat::kJson:
+          if (rows) body += ',';
+          formatter->json_object(body, row);
+          break;
+        case ResultFormat::kNdjson:
+          formatter->json_object(body, row);
+          body += '\n';
+          break;
+        case ResultFormat::kCsv:
+          formatter->csv_row(body, row);
+          break;
+      }
+      ++rows;
+      check_size();
+      return true;
+    };
+    QueryStats stats = execute(request, sink, options.max_rows, max_bytes);
+    const std::string count = std::to_string(stats.row_count);
+    const std::string truncated = stats.truncated ? "true" : "false";
+    const std::string reason = stats.truncated ? "\"max_rows\"" : "null";
+    const std::string elapsed = std::to_string(static_cast<int64_t>(stats.elapsed_ms + 0.5));
+    HttpResponse response;
+    response.status = 200;
+    switch (format) {
+      case ResultFormat::kJson:
+        body += "],\"row_count\":" + count + ",\"truncated\":" + truncated + ",\"truncated_reason\":" + reason +
+                ",\"elapsed_ms\":" + elapsed + "}";
+        response.headers["Content-Type"] = "application/json";
+        break;
+      case ResultFormat::kNdjson:
+        body += "{\"_meta\":{\"row_count\":" + count + ",\"truncated\":" + truncated + ",\"truncated_reason\":" +
+                reason + ",\"elapsed_ms\":" + elapsed + "}}\n";
+        response.headers["Content-Type"] = "application/x-ndjson";
+        break;
+      case ResultFormat::kCsv:
+        response.headers["Content-Type"] = "text/csv; charset=utf-8; header=present";
+        break;
+    }
+    // The same facts as headers in every format (the only place csv has them).
+    response.headers["X-Result-Truncated"] = truncated;
+    response.headers["X-Row-Count"] = count;
+    if (stats.truncated) response.headers["X-Truncated-Reason"] = "max_rows";
+    response.headers["X-Elapsed-Ms"] = elapsed;
+    response.body = std::move(body);
+    return response;
   }
 
   HttpResponse handle(HttpRequest& req) {
@@ -159,6 +466,24 @@ struct QueryService::Impl {
     auto sql = obj.if_contains("sql");
     if (!ds || !ds->is_string() || !sql || !sql->is_string())
       return HttpResponse::error(400, "'dataset' and 'sql' must be strings");
+    ResultFormat format = ResultFormat::kJson;
+    if (auto f = obj.if_contains("format"); f && !f->is_null()) {
+      std::optional<ResultFormat> parsed;
+      if (f->is_string()) parsed = parse_result_format(std::string(f->get_string()));
+      if (!parsed) return HttpResponse::error(400, "'format' must be \"json\", \"ndjson\" or \"csv\"");
+      format = *parsed;
+    }
+    QueryRequest request;
+    for (const char* name : {"from", "to"}) {
+      auto v = obj.if_contains(name);
+      if (!v || v->is_null()) continue;
+      std::optional<int64_t> us;
+      if (v->is_string()) us = parse_rfc3339(std::string(v->get_string()), /*require_offset=*/true);
+      if (!us)
+        return HttpResponse::error(
+            400, std::string("'") + name + "' must be an RFC 3339 time with a zone, e.g. \"2026-01-02T03:00:00Z\"");
+      (std::string_view(name) == "from" ? request.from_us : request.to_us) = *us;
+    }
     try {
       const DatasetInfo* info = nullptr;
       try {
@@ -168,30 +493,20 @@ struct QueryService::Impl {
       }
       if (info->ref.account != grant->account || info->ref.tenant != grant->tenant)
         return HttpResponse::error(403, "this query key is not valid for tenant '" + info->ref.tenant + "'");
-      QueryOutcome out = run(info->ref.str(), std::string(sql->get_string()), true);
-      // Rendered once: the rows are already JSON; only the small envelope is added.
-      boost::json::array columns;
-      for (size_t i = 0; i < out.result.columns.size(); ++i)
-        columns.push_back(boost::json::object{{"name", out.result.columns[i]}, {"type", out.result.types[i]}});
-      std::string response;
-      response.reserve(out.rows_json.size() + 256);
-      response += "{\"columns\":";
-      response += boost::json::serialize(columns);
-      response += ",\"rows\":";
-      response += out.rows_json;
-      response += ",\"row_count\":" + std::to_string(out.result.rows.size());
-      response += ",\"truncated\":";
-      response += out.truncated ? "true" : "false";
-      response += ",\"elapsed_ms\":" + std::to_string(static_cast<int64_t>(out.elapsed_ms + 0.5)) + "}";
-      return HttpResponse::json(200, std::move(response));
+      request.dataset = info->ref.str();
+      request.sql = std::string(sql->get_string());
+      return render(request, format);
     } catch (const QueryError& e) {
-      return HttpResponse::error(e.status, e.what());
+      auto r = HttpResponse::error(e.status, e.what());
+      if (e.status == 503) r.headers["Retry-After"] = "1";
+      return r;
     }
   }
 };
 
 QueryService::QueryService(QueryOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store)
     : impl_(std::make_unique<Impl>()) {
+  validate(options);
   impl_->options = std::move(options);
   // Left-over spill files of an earlier run are another tenant's data: start empty.
   namespace fs = std::filesystem;
@@ -210,12 +525,34 @@ QueryService::QueryService(QueryOptions options, std::shared_ptr<const Catalog> 
   if (ec) throw std::runtime_error("query.temp_dir '" + root + "': " + ec.message());
   impl_->catalog = std::move(catalog);
   impl_->store = std::move(store);
+  impl_->start_sweeper();
 }
 
-QueryService::~QueryService() { stop(); }
+QueryService::~QueryService() {
+  stop();
+  impl_->shutdown_pool();
+}
 
 QueryOutcome QueryService::run(const std::string& dataset, const std::string& sql) {
-  return impl_->run(dataset, sql, false);
+  QueryRequest request;
+  request.dataset = dataset;
+  request.sql = sql;
+  return impl_->run(request);
+}
+
+QueryOutcome QueryService::run(const QueryRequest& request) { return impl_->run(request); }
+
+QueryStats QueryService::stream(const QueryRequest& request, const SqlRowSink& sink, size_t max_rows) {
+  return impl_->execute(request, sink, max_rows, 0);
+}
+
+HttpResponse QueryService::render(const QueryRequest& request, ResultFormat format) {
+  return impl_->render(request, format);
+}
+
+size_t QueryService::engine_count() const {
+  std::lock_guard lock(impl_->pool_mu);
+  return impl_->engines.size();
 }
 
 void QueryService::start() {

@@ -6,10 +6,16 @@
 // the service's views, no file/catalog/settings functions) and then runs in a
 // sandboxed engine per tenant with its own spill directory, a row limit, a
 // response byte limit and a timeout that covers fetching and rendering.
+// Engines are pooled: at most max_engines are kept (the least recently used idle
+// one is evicted for a new tenant), an engine idle for engine_idle_timeout is
+// closed, and at most max_concurrent queries run at once, each engine limited to
+// memory_limit / max_concurrent, so running queries together stay in memory_limit.
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "net/http_server.h"
 #include "storage/sql_engine.h"
@@ -24,8 +30,18 @@ struct QueryOptions {
   HttpServerOptions http;          // listen default 127.0.0.1:8082
   size_t max_rows = 10000;         // rows returned; more are cut and marked truncated
   std::chrono::milliseconds timeout{30000};  // a query running longer is cancelled
-  std::string memory_limit = "1GB";
-  int threads = 2;
+  // Total DuckDB memory for all engines (DuckDB's memory_limit covers buffer-managed
+  // memory: sorts, hash tables, aggregates). Each engine gets memory_limit /
+  // max_concurrent.
+  uint64_t memory_limit = 1000000000;  // 1GB
+  int threads = 2;                     // DuckDB threads per engine
+  // Queries running at once (over all tenants); more wait for a slot up to
+  // query.timeout, then get 503.
+  int max_concurrent = 4;
+  // Tenant engines kept open; >= max_concurrent.
+  int max_engines = 16;
+  // An engine not used for this long is closed (its temp directory removed). 0 = never.
+  std::chrono::milliseconds engine_idle_timeout{300000};
   // Root of the tenant engines' spill directories: one private subdirectory
   // (mode 0700) per tenant engine; wiped when the service starts. Each query
   // process needs its own.
@@ -44,10 +60,30 @@ struct QueryError : std::runtime_error {
 
 struct QueryOutcome {
   SqlResult result;
-  std::string rows_json;  // the rows as a JSON array, when rendered by the HTTP API
+  std::string rows_json;  // unused: the HTTP API renders rows while they are fetched
   bool truncated = false;
   double elapsed_ms = 0;
 };
+
+struct QueryRequest {
+  std::string dataset;  // "tenant/dataset" or "account/tenant/dataset"
+  std::string sql;
+  // Restrict the dataset's views to _time in [from_us, to_us) (UTC µs); parts whose
+  // hour partition lies outside are not read at all.
+  std::optional<int64_t> from_us, to_us;
+};
+
+// What a streamed query produced (the rows went to the sink).
+struct QueryStats {
+  std::vector<std::string> columns, types;
+  size_t row_count = 0;
+  bool truncated = false;  // more rows than max_rows existed
+  double elapsed_ms = 0;
+};
+
+// Output formats of POST /api/v1/query and `bytefreezer query`.
+enum class ResultFormat { kJson, kNdjson, kCsv };
+std::optional<ResultFormat> parse_result_format(const std::string& name);
 
 class QueryService {
  public:
@@ -55,7 +91,18 @@ class QueryService {
   ~QueryService();
   // dataset: "tenant/dataset" or "account/tenant/dataset". Throws QueryError.
   QueryOutcome run(const std::string& dataset, const std::string& sql);
-  // POST /api/v1/query {"dataset": "...", "sql": "..."} with `Authorization: Bearer <query key>`.
+  QueryOutcome run(const QueryRequest& request);
+  // Hands rows to `sink` as DuckDB produces them, keeping none: for results too
+  // large to hold (the CLI's --no-limit). The guard and query.timeout apply, the
+  // byte limit does not (nothing is kept); max_rows 0 = no row limit. Throws QueryError.
+  QueryStats stream(const QueryRequest& request, const SqlRowSink& sink, size_t max_rows);
+  // Renders a result the way POST /api/v1/query answers (body, content type and
+  // X-Result-* headers), bounded by max_rows and max_response_bytes. Throws QueryError.
+  HttpResponse render(const QueryRequest& request, ResultFormat format);
+  // Open tenant engines (for tests and the bf_query_engines gauge).
+  size_t engine_count() const;
+  // POST /api/v1/query {"dataset", "sql", "format"?, "from"?, "to"?} with
+  // `Authorization: Bearer <query key>` (docs/api.md).
   void start();
   void stop();
   uint16_t port() const;

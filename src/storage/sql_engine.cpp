@@ -141,7 +141,108 @@ std::string display_text(const std::optional<std::string>& v) {
   return out;
 }
 
+// One value as JSON, by the column's kind.
+void append_json_value(std::string& out, Kind kind, const std::string& v) {
+  switch (kind) {
+    case Kind::kInteger:
+    case Kind::kFloat:
+    case Kind::kDecimal:
+      if (is_json_number(v)) {
+        out += v;  // verbatim: HUGEINT and DECIMAL(38,x) keep every digit
+      } else {
+        append_json_string(out, v);  // inf, -inf, nan
+      }
+      break;
+    case Kind::kBool:
+      out += (v == "true" || v == "1") ? "true" : "false";
+      break;
+    case Kind::kTimestamp:
+      append_json_string(out, iso_timestamp(v, false));
+      break;
+    case Kind::kTimestampTz:
+      append_json_string(out, iso_timestamp(v, true));
+      break;
+    case Kind::kJson: {
+      boost::system::error_code ec;
+      auto parsed = boost::json::parse(v, ec);
+      if (ec) {
+        append_json_string(out, v);
+      } else {
+        out += boost::json::serialize(parsed);
+      }
+      break;
+    }
+    case Kind::kOther:
+      append_json_string(out, v);
+      break;
+  }
+}
+
+void append_csv_field(std::string& out, std::string_view v) {
+  if (v.empty() || v.find_first_of(",\"\r\n") != std::string_view::npos) {
+    out += '"';
+    for (char c : v) {
+      if (c == '"') out += '"';
+      out += c;
+    }
+    out += '"';
+    return;
+  }
+  out += v;
+}
+
 }  // namespace
+
+RowFormatter::RowFormatter(std::vector<std::string> columns, std::vector<std::string> types)
+    : columns_(std::move(columns)), types_(std::move(types)) {
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    kinds_.push_back(static_cast<int>(kind_of(c < types_.size() ? types_[c] : std::string())));
+    std::string k;
+    append_json_string(k, columns_[c]);
+    keys_.push_back(std::move(k));
+  }
+}
+
+void RowFormatter::json_object(std::string& out, const SqlRow& row) const {
+  out += '{';
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    if (c) out += ',';
+    out += keys_[c];
+    out += ':';
+    const std::optional<std::string>* cell = c < row.size() ? &row[c] : nullptr;
+    if (!cell || !*cell) {
+      out += "null";
+      continue;
+    }
+    append_json_value(out, static_cast<Kind>(kinds_[c]), **cell);
+  }
+  out += '}';
+}
+
+void RowFormatter::csv_header(std::string& out) const {
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    if (c) out += ',';
+    append_csv_field(out, columns_[c]);
+  }
+  out += "\r\n";
+}
+
+void RowFormatter::csv_row(std::string& out, const SqlRow& row) const {
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    if (c) out += ',';
+    const std::optional<std::string>* cell = c < row.size() ? &row[c] : nullptr;
+    if (!cell || !*cell) continue;  // NULL: empty, unquoted
+    const Kind kind = static_cast<Kind>(kinds_[c]);
+    if (kind == Kind::kTimestamp || kind == Kind::kTimestampTz) {
+      append_csv_field(out, iso_timestamp(**cell, kind == Kind::kTimestampTz));
+    } else if (kind == Kind::kBool) {
+      out += (**cell == "true" || **cell == "1") ? "true" : "false";
+    } else {
+      append_csv_field(out, **cell);
+    }
+  }
+  out += "\r\n";
+}
 
 std::string SqlResult::to_json() const {
   std::string out;
@@ -150,114 +251,82 @@ std::string SqlResult::to_json() const {
 }
 
 void SqlResult::append_json(std::string& out, const std::function<void()>& on_row) const {
-  std::vector<Kind> kinds;
-  std::vector<std::string> keys;
-  for (size_t c = 0; c < columns.size(); ++c) {
-    kinds.push_back(kind_of(c < types.size() ? types[c] : std::string()));
-    std::string k;
-    append_json_string(k, columns[c]);
-    keys.push_back(std::move(k));
-  }
+  RowFormatter format(columns, types);
   out += '[';
   for (size_t r = 0; r < rows.size(); ++r) {
     if (on_row) on_row();
     if (r) out += ',';
-    out += '{';
-    const auto& row = rows[r];
-    for (size_t c = 0; c < columns.size(); ++c) {
-      if (c) out += ',';
-      out += keys[c];
-      out += ':';
-      const std::optional<std::string>* cell = c < row.size() ? &row[c] : nullptr;
-      if (!cell || !*cell) {
-        out += "null";
-        continue;
-      }
-      const std::string& v = **cell;
-      switch (kinds[c]) {
-        case Kind::kInteger:
-        case Kind::kFloat:
-        case Kind::kDecimal:
-          if (is_json_number(v)) {
-            out += v;  // verbatim: HUGEINT and DECIMAL(38,x) keep every digit
-          } else {
-            append_json_string(out, v);  // inf, -inf, nan
-          }
-          break;
-        case Kind::kBool:
-          out += (v == "true" || v == "1") ? "true" : "false";
-          break;
-        case Kind::kTimestamp:
-          append_json_string(out, iso_timestamp(v, false));
-          break;
-        case Kind::kTimestampTz:
-          append_json_string(out, iso_timestamp(v, true));
-          break;
-        case Kind::kJson: {
-          boost::system::error_code ec;
-          auto parsed = boost::json::parse(v, ec);
-          if (ec) {
-            append_json_string(out, v);
-          } else {
-            out += boost::json::serialize(parsed);
-          }
-          break;
-        }
-        case Kind::kOther:
-          append_json_string(out, v);
-          break;
-      }
-    }
-    out += '}';
+    format.json_object(out, rows[r]);
   }
   out += ']';
 }
 
-std::string SqlResult::to_table() const {
-  const size_t n = columns.size();
-  std::vector<size_t> width(n);
-  std::vector<bool> right(n);
-  for (size_t c = 0; c < n; ++c) {
-    width[c] = display_width(columns[c]);
+TableWriter::TableWriter(std::vector<std::string> columns, std::vector<std::string> types)
+    : columns_(std::move(columns)) {
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    width_.push_back(display_width(columns_[c]));
     const Kind k = kind_of(c < types.size() ? types[c] : std::string());
-    right[c] = k == Kind::kInteger || k == Kind::kFloat || k == Kind::kDecimal;
+    right_.push_back(k == Kind::kInteger || k == Kind::kFloat || k == Kind::kDecimal);
   }
+}
+
+namespace {
+void emit_table_line(std::string& out, const std::vector<std::string>& vals, const std::vector<size_t>& width,
+                     const std::vector<bool>& right, bool header) {
+  for (size_t c = 0; c < vals.size(); ++c) {
+    out += c ? " | " : " ";
+    const size_t fill = width[c] - std::min(width[c], display_width(vals[c]));
+    const bool right_align = !header && right[c];
+    if (right_align) out.append(fill, ' ');
+    out += vals[c];
+    if (!right_align) out.append(fill, ' ');
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  out += '\n';
+}
+}  // namespace
+
+std::string TableWriter::header() {
+  std::string out;
+  header_done_ = true;
+  if (columns_.empty()) return out;
+  emit_table_line(out, columns_, width_, right_, true);
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    if (c) out += '+';
+    out.append(width_[c] + 2, '-');
+  }
+  out += '\n';
+  return out;
+}
+
+std::string TableWriter::block(const std::vector<SqlRow>& rows) {
+  const size_t n = columns_.size();
   std::vector<std::vector<std::string>> cells;
   cells.reserve(rows.size());
   for (const auto& row : rows) {
     std::vector<std::string> line(n);
     for (size_t c = 0; c < n; ++c) {
       line[c] = c < row.size() ? display_text(row[c]) : "NULL";
-      width[c] = std::max(width[c], display_width(line[c]));
+      width_[c] = std::max(width_[c], display_width(line[c]));
     }
     cells.push_back(std::move(line));
   }
-  auto pad = [](std::string& out, const std::string& s, size_t w, bool right_align) {
-    const size_t fill = w - std::min(w, display_width(s));
-    if (right_align) out.append(fill, ' ');
-    out += s;
-    if (!right_align) out.append(fill, ' ');
-  };
-  auto emit_line = [&](std::string& out, const std::vector<std::string>& vals, bool header) {
-    for (size_t c = 0; c < n; ++c) {
-      out += c ? " | " : " ";
-      pad(out, vals[c], width[c], !header && right[c]);
-    }
-    while (!out.empty() && out.back() == ' ') out.pop_back();
-    out += '\n';
-  };
-  std::string out;
-  if (n > 0) {
-    emit_line(out, columns, true);
-    for (size_t c = 0; c < n; ++c) {
-      if (c) out += '+';
-      out.append(width[c] + 2, '-');
-    }
-    out += '\n';
-    for (const auto& line : cells) emit_line(out, line, false);
-  }
-  out += "(" + std::to_string(rows.size()) + (rows.size() == 1 ? " row)\n" : " rows)\n");
+  std::string out = header_done_ ? std::string() : header();
+  if (n > 0)
+    for (const auto& line : cells) emit_table_line(out, line, width_, right_, false);
   return out;
+}
+
+std::string TableWriter::footer(size_t rows) {
+  std::string out = header_done_ ? std::string() : header();
+  out += "(" + std::to_string(rows) + (rows == 1 ? " row)\n" : " rows)\n");
+  return out;
+}
+
+std::string SqlResult::to_table() const {
+  TableWriter writer(columns, types);
+  std::string out = writer.block(rows);
+  return out + writer.footer(rows.size());
 }
 
 // ---------------------------------------------------------------------------
@@ -395,6 +464,22 @@ SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string
 
 SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string>& setup, const QueryLimits& limits) {
   SqlResult out;
+  SqlRowSink sink;
+  sink.on_columns = [&](const std::vector<std::string>& columns, const std::vector<std::string>& types) {
+    out.columns = columns;
+    out.types = types;
+  };
+  sink.on_row = [&](SqlRow& row) {
+    out.rows.push_back(std::move(row));
+    return true;
+  };
+  query_stream(sql, setup, limits, sink);
+  return out;
+}
+
+size_t SqlEngine::query_stream(const std::string& sql, const std::vector<std::string>& setup,
+                               const QueryLimits& limits, const SqlRowSink& sink) {
+  size_t delivered = 0;
   const auto timeout = limits.timeout;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   const uint64_t max_bytes = limits.max_bytes ? limits.max_bytes : UINT64_MAX;
@@ -411,16 +496,17 @@ SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string
     // Streamed, so a row limit stops the scan instead of materialising everything.
     auto res = con.SendQuery(sql);
     if (res->HasError()) throw SqlError(res->GetError());
-    out.columns.assign(res->names.begin(), res->names.end());
-    for (const auto& t : res->types) out.types.push_back(t.ToString());
-    const size_t ncols = out.columns.size();
+    std::vector<std::string> columns(res->names.begin(), res->names.end()), types;
+    for (const auto& t : res->types) types.push_back(t.ToString());
+    if (sink.on_columns) sink.on_columns(columns, types);
+    const size_t ncols = columns.size();
     // Text columns are read straight from the vector, so a value's length is
     // known (and checked) before anything is copied.
     std::vector<bool> text(ncols);
     uint64_t row_overhead = 2;
     for (size_t c = 0; c < ncols; ++c) {
       text[c] = res->types[c].id() == duckdb::LogicalTypeId::VARCHAR;
-      row_overhead += out.columns[c].size() + 4;  // "name": , quotes
+      row_overhead += columns[c].size() + 4;  // "name": , quotes
     }
     uint64_t bytes = 0;
     auto charge = [&](uint64_t n) {
@@ -428,17 +514,18 @@ SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string
       bytes += n;
     };
     std::vector<duckdb::UnifiedVectorFormat> formats(ncols);
-    while (out.rows.size() < limits.max_rows) {
+    bool stop = false;
+    while (!stop && delivered < limits.max_rows) {
       if (timeout.count() > 0 && std::chrono::steady_clock::now() >= deadline) throw timed_out();
       auto chunk = res->Fetch();
       if (!chunk || chunk->size() == 0) break;
       const duckdb::idx_t n = chunk->size();
       for (size_t c = 0; c < ncols; ++c)
         if (text[c]) chunk->data[c].ToUnifiedFormat(n, formats[c]);
-      for (duckdb::idx_t r = 0; r < n && out.rows.size() < limits.max_rows; ++r) {
+      for (duckdb::idx_t r = 0; r < n && delivered < limits.max_rows; ++r) {
         if (timeout.count() > 0 && (r & 63) == 0 && std::chrono::steady_clock::now() >= deadline) throw timed_out();
         charge(row_overhead);
-        std::vector<std::optional<std::string>> row(ncols);
+        SqlRow row(ncols);
         for (size_t c = 0; c < ncols; ++c) {
           if (text[c]) {
             const auto& f = formats[c];
@@ -454,10 +541,14 @@ SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string
           row[c] = v.ToString();
           charge(row[c]->size());
         }
-        out.rows.push_back(std::move(row));
+        ++delivered;
+        if (sink.on_row && !sink.on_row(row)) {
+          stop = true;
+          break;
+        }
       }
     }
-    if (res->HasError()) throw SqlError(res->GetError());
+    if (!stop && res->HasError()) throw SqlError(res->GetError());
   } catch (const SqlResultTooLarge&) {
     throw;
   } catch (const SqlTimeout&) {
@@ -467,7 +558,7 @@ SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string
     if (const auto* sql_error = dynamic_cast<const SqlError*>(&e)) throw *sql_error;
     throw SqlError(message_of(e));
   }
-  return out;
+  return delivered;
 }
 
 void SqlEngine::execute(const std::string& sql, std::chrono::milliseconds timeout) {

@@ -29,11 +29,13 @@ struct SqlResultTooLarge : SqlError {
   using SqlError::SqlError;
 };
 
+// One result row: each value rendered as text; nullopt for NULL.
+using SqlRow = std::vector<std::optional<std::string>>;
+
 struct SqlResult {
   std::vector<std::string> columns;
   std::vector<std::string> types;  // DuckDB type names
-  // Each value rendered as text; nullopt for NULL.
-  std::vector<std::vector<std::optional<std::string>>> rows;
+  std::vector<SqlRow> rows;
   // Rows as a JSON array of objects (numbers/bools/null typed, the rest strings).
   std::string to_json() const;
   // The same, appended to `out`; `on_row` (if set) is called after each row
@@ -41,6 +43,51 @@ struct SqlResult {
   void append_json(std::string& out, const std::function<void()>& on_row = {}) const;
   // Aligned text table for terminals.
   std::string to_table() const;
+};
+
+// Renders single rows of a result, for output written while rows are fetched.
+class RowFormatter {
+ public:
+  RowFormatter(std::vector<std::string> columns, std::vector<std::string> types);
+  // {"col": value, ...}: the same object SqlResult::to_json renders for the row.
+  void json_object(std::string& out, const SqlRow& row) const;
+  // RFC 4180: fields quoted when they hold , " CR or LF (quotes doubled), CRLF line
+  // ends; NULL is an empty field, an empty string is "". Timestamps as in JSON.
+  void csv_header(std::string& out) const;
+  void csv_row(std::string& out, const SqlRow& row) const;
+  const std::vector<std::string>& columns() const { return columns_; }
+
+ private:
+  std::vector<std::string> columns_, types_;
+  std::vector<int> kinds_;
+  std::vector<std::string> keys_;  // column names as JSON strings
+};
+
+// An aligned text table written block by block (for results too large to hold):
+// the first block sets the column widths and prints the header; a later block
+// widens a column when it must (widths never shrink), so a long result stays
+// readable without being kept in memory. One block gives exactly SqlResult::to_table.
+class TableWriter {
+ public:
+  TableWriter(std::vector<std::string> columns, std::vector<std::string> types);
+  std::string block(const std::vector<SqlRow>& rows);
+  // "(N rows)"; also prints the header if no block was written.
+  std::string footer(size_t rows);
+
+ private:
+  std::vector<std::string> columns_;
+  std::vector<size_t> width_;
+  std::vector<bool> right_;
+  bool header_done_ = false;
+  std::string header();
+};
+
+// Receives a streamed result: on_columns once, before any row, then on_row per
+// row as DuckDB produces it (the row may be moved from). on_row returning false
+// stops the fetch without an error. Either may throw to abort the query.
+struct SqlRowSink {
+  std::function<void(const std::vector<std::string>& columns, const std::vector<std::string>& types)> on_columns;
+  std::function<bool(SqlRow& row)> on_row;
 };
 
 class SqlEngine {
@@ -84,6 +131,11 @@ class SqlEngine {
   SqlResult query(const std::string& sql, const std::vector<std::string>& setup, size_t max_rows,
                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   SqlResult query(const std::string& sql, const std::vector<std::string>& setup, const QueryLimits& limits);
+  // The same, but nothing is kept: rows go to `sink` chunk by chunk as they are
+  // fetched. The limits apply as above (max_bytes counts everything fetched).
+  // Returns the number of rows handed to the sink.
+  size_t query_stream(const std::string& sql, const std::vector<std::string>& setup, const QueryLimits& limits,
+                      const SqlRowSink& sink);
   // Runs a statement; one still running after `timeout` (0 = none) is interrupted
   // and throws SqlTimeout.
   void execute(const std::string& sql, std::chrono::milliseconds timeout = std::chrono::milliseconds(0));

@@ -10,6 +10,7 @@
 #include "common/ulid.h"
 #include "fixtures/process.h"
 #include "fixtures/lake.h"
+#include "fixtures/net_helpers.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
 #include "storage/local_store.h"
@@ -141,6 +142,119 @@ TEST_F(CliQueryLimit, MaxRowsZeroAndNoLimitReturnEveryRow) {
   EXPECT_EQ(small.code, 0) << small.out << small.err;
   EXPECT_EQ(rows_in(small.out), 10u);
   EXPECT_TRUE(small.err.empty()) << small.err;
+}
+
+TEST_F(CliQueryLimit, NdjsonAndCsvReportTheCutToo) {
+  auto nd = query("--format ndjson 'SELECT n FROM events ORDER BY n'");
+  EXPECT_EQ(nd.code, 3) << nd.out << nd.err;
+  EXPECT_EQ(rows_in(nd.out), 10u) << nd.out;
+  EXPECT_NE(nd.out.find("{\"_meta\":{\"row_count\":10,\"truncated\":true,\"truncated_reason\":\"max_rows\""),
+            std::string::npos)
+      << nd.out;
+  EXPECT_NE(nd.err.find("truncated at 10 rows"), std::string::npos) << nd.err;
+
+  auto csv = query("--format csv 'SELECT n FROM events ORDER BY n'");
+  EXPECT_EQ(csv.code, 3) << csv.out << csv.err;
+  EXPECT_EQ(csv.out.rfind("n\r\n0\r\n1\r\n", 0), 0u) << csv.out;
+  EXPECT_NE(csv.out.find("\r\n9\r\n"), std::string::npos) << csv.out;
+  EXPECT_EQ(csv.out.find("\r\n10\r\n"), std::string::npos) << csv.out;
+  EXPECT_NE(csv.err.find("truncated at 10 rows"), std::string::npos) << csv.err;
+
+  auto whole = query("--no-limit --format ndjson 'SELECT n FROM events'");
+  EXPECT_EQ(whole.code, 0) << whole.err;
+  EXPECT_EQ(rows_in(whole.out), 25u);
+  EXPECT_NE(whole.out.find("\"truncated\":false,\"truncated_reason\":null"), std::string::npos) << whole.out;
+}
+
+// --no-limit prints a result of any size: the buffered cap (query.max_response_bytes)
+// does not apply, and rows are printed while DuckDB is still producing them.
+TEST_F(CliQueryLimit, NoLimitStreamsTheWholeResult) {
+  const std::string env = "BYTEFREEZER_QUERY__MAX_RESPONSE_BYTES=1KiB ";
+  const std::string err_file = (dir / "stream-stderr.txt").string();
+  auto [code, out] = run_command("( " + env + BF_BINARY + " query --config " + cfg +
+                                 " --dataset web/logs --no-limit --format csv 'SELECT range AS n FROM range(300000)' 2>" +
+                                 err_file + " )");
+  EXPECT_EQ(code, 0) << out.substr(0, 300);
+  size_t lines = 0;
+  for (size_t at = out.find("\r\n"); at != std::string::npos; at = out.find("\r\n", at + 2)) ++lines;
+  EXPECT_EQ(lines, 300001u);  // header + every row, far beyond 1KiB
+  EXPECT_NE(out.find("\r\n299999\r\n"), std::string::npos);
+
+  // Rows leave as DuckDB produces them: a reader that takes the first few KB of an
+  // endless result (10^12 rows) gets them at once, and the CLI stops when stdout closes
+  // instead of running to query.timeout (60s here).
+  const std::string code_file = (dir / "code.txt").string();
+  const auto start = std::chrono::steady_clock::now();
+  auto [hcode, head] = run_command("( ( BYTEFREEZER_QUERY__TIMEOUT=60s " + std::string(BF_BINARY) + " query --config " +
+                                   cfg + " --dataset web/logs --no-limit --format csv "
+                                   "'SELECT range AS n FROM range(1000000000000)' 2>" + err_file + "; echo $? >" +
+                                   code_file + " ) | head -c 5000 )");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_EQ(hcode, 0);
+  EXPECT_EQ(head.size(), 5000u);
+  EXPECT_EQ(head.rfind("n\r\n0\r\n1\r\n2\r\n", 0), 0u) << head.substr(0, 100);
+  std::ifstream code_in(code_file);
+  int bf_code = -1;
+  code_in >> bf_code;
+  EXPECT_EQ(bf_code, 1);
+  std::ifstream in(err_file);
+  std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(err.find("writing the result to stdout failed"), std::string::npos) << err;
+}
+
+TEST_F(CliQueryLimit, FromAndToRestrictTheTimeRange) {
+  auto store = std::make_shared<bf::LocalStore>(dir / "s");
+  const bf::DatasetRef timed{"acme", "web", "timed"};
+  for (const char* hh : {"00", "01", "02"})
+    bf::test::write_part(store, timed,
+                         std::string("SELECT TIMESTAMP '2026-01-01 ") + hh + ":30:00' AS _time, 'h" + hh + "' AS label", 1,
+                         true, std::string("year=2026/month=01/day=01/hour=") + hh);
+  cfg = config("storage: {type: local, path: " + (dir / "s").string() +
+               "}\naccounts: [{id: acme, tenants: [{id: web, datasets: [{id: logs}, {id: timed}]}]}]\n");
+  auto r = run_command(std::string(BF_BINARY) + " query --config " + cfg +
+                       " --dataset web/timed --format csv --from 2026-01-01T01:00:00Z --to 2026-01-01T03:00:00Z "
+                       "'SELECT label FROM events ORDER BY label'");
+  EXPECT_EQ(r.first, 0) << r.second;
+  EXPECT_EQ(r.second, "label\r\nh01\r\nh02\r\n");
+  auto bad = run_command(std::string(BF_BINARY) + " query --config " + cfg +
+                         " --dataset web/timed --from yesterday 'SELECT 1'");
+  EXPECT_NE(bad.first, 0);
+  EXPECT_NE(bad.second.find("RFC 3339"), std::string::npos) << bad.second;
+}
+
+// --url: each format asks the server for it, and a cut is reported the same way.
+TEST_F(CliQueryLimit, RemoteFormatsReportTheCut) {
+  const uint16_t port = bf::test::free_port();
+  const std::string server_cfg = (dir / "server.yaml").string();
+  std::ofstream(server_cfg) << "storage: {type: local, path: " << (dir / "s").string()
+                            << "}\naccounts: [{id: acme, tenants: [{id: web, query_keys: [cli-test-query-key-0123], "
+                               "datasets: [{id: logs}]}]}]\nquery: {listen: 127.0.0.1:"
+                            << port << ", max_rows: 10, temp_dir: " << (dir / "qtmp").string()
+                            << "}\nadmin: {enabled: false}\n";
+  bf::test::ChildOptions child_options;
+  child_options.log_file = (dir / "server.log").string();
+  bf::test::ChildProcess server({BF_BINARY, "query-server", "--config", server_cfg}, child_options);
+  ASSERT_TRUE(bf::test::wait_for_port(port, std::chrono::seconds(20)));
+  const std::string base = std::string(BF_BINARY) + " query --url http://127.0.0.1:" + std::to_string(port) +
+                           " --key cli-test-query-key-0123 --dataset web/logs ";
+  const std::string err_file = (dir / "remote-stderr.txt").string();
+  auto run = [&](const std::string& args) {
+    auto [code, out] = run_command("( " + base + args + " 2>" + err_file + " )");
+    std::ifstream in(err_file);
+    std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return Run{code, out, err};
+  };
+  for (const char* format : {"table", "json", "ndjson", "csv"}) {
+    auto r = run(std::string("--format ") + format + " 'SELECT n FROM events ORDER BY n'");
+    EXPECT_EQ(r.code, 3) << format << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("truncated at 10 rows"), std::string::npos) << format << ": " << r.err;
+  }
+  auto csv = run("--format csv 'SELECT n FROM events ORDER BY n LIMIT 2'");
+  EXPECT_EQ(csv.code, 0) << csv.err;
+  EXPECT_EQ(csv.out, "n\r\n0\r\n1\r\n");
+  auto nd = run("--format ndjson 'SELECT n FROM events ORDER BY n LIMIT 2'");
+  EXPECT_EQ(nd.code, 0) << nd.err;
+  EXPECT_EQ(nd.out.rfind("{\"n\":0}\n{\"n\":1}\n{\"_meta\":", 0), 0u) << nd.out;
 }
 
 TEST_F(Cli, MaxRowsIsRefusedWithUrl) {

@@ -272,7 +272,8 @@ TEST_F(HostileSqlTest, CteNamesOnlyShadowWithinTheirScope) {
 
 TEST_F(HostileSqlTest, SpillFilesArePrivateWhileAnotherTenantSpills) {
   QueryOptions o = options();
-  o.memory_limit = "48MB";
+  o.memory_limit = 48ull << 20;
+  o.max_concurrent = 1;  // the whole limit for this one engine
   o.threads = 1;
   o.timeout = std::chrono::milliseconds(20000);
   service.reset();
