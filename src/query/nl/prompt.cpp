@@ -152,7 +152,9 @@ std::string strip_values(const std::string& error, const std::string& sql) {
       break;
     }
     const std::string literal = error.substr(i, e - i + 1);
-    out += sql.find(literal) != std::string::npos || literal.size() == 2 ? literal : "'…'";
+    // Kept when the model wrote it itself (a function, table or literal of its SQL).
+    const std::string inner = literal.substr(1, literal.size() - 2);
+    out += inner.empty() || sql.find(inner) != std::string::npos ? literal : "'…'";
     i = e + 1;
   }
   return out;

@@ -38,8 +38,8 @@ struct ModelAnswer {
 // otherwise.
 std::optional<ModelAnswer> parse_model_answer(const std::string& text, std::string* why);
 
-// An error message as it may go back to the model: single-quoted literals that do
-// not occur in `sql` (DuckDB quotes values in conversion errors) become '…'.
+// An error message as it may go back to the model: single-quoted literals whose
+// text does not occur in `sql` (DuckDB quotes values in conversion errors) become '…'.
 std::string strip_values(const std::string& error, const std::string& sql);
 
 }  // namespace bf::nl
