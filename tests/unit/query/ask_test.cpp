@@ -358,6 +358,23 @@ TEST_F(AskTest, AskServiceWorksWithoutHttpAndFallsBackToDescribe) {
   EXPECT_FALSE(has(reqs[0].body, kUniqueHost));
 }
 
+// The worked examples teach the model SQL that this service accepts and runs.
+TEST_F(AskTest, ThePromptsExamplesPassTheGuardAndRun) {
+  const std::string prompt =
+      nl::build_system_prompt({web.str(), web.dataset, {{"level", "VARCHAR"}, {"_time", "TIMESTAMP"}}}, {});
+  size_t examples = 0;
+  for (size_t at = prompt.find("Answer: "); at != std::string::npos; at = prompt.find("Answer: ", at + 1)) {
+    const std::string line = prompt.substr(at + 8, prompt.find('\n', at) - at - 8);
+    std::string why;
+    auto a = nl::parse_model_answer(line, &why);
+    ASSERT_TRUE(a) << why << ": " << line;
+    EXPECT_NO_THROW(service->run("web/logs", a->sql)) << a->sql;
+    ++examples;
+  }
+  EXPECT_EQ(examples, 3u);
+  EXPECT_NE(prompt.find("level, count(*)"), std::string::npos) << prompt;  // top-N uses a real column
+}
+
 TEST(AskConfig, AccountsAiSectionIsParsedStrictly) {
   ::setenv("BF_ASK_TEST_KEY", "key-from-env-123", 1);
   auto root = ConfigNode::parse(R"(
