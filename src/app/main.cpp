@@ -28,6 +28,7 @@
 #include "piper/transform.h"
 #include "proxy/proxy.h"
 #include "proxy/source.h"
+#include "query/nl/ask_cli.h"
 #include "query/query_service.h"
 #include "receiver/receiver.h"
 #include "storage/lease_store.h"
@@ -437,6 +438,21 @@ int main(int argc, char** argv) {
     }
     throw CLI::RuntimeError(url.empty() ? query_local(config, dataset, sql, format, max_rows, range)
                                         : query_remote(url, key, dataset, sql, format, range));
+  });
+
+  // bytefreezer ask: a natural-language question through the account's AI (docs/ask.md).
+  std::string question;
+  auto* ask = app.add_subcommand("ask", "Ask a question in plain language; the account's AI writes the SQL");
+  ask->add_option("-c,--config", config, "Config file: ask locally with the storage and accounts[].ai it names")
+      ->capture_default_str();
+  ask->add_option("--url", url, "Ask a running query server instead (e.g. http://127.0.0.1:8082)");
+  ask->add_option("--key", key, "Query key for --url")->envname("BYTEFREEZER_QUERY_KEY");
+  ask->add_option("-d,--dataset", dataset, "TENANT/DATASET or ACCOUNT/TENANT/DATASET")->required();
+  ask->add_option("--format", format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  ask->add_option("question", question, "e.g. \"errors per hour yesterday\"")->required();
+  ask->callback([&] {
+    throw CLI::RuntimeError(url.empty() ? nl::ask_local(config, dataset, question, format == "json")
+                                        : nl::ask_remote(url, key, dataset, question, format == "json"));
   });
 
   // bytefreezer spool check|repair|stats DIR — for the proxy's and the receiver's spools.

@@ -19,6 +19,7 @@ Catalog Catalog::parse(const ConfigNode& root) {
     } catch (const InvalidId& e) {
       account.fail("id", e.what());
     }
+    if (account.has("ai")) catalog.set_ai_config(account_id, parse_ai_config(account.child("ai")));
     for (const ConfigNode& tenant : account.list("tenants")) {
       std::string tenant_id = tenant.str("id");
       try {
@@ -131,4 +132,12 @@ void Catalog::add_query_key(std::string key, KeyGrant grant) {
   if (!has_tenant(grant.account, grant.tenant)) tenants_.emplace_back(grant.account, grant.tenant);
   query_keys_.emplace_back(std::move(key), std::move(grant));
 }
+}  // namespace bf
+
+namespace bf {
+const AiConfig* Catalog::ai_config(const std::string& account) const {
+  auto it = ai_.find(account);
+  return it == ai_.end() ? nullptr : &it->second;
+}
+void Catalog::set_ai_config(const std::string& account, AiConfig config) { ai_[account] = std::move(config); }
 }  // namespace bf

@@ -5,6 +5,7 @@
 //
 //   accounts:
 //     - id: acme
+//       ai: {provider: openai, endpoint: URL, model: NAME}  # optional: NL questions (docs/ask.md)
 //       tenants:
 //         - id: default
 //           ingest_keys: ["secret-ingest-key"]   # may write the tenant's datasets
@@ -13,10 +14,13 @@
 //             - id: syslog
 //               pipeline: [{add: {field: env, value: prod}}]
 #include <boost/json/array.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/ai_config.h"
 
 namespace bf {
 
@@ -53,6 +57,9 @@ class Catalog {
   void add_dataset(DatasetInfo info);                 // tests and tooling
   void add_key(std::string key, KeyGrant grant);
   void add_query_key(std::string key, KeyGrant grant);
+  // The account's AI provider (`ai:` section), or nullptr when it has none.
+  const AiConfig* ai_config(const std::string& account) const;
+  void set_ai_config(const std::string& account, AiConfig config);
 
  private:
   std::vector<DatasetInfo> datasets_;
@@ -61,6 +68,7 @@ class Catalog {
   Keys keys_;
   Keys query_keys_;
   std::vector<std::pair<std::string, std::string>> tenants_;  // (account, tenant)
+  std::map<std::string, AiConfig> ai_;                          // by account
 };
 
 }  // namespace bf

@@ -18,6 +18,7 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "query/nl/ask_service.h"
 #include "query/sql_guard.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
@@ -558,6 +559,7 @@ size_t QueryService::engine_count() const {
 void QueryService::start() {
   Router router;
   router.add("POST", "/api/v1/query", [this](HttpRequest& req) { return impl_->handle(req); });
+  nl::add_ask_routes(router, *this, impl_->catalog, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
   add_standard_endpoints(router, [] { return true; });
   impl_->server = std::make_unique<HttpServer>("query", impl_->options.http, std::move(router));
   impl_->server->start();

@@ -1,0 +1,107 @@
+#include "query/nl/ask_cli.h"
+
+#include <boost/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "common/catalog.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "net/http_client.h"
+#include "query/nl/ask_service.h"
+#include "storage/object_store.h"
+#include "storage/sql_engine.h"
+
+namespace bf::nl {
+namespace {
+
+constexpr int kExitTruncated = 3;
+
+void print_answer(const std::string& sql, const std::string& explanation, const SqlResult& result, bool truncated) {
+  std::cout << "SQL:\n  " << sql << "\n\n";
+  if (!explanation.empty()) std::cout << explanation << "\n\n";
+  std::cout << result.to_table();
+  if (truncated) std::cout << "(result cut at query.max_rows)\n";
+}
+
+}  // namespace
+
+int ask_local(const std::string& config_path, const std::string& dataset, const std::string& question, bool json) {
+  ConfigNode root = ConfigNode::load_file(config_path);
+  init_logging(root.child("log").str("level", "warn"));
+  auto store = make_object_store(parse_storage_options(root.child("storage")));
+  auto catalog = std::make_shared<Catalog>(Catalog::parse(root));
+  QueryOptions options = parse_query_options(root.child("query"));
+  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer", "limits"}) root.mark_read(s);
+  root.check_unknown();
+  // Like `bytefreezer query --config`: a private spill root, never a running server's.
+  const std::filesystem::path temp_root =
+      std::filesystem::temp_directory_path() / ("bytefreezer-ask-" + std::to_string(::getpid()));
+  options.temp_dir = temp_root.string();
+  struct RemoveOnExit {
+    std::filesystem::path path;
+    ~RemoveOnExit() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } remove_temp_root{temp_root};
+  QueryService query(options, catalog, store);
+  AskService asker(query, catalog, store, options.max_response_bytes);
+  AskResult r;
+  try {
+    r = asker.ask(dataset, question);
+  } catch (const AskError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    if (!e.attempts_json.empty()) std::cerr << "attempts: " << e.attempts_json << "\n";
+    return 1;
+  }
+  if (json) {
+    std::cout << render_ask_response(r) << "\n";
+  } else {
+    print_answer(r.sql, r.explanation, r.outcome.result, r.outcome.truncated);
+  }
+  return r.outcome.truncated ? kExitTruncated : 0;
+}
+
+int ask_remote(const std::string& url, const std::string& key, const std::string& dataset, const std::string& question,
+               bool json) {
+  HttpClientOptions o;
+  o.timeout = std::chrono::milliseconds(300000);  // the model may take two turns, then the query runs
+  o.max_retries = 0;
+  HttpClient client(o);
+  Headers headers{{"Content-Type", "application/json"}, {"Authorization", "Bearer " + key}};
+  boost::json::object body{{"dataset", dataset}, {"question", question}};
+  HttpResult r = client.send("POST", url + "/api/v1/query/ask", headers, boost::json::serialize(body));
+  if (r.status != 200) {
+    std::cerr << "error: HTTP " << r.status << ": " << r.body << "\n";
+    return 1;
+  }
+  if (json) {
+    std::cout << r.body << "\n";
+    auto doc = boost::json::parse(r.body).as_object();
+    return doc.at("truncated").as_bool() ? kExitTruncated : 0;
+  }
+  auto doc = boost::json::parse(r.body).as_object();
+  SqlResult result;
+  for (const auto& c : doc.at("columns").as_array()) {
+    result.columns.emplace_back(c.at("name").as_string());
+    result.types.emplace_back(c.at("type").as_string());
+  }
+  for (const auto& row : doc.at("rows").as_array()) {
+    std::vector<std::optional<std::string>> values;
+    for (const auto& name : result.columns) {
+      const auto* v = row.as_object().if_contains(name);
+      if (!v || v->is_null()) values.emplace_back(std::nullopt);
+      else if (v->is_string()) values.emplace_back(std::string(v->get_string()));
+      else values.emplace_back(boost::json::serialize(*v));
+    }
+    result.rows.push_back(std::move(values));
+  }
+  const bool truncated = doc.at("truncated").as_bool();
+  print_answer(std::string(doc.at("sql").as_string()), std::string(doc.at("explanation").as_string()), result, truncated);
+  return truncated ? kExitTruncated : 0;
+}
+
+}  // namespace bf::nl
