@@ -46,6 +46,11 @@ struct PipelineOptions {
   std::string proxy_extra;        // more proxy: keys
 };
 
+// For gtest's parameter names in the test log.
+inline void PrintTo(const PipelineOptions& o, std::ostream* os) {
+  *os << o.storage << (o.split ? "/split" : "/all-in-one");
+}
+
 class FaultPipeline {
  public:
   explicit FaultPipeline(PipelineOptions o) : options_(std::move(o)) {
