@@ -29,6 +29,7 @@
 #include "proxy/proxy.h"
 #include "proxy/source.h"
 #include "query/nl/ask_cli.h"
+#include "query/local_session.h"
 #include "query/query_service.h"
 #include "receiver/receiver.h"
 #include "storage/lease_store.h"
@@ -275,32 +276,15 @@ struct TimeRange {
 // The result is streamed: printed while DuckDB produces it, never held whole.
 int query_local(const std::string& config_path, const std::string& dataset, const std::string& sql,
                 const std::string& format, int64_t max_rows, const TimeRange& range) {
-  ConfigNode root = ConfigNode::load_file(config_path);
-  init_logging(root.child("log").str("level", "warn"));
-  auto store = make_object_store(parse_storage_options(root.child("storage")));
-  auto catalog = std::make_shared<Catalog>(Catalog::parse(root));
-  QueryOptions options = parse_query_options(root.child("query"));
-  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer", "limits", "leases"}) root.mark_read(s);
-  root.check_unknown();
+  LocalQuerySession session(config_path);
+  const QueryOptions& options = session.options;
   const size_t limit = max_rows < 0 ? options.max_rows : static_cast<size_t>(max_rows);  // 0 = none
-  // A one-shot query must not clear the spill directories of a query server that
-  // runs with the same config: it gets a private temp root of its own.
-  const std::filesystem::path temp_root =
-      std::filesystem::temp_directory_path() / ("bytefreezer-query-" + std::to_string(::getpid()));
-  options.temp_dir = temp_root.string();
-  struct RemoveOnExit {
-    std::filesystem::path path;
-    ~RemoveOnExit() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } remove_temp_root{temp_root};
   QueryRequest request;
   request.dataset = dataset;
   request.sql = sql;
   if (!range.from.empty()) request.from_us = parse_rfc3339(range.from, true);
   if (!range.to.empty()) request.to_us = parse_rfc3339(range.to, true);
-  QueryService service(options, catalog, store);
+  QueryService service(options, session.catalog, session.store);
   StreamPrinter printer(format);
   QueryStats stats = service.stream(request, printer.sink(), limit);
   printer.finish(stats, limit);

@@ -42,6 +42,7 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   o.temp_dir = section.str("temp_dir", o.temp_dir);
   o.dedup_window = section.duration("dedup_window", o.dedup_window);
   o.conversion_timeout = section.duration("conversion_timeout", o.conversion_timeout);
+  o.quarantine_after = section.duration("quarantine_after", o.quarantine_after);
   return o;
 }
 
@@ -274,6 +275,11 @@ struct Packer::Impl {
       try {
         batch = decode_batch(data);
       } catch (const std::exception& e) {
+        if (now - obj.mtime_us < options.quarantine_after.count() * 1000) {
+          // Young enough to be an aborted upload the piper will redo.
+          counter("bf_packer_unreadable_waiting_total", "Undecodable processed objects left for their writer's retry", ref).inc();
+          continue;
+        }
         spdlog::error("packer: quarantining {}: {}", obj.key, e.what());
         store->put("quarantine/" + obj.key, data);
         store->remove(obj.key);

@@ -33,6 +33,9 @@ struct PackerOptions {
   // A conversion still running after this is cancelled and retried with fewer
   // batches; a single batch that still cannot be converted is quarantined.
   std::chrono::milliseconds conversion_timeout{120000};
+  // An undecodable processed object younger than this is left for its writer's
+  // retry to replace; older, it is quarantined.
+  std::chrono::milliseconds quarantine_after{120000};
 };
 PackerOptions parse_packer_options(const ConfigNode& section);
 

@@ -8,6 +8,7 @@
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/metrics.h"
+#include "common/time.h"
 #include "common/worker.h"
 #include "piper/transform.h"
 #include "storage/layout.h"
@@ -20,6 +21,7 @@ PiperOptions parse_piper_options(const ConfigNode& section) {
   o.interval = section.duration("interval", o.interval);
   o.max_batches_per_run = static_cast<size_t>(section.integer("max_batches_per_run", static_cast<int64_t>(o.max_batches_per_run)));
   if (o.max_batches_per_run == 0) section.fail("max_batches_per_run", "must be at least 1");
+  o.quarantine_after = section.duration("quarantine_after", o.quarantine_after);
   return o;
 }
 
@@ -71,7 +73,12 @@ struct Piper::Impl {
         try {
           events = decode_batch(data);
         } catch (const std::exception& e) {
-          // A corrupt object must not block the dataset: move it aside, counted.
+          // A corrupt object must not block the dataset: move it aside, counted —
+          // unless it is young enough to be an aborted upload its writer will redo.
+          if (now_us() - obj.mtime_us < options.quarantine_after.count() * 1000) {
+            metrics().counter("bf_piper_unreadable_waiting_total", "Undecodable raw objects left for their writer's retry", labels).inc();
+            continue;
+          }
           if (!still_ours()) return done;
           spdlog::error("piper: quarantining {}: {}", obj.key, e.what());
           store->put("quarantine/" + obj.key, data);

@@ -19,6 +19,9 @@ class ObjectStore;
 struct PiperOptions {
   std::chrono::milliseconds interval{2000};
   size_t max_batches_per_run = 1000;   // per dataset
+  // An undecodable raw object younger than this is left for its writer's retry to
+  // replace (an upload the store kept although it was aborted); older, it is quarantined.
+  std::chrono::milliseconds quarantine_after{120000};
 };
 PiperOptions parse_piper_options(const ConfigNode& section);
 

@@ -100,6 +100,19 @@ QueryOptions parse_query_options(const ConfigNode& section) {
   return o;
 }
 
+std::optional<KeyGrant> authenticate_query_request(const HttpRequest& req, const Catalog& catalog, HttpResponse& refusal) {
+  auto auth = req.header("Authorization");
+  const std::string prefix = "Bearer ";
+  if (!auth || auth->compare(0, prefix.size(), prefix) != 0) {
+    refusal = HttpResponse::error(401, "missing 'Authorization: Bearer <query key>'");
+    refusal.headers["WWW-Authenticate"] = "Bearer";
+    return std::nullopt;
+  }
+  auto grant = catalog.authenticate_query(auth->substr(prefix.size()));
+  if (!grant) refusal = HttpResponse::error(401, "invalid query key");
+  return grant;
+}
+
 struct QueryService::Impl {
   QueryOptions options;
   std::shared_ptr<const Catalog> catalog;
@@ -450,15 +463,9 @@ struct QueryService::Impl {
   }
 
   HttpResponse handle(HttpRequest& req) {
-    auto auth = req.header("Authorization");
-    const std::string prefix = "Bearer ";
-    if (!auth || auth->compare(0, prefix.size(), prefix) != 0) {
-      auto r = HttpResponse::error(401, "missing 'Authorization: Bearer <query key>'");
-      r.headers["WWW-Authenticate"] = "Bearer";
-      return r;
-    }
-    auto grant = catalog->authenticate_query(auth->substr(prefix.size()));
-    if (!grant) return HttpResponse::error(401, "invalid query key");
+    HttpResponse refusal;
+    auto grant = authenticate_query_request(req, *catalog, refusal);
+    if (!grant) return refusal;
     boost::system::error_code ec;
     auto body = boost::json::parse(req.body, ec);
     if (ec || !body.is_object()) return HttpResponse::error(400, "body must be a JSON object {\"dataset\": ..., \"sql\": ...}");

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/catalog.h"
 #include "net/http_server.h"
 #include "storage/sql_engine.h"
 
@@ -84,6 +85,10 @@ struct QueryStats {
 // Output formats of POST /api/v1/query and `bytefreezer query`.
 enum class ResultFormat { kJson, kNdjson, kCsv };
 std::optional<ResultFormat> parse_result_format(const std::string& name);
+
+// The grant of a request's query key (`Authorization: Bearer <query key>`), or
+// nullopt with the 401 to answer in `refusal`. Used by every query-key endpoint.
+std::optional<KeyGrant> authenticate_query_request(const HttpRequest& req, const Catalog& catalog, HttpResponse& refusal);
 
 class QueryService {
  public:

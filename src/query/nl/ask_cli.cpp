@@ -1,5 +1,7 @@
 #include "query/nl/ask_cli.h"
 
+#include "query/local_session.h"
+
 #include <boost/json.hpp>
 #include <unistd.h>
 
@@ -29,24 +31,10 @@ void print_answer(const std::string& sql, const std::string& explanation, const 
 }  // namespace
 
 int ask_local(const std::string& config_path, const std::string& dataset, const std::string& question, bool json) {
-  ConfigNode root = ConfigNode::load_file(config_path);
-  init_logging(root.child("log").str("level", "warn"));
-  auto store = make_object_store(parse_storage_options(root.child("storage")));
-  auto catalog = std::make_shared<Catalog>(Catalog::parse(root));
-  QueryOptions options = parse_query_options(root.child("query"));
-  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer", "limits"}) root.mark_read(s);
-  root.check_unknown();
-  // Like `bytefreezer query --config`: a private spill root, never a running server's.
-  const std::filesystem::path temp_root =
-      std::filesystem::temp_directory_path() / ("bytefreezer-ask-" + std::to_string(::getpid()));
-  options.temp_dir = temp_root.string();
-  struct RemoveOnExit {
-    std::filesystem::path path;
-    ~RemoveOnExit() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } remove_temp_root{temp_root};
+  LocalQuerySession session(config_path);
+  const auto& options = session.options;
+  auto& store = session.store;
+  auto& catalog = session.catalog;
   QueryService query(options, catalog, store);
   AskService asker(query, catalog, store, options.max_response_bytes);
   AskResult r;

@@ -223,15 +223,9 @@ std::string render_ask_response(const AskResult& r) {
 }
 
 HttpResponse AskService::handle(HttpRequest& req) {
-  auto auth = req.header("Authorization");
-  const std::string prefix = "Bearer ";
-  if (!auth || auth->compare(0, prefix.size(), prefix) != 0) {
-    auto r = HttpResponse::error(401, "missing 'Authorization: Bearer <query key>'");
-    r.headers["WWW-Authenticate"] = "Bearer";
-    return r;
-  }
-  auto grant = catalog_->authenticate_query(auth->substr(prefix.size()));
-  if (!grant) return HttpResponse::error(401, "invalid query key");
+  HttpResponse refusal;
+  auto grant = authenticate_query_request(req, *catalog_, refusal);
+  if (!grant) return refusal;
   boost::system::error_code ec;
   auto body = boost::json::parse(req.body, ec);
   if (ec || !body.is_object())

@@ -118,10 +118,16 @@ TEST_F(PackerTest, EpochNumbersAreEventTimes) {
 }
 
 TEST_F(PackerTest, CorruptInputIsQuarantinedNotLost) {
+  PackerOptions o;
+  o.quarantine_after = std::chrono::milliseconds(200);
+  packer = std::make_unique<Packer>(o, catalog, store);
   std::string bad = processed_key(ref, new_ulid());
   store->put(bad, "garbage");
   add_batch({Event{{"_time", "2026-03-01T10:00:00Z"}, {"_received", "2026-03-01T10:00:00Z"}, {"n", 1}}});
   EXPECT_EQ(packer->run_once(), 1u);
+  EXPECT_EQ(store->get(bad), "garbage");  // young: left for the writer's retry
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(packer->run_once(), 0u);
   EXPECT_EQ(store->get("quarantine/" + bad), "garbage");
   EXPECT_TRUE(store->list_all("processed/").empty());
 }
