@@ -60,6 +60,10 @@ std::string encode_batch(const std::vector<Event>& events) {
 }
 
 std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes) {
+  // No stage stores an empty batch, so an empty object is a read that raced a write
+  // (some S3 servers show an object empty while it is being overwritten): never
+  // "a batch of no events", which would let the batch be committed with nothing in it.
+  if (compressed.empty()) throw BatchFormatError("empty batch object");
   return parse_ndjson(decompress(Encoding::zstd, compressed, max_bytes));
 }
 

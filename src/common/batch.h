@@ -31,6 +31,7 @@ std::optional<int64_t> parse_event_time(const boost::json::value& v);
 
 // zstd NDJSON, as stored in raw/ and processed/.
 std::string encode_batch(const std::vector<Event>& events);
+// Throws BatchFormatError for an empty object (no stage writes one).
 std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes = size_t(1) << 30);
 
 }  // namespace bf

@@ -79,3 +79,9 @@ TEST(Batch, EventTimeFromTextOrEpochNumbers) {
   EXPECT_FALSE(parse_event_time(boost::json::value(true)));
   EXPECT_FALSE(parse_event_time(boost::json::value(nullptr)));
 }
+
+TEST(BatchCodec, AnEmptyObjectIsNotABatchOfNoEvents) {
+  // A read that raced an overwrite on some S3 servers returns "": it must not pass
+  // as a batch with no events (which would be committed as delivered).
+  EXPECT_THROW(bf::decode_batch(""), bf::BatchFormatError);
+}
