@@ -326,21 +326,7 @@ int query_remote(const std::string& url, const std::string& key, const std::stri
     return report_truncation(truncated, row_count, how);
   }
   // Render the API's answer as a table through SqlResult.
-  SqlResult result;
-  for (const auto& c : doc.at("columns").as_array()) {
-    result.columns.emplace_back(c.at("name").as_string());
-    result.types.emplace_back(c.at("type").as_string());
-  }
-  for (const auto& row : doc.at("rows").as_array()) {
-    std::vector<std::optional<std::string>> values;
-    for (const auto& name : result.columns) {
-      const auto& v = row.as_object().at(name);
-      if (v.is_null()) values.emplace_back(std::nullopt);
-      else if (v.is_string()) values.emplace_back(std::string(v.get_string()));
-      else values.emplace_back(boost::json::serialize(v));
-    }
-    result.rows.push_back(std::move(values));
-  }
+  SqlResult result = sql_result_from_response(doc);
   std::cout << result.to_table();
   if (truncated) std::cout << "(result cut at " << row_count << " rows)\n";
   return report_truncation(truncated, row_count, how);

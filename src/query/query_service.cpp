@@ -100,6 +100,25 @@ QueryOptions parse_query_options(const ConfigNode& section) {
   return o;
 }
 
+SqlResult sql_result_from_response(const boost::json::object& response) {
+  SqlResult result;
+  for (const auto& c : response.at("columns").as_array()) {
+    result.columns.emplace_back(c.at("name").as_string());
+    result.types.emplace_back(c.at("type").as_string());
+  }
+  for (const auto& row : response.at("rows").as_array()) {
+    std::vector<std::optional<std::string>> values;
+    for (const auto& name : result.columns) {
+      const auto* v = row.as_object().if_contains(name);
+      if (!v || v->is_null()) values.emplace_back(std::nullopt);
+      else if (v->is_string()) values.emplace_back(std::string(v->get_string()));
+      else values.emplace_back(boost::json::serialize(*v));
+    }
+    result.rows.push_back(std::move(values));
+  }
+  return result;
+}
+
 std::optional<KeyGrant> authenticate_query_request(const HttpRequest& req, const Catalog& catalog, HttpResponse& refusal) {
   auto auth = req.header("Authorization");
   const std::string prefix = "Bearer ";

@@ -21,6 +21,10 @@
 #include "net/http_server.h"
 #include "storage/sql_engine.h"
 
+namespace boost::json {
+class object;
+}
+
 namespace bf {
 
 class Catalog;
@@ -89,6 +93,10 @@ std::optional<ResultFormat> parse_result_format(const std::string& name);
 // The grant of a request's query key (`Authorization: Bearer <query key>`), or
 // nullopt with the 401 to answer in `refusal`. Used by every query-key endpoint.
 std::optional<KeyGrant> authenticate_query_request(const HttpRequest& req, const Catalog& catalog, HttpResponse& refusal);
+
+// The "columns" and "rows" of a JSON query response (POST /api/v1/query, /ask) as
+// a SqlResult, for clients that print it (the CLI's --url mode).
+SqlResult sql_result_from_response(const boost::json::object& response);
 
 class QueryService {
  public:

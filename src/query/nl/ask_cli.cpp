@@ -1,7 +1,5 @@
 #include "query/nl/ask_cli.h"
 
-#include "query/local_session.h"
-
 #include <boost/json.hpp>
 #include <unistd.h>
 
@@ -12,7 +10,9 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "net/http_client.h"
+#include "query/local_session.h"
 #include "query/nl/ask_service.h"
+#include "query/query_service.h"
 #include "storage/object_store.h"
 #include "storage/sql_engine.h"
 
@@ -72,21 +72,7 @@ int ask_remote(const std::string& url, const std::string& key, const std::string
     return doc.at("truncated").as_bool() ? kExitTruncated : 0;
   }
   auto doc = boost::json::parse(r.body).as_object();
-  SqlResult result;
-  for (const auto& c : doc.at("columns").as_array()) {
-    result.columns.emplace_back(c.at("name").as_string());
-    result.types.emplace_back(c.at("type").as_string());
-  }
-  for (const auto& row : doc.at("rows").as_array()) {
-    std::vector<std::optional<std::string>> values;
-    for (const auto& name : result.columns) {
-      const auto* v = row.as_object().if_contains(name);
-      if (!v || v->is_null()) values.emplace_back(std::nullopt);
-      else if (v->is_string()) values.emplace_back(std::string(v->get_string()));
-      else values.emplace_back(boost::json::serialize(*v));
-    }
-    result.rows.push_back(std::move(values));
-  }
+  SqlResult result = sql_result_from_response(doc);
   const bool truncated = doc.at("truncated").as_bool();
   print_answer(std::string(doc.at("sql").as_string()), std::string(doc.at("explanation").as_string()), result, truncated);
   return truncated ? kExitTruncated : 0;
