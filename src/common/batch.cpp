@@ -1,9 +1,11 @@
 #include "common/batch.h"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <cmath>
+#include <cstdint>
 
 #include "common/time.h"
 
@@ -55,8 +57,51 @@ std::optional<int64_t> parse_event_time(const boost::json::value& v) {
   return static_cast<int64_t>(micros);
 }
 
-std::string encode_batch(const std::vector<Event>& events) {
-  return compress(Encoding::zstd, to_ndjson(events));
+namespace {
+constexpr uint32_t kEnvelopeMagic = 0x184D2A5B;  // one of zstd's skippable-frame magics
+// An envelope is small metadata; a larger size field means a corrupt or foreign object.
+constexpr uint32_t kMaxEnvelopeBytes = 16u << 20;
+
+void put_le32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+uint32_t get_le32(std::string_view in) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[static_cast<size_t>(i)]);
+  return v;
+}
+}  // namespace
+
+std::string wrap_batch_object(const BatchEnvelope& envelope, std::string_view compressed_ndjson) {
+  if (envelope.empty()) return std::string(compressed_ndjson);
+  const std::string json = boost::json::serialize(envelope);
+  if (json.size() > kMaxEnvelopeBytes) throw BatchFormatError("batch envelope larger than 16 MiB");
+  std::string out;
+  out.reserve(8 + json.size() + compressed_ndjson.size());
+  put_le32(out, kEnvelopeMagic);
+  put_le32(out, static_cast<uint32_t>(json.size()));
+  out += json;
+  out += compressed_ndjson;
+  return out;
+}
+
+BatchObject split_batch_object(std::string_view object) {
+  BatchObject b;
+  b.payload = object;
+  if (object.size() < 4 || get_le32(object) != kEnvelopeMagic) return b;
+  if (object.size() < 8) throw BatchFormatError("truncated batch envelope");
+  const uint32_t size = get_le32(object.substr(4));
+  if (size > kMaxEnvelopeBytes || object.size() - 8 < size) throw BatchFormatError("truncated batch envelope");
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(object.substr(8, size), ec);
+  if (ec || !v.is_object()) throw BatchFormatError("malformed batch envelope");
+  b.envelope = std::move(v.get_object());
+  b.payload = object.substr(8 + size);
+  return b;
+}
+
+std::string encode_batch(const std::vector<Event>& events, const BatchEnvelope& envelope) {
+  return wrap_batch_object(envelope, compress(Encoding::zstd, to_ndjson(events)));
 }
 
 std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes) {
@@ -64,7 +109,9 @@ std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes) {
   // (some S3 servers show an object empty while it is being overwritten): never
   // "a batch of no events", which would let the batch be committed with nothing in it.
   if (compressed.empty()) throw BatchFormatError("empty batch object");
-  return parse_ndjson(decompress(Encoding::zstd, compressed, max_bytes));
+  BatchObject object = split_batch_object(compressed);
+  if (object.payload.empty()) throw BatchFormatError("batch object has an envelope but no events");
+  return parse_ndjson(decompress(Encoding::zstd, object.payload, max_bytes));
 }
 
 }  // namespace bf

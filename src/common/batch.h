@@ -29,8 +29,27 @@ std::vector<Event> parse_ndjson(std::string_view text);
 // seconds (values >= 1e11 read as ms, >= 1e14 as µs, >= 1e17 as ns). nullopt otherwise.
 std::optional<int64_t> parse_event_time(const boost::json::value& v);
 
+// The batch envelope (DESIGN.md §3): metadata about a batch stored beside its events,
+// not in them — e.g. the receive time, source and peer the receiver saw, which the next
+// stage applies as defaults when it decodes anyway. It travels as a zstd skippable frame
+// (magic 0x184D2A5B) ahead of the compressed NDJSON, so any zstd tool (and DuckDB's
+// read_ndjson) still reads the object as plain NDJSON and skips the envelope.
+//   object = [skippable frame: LE u32 magic, LE u32 size, envelope JSON] zstd-frames...
+// An object without the frame has an empty envelope. Members are free-form JSON; the
+// ones in use are listed in docs/storage.md.
+using BatchEnvelope = boost::json::object;
+
+// Prefixes an already zstd-compressed payload with the envelope (no frame if it is empty).
+std::string wrap_batch_object(const BatchEnvelope& envelope, std::string_view compressed_ndjson);
+struct BatchObject {
+  BatchEnvelope envelope;
+  std::string_view payload;  // the zstd NDJSON after the envelope (points into the input)
+};
+// Throws BatchFormatError for a truncated or malformed envelope frame.
+BatchObject split_batch_object(std::string_view object);
+
 // zstd NDJSON, as stored in raw/ and processed/.
-std::string encode_batch(const std::vector<Event>& events);
+std::string encode_batch(const std::vector<Event>& events, const BatchEnvelope& envelope = {});
 // Throws BatchFormatError for an empty object (no stage writes one).
 std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes = size_t(1) << 30);
 

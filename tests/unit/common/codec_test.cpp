@@ -85,3 +85,30 @@ TEST(BatchCodec, AnEmptyObjectIsNotABatchOfNoEvents) {
   // as a batch with no events (which would be committed as delivered).
   EXPECT_THROW(bf::decode_batch(""), bf::BatchFormatError);
 }
+
+TEST(BatchEnvelope, TravelsAsASkippableFrameThatPlainZstdIgnores) {
+  std::vector<Event> events{Event{{"msg", "a"}}, Event{{"msg", "b"}}};
+  const BatchEnvelope env{{"received", "2026-12-02T07:00:00Z"}, {"source", "http-ingest"}};
+  const std::string object = encode_batch(events, env);
+  // Any zstd reader sees only the NDJSON.
+  EXPECT_EQ(decompress(Encoding::zstd, object, 1 << 20), "{\"msg\":\"a\"}\n{\"msg\":\"b\"}\n");
+  BatchObject split = split_batch_object(object);
+  EXPECT_EQ(split.envelope.at("source").as_string(), "http-ingest");
+  EXPECT_EQ(decompress(Encoding::zstd, split.payload, 1 << 20).size(), 24u);
+  EXPECT_EQ(decode_batch(object).size(), 2u);
+  // No envelope: no frame, the object is the compressed NDJSON itself.
+  const std::string plain = encode_batch(events);
+  EXPECT_TRUE(split_batch_object(plain).envelope.empty());
+  EXPECT_EQ(split_batch_object(plain).payload.size(), plain.size());
+}
+
+TEST(BatchEnvelope, TruncatedOrMalformedFramesAreRefused) {
+  const std::string object = encode_batch({Event{{"a", 1}}}, BatchEnvelope{{"k", "v"}});
+  EXPECT_THROW(split_batch_object(std::string_view(object).substr(0, 6)), BatchFormatError);
+  EXPECT_THROW(split_batch_object(std::string_view(object).substr(0, 12)), BatchFormatError);
+  std::string bad = object;
+  bad[8] = '[';  // the JSON is no longer an object
+  EXPECT_THROW(split_batch_object(bad), BatchFormatError);
+  // An envelope with no events after it is not a batch.
+  EXPECT_THROW(decode_batch(wrap_batch_object(BatchEnvelope{{"k", "v"}}, "")), BatchFormatError);
+}
