@@ -200,7 +200,9 @@ void Forwarder::submit_or_wait(const ProxyBatch& batch) {
       return;
     } catch (const SpoolFull&) {
     } catch (const std::exception& e) {
-      if (!is_out_of_space(e) || force) {
+      // A full disk is waited out like a full spool (an empty spool does not make
+      // room on the disk); only a stopping proxy, or another error, gives the batch up.
+      if (!is_out_of_space(e) || release_.load()) {
         finish_wait();
         metrics()
             .counter("bf_proxy_dropped_total", "Events the proxy discarded",

@@ -44,6 +44,7 @@ struct PipelineOptions {
   bool split = false;             // one process per component
   std::string receiver_extra;     // more receiver: keys (YAML flow mapping entries)
   std::string proxy_extra;        // more proxy: keys
+  size_t disk_bytes = 0;          // > 0: the pipeline's directory is a tmpfs of this size (a disk that fills)
 };
 
 // For gtest's parameter names in the test log.
@@ -54,6 +55,15 @@ inline void PrintTo(const PipelineOptions& o, std::ostream* os) {
 class FaultPipeline {
  public:
   explicit FaultPipeline(PipelineOptions o) : options_(std::move(o)) {
+    fs::create_directories(dir);
+    fs::create_directories(log_dir);
+    if (options_.disk_bytes > 0) {
+      // A real small file system, so writes fail with ENOSPC as on a full disk.
+      const std::string cmd = "mount -t tmpfs -o size=" + std::to_string(options_.disk_bytes) + " tmpfs " + dir.string() +
+                              " 2>/dev/null";
+      mounted = std::system(cmd.c_str()) == 0;
+      if (!mounted) return;  // the test skips: no way to make a small file system here
+    }
     fs::create_directories(dir / "tmp");
     if (options_.storage == "s3") {
       s3 = std::make_unique<S3rver>();
@@ -67,11 +77,14 @@ class FaultPipeline {
   }
   ~FaultPipeline() {
     procs.clear();
+    if (mounted) std::system(("umount " + dir.string()).c_str());
     if (!::testing::Test::HasFailure()) {
       std::error_code ec;
       fs::remove_all(dir, ec);
+      fs::remove_all(log_dir, ec);
     }
   }
+  bool mounted = false;
 
   // Split: two pipers and two packers, which share one lease file and take
   // datasets over from each other as they are killed.
@@ -85,7 +98,7 @@ class FaultPipeline {
     const std::string subcommand = name.substr(0, name.find('-'));
     procs[name] = std::make_unique<ChildProcess>(
         std::vector<std::string>{BF_BINARY, subcommand, "--config", config},
-        ChildOptions{dir.string(), (dir / (name + ".log")).string(),
+        ChildOptions{dir.string(), (log_dir / (name + ".log")).string(),
                      {{"BYTEFREEZER_ADMIN__LISTEN", "127.0.0.1:" + std::to_string(admin_ports.at(name))}}});
   }
   void start_all() {
@@ -119,6 +132,7 @@ class FaultPipeline {
   }
 
   fs::path dir = fs::temp_directory_path() / ("bf-fault-" + new_ulid());
+  fs::path log_dir = fs::path(dir.string() + "-logs");  // beside dir: logs must not fill (or be lost with) a full disk
   std::unique_ptr<S3rver> s3;
   StorageOptions storage;
   uint16_t syslog_port = free_port();
