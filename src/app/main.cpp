@@ -1,5 +1,6 @@
 // bytefreezer: one binary, every component as a subcommand, and `run` for all of
 // them in one process (DESIGN.md §1).
+#include <atomic>
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
@@ -163,6 +164,20 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   if (packer_options) packer = std::make_unique<Packer>(*packer_options, catalog, store, worker_leases);
   if (query_options) query = std::make_unique<QueryService>(*query_options, catalog, store);
 
+  // In one process a stage wakes the next as soon as it has written its input,
+  // instead of leaving it to the next poll (separate processes poll the store).
+  if (receiver && piper) receiver->on_uploaded([p = piper.get()] { p->wake(); });
+  if (piper && packer) {
+    // The packer at once only for a part's worth of batches: waking it per batch
+    // would cut the lake into tiny files; smaller backlogs wait for its interval.
+    auto pending = std::make_shared<std::atomic<size_t>>(0);
+    piper->on_written([k = packer.get(), pending, part = packer_options->max_batches_per_part] {
+      if (pending->fetch_add(1) + 1 >= part) {
+        pending->store(0);
+        k->wake();
+      }
+    });
+  }
   // Downstream first, so that data has somewhere to go when the proxy starts.
   if (packer) packer->start();
   if (piper) piper->start();

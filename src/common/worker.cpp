@@ -32,8 +32,20 @@ void PeriodicWorker::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void PeriodicWorker::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
 void PeriodicWorker::loop() {
   while (true) {
+    {
+      std::lock_guard lock(mu_);
+      woken_ = false;  // a wake() from now on asks for another run
+    }
     // A failing step (store down, out of descriptors, ...) is logged, counted and
     // retried at the next interval; it never ends the thread or the process.
     try {
@@ -46,7 +58,7 @@ void PeriodicWorker::loop() {
       spdlog::error("{}: step threw a non-standard exception", name_);
     }
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, interval_, [this] { return stopping_; });
+    cv_.wait_for(lock, interval_, [this] { return stopping_ || woken_; });
     if (stopping_) return;
   }
 }

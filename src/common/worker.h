@@ -17,6 +17,9 @@ class PeriodicWorker {
   ~PeriodicWorker();
   void start();
   void stop();  // waits for the running step to finish
+  // Runs the step again as soon as the current one (if any) finishes, without
+  // waiting for the interval: a stage that has new input for this one calls it.
+  void wake();
 
  private:
   void loop();
@@ -28,6 +31,7 @@ class PeriodicWorker {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool woken_ = false;
 };
 
 }  // namespace bf

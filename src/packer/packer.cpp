@@ -384,6 +384,10 @@ void Packer::start() {
   impl_->worker->start();
 }
 
+void Packer::wake() {
+  if (impl_->worker) impl_->worker->wake();
+}
+
 void Packer::stop() {
   // Bounded: a conversion in progress is interrupted (its inputs stay for the next
   // start) — again until the worker has returned, in case one starts meanwhile.

@@ -50,6 +50,8 @@ class Packer {
   void start();
   // Stops the worker and releases the leases held.
   void stop();
+  // Runs again at once instead of at the next interval (a part's worth of input waits).
+  void wake();
 
  private:
   struct Impl;

@@ -32,6 +32,7 @@ struct Piper::Impl {
   std::vector<std::pair<DatasetRef, Pipeline>> pipelines;
   std::unique_ptr<PeriodicWorker> worker;
   std::unique_ptr<DatasetLeases> leases;
+  std::function<void()> written_callback;
 
   size_t process_dataset(const DatasetRef& ref, const Pipeline& pipeline) {
     Labels labels{{"tenant", ref.tenant}, {"dataset", ref.dataset}};
@@ -96,6 +97,7 @@ struct Piper::Impl {
         store->remove(obj.key);
         batches.inc();
         ++done;
+        if (written_callback) written_callback();
       }
     } while (!token.empty());
     return done;
@@ -134,6 +136,12 @@ void Piper::start() {
   impl_->worker = std::make_unique<PeriodicWorker>("piper", impl_->options.interval, [this] { run_once(); });
   impl_->worker->start();
 }
+
+void Piper::wake() {
+  if (impl_->worker) impl_->worker->wake();
+}
+
+void Piper::on_written(std::function<void()> callback) { impl_->written_callback = std::move(callback); }
 
 void Piper::stop() {
   if (impl_->worker) impl_->worker->stop();

@@ -6,6 +6,7 @@
 // each processed/ write and raw/ delete (docs/reliability.md, "Leases and fencing").
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 
 #include "storage/lease_store.h"
@@ -37,6 +38,10 @@ class Piper {
   void start();
   // Stops the worker and releases the leases held.
   void stop();
+  // Runs again at once instead of at the next interval (new objects in raw/).
+  void wake();
+  // Called after each batch reaches processed/; set before start().
+  void on_written(std::function<void()> callback);
 
  private:
   struct Impl;

@@ -142,6 +142,7 @@ struct Receiver::Impl {
   std::condition_variable wake;
   bool stopping = false;
   std::atomic<bool> started{false};
+  std::function<void()> uploaded_callback;
   // False after a failed ledger lookup or upload; true after a successful upload.
   std::atomic<bool> store_reachable{true};
   // Serialises the check-then-store of one idempotency key (striped by hash).
@@ -315,6 +316,7 @@ struct Receiver::Impl {
       metrics().counter("bf_receiver_uploads_total", "Batches uploaded to raw/").inc();
     }
     spool.remove(id);
+    if (uploaded_callback) uploaded_callback();
   }
 
   // Uploads every spooled batch; returns false if any upload failed.
@@ -407,6 +409,8 @@ void Receiver::stop() {
 
 uint16_t Receiver::port() const { return impl_->server ? impl_->server->port() : 0; }
 bool Receiver::ready() const { return impl_->started; }
+void Receiver::on_uploaded(std::function<void()> callback) { impl_->uploaded_callback = std::move(callback); }
+
 size_t Receiver::spooled_batches() const { return impl_->spool.list().size(); }
 
 }  // namespace bf

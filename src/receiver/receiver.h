@@ -7,6 +7,7 @@
 // "duplicate", a reused id with other content 409 (storage/ledger.h).
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -43,6 +44,8 @@ class Receiver {
   uint16_t port() const;
   bool ready() const;
   size_t spooled_batches() const;
+  // Called (on the uploader thread) after each batch reaches raw/; set before start().
+  void on_uploaded(std::function<void()> callback);
 
  private:
   struct Impl;

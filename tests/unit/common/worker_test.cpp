@@ -27,3 +27,23 @@ TEST(PeriodicWorker, StepThatThrowsIsCountedAndRetried) {
   EXPECT_GE(calls.load(), 4);
   EXPECT_EQ(metrics().value("bf_worker_errors_total", {{"worker", "t_worker_throws"}}), 2);
 }
+
+TEST(PeriodicWorker, WakeRunsTheStepWithoutWaitingForTheInterval) {
+  std::atomic<int> calls{0};
+  PeriodicWorker w("t_worker_wake", std::chrono::hours(1), [&] { ++calls; });
+  w.start();
+  auto wait_for = [&](int n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (calls.load() < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return calls.load() >= n;
+  };
+  ASSERT_TRUE(wait_for(1));  // the first run is at start
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(calls.load(), 1) << "ran again before its (one hour) interval without a wake";
+  w.wake();
+  EXPECT_TRUE(wait_for(2)) << "wake() did not run the step";
+  w.wake();
+  EXPECT_TRUE(wait_for(3));
+  w.stop();
+}
