@@ -6,6 +6,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +42,9 @@ class MetricsRegistry {
   std::string prometheus_text() const;
   // Test helper: the value of a counter/gauge series, or 0 if it does not exist.
   int64_t value(const std::string& name, const Labels& labels = {}) const;
+  // The sum over every series of `name` whose labels include all of `subset`
+  // (any order); nullopt when no such series exists.
+  std::optional<int64_t> sum(const std::string& name, const Labels& subset) const;
 
  private:
   struct Family {
@@ -54,5 +59,33 @@ class MetricsRegistry {
 
 // The process-wide registry every component reports into.
 MetricsRegistry& metrics();
+
+// The component contract (docs/metrics.md, in the manner of Vector's component
+// specification): every source, stage and sink reports the same core series under
+// the same names, labelled component_kind (source | stage | sink), component_type
+// (syslog_tcp, receiver, piper, …) and component_id, plus its own extra labels.
+// Constructing it registers the four traffic counters at 0, so they are present
+// before the first event; tests/fixtures/component_contract.h checks a component
+// against the contract.
+enum class Discard { intentional, unintentional };  // filter/sample vs malformed/overflow
+
+class ComponentMetrics {
+ public:
+  ComponentMetrics(std::string_view kind, std::string_view type, std::string_view id, Labels extra = {});
+  Counter& received_events;  // bf_component_received_events_total
+  Counter& received_bytes;   // bf_component_received_bytes_total
+  Counter& sent_events;      // bf_component_sent_events_total
+  Counter& sent_bytes;       // bf_component_sent_bytes_total
+  // bf_component_errors_total{stage, error_type}: a failure the component reports
+  // (a retried write, a rejected request, …); stage names where in the component.
+  Counter& error(std::string_view stage, std::string_view error_type) const;
+  // bf_component_discarded_events_total{intentional, reason}: events given up.
+  Counter& discarded(Discard kind, std::string_view reason) const;
+  const Labels& labels() const { return labels_; }
+
+ private:
+  ComponentMetrics(Labels labels);
+  Labels labels_;
+};
 
 }  // namespace bf

@@ -1,3 +1,4 @@
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include "common/crc32c.h"
 #include "common/spool.h"
 #include "common/ulid.h"
+#include "fixtures/component_contract.h"
 
 using namespace bf;
 namespace fs = std::filesystem;
@@ -23,6 +25,38 @@ TEST(Metrics, PrometheusText) {
   EXPECT_NE(text.find("bf_x_total{source=\"a\\\"b\"} 4"), std::string::npos) << text;
   EXPECT_NE(text.find("bf_y -2"), std::string::npos);
   EXPECT_EQ(r.value("bf_x_total", {{"source", "a\"b"}}), 4);
+}
+
+TEST(Metrics, SumOverSeriesWithALabelSubset) {
+  MetricsRegistry r;
+  r.counter("bf_s_total", "", {{"kind", "a"}, {"ds", "x"}}).inc(2);
+  r.counter("bf_s_total", "", {{"kind", "a"}, {"ds", "y"}}).inc(3);
+  r.counter("bf_s_total", "", {{"kind", "ab"}, {"ds", "x"}}).inc(100);  // "a" must not match "ab"
+  EXPECT_EQ(r.sum("bf_s_total", {{"kind", "a"}}), 5);
+  EXPECT_EQ(r.sum("bf_s_total", {{"ds", "x"}, {"kind", "a"}}), 2);  // any order
+  EXPECT_EQ(r.sum("bf_s_total", {{"kind", "b"}}), std::nullopt);
+  EXPECT_EQ(r.sum("bf_missing_total", {}), std::nullopt);
+  EXPECT_EQ(r.sum("bf_s_total", {}), 105);
+}
+
+TEST(ComponentContract, CoreSeriesExistAtZeroAndTheHelperFailsAComponentThatCountsNothing) {
+  ComponentMetrics m("stage", "t_contract_stage", "one", {{"dataset", "d"}});
+  EXPECT_EQ(metrics().sum("bf_component_received_events_total", {{"component_type", "t_contract_stage"}}), 0);
+  // Nothing counted yet: the helper must fail it.
+  EXPECT_NONFATAL_FAILURE(test::expect_component_contract("stage", "t_contract_stage"), "counted nothing");
+  m.received_events.inc(10);
+  m.received_bytes.inc(100);
+  m.sent_events.inc(9);
+  m.sent_bytes.inc(90);
+  m.discarded(Discard::unintentional, "malformed").inc();
+  m.error("decode", "malformed").inc();
+  test::expect_component_contract("stage", "t_contract_stage", {true, true, true, false});
+  EXPECT_NONFATAL_FAILURE(test::expect_component_contract("stage", "t_contract_stage", {true, false, false, true}),
+                          "intentional discards");
+  EXPECT_EQ(metrics().value("bf_component_discarded_events_total",
+                            {{"component_kind", "stage"}, {"component_type", "t_contract_stage"}, {"component_id", "one"},
+                             {"dataset", "d"}, {"intentional", "false"}, {"reason", "malformed"}}),
+            1);
 }
 
 class SpoolTest : public ::testing::Test {
