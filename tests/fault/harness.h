@@ -319,6 +319,21 @@ class Lake {
       for (size_t i = 0; i < objects.size() && i < 5; ++i) out += "\n  " + objects[i].key;
       out += "\n";
     }
+    // Batches the ledger knows of (accepted by a receiver) that no commit holds: a
+    // batch lost after its upload shows here even when every stage is empty.
+    for (const char* dataset : {"events", "syslog"}) {
+      const DatasetRef ref{"acme", "default", dataset};
+      size_t uncommitted = 0;
+      std::string sample;
+      for (const auto& obj : store_->list_all(batch_records_prefix(ref))) {
+        auto id = obj.key.substr(obj.key.rfind('/') + 1);
+        id = id.substr(0, id.find('.'));
+        auto record = get_batch_record(*store_, ref, id);
+        if (record && !record->commit.empty()) continue;
+        if (++uncommitted <= 5) sample += "\n  " + obj.key;
+      }
+      out += std::string("uncommitted ledger records (") + dataset + "): " + std::to_string(uncommitted) + sample + "\n";
+    }
     return out;
   }
 
