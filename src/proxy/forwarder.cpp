@@ -150,6 +150,7 @@ void Forwarder::store(const ProxyBatch& batch, Spool::PutOptions put) {
   meta["events"] = batch.events;
   spool_.put(batch.id, json::serialize(meta), batch.data, put);
   metrics().counter("bf_proxy_batches_spooled_total", "Batches written to the proxy spool").inc();
+  metrics().counter("bf_proxy_events_spooled_total", "Events written to the proxy spool").inc(batch.events);
   update_spool_gauge(spool_);
   {
     std::lock_guard lock(mu_);
