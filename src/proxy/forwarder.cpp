@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/utf8.h"
+#include "common/worker.h"
 #include "net/conn_limits.h"
 
 namespace bf {
@@ -297,6 +298,7 @@ void Forwarder::resume_locked(const Key& key, Queue& q) {
 }
 
 void Forwarder::sender_loop() {
+  set_thread_name("bf-proxy-fwd");
   HttpClientOptions http = options_.http;
   // With several receivers a failed attempt fails over at once instead of retrying
   // (and waiting on) the same receiver.
