@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "common/ulid.h"
@@ -18,16 +19,28 @@ namespace {
 // context made per call (ZSTD_compress) allocates and faults in its tables each time.
 // The output is an ordinary zstd frame, what compress(Encoding::zstd, ...) writes.
 std::string zstd_frame(std::string_view data, int level) {
+  // The frame goes to a scratch buffer kept with the context (sized once, not zeroed
+  // per batch), then to a string of its exact size.
   struct Ctx {
     ZSTD_CCtx* ctx = ZSTD_createCCtx();
+    std::unique_ptr<char[]> scratch;
+    size_t capacity = 0;
     ~Ctx() { ZSTD_freeCCtx(ctx); }
   };
   thread_local Ctx c;
   if (!c.ctx) throw std::runtime_error("zstd: cannot create a compression context");
-  std::string out(ZSTD_compressBound(data.size()), '\0');
-  const size_t n = ZSTD_compressCCtx(c.ctx, out.data(), out.size(), data.data(), data.size(), level);
+  const size_t bound = ZSTD_compressBound(data.size());
+  if (bound > c.capacity) {
+    c.scratch = std::make_unique_for_overwrite<char[]>(bound);
+    c.capacity = bound;
+  }
+  const size_t n = ZSTD_compressCCtx(c.ctx, c.scratch.get(), bound, data.data(), data.size(), level);
   if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
-  out.resize(n);
+  std::string out(c.scratch.get(), n);
+  if (c.capacity > (64u << 20)) {  // one huge batch: do not keep its buffer
+    c.scratch.reset();
+    c.capacity = 0;
+  }
   return out;
 }
 

@@ -12,6 +12,17 @@
 
 namespace bf {
 
+namespace ndjson_detail {
+inline bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+// Whether any of 8 bytes is < 0x20, '"' or '\\' (exact: the borrow tricks below give
+// false positives only in bytes after a true one).
+inline bool any_needs_escape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  const uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
+  return (((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHigh;
+}
+}  // namespace ndjson_detail
+
 // Appends `s` as a JSON string, quotes included.
 inline void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -20,10 +31,17 @@ inline void append_json_string(std::string& out, std::string_view s) {
   const char* const end = p + s.size();
   while (p < end) {
     const char* run = p;
-    while (p < end) {
-      const auto c = static_cast<unsigned char>(*p);
-      if (c < 0x20 || c == '"' || c == '\\') break;
-      ++p;
+    // 8 bytes at a time while none needs an escape, then byte by byte to the one that does.
+    for (;;) {
+      while (end - p >= 8) {
+        uint64_t w;
+        std::memcpy(&w, p, 8);
+        if (ndjson_detail::any_needs_escape(w)) break;
+        p += 8;
+      }
+      const char* stop = end - p >= 8 ? p + 8 : end;
+      while (p < stop && !ndjson_detail::needs_escape(static_cast<unsigned char>(*p))) ++p;
+      if (p < stop || p == end) break;
     }
     out.append(run, static_cast<size_t>(p - run));
     if (p == end) break;

@@ -74,7 +74,8 @@ ProxyOptions parse_proxy_options(const ConfigNode& section) {
   if (o.permanent_error_retry.count() <= 0) section.fail("permanent_error_retry", "must be positive");
 
   const int64_t level = section.integer("compression_level", o.compression_level);
-  if (level < 1 || level > 19) section.fail("compression_level", "must be 1..19 (zstd level)");
+  if (level < -7 || level > 19 || level == 0)
+    section.fail("compression_level", "must be a zstd level: 1..19, or -1..-7 for zstd's fastest levels");
   o.compression_level = static_cast<int>(level);
 
   const int64_t conc = section.integer("forward_concurrency", o.forward_concurrency);
