@@ -15,6 +15,7 @@
 #                                              the `benchmarks` target and
 #                                              `scripts/setup.sh --bench` for rsyslog)
 # Env: CONNECTIONS (generator connections, default 1), SIZE (bytes, default 200),
+#      LEVEL (proxy.compression_level, default: the proxy's default),
 #      PERF=1 (record the proxy's last round with `perf record -g` into $PERF_OUT,
 #      default ./perf-proxy.data).
 set -euo pipefail
@@ -42,9 +43,11 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 wait_port() { for _ in $(seq 200); do (echo -n > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+# CPU seconds (user + system, every thread) the process has used so far.
+cpu_seconds() { awk -v tck="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / tck }' "/proc/$1/stat"; }
 stop_daemon() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; }
 
-# One round for the proxy: prints "<seconds> <peak RSS kB>".
+# One round for the proxy: prints "<seconds> <peak RSS kB> <CPU seconds>".
 run_proxy() {
   local round=$1 syslog admin dead
   syslog=$(free_port); admin=$(free_port); dead=$(free_port)
@@ -55,6 +58,7 @@ admin: {listen: "127.0.0.1:$admin"}
 proxy:
   receiver: {url: "http://127.0.0.1:$dead", ingest_key: bench-ingest-key-0123456789, retry_backoff: 10s, retry_backoff_max: 60s}
   batch: {max_age: 100ms}
+${LEVEL:+  compression_level: $LEVEL}
   spool: {dir: $DIR/proxy-spool, max_bytes: 64GiB}
   sources: [{type: syslog_tcp, listen: "127.0.0.1:$syslog", tenant: t, dataset: syslog}]
 YAML
@@ -81,13 +85,14 @@ YAML
   done=$(now)
   wait "$gen"
   [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
-  local rss
+  local rss cpu
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
+  cpu=$(cpu_seconds "$PID")
   stop_daemon
-  echo "$(awk -v a="$start" -v b="$done" 'BEGIN {printf "%.3f", b - a}') $rss"
+  echo "$(awk -v a="$start" -v b="$done" 'BEGIN {printf "%.3f", b - a}') $rss $cpu"
 }
 
-# One round for rsyslogd: prints "<seconds> <peak RSS kB>".
+# One round for rsyslogd: prints "<seconds> <peak RSS kB> <CPU seconds>".
 run_rsyslog() {
   local port out size last changed start done lines
   port=$(free_port)
@@ -121,24 +126,26 @@ CONF
   done
   done=$changed
   wait "$gen"
-  local rss
+  local rss cpu
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
+  cpu=$(cpu_seconds "$PID")
   stop_daemon
   rm -f "$out"
-  echo "$(awk -v a="$start" -v b="$done" 'BEGIN {printf "%.3f", b - a}') $rss"
+  echo "$(awk -v a="$start" -v b="$done" 'BEGIN {printf "%.3f", b - a}') $rss $cpu"
 }
 
-echo "proxy vs rsyslog: $N messages of $SIZE bytes over TCP (loopback), $CONNECTIONS connection(s), $ROUNDS rounds"
+echo "proxy vs rsyslog: $N messages of $SIZE bytes over TCP (loopback), $CONNECTIONS connection(s), $ROUNDS rounds${LEVEL:+, proxy.compression_level $LEVEL}"
+echo "(msgs/s: from the generator's start to the last message counted; CPU: user+system seconds of the daemon per message)"
 results=()
 for r in $(seq "$ROUNDS"); do
-  run_proxy "$r" > "$DIR/round"; read -r ps prss < "$DIR/round"
-  run_rsyslog > "$DIR/round"; read -r rs rrss < "$DIR/round"
-  awk -v n="$N" -v r="$r" -v ps="$ps" -v rs="$rs" -v pr="$prss" -v rr="$rrss" 'BEGIN {
-    printf "round %d: proxy %9.0f msgs/s (%.2f s, peak RSS %.0f MB) | rsyslog %9.0f msgs/s (%.2f s, peak RSS %.0f MB) | ratio %.2fx\n",
-      r, n / ps, ps, pr / 1024, n / rs, rs, rr / 1024, rs / ps }'
-  results+=("$ps $rs $prss $rrss")
+  run_proxy "$r" > "$DIR/round"; read -r ps prss pcpu < "$DIR/round"
+  run_rsyslog > "$DIR/round"; read -r rs rrss rcpu < "$DIR/round"
+  awk -v n="$N" -v r="$r" -v ps="$ps" -v rs="$rs" -v pr="$prss" -v rr="$rrss" -v pc="$pcpu" -v rc="$rcpu" 'BEGIN {
+    printf "round %d: proxy %7.0f msgs/s (%.2f s, %.2f CPU-us/msg, peak RSS %.0f MB) | rsyslog %7.0f msgs/s (%.2f s, %.2f CPU-us/msg, peak RSS %.0f MB) | ratio %.2fx\n",
+      r, n / ps, ps, pc * 1e6 / n, pr / 1024, n / rs, rs, rc * 1e6 / n, rr / 1024, rs / ps }'
+  results+=("$ps $rs $prss $rrss $pcpu $rcpu")
 done
 printf '%s\n' "${results[@]}" | awk -v n="$N" '
-  { p += n / $1; q += n / $2; if ($3 > pr) pr = $3; if ($4 > rr) rr = $4; k++ }
-  END { printf "mean: proxy %.0f msgs/s, rsyslog %.0f msgs/s, ratio %.2fx; peak RSS proxy %.0f MB, rsyslog %.0f MB\n",
-        p / k, q / k, p / q, pr / 1024, rr / 1024 }'
+  { p += n / $1; q += n / $2; if ($3 > pr) pr = $3; if ($4 > rr) rr = $4; pc += $5; rc += $6; k++ }
+  END { printf "mean: proxy %.0f msgs/s, rsyslog %.0f msgs/s, ratio %.2fx; CPU per message proxy %.2f us, rsyslog %.2f us (rsyslog/proxy %.2fx); peak RSS proxy %.0f MB, rsyslog %.0f MB\n",
+        p / k, q / k, p / q, pc * 1e6 / n / k, rc * 1e6 / n / k, rc / pc, pr / 1024, rr / 1024 }'

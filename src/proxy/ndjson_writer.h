@@ -23,10 +23,9 @@ inline bool any_needs_escape(uint64_t w) {
 }
 }  // namespace ndjson_detail
 
-// Appends `s` as a JSON string, quotes included.
-inline void append_json_string(std::string& out, std::string_view s) {
+// Appends the text of `s` as the inside of a JSON string (escaped, no quotes).
+inline void append_json_string_body(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
   const char* p = s.data();
   const char* const end = p + s.size();
   while (p < end) {
@@ -66,6 +65,12 @@ inline void append_json_string(std::string& out, std::string_view s) {
     }
     out.append(esc, n);
   }
+}
+
+// Appends `s` as a JSON string, quotes included.
+inline void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  append_json_string_body(out, s);
   out.push_back('"');
 }
 
@@ -96,6 +101,32 @@ class JsonObjectWriter {
   void field(std::string_view k, std::string_view v) {
     key(k);
     str(v);
+  }
+  // A member whose key is a plain ASCII name that needs no escape (the fields a source
+  // defines itself, e.g. "message"): `,"key":"` goes out as one append.
+  void plain_field(std::string_view k, std::string_view v) {
+    char head[40];
+    if (k.size() > sizeof head - 5) return field(k, v);
+    size_t n = 0;
+    if (!first_) head[n++] = ',';
+    first_ = false;
+    head[n++] = '"';
+    std::memcpy(head + n, k.data(), k.size());
+    n += k.size();
+    head[n++] = '"';
+    head[n++] = ':';
+    head[n++] = '"';
+    out_.append(head, n);
+    append_json_string_body(out_, v);
+    out_.push_back('"');
+  }
+  void plain_num(std::string_view k, int64_t v) {
+    if (!first_) out_.push_back(',');
+    first_ = false;
+    out_.push_back('"');
+    out_.append(k);
+    out_.append("\":", 2);
+    num(v);
   }
   void close() { out_.push_back('}'); }
   std::string& out() { return out_; }  // for values the writer has no call for (arrays)

@@ -428,15 +428,13 @@ void for_each_sd_param(const SyslogRecord& r, uint32_t id, Str&& single, Arr&& s
 
 void write_syslog_fields(JsonObjectWriter& w, const SyslogRecord& r, Rfc3339Formatter& time_format) {
   if (r.pri >= 0) {
-    w.key("facility");
-    w.num(r.pri / 8);
-    w.key("severity");
-    w.num(r.pri % 8);
+    w.plain_num("facility", r.pri / 8);
+    w.plain_num("severity", r.pri % 8);
   }
-  if (!r.hostname.empty()) w.field("hostname", r.hostname);
-  if (!r.app_name.empty()) w.field("app_name", r.app_name);
-  if (!r.procid.empty()) w.field("procid", r.procid);
-  if (!r.msgid.empty()) w.field("msgid", r.msgid);
+  if (!r.hostname.empty()) w.plain_field("hostname", r.hostname);
+  if (!r.app_name.empty()) w.plain_field("app_name", r.app_name);
+  if (!r.procid.empty()) w.plain_field("procid", r.procid);
+  if (!r.msgid.empty()) w.plain_field("msgid", r.msgid);
   if (!r.sd_ids.empty()) {
     w.key("structured_data");
     JsonObjectWriter sd(w.out());
@@ -461,15 +459,15 @@ void write_syslog_fields(JsonObjectWriter& w, const SyslogRecord& r, Rfc3339Form
     }
     sd.close();
   }
-  w.field("message", r.message);
-  w.field("_time", time_format.format(r.time_us));
+  w.plain_field("message", r.message);
+  w.plain_field("_time", time_format.format(r.time_us));
   if (r.failed) {
-    w.field("_raw", r.raw);
-    w.field("_parse_error", r.error);
+    w.plain_field("_raw", r.raw);
+    w.plain_field("_parse_error", r.error);
     return;
   }
-  if (!r.error.empty()) w.field("_parse_error", r.error);
-  if (r.emit_raw) w.field("_raw", r.raw);
+  if (!r.error.empty()) w.plain_field("_parse_error", r.error);
+  if (r.emit_raw) w.plain_field("_raw", r.raw);
 }
 
 Event syslog_record_to_event(const SyslogRecord& r) {

@@ -80,9 +80,9 @@ void SyslogIngest::handle(std::string_view message, const std::string& peer) {
   if (!record_.error.empty()) metrics_.parse_errors.inc();
   JsonObjectWriter w(pending_);
   write_syslog_fields(w, record_, time_format_);
-  w.field("_received", received_format_.format(received));
-  w.field("_source", common_.name);
-  if (!peer.empty()) w.field("_peer", peer);
+  w.plain_field("_received", received_format_.format(received));
+  w.plain_field("_source", common_.name);
+  if (!peer.empty()) w.plain_field("_peer", peer);
   w.close();
   pending_.push_back('\n');
   ++pending_events_;
