@@ -177,6 +177,14 @@ void parse_structured_data(std::string_view s, size_t& pos, SyslogRecord& r) {
       const size_t value_start = r.values.size();
       bool closed = false;
       while (pos < s.size()) {
+        // Plain bytes up to the next quote or backslash in one append.
+        size_t run = pos;
+        while (run < s.size() && s[run] != '"' && s[run] != '\\') ++run;
+        if (run > pos) {
+          r.values.append(s.data() + pos, run - pos);
+          pos = run;
+          continue;
+        }
         const char c = s[pos];
         if (c == '\\' && pos + 1 < s.size() &&
             (s[pos + 1] == '"' || s[pos + 1] == '\\' || s[pos + 1] == ']')) {
