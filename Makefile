@@ -32,10 +32,13 @@ test-asan: setup
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 1800
 
+# Bench-only peers (rsyslog) are installed by `setup.sh --bench`; `make test` needs none.
 bench: build
+	@./scripts/setup.sh --bench
 	cmake --build $(BUILD_DIR) --target benchmarks
 	$(BUILD_DIR)/bench/bench_pipeline
 	bench/e2e_throughput.sh
+	bench/proxy_vs_rsyslog.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -8,6 +8,60 @@ ROOT=$PWD
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
+# --- `--bench`: the peers that `make bench` measures against (bench-only) ----
+# rsyslog, bench/proxy_vs_rsyslog.sh's peer (the load generator is our own,
+# bench/proxy_loadgen.cpp: Debian's syslog-ng-core, which ships `loggen`, conflicts
+# with rsyslog, both being a system-log-daemon). Not needed by `make test`.
+# Installed without starting its service: a policy-rc.d that forbids starts is put in
+# place for the install when none exists, and a system rsyslogd that a package start
+# script left running anyway is stopped (the benchmark starts its own rsyslogd from a
+# temp config).
+if [ "${1:-}" = "--bench" ]; then
+  BENCH_PACKAGES=(rsyslog)
+  missing=()
+  for p in "${BENCH_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup --bench: installing Debian packages: ${missing[*]}"
+    made_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\n# bytefreezer setup --bench: no service starts during the install\nexit 101\n' \
+        | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+      $SUDO chmod 755 /usr/sbin/policy-rc.d
+      made_policy=1
+    fi
+    log=$(mktemp)
+    rc=0
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}"; } >"$log" 2>&1 || rc=$?
+    if [ -n "$made_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+    if [ $rc != 0 ]; then
+      cat "$log" >&2
+      echo "setup --bench: apt-get failed" >&2
+      exit 1
+    fi
+    rm -f "$log"
+  fi
+  # A system daemon from the packages (pid file in /run) must not stay running.
+  for pidfile in /run/rsyslogd.pid; do
+    if [ -f "$pidfile" ] && pid=$(cat "$pidfile") && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      echo "setup --bench: stopping the system daemon started by the install ($pidfile, pid $pid)"
+      $SUDO kill "$pid" || true
+    fi
+  done
+  for tool in rsyslogd; do
+    if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ] && [ ! -x "/usr/bin/$tool" ]; then
+      echo "setup --bench: $tool not found after install" >&2
+      exit 1
+    fi
+  done
+  echo "setup --bench: ok"
+  exit 0
+fi
+
 # --- Debian packages (DESIGN.md §5) ---------------------------------------
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates curl openssl

@@ -1,10 +1,18 @@
 #include "common/worker.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include "common/metrics.h"
 
 namespace bf {
+
+void set_thread_name(std::string_view name) {
+  char buf[16] = {};
+  const size_t n = name.size() < sizeof buf - 1 ? name.size() : sizeof buf - 1;
+  name.copy(buf, n);
+  pthread_setname_np(pthread_self(), buf);
+}
 
 PeriodicWorker::PeriodicWorker(std::string name, std::chrono::milliseconds interval, std::function<void()> step)
     : name_(std::move(name)),

@@ -5,9 +5,15 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace bf {
+
+// Names the calling thread (pthread_setname_np) so that `top -H`, perf and gdb show
+// which stage is busy: "bf-proxy-tcp", "bf-receiver", ... Linux keeps 15 bytes; a
+// longer name is cut. Best effort: a failure is ignored.
+void set_thread_name(std::string_view name);
 
 class Counter;
 

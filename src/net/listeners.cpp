@@ -23,6 +23,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/worker.h"
 #include "net/acceptor.h"
 #include "net/conn_limits.h"
 
@@ -97,6 +98,19 @@ std::string format_peer(const asio_tcp::endpoint& ep) {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+void call_read_end(const ReadEndHandler& read_end, Counter& errors, const char* kind, const std::string& name) {
+  if (!read_end) return;
+  try {
+    read_end();
+  } catch (const std::exception& e) {
+    errors.inc();
+    spdlog::error("{} listener '{}': handler threw: {}", kind, name, e.what());
+  } catch (...) {
+    errors.inc();
+    spdlog::error("{} listener '{}': handler threw", kind, name);
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------
@@ -105,10 +119,11 @@ std::string errno_text(int err) { return std::strerror(err); }
 struct UdpListener::Impl {
   static constexpr unsigned kBatch = 16;
 
-  Impl(std::string n, UdpListenerOptions o, MessageHandler h)
+  Impl(std::string n, UdpListenerOptions o, MessageHandler h, ReadEndHandler r)
       : name(std::move(n)),
         opts(std::move(o)),
         handler(std::move(h)),
+        read_end(std::move(r)),
         datagrams(metrics().counter("bf_udp_datagrams_total", "UDP datagrams received",
                                     {{"listener", name}})),
         bytes(metrics().counter("bf_udp_bytes_total", "UDP payload bytes received",
@@ -128,6 +143,7 @@ struct UdpListener::Impl {
   std::string name;
   UdpListenerOptions opts;
   MessageHandler handler;
+  ReadEndHandler read_end;
   Counter& datagrams;
   Counter& bytes;
   Counter& truncated;
@@ -143,8 +159,9 @@ struct UdpListener::Impl {
   std::thread thread;
 };
 
-UdpListener::UdpListener(std::string name, UdpListenerOptions options, MessageHandler handler)
-    : impl_(std::make_unique<Impl>(std::move(name), std::move(options), std::move(handler))) {
+UdpListener::UdpListener(std::string name, UdpListenerOptions options, MessageHandler handler,
+                         ReadEndHandler read_end)
+    : impl_(std::make_unique<Impl>(std::move(name), std::move(options), std::move(handler), std::move(read_end))) {
   if (impl_->opts.max_datagram == 0 || impl_->opts.max_datagram > 65535) {
     throw std::invalid_argument("udp listener '" + impl_->name +
                                 "': max_datagram must be between 1 and 65535");
@@ -221,6 +238,7 @@ void UdpListener::start() {
 }
 
 void UdpListener::Impl::run() {
+  set_thread_name("bf-proxy-udp");
   const size_t cap = opts.max_datagram;
   std::vector<char> storage(cap * kBatch);
   std::array<mmsghdr, kBatch> msgs{};
@@ -309,6 +327,7 @@ void UdpListener::Impl::run() {
           spdlog::error("udp listener '{}': handler threw", name);
         }
       }
+      call_read_end(read_end, handler_errors, "udp", name);
       datagrams.inc(static_cast<uint64_t>(n));
       bytes.inc(batch_bytes);
       if (batch_truncated) truncated.inc(batch_truncated);
@@ -393,6 +412,16 @@ void TcpFramer::feed(std::string_view data, const Sink& sink) {
         break;
       }
       case State::kOctets: {
+        if (buf_.empty() && !truncated_ && remaining_ <= n - i) {
+          // The whole frame is in this chunk: pass a view of it.
+          const size_t len = static_cast<size_t>(remaining_);
+          const bool cut = len > max_message_;
+          sink(data.substr(i, cut ? max_message_ : len), cut);
+          i += len;
+          remaining_ = 0;
+          state_ = State::kStart;
+          break;
+        }
         const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, n - i));
         const size_t room = max_message_ > buf_.size() ? max_message_ - buf_.size() : 0;
         const size_t keep = std::min(take, room);
@@ -406,6 +435,18 @@ void TcpFramer::feed(std::string_view data, const Sink& sink) {
       case State::kLine: {
         const void* nl = std::memchr(data.data() + i, '\n', n - i);
         const size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - data.data()) : n;
+        if (nl && buf_.empty() && !truncated_) {
+          // The whole line is in this chunk: pass a view of it (what end_line would
+          // pass: CR before the LF removed, cut to max_message).
+          std::string_view line = data.substr(i, end - i);
+          if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+          const bool cut = line.size() > max_message_;
+          if (cut) line = line.substr(0, max_message_);
+          if (!line.empty()) sink(line, cut);
+          i = end + 1;
+          state_ = State::kStart;
+          break;
+        }
         const size_t chunk = end - i;
         const size_t cap = max_message_ + 1;  // room for a trailing '\r'
         const size_t room = cap > buf_.size() ? cap - buf_.size() : 0;
@@ -450,10 +491,11 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 }
 
 struct TcpListener::Impl {
-  Impl(std::string n, TcpListenerOptions o, MessageHandler h)
+  Impl(std::string n, TcpListenerOptions o, MessageHandler h, ReadEndHandler r)
       : name(std::move(n)),
         opts(std::move(o)),
         handler(std::move(h)),
+        read_end(std::move(r)),
         messages(metrics().counter("bf_tcp_messages_total", "TCP messages received",
                                    {{"listener", name}})),
         truncated(metrics().counter("bf_tcp_messages_truncated_total",
@@ -491,6 +533,7 @@ struct TcpListener::Impl {
   std::string name;
   TcpListenerOptions opts;
   MessageHandler handler;
+  ReadEndHandler read_end;
   Counter& messages;
   Counter& truncated;
   Counter& rejected;
@@ -514,13 +557,17 @@ struct TcpListener::Impl {
   std::chrono::steady_clock::time_point last_cap_warning{};
   std::atomic<size_t> open_count{0};  // conns.size(), readable from any thread
 
+  static constexpr size_t kReadBuffer = 256 * 1024;
+  std::vector<char> read_buffer = std::vector<char>(kReadBuffer);  // io thread only
+
   asio::io_context ioc{1};
   asio_tcp::acceptor acceptor{ioc};
   std::thread thread;
 };
 
-TcpListener::TcpListener(std::string name, TcpListenerOptions options, MessageHandler handler)
-    : impl_(std::make_unique<Impl>(std::move(name), std::move(options), std::move(handler))) {
+TcpListener::TcpListener(std::string name, TcpListenerOptions options, MessageHandler handler,
+                         ReadEndHandler read_end)
+    : impl_(std::make_unique<Impl>(std::move(name), std::move(options), std::move(handler), std::move(read_end))) {
   const auto& o = impl_->opts;
   if (o.framing != "auto" && o.framing != "newline") {
     throw std::invalid_argument("tcp listener '" + impl_->name + "': framing must be 'auto' or " +
@@ -577,7 +624,12 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
       spdlog::error("tcp listener '{}': handler threw", name);
     }
   };
-  std::vector<char> buf(16 * 1024);
+  // Readiness, then a non-blocking read into the io thread's one large buffer: every
+  // connection of this listener runs on the io thread, and each read is framed and
+  // handed on before the next wait, so they can share it (and no connection holds a
+  // read buffer of its own while it waits).
+  boost::system::error_code nb_ec;
+  sock->non_blocking(true, nb_ec);
   for (;;) {
     idle.expires_after(opts.idle_timeout);
     const uint64_t generation = ++idle_state->generation;
@@ -592,15 +644,24 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
       boost::system::error_code ignored;
       sock->close(ignored);
     });
-    auto [ec, n] = co_await sock->async_read_some(asio::buffer(buf), kUseTuple);
-    if (n > 0) framer.feed(std::string_view(buf.data(), n), sink);
+    auto [wec] = co_await sock->async_wait(asio_tcp::socket::wait_read, kUseTuple);
+    boost::system::error_code ec = wec;
+    size_t n = 0;
+    if (!ec) {
+      n = sock->read_some(asio::buffer(read_buffer), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    }
+    if (n > 0) {
+      framer.feed(std::string_view(read_buffer.data(), n), sink);
+      call_read_end(read_end, handler_errors, "tcp", name);
+    }
     if (ec) {
       if (idle_state->timed_out) {
         idle_closed.inc();
         spdlog::debug("tcp listener '{}': connection from {} idle for {} ms, closed", name, peer,
                       opts.idle_timeout.count());
       } else if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
-                 ec != asio::error::connection_reset) {
+                 ec != asio::error::connection_reset && ec != asio::error::bad_descriptor) {
         spdlog::debug("tcp listener '{}': connection from {} ended: {}", name, peer, ec.message());
       }
       break;
@@ -609,6 +670,7 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
   ++idle_state->generation;
   idle.cancel();
   framer.finish(sink);
+  call_read_end(read_end, handler_errors, "tcp", name);
 }
 
 asio::awaitable<void> TcpListener::Impl::on_accept_error(const boost::system::error_code& ec) {
@@ -714,6 +776,7 @@ void TcpListener::start() {
   });
   s.started = true;
   s.thread = std::thread([&s] {
+    set_thread_name("bf-proxy-tcp");
     for (;;) {
       try {
         s.ioc.run();

@@ -15,6 +15,11 @@ namespace bf {
 // backpressure): while it does, that listener reads none of its sockets, so the kernel
 // buffers fill and TCP senders are flow-controlled; stop() waits for it to return.
 using MessageHandler = std::function<void(std::string_view message, const std::string& peer)>;
+// Optional: called on the listener's thread after the messages of one read (one TCP
+// read, one batch of UDP datagrams; at end of a TCP stream also after its last
+// message) have gone to the MessageHandler, so that a handler which gathers messages
+// can hand them on a read at a time. It may block as the MessageHandler may.
+using ReadEndHandler = std::function<void()>;
 
 struct UdpListenerOptions {
   std::string listen = "0.0.0.0:5514";
@@ -24,7 +29,7 @@ struct UdpListenerOptions {
 
 class UdpListener {
  public:
-  UdpListener(std::string name, UdpListenerOptions options, MessageHandler handler);
+  UdpListener(std::string name, UdpListenerOptions options, MessageHandler handler, ReadEndHandler read_end = {});
   ~UdpListener();
   void start();
   void stop();
@@ -49,7 +54,7 @@ struct TcpListenerOptions {
 
 class TcpListener {
  public:
-  TcpListener(std::string name, TcpListenerOptions options, MessageHandler handler);
+  TcpListener(std::string name, TcpListenerOptions options, MessageHandler handler, ReadEndHandler read_end = {});
   ~TcpListener();
   void start();
   void stop();
@@ -63,7 +68,9 @@ class TcpListener {
 // Incremental RFC 6587 framer used by TcpListener for each connection; usable on its
 // own (e.g. for another stream transport). Feed bytes as they arrive, in any chunking;
 // call finish() at end of stream. The sink gets each message and whether it was cut
-// to max_message. Empty messages are skipped. Not thread-safe; one per stream.
+// to max_message. Empty messages are skipped. A message that lies whole inside one
+// fed chunk is passed as a view into that chunk (no copy); only messages split across
+// chunks are gathered in the framer. Not thread-safe; one per stream.
 class TcpFramer {
  public:
   using Sink = std::function<void(std::string_view message, bool truncated)>;

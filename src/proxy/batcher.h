@@ -1,15 +1,21 @@
 #pragma once
 // Per tenant/dataset buffers of serialized events, cut into batches by event count,
-// NDJSON bytes or age. Events are serialized outside any lock; a buffer's mutex is held
-// only to append the serialized lines. Compression and delivery of a full batch happen
-// outside the buffer lock, on the thread that filled it (or the age timer's thread).
+// NDJSON bytes or age. Sources hand over NDJSON text (add_ndjson: many events per
+// call, one buffer lock per call, not per event) or events that are serialized outside
+// any lock (add). A buffer's mutex is held only to append the text.
 // Events of Delivery::backpressure sources are buffered apart from best-effort ones
 // (the key is tenant, dataset, delivery), so that a batch is either all droppable or
-// all "wait for room" (docs/proxy.md, "Backpressure"). The output may block for a
-// backpressure batch: the source thread that filled it then waits, which is the point.
+// all "wait for room" (docs/proxy.md, "Backpressure").
+// A cut best-effort batch is compressed and delivered on the thread that cut it (the
+// source's or the age timer's). A cut backpressure batch goes to the batch thread
+// ("bf-proxy-batch"), which compresses it and calls the output, so that the source's
+// thread reads on meanwhile; at most kQueuedBatches cut batches wait for that thread,
+// and a source that cuts one more waits for room (as it waits when the output blocks
+// on a full spool: its socket is not read, TCP flow control pushes back).
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,6 +35,7 @@ struct BatcherOptions {
   size_t max_events = 10000;
   uint64_t max_bytes = 4ull << 20;  // uncompressed NDJSON
   std::chrono::milliseconds max_age{1000};
+  int compression_level = 1;  // zstd level of the batches (proxy.compression_level)
 };
 
 struct ProxyBatch {
@@ -52,15 +59,20 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
+  static constexpr size_t kQueuedBatches = 2;
+
   void add(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events,
            Delivery delivery = Delivery::best_effort);
+  // `lines`: `events` complete NDJSON lines (each a JSON object ending in '\n').
+  void add_ndjson(const std::string& tenant, const std::string& dataset, std::string_view lines, size_t events,
+                  Delivery delivery = Delivery::best_effort);
   void start();       // starts the age timer thread
-  void stop();        // stops the timer and flushes every buffer
-  void flush_all();   // cuts every non-empty buffer now
+  void stop();        // stops the timer, flushes every buffer, waits for the batch thread
+  void flush_all();   // cuts every non-empty buffer now; returns when each is delivered
 
   // Compresses a complete NDJSON text into a batch (also used for durable HTTP batches).
   static ProxyBatch make_batch(const std::string& tenant, const std::string& dataset, std::string_view ndjson,
-                               size_t events);
+                               size_t events, int compression_level = 1);
 
  private:
   struct Buffer {
@@ -92,15 +104,37 @@ class Batcher {
     }
   };
 
+  struct Job {
+    const Buffer* buffer;
+    Pending pending;
+  };
+
   Buffer& buffer_for(const std::string& tenant, const std::string& dataset, Delivery delivery);
-  static Pending take(Buffer& b);
+  Pending take(Buffer& b);
+  void append_line(Buffer& b, std::string_view line, std::vector<Pending>& full);
+  // Best effort: compress and output here; backpressure: queue for the batch thread.
+  void dispatch(const Buffer& b, Pending&& p);
   void deliver(const Buffer& b, Pending&& p);
+  void recycle(std::string&& text);
   void timer_loop();
+  void batch_loop();
+  void wait_idle();  // until the batch thread has delivered everything queued
 
   BatcherOptions options_;
   Output output_;
   std::shared_mutex map_mu_;
   std::map<Key, std::unique_ptr<Buffer>, KeyLess> buffers_;
+
+  std::mutex spare_mu_;
+  std::vector<std::string> spare_;  // emptied NDJSON buffers, capacity kept
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;  // a job was queued, or stop
+  std::condition_variable room_cv_;   // a job was taken, or the batch thread went idle
+  std::deque<Job> queue_;
+  bool batch_busy_ = false;
+  bool batch_stopping_ = false;
+  std::thread batch_thread_;
 
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;

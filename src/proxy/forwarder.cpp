@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/utf8.h"
+#include "common/worker.h"
 #include "net/conn_limits.h"
 
 namespace bf {
@@ -150,6 +151,7 @@ void Forwarder::store(const ProxyBatch& batch, Spool::PutOptions put) {
   meta["events"] = batch.events;
   spool_.put(batch.id, json::serialize(meta), batch.data, put);
   metrics().counter("bf_proxy_batches_spooled_total", "Batches written to the proxy spool").inc();
+  metrics().counter("bf_proxy_events_spooled_total", "Events written to the proxy spool").inc(batch.events);
   update_spool_gauge(spool_);
   {
     std::lock_guard lock(mu_);
@@ -298,6 +300,7 @@ void Forwarder::resume_locked(const Key& key, Queue& q) {
 }
 
 void Forwarder::sender_loop() {
+  set_thread_name("bf-proxy-fwd");
   HttpClientOptions http = options_.http;
   // With several receivers a failed attempt fails over at once instead of retrying
   // (and waiting on) the same receiver.

@@ -73,6 +73,11 @@ ProxyOptions parse_proxy_options(const ConfigNode& section) {
   o.permanent_error_retry = section.duration("permanent_error_retry", o.permanent_error_retry);
   if (o.permanent_error_retry.count() <= 0) section.fail("permanent_error_retry", "must be positive");
 
+  const int64_t level = section.integer("compression_level", o.compression_level);
+  if (level < -7 || level > 19 || level == 0)
+    section.fail("compression_level", "must be a zstd level: 1..19, or -1..-7 for zstd's fastest levels");
+  o.compression_level = static_cast<int>(level);
+
   const int64_t conc = section.integer("forward_concurrency", o.forward_concurrency);
   if (conc < 1 || conc > 64) section.fail("forward_concurrency", "must be 1..64");
   o.forward_concurrency = static_cast<int>(conc);
@@ -93,9 +98,15 @@ struct Proxy::Impl : EventSink {
     batcher->add(tenant, dataset, std::move(events), delivery);
   }
 
+  void emit_ndjson(const std::string& tenant, const std::string& dataset, std::string_view lines, size_t events,
+                   Delivery delivery) override {
+    batcher->add_ndjson(tenant, dataset, lines, events, delivery);
+  }
+
   void emit_durable(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events) override {
     if (events.empty()) return;
-    const ProxyBatch b = Batcher::make_batch(tenant, dataset, to_ndjson(events), events.size());
+    const ProxyBatch b =
+        Batcher::make_batch(tenant, dataset, to_ndjson(events), events.size(), options.compression_level);
     forwarder->submit(b);  // throws SpoolFull / filesystem errors
   }
 
@@ -163,7 +174,7 @@ void Proxy::start() {
   // full Retry-After.
   fo.http.retry_after_max = std::min(o.retry_backoff_max, std::chrono::milliseconds(5000));
   impl_->forwarder = std::make_unique<Forwarder>(std::move(fo));
-  BatcherOptions bo{o.batch_max_events, o.batch_max_bytes, o.batch_max_age};
+  BatcherOptions bo{o.batch_max_events, o.batch_max_bytes, o.batch_max_age, o.compression_level};
   Forwarder* fwd = impl_->forwarder.get();
   impl_->batcher = std::make_unique<Batcher>(bo, [fwd](ProxyBatch&& b) {
     if (b.delivery == Delivery::backpressure)

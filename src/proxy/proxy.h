@@ -24,6 +24,9 @@ struct ProxyOptions {
   bool spool_fsync_interval_mode = false;  // spool.fsync: always | interval (best-effort sources only)
   std::chrono::milliseconds spool_fsync_interval{200};
   int forward_concurrency = 2;
+  // zstd level of the batches on the wire and in the spool (proxy.compression_level):
+  // fast by default; the lake's files are compressed again by the packer at its level.
+  int compression_level = 1;
   // How often a dataset paused after 401/403/404 is probed with one batch.
   std::chrono::milliseconds permanent_error_retry{60000};
   // receiver client (added): per-request timeouts, retries inside one send, and the

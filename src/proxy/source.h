@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/batch.h"
@@ -24,6 +25,11 @@ class EventSink {
   // batch that finds the spool full is dropped and counted.
   virtual void emit(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events,
                     Delivery delivery) = 0;
+  // The same for events already serialized: `lines` holds `events` complete NDJSON
+  // lines (one JSON object each, '\n'-terminated). Sources that write the text
+  // themselves (the syslog sources) hand over a read's worth of events per call.
+  virtual void emit_ndjson(const std::string& tenant, const std::string& dataset, std::string_view lines,
+                           size_t events, Delivery delivery) = 0;
   // Events that must be durable before the caller acknowledges its sender (HTTP):
   // written to the proxy spool as one batch before this returns. Throws on failure.
   virtual void emit_durable(const std::string& tenant, const std::string& dataset,

@@ -7,6 +7,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "net/listeners.h"
+#include "proxy/ndjson_writer.h"
 
 namespace bf {
 
@@ -58,25 +59,52 @@ void stamp_event(Event& event, const std::string& received, const std::string& s
 }
 
 SyslogIngest::SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOptions options, Delivery delivery)
-    : common_(std::move(common)), sink_(sink), options_(options), delivery_(delivery), metrics_(common_.name) {}
+    : common_(std::move(common)),
+      sink_(sink),
+      options_(options),
+      delivery_(delivery),
+      metrics_(common_.name),
+      rejected_empty_(metrics_.rejected("empty")) {}
 
 void SyslogIngest::handle(std::string_view message, const std::string& peer) {
   const int64_t received = now_us();
-  metrics_.bytes.inc(message.size());
+  pending_bytes_ += message.size();
   std::string_view trimmed = message;
   while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == '\r' || trimmed.back() == '\0'))
     trimmed.remove_suffix(1);
   if (trimmed.empty()) {  // a blank frame carries nothing to keep
-    metrics_.rejected("empty").inc();
+    rejected_empty_.inc();
     return;
   }
-  Event ev = parse_syslog(message, received, options_);
-  if (has_parse_error(ev)) metrics_.parse_errors.inc();
-  stamp_event(ev, format_rfc3339(received), common_.name, peer);
-  std::vector<Event> events;
-  events.push_back(std::move(ev));
-  sink_.emit(common_.tenant, common_.dataset, std::move(events), delivery_);
-  metrics_.events.inc();
+  parse_syslog_record(trimmed, received, options_, record_);
+  if (!record_.error.empty()) metrics_.parse_errors.inc();
+  JsonObjectWriter w(pending_);
+  write_syslog_fields(w, record_, time_format_);
+  w.plain_field("_received", received_format_.format(received));
+  w.plain_field("_source", common_.name);
+  if (!peer.empty()) w.plain_field("_peer", peer);
+  w.close();
+  pending_.push_back('\n');
+  ++pending_events_;
+  if (pending_.size() >= kFlushBytes) flush();
+}
+
+void SyslogIngest::flush() {
+  if (pending_bytes_) {
+    metrics_.bytes.inc(pending_bytes_);
+    pending_bytes_ = 0;
+  }
+  if (pending_events_ == 0) return;
+  const size_t events = pending_events_;
+  pending_events_ = 0;
+  try {
+    sink_.emit_ndjson(common_.tenant, common_.dataset, pending_, events, delivery_);
+  } catch (...) {
+    pending_.clear();
+    throw;
+  }
+  pending_.clear();
+  metrics_.events.inc(events);
 }
 
 }  // namespace bf

@@ -147,6 +147,8 @@ TEST(Batcher, BackpressureEventsAreBatchedApartFromBestEffort) {
   b.add("acme", "logs", one(2), Delivery::backpressure);
   EXPECT_EQ(cap.size(), 0u);  // two buffers of one event each, not one full buffer
   b.add("acme", "logs", one(3), Delivery::backpressure);
+  // A cut backpressure batch is compressed and output on the batch thread.
+  ASSERT_TRUE(test::wait_until([&] { return cap.size() == 1; }, 5s));
   auto got = cap.get();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].delivery, Delivery::backpressure);
