@@ -18,6 +18,7 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "query/mcp/mcp_server.h"
 #include "query/nl/ask_service.h"
 #include "query/sql_guard.h"
 #include "storage/layout.h"
@@ -96,6 +97,7 @@ QueryOptions parse_query_options(const ConfigNode& section) {
   o.temp_dir = section.str("temp_dir", o.temp_dir);
   o.max_response_bytes = section.bytes("max_response_bytes", o.max_response_bytes);
   o.max_value_bytes = section.bytes("max_value_bytes", o.max_value_bytes);
+  if (section.has("mcp")) o.mcp_allowed_origins = section.child("mcp").str_list("allowed_origins");
   if (auto bad = invalid_option(o)) section.fail(bad->first, bad->second);
   return o;
 }
@@ -586,6 +588,10 @@ void QueryService::start() {
   Router router;
   router.add("POST", "/api/v1/query", [this](HttpRequest& req) { return impl_->handle(req); });
   nl::add_ask_routes(router, *this, impl_->catalog, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
+  mcp::McpOptions mcp_options;
+  mcp_options.allowed_origins = impl_->options.mcp_allowed_origins;
+  mcp_options.max_response_bytes = impl_->options.max_response_bytes;
+  mcp::add_mcp_routes(router, *this, impl_->catalog, impl_->store, std::move(mcp_options));  // docs/mcp.md
   add_standard_endpoints(router, [] { return true; });
   impl_->server = std::make_unique<HttpServer>("query", impl_->options.http, std::move(router));
   impl_->server->start();

@@ -55,6 +55,9 @@ struct QueryOptions {
   uint64_t max_response_bytes = 64ull << 20;
   // Largest value repeat()/lpad()/rpad()/… may build (refused by the guard).
   uint64_t max_value_bytes = 64ull << 10;
+  // query.mcp.allowed_origins: browser origins the MCP endpoint serves besides
+  // loopback ones (docs/mcp.md); "*" = any.
+  std::vector<std::string> mcp_allowed_origins;
 };
 QueryOptions parse_query_options(const ConfigNode& section);
 
