@@ -79,6 +79,13 @@ std::optional<int64_t> partition_hour_us(const std::string& key) {
 
 constexpr int64_t kHourUs = 3600LL * 1000 * 1000;
 
+// True if `word` occurs in `text`, ASCII case-insensitively (SQL identifiers are).
+bool mentions(std::string_view text, std::string_view word) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+  return std::search(text.begin(), text.end(), word.begin(), word.end(),
+                     [&](char a, char b) { return lower(a) == lower(b); }) != text.end();
+}
+
 }  // namespace
 
 QueryOptions parse_query_options(const ConfigNode& section) {
@@ -271,6 +278,9 @@ struct QueryService::Impl {
       o.memory_limit = engine_memory_limit();
       o.threads = options.threads;
       o.allowed_prefixes = {key};
+      // Parts are immutable once committed: their footers need reading once, not
+      // for each of the views and the query that bind them (docs/performance.md).
+      o.parquet_metadata_cache = true;
       // '.' is not in the ID alphabet, so account.tenant names one tenant.
       o.temp_directory = (std::filesystem::path(options.temp_dir) / ("tenant-" + ref.account + "." + ref.tenant)).string();
       std::shared_ptr<SqlEngine> engine;
@@ -328,7 +338,9 @@ struct QueryService::Impl {
     metrics().counter("bf_query_parts_read_total", "Parquet parts the query views named").inc(kept);
     std::string source = "read_parquet([" + files + "], hive_partitioning=true, union_by_name=true)";
     std::vector<std::string> setup{"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM " + source + where};
-    if (info.ref.dataset != "events")
+    // The view under the dataset's own id, when the SQL can name it: binding a view
+    // binds its read_parquet again, a cost of every query (docs/performance.md).
+    if (info.ref.dataset != "events" && mentions(request.sql, info.ref.dataset))
       setup.push_back("CREATE OR REPLACE TEMP VIEW " + sql_ident(info.ref.dataset) + " AS SELECT * FROM events");
     return setup;
   }

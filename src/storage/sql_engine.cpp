@@ -394,6 +394,7 @@ SqlEngine::SqlEngine(std::shared_ptr<ObjectStore> store, Options options) : impl
     }
     if (opt.threads > 0) impl_->run(con, "SET threads=" + std::to_string(opt.threads));
     if (!opt.memory_limit.empty()) impl_->run(con, "SET memory_limit=" + sql_quote(opt.memory_limit));
+    if (opt.parquet_metadata_cache) impl_->run(con, "SET parquet_metadata_cache=true");
     if (opt.sandboxed) {
       // Order matters: allowed_directories and the extension switches cannot be
       // changed once external access is off, and nothing once the config is locked.

@@ -112,6 +112,10 @@ class SqlEngine {
     // removed when the engine is destroyed. A sandboxed engine may read its own
     // temp directory (DuckDB allows it), so give each tenant its own.
     std::string temp_directory;
+    // DuckDB's parquet_metadata_cache: Parquet footers are kept between queries
+    // (validated by the file's mtime and etag), so a view over many parts is not
+    // re-read for every statement that binds it.
+    bool parquet_metadata_cache = false;
   };
   struct QueryLimits {
     size_t max_rows = SIZE_MAX;
