@@ -80,47 +80,45 @@ json::object tool_text(std::string text) {
   return json::object{{"content", std::move(content)}, {"isError", false}};
 }
 
-json::value schema(std::string_view text) { return json::parse(text); }
+// One tool of tools/list; `properties` is the JSON of inputSchema.properties.
+json::object tool(const char* name, const char* title, const char* description, std::string_view properties,
+                  std::string_view required, bool open_world) {
+  const std::string input = std::string(R"({"type":"object","properties":)") + std::string(properties) +
+                            (required.empty() ? "" : ",\"required\":" + std::string(required)) +
+                            ",\"additionalProperties\":false}";
+  return json::object{{"name", name},
+                      {"title", title},
+                      {"description", description},
+                      {"inputSchema", json::parse(input)},
+                      {"annotations", json::object{{"readOnlyHint", true}, {"openWorldHint", open_world}}}};
+}
 
 json::array tool_list() {
+  constexpr std::string_view kDataset = R"J("dataset":{"type":"string","description":"dataset id (or TENANT/DATASET)"})J";
   json::array tools;
-  tools.push_back(json::object{
-      {"name", "list_datasets"},
-      {"title", "List datasets"},
-      {"description",
-       "The datasets this key may query (one tenant's), with their committed Parquet parts and row counts. "
-       "Pass a dataset's id to describe_dataset, query or ask."},
-      {"inputSchema", schema(R"J({"type":"object","properties":{},"additionalProperties":false})J")},
-      {"annotations", schema(R"J({"readOnlyHint":true,"openWorldHint":false})J")}});
-  tools.push_back(json::object{
-      {"name", "describe_dataset"},
-      {"title", "Describe a dataset"},
-      {"description",
-       "Columns and DuckDB types of a dataset's committed data (every part reads with these columns), "
-       "its partition columns and the views SQL can name (events, and the dataset's id)."},
-      {"inputSchema",
-       schema(R"J({"type":"object","properties":{"dataset":{"type":"string","description":"dataset id (or TENANT/DATASET)"}},"required":["dataset"],"additionalProperties":false})J")},
-      {"annotations", schema(R"J({"readOnlyHint":true,"openWorldHint":false})J")}});
-  tools.push_back(json::object{
-      {"name", "query"},
-      {"title", "Run SQL"},
-      {"description",
-       "Runs one read-only DuckDB SELECT on a dataset: the dataset is the view `events` (also its own id). "
-       "Rows are capped at the server's query.max_rows (the result says truncated) and the server's time and "
-       "size limits apply. File, catalog and settings functions are refused. Optional from/to (RFC 3339 with a "
-       "zone) restrict _time and skip partitions outside the range."},
-      {"inputSchema",
-       schema(R"J({"type":"object","properties":{"dataset":{"type":"string","description":"dataset id (or TENANT/DATASET)"},"sql":{"type":"string","description":"one SELECT statement over the view events"},"from":{"type":"string","description":"only events with _time >= this (RFC 3339)"},"to":{"type":"string","description":"only events with _time < this (RFC 3339)"}},"required":["dataset","sql"],"additionalProperties":false})J")},
-      {"annotations", schema(R"J({"readOnlyHint":true,"openWorldHint":false})J")}});
-  tools.push_back(json::object{
-      {"name", "ask"},
-      {"title", "Ask in plain language"},
-      {"description",
-       "Answers a question about a dataset through the account's own AI model: it writes the SQL, which runs "
-       "like the query tool. Returns the SQL, an explanation and the rows. Needs the account's ai: provider."},
-      {"inputSchema",
-       schema(R"J({"type":"object","properties":{"dataset":{"type":"string","description":"dataset id (or TENANT/DATASET)"},"question":{"type":"string"}},"required":["dataset","question"],"additionalProperties":false})J")},
-      {"annotations", schema(R"J({"readOnlyHint":true,"openWorldHint":true})J")}});
+  tools.push_back(tool("list_datasets", "List datasets",
+                       "The datasets this key may query (one tenant's), with their committed Parquet parts and row "
+                       "counts. Pass a dataset's id to describe_dataset, query or ask.",
+                       "{}", "", false));
+  tools.push_back(tool("describe_dataset", "Describe a dataset",
+                       "Columns and DuckDB types of a dataset's committed data (every part reads with these columns), "
+                       "its partition columns and the views SQL can name (events, and the dataset's id).",
+                       "{" + std::string(kDataset) + "}", R"(["dataset"])", false));
+  tools.push_back(tool(
+      "query", "Run SQL",
+      "Runs one read-only DuckDB SELECT on a dataset: the dataset is the view `events` (also its own id). Rows are "
+      "capped at the server's query.max_rows (the result says truncated) and the server's time and size limits "
+      "apply. File, catalog and settings functions are refused. Optional from/to (RFC 3339 with a zone) restrict "
+      "_time and skip partitions outside the range.",
+      "{" + std::string(kDataset) +
+          R"J(,"sql":{"type":"string","description":"one SELECT statement over the view events"},"from":{"type":"string","description":"only events with _time >= this (RFC 3339)"},"to":{"type":"string","description":"only events with _time < this (RFC 3339)"}})J",
+      R"(["dataset","sql"])", false));
+  tools.push_back(tool("ask", "Ask in plain language",
+                       "Answers a question about a dataset through the account's own AI model: it writes the SQL, "
+                       "which runs like the query tool. Returns the SQL, an explanation and the rows. Needs the "
+                       "account's ai: provider.",
+                       "{" + std::string(kDataset) + R"(,"question":{"type":"string"}})", R"(["dataset","question"])",
+                       true));
   return tools;
 }
 
