@@ -37,6 +37,7 @@ bench: build
 	@./scripts/setup.sh --bench
 	cmake --build $(BUILD_DIR) --target benchmarks
 	$(BUILD_DIR)/bench/bench_pipeline
+	$(BUILD_DIR)/bench/bench_query_latency
 	bench/e2e_throughput.sh
 	bench/proxy_vs_rsyslog.sh
 

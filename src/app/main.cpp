@@ -328,12 +328,21 @@ int query_remote(const std::string& url, const std::string& key, const std::stri
   if (wire != "json") {
     // ndjson ends with its _meta line; csv's limits are in the X-Result-* headers.
     std::cout << r.body << std::flush;
+    // A streamed body that failed after its status went out (docs/api.md#streaming).
+    if (r.headers.count("X-Truncated-Reason") && r.headers["X-Truncated-Reason"] != "max_rows") {
+      std::cerr << "error: the result ended early (" << r.headers["X-Truncated-Reason"] << "); see its last line\n";
+      return 1;
+    }
     const bool truncated = r.headers.count("X-Result-Truncated") && r.headers["X-Result-Truncated"] == "true";
     size_t rows = 0;
     if (r.headers.count("X-Row-Count")) rows = std::stoull(r.headers["X-Row-Count"]);
     return report_truncation(truncated, rows, how);
   }
   auto doc = boost::json::parse(r.body).as_object();
+  if (auto* err = doc.if_contains("error")) {  // a streamed body that failed after its status went out
+    std::cerr << "error: " << (err->is_string() ? std::string(err->get_string()) : boost::json::serialize(*err)) << "\n";
+    return 1;
+  }
   const bool truncated = doc.contains("truncated") && doc.at("truncated").is_bool() && doc.at("truncated").as_bool();
   const size_t row_count = doc.at("rows").as_array().size();
   if (format == "json") {

@@ -10,6 +10,14 @@
 // (expiry is counted as an error of kind "timeout"). Both are absolute deadlines, so a
 // client that trickles a header a byte at a time (slowloris) is cut at read_timeout.
 //
+// Streamed bodies (HttpResponse::stream): the producer runs on the connection's
+// pool thread like a handler; what it writes is kept until 64 KiB, then the head goes
+// out with Transfer-Encoding: chunked and the body follows in chunks. Those writes
+// are synchronous sends on the socket's descriptor, each bounded by read_timeout
+// (no asynchronous operation is pending on the connection meanwhile); TLS and
+// HTTP/1.0 connections get the whole body at the end instead. Whether the client
+// has gone is a zero-timeout poll for POLLRDHUP on the same descriptor.
+//
 // Limits: at most max_connections open connections per server, each also holding a
 // slot of the process-wide ConnectionBudget; one more is answered 503 with Retry-After
 // and closed (TLS servers close it at once: there is no cheap way to answer). When
@@ -17,8 +25,12 @@
 // connections off the backlog and refuses them the same way, then the loop backs off.
 #include "net/http_server.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -408,6 +420,8 @@ struct HttpServer::Impl {
   asio::awaitable<bool> write_response(Stream& stream, HttpResponse resp, unsigned version,
                                        bool keep_alive, bool head);
   template <class Stream>
+  asio::awaitable<bool> stream_response(Stream& stream, HttpResponse resp, unsigned version, bool keep_alive);
+  template <class Stream>
   asio::awaitable<void> close_connection(Stream& stream, bool linger);
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> on_accept_error(const beast::error_code& ec);
@@ -543,6 +557,179 @@ asio::awaitable<bool> HttpServer::Impl::write_response(Stream& stream, HttpRespo
   co_return keep_alive;
 }
 
+namespace {
+
+// HttpStream over a connection's descriptor (see the file comment).
+class BodyStream final : public HttpStream {
+ public:
+  static constexpr size_t kCommitBytes = 64 * 1024;  // kept before the head is sent
+  static constexpr size_t kChunkBytes = 32 * 1024;   // then sent in chunks of about this
+  static constexpr auto kFlushAfter = std::chrono::milliseconds(200);
+
+  BodyStream(int fd, bool can_chunk, bool keep_alive, std::chrono::milliseconds send_timeout, HttpResponse resp)
+      : fd_(fd), can_chunk_(can_chunk), keep_alive_(keep_alive), send_timeout_(send_timeout), resp_(std::move(resp)) {
+    resp_.stream = nullptr;
+  }
+
+  HttpResponse& response() override { return resp_; }
+  bool committed() const override { return committed_; }
+
+  bool write(std::string_view data) override {
+    if (broken_) return false;
+    buffer_.append(data);
+    if (!committed_) {
+      if (can_chunk_ && buffer_.size() >= kCommitBytes) commit();
+    } else if (buffer_.size() >= kChunkBytes ||
+               ((++writes_ & 63) == 0 && std::chrono::steady_clock::now() - last_flush_ >= kFlushAfter)) {
+      flush();
+    }
+    return !broken_;
+  }
+
+  bool fail(HttpResponse replacement) override {
+    if (committed_) return false;
+    resp_ = std::move(replacement);
+    resp_.stream = nullptr;
+    buffer_ = std::move(resp_.body);
+    resp_.body.clear();
+    trailers_.clear();
+    return true;
+  }
+
+  void trailer(const std::string& name, const std::string& value) override { trailers_.emplace_back(name, value); }
+
+  void abort() override {
+    if (committed_) aborted_ = broken_ = true;
+  }
+
+  bool client_gone() override {
+    if (broken_) return true;
+    pollfd p{fd_, POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) <= 0) return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+  }
+
+  // After the producer: the last chunk and the trailers. False if the body could
+  // not be finished (the connection must be closed).
+  bool finish() {
+    if (broken_) return false;
+    flush();
+    std::string end = "0\r\n";
+    for (const auto& [k, v] : trailers_) end += k + ": " + v + "\r\n";
+    end += "\r\n";
+    send_all(end);
+    return !broken_;
+  }
+
+  // Not committed: the response to send as a whole, trailers as headers.
+  HttpResponse take() {
+    resp_.body = std::move(buffer_);
+    for (auto& [k, v] : trailers_) resp_.headers[k] = v;
+    resp_.headers.erase("Trailer");
+    return std::move(resp_);
+  }
+  bool timed_out() const { return timed_out_; }
+
+ private:
+  void commit() {
+    std::string head = "HTTP/1.1 " + std::to_string(resp_.status) + " " +
+                       std::string(http::obsolete_reason(static_cast<http::status>(resp_.status))) + "\r\n";
+    bool has_server = false;
+    for (const auto& [k, v] : resp_.headers) {
+      if (beast::iequals(k, "Content-Length") || beast::iequals(k, "Transfer-Encoding") ||
+          beast::iequals(k, "Connection"))
+        continue;
+      if (beast::iequals(k, "Server")) has_server = true;
+      head += k + ": " + v + "\r\n";
+    }
+    if (!has_server) head += "Server: bytefreezer\r\n";
+    head += "Transfer-Encoding: chunked\r\n";
+    if (!keep_alive_) head += "Connection: close\r\n";
+    head += "\r\n";
+    committed_ = true;
+    send_all(head);
+    flush();
+  }
+
+  void flush() {
+    last_flush_ = std::chrono::steady_clock::now();
+    if (buffer_.empty() || broken_) return;
+    char size[24];
+    const int n = std::snprintf(size, sizeof size, "%zx\r\n", buffer_.size());
+    buffer_.insert(0, size, static_cast<size_t>(n));
+    buffer_ += "\r\n";
+    send_all(buffer_);
+    buffer_.clear();
+  }
+
+  // Blocking send of all of `data`, bounded by send_timeout; a failure breaks the stream.
+  void send_all(std::string_view data) {
+    const auto deadline = std::chrono::steady_clock::now() + send_timeout_;
+    while (!data.empty() && !broken_) {
+      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        data.remove_prefix(static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+          timed_out_ = broken_ = true;
+          break;
+        }
+        pollfd p{fd_, POLLOUT, 0};
+        ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+        continue;
+      }
+      broken_ = true;  // EPIPE, ECONNRESET: the client went away
+    }
+  }
+
+  int fd_;
+  bool can_chunk_, keep_alive_;
+  std::chrono::milliseconds send_timeout_;
+  HttpResponse resp_;
+  std::string buffer_;
+  std::vector<std::pair<std::string, std::string>> trailers_;
+  bool committed_ = false, aborted_ = false, timed_out_ = false;
+  std::atomic<bool> broken_{false};
+  uint64_t writes_ = 0;
+  std::chrono::steady_clock::time_point last_flush_{};
+};
+
+}  // namespace
+
+template <class Stream>
+asio::awaitable<bool> HttpServer::Impl::stream_response(Stream& stream, HttpResponse resp, unsigned version,
+                                                        bool keep_alive) {
+  auto& sock = beast::get_lowest_layer(stream).socket();
+  bool handler_wants_close = false;
+  if (auto c = resp.headers.find("Connection"); c != resp.headers.end() && beast::iequals(c->second, "close"))
+    handler_wants_close = true;
+  keep_alive = keep_alive && !handler_wants_close && !stopping.load();
+  auto producer = std::move(resp.stream);
+  BodyStream out(sock.native_handle(), !kIsTls<Stream> && version >= 11, keep_alive, opts.read_timeout, std::move(resp));
+  try {
+    producer(out);
+  } catch (const std::exception& e) {
+    count_error(ErrorKind::kHandlerException);
+    spdlog::error("http server '{}': streamed body threw: {}", name, e.what());
+    if (!out.fail(HttpResponse::error(500, "internal server error"))) out.abort();
+  } catch (...) {
+    count_error(ErrorKind::kHandlerException);
+    if (!out.fail(HttpResponse::error(500, "internal server error"))) out.abort();
+  }
+  if (out.committed()) {
+    count_response(out.response().status);
+    const bool finished = out.finish();
+    if (out.timed_out()) count_error(ErrorKind::kTimeout);
+    co_return finished && keep_alive;
+  }
+  if (out.client_gone()) co_return false;  // nobody to answer
+  co_return co_await write_response(stream, out.take(), version, keep_alive, false);
+}
+
 template <class Stream>
 asio::awaitable<void> HttpServer::Impl::close_connection(Stream& stream, bool linger) {
   auto& lowest = beast::get_lowest_layer(stream);
@@ -659,7 +846,8 @@ asio::awaitable<void> HttpServer::Impl::session(std::shared_ptr<Conn<Stream>> co
     const unsigned version = req.version();
     const bool head = req.method() == http::verb::head;
     HttpResponse resp = handle(req, peer);  // synchronous; may block this pool thread
-    const bool keep = co_await write_response(stream, std::move(resp), version, keep_alive, head);
+    const bool keep = resp.stream && !head ? co_await stream_response(stream, std::move(resp), version, keep_alive)
+                                           : co_await write_response(stream, std::move(resp), version, keep_alive, head);
     if (!keep) break;
   }
   co_await close_connection(stream, false);

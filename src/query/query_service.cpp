@@ -18,6 +18,7 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "query/mcp/mcp_server.h"
 #include "query/nl/ask_service.h"
 #include "query/sql_guard.h"
 #include "storage/layout.h"
@@ -78,6 +79,13 @@ std::optional<int64_t> partition_hour_us(const std::string& key) {
 
 constexpr int64_t kHourUs = 3600LL * 1000 * 1000;
 
+// True if `word` occurs in `text`, ASCII case-insensitively (SQL identifiers are).
+bool mentions(std::string_view text, std::string_view word) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+  return std::search(text.begin(), text.end(), word.begin(), word.end(),
+                     [&](char a, char b) { return lower(a) == lower(b); }) != text.end();
+}
+
 }  // namespace
 
 QueryOptions parse_query_options(const ConfigNode& section) {
@@ -96,6 +104,7 @@ QueryOptions parse_query_options(const ConfigNode& section) {
   o.temp_dir = section.str("temp_dir", o.temp_dir);
   o.max_response_bytes = section.bytes("max_response_bytes", o.max_response_bytes);
   o.max_value_bytes = section.bytes("max_value_bytes", o.max_value_bytes);
+  if (section.has("mcp")) o.mcp_allowed_origins = section.child("mcp").str_list("allowed_origins");
   if (auto bad = invalid_option(o)) section.fail(bad->first, bad->second);
   return o;
 }
@@ -133,6 +142,8 @@ std::optional<KeyGrant> authenticate_query_request(const HttpRequest& req, const
 }
 
 struct QueryService::Impl {
+  // QueryError status of a query interrupted because its client went away (never sent).
+  static constexpr int kClientGone = 499;
   QueryOptions options;
   std::shared_ptr<const Catalog> catalog;
   std::shared_ptr<ObjectStore> store;
@@ -267,6 +278,9 @@ struct QueryService::Impl {
       o.memory_limit = engine_memory_limit();
       o.threads = options.threads;
       o.allowed_prefixes = {key};
+      // Parts are immutable once committed: their footers need reading once, not
+      // for each of the views and the query that bind them (docs/performance.md).
+      o.parquet_metadata_cache = true;
       // '.' is not in the ID alphabet, so account.tenant names one tenant.
       o.temp_directory = (std::filesystem::path(options.temp_dir) / ("tenant-" + ref.account + "." + ref.tenant)).string();
       std::shared_ptr<SqlEngine> engine;
@@ -324,14 +338,19 @@ struct QueryService::Impl {
     metrics().counter("bf_query_parts_read_total", "Parquet parts the query views named").inc(kept);
     std::string source = "read_parquet([" + files + "], hive_partitioning=true, union_by_name=true)";
     std::vector<std::string> setup{"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM " + source + where};
-    if (info.ref.dataset != "events")
+    // The view under the dataset's own id, when the SQL can name it: binding a view
+    // binds its read_parquet again, a cost of every query (docs/performance.md).
+    if (info.ref.dataset != "events" && mentions(request.sql, info.ref.dataset))
       setup.push_back("CREATE OR REPLACE TEMP VIEW " + sql_ident(info.ref.dataset) + " AS SELECT * FROM events");
     return setup;
   }
 
   // Runs the request, handing at most max_rows rows (0 = no limit) to `sink`;
   // max_bytes (0 = none) bounds what is fetched.
-  QueryStats execute(const QueryRequest& request, const SqlRowSink& sink, size_t max_rows, uint64_t max_bytes) {
+  // `cancelled` (polled from another thread while DuckDB works) true: the query is
+  // interrupted and throws QueryError(kClientGone).
+  QueryStats execute(const QueryRequest& request, const SqlRowSink& sink, size_t max_rows, uint64_t max_bytes,
+                     std::function<bool()> cancelled = {}) {
     const DatasetInfo* info = nullptr;
     try {
       info = &catalog->resolve(request.dataset);
@@ -374,7 +393,10 @@ struct QueryService::Impl {
       limits.max_rows = max_rows ? max_rows + 1 : SIZE_MAX;
       limits.timeout = options.timeout;
       limits.max_bytes = max_bytes;
+      limits.cancelled = std::move(cancelled);
       lease->engine().query_stream(request.sql, setup, limits, counted);
+    } catch (const SqlCancelled& e) {
+      throw QueryError(kClientGone, e.what());
     } catch (const SqlTimeout&) {
       metrics().counter("bf_query_timeouts_total", "Queries cancelled at query.timeout").inc();
       throw QueryError(400, timeout_text);
@@ -407,16 +429,43 @@ struct QueryService::Impl {
     return out;
   }
 
-  // Rendered while the rows are fetched, into one body bounded by
-  // max_response_bytes (the HTTP server sends whole bodies; no chunked streaming yet).
-  HttpResponse render(const QueryRequest& request, ResultFormat format) {
-    std::string body;
+  static Counter& cancelled_counter(const char* reason) {
+    return metrics().counter("bf_query_cancelled_total", "Queries stopped before their end, by reason",
+                             {{"reason", reason}});
+  }
+
+  // Renders the result into `out` while the rows are fetched (docs/api.md): a
+  // small result is answered whole, a large one streams (HttpStream commits it at
+  // 64 KiB); a failure after the commit is reported in-band. When the client goes
+  // away the query is interrupted (while DuckDB works) or stopped (while rows are
+  // written) and counted as bf_query_cancelled_total{reason="client_gone"}.
+  void render(HttpStream& out, const QueryRequest& request, ResultFormat format) {
+    const auto start = std::chrono::steady_clock::now();
+    HttpResponse& head = out.response();
+    head.status = 200;
+    switch (format) {
+      case ResultFormat::kJson: head.headers["Content-Type"] = "application/json"; break;
+      case ResultFormat::kNdjson: head.headers["Content-Type"] = "application/x-ndjson"; break;
+      case ResultFormat::kCsv: head.headers["Content-Type"] = "text/csv; charset=utf-8; header=present"; break;
+    }
+    head.headers["Trailer"] = "X-Result-Truncated, X-Row-Count, X-Truncated-Reason, X-Elapsed-Ms";
+    std::string buf;
     std::optional<RowFormatter> formatter;
     const uint64_t max_bytes = options.max_response_bytes;
-    auto check_size = [&] {
-      if (body.size() > max_bytes) throw SqlResultTooLarge("result is larger than " + std::to_string(max_bytes) + " bytes");
-    };
+    uint64_t rendered = 0;
     size_t rows = 0;
+    bool gone = false;
+    // Hands what is rendered to the stream; false once the client has gone.
+    auto count_rendered = [&](size_t n) {
+      rendered += n;
+      if (rendered > max_bytes) throw SqlResultTooLarge("result is larger than " + std::to_string(max_bytes) + " bytes");
+    };
+    auto pass_on = [&] {
+      const bool ok = out.write(buf);
+      buf.clear();
+      if (!ok) gone = true;
+      return ok;
+    };
     SqlRowSink sink;
     sink.on_columns = [&](const std::vector<std::string>& columns, const std::vector<std::string>& types) {
       formatter.emplace(columns, types);
@@ -424,61 +473,96 @@ struct QueryService::Impl {
         boost::json::array cols;
         for (size_t i = 0; i < columns.size(); ++i)
           cols.push_back(boost::json::object{{"name", columns[i]}, {"type", types[i]}});
-        body += "{\"columns\":";
-        body += boost::json::serialize(cols);
-        body += ",\"rows\":[";
+        buf += "{\"columns\":";
+        buf += boost::json::serialize(cols);
+        buf += ",\"rows\":[";
       } else if (format == ResultFormat::kCsv) {
-        formatter->csv_header(body);
+        formatter->csv_header(buf);
       }
-      check_size();
+      count_rendered(buf.size());
+      pass_on();
     };
     sink.on_row = [&](SqlRow& row) {
+      const size_t before = buf.size();
       switch (format) {
         case ResultFormat::kJson:
-          if (rows) body += ',';
-          formatter->json_object(body, row);
+          if (rows) buf += ',';
+          formatter->json_object(buf, row);
           break;
         case ResultFormat::kNdjson:
-          formatter->json_object(body, row);
-          body += '\n';
+          formatter->json_object(buf, row);
+          buf += '\n';
           break;
         case ResultFormat::kCsv:
-          formatter->csv_row(body, row);
+          formatter->csv_row(buf, row);
           break;
       }
       ++rows;
-      check_size();
-      return true;
+      count_rendered(buf.size() - before);
+      return buf.size() < 8192 || pass_on();
     };
-    QueryStats stats = execute(request, sink, options.max_rows, max_bytes);
+    QueryStats stats;
+    std::optional<QueryError> failure;
+    try {
+      stats = execute(request, sink, options.max_rows, max_bytes, [&out] { return out.client_gone(); });
+    } catch (const QueryError& e) {
+      failure = e;
+    }
+    if (gone || (failure && failure->status == kClientGone)) {
+      cancelled_counter("client_gone").inc();
+      spdlog::debug("query: {}: the client went away after {} rows; query stopped", request.dataset, rows);
+      out.abort();
+      return;
+    }
+    const std::string elapsed = std::to_string(static_cast<int64_t>(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() + 0.5));
+    if (failure) {
+      auto r = HttpResponse::error(failure->status, failure->what());
+      if (failure->status == 503) r.headers["Retry-After"] = "1";
+      if (out.fail(std::move(r))) return;
+      // Rows have gone out already: the end of the body says what happened.
+      const std::string reason = failure->status == 413 ? "max_response_bytes"
+                                 : std::string_view(failure->what()).find("query.timeout") != std::string_view::npos
+                                     ? "timeout"
+                                     : "error";
+      const std::string meta = "\"row_count\":" + std::to_string(rows) + ",\"truncated\":true,\"truncated_reason\":\"" +
+                               reason + "\",\"elapsed_ms\":" + elapsed +
+                               ",\"error\":" + boost::json::serialize(boost::json::value(failure->what()));
+      if (format == ResultFormat::kJson) out.write(buf + "]," + meta + "}");
+      else if (format == ResultFormat::kNdjson) out.write(buf + "{\"_meta\":{" + meta + "}}\n");
+      else {
+        out.write(buf);
+        out.abort();  // csv has no place for it: the transfer ends incomplete
+        return;
+      }
+      out.trailer("X-Result-Truncated", "true");
+      out.trailer("X-Row-Count", std::to_string(rows));
+      out.trailer("X-Truncated-Reason", reason);
+      out.trailer("X-Elapsed-Ms", elapsed);
+      return;
+    }
     const std::string count = std::to_string(stats.row_count);
     const std::string truncated = stats.truncated ? "true" : "false";
     const std::string reason = stats.truncated ? "\"max_rows\"" : "null";
-    const std::string elapsed = std::to_string(static_cast<int64_t>(stats.elapsed_ms + 0.5));
-    HttpResponse response;
-    response.status = 200;
     switch (format) {
       case ResultFormat::kJson:
-        body += "],\"row_count\":" + count + ",\"truncated\":" + truncated + ",\"truncated_reason\":" + reason +
-                ",\"elapsed_ms\":" + elapsed + "}";
-        response.headers["Content-Type"] = "application/json";
+        buf += "],\"row_count\":" + count + ",\"truncated\":" + truncated + ",\"truncated_reason\":" + reason +
+               ",\"elapsed_ms\":" + elapsed + "}";
         break;
       case ResultFormat::kNdjson:
-        body += "{\"_meta\":{\"row_count\":" + count + ",\"truncated\":" + truncated + ",\"truncated_reason\":" +
-                reason + ",\"elapsed_ms\":" + elapsed + "}}\n";
-        response.headers["Content-Type"] = "application/x-ndjson";
+        buf += "{\"_meta\":{\"row_count\":" + count + ",\"truncated\":" + truncated + ",\"truncated_reason\":" +
+               reason + ",\"elapsed_ms\":" + elapsed + "}}\n";
         break;
       case ResultFormat::kCsv:
-        response.headers["Content-Type"] = "text/csv; charset=utf-8; header=present";
         break;
     }
-    // The same facts as headers in every format (the only place csv has them).
-    response.headers["X-Result-Truncated"] = truncated;
-    response.headers["X-Row-Count"] = count;
-    if (stats.truncated) response.headers["X-Truncated-Reason"] = "max_rows";
-    response.headers["X-Elapsed-Ms"] = elapsed;
-    response.body = std::move(body);
-    return response;
+    out.write(buf);
+    // The same facts in every format (the only place csv has them): headers when
+    // the body went out whole, trailers after a streamed one.
+    out.trailer("X-Result-Truncated", truncated);
+    out.trailer("X-Row-Count", count);
+    if (stats.truncated) out.trailer("X-Truncated-Reason", "max_rows");
+    out.trailer("X-Elapsed-Ms", elapsed);
   }
 
   HttpResponse handle(HttpRequest& req) {
@@ -522,7 +606,9 @@ struct QueryService::Impl {
         return HttpResponse::error(403, "this query key is not valid for tenant '" + info->ref.tenant + "'");
       request.dataset = info->ref.str();
       request.sql = std::string(sql->get_string());
-      return render(request, format);
+      HttpResponse streamed;
+      streamed.stream = [this, request, format](HttpStream& out) { render(out, request, format); };
+      return streamed;
     } catch (const QueryError& e) {
       auto r = HttpResponse::error(e.status, e.what());
       if (e.status == 503) r.headers["Retry-After"] = "1";
@@ -573,8 +659,8 @@ QueryStats QueryService::stream(const QueryRequest& request, const SqlRowSink& s
   return impl_->execute(request, sink, max_rows, 0);
 }
 
-HttpResponse QueryService::render(const QueryRequest& request, ResultFormat format) {
-  return impl_->render(request, format);
+void QueryService::render(const QueryRequest& request, ResultFormat format, HttpStream& out) {
+  impl_->render(out, request, format);
 }
 
 size_t QueryService::engine_count() const {
@@ -586,6 +672,10 @@ void QueryService::start() {
   Router router;
   router.add("POST", "/api/v1/query", [this](HttpRequest& req) { return impl_->handle(req); });
   nl::add_ask_routes(router, *this, impl_->catalog, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
+  mcp::McpOptions mcp_options;
+  mcp_options.allowed_origins = impl_->options.mcp_allowed_origins;
+  mcp_options.max_response_bytes = impl_->options.max_response_bytes;
+  mcp::add_mcp_routes(router, *this, impl_->catalog, impl_->store, std::move(mcp_options));  // docs/mcp.md
   add_standard_endpoints(router, [] { return true; });
   impl_->server = std::make_unique<HttpServer>("query", impl_->options.http, std::move(router));
   impl_->server->start();

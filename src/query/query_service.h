@@ -55,6 +55,9 @@ struct QueryOptions {
   uint64_t max_response_bytes = 64ull << 20;
   // Largest value repeat()/lpad()/rpad()/… may build (refused by the guard).
   uint64_t max_value_bytes = 64ull << 10;
+  // query.mcp.allowed_origins: browser origins the MCP endpoint serves besides
+  // loopback ones (docs/mcp.md); "*" = any.
+  std::vector<std::string> mcp_allowed_origins;
 };
 QueryOptions parse_query_options(const ConfigNode& section);
 
@@ -109,9 +112,11 @@ class QueryService {
   // large to hold (the CLI's --no-limit). The guard and query.timeout apply, the
   // byte limit does not (nothing is kept); max_rows 0 = no row limit. Throws QueryError.
   QueryStats stream(const QueryRequest& request, const SqlRowSink& sink, size_t max_rows);
-  // Renders a result the way POST /api/v1/query answers (body, content type and
-  // X-Result-* headers), bounded by max_rows and max_response_bytes. Throws QueryError.
-  HttpResponse render(const QueryRequest& request, ResultFormat format);
+  // Writes a result the way POST /api/v1/query answers (status, content type, body,
+  // X-Result-* headers or trailers) into `out` while the rows are fetched, bounded by
+  // max_rows and max_response_bytes; errors become the response (or, once rows have
+  // gone out, the end of the body). The query stops when out.client_gone().
+  void render(const QueryRequest& request, ResultFormat format, HttpStream& out);
   // Open tenant engines (for tests and the bf_query_engines gauge).
   size_t engine_count() const;
   // POST /api/v1/query {"dataset", "sql", "format"?, "from"?, "to"?} with

@@ -394,6 +394,7 @@ SqlEngine::SqlEngine(std::shared_ptr<ObjectStore> store, Options options) : impl
     }
     if (opt.threads > 0) impl_->run(con, "SET threads=" + std::to_string(opt.threads));
     if (!opt.memory_limit.empty()) impl_->run(con, "SET memory_limit=" + sql_quote(opt.memory_limit));
+    if (opt.parquet_metadata_cache) impl_->run(con, "SET parquet_metadata_cache=true");
     if (opt.sandboxed) {
       // Order matters: allowed_directories and the extension switches cannot be
       // changed once external access is off, and nothing once the config is locked.
@@ -420,17 +421,37 @@ SqlEngine::~SqlEngine() = default;
 SqlResult SqlEngine::query(const std::string& sql) { return query(sql, {}, SIZE_MAX); }
 
 namespace {
-// Interrupts a connection's running query when the deadline passes first.
+// Interrupts a connection's running query when the deadline passes first, or
+// when `cancelled` (polled every kPoll) says so.
 class Watchdog {
  public:
-  Watchdog(duckdb::Connection& con, std::chrono::milliseconds timeout) {
-    if (timeout.count() <= 0) return;
-    thread_ = std::thread([this, &con, timeout] {
+  static constexpr std::chrono::milliseconds kPoll{20};
+  Watchdog(duckdb::Connection& con, std::chrono::milliseconds timeout, std::function<bool()> cancelled = {}) {
+    if (timeout.count() <= 0 && !cancelled) return;
+    const auto deadline = timeout.count() > 0 ? std::chrono::steady_clock::now() + timeout
+                                              : std::chrono::steady_clock::time_point::max();
+    thread_ = std::thread([this, &con, deadline, cancelled = std::move(cancelled)] {
       std::unique_lock lock(mu_);
-      if (!cv_.wait_for(lock, timeout, [this] { return done_; })) {
-        fired_ = true;
-        con.Interrupt();
+      for (;;) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) {
+          fired_ = true;
+          break;
+        }
+        const auto wake = cancelled ? std::min(deadline, now + kPoll) : deadline;
+        if (cv_.wait_until(lock, wake, [this] { return done_; })) return;
+        if (cancelled) {
+          lock.unlock();
+          const bool stop = cancelled();
+          lock.lock();
+          if (done_) return;
+          if (stop) {
+            cancelled_ = true;
+            break;
+          }
+        }
       }
+      con.Interrupt();
     });
   }
   ~Watchdog() {
@@ -445,11 +466,15 @@ class Watchdog {
     std::lock_guard lock(mu_);
     return fired_;
   }
+  bool cancelled() {
+    std::lock_guard lock(mu_);
+    return cancelled_;
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  bool done_ = false, fired_ = false;
+  bool done_ = false, fired_ = false, cancelled_ = false;
   std::thread thread_;
 };
 }  // namespace
@@ -489,8 +514,9 @@ size_t SqlEngine::query_stream(const std::string& sql, const std::vector<std::st
   auto too_large = [&] {
     return SqlResultTooLarge("result is larger than " + std::to_string(max_bytes) + " bytes");
   };
+  auto cancelled = [&] { return SqlCancelled("query cancelled: the client went away"); };
   duckdb::Connection con(*impl_->db);
-  Watchdog watchdog(con, timeout);
+  Watchdog watchdog(con, timeout, limits.cancelled);
   try {
     for (const auto& statement : setup) impl_->run(con, statement);
     // Streamed, so a row limit stops the scan instead of materialising everything.
@@ -517,6 +543,7 @@ size_t SqlEngine::query_stream(const std::string& sql, const std::vector<std::st
     bool stop = false;
     while (!stop && delivered < limits.max_rows) {
       if (timeout.count() > 0 && std::chrono::steady_clock::now() >= deadline) throw timed_out();
+      if (watchdog.cancelled()) throw cancelled();
       auto chunk = res->Fetch();
       if (!chunk || chunk->size() == 0) break;
       const duckdb::idx_t n = chunk->size();
@@ -553,8 +580,11 @@ size_t SqlEngine::query_stream(const std::string& sql, const std::vector<std::st
     throw;
   } catch (const SqlTimeout&) {
     throw;
+  } catch (const SqlCancelled&) {
+    throw;
   } catch (const std::exception& e) {
     if (watchdog.fired()) throw timed_out();
+    if (watchdog.cancelled()) throw cancelled();
     if (const auto* sql_error = dynamic_cast<const SqlError*>(&e)) throw *sql_error;
     throw SqlError(message_of(e));
   }

@@ -29,6 +29,11 @@ struct SqlResultTooLarge : SqlError {
   using SqlError::SqlError;
 };
 
+// QueryLimits::cancelled said so (e.g. the client went away): the query was interrupted.
+struct SqlCancelled : SqlError {
+  using SqlError::SqlError;
+};
+
 // One result row: each value rendered as text; nullopt for NULL.
 using SqlRow = std::vector<std::optional<std::string>>;
 
@@ -107,6 +112,10 @@ class SqlEngine {
     // removed when the engine is destroyed. A sandboxed engine may read its own
     // temp directory (DuckDB allows it), so give each tenant its own.
     std::string temp_directory;
+    // DuckDB's parquet_metadata_cache: Parquet footers are kept between queries
+    // (validated by the file's mtime and etag), so a view over many parts is not
+    // re-read for every statement that binds it.
+    bool parquet_metadata_cache = false;
   };
   struct QueryLimits {
     size_t max_rows = SIZE_MAX;
@@ -117,6 +126,10 @@ class SqlEngine {
     // rendered rows); a string value's length is checked before it is copied.
     // More throws SqlResultTooLarge. 0 = none.
     uint64_t max_bytes = 0;
+    // Polled about every 20 ms while the query runs (and between fetched chunks);
+    // true interrupts DuckDB and the query throws SqlCancelled. Called from another
+    // thread than the query's. Empty = never.
+    std::function<bool()> cancelled;
   };
   SqlEngine(std::shared_ptr<ObjectStore> store, Options options);
   ~SqlEngine();
