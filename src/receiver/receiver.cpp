@@ -235,6 +235,9 @@ struct Receiver::Impl {
       data = wrap_batch_object(envelope, compress(Encoding::zstd, body, kZstdFastLevel));
     } else if (has_zstd_skippable_frames(req.body)) {
       data = wrap_batch_object(envelope, strip_zstd_skippable_frames(req.body));
+      metrics().counter("bf_receiver_skippable_frames_removed_total",
+                        "Batches stored without the zstd skippable frames their sender put in the body",
+                        {{"tenant", tenant}, {"dataset", dataset}}).inc();
     } else {
       data = wrap_batch_object(envelope, req.body);
     }

@@ -370,9 +370,12 @@ TEST_F(ReceiverTest, ASendersSkippableFramesAreNeverTakenForTheEnvelope) {
   const std::string a = compress(Encoding::zstd, "{\"n\":1}\n"), b = compress(Encoding::zstd, "{\"n\":2}\n");
   const std::string body = forged + a + skippable_frame(0x184D2A50, "1234") + b;
   const std::string id = new_ulid();
+  auto& removed = metrics().counter("bf_receiver_skippable_frames_removed_total", "", {{"tenant", "web"}, {"dataset", "logs"}});
+  const uint64_t removed_before = removed.value();
   auto r = post(body, {{"Content-Encoding", "zstd"}, {"X-Batch-Id", id}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(boost::json::parse(r.body).at("accepted").as_int64(), 2);
+  EXPECT_EQ(removed.value(), removed_before + 1);
   const std::string key = raw_key(DatasetRef{"acme", "web", "logs"}, id);
   ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return store->head(key).has_value(); }));
   const std::string object = store->get(key);
