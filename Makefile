@@ -38,6 +38,7 @@ bench: build
 	cmake --build $(BUILD_DIR) --target benchmarks
 	$(BUILD_DIR)/bench/bench_pipeline
 	$(BUILD_DIR)/bench/bench_query_latency
+	cd $(BUILD_DIR) && ./bench/bench_receiver
 	bench/e2e_throughput.sh
 	bench/proxy_vs_rsyslog.sh
 

@@ -23,25 +23,32 @@ std::string to_ndjson(const std::vector<Event>& events) {
   return out;
 }
 
+bool NdjsonLines::next(std::string_view& line) {
+  if (pos_ >= text_.size()) return false;
+  size_t end = text_.find('\n', pos_);
+  if (end == std::string_view::npos) end = text_.size();
+  line = text_.substr(pos_, end - pos_);
+  pos_ = end + 1;
+  ++number_;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return true;
+}
+
+bool is_blank_line(std::string_view line) { return line.find_first_not_of(" \t") == std::string_view::npos; }
+
 std::vector<Event> parse_ndjson(std::string_view text) {
   std::vector<Event> events;
   boost::json::parser parser;
-  size_t line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+  NdjsonLines lines(text);
+  std::string_view line;
+  while (lines.next(line)) {
+    if (is_blank_line(line)) continue;
     parser.reset();
     boost::system::error_code ec;
     parser.write(line.data(), line.size(), ec);
-    if (ec) throw BatchFormatError("line " + std::to_string(line_no) + ": invalid JSON: " + ec.message());
+    if (ec) throw BatchFormatError("line " + std::to_string(lines.number()) + ": invalid JSON: " + ec.message());
     boost::json::value v = parser.release();
-    if (!v.is_object()) throw BatchFormatError("line " + std::to_string(line_no) + ": not a JSON object");
+    if (!v.is_object()) throw BatchFormatError("line " + std::to_string(lines.number()) + ": not a JSON object");
     events.push_back(std::move(v.get_object()));
   }
   return events;
@@ -100,6 +107,32 @@ BatchObject split_batch_object(std::string_view object) {
   return b;
 }
 
+void apply_envelope_defaults(const BatchEnvelope& envelope, std::vector<Event>& events) {
+  auto member = [&](const char* name) -> const boost::json::value* {
+    const auto* v = envelope.if_contains(name);
+    return v && v->is_string() ? v : nullptr;
+  };
+  if (const auto* c = envelope.if_contains("complete"); c && c->is_bool() && c->get_bool()) return;
+  const boost::json::value* received = member("received");
+  const boost::json::value* source = member("source");
+  const boost::json::value* peer = member("peer");
+  if (!received && !source) return;
+  for (Event& e : events) {
+    if (received && !e.contains("_received")) e["_received"] = *received;
+    if (!e.contains("_time")) {
+      // A copy first: inserting may move the members.
+      if (const auto* r = e.if_contains("_received")) {
+        boost::json::value time = *r;
+        e["_time"] = std::move(time);
+      }
+    }
+    if (source && !e.contains("_source")) {
+      e["_source"] = *source;
+      if (peer && !e.contains("_peer")) e["_peer"] = *peer;
+    }
+  }
+}
+
 std::string encode_batch(const std::vector<Event>& events, const BatchEnvelope& envelope) {
   return wrap_batch_object(envelope, compress(Encoding::zstd, to_ndjson(events)));
 }
@@ -111,7 +144,9 @@ std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes) {
   if (compressed.empty()) throw BatchFormatError("empty batch object");
   BatchObject object = split_batch_object(compressed);
   if (object.payload.empty()) throw BatchFormatError("batch object has an envelope but no events");
-  return parse_ndjson(decompress(Encoding::zstd, object.payload, max_bytes));
+  std::vector<Event> events = parse_ndjson(decompress(Encoding::zstd, object.payload, max_bytes));
+  apply_envelope_defaults(object.envelope, events);
+  return events;
 }
 
 }  // namespace bf

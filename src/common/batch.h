@@ -21,6 +21,22 @@ struct BatchFormatError : std::runtime_error {
 // One line per event, each terminated by '\n'.
 std::string to_ndjson(const std::vector<Event>& events);
 void append_ndjson(std::string& out, const Event& event);
+// The line splitting every NDJSON reader here shares (parse_ndjson, validate_ndjson):
+// a line ends at '\n' (or the end of the text), a '\r' before it is dropped, and a
+// blank line (spaces and tabs only) holds no event.
+class NdjsonLines {
+ public:
+  explicit NdjsonLines(std::string_view text) : text_(text) {}
+  // The next line, blank or not; false at the end of the text.
+  bool next(std::string_view& line);
+  size_t number() const { return number_; }  // 1-based number of the line last returned
+ private:
+  std::string_view text_;
+  size_t pos_ = 0;
+  size_t number_ = 0;
+};
+bool is_blank_line(std::string_view line);
+
 // Parses NDJSON; blank lines are skipped; a line that is not a JSON object (or not
 // valid UTF-8 JSON) throws BatchFormatError naming the 1-based line number.
 std::vector<Event> parse_ndjson(std::string_view text);
@@ -48,9 +64,18 @@ struct BatchObject {
 // Throws BatchFormatError for a truncated or malformed envelope frame.
 BatchObject split_batch_object(std::string_view object);
 
+// The receive metadata the receiver keeps in a raw/ batch's envelope ("received",
+// "source", "peer"; docs/storage.md), applied to each event that lacks it by the rules
+// the receiver applies: _received <- received; _time <- the event's _received; without
+// _source: _source <- source, and _peer <- peer unless present. An envelope without
+// these members, or with "complete": true (every event has them), changes nothing.
+void apply_envelope_defaults(const BatchEnvelope& envelope, std::vector<Event>& events);
+
 // zstd NDJSON, as stored in raw/ and processed/.
 std::string encode_batch(const std::vector<Event>& events, const BatchEnvelope& envelope = {});
-// Throws BatchFormatError for an empty object (no stage writes one).
+// The events of a batch object, with its envelope's defaults applied (above), so every
+// reader of raw/ sees complete events. Throws BatchFormatError for an empty object (no
+// stage writes one).
 std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes = size_t(1) << 30);
 
 }  // namespace bf

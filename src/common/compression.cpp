@@ -3,6 +3,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 
 namespace bf {
@@ -24,32 +26,64 @@ std::string_view encoding_name(Encoding e) {
 
 namespace {
 
+// One context per thread, reused: creating one per call costs its tables every time.
+ZSTD_CCtx* thread_cctx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> ctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  return ctx.get();
+}
+
 std::string zstd_compress(std::string_view data, int level) {
   std::string out(ZSTD_compressBound(data.size()), '\0');
-  size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
+  size_t n = ZSTD_compressCCtx(thread_cctx(), out.data(), out.size(), data.data(), data.size(), level);
   if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
   out.resize(n);
   return out;
 }
 
-std::string zstd_decompress(std::string_view data, size_t max_output) {
-  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
-  std::string out;
-  std::string chunk(ZSTD_DStreamOutSize(), '\0');
+ZSTD_DCtx* thread_dctx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  return ctx.get();
+}
+
+// Decompresses into buf (its size is working space, grown as needed) and returns the
+// decompressed length. initial: the size to start with when buf is smaller.
+size_t zstd_decompress_into(std::string_view data, size_t max_output, std::string& buf, size_t initial) {
+  ZSTD_DCtx* ctx = thread_dctx();
+  ZSTD_DCtx_reset(ctx, ZSTD_reset_session_only);
+  const size_t limit = max_output == SIZE_MAX ? max_output : max_output + 1;
+  if (buf.size() < initial) buf.resize(std::min(initial, limit));
+  if (buf.empty()) buf.resize(std::min<size_t>(limit, 1));
   ZSTD_inBuffer in{data.data(), data.size(), 0};
+  size_t used = 0;
   while (true) {
-    ZSTD_outBuffer ob{chunk.data(), chunk.size(), 0};
-    size_t ret = ZSTD_decompressStream(ctx.get(), &ob, &in);
+    ZSTD_outBuffer ob{buf.data(), buf.size(), used};
+    const size_t ret = ZSTD_decompressStream(ctx, &ob, &in);
     if (ZSTD_isError(ret)) throw DecompressError(std::string("invalid zstd data: ") + ZSTD_getErrorName(ret));
-    if (out.size() + ob.pos > max_output)
+    used = ob.pos;
+    if (used > max_output)
       throw DecompressTooLarge("decompressed size exceeds limit of " + std::to_string(max_output) + " bytes");
-    out.append(chunk.data(), ob.pos);
     // Input consumed and the output buffer not filled: everything is flushed.
     if (in.pos == in.size && ob.pos < ob.size) {
       if (ret != 0) throw DecompressError("truncated zstd data");
-      break;
+      return used;
     }
+    if (ob.pos == ob.size) buf.resize(std::min(limit, std::max<size_t>(buf.size() * 2, 64 << 10)));
   }
+}
+
+// Where the frames declare their content size, one allocation of about that size
+// (bounded by a plausible compression ratio, so a forged header cannot make us
+// allocate the whole limit); otherwise the buffer grows as output arrives.
+size_t zstd_initial_size(std::string_view data) {
+  const unsigned long long declared = ZSTD_getFrameContentSize(data.data(), data.size());  // of the first frame
+  const size_t plausible = data.size() * 64 + (1u << 20);
+  if (declared == ZSTD_CONTENTSIZE_UNKNOWN || declared == ZSTD_CONTENTSIZE_ERROR) return std::min<size_t>(plausible, 64 << 10);
+  return static_cast<size_t>(std::min<unsigned long long>(declared + 1, plausible));
+}
+
+std::string zstd_decompress(std::string_view data, size_t max_output) {
+  std::string out;
+  out.resize(zstd_decompress_into(data, max_output, out, zstd_initial_size(data)));
   return out;
 }
 
@@ -100,13 +134,58 @@ std::string gzip_decompress(std::string_view data, size_t max_output) {
   return out;
 }
 
+constexpr uint32_t kSkippableMagicMask = 0xFFFFFFF0u;
+constexpr uint32_t kSkippableMagic = 0x184D2A50u;
+
+// Calls f(frame, skippable) for each frame of a zstd stream.
+template <class F>
+void for_each_zstd_frame(std::string_view data, F&& f) {
+  while (!data.empty()) {
+    const size_t n = ZSTD_findFrameCompressedSize(data.data(), data.size());
+    if (ZSTD_isError(n)) throw DecompressError(std::string("invalid zstd data: ") + ZSTD_getErrorName(n));
+    uint32_t magic = 0;
+    for (int i = 3; i >= 0 && data.size() >= 4; --i) magic = (magic << 8) | static_cast<unsigned char>(data[static_cast<size_t>(i)]);
+    f(data.substr(0, n), (magic & kSkippableMagicMask) == kSkippableMagic);
+    data.remove_prefix(n);
+  }
+}
+
 }  // namespace
+
+bool has_zstd_skippable_frames(std::string_view data) {
+  bool any = false;
+  for_each_zstd_frame(data, [&](std::string_view, bool skippable) { any = any || skippable; });
+  return any;
+}
+
+std::string strip_zstd_skippable_frames(std::string_view data) {
+  std::string out;
+  out.reserve(data.size());
+  for_each_zstd_frame(data, [&](std::string_view frame, bool skippable) {
+    if (!skippable) out += frame;
+  });
+  return out;
+}
 
 std::string compress(Encoding e, std::string_view data, int level) {
   switch (e) {
     case Encoding::zstd: return zstd_compress(data, level);
     case Encoding::gzip: return gzip_compress(data, level < 1 ? 1 : (level > 9 ? 9 : level));
     default: return std::string(data);
+  }
+}
+
+std::string_view decompress_into(Encoding e, std::string_view data, size_t max_output, std::string& buffer) {
+  switch (e) {
+    case Encoding::zstd: {
+      const size_t n = zstd_decompress_into(data, max_output, buffer, zstd_initial_size(data));
+      return {buffer.data(), n};  // after the call: it may have moved the buffer
+    }
+    case Encoding::gzip: buffer = gzip_decompress(data, max_output); return buffer;
+    default:
+      if (data.size() > max_output)
+        throw DecompressTooLarge("body exceeds limit of " + std::to_string(max_output) + " bytes");
+      return data;
   }
 }
 

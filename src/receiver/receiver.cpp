@@ -19,6 +19,7 @@
 #include "common/digest.h"
 #include "common/ids.h"
 #include "common/metrics.h"
+#include "common/ndjson_validate.h"
 #include "common/spool.h"
 #include "common/time.h"
 #include "common/ulid.h"
@@ -68,59 +69,25 @@ std::optional<std::string> bearer_token(const HttpRequest& req) {
   return auth->substr(prefix.size());
 }
 
-struct EventTooLarge : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Members of objects and elements of arrays, at every depth.
-size_t count_fields(const boost::json::value& v) {
-  size_t n = 0;
-  if (v.is_object()) {
-    for (const auto& kv : v.get_object()) n += 1 + count_fields(kv.value());
-  } else if (v.is_array()) {
-    for (const auto& item : v.get_array()) n += 1 + count_fields(item);
+// A JSON array body (the rare path: proxies send NDJSON) as NDJSON, one line per
+// element, which is then validated like any NDJSON body ("line N" is element N).
+std::string array_to_ndjson(std::string_view text) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(text, ec);
+  if (ec) throw BatchFormatError("invalid JSON array: " + ec.message());
+  std::string out;
+  size_t i = 0;
+  for (const auto& item : v.as_array()) {
+    ++i;
+    if (!item.is_object()) throw BatchFormatError("array element " + std::to_string(i) + ": not a JSON object");
+    append_ndjson(out, item.get_object());
   }
-  return n;
+  return out;
 }
 
-// A JSON array of objects or NDJSON, each event within the per-event limits
-// (nesting is bounded by the JSON parser's depth limit of 32).
-std::vector<Event> parse_body(const std::string& text, const ReceiverOptions& limits) {
-  std::vector<Event> events;
-  size_t first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && text[first] == '[') {
-    boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(text, ec);
-    if (ec) throw BatchFormatError("invalid JSON array: " + ec.message());
-    size_t i = 0;
-    for (auto& item : v.as_array()) {
-      ++i;
-      if (!item.is_object()) throw BatchFormatError("array element " + std::to_string(i) + ": not a JSON object");
-      if (boost::json::serialize(item).size() > limits.max_event_bytes)
-        throw EventTooLarge("array element " + std::to_string(i) + ": event larger than receiver.max_event_bytes (" +
-                            std::to_string(limits.max_event_bytes) + " bytes)");
-      events.push_back(std::move(item.get_object()));
-    }
-  } else {
-    size_t line = 0, pos = 0;
-    while (pos < text.size()) {
-      size_t end = std::min(text.find('\n', pos), text.size());
-      ++line;
-      if (end - pos > limits.max_event_bytes)
-        throw EventTooLarge("line " + std::to_string(line) + ": event larger than receiver.max_event_bytes (" +
-                            std::to_string(limits.max_event_bytes) + " bytes)");
-      pos = end + 1;
-    }
-    events = parse_ndjson(text);
-  }
-  for (size_t i = 0; i < events.size(); ++i) {
-    size_t n = 0;
-    for (const auto& kv : events[i]) n += 1 + count_fields(kv.value());
-    if (n > limits.max_event_fields)
-      throw EventTooLarge("event " + std::to_string(i + 1) + ": " + std::to_string(n) +
-                          " fields, more than receiver.max_event_fields (" + std::to_string(limits.max_event_fields) + ")");
-  }
-  return events;
+bool is_json_array(std::string_view text) {
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && text[first] == '[';
 }
 
 // The spool entry of a batch: the idempotency key is (account, tenant, dataset, batch id).
@@ -141,6 +108,7 @@ struct Receiver::Impl {
   std::mutex mu;
   std::condition_variable wake;
   bool stopping = false;
+  bool spooled_since_round = false;  // a batch was spooled after the uploader's round began (under mu)
   std::atomic<bool> started{false};
   std::function<void()> uploaded_callback;
   // False after a failed ledger lookup or upload; true after a successful upload.
@@ -190,11 +158,30 @@ struct Receiver::Impl {
       batch_id = new_ulid();
     }
 
-    std::string body;
-    std::vector<Event> events;
+    // The body is validated and stored as sent: a zstd body keeps its compressed
+    // bytes (only skippable frames a sender added are left out, so the first frame of
+    // a stored object is always our envelope); others are compressed once, fast.
+    // The decompressed body lives in a buffer kept per server thread (no allocation or
+    // page faults per batch once warm); an unusually large one is given back after use.
+    thread_local std::string scratch;
+    struct ScratchTrim {
+      ~ScratchTrim() {
+        if (scratch.size() > (32u << 20)) std::string().swap(scratch);
+      }
+    } trim_scratch;
+    std::string_view body;
+    std::string ndjson_from_array;
+    bool array_body = false;
+    NdjsonSummary summary;
     try {
-      body = decompress(*encoding, req.body, options.max_decompressed_bytes);
-      events = parse_body(body, options);
+      body = decompress_into(*encoding, req.body, options.max_decompressed_bytes, scratch);
+      const NdjsonLimits limits{options.max_event_bytes, options.max_event_fields};
+      if ((array_body = is_json_array(body))) {
+        ndjson_from_array = array_to_ndjson(body);
+        summary = validate_ndjson(ndjson_from_array, limits);
+      } else {
+        summary = validate_ndjson(body, limits);
+      }
     } catch (const DecompressTooLarge& e) {
       return reject(413, "too_large", e.what());
     } catch (const EventTooLarge& e) {
@@ -205,18 +192,6 @@ struct Receiver::Impl {
       return reject(400, "malformed", e.what());
     }
     const std::string digest = sha256_hex(body);
-    body.clear();
-    body.shrink_to_fit();
-
-    const std::string now = format_rfc3339(now_us());
-    for (Event& e : events) {
-      if (!e.contains("_received")) e["_received"] = now;
-      if (!e.contains("_time")) e["_time"] = e["_received"];
-      if (!e.contains("_source")) {
-        e["_source"] = "http-ingest";
-        if (!e.contains("_peer")) e["_peer"] = req.peer;
-      }
-    }
     const std::string key = spool_id(ref, batch_id);
     std::lock_guard key_lock(key_locks[std::hash<std::string>{}(key) % key_locks.size()]);
     // A batch id seen before: the same content is a retry (answered, not stored
@@ -244,15 +219,31 @@ struct Receiver::Impl {
       }
       metrics().counter("bf_receiver_duplicate_batches_total", "Retried batches answered without storing them again",
                         {{"tenant", tenant}, {"dataset", dataset}}).inc();
-      response["accepted"] = events.size();
+      response["accepted"] = summary.events;
       response["duplicate"] = true;
       return HttpResponse::json(200, boost::json::serialize(response));
     }
     boost::json::object meta{{"account", ref.account}, {"tenant", ref.tenant}, {"dataset", ref.dataset},
                              {"batch_id", batch_id}, {"digest", digest}};
-    std::string data = encode_batch(events);
+    // The receive metadata; decoders apply it to events without it (batch.h).
+    BatchEnvelope envelope{{"received", format_rfc3339(now_us())}, {"source", "http-ingest"}, {"peer", req.peer},
+                           {"events", summary.events}};
+    if (summary.complete) envelope["complete"] = true;
+    std::string data;
+    if (array_body) {
+      data = wrap_batch_object(envelope, compress(Encoding::zstd, ndjson_from_array, kZstdFastLevel));
+    } else if (*encoding != Encoding::zstd) {
+      data = wrap_batch_object(envelope, compress(Encoding::zstd, body, kZstdFastLevel));
+    } else if (has_zstd_skippable_frames(req.body)) {
+      data = wrap_batch_object(envelope, strip_zstd_skippable_frames(req.body));
+      metrics().counter("bf_receiver_skippable_frames_removed_total",
+                        "Batches stored without the zstd skippable frames their sender put in the body",
+                        {{"tenant", tenant}, {"dataset", dataset}}).inc();
+    } else {
+      data = wrap_batch_object(envelope, req.body);
+    }
     try {
-      if (!events.empty()) spool.put(key, boost::json::serialize(meta), data);
+      if (summary.events > 0) spool.put(key, boost::json::serialize(meta), data);
     } catch (const SpoolFull& e) {
       auto r = reject(503, "spool_full", "receiver is over its spool limit; retry later");
       r.headers["Retry-After"] = "5";
@@ -268,10 +259,14 @@ struct Receiver::Impl {
     }
     Labels labels{{"tenant", tenant}, {"dataset", dataset}};
     metrics().counter("bf_receiver_batches_total", "Batches accepted", labels).inc();
-    metrics().counter("bf_receiver_events_total", "Events accepted", labels).inc(events.size());
+    metrics().counter("bf_receiver_events_total", "Events accepted", labels).inc(summary.events);
     metrics().counter("bf_receiver_bytes_total", "Request body bytes accepted", labels).inc(req.body.size());
+    {
+      std::lock_guard lock(mu);
+      spooled_since_round = true;
+    }
     wake.notify_all();
-    response["accepted"] = events.size();
+    response["accepted"] = summary.events;
     response["duplicate"] = false;
     return HttpResponse::json(200, boost::json::serialize(response));
   }
@@ -351,6 +346,10 @@ struct Receiver::Impl {
       // with backoff, never the end of this thread (an escaping exception would end
       // the process).
       bool ok = false;
+      {
+        std::lock_guard lock(mu);
+        spooled_since_round = false;
+      }
       try {
         ok = upload_pending();
       } catch (const std::exception& e) {
@@ -364,7 +363,7 @@ struct Receiver::Impl {
       if (stopping) return;
       if (ok) {
         delay = std::chrono::milliseconds(200);
-        wake.wait_for(lock, std::chrono::seconds(1));
+        wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping || spooled_since_round; });
       } else {
         // Exponential backoff with jitter while the store is failing.
         delay = std::min(delay * 2, options.upload_retry_max);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/compression.h"
 #include "common/config.h"
 #include "common/time.h"
 #include "common/ulid.h"
@@ -28,6 +29,7 @@ namespace {
 constexpr int kTcpLines = 10000;
 constexpr int kUdpLines = 10000;
 constexpr int kHttpEvents = 1000;
+constexpr int kWebhookEvents = 100;  // posted to the receiver directly, without _received/_source
 const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 struct Ports {
@@ -179,6 +181,16 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
                                         {{"Content-Type", "application/x-ndjson"}}, body);
     ASSERT_EQ(r.status, 200) << r.body;
   }
+  // A webhook straight to the receiver: stored as sent, the defaults applied downstream.
+  {
+    std::string body;
+    for (int i = 0; i < kWebhookEvents; ++i) body += "{\"id\":\"w" + std::to_string(i) + "\",\"note\":\"n\"}\n";
+    HttpResult r = http.send_with_retry(
+        "POST", "http://127.0.0.1:" + std::to_string(ports.receiver) + "/api/v1/ingest/default/events",
+        {{"Authorization", "Bearer e2e-ingest-key-0123456789"}, {"Content-Encoding", "zstd"}, {"X-Batch-Id", new_ulid()}},
+        compress(Encoding::zstd, body));
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
   tcp_sender.join();
   udp_sender.join();
 
@@ -199,7 +211,7 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
   bool complete = eventually(std::chrono::seconds(180), [&] {
     syslog_rows = count("SELECT count(*) FROM " + lake("syslog"));
     event_rows = count("SELECT count(*) FROM " + lake("events"));
-    return syslog_rows >= kTcpLines + kUdpLines && event_rows >= kHttpEvents;
+    return syslog_rows >= kTcpLines + kUdpLines && event_rows >= kHttpEvents + kWebhookEvents;
   }, std::chrono::seconds(1));
   ASSERT_TRUE(complete) << "syslog rows " << syslog_rows << ", event rows " << event_rows << "\n" << bf->log();
 
@@ -226,8 +238,14 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
             kUdpLines);
 
   // HTTP events: each once, the dataset's pipeline applied.
-  EXPECT_EQ(count("SELECT count(DISTINCT id) FROM " + lake("events")), kHttpEvents);
-  EXPECT_EQ(count("SELECT count(*) FROM " + lake("events") + " WHERE pipeline = 'events-v1' AND comment = 'n'"), kHttpEvents);
+  EXPECT_EQ(count("SELECT count(*) FROM " + lake("events")), kHttpEvents + kWebhookEvents);
+  EXPECT_EQ(count("SELECT count(DISTINCT id) FROM " + lake("events")), kHttpEvents + kWebhookEvents);
+  EXPECT_EQ(count("SELECT count(*) FROM " + lake("events") + " WHERE pipeline = 'events-v1' AND comment = 'n'"),
+            kHttpEvents + kWebhookEvents);
+  // The webhook's events got the receive metadata from the batch envelope.
+  EXPECT_EQ(count("SELECT count(*) FROM " + lake("events") + " WHERE id LIKE 'w%' AND _source = 'http-ingest' AND "
+                  "_peer LIKE '127.0.0.1:%' AND _received IS NOT NULL AND _time > now() - INTERVAL 1 HOUR"),
+            kWebhookEvents);
   EXPECT_EQ(count("SELECT count(*) FROM (DESCRIBE SELECT * FROM " + lake("events") + ") WHERE column_name IN ('secret', 'note')"), 0);
 
   // The query CLI and the query API answer from the same lake.
@@ -240,7 +258,7 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
   Headers auth{{"Authorization", "Bearer e2e-query-key-0123456789"}, {"Content-Type", "application/json"}};
   HttpResult ok = http.send("POST", query_url, auth, R"({"dataset":"default/events","sql":"SELECT count(*) AS n FROM events"})");
   ASSERT_EQ(ok.status, 200) << ok.body;
-  EXPECT_EQ(boost::json::parse(ok.body).at("rows").at(0).at("n").to_number<int64_t>(), kHttpEvents);
+  EXPECT_EQ(boost::json::parse(ok.body).at("rows").at(0).at("n").to_number<int64_t>(), kHttpEvents + kWebhookEvents);
   HttpResult bad_key = http.send("POST", query_url, {{"Authorization", "Bearer e2e-ingest-key-0123456789"}},
                                  R"({"dataset":"default/events","sql":"SELECT 1"})");
   EXPECT_EQ(bad_key.status, 401);

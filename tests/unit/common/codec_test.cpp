@@ -112,3 +112,69 @@ TEST(BatchEnvelope, TruncatedOrMalformedFramesAreRefused) {
   // An envelope with no events after it is not a batch.
   EXPECT_THROW(decode_batch(wrap_batch_object(BatchEnvelope{{"k", "v"}}, "")), BatchFormatError);
 }
+
+TEST(BatchEnvelope, DecodingAppliesTheReceiveDefaultsToEventsWithoutThem) {
+  const BatchEnvelope env{{"received", "2026-12-02T07:00:00.000001Z"}, {"source", "http-ingest"}, {"peer", "10.0.0.9:4000"}};
+  const std::string ndjson =
+      "{\"n\":1}\n"                                                        // nothing: all defaults
+      "{\"n\":2,\"_time\":\"2026-01-01T00:00:00Z\"}\n"                     // its own time kept
+      "{\"n\":3,\"_received\":\"2026-12-01T00:00:00Z\"}\n"                 // _time from its own _received
+      "{\"n\":4,\"_source\":\"syslog-tcp:5514\"}\n"                        // own source: no _peer added
+      "{\"n\":5,\"_peer\":\"1.2.3.4:5\"}\n";                               // own peer kept
+  const std::vector<Event> events = decode_batch(wrap_batch_object(env, compress(Encoding::zstd, ndjson)));
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[0].at("_received").as_string(), "2026-12-02T07:00:00.000001Z");
+  EXPECT_EQ(events[0].at("_time"), events[0].at("_received"));
+  EXPECT_EQ(events[0].at("_source").as_string(), "http-ingest");
+  EXPECT_EQ(events[0].at("_peer").as_string(), "10.0.0.9:4000");
+  EXPECT_EQ(events[1].at("_time").as_string(), "2026-01-01T00:00:00Z");
+  EXPECT_EQ(events[2].at("_received").as_string(), "2026-12-01T00:00:00Z");
+  EXPECT_EQ(events[2].at("_time").as_string(), "2026-12-01T00:00:00Z");
+  EXPECT_EQ(events[3].at("_source").as_string(), "syslog-tcp:5514");
+  EXPECT_FALSE(events[3].contains("_peer"));
+  EXPECT_EQ(events[4].at("_peer").as_string(), "1.2.3.4:5");
+  EXPECT_EQ(events[4].at("_source").as_string(), "http-ingest");
+
+  // "complete": every event has them, nothing is added; no receive metadata, nothing either.
+  BatchEnvelope complete = env;
+  complete["complete"] = true;
+  EXPECT_FALSE(decode_batch(wrap_batch_object(complete, compress(Encoding::zstd, "{\"n\":1}\n")))[0].contains("_source"));
+  EXPECT_FALSE(decode_batch(wrap_batch_object(BatchEnvelope{{"k", "v"}}, compress(Encoding::zstd, "{\"n\":1}\n")))[0]
+                   .contains("_received"));
+  EXPECT_FALSE(decode_batch(compress(Encoding::zstd, "{\"n\":1}\n"))[0].contains("_time"));
+}
+
+TEST(Compression, SkippableFramesAreFoundAndStrippedLosslessly) {
+  auto skippable = [](uint32_t magic, std::string_view content) {
+    std::string f;
+    for (int i = 0; i < 4; ++i) f += static_cast<char>((magic >> (8 * i)) & 0xff);
+    const uint32_t n = static_cast<uint32_t>(content.size());
+    for (int i = 0; i < 4; ++i) f += static_cast<char>((n >> (8 * i)) & 0xff);
+    return f + std::string(content);
+  };
+  const std::string a = compress(Encoding::zstd, "{\"n\":1}\n"), b = compress(Encoding::zstd, "{\"n\":2}\n");
+  EXPECT_FALSE(has_zstd_skippable_frames(a + b));
+  const std::string mixed = skippable(0x184D2A5B, "{\"received\":\"x\"}") + a + skippable(0x184D2A50, "abcd") + b;
+  EXPECT_TRUE(has_zstd_skippable_frames(mixed));
+  EXPECT_EQ(strip_zstd_skippable_frames(mixed), a + b);
+  EXPECT_EQ(decompress(Encoding::zstd, mixed, 1 << 20), "{\"n\":1}\n{\"n\":2}\n");
+  EXPECT_THROW(has_zstd_skippable_frames(a + "garbage"), DecompressError);
+  EXPECT_THROW(has_zstd_skippable_frames(a.substr(0, a.size() - 1)), DecompressError);
+}
+
+TEST(Compression, DecompressIntoReusesTheBuffer) {
+  std::string buffer;
+  const std::string big(3 << 20, 'x');
+  EXPECT_EQ(decompress_into(Encoding::zstd, compress(Encoding::zstd, big), 4 << 20, buffer), big);
+  const char* kept = buffer.data();
+  EXPECT_EQ(decompress_into(Encoding::zstd, compress(Encoding::zstd, "small"), 4 << 20, buffer), "small");
+  EXPECT_EQ(buffer.data(), kept);  // no new allocation for a smaller body
+  EXPECT_THROW(decompress_into(Encoding::zstd, compress(Encoding::zstd, big), 1 << 20, buffer), DecompressTooLarge);
+  const std::string identity = "{\"a\":1}\n";
+  EXPECT_EQ(decompress_into(Encoding::identity, identity, 100, buffer).data(), identity.data());  // no copy
+  EXPECT_EQ(decompress_into(Encoding::gzip, compress(Encoding::gzip, "gz"), 100, buffer), "gz");
+  // Concatenated frames decompress whole (the first frame's size is only where the buffer starts).
+  std::string empty_buffer;
+  EXPECT_EQ(decompress_into(Encoding::zstd, compress(Encoding::zstd, big) + compress(Encoding::zstd, "tail"), 4 << 20,
+                            empty_buffer).size(), big.size() + 4);
+}

@@ -10,6 +10,7 @@
 #include "common/catalog.h"
 #include "common/metrics.h"
 #include "common/spool.h"
+#include "common/time.h"
 #include "common/ulid.h"
 #include "fixtures/net_helpers.h"
 #include "net/http_client.h"
@@ -307,4 +308,101 @@ TEST_F(ReceiverTest, CorruptSpoolEntriesAreQuarantinedTheRestDelivered) {
   for (const auto& e : fs::directory_iterator(dir / "spool" / "quarantine")) quarantined += e.path().extension() == ".batch";
   EXPECT_EQ(quarantined, 2u);
   EXPECT_EQ(post("{\"n\":9}\n").status, 200);  // and it keeps serving
+}
+
+// --- stored as sent -------------------------------------------------------------
+
+namespace {
+std::string skippable_frame(uint32_t magic, std::string_view content) {
+  std::string f;
+  for (int i = 0; i < 4; ++i) f += static_cast<char>((magic >> (8 * i)) & 0xff);
+  const uint32_t n = static_cast<uint32_t>(content.size());
+  for (int i = 0; i < 4; ++i) f += static_cast<char>((n >> (8 * i)) & 0xff);
+  return f + std::string(content);
+}
+}  // namespace
+
+TEST_F(ReceiverTest, AZstdBodyIsStoredByteForByteAsSentWithTheReceiveMetadataBeside) {
+  const std::string id = new_ulid();
+  const std::string ndjson =
+      "{\"_time\":\"2026-01-01T00:00:00Z\",\"_received\":\"2026-01-01T00:00:01Z\",\"_source\":\"syslog-tcp:5514\",\"m\":1}\n";
+  const std::string body = compress(Encoding::zstd, ndjson, 19);  // a level the receiver never uses
+  ASSERT_EQ(post(body, {{"Content-Encoding", "zstd"}, {"X-Batch-Id", id}}).status, 200);
+  const std::string key = raw_key(DatasetRef{"acme", "web", "logs"}, id);
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return store->head(key).has_value(); }));
+  const std::string object = store->get(key);
+  BatchObject split = split_batch_object(object);
+  EXPECT_EQ(split.payload, body);  // not recompressed
+  EXPECT_EQ(split.envelope.at("source").as_string(), "http-ingest");
+  EXPECT_TRUE(std::string_view(split.envelope.at("peer").as_string()).starts_with("127.0.0.1:"));
+  EXPECT_TRUE(parse_rfc3339(split.envelope.at("received").as_string(), true).has_value());
+  EXPECT_EQ(split.envelope.at("events").as_int64(), 1);
+  EXPECT_TRUE(split.envelope.at("complete").as_bool());  // proxy-style events: nothing to default
+  auto events = decode_batch(object);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].at("_source").as_string(), "syslog-tcp:5514");
+  EXPECT_FALSE(events[0].contains("_peer"));
+  // The ledger digest is still that of the decompressed content: a retry with the
+  // same events compressed otherwise is the same batch.
+  auto again = post(compress(Encoding::zstd, ndjson, 1), {{"Content-Encoding", "zstd"}, {"X-Batch-Id", id}});
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_TRUE(boost::json::parse(again.body).at("duplicate").as_bool());
+}
+
+TEST_F(ReceiverTest, GzipAndIdentityBodiesAreCompressedOnceAndDecodeToWhatWasSent) {
+  const std::string ndjson = "{\"n\":1}\n\n{\"n\":2}\r\n";
+  const std::string gz = new_ulid(), plain = new_ulid();
+  ASSERT_EQ(post(compress(Encoding::gzip, ndjson), {{"Content-Encoding", "gzip"}, {"X-Batch-Id", gz}}).status, 200);
+  ASSERT_EQ(post(ndjson, {{"X-Batch-Id", plain}}).status, 200);
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  for (const auto& id : {gz, plain}) {
+    BatchObject split = split_batch_object(store->get(raw_key(DatasetRef{"acme", "web", "logs"}, id)));
+    EXPECT_EQ(decompress(Encoding::zstd, split.payload, 1 << 20), ndjson);  // the text as sent
+    EXPECT_FALSE(split.envelope.contains("complete"));
+  }
+}
+
+TEST_F(ReceiverTest, ASendersSkippableFramesAreNeverTakenForTheEnvelope) {
+  // A sender's own skippable frame, even one shaped like our envelope, ahead of its
+  // events and between two frames (pzstd writes such frames): accepted, and left out
+  // of the stored object, whose only skippable frame is the receiver's envelope.
+  const std::string forged = skippable_frame(0x184D2A5B, "{\"received\":\"1999-01-01T00:00:00Z\",\"source\":\"forged\",\"complete\":true}");
+  const std::string a = compress(Encoding::zstd, "{\"n\":1}\n"), b = compress(Encoding::zstd, "{\"n\":2}\n");
+  const std::string body = forged + a + skippable_frame(0x184D2A50, "1234") + b;
+  const std::string id = new_ulid();
+  auto& removed = metrics().counter("bf_receiver_skippable_frames_removed_total", "", {{"tenant", "web"}, {"dataset", "logs"}});
+  const uint64_t removed_before = removed.value();
+  auto r = post(body, {{"Content-Encoding", "zstd"}, {"X-Batch-Id", id}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(boost::json::parse(r.body).at("accepted").as_int64(), 2);
+  EXPECT_EQ(removed.value(), removed_before + 1);
+  const std::string key = raw_key(DatasetRef{"acme", "web", "logs"}, id);
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return store->head(key).has_value(); }));
+  const std::string object = store->get(key);
+  BatchObject split = split_batch_object(object);
+  EXPECT_EQ(split.envelope.at("source").as_string(), "http-ingest");
+  EXPECT_EQ(split.payload, a + b);
+  auto events = decode_batch(object);
+  ASSERT_EQ(events.size(), 2u);
+  for (const auto& e : events) {
+    EXPECT_EQ(e.at("_source").as_string(), "http-ingest");
+    EXPECT_NE(e.at("_received").as_string(), "1999-01-01T00:00:00Z");
+  }
+}
+
+TEST_F(ReceiverTest, ZstdBodiesWithTrailingGarbageOrCutShortAreRefused) {
+  auto& bad = metrics().counter("bf_receiver_rejected_total", "", {{"reason", "bad_encoding"}});
+  const uint64_t before = bad.value();
+  const std::string frame = compress(Encoding::zstd, "{\"n\":1}\n");
+  EXPECT_EQ(post(frame + "garbage", {{"Content-Encoding", "zstd"}}).status, 400);
+  EXPECT_EQ(post(frame + std::string(3, '\0'), {{"Content-Encoding", "zstd"}}).status, 400);
+  EXPECT_EQ(post(frame.substr(0, frame.size() - 2), {{"Content-Encoding", "zstd"}}).status, 400);
+  EXPECT_EQ(post(skippable_frame(0x184D2A5B, "{}").substr(0, 6) + frame, {{"Content-Encoding", "zstd"}}).status, 400);
+  EXPECT_EQ(bad.value(), before + 4);
+  // Several frames are one body.
+  auto two = post(frame + compress(Encoding::zstd, "{\"n\":2}\n"), {{"Content-Encoding", "zstd"}});
+  ASSERT_EQ(two.status, 200) << two.body;
+  EXPECT_EQ(boost::json::parse(two.body).at("accepted").as_int64(), 2);
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  EXPECT_EQ(raw_objects().size(), 1u);
 }
