@@ -3,7 +3,6 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <cctype>
 
 #include "common/time.h"
 #include "storage/layout.h"
@@ -11,13 +10,6 @@
 #include "storage/sql_engine.h"
 
 namespace bf {
-
-namespace {
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-}  // namespace
 
 std::optional<std::string> column_type(const FieldShape& s) {
   const uint8_t kinds = s.kinds & ~kKindNull;
@@ -29,26 +21,10 @@ std::optional<std::string> column_type(const FieldShape& s) {
     if (kinds == kKindUint) return "UBIGINT";
     return "DOUBLE";
   }
-  if (kinds == kKindObject) {
-    if (s.many || s.names.empty()) return "JSON";
-    std::string out = "STRUCT(";
-    std::vector<std::string> seen;
-    for (size_t i = 0; i < s.names.size(); ++i) {
-      // DuckDB's struct member names are case-insensitive: such an object is kept as JSON.
-      std::string l = lower(s.names[i]);
-      if (std::find(seen.begin(), seen.end(), l) != seen.end() || s.names[i].empty()) return "JSON";
-      seen.push_back(std::move(l));
-      if (i) out += ", ";
-      out += sql_ident(s.names[i]) + " " + column_type(s.members[i]).value_or("JSON");
-    }
-    return out + ")";
-  }
-  if (kinds == kKindArray) {
-    if (s.items.empty()) return "JSON";
-    auto item = column_type(s.items[0]);
-    if (!item) return "JSON";
-    return *item + "[]";
-  }
+  // Objects and arrays are kept as their JSON text (VARCHAR) for now: a STRUCT, LIST
+  // or JSON column cannot be read together with a later part where the field changed
+  // kind (DuckDB: "Struct remap can only remap nested types"; VARCHAR text is not
+  // JSON); typed nesting needs the registry to own every part's types (issue 9).
   return "VARCHAR";
 }
 

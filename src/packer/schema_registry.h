@@ -4,8 +4,7 @@
 // dataset's field shape (common/batch_shape.h: every field ever seen with the JSON
 // kinds of its values). The packer writes with the types derived from that shape
 // (column_type), so it never asks DuckDB to guess; a shape only grows, so a column's
-// type only widens (int -> double -> text, a struct gains fields, too many keys ->
-// JSON). Readers union Parquet files by name.
+// type only widens (int -> double -> text). Readers union Parquet files by name.
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,9 +24,9 @@ struct SchemaColumn {
 
 // The DuckDB type that reads every value the shape has seen: nullopt when it has
 // seen only nulls. BIGINT / UBIGINT / DOUBLE for numbers, BOOLEAN, VARCHAR for
-// strings and for mixed scalars (a mixed value is read as its text, objects and
-// arrays as their JSON text), STRUCT(...) for objects with tracked members, T[]
-// for arrays, JSON for objects with too many keys and anything without a type.
+// everything else: strings, objects and arrays (as their JSON text) and mixed
+// kinds (each value as its text), so a column never changes between incompatible
+// types from one part to the next.
 std::optional<std::string> column_type(const FieldShape& shape);
 
 class SchemaRegistry {
