@@ -35,6 +35,7 @@ test-asan: setup
 bench: build
 	cmake --build $(BUILD_DIR) --target benchmarks
 	$(BUILD_DIR)/bench/bench_pipeline
+	$(BUILD_DIR)/bench/bench_packer_vs_duckdb
 	bench/e2e_throughput.sh
 
 clean:
