@@ -436,6 +436,7 @@ struct Packer::Impl {
     for (const auto& obj : page.objects) {
       if (inputs.size() >= limit) break;
       if (buffered >= options.max_part_bytes) break;  // the rest waits for the next run
+      if (stopping) throw SqlError("packer is stopping");  // stop() is bounded while inputs are read, too
       if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while reading inputs");
       auto batch_id = batch_id_of(obj.key);
       if (!batch_id) continue;

@@ -27,6 +27,15 @@
 using namespace bf;
 namespace fs = std::filesystem;
 
+namespace {
+// A processed object as the piper writes it: the batch's shape in the envelope.
+std::string piper_object(const std::vector<Event>& events) {
+  BatchShape shape;
+  for (const auto& e : events) shape.add(e);
+  return encode_batch(events, BatchEnvelope{{"shape", shape.to_json()}});
+}
+}  // namespace
+
 class PackerTest : public ::testing::Test {
  protected:
   fs::path dir = fs::temp_directory_path() / ("bf-packer-" + new_ulid());
@@ -392,13 +401,14 @@ TEST_F(PackerTest, ConversionBeyondTheTimeoutIsQuarantinedNotLeftSpinning) {
 }
 
 TEST_F(PackerTest, StopInterruptsARunningConversionAndKeepsItsInputs) {
-  for (int b = 0; b < 4; ++b) store->put(processed_key(ref, new_ulid()), encode_batch(wide_batch(50000)));
+  // As the piper writes them (with their shape), so the run is soon in DuckDB.
+  for (int b = 0; b < 8; ++b) store->put(processed_key(ref, new_ulid()), piper_object(wide_batch(50000)));
   PackerOptions o;
   o.interval = std::chrono::milliseconds(10);
   o.max_part_bytes = 1ull << 30;
   packer = std::make_unique<Packer>(o, catalog, store);
   packer->start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // reading and converting 200,000 wide events
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // reading and converting 400,000 wide events
   const auto t0 = std::chrono::steady_clock::now();
   packer->stop();
   const auto took = std::chrono::steady_clock::now() - t0;
@@ -407,20 +417,12 @@ TEST_F(PackerTest, StopInterruptsARunningConversionAndKeepsItsInputs) {
   // Interrupted before its commit: nothing committed, every input still there,
   // nothing quarantined (an interrupted conversion is not a bad batch).
   EXPECT_TRUE(committed_parts(*store, ref).empty());
-  EXPECT_EQ(store->list_all("processed/").size(), 4u);
+  EXPECT_EQ(store->list_all("processed/").size(), 8u);
   EXPECT_TRUE(store->list_all("quarantine/").empty());
 }
 
 // --- the read path: shapes, types, time normalisation in SQL --------------------
 
-namespace {
-// A processed object as the piper writes it: the batch's shape in the envelope.
-std::string piper_object(const std::vector<Event>& events) {
-  BatchShape shape;
-  for (const auto& e : events) shape.add(e);
-  return encode_batch(events, BatchEnvelope{{"shape", shape.to_json()}});
-}
-}  // namespace
 
 TEST_F(PackerTest, TheEnvelopeShapeSparesTheDecodeAndDuckDbSkipsTheEnvelopeFrame) {
   const Labels labels{{"tenant", "web"}, {"dataset", "logs"}};
