@@ -87,11 +87,14 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(42);
   int64_t t_us = 1764655200000000 + 1800LL * 1000000;  // 2025-12-02T06:30:00Z
   uint64_t ndjson_bytes = 0, stored_bytes = 0;
+  double shape_seconds = 0;  // what the piper spends on the shape
   for (long done = 0; done < events; done += kBatch) {
     auto batch = make_batch(rng, t_us, static_cast<int>(std::min<long>(kBatch, events - done)));
     ndjson_bytes += to_ndjson(batch).size();
+    const auto s0 = std::chrono::steady_clock::now();
     BatchShape shape;
     for (const auto& e : batch) shape.add(e);
+    shape_seconds += seconds_since(s0);
     objects.emplace_back(processed_key(ref, new_ulid()), encode_batch(batch, BatchEnvelope{{"shape", shape.to_json()}}));
     stored_bytes += objects.back().second.size();
   }
@@ -103,6 +106,7 @@ int main(int argc, char** argv) {
   for (const auto& [key, data] : objects) files += (files.empty() ? "'" : ", '") + (dir / "store" / key).string() + "'";
   std::printf("packer vs bare DuckDB: %ld events in %zu processed objects, %.1f MB NDJSON (%.0f B/event), %.1f MB stored (zstd)\n",
               events, objects.size(), ndjson_bytes / 1e6, double(ndjson_bytes) / double(events), stored_bytes / 1e6);
+  std::printf("piper side: computing the batch shapes took %.0f ns/event\n", shape_seconds * 1e9 / double(events));
 
   double best_packer = 0, best_duckdb = 0;
   uint64_t packer_size = 0, duckdb_size = 0;
