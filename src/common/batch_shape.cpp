@@ -23,6 +23,8 @@ void clear_members(FieldShape& s) {
 
 void add_value(FieldShape& s, const boost::json::value& v, size_t depth, size_t& nodes);
 
+// bounded is false only for the top level (every field is tracked), where _time and
+// _received are also checked: the packer counts time fallbacks from bad_time.
 void add_object(FieldShape& s, const boost::json::object& o, size_t depth, size_t& nodes, bool bounded) {
   if (s.many) return;
   if (depth > kMaxDepth) {
@@ -48,6 +50,7 @@ void add_object(FieldShape& s, const boost::json::object& o, size_t depth, size_
       if (bounded) ++nodes;
     }
     add_value(*m, kv.value(), depth, nodes);
+    if (!bounded && (key == "_time" || key == "_received") && !parse_event_time(kv.value())) ++m->bad_time;
     ++i;
   }
 }
@@ -215,13 +218,6 @@ FieldShape& FieldShape::add_member(const std::string& name) {
 void BatchShape::add(const boost::json::object& event) {
   ++events;
   add_object(root, event, 0, nodes, /*bounded=*/false);
-  // The packer counts time fallbacks from these without parsing the events again.
-  for (const char* name : {"_time", "_received"}) {
-    auto it = event.find(name);
-    if (it != event.end() && !parse_event_time(it->value())) {
-      if (FieldShape* m = root.member(name)) ++m->bad_time;
-    }
-  }
 }
 
 void BatchShape::merge(const BatchShape& other) {
