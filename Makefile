@@ -39,6 +39,7 @@ bench: build
 	$(BUILD_DIR)/bench/bench_pipeline
 	$(BUILD_DIR)/bench/bench_query_latency
 	cd $(BUILD_DIR) && ./bench/bench_receiver
+	$(BUILD_DIR)/bench/bench_packer_vs_duckdb
 	bench/e2e_throughput.sh
 	bench/proxy_vs_rsyslog.sh
 

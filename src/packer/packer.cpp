@@ -3,6 +3,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
+#include <zstd.h>
 
 #include <signal.h>
 #include <unistd.h>
@@ -11,10 +12,12 @@
 #include <cerrno>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
 #include "common/batch.h"
+#include "common/batch_shape.h"
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/metrics.h"
@@ -43,42 +46,125 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   o.dedup_window = section.duration("dedup_window", o.dedup_window);
   o.conversion_timeout = section.duration("conversion_timeout", o.conversion_timeout);
   o.quarantine_after = section.duration("quarantine_after", o.quarantine_after);
+  o.compression_level = static_cast<int>(section.integer("compression_level", o.compression_level));
+  if (o.compression_level < 1 || o.compression_level > 22) section.fail("compression_level", "must be 1 to 22");
+  o.row_group_size = static_cast<uint64_t>(section.integer("row_group_size", static_cast<int64_t>(o.row_group_size)));
+  if (o.row_group_size < 1024) section.fail("row_group_size", "must be at least 1024 rows");
   return o;
 }
 
 namespace {
 
-constexpr int64_t kHourUs = 3600LL * 1000000;
-
-// Makes `_time` and `_received` valid RFC 3339 UTC text (from RFC 3339 or epoch
-// numbers, see parse_event_time) so they convert to TIMESTAMP. An unusable value is kept in `<field>_raw`, never dropped.
-int64_t normalize_times(Event& e, int64_t now) {
-  auto parse_field = [&](const char* name) -> std::optional<int64_t> {
-    auto it = e.find(name);
-    if (it == e.end()) return std::nullopt;
-    if (auto t = parse_event_time(it->value())) return t;
-    e[std::string(name) + "_raw"] = it->value();
-    return std::nullopt;
-  };
-  auto received = parse_field("_received");
-  if (!received) {
-    received = now;
-    metrics().counter("bf_packer_time_fallbacks_total", "Events whose time field was missing or invalid",
-                      {{"field", "_received"}}).inc();
+// The NDJSON bytes a zstd payload declares, after checking that it is whole
+// frames (an upload cut short is not); nullopt when it is not, or when a frame
+// does not declare its size.
+std::optional<uint64_t> whole_zstd_frames(std::string_view payload) {
+  if (payload.empty()) return std::nullopt;
+  uint64_t total = 0;
+  size_t pos = 0;
+  while (pos < payload.size()) {
+    const char* p = payload.data() + pos;
+    const size_t left = payload.size() - pos;
+    const size_t n = ZSTD_findFrameCompressedSize(p, left);
+    if (ZSTD_isError(n) || n == 0) return std::nullopt;
+    const unsigned long long size = ZSTD_getFrameContentSize(p, left);
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) return std::nullopt;
+    total += size;
+    pos += n;
   }
-  e["_received"] = format_rfc3339(*received);
-  auto t = parse_field("_time");
-  if (!t) {
-    t = *received;
-    metrics().counter("bf_packer_time_fallbacks_total", "Events whose time field was missing or invalid",
-                      {{"field", "_time"}}).inc();
-  }
-  e["_time"] = format_rfc3339(*t);
-  return *t;
+  return total;
 }
 
-int64_t floor_hour(int64_t us) { return us >= 0 ? us / kHourUs * kHourUs : ((us - kHourUs + 1) / kHourUs) * kHourUs; }
+// The store DuckDB reads through: a run's inputs, already fetched by the packer
+// to check them, are served from memory (one GET per input, not two); all else
+// goes to the real store.
+class RunInputs final : public ObjectStore {
+ public:
+  explicit RunInputs(std::shared_ptr<ObjectStore> store) : store_(std::move(store)) {}
+  void hold(const std::string& key, std::shared_ptr<const std::string> data, int64_t mtime_us) {
+    std::lock_guard lk(mu_);
+    held_[key] = Held{std::move(data), mtime_us};
+  }
+  void clear() {
+    std::lock_guard lk(mu_);
+    held_.clear();
+  }
+  void put(const std::string& key, std::string_view data) override { store_->put(key, data); }
+  void put_file(const std::string& key, const std::filesystem::path& file) override { store_->put_file(key, file); }
+  void create_if_absent(const std::string& key, std::string_view data) override { store_->create_if_absent(key, data); }
+  std::string get(const std::string& key, std::optional<ByteRange> range) override {
+    if (auto h = find(key)) {
+      if (!range) return *h->data;
+      if (range->offset >= h->data->size()) return {};
+      return h->data->substr(range->offset, range->length);
+    }
+    return store_->get(key, range);
+  }
+  std::optional<ObjectInfo> head(const std::string& key) override {
+    if (auto h = find(key)) return ObjectInfo{key, h->data->size(), h->mtime_us, ""};
+    return store_->head(key);
+  }
+  ListPage list(const std::string& prefix, const std::string& token, int max_keys) override {
+    return store_->list(prefix, token, max_keys);
+  }
+  void remove(const std::string& key) override { store_->remove(key); }
+  std::string describe() const override { return store_->describe(); }
 
+ private:
+  struct Held {
+    std::shared_ptr<const std::string> data;
+    int64_t mtime_us = 0;
+  };
+  std::optional<Held> find(const std::string& key) {
+    std::lock_guard lk(mu_);
+    auto it = held_.find(key);
+    if (it == held_.end()) return std::nullopt;
+    return it->second;
+  }
+  std::shared_ptr<ObjectStore> store_;
+  std::mutex mu_;
+  std::map<std::string, Held> held_;
+};
+
+// --- the conversion, in SQL --------------------------------------------------
+// Time normalisation as parse_event_time (common/batch.h) does it: RFC 3339 text
+// through bf_rfc3339 (sql_engine.h, parse_rfc3339 itself), epoch numbers by
+// magnitude (s, then ms >= 1e11, µs >= 1e14, ns >= 1e17), as doubles, truncated.
+std::string epoch_expr(const std::string& d) {
+  const std::string micros = "(CASE WHEN " + d + " >= 1e17 THEN " + d + " / 1e3 WHEN " + d + " >= 1e14 THEN " + d +
+                             " WHEN " + d + " >= 1e11 THEN " + d + " * 1e3 ELSE " + d + " * 1e6 END)";
+  return "(CASE WHEN isfinite(" + d + ") AND " + d + " >= 0 AND " + micros + " < 9.2e18 THEN make_timestamp(CAST(trunc(" +
+         micros + ") AS BIGINT)) END)";
+}
+
+// A time field read as VARCHAR (only strings seen) or as JSON (anything else).
+struct TimeField {
+  std::string name;
+  bool present = false;  // some input has it
+  bool as_json = false;
+  std::string parsed() const {
+    const std::string c = sql_ident(name);
+    if (!present) return "NULL::TIMESTAMP";
+    if (!as_json) return "bf_rfc3339(" + c + ")";
+    return "(CASE json_type(" + c + ") WHEN 'VARCHAR' THEN bf_rfc3339(" + c + " ->> '$') WHEN 'BIGINT' THEN " +
+           epoch_expr("TRY_CAST(" + c + " AS DOUBLE)") + " WHEN 'UBIGINT' THEN " +
+           epoch_expr("TRY_CAST(" + c + " AS DOUBLE)") + " WHEN 'DOUBLE' THEN " +
+           epoch_expr("TRY_CAST(" + c + " AS DOUBLE)") + " END)";
+  }
+  // The original text of a value that is there but unusable.
+  std::string raw_text() const {
+    const std::string c = sql_ident(name);
+    if (!as_json) return c;
+    return "(CASE WHEN json_type(" + c + ") = 'VARCHAR' THEN " + c + " ->> '$' WHEN json_type(" + c +
+           ") <> 'NULL' THEN CAST(" + c + " AS VARCHAR) END)";
+  }
+};
+
+// One read column of the generated read_ndjson.
+struct ReadColumn {
+  std::string name;
+  std::string type;
+};
 
 // Temp directories of packers that are no longer running (killed before their
 // destructor ran) are removed; the directory name carries the owner's pid.
@@ -117,6 +203,7 @@ struct Packer::Impl {
   PackerOptions options;
   std::shared_ptr<const Catalog> catalog;
   std::shared_ptr<ObjectStore> store;
+  std::shared_ptr<RunInputs> run_inputs;  // what DuckDB reads through bf://
   std::unique_ptr<SqlEngine> engine;
   std::unique_ptr<PeriodicWorker> worker;
   fs::path temp_root;
@@ -130,32 +217,127 @@ struct Packer::Impl {
     return metrics().counter(name, help, {{"tenant", ref.tenant}, {"dataset", ref.dataset}});
   }
 
-  // Writes one hour's events as a Parquet part under `key`; returns its column list.
-  std::vector<SchemaColumn> write_part(const std::string& key, const std::string& ndjson) {
-    if (stopping) throw SqlError("packer is stopping");
-    std::string id = new_ulid();
-    fs::path json_path = temp_root / (id + ".ndjson");
-    fs::path parquet_path = temp_root / (id + ".parquet");
-    struct Cleanup {
-      fs::path a, b;
-      ~Cleanup() {
-        std::error_code ec;
-        fs::remove(a, ec);
-        fs::remove(b, ec);
+  // A checked input: its field shape and the NDJSON bytes it holds. Throws for an
+  // object that is not whole zstd NDJSON (e.g. an upload cut short).
+  struct Checked {
+    BatchShape shape;
+    uint64_t bytes = 0;
+  };
+  Checked check_input(const std::string& data, const DatasetRef& ref) {
+    if (data.empty()) throw BatchFormatError("empty batch object");
+    BatchObject object = split_batch_object(data);
+    if (object.payload.empty()) throw BatchFormatError("batch object has an envelope but no events");
+    if (auto it = object.envelope.find("shape"); it != object.envelope.end()) {
+      if (auto bytes = whole_zstd_frames(object.payload)) {
+        if (auto shape = BatchShape::from_json(it->value())) return Checked{std::move(*shape), *bytes};
       }
-    } cleanup{json_path, parquet_path};
-    write_file_durable(json_path, ndjson);
-    std::string source = "read_json(" + sql_quote(json_path.string()) +
-                         ", format='newline_delimited', sample_size=-1)";
-    engine->execute("COPY (SELECT * REPLACE (CAST(\"_time\" AS TIMESTAMP) AS \"_time\", "
-                    "CAST(\"_received\" AS TIMESTAMP) AS \"_received\") FROM " + source + ") TO " +
-                    sql_quote(parquet_path.string()) + " (FORMAT parquet, COMPRESSION zstd)",
-                    options.conversion_timeout);
-    SqlResult described = engine->query("DESCRIBE SELECT * FROM read_parquet(" + sql_quote(parquet_path.string()) + ")");
-    std::vector<SchemaColumn> columns;
-    for (const auto& row : described.rows) columns.push_back(SchemaColumn{row[0].value_or(""), row[1].value_or("")});
-    store->put_file(key, parquet_path);
-    return columns;
+    }
+    // Written without a shape (before the piper kept one): decoded once to compute it.
+    counter("bf_packer_inputs_decoded_total", "Processed objects without a shape in their envelope, decoded to compute it", ref).inc();
+    const std::string text = decompress(Encoding::zstd, object.payload, size_t(1) << 30);
+    Checked c;
+    for (const Event& e : parse_ndjson(text)) c.shape.add(e);
+    c.bytes = text.size();
+    return c;
+  }
+
+  struct OutFile {
+    int64_t hour_us = 0;
+    std::string path;
+    uint64_t rows = 0;
+  };
+
+  // Converts the run's inputs (held in run_inputs) with one COPY: DuckDB reads the
+  // zstd NDJSON through bf:// with the columns the dataset's shape gives, normalises
+  // _time/_received in SQL and writes one Parquet file per event hour into out_dir.
+  std::vector<OutFile> convert(const std::vector<std::string>& keys, const BatchShape& run, SchemaRegistry& registry,
+                               const fs::path& out_dir, int64_t now) {
+    if (stopping) throw SqlError("packer is stopping");
+    BatchShape dataset = registry.shape();
+    dataset.merge(run);
+    TimeField time{"_time"}, received{"_received"};
+    for (TimeField* tf : {&time, &received}) {
+      if (const FieldShape* r = run.root.member(tf->name)) {
+        tf->present = true;
+        tf->as_json = (r->kinds & ~kKindNull) != kKindString;
+      }
+    }
+    const std::string now_ts = "make_timestamp(CAST(" + std::to_string(now) + " AS BIGINT))";
+    const std::string time_ts = "COALESCE(\"__bf_t\", \"__bf_r\", " + now_ts + ")";
+    std::vector<ReadColumn> read;
+    std::vector<std::string> projection;
+    bool time_placed = false, received_placed = false;
+    auto raw_column = [&](const TimeField& tf) {
+      const std::string raw = tf.name + "_raw";
+      const std::string parsed = tf.name == "_time" ? "\"__bf_t\"" : "\"__bf_r\"";
+      const std::string kept = dataset.root.member(raw) ? sql_ident(raw) : "NULL::VARCHAR";
+      if (!tf.present) return kept + " AS " + sql_ident(raw);
+      return "CASE WHEN " + parsed + " IS NULL AND " + sql_ident(tf.name) + " IS NOT NULL THEN " + tf.raw_text() +
+             " ELSE " + kept + " END AS " + sql_ident(raw);
+    };
+    for (size_t i = 0; i < dataset.root.names.size(); ++i) {
+      const std::string& name = dataset.root.names[i];
+      if (name == "_time" || name == "_received") {
+        const TimeField& tf = name == "_time" ? time : received;
+        if (tf.present) read.push_back(ReadColumn{name, tf.as_json ? "JSON" : "VARCHAR"});
+        projection.push_back(name == "_time" ? time_ts + " AS \"_time\"" : "COALESCE(\"__bf_r\", " + now_ts + ") AS \"_received\"");
+        (name == "_time" ? time_placed : received_placed) = true;
+        continue;
+      }
+      if (name == "_time_raw" || name == "_received_raw") {
+        read.push_back(ReadColumn{name, "VARCHAR"});  // projected below, with the unusable values
+        continue;
+      }
+      auto type = column_type(dataset.root.members[i]);
+      if (!type) continue;  // only nulls so far: no column yet
+      read.push_back(ReadColumn{name, *type});
+      projection.push_back(sql_ident(name));
+    }
+    if (!time_placed) projection.push_back(time_ts + " AS \"_time\"");
+    if (!received_placed) projection.push_back("COALESCE(\"__bf_r\", " + now_ts + ") AS \"_received\"");
+    for (const TimeField* tf : {&time, &received}) {
+      const FieldShape* r = run.root.member(tf->name);
+      const std::string raw = tf->name + "_raw";
+      if ((r && r->bad_time) || dataset.root.member(raw) || registry.has_column(raw)) projection.push_back(raw_column(*tf));
+    }
+    if (read.empty()) read.push_back(ReadColumn{"_time", "JSON"});  // events with no typed field: rows still count
+
+    std::string files, columns;
+    for (const auto& k : keys) files += (files.empty() ? "" : ", ") + sql_quote("bf://" + k);
+    for (const auto& c : read) columns += (columns.empty() ? "" : ", ") + sql_quote(c.name) + ": " + sql_quote(c.type);
+    std::string select;
+    for (const auto& p : projection) select += (select.empty() ? "" : ", ") + p;
+    const std::string sql =
+        "COPY (SELECT " + select + ", epoch_us(date_trunc('hour', " + time_ts + ")) AS \"__bf_hour\" FROM (SELECT *, " +
+        received.parsed() + " AS \"__bf_r\", " + time.parsed() + " AS \"__bf_t\" FROM read_ndjson([" + files +
+        "], columns={" + columns + "}, format='newline_delimited', records='true', auto_detect=false))) TO " +
+        sql_quote(out_dir.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
+        std::to_string(options.compression_level) + ", ROW_GROUP_SIZE " + std::to_string(options.row_group_size) +
+        ", PARTITION_BY (\"__bf_hour\"), RETURN_STATS)";
+    SqlResult stats = engine->query(sql, {}, SIZE_MAX, options.conversion_timeout);
+    std::vector<OutFile> out;
+    uint64_t rows = 0;
+    for (const auto& row : stats.rows) {
+      OutFile f;
+      f.path = row.at(0).value_or("");
+      f.rows = std::stoull(row.at(1).value_or("0"));
+      const size_t at = f.path.rfind("__bf_hour=");
+      if (at == std::string::npos) throw SqlError("unexpected output file " + f.path);
+      f.hour_us = std::stoll(f.path.substr(at + 10));
+      rows += f.rows;
+      out.push_back(std::move(f));
+    }
+    // Every event the inputs declare is in the output, or nothing is committed.
+    if (rows != run.events)
+      throw SqlError("conversion wrote " + std::to_string(rows) + " rows, the inputs hold " + std::to_string(run.events) + " events");
+    if (!out.empty()) {
+      SqlResult described = engine->query("DESCRIBE SELECT * FROM read_parquet(" + sql_quote(out[0].path) + ")");
+      std::vector<SchemaColumn> cols;
+      for (const auto& row : described.rows) cols.push_back(SchemaColumn{row[0].value_or(""), row[1].value_or("")});
+      registry.merge(cols);
+    }
+    registry.merge_shape(run);
+    return out;
   }
 
   // The second half of a commit, after its manifest is stored; idempotent, so a
@@ -242,18 +424,19 @@ struct Packer::Impl {
 
   size_t pack_some(const DatasetRef& ref, size_t limit, std::vector<std::string>& inputs) {
     ListPage page = store->list(processed_prefix(ref), "", static_cast<int>(std::min<size_t>(limit, 1000)));
-    struct Hour {
-      std::string ndjson;
-      uint64_t rows = 0;
-    };
-    std::map<int64_t, Hour> hours;  // hour start -> events
     CommitManifest manifest;
     manifest.id = new_ulid();
-    size_t events = 0;
     uint64_t buffered = 0;
+    BatchShape run;
     const int64_t now = now_us();
+    struct Release {
+      RunInputs& held;
+      ~Release() { held.clear(); }
+    } release{*run_inputs};
     for (const auto& obj : page.objects) {
+      if (inputs.size() >= limit) break;
       if (buffered >= options.max_part_bytes) break;  // the rest waits for the next run
+      if (stopping) throw SqlError("packer is stopping");  // stop() is bounded while inputs are read, too
       if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while reading inputs");
       auto batch_id = batch_id_of(obj.key);
       if (!batch_id) continue;
@@ -271,9 +454,9 @@ struct Packer::Impl {
       } catch (const NotFound&) {
         continue;
       }
-      std::vector<Event> batch;
+      Checked checked;
       try {
-        batch = decode_batch(data);
+        checked = check_input(data, ref);
       } catch (const std::exception& e) {
         if (now - obj.mtime_us < options.quarantine_after.count() * 1000) {
           // Young enough to be an aborted upload the piper will redo.
@@ -286,27 +469,31 @@ struct Packer::Impl {
         counter("bf_packer_quarantined_total", "Processed objects that could not be decoded or converted", ref).inc();
         continue;
       }
-      for (Event& e : batch) {
-        int64_t t = normalize_times(e, now);
-        Hour& hour = hours[floor_hour(t)];
-        size_t before = hour.ndjson.size();
-        append_ndjson(hour.ndjson, e);
-        buffered += hour.ndjson.size() - before;
-        ++hour.rows;
-      }
-      events += batch.size();
+      run.merge(checked.shape);
+      buffered += checked.bytes;
+      run_inputs->hold(obj.key, std::make_shared<const std::string>(std::move(data)), obj.mtime_us);
       inputs.push_back(obj.key);
       manifest.batches.push_back(CommitManifest::Batch{*batch_id, record ? record->digest : std::string()});
     }
     if (inputs.empty()) return 0;
 
     SchemaRegistry registry(store, ref);
+    const fs::path out_dir = temp_root / manifest.id;
+    struct RemoveDir {
+      fs::path dir;
+      ~RemoveDir() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+      }
+    } remove_dir{out_dir};
+    uint64_t events = 0;
     try {
-      for (const auto& [hour, h] : hours) {
+      for (const auto& f : convert(inputs, run, registry, out_dir, now)) {
         if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while writing parts");
-        std::string key = parquet_part_key(ref, hour, new_ulid());
-        manifest.parts.push_back(CommitPart{key, h.rows});  // listed first, so a failed upload is cleaned up too
-        registry.merge(write_part(key, h.ndjson));
+        std::string key = parquet_part_key(ref, f.hour_us, new_ulid());
+        manifest.parts.push_back(CommitPart{key, f.rows});  // listed first, so a failed upload is cleaned up too
+        store->put_file(key, f.path);
+        events += f.rows;
       }
       // Fence: a packer that lost the lease must not touch the schema or commit.
       if (!leases->fence(ref)) throw LeaseLost("lease lost before the schema update");
@@ -330,9 +517,16 @@ struct Packer::Impl {
     manifest.fencing_token = leases->token(ref);
     write_manifest(*store, ref, manifest);
     finish_commit(ref, manifest);
+    // Events whose time field was missing or unusable (the shapes count them).
+    for (const char* name : {"_received", "_time"}) {
+      const FieldShape* f = run.root.member(name);
+      const uint64_t n = run.events - (f ? f->count : 0) + (f ? f->bad_time : 0);
+      if (n) metrics().counter("bf_packer_time_fallbacks_total", "Events whose time field was missing or invalid", {{"field", name}}).inc(n);
+    }
     counter("bf_packer_parts_total", "Parquet files written", ref).inc(manifest.parts.size());
     counter("bf_packer_events_total", "Events written to Parquet", ref).inc(events);
     counter("bf_packer_batches_total", "Processed batches packed", ref).inc(inputs.size());
+    counter("bf_packer_input_bytes_total", "NDJSON bytes of the processed batches packed", ref).inc(buffered);
     counter("bf_packer_commits_total", "Commits (manifests) written", ref).inc();
     return manifest.parts.size();
   }
@@ -353,7 +547,9 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   SqlEngine::Options engine_options;
   engine_options.threads = 1;
   engine_options.memory_limit = options.memory_limit;
-  impl_->engine = std::make_unique<SqlEngine>(impl_->store, engine_options);
+  engine_options.event_time_functions = true;
+  impl_->run_inputs = std::make_shared<RunInputs>(impl_->store);
+  impl_->engine = std::make_unique<SqlEngine>(impl_->run_inputs, engine_options);
 }
 
 Packer::~Packer() {

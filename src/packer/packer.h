@@ -1,5 +1,5 @@
 #pragma once
-// The packer: collects processed/ objects per dataset, writes Parquet (zstd)
+// The packer: has DuckDB read processed/ objects per dataset and write Parquet (zstd)
 // partitioned by event time (_time, UTC) as in DESIGN.md §3, records the dataset's
 // columns in the schema registry (_meta/.../schema.json), and commits each run
 // through a manifest (storage/ledger.h) before deleting its inputs, so a batch
@@ -25,7 +25,7 @@ class ObjectStore;
 struct PackerOptions {
   std::chrono::milliseconds interval{10000};
   size_t max_batches_per_part = 1000;    // processed objects read per run and dataset
-  uint64_t max_part_bytes = 32ull << 20;  // stop reading inputs once this much NDJSON is buffered (bounds the work a kill loses)
+  uint64_t max_part_bytes = 32ull << 20;  // stop reading inputs once they hold this much NDJSON (bounds the work a kill loses)
   std::string memory_limit = "512MB";    // DuckDB's limit for the conversion
   std::string temp_dir;                  // empty: the system temp dir
   // How long the batch ledger remembers a batch id (a retry later than this may be stored again).
@@ -36,6 +36,8 @@ struct PackerOptions {
   // An undecodable processed object younger than this is left for its writer's
   // retry to replace; older, it is quarantined.
   std::chrono::milliseconds quarantine_after{120000};
+  int compression_level = 3;        // zstd level of the Parquet files (the lake's hop)
+  uint64_t row_group_size = 122880; // rows per Parquet row group (DuckDB's default)
 };
 PackerOptions parse_packer_options(const ConfigNode& section);
 

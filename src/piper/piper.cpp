@@ -5,6 +5,7 @@
 #include <map>
 
 #include "common/batch.h"
+#include "common/batch_shape.h"
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/metrics.h"
@@ -24,6 +25,16 @@ PiperOptions parse_piper_options(const ConfigNode& section) {
   o.quarantine_after = section.duration("quarantine_after", o.quarantine_after);
   return o;
 }
+
+namespace {
+// The processed/ object's envelope: the batch's field shape, so the packer can
+// give DuckDB the columns without a second scan (docs/storage.md).
+BatchEnvelope processed_envelope(const std::vector<Event>& events) {
+  BatchShape shape;
+  for (const Event& e : events) shape.add(e);
+  return BatchEnvelope{{"shape", shape.to_json()}};
+}
+}  // namespace
 
 struct Piper::Impl {
   PiperOptions options;
@@ -91,7 +102,7 @@ struct Piper::Impl {
         pipeline.apply(events);
         // Same batch id: a rerun after a crash overwrites instead of duplicating.
         if (!still_ours()) return done;
-        store->put(processed_key(ref, *batch_id), encode_batch(events));
+        store->put(processed_key(ref, *batch_id), encode_batch(events, processed_envelope(events)));
         events_out.inc(events.size());
         if (!still_ours()) return done;  // the new holder has the raw object (and overwrites the same key)
         store->remove(obj.key);

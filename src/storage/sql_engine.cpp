@@ -18,6 +18,7 @@
 #include "duckdb.hpp"
 #include "duckdb/common/enums/statement_type.hpp"
 #include "duckdb/parser/parser.hpp"
+#include "common/time.h"
 #include "storage/duckdb_fs.h"
 #include "storage/object_store.h"
 
@@ -348,6 +349,23 @@ void fresh_private_dir(const std::string& dir) {
   if (::chmod(dir.c_str(), 0700) != 0) throw SqlError("cannot chmod 0700 temp directory '" + dir + "'");
 }
 
+namespace {
+// Registers a connection with the engine while it runs, so interrupt() reaches it.
+struct Running {
+  std::mutex& mu;
+  std::set<duckdb::Connection*>& set;
+  duckdb::Connection* con;
+  Running(std::mutex& m, std::set<duckdb::Connection*>& s, duckdb::Connection* c) : mu(m), set(s), con(c) {
+    std::lock_guard lock(mu);
+    set.insert(con);
+  }
+  ~Running() {
+    std::lock_guard lock(mu);
+    set.erase(con);
+  }
+};
+}  // namespace
+
 struct SqlEngine::Impl {
   std::shared_ptr<ObjectStore> store;
   Options options;
@@ -393,6 +411,22 @@ SqlEngine::SqlEngine(std::shared_ptr<ObjectStore> store, Options options) : impl
       // no ICU: TIMESTAMPTZ renders as UTC anyway
     }
     if (opt.threads > 0) impl_->run(con, "SET threads=" + std::to_string(opt.threads));
+    if (opt.event_time_functions) {
+      con.CreateVectorizedFunction(
+          "bf_rfc3339", {duckdb::LogicalType::VARCHAR}, duckdb::LogicalType::TIMESTAMP,
+          [](duckdb::DataChunk& args, duckdb::ExpressionState&, duckdb::Vector& result) {
+            duckdb::UnaryExecutor::ExecuteWithNulls<duckdb::string_t, duckdb::timestamp_t>(
+                args.data[0], result, args.size(),
+                [](duckdb::string_t s, duckdb::ValidityMask& mask, duckdb::idx_t idx) {
+                  auto us = parse_rfc3339(std::string_view(s.GetData(), s.GetSize()), /*require_offset=*/false);
+                  if (!us) {
+                    mask.SetInvalid(idx);
+                    return duckdb::timestamp_t(0);
+                  }
+                  return duckdb::timestamp_t(*us);
+                });
+          });
+    }
     if (!opt.memory_limit.empty()) impl_->run(con, "SET memory_limit=" + sql_quote(opt.memory_limit));
     if (opt.parquet_metadata_cache) impl_->run(con, "SET parquet_metadata_cache=true");
     if (opt.sandboxed) {
@@ -517,6 +551,8 @@ size_t SqlEngine::query_stream(const std::string& sql, const std::vector<std::st
   auto cancelled = [&] { return SqlCancelled("query cancelled: the client went away"); };
   duckdb::Connection con(*impl_->db);
   Watchdog watchdog(con, timeout, limits.cancelled);
+  Running running(impl_->running_mu, impl_->running, &con);
+  Watchdog watchdog(con, timeout);
   try {
     for (const auto& statement : setup) impl_->run(con, statement);
     // Streamed, so a row limit stops the scan instead of materialising everything.
@@ -598,18 +634,7 @@ void SqlEngine::execute(const std::string& sql, std::chrono::milliseconds timeou
   } catch (const std::exception& e) {
     throw SqlError(message_of(e));
   }
-  struct Running {
-    Impl& impl;
-    duckdb::Connection* con;
-    Running(Impl& i, duckdb::Connection* c) : impl(i), con(c) {
-      std::lock_guard lock(impl.running_mu);
-      impl.running.insert(con);
-    }
-    ~Running() {
-      std::lock_guard lock(impl.running_mu);
-      impl.running.erase(con);
-    }
-  } running(*impl_, &*con);
+  Running running(impl_->running_mu, impl_->running, &*con);
   Watchdog watchdog(*con, timeout);
   try {
     impl_->run(*con, sql);

@@ -116,6 +116,10 @@ class SqlEngine {
     // (validated by the file's mtime and etag), so a view over many parts is not
     // re-read for every statement that binds it.
     bool parquet_metadata_cache = false;
+    // Registers bf_rfc3339(VARCHAR) -> TIMESTAMP: the RFC 3339 text as UTC, exactly as
+    // parse_rfc3339 (common/time.h) reads it (offset optional, applied; 't'/' ' allowed;
+    // leap second clamped), NULL for anything else. DuckDB's own cast ignores offsets.
+    bool event_time_functions = false;
   };
   struct QueryLimits {
     size_t max_rows = SIZE_MAX;
@@ -152,7 +156,7 @@ class SqlEngine {
   // Runs a statement; one still running after `timeout` (0 = none) is interrupted
   // and throws SqlTimeout.
   void execute(const std::string& sql, std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
-  // Interrupts every execute() in progress (they throw SqlError); for a bounded shutdown.
+  // Interrupts every execute() and query in progress (they throw SqlError); for a bounded shutdown.
   void interrupt();
   // True if `sql` is exactly one read-only statement (SELECT / WITH ... SELECT).
   // On false, `why` says what was rejected.

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/batch.h"
+#include "common/batch_shape.h"
 #include "common/catalog.h"
 #include "common/metrics.h"
 #include "common/time.h"
@@ -25,6 +26,15 @@
 
 using namespace bf;
 namespace fs = std::filesystem;
+
+namespace {
+// A processed object as the piper writes it: the batch's shape in the envelope.
+std::string piper_object(const std::vector<Event>& events) {
+  BatchShape shape;
+  for (const auto& e : events) shape.add(e);
+  return encode_batch(events, BatchEnvelope{{"shape", shape.to_json()}});
+}
+}  // namespace
 
 class PackerTest : public ::testing::Test {
  protected:
@@ -391,13 +401,14 @@ TEST_F(PackerTest, ConversionBeyondTheTimeoutIsQuarantinedNotLeftSpinning) {
 }
 
 TEST_F(PackerTest, StopInterruptsARunningConversionAndKeepsItsInputs) {
-  for (int b = 0; b < 4; ++b) store->put(processed_key(ref, new_ulid()), encode_batch(wide_batch(50000)));
+  // As the piper writes them (with their shape), so the run is soon in DuckDB.
+  for (int b = 0; b < 8; ++b) store->put(processed_key(ref, new_ulid()), piper_object(wide_batch(50000)));
   PackerOptions o;
   o.interval = std::chrono::milliseconds(10);
   o.max_part_bytes = 1ull << 30;
   packer = std::make_unique<Packer>(o, catalog, store);
   packer->start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // reading and converting 200,000 wide events
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // reading and converting 400,000 wide events
   const auto t0 = std::chrono::steady_clock::now();
   packer->stop();
   const auto took = std::chrono::steady_clock::now() - t0;
@@ -406,6 +417,161 @@ TEST_F(PackerTest, StopInterruptsARunningConversionAndKeepsItsInputs) {
   // Interrupted before its commit: nothing committed, every input still there,
   // nothing quarantined (an interrupted conversion is not a bad batch).
   EXPECT_TRUE(committed_parts(*store, ref).empty());
-  EXPECT_EQ(store->list_all("processed/").size(), 4u);
+  EXPECT_EQ(store->list_all("processed/").size(), 8u);
   EXPECT_TRUE(store->list_all("quarantine/").empty());
+}
+
+// --- the read path: shapes, types, time normalisation in SQL --------------------
+
+
+TEST_F(PackerTest, TheEnvelopeShapeSparesTheDecodeAndDuckDbSkipsTheEnvelopeFrame) {
+  const Labels labels{{"tenant", "web"}, {"dataset", "logs"}};
+  const int64_t decoded_before = metrics().value("bf_packer_inputs_decoded_total", labels);
+  store->put(processed_key(ref, new_ulid()), piper_object({ev(1), ev(2)}));
+  ASSERT_EQ(packer->run_once(), 1u);
+  EXPECT_EQ(metrics().value("bf_packer_inputs_decoded_total", labels), decoded_before);
+  // An object written before the shape existed is decoded once instead.
+  add_batch({ev(3)});
+  ASSERT_EQ(packer->run_once(), 1u);
+  EXPECT_EQ(metrics().value("bf_packer_inputs_decoded_total", labels), decoded_before + 1);
+  EXPECT_EQ(query("SELECT string_agg(CAST(n AS VARCHAR), ',' ORDER BY n) FROM " + lake()).rows[0][0], "1,2,3");
+  // The registry keeps the dataset's shape (kinds only).
+  auto schema = boost::json::parse(store->get(schema_key(ref))).as_object();
+  EXPECT_EQ(schema.at("shape").at("fields").at("n").at("kinds").as_array().at(0).as_string(), "int");
+}
+
+TEST_F(PackerTest, AnInputCutShortIsLeftWhileYoungAndQuarantinedOnceOld) {
+  PackerOptions o;
+  o.quarantine_after = std::chrono::milliseconds(200);
+  packer = std::make_unique<Packer>(o, catalog, store);
+  std::string whole = piper_object(wide_batch(200));
+  const std::string cut = processed_key(ref, new_ulid());
+  store->put(cut, std::string_view(whole).substr(0, whole.size() - 10));  // the envelope is intact, the frame is not
+  store->put(processed_key(ref, new_ulid()), piper_object({ev(1)}));
+  EXPECT_EQ(packer->run_once(), 1u);
+  EXPECT_TRUE(store->head(cut));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_TRUE(store->head("quarantine/" + cut));
+  EXPECT_EQ(query("SELECT count(*) FROM " + lake()).rows[0][0], "1");
+}
+
+TEST_F(PackerTest, AShapeThatDoesNotMatchTheEventsCommitsNothing) {
+  // Claims one event, holds two: the row count check refuses the conversion.
+  BatchShape shape;
+  shape.add(ev(1));
+  store->put(processed_key(ref, new_ulid()), encode_batch({ev(1), ev(2)}, BatchEnvelope{{"shape", shape.to_json()}}));
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_TRUE(committed_parts(*store, ref).empty());
+  EXPECT_EQ(store->list_all("quarantine/processed/").size(), 1u);  // kept for an operator
+}
+
+TEST_F(PackerTest, MixedTypesAcrossAndWithinBatchesAllReadTogether) {
+  // Adversarial: the same field as number, string, object, array, bool and null,
+  // a struct that gains members, an object with thousands of distinct keys, in
+  // separate runs (so parts were written with different types) and in one run.
+  int id = 0;
+  auto e = [&](const char* field, boost::json::value v) {
+    Event x{{"_time", "2026-03-01T10:00:00Z"}, {"_received", "2026-03-01T10:00:00Z"}, {"id", id++}};
+    x[field] = std::move(v);
+    return x;
+  };
+  std::vector<std::vector<Event>> runs = {
+      {e("v", 1), e("o", boost::json::object{{"a", 1}})},
+      {e("v", 2.5), e("o", boost::json::object{{"a", 2}, {"b", "x"}})},
+      {e("v", "text"), e("o", "now a string")},
+      {e("v", boost::json::object{{"k", 1}}), e("v", boost::json::array{1, 2}), e("v", true), e("v", nullptr),
+       e("o", boost::json::array{boost::json::object{{"z", 1}}, 5})},
+      {e("v", 18446744073709551615ull), e("arr", boost::json::array{1, 2}), e("arr", boost::json::array{"a"}),
+       e("nulls", nullptr)},
+  };
+  boost::json::object wide;
+  for (int k = 0; k < 3000; ++k) wide["key" + std::to_string(k)] = k;
+  runs.push_back({e("wide", wide), e("wide", boost::json::object{{"other", "x"}})});
+  size_t total = 0;
+  for (const auto& r : runs) {
+    store->put(processed_key(ref, new_ulid()), piper_object(r));
+    total += r.size();
+    ASSERT_EQ(packer->run_once(), 1u);
+  }
+  // And all of it again in one run.
+  for (const auto& r : runs) {
+    std::vector<Event> again;
+    for (auto x : r) {
+      x["id"] = id++;
+      again.push_back(std::move(x));
+    }
+    store->put(processed_key(ref, new_ulid()), piper_object(again));
+    total += again.size();
+  }
+  ASSERT_EQ(packer->run_once(), 1u);
+  EXPECT_TRUE(store->list_all("quarantine/").empty());
+  // Through the committed file list, as the query service reads the lake.
+  std::string files;
+  for (const auto& p : committed_parts(*store, ref)) files += (files.empty() ? "'bf://" : ", 'bf://") + p.key + "'";
+  const std::string all = "read_parquet([" + files + "], hive_partitioning=true, union_by_name=true)";
+  auto r = query("SELECT * FROM " + all);
+  EXPECT_EQ(r.rows.size(), total);
+  EXPECT_EQ(query("SELECT count(DISTINCT id) FROM " + all).rows[0][0], std::to_string(total));
+  // Nothing was lost on the way: the mixed values are there as their text.
+  EXPECT_EQ(query("SELECT count(*) FROM " + all + " WHERE CAST(v AS VARCHAR) LIKE '%text%'").rows[0][0], "2");
+  EXPECT_EQ(query("SELECT count(*) FROM " + all + " WHERE CAST(wide AS VARCHAR) LIKE '%key2999%'").rows[0][0], "2");
+  EXPECT_EQ(query("SELECT count(*) FROM " + all + " WHERE CAST(v AS VARCHAR) LIKE '%18446744073709551615%'").rows[0][0], "2");
+  auto schema = boost::json::parse(store->get(schema_key(ref))).as_object();
+  for (const auto& c : schema.at("columns").as_array()) {
+    if (c.at("name") == "wide") EXPECT_EQ(c.at("type").as_string(), "VARCHAR");
+    if (c.at("name") == "v") EXPECT_EQ(c.at("type").as_string(), "VARCHAR");
+  }
+}
+
+TEST_F(PackerTest, TimeNormalisationInSqlMatchesParseEventTime) {
+  // Every value is checked against parse_event_time, the C++ rule the SQL follows.
+  const int64_t received = 1772359200000000;  // 2026-03-01T10:00:00Z
+  std::vector<boost::json::value> values = {
+      "2026-03-01T10:15:00Z", "2026-03-01t10:15:00z", "2026-03-01 10:15:00", "2026-03-01T10:15:00.123456789Z",
+      "2026-03-01T10:15:00,5+02:00", "2026-03-01T10:15:00+0530", "2026-03-01T10:15:00-02", "2026-03-01T10:15:00+02:",
+      "2026-12-31T23:59:60Z", "2024-02-29T00:00:00Z", "2026-02-29T00:00:00Z", "2026-03-01T24:00:00Z",
+      "2026-03-01T10:15:00+24:00", "2026-03-01T10:15", "2026-03-01", "last tuesday", "", "2026-03-01T10:15:00.Z",
+      1772359200, 1772359200123, 1772359200123456, 1772359200123456789, 1772359200.75, 99999999999.0, 0, -1,
+      1e300, 9.3e18, true, nullptr, boost::json::object{{"t", 1}}, boost::json::array{1}};
+  std::vector<Event> events;
+  for (size_t i = 0; i < values.size(); ++i)
+    events.push_back(Event{{"_time", values[i]}, {"_received", "2026-03-01T10:00:00Z"}, {"i", i}});
+  events.push_back(Event{{"_received", "2026-03-01T10:00:00Z"}, {"i", values.size()}});  // no _time
+  // Only strings: the VARCHAR read path; then everything: the JSON read path.
+  std::vector<Event> strings;
+  for (const auto& x : events)
+    if (x.contains("_time") && x.at("_time").is_string()) strings.push_back(x);
+  auto& fallbacks = metrics().counter("bf_packer_time_fallbacks_total", "", {{"field", "_time"}});
+  for (const auto* batch : {&strings, &events}) {
+    PackerTest::TearDown();
+    dir = fs::temp_directory_path() / ("bf-packer-" + new_ulid());
+    store = std::make_shared<LocalStore>(dir);
+    packer = std::make_unique<Packer>(PackerOptions{}, catalog, store);
+    const uint64_t before = fallbacks.value();
+    store->put(processed_key(ref, new_ulid()), piper_object(*batch));
+    ASSERT_GE(packer->run_once(), 1u);
+    auto r = query("SELECT i, epoch_us(_time), _time_raw FROM " + lake() + " ORDER BY i");
+    ASSERT_EQ(r.rows.size(), batch->size());
+    uint64_t expected_fallbacks = 0;
+    for (size_t k = 0; k < batch->size(); ++k) {
+      const Event& x = (*batch)[k];
+      const size_t i = x.at("i").to_number<size_t>();
+      ASSERT_EQ(r.rows[k][0], std::to_string(i));
+      std::optional<int64_t> t;
+      if (x.contains("_time")) t = parse_event_time(x.at("_time"));
+      if (!t) ++expected_fallbacks;
+      EXPECT_EQ(r.rows[k][1], std::to_string(t.value_or(received))) << "value " << i << ": " << boost::json::serialize(x);
+      const bool unusable = x.contains("_time") && !t && !x.at("_time").is_null();
+      if (unusable) {
+        const auto& v = x.at("_time");
+        ASSERT_TRUE(r.rows[k][2].has_value()) << "value " << i;
+        if (v.is_string()) EXPECT_EQ(*r.rows[k][2], v.get_string()) << "value " << i;
+        else EXPECT_EQ(boost::json::parse(*r.rows[k][2]), v) << "value " << i;  // the JSON text as sent
+      } else {
+        EXPECT_FALSE(r.rows[k][2].has_value()) << "value " << i;
+      }
+    }
+    EXPECT_EQ(fallbacks.value(), before + expected_fallbacks);
+  }
 }

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/batch.h"
+#include "common/batch_shape.h"
 #include "common/catalog.h"
 #include "common/metrics.h"
 #include "common/time.h"
@@ -146,4 +147,24 @@ TEST_F(PiperTest, PiperThatLostItsLeaseLeavesTheRawInputToTheNewHolder) {
   intruder_store.release(*intruder);
   EXPECT_EQ(piper.run_once(), 2u);
   EXPECT_TRUE(store->list_all(raw_prefix(ref)).empty());
+}
+
+TEST_F(PiperTest, ProcessedObjectsCarryTheBatchShapeInTheirEnvelope) {
+  catalog->add_dataset(DatasetInfo{ref, boost::json::parse(R"([{"add": {"field": "env", "value": "prod"}}])").as_array()});
+  Piper piper(PiperOptions{}, catalog, store);
+  const std::string id = new_ulid();
+  store->put(raw_key(ref, id), encode_batch({Event{{"_time", "2026-03-01T10:00:00Z"}, {"n", 1}},
+                                            Event{{"_time", "yesterday"}, {"n", 2.5}, {"o", boost::json::object{{"a", 1}}}}}));
+  ASSERT_EQ(piper.run_once(), 1u);
+  const std::string object = store->get(processed_key(ref, id));
+  auto shape = BatchShape::from_json(split_batch_object(object).envelope.at("shape"));
+  ASSERT_TRUE(shape);
+  EXPECT_EQ(shape->events, 2u);
+  const FieldShape* n = shape->root.member("n");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->kinds, kKindInt | kKindFloat);
+  EXPECT_EQ(shape->root.member("env")->count, 2u);  // after the pipeline
+  EXPECT_EQ(shape->root.member("_time")->bad_time, 1u);
+  EXPECT_EQ(shape->root.member("o")->member("a")->kinds, kKindInt);
+  EXPECT_EQ(decode_batch(object).size(), 2u);  // plain zstd readers still see the events
 }

@@ -1,0 +1,163 @@
+// Packer vs bare DuckDB (issue 6, figure 3): processed/ objects -> Parquet.
+//   ./build/bench/bench_packer_vs_duckdb [events=1000000] [rounds=3] [only=both|packer|duckdb]
+// Generates `events` syslog-like events of about 200 bytes as processed/ objects of
+// 10,000 events (as the piper writes them: zstd NDJSON with the batch shape in the
+// envelope) in a local store, then alternates, `rounds` times:
+//   (a) the packer: run_once() until processed/ is empty (one DuckDB thread, the
+//       ledger, the commit manifests, the uploads into the store — all of it);
+//   (b) bare DuckDB on one thread: COPY (SELECT * FROM read_ndjson([the same files]))
+//       TO ... (FORMAT parquet, COMPRESSION zstd).
+// Prints events/s of both, the ratio and both output sizes. `only=` runs one side
+// (for perf record).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/batch.h"
+#include "common/batch_shape.h"
+#include "common/catalog.h"
+#include "common/time.h"
+#include "common/ulid.h"
+#include "packer/packer.h"
+#include "storage/layout.h"
+#include "storage/local_store.h"
+#include "storage/sql_engine.h"
+
+namespace fs = std::filesystem;
+using namespace bf;
+
+namespace {
+
+std::vector<Event> make_batch(std::mt19937_64& rng, int64_t& t_us, int n) {
+  static const char* apps[] = {"nginx", "sshd", "postfix", "kernel", "cron", "haproxy"};
+  static const char* verbs[] = {"GET", "POST", "PUT", "DELETE"};
+  std::vector<Event> events;
+  events.reserve(static_cast<size_t>(n));
+  char msg[160];
+  for (int i = 0; i < n; ++i) {
+    t_us += 1000 + static_cast<int64_t>(rng() % 4000);  // ~3 ms apart: 1 M events span about 50 minutes
+    const unsigned r = static_cast<unsigned>(rng());
+    std::snprintf(msg, sizeof msg, "%s /api/items/%u %d %u rt=0.%03u", verbs[r % 4], (r >> 3) % 100000,
+                  (r % 7 == 0) ? 404 : 200, (r >> 9) % 20000, (r >> 5) % 1000);
+    Event e;
+    e["_time"] = format_rfc3339(t_us);
+    e["_received"] = format_rfc3339(t_us + 1500);
+    e["_source"] = "syslog-tcp";
+    e["facility"] = 16;
+    e["severity"] = static_cast<int>(r % 8);
+    e["hostname"] = "web-" + std::to_string((r >> 4) % 64);
+    e["app_name"] = apps[(r >> 6) % 6];
+    e["procid"] = std::to_string(1000 + (r >> 8) % 30000);
+    e["message"] = msg;
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+uint64_t bytes_under(ObjectStore& store, const std::string& prefix) {
+  uint64_t n = 0;
+  for (const auto& o : store.list_all(prefix)) n += o.size;
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const long events = argc > 1 ? std::atol(argv[1]) : 1000000;
+  const int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
+  const std::string only = argc > 3 ? argv[3] : "both";
+  constexpr int kBatch = 10000;
+
+  const fs::path dir = fs::temp_directory_path() / ("bf-bench-packer-" + new_ulid());
+  auto store = std::make_shared<LocalStore>(dir / "store");
+  auto catalog = std::make_shared<Catalog>();
+  const DatasetRef ref{"bench", "t", "syslog"};
+  catalog->add_dataset(DatasetInfo{ref, {}});
+
+  // The inputs, as the piper writes them; kept in memory to restore them (the packer deletes what it commits).
+  std::vector<std::pair<std::string, std::string>> objects;
+  std::mt19937_64 rng(42);
+  int64_t t_us = 1764655200000000 + 1800LL * 1000000;  // 2025-12-02T06:30:00Z
+  uint64_t ndjson_bytes = 0, stored_bytes = 0;
+  double shape_seconds = 0;  // what the piper spends on the shape
+  for (long done = 0; done < events; done += kBatch) {
+    auto batch = make_batch(rng, t_us, static_cast<int>(std::min<long>(kBatch, events - done)));
+    ndjson_bytes += to_ndjson(batch).size();
+    const auto s0 = std::chrono::steady_clock::now();
+    BatchShape shape;
+    for (const auto& e : batch) shape.add(e);
+    shape_seconds += seconds_since(s0);
+    objects.emplace_back(processed_key(ref, new_ulid()), encode_batch(batch, BatchEnvelope{{"shape", shape.to_json()}}));
+    stored_bytes += objects.back().second.size();
+  }
+  auto restore_inputs = [&] {
+    for (const auto& [key, data] : objects)
+      if (!store->head(key)) store->put(key, data);
+  };
+  std::string files;
+  for (const auto& [key, data] : objects) files += (files.empty() ? "'" : ", '") + (dir / "store" / key).string() + "'";
+  std::printf("packer vs bare DuckDB: %ld events in %zu processed objects, %.1f MB NDJSON (%.0f B/event), %.1f MB stored (zstd)\n",
+              events, objects.size(), ndjson_bytes / 1e6, double(ndjson_bytes) / double(events), stored_bytes / 1e6);
+  std::printf("piper side: computing the batch shapes took %.0f ns/event\n", shape_seconds * 1e9 / double(events));
+
+  double best_packer = 0, best_duckdb = 0;
+  uint64_t packer_size = 0, duckdb_size = 0;
+  size_t packer_files = 0;
+  for (int round = 0; round < rounds; ++round) {
+    for (int side = 0; side < 2; ++side) {
+      const bool packer_side = (side == 0) == (round % 2 == 0);  // alternate which goes first
+      if (packer_side && only == "duckdb") continue;
+      if (!packer_side && only == "packer") continue;
+      restore_inputs();
+      if (packer_side) {
+        for (const auto& o : store->list_all("parquet/")) store->remove(o.key);
+        for (const auto& o : store->list_all("_meta/")) store->remove(o.key);
+        PackerOptions options;
+        options.temp_dir = (dir / "tmp").string();
+        Packer packer(options, catalog, store);
+        const auto t0 = std::chrono::steady_clock::now();
+        while (packer.run_once() > 0 || !store->list_all(processed_prefix(ref)).empty()) {
+        }
+        const double s = seconds_since(t0);
+        const auto parts = store->list_all(parquet_prefix(ref));
+        packer_files = parts.size();
+        packer_size = bytes_under(*store, "parquet/");
+        best_packer = std::max(best_packer, events / s);
+        std::printf("round %d  packer:      %8.3f s  %9.0f events/s  %zu files  %.2f MB\n", round + 1, s, events / s,
+                    packer_files, packer_size / 1e6);
+      } else {
+        SqlEngine::Options o;
+        o.threads = 1;
+        SqlEngine engine(store, o);
+        const fs::path out = dir / "bare.parquet";
+        const auto t0 = std::chrono::steady_clock::now();
+        engine.execute("COPY (SELECT * FROM read_ndjson([" + files + "])) TO " + sql_quote(out.string()) +
+                       " (FORMAT parquet, COMPRESSION zstd)");
+        const double s = seconds_since(t0);
+        duckdb_size = fs::file_size(out);
+        best_duckdb = std::max(best_duckdb, events / s);
+        std::printf("round %d  bare DuckDB: %8.3f s  %9.0f events/s  1 file  %.2f MB\n", round + 1, s, events / s,
+                    duckdb_size / 1e6);
+        fs::remove(out);
+      }
+      std::fflush(stdout);
+    }
+  }
+  if (best_packer > 0 && best_duckdb > 0) {
+    std::printf("best: packer %.0f events/s, bare DuckDB %.0f events/s, ratio %.2fx (goal >= 0.8x); "
+                "Parquet: packer %.2f MB in %zu files, bare DuckDB %.2f MB (%.2fx)\n",
+                best_packer, best_duckdb, best_packer / best_duckdb, packer_size / 1e6, packer_files,
+                duckdb_size / 1e6, double(packer_size) / double(duckdb_size));
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return 0;
+}
