@@ -461,7 +461,7 @@ int main(int argc, char** argv) {
   control_cmd->add_option("--db", control_cli.db, "Store file, instead of control.db");
   control_cmd->require_subcommand(0, 1);
   control_cmd->callback([&] {
-    if (control_cmd->get_subcommands().empty()) throw CLI::RuntimeError(control::serve_control(control_cli));
+    if (control_cmd->get_subcommands().empty()) throw CLI::RuntimeError(control::serve_control(control_cli, wait_for_shutdown_signal));
   });
   std::string import_file, admin_email, key_role, key_service, key_name;
   auto* import_cmd = control_cmd->add_subcommand("import", "Import the static accounts: YAML into the store (idempotent)");

@@ -361,15 +361,8 @@ struct ControlApi::Impl {
     Principal who;
     AuditEntry audit(std::string action, std::string target, std::string account, std::string before,
                      std::string after) const {
-      AuditEntry e;
-      e.time_us = now_us();
-      e.actor = who.actor();
-      e.action = std::move(action);
-      e.target = std::move(target);
-      e.account = std::move(account);
-      e.before_json = std::move(before);
-      e.after_json = std::move(after);
-      return e;
+      return make_audit(who.actor(), std::move(action), std::move(target), std::move(account), std::move(before),
+                        std::move(after));
     }
   };
   using Handler = std::function<HttpResponse(Impl&, Ctx&)>;

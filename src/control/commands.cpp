@@ -5,7 +5,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <csignal>
+#include <functional>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -101,15 +101,8 @@ Plan read_plan(const ConfigNode& root) {
 
 AuditEntry entry(const std::string& actor, std::string action, std::string target, std::string account,
                  std::string before, std::string after) {
-  AuditEntry e;
-  e.time_us = now_us();
-  e.actor = actor;
-  e.action = std::move(action);
-  e.target = std::move(target);
-  e.account = std::move(account);
-  e.before_json = std::move(before);
-  e.after_json = std::move(after);
-  return e;
+  return make_audit(actor, std::move(action), std::move(target), std::move(account), std::move(before),
+                    std::move(after));
 }
 
 std::string lower(std::string s) {
@@ -248,7 +241,7 @@ ImportReport import_accounts_yaml(ControlStore& store, const std::string& file) 
   return r;
 }
 
-int serve_control(const ControlCli& cli) {
+int serve_control(const ControlCli& cli, const std::function<void()>& wait_for_stop) {
   ControlOptions options;
   std::shared_ptr<ControlStore> store = open_from_config(cli, &options);
   spdlog::info("control: store {} (schema version {})", options.db, store->schema_version());
@@ -269,13 +262,8 @@ int serve_control(const ControlCli& cli) {
   ControlServer server(store, options);
   server.start();
   spdlog::info("control: API on port {} (/api/v1, /api/v1/openapi.json)", server.port());
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int sig = 0;
-  sigwait(&set, &sig);
-  spdlog::info("control: signal {}, stopping", sig);
+  wait_for_stop();
+  spdlog::info("control: stopping");
   server.stop();
   return 0;
 }

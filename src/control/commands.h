@@ -2,6 +2,7 @@
 // What `bytefreezer control ...` does (docs/control.md, "CLI"); main.cpp only
 // declares the options.
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace bf::control {
@@ -24,9 +25,9 @@ struct ImportReport {
 // before changing anything; throws ConfigError naming the item.
 ImportReport import_accounts_yaml(ControlStore& store, const std::string& file);
 
-// `bytefreezer control --config FILE`: serves the API until SIGINT/SIGTERM
-// (signals must already be blocked in every thread).
-int serve_control(const ControlCli& cli);
+// `bytefreezer control --config FILE`: serves the API until wait_for_stop returns
+// (main: SIGINT/SIGTERM).
+int serve_control(const ControlCli& cli, const std::function<void()>& wait_for_stop);
 // `bytefreezer control import FILE --config CONFIG`
 int import_command(const ControlCli& cli, const std::string& file);
 // `bytefreezer control create-admin --email E`: password from $BYTEFREEZER_ADMIN_PASSWORD

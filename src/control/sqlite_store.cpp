@@ -492,6 +492,18 @@ class SqliteStore final : public ControlStore {
 
 }  // namespace
 
+AuditEntry make_audit(std::string actor, std::string action, std::string target, std::string account,
+                      std::string before_json, std::string after_json) {
+  return AuditEntry{0,
+                    now_us(),
+                    std::move(actor),
+                    std::move(action),
+                    std::move(target),
+                    std::move(account),
+                    std::move(before_json),
+                    std::move(after_json)};
+}
+
 std::unique_ptr<ControlStore> open_sqlite_store(const std::string& path, SqliteStoreOptions options) {
   return std::make_unique<SqliteStore>(path, options);
 }

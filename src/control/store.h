@@ -85,6 +85,10 @@ struct AuditEntry {
   std::string after_json;    // "null" when deleted
 };
 
+// An entry stamped now; before/after are JSON ("null" for none).
+AuditEntry make_audit(std::string actor, std::string action, std::string target, std::string account,
+                      std::string before_json, std::string after_json);
+
 // Keyset pagination: rows with a key greater than `after` (audit: a seq smaller
 // than `after`, newest first), at most `limit` of them.
 struct PageQuery {

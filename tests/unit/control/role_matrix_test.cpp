@@ -120,7 +120,9 @@ TEST(RoleMatrix, EveryCallerGetsTheExpectedStatusOnEveryRoute) {
       const std::string path = w.path(row);
       test::Reply r = w.h.call(row.method, path, row.body, w.tokens[c]);
       EXPECT_EQ(r.status, row.expect[c]) << row.method << " " << path << " as " << kCallerNames[c] << ": " << r.body;
-      if (r.status == 401 && row.expect[c] == 401) EXPECT_EQ(r.headers["WWW-Authenticate"], "Bearer");
+      if (r.status == 401 && row.expect[c] == 401) {
+        EXPECT_EQ(r.headers["WWW-Authenticate"], "Bearer");
+      }
     }
   }
 }
