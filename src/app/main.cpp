@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/spool.h"
 #include "common/time.h"
+#include "control/commands.h"
 #include "net/conn_limits.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
@@ -461,6 +462,31 @@ int main(int argc, char** argv) {
   add_spool("check", "Verify every entry's length and checksum; exit 1 if any is corrupt", true, false);
   add_spool("repair", "Move corrupt entries to <dir>/quarantine/ (nothing is deleted)", true, true);
   add_spool("stats", "Entries, bytes, oldest entry and quarantined entries", false, false);
+
+  // bytefreezer control [import FILE | create-admin | create-key] (docs/control.md).
+  control::ControlCli control_cli;
+  auto* control_cmd = app.add_subcommand("control", "Run the control plane API (control.listen), or manage its store");
+  control_cmd->add_option("-c,--config", control_cli.config, "YAML config file (its control: section)");
+  control_cmd->add_option("--db", control_cli.db, "Store file, instead of control.db");
+  control_cmd->require_subcommand(0, 1);
+  control_cmd->callback([&] {
+    if (control_cmd->get_subcommands().empty()) throw CLI::RuntimeError(control::serve_control(control_cli, wait_for_shutdown_signal));
+  });
+  std::string import_file, admin_email, key_role, key_service, key_name;
+  auto* import_cmd = control_cmd->add_subcommand("import", "Import the static accounts: YAML into the store (idempotent)");
+  import_cmd->add_option("file", import_file, "YAML file with an accounts: section")->required()->check(CLI::ExistingFile);
+  import_cmd->callback([&] { throw CLI::RuntimeError(control::import_command(control_cli, import_file)); });
+  auto* admin_cmd = control_cmd->add_subcommand(
+      "create-admin", "Create a system_admin user (password from $BYTEFREEZER_ADMIN_PASSWORD or stdin)");
+  admin_cmd->add_option("--email", admin_email, "The admin's email (the login name)")->required();
+  admin_cmd->callback([&] { throw CLI::RuntimeError(control::create_admin_command(control_cli, admin_email)); });
+  auto* key_cmd = control_cmd->add_subcommand("create-key", "Create a system_admin or service API key; prints it once");
+  key_cmd->add_option("--role", key_role, "system_admin or service")->required();
+  key_cmd->add_option("--service", key_service, "For --role service: proxy, receiver, piper, packer, query, connector");
+  key_cmd->add_option("--name", key_name, "A label for the key");
+  key_cmd->callback([&] {
+    throw CLI::RuntimeError(control::create_key_command(control_cli, key_role, key_service, key_name));
+  });
 
   auto* plugins = app.add_subcommand("plugins", "List the built-in sources and pipeline steps");
   plugins->callback([] {

@@ -1,0 +1,69 @@
+#pragma once
+// The control plane's REST API under /api/v1 (docs/control.md): accounts, tenants,
+// datasets, users, API keys, sessions and the audit log, every request through the
+// policy of control/auth.h, rate-limited per key.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/http_server.h"
+
+namespace bf {
+class ConfigNode;
+}
+
+namespace bf::control {
+
+class ControlStore;
+
+struct ControlOptions {
+  HttpServerOptions http;                      // listen defaults to 127.0.0.1:8090, max_body to 1 MiB
+  std::string db = "./data/control.db";
+  std::chrono::milliseconds session_ttl{12 * 3600 * 1000};
+  double requests_per_second = 20;             // per key, user or (unauthenticated) peer address
+  double request_burst = 40;
+  double login_attempts_per_minute = 5;        // per email and per peer address
+  bool secure_cookie = false;                  // set when serving TLS
+};
+// The `control:` section (docs/configuration.md).
+ControlOptions parse_control_options(const ConfigNode& section);
+
+struct RouteSpec {
+  std::string method, pattern;
+};
+
+class ControlApi {
+ public:
+  ControlApi(std::shared_ptr<ControlStore> store, ControlOptions options);
+  ~ControlApi();
+  ControlApi(const ControlApi&) = delete;
+  ControlApi& operator=(const ControlApi&) = delete;
+  // Registers every /api/v1 route on the router.
+  void add_routes(Router& router);
+  // Every route add_routes registers (the OpenAPI test and the role matrix compare against it).
+  static std::vector<RouteSpec> routes();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The API plus /healthz, /readyz and /metrics on control.listen.
+class ControlServer {
+ public:
+  ControlServer(std::shared_ptr<ControlStore> store, ControlOptions options);
+  ~ControlServer();
+  void start();
+  void stop();
+  uint16_t port() const;
+
+ private:
+  std::unique_ptr<ControlApi> api_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+// The OpenAPI 3 document (src/control/openapi.json, compiled in).
+const char* openapi_document();
+
+}  // namespace bf::control

@@ -1,0 +1,379 @@
+// The control API's behaviour beyond access: validation naming the field,
+// hostile input, pagination, the audit log, sessions, revocation, rate limits,
+// the OpenAPI document and the YAML import.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+
+#include "common/config.h"
+#include "common/metrics.h"
+#include "control/commands.h"
+#include "control_test_util.h"
+
+namespace bf::control {
+namespace {
+
+using test::ApiHarness;
+
+class Api : public ::testing::Test {
+ protected:
+  ApiHarness h;
+  std::string sys = h.add_key("system_admin");
+  void SetUp() override {
+    h.add_account("a");
+    h.add_tenant("a", "t");
+  }
+};
+
+TEST_F(Api, CreateGetUpdateDeleteADatasetWithSettings) {
+  auto r = h.call("POST", "/api/v1/accounts/a/tenants/t/datasets",
+                  R"({"id":"web","name":"Web","settings":{"pipeline":[{"add":{"field":"env","value":"prod"}}],)"
+                  R"("sources":[{"type":"syslog_udp"}],"retention":{"days":30},"packer":{}}})",
+                  sys);
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.json().at("settings").at("retention").at("days"), 30);
+  r = h.call("GET", "/api/v1/accounts/a/tenants/t/datasets/web", "", sys);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.json().at("name"), "Web");
+  EXPECT_EQ(r.json().at("settings").at("pipeline").as_array().size(), 1u);
+  r = h.call("PATCH", "/api/v1/accounts/a/tenants/t/datasets/web", R"({"paused":true,"settings":{"pipeline":[]}})", sys);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json().at("paused"), true);
+  EXPECT_TRUE(r.json().at("settings").at("pipeline").as_array().empty());
+  EXPECT_EQ(h.call("DELETE", "/api/v1/accounts/a/tenants/t/datasets/web", "", sys).status, 204);
+  EXPECT_EQ(h.call("GET", "/api/v1/accounts/a/tenants/t/datasets/web", "", sys).status, 404);
+}
+
+TEST_F(Api, ValidationErrorsNameTheField) {
+  struct Case {
+    std::string method, path, body, field;
+  };
+  const std::string ds = "/api/v1/accounts/a/tenants/t/datasets";
+  for (const Case& c : std::vector<Case>{
+           {"POST", "/api/v1/accounts/a/tenants", R"({"id":"Bad Id"})", "tenant.id"},
+           {"POST", "/api/v1/accounts/a/tenants", R"({})", "tenant.id"},
+           {"POST", "/api/v1/accounts/a/tenants", R"({"id":"x","colour":"red"})", "tenant.colour"},
+           {"POST", "/api/v1/accounts/a/tenants", R"({"id":7})", "tenant.id"},
+           {"POST", "/api/v1/accounts/a/tenants", R"({"id":"x","name":"a\u0001b"})", "tenant.name"},
+           {"PATCH", "/api/v1/accounts/a/tenants/t", R"({"id":"other"})", "tenant.id"},
+           {"POST", "/api/v1/accounts", R"({"id":"new","name":")" + std::string(300, 'n') + "\"}", "account.name"},
+           {"POST", ds, R"({"id":"d","settings":{"pipeline":[{"ad":{}}]}})", "dataset.settings.pipeline"},
+           {"POST", ds, R"({"id":"d","settings":{"pipeline":{}}})", "dataset.settings.pipeline"},
+           {"POST", ds, R"({"id":"d","settings":{"retention":{"days":0}}})", "dataset.settings.retention.days"},
+           {"POST", ds, R"({"id":"d","settings":{"sources":[{}]}})", "dataset.settings.sources[0].type"},
+           {"POST", ds, R"({"id":"d","settings":{"colour":1}})", "dataset.settings.colour"},
+           {"POST", ds, R"({"id":"d","paused":"yes"})", "dataset.paused"},
+           {"POST", "/api/v1/users", R"({"email":"x","role":"account_admin","account":"a","password":"long-enough-pw"})", "user.email"},
+           {"POST", "/api/v1/users", R"({"email":"x@y.z","role":"root","account":"a","password":"long-enough-pw"})", "user.role"},
+           {"POST", "/api/v1/users", R"({"email":"x@y.z","role":"account_admin","password":"long-enough-pw"})", "user.account"},
+           {"POST", "/api/v1/users", R"({"email":"x@y.z","role":"account_admin","account":"a","password":"short"})", "user.password"},
+           {"POST", "/api/v1/keys", R"({"role":"ingest","account":"a"})", "key.tenant"},
+           {"POST", "/api/v1/keys", R"({"role":"ingest","account":"a","tenant":"nope"})", "key.tenant"},
+           {"POST", "/api/v1/keys", R"({"role":"service","service":"db"})", "key.service"},
+           {"POST", "/api/v1/keys", R"({"role":"service","service":"piper","account":"a"})", "key.account"},
+           {"POST", "/api/v1/keys", R"({"role":"wizard"})", "key.role"},
+           {"GET", "/api/v1/accounts?limit=0", "", "limit"},
+           {"GET", "/api/v1/accounts?limit=abc", "", "limit"},
+           {"GET", "/api/v1/accounts?cursor=!!", "", "cursor"},
+           {"GET", "/api/v1/audit?cursor=" + base64url("c1:x"), "", "cursor"},
+       }) {
+    auto r = h.call(c.method, c.path, c.body, sys);
+    EXPECT_EQ(r.status, 400) << c.method << " " << c.path << " " << c.body << ": " << r.body;
+    if (r.status != 400) continue;
+    EXPECT_EQ(r.json().at("error"), "invalid") << r.body;
+    EXPECT_EQ(r.field(), c.field) << c.body << ": " << r.body;
+    EXPECT_FALSE(r.json().at("message").as_string().empty());
+  }
+  // Nothing was created on the way.
+  EXPECT_EQ(h.call("GET", "/api/v1/accounts/a/tenants", "", sys).json().at("items").as_array().size(), 1u);
+  EXPECT_EQ(h.call("GET", ds, "", sys).json().at("items").as_array().size(), 0u);
+}
+
+TEST_F(Api, HostileInputIsAClear400AndChangesNothing) {
+  const size_t audit_before = h.store->list_audit(PageQuery{"", 1000, ""}).size();
+  const std::string tenants = "/api/v1/accounts/a/tenants";
+  // Invalid JSON, invalid UTF-8, not an object, too deep, and wrong content type.
+  for (const std::string& body : {std::string("{\"id\":"), std::string("{\"id\":\"\xff\xfe\"}"), std::string("[1,2]"),
+                                  std::string(40, '[') + std::string(40, ']'), std::string("null")}) {
+    auto r = h.call("POST", tenants, body, sys);
+    EXPECT_EQ(r.status, 400) << body << ": " << r.body;
+    EXPECT_EQ(r.field(), "tenant") << r.body;
+  }
+  EXPECT_EQ(h.call("POST", tenants, "id=x", sys, {{"Content-Type", "application/x-www-form-urlencoded"}}).status, 415);
+  // SQL-looking and path-traversal ids in paths and bodies.
+  for (const std::string& id : {std::string("a'%20OR%20'1'='1"), std::string("..%2F..%2Fetc%2Fpasswd"),
+                                std::string("%2e%2e"), std::string("a;DROP%20TABLE%20tenants")}) {
+    auto r = h.call("GET", "/api/v1/accounts/" + id + "/tenants", "", sys);
+    EXPECT_EQ(r.status, 400) << id << ": " << r.body;
+    EXPECT_EQ(r.field(), "account") << r.body;
+  }
+  for (const std::string& id : {std::string("x'); DROP TABLE tenants; --"), std::string("../../etc/passwd")}) {
+    auto r = h.call("POST", tenants, "{\"id\":" + boost::json::serialize(boost::json::value(id)) + "}", sys);
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.field(), "tenant.id");
+  }
+  // Oversized settings.
+  std::string big = R"({"id":"d","settings":{"packer":{"x":")" + std::string(300 * 1024, 'x') + "\"}}}";
+  auto r = h.call("POST", "/api/v1/accounts/a/tenants/t/datasets", big, sys);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.field(), "dataset.settings");
+  EXPECT_EQ(h.store->list_audit(PageQuery{"", 1000, ""}).size(), audit_before);
+  EXPECT_TRUE(h.store->get_tenant("a", "t"));
+  EXPECT_GT(metrics().value("bf_control_denied_total", {{"reason", "invalid"}}), 0);
+}
+
+TEST_F(Api, PaginationWalksEveryItemOnceWithAnOpaqueCursor) {
+  for (int i = 0; i < 12; ++i) h.add_tenant("a", "x" + std::to_string(100 + i));
+  std::vector<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  while (true) {
+    auto r = h.call("GET", "/api/v1/accounts/a/tenants?limit=5" + (cursor.empty() ? "" : "&cursor=" + cursor), "", sys);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto doc = r.json().as_object();
+    for (auto& it : doc.at("items").as_array()) seen.push_back(std::string(it.at("id").as_string()));
+    ++pages;
+    if (doc.at("next_cursor").is_null()) break;
+    cursor = std::string(doc.at("next_cursor").as_string());
+    EXPECT_EQ(cursor.find("x1"), std::string::npos) << "cursor shows the id: " << cursor;
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen.size(), 13u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 13u);
+}
+
+TEST_F(Api, EveryChangeIsAuditedWithBeforeAndAfter) {
+  ASSERT_EQ(h.call("POST", "/api/v1/accounts/a/tenants", R"({"id":"web","name":"one"})", sys).status, 201);
+  ASSERT_EQ(h.call("PATCH", "/api/v1/accounts/a/tenants/web", R"({"name":"two"})", sys).status, 200);
+  ASSERT_EQ(h.call("DELETE", "/api/v1/accounts/a/tenants/web", "", sys).status, 204);
+  auto r = h.call("GET", "/api/v1/audit?account=a&limit=3", "", sys);
+  ASSERT_EQ(r.status, 200);
+  auto items = r.json().at("items").as_array();
+  ASSERT_EQ(items.size(), 3u);
+  // Newest first.
+  EXPECT_EQ(items[0].at("action"), "tenant.delete");
+  EXPECT_EQ(items[0].at("before").at("name"), "two");
+  EXPECT_TRUE(items[0].at("after").is_null());
+  EXPECT_EQ(items[1].at("action"), "tenant.update");
+  EXPECT_EQ(items[1].at("before").at("name"), "one");
+  EXPECT_EQ(items[1].at("after").at("name"), "two");
+  EXPECT_EQ(items[2].at("action"), "tenant.create");
+  EXPECT_EQ(std::string(items[2].at("actor").as_string()), "key:" + parse_api_key(sys)->id);
+  EXPECT_EQ(items[2].at("target"), "a/web");
+}
+
+TEST_F(Api, KeysAreShownOnceWorkUntilRevokedAndNeverStoredInClear) {
+  auto r = h.call("POST", "/api/v1/keys", R"({"role":"account_viewer","account":"a","name":"ci"})", sys);
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string token(r.json().at("key").as_string());
+  const std::string id(r.json().at("id").as_string());
+  ASSERT_TRUE(parse_api_key(token));
+  EXPECT_EQ(h.call("GET", "/api/v1/accounts/a", "", token).status, 200);
+  // Never again: not in GET, not in a listing, not in the audit log, not in the store.
+  auto got = h.call("GET", "/api/v1/keys/" + id, "", sys);
+  EXPECT_EQ(got.body.find(parse_api_key(token)->secret), std::string::npos);
+  EXPECT_FALSE(got.json().as_object().contains("key"));
+  EXPECT_EQ(h.call("GET", "/api/v1/audit?limit=500", "", sys).body.find(parse_api_key(token)->secret), std::string::npos);
+  EXPECT_NE(h.store->get_key(id)->secret_hash, parse_api_key(token)->secret);
+  // A wrong secret for a real id.
+  std::string wrong = token;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';
+  EXPECT_EQ(h.call("GET", "/api/v1/accounts/a", "", wrong).status, 401);
+  // Revoked.
+  auto rev = h.call("DELETE", "/api/v1/keys/" + id, "", sys);
+  ASSERT_EQ(rev.status, 200);
+  EXPECT_FALSE(rev.json().at("revoked").is_null());
+  EXPECT_EQ(h.call("GET", "/api/v1/accounts/a", "", token).status, 401);
+  EXPECT_EQ(h.call("PATCH", "/api/v1/keys/" + id, R"({"revoked":false})", sys).status, 400);
+  // Malformed Authorization headers.
+  EXPECT_EQ(h.call("GET", "/api/v1/accounts", "", "", {{"Authorization", "Basic abc"}}).status, 401);
+  EXPECT_EQ(h.call("GET", "/api/v1/accounts", "", "bfk_short").status, 401);
+}
+
+TEST_F(Api, AccountAdminsCannotMintSystemWidePowers) {
+  const std::string admin = h.add_key("account_admin", "a");
+  EXPECT_EQ(h.call("POST", "/api/v1/keys", R"({"role":"system_admin"})", admin).status, 403);
+  EXPECT_EQ(h.call("POST", "/api/v1/keys", R"({"role":"service","service":"piper"})", admin).status, 403);
+  EXPECT_EQ(h.call("POST", "/api/v1/users",
+                   R"({"email":"root@example.com","role":"system_admin","password":"long-enough-password"})", admin)
+                .status,
+            403);
+  const std::string uid = h.add_user("v@example.com", "account_viewer", "a");
+  EXPECT_EQ(h.call("PATCH", "/api/v1/users/" + uid, R"({"role":"system_admin","account":null})", admin).status, 403);
+  EXPECT_EQ(h.store->get_user(uid)->role, "account_viewer");
+}
+
+TEST_F(Api, LoginSetsAStrictHttpOnlyCookieThatAuthenticatesUntilLogout) {
+  h.add_user("ops@example.com", "account_admin", "a", hash_password("a-long-enough-password"));
+  auto bad = h.call("POST", "/api/v1/auth/login", R"({"email":"ops@example.com","password":"nope-nope-nope"})");
+  EXPECT_EQ(bad.status, 401);
+  auto unknown = h.call("POST", "/api/v1/auth/login", R"({"email":"who@example.com","password":"nope-nope-nope"})");
+  EXPECT_EQ(unknown.status, 401);
+  EXPECT_EQ(unknown.body, bad.body);  // an unknown email reads like a wrong password
+  auto ok = h.call("POST", "/api/v1/auth/login", R"({"email":"OPS@example.com","password":"a-long-enough-password"})");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  const std::string set_cookie = ok.headers["Set-Cookie"];
+  EXPECT_NE(set_cookie.find("HttpOnly"), std::string::npos);
+  EXPECT_NE(set_cookie.find("SameSite=Strict"), std::string::npos);
+  EXPECT_NE(set_cookie.find("Max-Age="), std::string::npos);
+  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+  auto me = h.call("GET", "/api/v1/auth/me", "", "", {{"Cookie", "theme=dark; " + cookie}});
+  ASSERT_EQ(me.status, 200) << me.body;
+  EXPECT_EQ(me.json().at("kind"), "user");
+  EXPECT_EQ(me.json().at("account"), "a");
+  EXPECT_EQ(h.call("POST", "/api/v1/accounts/a/tenants", R"({"id":"s"})", "", {{"Cookie", cookie}}).status, 201);
+  // The token is kept only as a hash.
+  const std::string token = cookie.substr(cookie.find('=') + 1);
+  EXPECT_FALSE(h.store->get_session(token));
+  EXPECT_TRUE(h.store->get_session(hash_secret(token)));
+  EXPECT_EQ(h.call("POST", "/api/v1/auth/logout", "", "", {{"Cookie", cookie}}).status, 204);
+  EXPECT_EQ(h.call("GET", "/api/v1/auth/me", "", "", {{"Cookie", cookie}}).status, 401);
+  // A stale cookie does not stand in the way of logging in again.
+  EXPECT_EQ(h.call("POST", "/api/v1/auth/login", R"({"email":"ops@example.com","password":"a-long-enough-password"})",
+                   "", {{"Cookie", cookie}})
+                .status,
+            200);
+}
+
+TEST(ApiLimits, LoginAttemptsAndRequestsAreRateLimitedWith429AndRetryAfter) {
+  ControlOptions o = ApiHarness::generous();
+  o.login_attempts_per_minute = 3;
+  o.requests_per_second = 1;
+  o.request_burst = 5;
+  ApiHarness h(o);
+  const std::string body = R"({"email":"x@example.com","password":"wrong-password-1"})";
+  int refused = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto r = h.call("POST", "/api/v1/auth/login", body);
+    if (r.status == 429) {
+      ++refused;
+      EXPECT_GE(std::stoi(r.headers["Retry-After"]), 1);
+    }
+  }
+  EXPECT_GE(refused, 1);
+  // Per key: one key's burst spent does not stop another key.
+  const std::string k1 = h.add_key("system_admin"), k2 = h.add_key("system_admin");
+  int limited = 0;
+  for (int i = 0; i < 8; ++i) limited += h.call("GET", "/api/v1/accounts", "", k1).status == 429;
+  EXPECT_GE(limited, 2);
+  EXPECT_EQ(h.call("GET", "/api/v1/accounts", "", k2).status, 200);
+  EXPECT_GT(metrics().value("bf_control_denied_total", {{"reason", "rate_limited"}}), 0);
+}
+
+TEST(OpenApi, DocumentsExactlyTheRegisteredRoutes) {
+  auto doc = boost::json::parse(openapi_document()).as_object();
+  EXPECT_EQ(std::string(doc.at("openapi").as_string()).substr(0, 2), "3.");
+  std::set<std::pair<std::string, std::string>> documented, registered;
+  for (const auto& [path, item] : doc.at("paths").as_object()) {
+    for (const auto& [method, op] : item.as_object()) {
+      if (method == "parameters") continue;
+      std::string m(method);
+      for (char& ch : m) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      documented.insert({m, std::string(path)});
+      EXPECT_TRUE(op.as_object().contains("responses")) << m << " " << path;
+    }
+  }
+  for (const auto& r : ControlApi::routes()) registered.insert({r.method, r.pattern});
+  for (const auto& r : registered) EXPECT_TRUE(documented.count(r)) << "undocumented: " << r.first << " " << r.second;
+  for (const auto& r : documented) EXPECT_TRUE(registered.count(r)) << "documented, not served: " << r.first << " " << r.second;
+  // Every $ref resolves.
+  std::function<void(const boost::json::value&)> walk = [&](const boost::json::value& v) {
+    if (v.is_object()) {
+      for (const auto& [k, x] : v.as_object()) {
+        if (k == "$ref") {
+          std::string ref(x.as_string());
+          ASSERT_EQ(ref.rfind("#/components/", 0), 0u) << ref;
+          const boost::json::value* at = &doc.at("components");
+          std::string rest = ref.substr(13);
+          size_t pos = 0;
+          while (pos < rest.size()) {
+            size_t slash = rest.find('/', pos);
+            std::string part = rest.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+            ASSERT_TRUE(at->is_object() && at->as_object().contains(part)) << "dangling " << ref;
+            at = &at->as_object().at(part);
+            if (slash == std::string::npos) break;
+            pos = slash + 1;
+          }
+        } else {
+          walk(x);
+        }
+      }
+    } else if (v.is_array()) {
+      for (const auto& x : v.as_array()) walk(x);
+    }
+  };
+  walk(doc);
+  ApiHarness h;
+  auto served = h.call("GET", "/api/v1/openapi.json");
+  EXPECT_EQ(served.status, 200);
+  EXPECT_EQ(served.body, openapi_document());
+}
+
+TEST(Import, StaticAccountsYamlImportsOnceAndTheKeysWork) {
+  auto dir = test::temp_dir("import");
+  const std::string file = (dir / "accounts.yaml").string();
+  std::ofstream(file) << R"(
+storage: {type: local, path: /nowhere}
+accounts:
+  - id: acme
+    tenants:
+      - id: web
+        ingest_keys: ["secret-ingest-key-0001"]
+        query_keys: ["secret-query-key-0001"]
+        datasets:
+          - id: nginx
+            pipeline: [{add: {field: env, value: prod}}]
+          - id: raw
+)";
+  ApiHarness h;
+  ImportReport first = import_accounts_yaml(*h.store, file);
+  EXPECT_EQ(first.created, 6u);  // account, tenant, 2 datasets, 2 keys
+  const size_t audited = h.store->list_audit(PageQuery{"", 1000, ""}).size();
+  ImportReport second = import_accounts_yaml(*h.store, file);
+  EXPECT_EQ(second.created, 0u);
+  EXPECT_EQ(second.updated, 0u);
+  EXPECT_EQ(second.unchanged, 6u);
+  EXPECT_EQ(h.store->list_audit(PageQuery{"", 1000, ""}).size(), audited);
+  auto d = h.store->get_dataset("acme", "web", "nginx");
+  ASSERT_TRUE(d);
+  EXPECT_NE(d->settings_json.find("\"env\""), std::string::npos);
+  // The imported keys authenticate as their tenant's ingest/query keys (and may not manage control).
+  auto me = h.call("GET", "/api/v1/auth/me", "", "secret-ingest-key-0001");
+  ASSERT_EQ(me.status, 200) << me.body;
+  EXPECT_EQ(me.json().at("role"), "ingest");
+  EXPECT_EQ(me.json().at("tenant"), "web");
+  EXPECT_EQ(h.call("GET", "/api/v1/auth/me", "", "secret-query-key-0001").json().at("role"), "query");
+  EXPECT_EQ(h.call("GET", "/api/v1/accounts", "", "secret-ingest-key-0001").status, 403);
+  // A changed pipeline is an update; a revoked key stays revoked.
+  std::ofstream(file) << R"(
+accounts:
+  - id: acme
+    tenants:
+      - id: web
+        ingest_keys: ["secret-ingest-key-0001"]
+        datasets:
+          - id: nginx
+            pipeline: []
+)";
+  ApiKey k = *h.store->get_key(imported_key_id("secret-ingest-key-0001"));
+  k.revoked_us = now_us();
+  h.store->update_key(k, test::audit("key.revoke", "acme"));
+  ImportReport third = import_accounts_yaml(*h.store, file);
+  EXPECT_EQ(third.updated, 1u);
+  EXPECT_EQ(h.store->get_key(k.id)->revoked_us, k.revoked_us);
+  EXPECT_EQ(h.call("GET", "/api/v1/auth/me", "", "secret-ingest-key-0001").status, 401);
+  // A bad file changes nothing and names the item.
+  std::ofstream(file) << "accounts:\n  - id: ok\n  - id: Bad\n";
+  try {
+    import_accounts_yaml(*h.store, file);
+    FAIL() << "imported an invalid id";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("Bad"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(h.store->get_account("ok"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace bf::control
