@@ -552,7 +552,6 @@ size_t SqlEngine::query_stream(const std::string& sql, const std::vector<std::st
   duckdb::Connection con(*impl_->db);
   Watchdog watchdog(con, timeout, limits.cancelled);
   Running running(impl_->running_mu, impl_->running, &con);
-  Watchdog watchdog(con, timeout);
   try {
     for (const auto& statement : setup) impl_->run(con, statement);
     // Streamed, so a row limit stops the scan instead of materialising everything.
