@@ -122,6 +122,7 @@ int main(int argc, char** argv) {
         for (const auto& o : store->list_all("_meta/")) store->remove(o.key);
         PackerOptions options;
         options.temp_dir = (dir / "tmp").string();
+        options.threads = 1;  // figure 3 compares one thread with one thread
         Packer packer(options, catalog, store);
         const auto t0 = std::chrono::steady_clock::now();
         while (packer.run_once() > 0 || !store->list_all(processed_prefix(ref)).empty()) {

@@ -50,6 +50,8 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   if (o.compression_level < 1 || o.compression_level > 22) section.fail("compression_level", "must be 1 to 22");
   o.row_group_size = static_cast<uint64_t>(section.integer("row_group_size", static_cast<int64_t>(o.row_group_size)));
   if (o.row_group_size < 1024) section.fail("row_group_size", "must be at least 1024 rows");
+  o.threads = static_cast<int>(section.integer("threads", o.threads));
+  if (o.threads < 1 || o.threads > 64) section.fail("threads", "must be 1 to 64");
   return o;
 }
 
@@ -550,7 +552,7 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   impl_->temp_root = temp_parent / ("bytefreezer-packer-" + std::to_string(::getpid()) + "-" + new_ulid());
   fs::create_directories(impl_->temp_root);
   SqlEngine::Options engine_options;
-  engine_options.threads = 1;
+  engine_options.threads = options.threads;
   engine_options.memory_limit = options.memory_limit;
   engine_options.event_time_functions = true;
   impl_->run_inputs = std::make_shared<RunInputs>(impl_->store);

@@ -17,6 +17,7 @@
 #include "common/time.h"
 #include "common/ulid.h"
 #include "fixtures/hooked_store.h"
+#include "common/config.h"
 #include "packer/packer.h"
 #include "storage/layout.h"
 #include "storage/lease_store.h"
@@ -587,4 +588,18 @@ TEST_F(PackerTest, ABacklogOfSeveralPartsDrainsInOneRun) {
   EXPECT_TRUE(store->list_all("processed/").empty());
   EXPECT_EQ(committed_parts(*store, ref).size(), 3u);
   EXPECT_EQ(query("SELECT count(*) FROM " + lake()).rows[0][0], "5");
+}
+
+TEST(PackerOptionsTest, ThreadsCompressionAndRowGroupsAreReadAndBounded) {
+  auto read = [](const std::string& yaml) { return parse_packer_options(ConfigNode::parse(yaml, "packer.yaml")); };
+  const PackerOptions defaults = read("{}");
+  EXPECT_EQ(defaults.threads, 2);
+  EXPECT_EQ(defaults.compression_level, 3);
+  const PackerOptions o = read("threads: 1\ncompression_level: 9\nrow_group_size: 4096\n");
+  EXPECT_EQ(o.threads, 1);
+  EXPECT_EQ(o.compression_level, 9);
+  EXPECT_EQ(o.row_group_size, 4096u);
+  EXPECT_THROW(read("threads: 0\n"), ConfigError);
+  EXPECT_THROW(read("compression_level: 23\n"), ConfigError);
+  EXPECT_THROW(read("row_group_size: 10\n"), ConfigError);
 }
