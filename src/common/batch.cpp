@@ -149,4 +149,16 @@ std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes) {
   return events;
 }
 
+uint64_t declared_event_count(std::string_view object) noexcept {
+  try {
+    const BatchObject b = split_batch_object(object);
+    const boost::json::value* n = b.envelope.if_contains("events");
+    if (!n)
+      if (auto* shape = b.envelope.if_contains("shape"); shape && shape->is_object()) n = shape->get_object().if_contains("events");
+    if (n && n->is_number()) return n->to_number<uint64_t>();
+  } catch (const std::exception&) {
+  }
+  return 0;
+}
+
 }  // namespace bf

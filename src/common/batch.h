@@ -71,6 +71,11 @@ BatchObject split_batch_object(std::string_view object);
 // these members, or with "complete": true (every event has them), changes nothing.
 void apply_envelope_defaults(const BatchEnvelope& envelope, std::vector<Event>& events);
 
+// The events a batch object's envelope declares ("events", or the piper's
+// "shape"."events"), without decoding the payload; 0 when it declares none or the
+// envelope is unreadable. For counting what an undecodable object held.
+uint64_t declared_event_count(std::string_view object) noexcept;
+
 // zstd NDJSON, as stored in raw/ and processed/.
 std::string encode_batch(const std::vector<Event>& events, const BatchEnvelope& envelope = {});
 // The events of a batch object, with its envelope's defaults applied (above), so every

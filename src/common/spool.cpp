@@ -14,6 +14,7 @@
 #include "common/crc32c.h"
 #include "common/metrics.h"
 #include "common/ulid.h"
+#include "common/worker.h"
 
 namespace fs = std::filesystem;
 
@@ -176,7 +177,11 @@ Spool::Spool(fs::path dir, SpoolOptions options) : dir_(std::move(dir)), options
     }
   }
   for (const auto& [id, why] : cut) quarantine(id, why);
-  if (options_.fsync == SpoolFsync::interval) sync_thread_ = std::thread([this] { sync_loop(); });
+  if (options_.fsync == SpoolFsync::interval)
+    sync_thread_ = std::thread([this] {
+      set_thread_name("bf-spool-sync");
+      sync_loop();
+    });
 }
 
 Spool::~Spool() {

@@ -49,6 +49,7 @@ void PeriodicWorker::wake() {
 }
 
 void PeriodicWorker::loop() {
+  set_thread_name("bf-" + name_);  // "bf-piper", "bf-packer"
   while (true) {
     {
       std::lock_guard lock(mu_);

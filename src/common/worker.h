@@ -17,6 +17,7 @@ void set_thread_name(std::string_view name);
 
 class Counter;
 
+// Its thread is named "bf-<name>" ("bf-piper", "bf-packer").
 class PeriodicWorker {
  public:
   PeriodicWorker(std::string name, std::chrono::milliseconds interval, std::function<void()> step);

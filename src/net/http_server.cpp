@@ -48,6 +48,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/worker.h"
 #include "net/acceptor.h"
 #include "net/conn_limits.h"
 #include "net/listeners.h"
@@ -1038,6 +1039,7 @@ void HttpServer::start() {
   }
   for (int i = 0; i < s.opts.threads; ++i) {
     s.threads.emplace_back([&s] {
+      set_thread_name("bf-" + s.name);  // "bf-receiver", "bf-query", "bf-control", a source's name
       for (;;) {
         try {
           s.ioc.run();

@@ -220,6 +220,30 @@ struct Packer::Impl {
     return metrics().counter(name, help, {{"tenant", ref.tenant}, {"dataset", ref.dataset}});
   }
 
+  // A dataset's component contract series (kind "stage", type "packer", labelled
+  // tenant/dataset; docs/metrics.md), resolved once per dataset.
+  struct Contract {
+    explicit Contract(const DatasetRef& ref)
+        : component("stage", "packer", "packer", {{"tenant", ref.tenant}, {"dataset", ref.dataset}}),
+          undecodable(component.error("decode", "undecodable")),
+          undecodable_events(component.discarded(Discard::unintentional, "undecodable")),
+          conversion_failed(component.error("convert", "conversion_failed")),
+          unconvertible_events(component.discarded(Discard::unintentional, "unconvertible")),
+          run_errors(component.error("run", "exception")) {}
+    ComponentMetrics component;
+    Counter& undecodable;
+    Counter& undecodable_events;
+    Counter& conversion_failed;
+    Counter& unconvertible_events;
+    Counter& run_errors;
+  };
+  std::map<std::string, std::unique_ptr<Contract>> contracts;  // by DatasetRef::str(); worker thread only
+  Contract& contract(const DatasetRef& ref) {
+    auto& c = contracts[ref.str()];
+    if (!c) c = std::make_unique<Contract>(ref);
+    return *c;
+  }
+
   // A checked input: its field shape and the NDJSON bytes it holds. Throws for an
   // object that is not whole zstd NDJSON (e.g. an upload cut short).
   struct Checked {
@@ -411,14 +435,17 @@ struct Packer::Impl {
         return 0;
       } catch (const SqlError& e) {
         if (inputs.empty() || stopping) throw;  // interrupted by stop(): the inputs are fine
+        contract(ref).conversion_failed.inc();
         if (limit > 1) {
           limit = std::max<size_t>(1, std::min(limit, inputs.size()) / 2);
           spdlog::warn("packer: dataset {}: conversion failed, retrying with {} batches: {}", ref.str(), limit, e.what());
           continue;
         }
         spdlog::error("packer: quarantining {}: {}", inputs[0], e.what());
-        store->put("quarantine/" + inputs[0], store->get(inputs[0]));
+        const std::string data = store->get(inputs[0]);
+        store->put("quarantine/" + inputs[0], data);
         store->remove(inputs[0]);
+        contract(ref).unconvertible_events.inc(declared_event_count(data));
         counter("bf_packer_quarantined_total", "Processed objects that could not be decoded or converted", ref).inc();
         return 0;
       }
@@ -431,6 +458,7 @@ struct Packer::Impl {
     CommitManifest manifest;
     manifest.id = new_ulid();
     uint64_t buffered = 0;
+    uint64_t object_bytes = 0;  // the inputs as stored (received_bytes)
     BatchShape run;
     const int64_t now = now_us();
     struct Release {
@@ -474,10 +502,13 @@ struct Packer::Impl {
         store->put("quarantine/" + obj.key, data);
         store->remove(obj.key);
         counter("bf_packer_quarantined_total", "Processed objects that could not be decoded or converted", ref).inc();
+        contract(ref).undecodable.inc();
+        contract(ref).undecodable_events.inc(declared_event_count(data));
         continue;
       }
       run.merge(checked.shape);
       buffered += checked.bytes;
+      object_bytes += data.size();
       run_inputs->hold(obj.key, std::make_shared<const std::string>(std::move(data)), obj.mtime_us);
       inputs.push_back(obj.key);
       manifest.batches.push_back(CommitManifest::Batch{*batch_id, record ? record->digest : std::string()});
@@ -494,6 +525,7 @@ struct Packer::Impl {
       }
     } remove_dir{out_dir};
     uint64_t events = 0;
+    uint64_t part_bytes = 0;
     try {
       for (const auto& f : convert(inputs, run, registry, out_dir, now)) {
         if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while writing parts");
@@ -501,6 +533,9 @@ struct Packer::Impl {
         manifest.parts.push_back(CommitPart{key, f.rows});  // listed first, so a failed upload is cleaned up too
         store->put_file(key, f.path);
         events += f.rows;
+        std::error_code size_error;
+        const auto size = fs::file_size(f.path, size_error);
+        if (!size_error) part_bytes += size;
       }
       // Fence: a packer that lost the lease must not touch the schema or commit.
       if (!leases->fence(ref)) throw LeaseLost("lease lost before the schema update");
@@ -535,6 +570,12 @@ struct Packer::Impl {
     counter("bf_packer_batches_total", "Processed batches packed", ref).inc(inputs.size());
     counter("bf_packer_input_bytes_total", "NDJSON bytes of the processed batches packed", ref).inc(buffered);
     counter("bf_packer_commits_total", "Commits (manifests) written", ref).inc();
+    // The contract counts a run once it is committed (a failed run is retried whole).
+    ComponentMetrics& c = contract(ref).component;
+    c.received_events.inc(run.events);
+    c.received_bytes.inc(object_bytes);
+    c.sent_events.inc(events);
+    c.sent_bytes.inc(part_bytes);
     return manifest.parts.size();
   }
 };
@@ -555,6 +596,7 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   engine_options.threads = options.threads;
   engine_options.memory_limit = options.memory_limit;
   engine_options.event_time_functions = true;
+  for (const auto& d : impl_->catalog->datasets()) impl_->contract(d.ref);  // the contract's series exist from the start
   impl_->run_inputs = std::make_shared<RunInputs>(impl_->store);
   impl_->engine = std::make_unique<SqlEngine>(impl_->run_inputs, engine_options);
 }
@@ -585,6 +627,7 @@ size_t Packer::run_once() {
         spdlog::error("packer: dataset {}: {}", d.ref.str(), e.what());
         metrics().counter("bf_packer_errors_total", "Failed packer runs (retried next interval)",
                           {{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}}).inc();
+        impl_->contract(d.ref).run_errors.inc();
       }
     }
   }
@@ -606,6 +649,7 @@ void Packer::stop() {
   impl_->stopping = true;
   std::atomic<bool> stopped{false};
   std::thread interrupter([&] {
+    set_thread_name("bf-packer-stop");
     while (!stopped) {
       impl_->engine->interrupt();
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -140,6 +140,7 @@ Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& w
       throw PipelineError(step_where + " (" + kind + "): options must be an object");
     StepOptions options(kv.value().is_object() ? kv.value().get_object() : kEmpty, step_where + " (" + kind + ")");
     p.steps_.push_back(factory->create(options));
+    p.kinds_.push_back(kind);
     options.check_unknown();
   }
   return p;
@@ -147,6 +148,15 @@ Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& w
 
 void Pipeline::apply(std::vector<Event>& events) const {
   for (const auto& step : steps_) step->apply(events);
+}
+
+void Pipeline::apply(std::vector<Event>& events, std::vector<uint64_t>& removed) const {
+  removed.resize(steps_.size());
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const size_t before = events.size();
+    steps_[i]->apply(events);
+    if (events.size() < before) removed[i] += before - events.size();
+  }
 }
 
 }  // namespace bf

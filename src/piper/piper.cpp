@@ -52,18 +52,53 @@ std::optional<std::string> unchanged_batch(std::string_view data, size_t& events
   events = shape.add_ndjson(decompress(Encoding::zstd, object.payload, size_t(1) << 30));
   return wrap_batch_object(BatchEnvelope{{"shape", shape.to_json()}}, object.payload);
 }
+
+// A dataset's compiled pipeline and its component contract series (kind "stage",
+// type "piper", labelled tenant/dataset; docs/metrics.md), resolved once.
+struct DatasetWork {
+  DatasetWork(DatasetRef r, Pipeline p)
+      : ref(std::move(r)),
+        pipeline(std::move(p)),
+        component("stage", "piper", "piper", {{"tenant", ref.tenant}, {"dataset", ref.dataset}}),
+        undecodable(component.error("decode", "undecodable")),
+        undecodable_events(component.discarded(Discard::unintentional, "undecodable")),
+        run_errors(component.error("run", "exception")),
+        step_discards(pipeline.size(), nullptr),
+        removed(pipeline.size(), 0) {}
+  DatasetRef ref;
+  Pipeline pipeline;
+  ComponentMetrics component;
+  Counter& undecodable;
+  Counter& undecodable_events;
+  Counter& run_errors;
+  // discarded{intentional="true", reason=<step kind>}, resolved when a step first
+  // removes events (steps that never do get no series).
+  std::vector<Counter*> step_discards;
+  std::vector<uint64_t> removed;  // per step, scratch of one batch
+
+  void count_removed() {
+    for (size_t i = 0; i < removed.size(); ++i) {
+      if (!removed[i]) continue;
+      if (!step_discards[i]) step_discards[i] = &component.discarded(Discard::intentional, pipeline.kind(i));
+      step_discards[i]->inc(removed[i]);
+      removed[i] = 0;
+    }
+  }
+};
 }  // namespace
 
 struct Piper::Impl {
   PiperOptions options;
   std::shared_ptr<const Catalog> catalog;
   std::shared_ptr<ObjectStore> store;
-  std::vector<std::pair<DatasetRef, Pipeline>> pipelines;
+  std::vector<std::unique_ptr<DatasetWork>> pipelines;
   std::unique_ptr<PeriodicWorker> worker;
   std::unique_ptr<DatasetLeases> leases;
   std::function<void()> written_callback;
 
-  size_t process_dataset(const DatasetRef& ref, const Pipeline& pipeline) {
+  size_t process_dataset(DatasetWork& work) {
+    const DatasetRef& ref = work.ref;
+    ComponentMetrics& contract = work.component;
     Labels labels{{"tenant", ref.tenant}, {"dataset", ref.dataset}};
     if (leases->hold(ref) == DatasetLeases::Hold::busy) {
       metrics().counter("bf_piper_lease_busy_total", "Runs that skipped a dataset whose lease another piper holds",
@@ -103,7 +138,7 @@ struct Piper::Impl {
         std::optional<std::string> processed;
         size_t count = 0;
         try {
-          if (pipeline.size() == 0) processed = unchanged_batch(data, count);
+          if (work.pipeline.size() == 0) processed = unchanged_batch(data, count);
           if (!processed) events = decode_batch(data);
         } catch (const std::exception& e) {
           // A corrupt object must not block the dataset: move it aside, counted —
@@ -117,20 +152,28 @@ struct Piper::Impl {
           store->put("quarantine/" + obj.key, data);
           store->remove(obj.key);
           metrics().counter("bf_piper_quarantined_total", "Raw objects that could not be decoded", labels).inc();
+          work.undecodable.inc();
+          work.undecodable_events.inc(declared_event_count(data));
           continue;
         }
+        // count: events read; out: events written (a pipeline may drop or add some).
+        size_t out = count;
         if (!processed) {
-          events_in.inc(events.size());
-          pipeline.apply(events);
-          processed = encode_batch(events, processed_envelope(events));
           count = events.size();
-        } else {
-          events_in.inc(count);
+          work.pipeline.apply(events, work.removed);
+          work.count_removed();
+          out = events.size();
+          processed = encode_batch(events, processed_envelope(events));
         }
+        events_in.inc(count);
+        contract.received_events.inc(count);
+        contract.received_bytes.inc(data.size());
         // Same batch id: a rerun after a crash overwrites instead of duplicating.
         if (!still_ours()) return done;
         store->put(processed_key(ref, *batch_id), *processed);
-        events_out.inc(count);
+        events_out.inc(out);
+        contract.sent_events.inc(out);
+        contract.sent_bytes.inc(processed->size());
         if (!still_ours()) return done;  // the new holder has the raw object (and overwrites the same key)
         store->remove(obj.key);
         batches.inc();
@@ -150,7 +193,8 @@ Piper::Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::
   impl_->catalog = std::move(catalog);
   impl_->store = std::move(store);
   for (const auto& d : impl_->catalog->datasets()) {
-    impl_->pipelines.emplace_back(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str()));
+    impl_->pipelines.push_back(
+        std::make_unique<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str())));
   }
 }
 
@@ -158,13 +202,15 @@ Piper::~Piper() { stop(); }
 
 size_t Piper::run_once() {
   size_t total = 0;
-  for (const auto& [ref, pipeline] : impl_->pipelines) {
+  for (const auto& work : impl_->pipelines) {
+    const DatasetRef& ref = work->ref;
     try {
-      total += impl_->process_dataset(ref, pipeline);
+      total += impl_->process_dataset(*work);
     } catch (const std::exception& e) {
       spdlog::error("piper: dataset {}: {}", ref.str(), e.what());
       metrics().counter("bf_piper_errors_total", "Failed piper runs (retried next interval)",
                         {{"tenant", ref.tenant}, {"dataset", ref.dataset}}).inc();
+      work->run_errors.inc();
     }
   }
   return total;

@@ -74,10 +74,15 @@ class Pipeline {
  public:
   static Pipeline compile(const boost::json::array& steps, const std::string& where);
   void apply(std::vector<Event>& events) const;
+  // The same, adding to removed[i] the events step i took out of the batch (filter,
+  // sample: the piper counts them as intentional discards); removed has size() entries.
+  void apply(std::vector<Event>& events, std::vector<uint64_t>& removed) const;
   size_t size() const { return steps_.size(); }
+  const std::string& kind(size_t step) const { return kinds_[step]; }  // "add", "filter", …
 
  private:
   std::vector<std::shared_ptr<const Transform>> steps_;
+  std::vector<std::string> kinds_;
 };
 
 }  // namespace bf

@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common/metrics.h"
 #include "common/ulid.h"
 #include "common/worker.h"
 
@@ -48,7 +49,10 @@ constexpr size_t kSpareBuffers = Batcher::kQueuedBatches + 2;
 
 }  // namespace
 
-Batcher::Batcher(BatcherOptions options, Output output) : options_(options), output_(std::move(output)) {
+Batcher::Batcher(BatcherOptions options, Output output)
+    : options_(options),
+      output_(std::move(output)),
+      batch_errors_(metrics().counter("bf_proxy_dropped_total", "Events the proxy discarded", {{"reason", "batch_error"}})) {
   if (options_.max_events == 0) options_.max_events = 1;
   if (options_.max_bytes == 0) options_.max_bytes = 1;
   batch_thread_ = std::thread([this] { batch_loop(); });
@@ -124,6 +128,7 @@ void Batcher::deliver(const Buffer& b, Pending&& p) {
     batch.delivery = b.delivery;
     output_(std::move(batch));
   } catch (const std::exception& e) {
+    batch_errors_.inc(p.events);
     spdlog::error("proxy batcher: delivering a batch of {} events for {}/{} failed: {}", p.events, b.tenant,
                   b.dataset, e.what());
   }

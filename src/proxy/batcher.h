@@ -31,6 +31,8 @@
 
 namespace bf {
 
+class Counter;
+
 struct BatcherOptions {
   size_t max_events = 10000;
   uint64_t max_bytes = 4ull << 20;  // uncompressed NDJSON
@@ -122,6 +124,7 @@ class Batcher {
 
   BatcherOptions options_;
   Output output_;
+  Counter& batch_errors_;  // bf_proxy_dropped_total{reason="batch_error"}: a cut batch that could not be made
   std::shared_mutex map_mu_;
   std::map<Key, std::unique_ptr<Buffer>, KeyLess> buffers_;
 

@@ -78,7 +78,9 @@ bool answered_duplicate(const std::string& body) {
 Forwarder::Forwarder(ForwarderOptions options)
     : options_(std::move(options)),
       spool_(options_.spool_dir,
-             SpoolOptions{options_.spool_max_bytes, options_.spool_fsync, options_.spool_fsync_interval}) {
+             SpoolOptions{options_.spool_max_bytes, options_.spool_fsync, options_.spool_fsync_interval}),
+      component_("sink", "forwarder", options_.component_id),
+      dead_letter_events_(component_.discarded(Discard::unintentional, "dead_letter")) {
   if (options_.receiver_urls.empty()) throw std::invalid_argument("forwarder: no receiver url");
   for (std::string url : options_.receiver_urls) {
     while (!url.empty() && url.back() == '/') url.pop_back();
@@ -160,9 +162,28 @@ void Forwarder::store(const ProxyBatch& batch, Spool::PutOptions put) {
   cv_.notify_all();
 }
 
-void Forwarder::submit(const ProxyBatch& batch) { store(batch, {}); }
+void Forwarder::count_store_failure(const char* reason, uint64_t dropped_events) {
+  component_.error("spool", reason).inc();
+  if (dropped_events) component_.discarded(Discard::unintentional, reason).inc(dropped_events);
+}
+
+void Forwarder::submit(const ProxyBatch& batch) {
+  component_.received_events.inc(batch.events);
+  component_.received_bytes.inc(batch.ndjson_bytes);
+  try {
+    store(batch, {});
+  } catch (const SpoolFull&) {
+    count_store_failure("spool_full", 0);  // the caller refuses its request: nothing is lost
+    throw;
+  } catch (const std::exception& e) {
+    count_store_failure(is_out_of_space(e) ? "spool_full" : "spool_error", 0);
+    throw;
+  }
+}
 
 void Forwarder::submit_or_drop(const ProxyBatch& batch) {
+  component_.received_events.inc(batch.events);
+  component_.received_bytes.inc(batch.ndjson_bytes);
   const char* reason = nullptr;
   std::string what;
   try {
@@ -178,12 +199,15 @@ void Forwarder::submit_or_drop(const ProxyBatch& batch) {
   metrics()
       .counter("bf_proxy_dropped_total", "Events the proxy discarded", {{"reason", reason}})
       .inc(batch.events);
+  count_store_failure(reason, batch.events);
   spdlog::error("proxy: dropped batch {} ({} events for {}/{}): {}", batch.id, batch.events, batch.tenant,
                 batch.dataset, what);
 }
 
 void Forwarder::submit_or_wait(const ProxyBatch& batch) {
   using namespace std::chrono;
+  component_.received_events.inc(batch.events);
+  component_.received_bytes.inc(batch.ndjson_bytes);
   bool waiting = false;
   const auto started = Clock::now();
   auto finish_wait = [&] {
@@ -206,10 +230,9 @@ void Forwarder::submit_or_wait(const ProxyBatch& batch) {
       // room on the disk); only a stopping proxy, or another error, gives the batch up.
       if (!is_out_of_space(e) || release_.load()) {
         finish_wait();
-        metrics()
-            .counter("bf_proxy_dropped_total", "Events the proxy discarded",
-                     {{"reason", is_out_of_space(e) ? "spool_full" : "spool_error"}})
-            .inc(batch.events);
+        const char* reason = is_out_of_space(e) ? "spool_full" : "spool_error";
+        metrics().counter("bf_proxy_dropped_total", "Events the proxy discarded", {{"reason", reason}}).inc(batch.events);
+        count_store_failure(reason, batch.events);
         spdlog::error("proxy: dropped batch {} ({} events for {}/{}): {}", batch.id, batch.events, batch.tenant,
                       batch.dataset, e.what());
         return;
@@ -410,7 +433,9 @@ Forwarder::Result Forwarder::send_one(HttpClient& client, const std::string& id,
       spdlog::warn("proxy: batch {} vanished from the spool: {}", id, e.what());
       return {Outcome::sent, 0, {}};  // nothing left to send
     }
-    // Unreadable entry: keep the bytes for the operator, out of the queue.
+    // Unreadable entry: keep the bytes for the operator, out of the queue (its
+    // event count is unreadable too: counted as an error, not as discarded events).
+    component_.error("spool", "corrupt").inc();
     spool_.quarantine(id, e.what());
     update_spool_gauge(spool_);
     space_freed();
@@ -431,7 +456,8 @@ Forwarder::Result Forwarder::send_one(HttpClient& client, const std::string& id,
   } catch (const std::exception& e) {
     spdlog::error("proxy: batch {} has unusable spool metadata ({}); moving it to {}", id, e.what(),
                   dead_dir().string());
-    move_to_dead(id, item, "invalid_meta", e.what());
+    component_.error("spool", "invalid_meta").inc();
+    move_to_dead(id, item, "invalid_meta", e.what(), events);
     return {Outcome::dead, 0, {}};
   }
 
@@ -472,6 +498,7 @@ Forwarder::Result Forwarder::send_one(HttpClient& client, const std::string& id,
       r = client.send_with_retry("POST", url, headers, item.data);
     } catch (const HttpTransportError& e) {
       retries_counter("transport").inc();
+      component_.error("send", "transport").inc();
       if (failures == 0)
         spdlog::warn("proxy: receiver {} unreachable ({}); skipping it for a backoff, {}", base, e.what(), next);
       else
@@ -487,6 +514,8 @@ Forwarder::Result Forwarder::send_one(HttpClient& client, const std::string& id,
       space_freed();
       metrics().counter("bf_proxy_batches_sent_total", "Batches acknowledged by the receiver").inc();
       metrics().counter("bf_proxy_events_sent_total", "Events acknowledged by the receiver").inc(events);
+      component_.sent_events.inc(events);
+      component_.sent_bytes.inc(item.data.size());
       if (answered_duplicate(r.body))
         metrics()
             .counter("bf_proxy_batches_duplicate_total", "Batches a receiver already had (answered duplicate)")
@@ -503,12 +532,14 @@ Forwarder::Result Forwarder::send_one(HttpClient& client, const std::string& id,
       spdlog::error(
           "proxy: receiver {} rejected batch {} for tenant '{}' dataset '{}' with HTTP {}: {} — moved to {}", base,
           id, tenant, dataset, r.status, body, dead_dir().string());
-      move_to_dead(id, item, std::to_string(r.status), body);
+      component_.error("send", "http_" + std::to_string(r.status)).inc();
+      move_to_dead(id, item, std::to_string(r.status), body, events);
       return {Outcome::dead, r.status, {}};
     }
     if (is_pausing(r.status)) {
       receiver_ok(index);  // it answered; the problem is the key or the dataset
       retries_counter(std::to_string(r.status)).inc();
+      component_.error("send", "http_" + std::to_string(r.status)).inc();
       spdlog::debug("proxy: receiver {} answered HTTP {} for batch {} ({}/{}): {}", base, r.status, id, tenant,
                     dataset, truncate_body(r.body, 256));
       if (pause_status == 0) {
@@ -518,6 +549,7 @@ Forwarder::Result Forwarder::send_one(HttpClient& client, const std::string& id,
       continue;
     }
     retries_counter(std::to_string(r.status)).inc();
+    component_.error("send", "http_" + std::to_string(r.status)).inc();
     if (failures == 0)
       spdlog::warn("proxy: receiver {} answered HTTP {} for batch {} ({}/{}): {}; skipping it for a backoff, {}", base,
                    r.status, id, tenant, dataset, truncate_body(r.body, 256), next);
@@ -531,7 +563,7 @@ Forwarder::Result Forwarder::send_one(HttpClient& client, const std::string& id,
 }
 
 void Forwarder::move_to_dead(const std::string& id, const Spool::Item& item, const std::string& code,
-                             const std::string& reason) {
+                             const std::string& reason, uint64_t events) {
   const auto dir = dead_dir();
   std::filesystem::create_directories(dir);
   json::object info;
@@ -552,6 +584,7 @@ void Forwarder::move_to_dead(const std::string& id, const Spool::Item& item, con
   update_spool_gauge(spool_);
   space_freed();
   metrics().counter("bf_proxy_batches_dead_total", "Batches the receiver rejected permanently", {{"code", code}}).inc();
+  dead_letter_events_.inc(events);  // set aside in dead/, not delivered
 }
 
 }  // namespace bf

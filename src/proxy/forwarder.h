@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/metrics.h"
 #include "common/spool.h"
 #include "net/http_client.h"
 #include "proxy/batcher.h"
@@ -37,6 +38,8 @@
 namespace bf {
 
 struct ForwarderOptions {
+  // The component contract's component_id (kind "sink", type "forwarder"; docs/metrics.md).
+  std::string component_id = "receiver";
   std::vector<std::string> receiver_urls{"http://127.0.0.1:8080"};  // failover order
   std::string ingest_key;
   std::filesystem::path spool_dir = "./data/proxy-spool";
@@ -113,7 +116,9 @@ class Forwarder {
   void receiver_failed(size_t index, std::chrono::milliseconds retry_after);
   void receiver_ok(size_t index);
   void move_to_dead(const std::string& id, const Spool::Item& item, const std::string& code,
-                    const std::string& reason);
+                    const std::string& reason, uint64_t events);
+  // A batch that could not be stored: counted as an error and, when dropped, a discard.
+  void count_store_failure(const char* reason, uint64_t dropped_events);
   void pause_locked(const Key& key, Queue& q, long status, const std::string& detail);
   void resume_locked(const Key& key, Queue& q);
   void space_freed();
@@ -121,6 +126,10 @@ class Forwarder {
 
   ForwarderOptions options_;
   Spool spool_;
+  // The contract: received = batches handed to the forwarder, sent = acknowledged by a
+  // receiver; resolved once here, not per batch.
+  ComponentMetrics component_;
+  Counter& dead_letter_events_;  // discarded{intentional=false, reason=dead_letter}
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

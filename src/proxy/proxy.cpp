@@ -103,11 +103,12 @@ struct Proxy::Impl : EventSink {
     batcher->add_ndjson(tenant, dataset, lines, events, delivery);
   }
 
-  void emit_durable(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events) override {
-    if (events.empty()) return;
+  uint64_t emit_durable(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events) override {
+    if (events.empty()) return 0;
     const ProxyBatch b =
         Batcher::make_batch(tenant, dataset, to_ndjson(events), events.size(), options.compression_level);
     forwarder->submit(b);  // throws SpoolFull / filesystem errors
+    return b.ndjson_bytes;
   }
 
   void stop_all() {

@@ -31,8 +31,9 @@ class EventSink {
   virtual void emit_ndjson(const std::string& tenant, const std::string& dataset, std::string_view lines,
                            size_t events, Delivery delivery) = 0;
   // Events that must be durable before the caller acknowledges its sender (HTTP):
-  // written to the proxy spool as one batch before this returns. Throws on failure.
-  virtual void emit_durable(const std::string& tenant, const std::string& dataset,
+  // written to the proxy spool as one batch before this returns; returns the batch's
+  // NDJSON bytes. Throws on failure.
+  virtual uint64_t emit_durable(const std::string& tenant, const std::string& dataset,
                             std::vector<Event>&& events) = 0;
 };
 

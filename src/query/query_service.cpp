@@ -18,6 +18,7 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "common/worker.h"
 #include "query/mcp/mcp_server.h"
 #include "query/nl/ask_service.h"
 #include "query/sql_guard.h"
@@ -167,6 +168,10 @@ struct QueryService::Impl {
   std::thread sweeper;
 
   Gauge& engines_gauge = metrics().gauge("bf_query_engines", "Tenant query engines open");
+  // The component contract (docs/metrics.md): a query in, its rows (and the rendered
+  // bytes of POST /api/v1/query) out; errors by stage. Nothing is discarded: rows past
+  // max_rows are not fetched, the response says it was cut.
+  ComponentMetrics contract{"sink", "query", "query"};
 
   static Counter& evictions(const char* reason) {
     return metrics().counter("bf_query_engine_evictions_total", "Tenant query engines closed by the pool",
@@ -196,6 +201,7 @@ struct QueryService::Impl {
     const auto interval = std::clamp(options.engine_idle_timeout / 2, std::chrono::milliseconds(10),
                                      std::chrono::milliseconds(30000));
     sweeper = std::thread([this, interval] {
+      set_thread_name("bf-query-sweep");
       std::unique_lock lock(pool_mu);
       while (!stopping) {
         pool_cv.wait_for(lock, interval, [this] { return stopping; });
@@ -255,6 +261,7 @@ struct QueryService::Impl {
     if (options.timeout.count() > 0) {
       if (!pool_cv.wait_for(lock, options.timeout, free_slot)) {
         metrics().counter("bf_query_busy_total", "Queries refused: no query slot free within query.timeout").inc();
+        contract.error("pool", "busy").inc();
         throw QueryError(503, "too many queries running (query.max_concurrent = " +
                                   std::to_string(options.max_concurrent) + "); retry later");
       }
@@ -300,8 +307,9 @@ struct QueryService::Impl {
 
   // --- queries ---------------------------------------------------------------
 
-  static void count_rejected(const std::string& reason) {
+  void count_rejected(const std::string& reason) {
     metrics().counter("bf_query_rejected_total", "Queries rejected before execution", {{"reason", reason}}).inc();
+    contract.error("guard", reason).inc();
   }
 
   // The view statements: the dataset's committed parts, pruned to the hours that
@@ -310,7 +318,10 @@ struct QueryService::Impl {
     // Only committed parts (storage/ledger.h): a part of a run that was killed
     // before its commit is never read.
     const auto parts = committed_parts(*store, info.ref);
-    if (parts.empty()) throw QueryError(404, "dataset '" + request.dataset + "' has no data yet");
+    if (parts.empty()) {
+      contract.error("request", "no_data").inc();
+      throw QueryError(404, "dataset '" + request.dataset + "' has no data yet");
+    }
     const int64_t from = request.from_us.value_or(INT64_MIN), to = request.to_us.value_or(INT64_MAX);
     const bool ranged = request.from_us || request.to_us;
     std::string files;
@@ -351,14 +362,19 @@ struct QueryService::Impl {
   // interrupted and throws QueryError(kClientGone).
   QueryStats execute(const QueryRequest& request, const SqlRowSink& sink, size_t max_rows, uint64_t max_bytes,
                      std::function<bool()> cancelled = {}) {
+    contract.received_events.inc();
+    contract.received_bytes.inc(request.sql.size());
     const DatasetInfo* info = nullptr;
     try {
       info = &catalog->resolve(request.dataset);
     } catch (const std::invalid_argument& e) {
+      contract.error("request", "unknown_dataset").inc();
       throw QueryError(404, e.what());
     }
-    if (request.from_us && request.to_us && *request.from_us >= *request.to_us)
+    if (request.from_us && request.to_us && *request.from_us >= *request.to_us) {
+      contract.error("request", "bad_range").inc();
       throw QueryError(400, "'from' must be before 'to'");
+    }
     SqlGuardOptions guard;
     guard.tables = {"events", info->ref.dataset};
     guard.max_value_bytes = options.max_value_bytes;
@@ -396,19 +412,23 @@ struct QueryService::Impl {
       limits.cancelled = std::move(cancelled);
       lease->engine().query_stream(request.sql, setup, limits, counted);
     } catch (const SqlCancelled& e) {
-      throw QueryError(kClientGone, e.what());
+      throw QueryError(kClientGone, e.what());  // counted by render(), which sees the client go
     } catch (const SqlTimeout&) {
       metrics().counter("bf_query_timeouts_total", "Queries cancelled at query.timeout").inc();
+      contract.error("execute", "timeout").inc();
       throw QueryError(400, timeout_text);
     } catch (const SqlResultTooLarge& e) {
       metrics().counter("bf_query_too_large_total", "Queries refused at query.max_response_bytes").inc();
+      contract.error("execute", "too_large").inc();
       throw QueryError(413, std::string(e.what()) + " (query.max_response_bytes); select fewer rows or columns");
     } catch (const SqlError& e) {
       metrics().counter("bf_query_failed_total", "Queries that failed in DuckDB").inc();
+      contract.error("execute", "failed").inc();
       throw QueryError(400, e.what());
     }
     stats.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     metrics().counter("bf_query_queries_total", "Queries executed").inc();
+    contract.sent_events.inc(stats.row_count);
     return stats;
   }
 
@@ -508,8 +528,10 @@ struct QueryService::Impl {
     } catch (const QueryError& e) {
       failure = e;
     }
+    contract.sent_bytes.inc(rendered);
     if (gone || (failure && failure->status == kClientGone)) {
       cancelled_counter("client_gone").inc();
+      contract.error("render", "client_gone").inc();
       spdlog::debug("query: {}: the client went away after {} rows; query stopped", request.dataset, rows);
       out.abort();
       return;

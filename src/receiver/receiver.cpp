@@ -23,6 +23,7 @@
 #include "common/spool.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "common/worker.h"
 #include "net/conn_limits.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
@@ -56,8 +57,34 @@ Counter& rejected(const std::string& reason) {
                            {{"reason", reason}});
 }
 
+// Where in the receiver a rejection reason arises: the contract's errors{stage} label.
+const char* reject_stage(std::string_view reason) {
+  if (reason == "unauthorized" || reason == "forbidden") return "auth";
+  if (reason == "invalid_id" || reason == "unknown_dataset" || reason == "bad_batch_id") return "request";
+  if (reason == "batch_id_conflict") return "dedup";
+  if (reason == "spool_full" || reason == "spool_unavailable") return "spool";
+  return "decode";  // bad_encoding, too_large, event_too_large, malformed
+}
+
+// The receiver's component (docs/metrics.md): the series resolved once.
+struct ReceiverMetrics {
+  ComponentMetrics component{"stage", "receiver", "receiver"};
+  Counter& duplicate_events = component.discarded(Discard::intentional, "duplicate");
+  Counter& conflict_events = component.discarded(Discard::unintentional, "batch_id_conflict");
+  Counter& upload_errors = component.error("upload", "store_error");
+  Counter& corrupt_entries = component.error("spool", "corrupt");
+};
+
+ReceiverMetrics& receiver_metrics() {
+  static ReceiverMetrics m;
+  return m;
+}
+
+// A refused request: bf_receiver_rejected_total{reason} and errors{stage, reason}.
+// Its events are not discarded: the sender was told and keeps them.
 HttpResponse reject(int status, const std::string& reason, const std::string& message) {
   rejected(reason).inc();
+  receiver_metrics().component.error(reject_stage(reason), reason).inc();
   return HttpResponse::error(status, message);
 }
 
@@ -123,6 +150,8 @@ struct Receiver::Impl {
   HttpResponse ingest(HttpRequest& req) {
     const std::string& tenant = req.params["tenant"];
     const std::string& dataset = req.params["dataset"];
+    ReceiverMetrics& contract = receiver_metrics();
+    contract.component.received_bytes.inc(req.body.size());
     auto token = bearer_token(req);
     if (!token) {
       auto r = reject(401, "unauthorized", "missing 'Authorization: Bearer <ingest key>'");
@@ -191,6 +220,8 @@ struct Receiver::Impl {
     } catch (const BatchFormatError& e) {
       return reject(400, "malformed", e.what());
     }
+    // Taken in (refused after this with 409/503 they are errors: the sender keeps them).
+    contract.component.received_events.inc(summary.events);
     const std::string digest = sha256_hex(body);
     const std::string key = spool_id(ref, batch_id);
     std::lock_guard key_lock(key_locks[std::hash<std::string>{}(key) % key_locks.size()]);
@@ -219,12 +250,13 @@ struct Receiver::Impl {
       }
       metrics().counter("bf_receiver_duplicate_batches_total", "Retried batches answered without storing them again",
                         {{"tenant", tenant}, {"dataset", dataset}}).inc();
+      contract.duplicate_events.inc(summary.events);
       response["accepted"] = summary.events;
       response["duplicate"] = true;
       return HttpResponse::json(200, boost::json::serialize(response));
     }
     boost::json::object meta{{"account", ref.account}, {"tenant", ref.tenant}, {"dataset", ref.dataset},
-                             {"batch_id", batch_id}, {"digest", digest}};
+                             {"batch_id", batch_id}, {"digest", digest}, {"events", summary.events}};
     // The receive metadata; decoders apply it to events without it (batch.h).
     BatchEnvelope envelope{{"received", format_rfc3339(now_us())}, {"source", "http-ingest"}, {"peer", req.peer},
                            {"events", summary.events}};
@@ -293,6 +325,9 @@ struct Receiver::Impl {
     DatasetRef ref{field("account"), field("tenant"), field("dataset")};
     std::string batch_id = field("batch_id");
     if (batch_id.empty()) batch_id = id.substr(id.rfind('.') + 1);  // entries of older versions
+    uint64_t events = 0;  // 0 for entries of versions that did not record it
+    if (auto* e = meta.if_contains("events"); e && e->is_number()) events = e->to_number<uint64_t>();
+    ReceiverMetrics& contract = receiver_metrics();
     const std::string digest = field("digest");
     auto record = get_batch_record(*store, ref, batch_id);
     if (record && !record->digest.empty() && !digest.empty() && record->digest != digest) {
@@ -300,15 +335,19 @@ struct Receiver::Impl {
       // down): keep this one aside for an operator instead of overwriting the other.
       store->put("quarantine/conflicts/" + raw_key(ref, batch_id) + "." + digest.substr(0, 16), item.data);
       metrics().counter("bf_receiver_batch_conflicts_total", "Spooled batches whose id was taken by other content (kept in quarantine/conflicts/)").inc();
+      contract.conflict_events.inc(events);
       spdlog::error("receiver: batch {} of {} conflicts with a stored batch of the same id; kept under quarantine/conflicts/",
                     batch_id, ref.str());
     } else if (record && record->committed()) {
       metrics().counter("bf_receiver_duplicate_batches_total", "Retried batches answered without storing them again",
                         {{"tenant", ref.tenant}, {"dataset", ref.dataset}}).inc();
+      contract.duplicate_events.inc(events);
     } else {
       if (!record) put_batch_record(*store, ref, batch_id, BatchRecord{digest, ""});
       store->put(raw_key(ref, batch_id), item.data);
       metrics().counter("bf_receiver_uploads_total", "Batches uploaded to raw/").inc();
+      contract.component.sent_events.inc(events);
+      contract.component.sent_bytes.inc(item.data.size());
     }
     spool.remove(id);
     if (uploaded_callback) uploaded_callback();
@@ -326,11 +365,13 @@ struct Receiver::Impl {
         upload(entry.id);
         store_reachable = true;
       } catch (const SpoolCorrupt& e) {
+        receiver_metrics().corrupt_entries.inc();
         spool.quarantine(entry.id, e.what());  // never retried forever, never uploaded
       } catch (const std::exception& e) {
         all_ok = false;
         store_reachable = false;
         metrics().counter("bf_receiver_upload_errors_total", "Failed uploads to raw/ (retried)").inc();
+        receiver_metrics().upload_errors.inc();
         spdlog::warn("receiver: upload of batch {} failed (will retry): {}", entry.id, e.what());
       }
     }
@@ -389,7 +430,10 @@ void Receiver::start() {
   add_standard_endpoints(router, [this] { return ready(); });
   impl_->server = std::make_unique<HttpServer>("receiver", impl_->options.http, std::move(router));
   impl_->server->start();
-  impl_->uploader = std::thread([this] { impl_->upload_loop(); });
+  impl_->uploader = std::thread([this] {
+    set_thread_name("bf-recv-upload");
+    impl_->upload_loop();
+  });
   impl_->started = true;
   spdlog::info("receiver: listening on port {}, spool {}, store {}", port(), impl_->spool.dir().string(),
                impl_->store->describe());

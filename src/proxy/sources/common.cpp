@@ -39,17 +39,26 @@ SourceCommon read_source_common(const ConfigNode& node, const std::string& type,
   return c;
 }
 
-SourceMetrics::SourceMetrics(const std::string& s)
-    : events(metrics().counter("bf_proxy_events_total", "Events received by a proxy source", {{"source", s}})),
-      bytes(metrics().counter("bf_proxy_bytes_total", "Bytes received by a proxy source", {{"source", s}})),
+SourceMetrics::SourceMetrics(const SourceCommon& common)
+    : component("source", common.type, common.name),
+      events(metrics().counter("bf_proxy_events_total", "Events received by a proxy source", {{"source", common.name}})),
+      bytes(metrics().counter("bf_proxy_bytes_total", "Bytes received by a proxy source", {{"source", common.name}})),
       parse_errors(metrics().counter("bf_proxy_parse_errors_total",
                                      "Messages a proxy source could not parse (kept with _parse_error)",
-                                     {{"source", s}})),
-      source(s) {}
+                                     {{"source", common.name}})),
+      parse_error_contract(component.error("parse", "unparsed")),
+      emit_errors(component.error("emit", "sink_error")),
+      emit_discards(component.discarded(Discard::unintentional, "sink_error")),
+      source(common.name) {}
 
 Counter& SourceMetrics::rejected(const std::string& reason) const {
   return metrics().counter("bf_proxy_rejected_total", "Requests a proxy source refused",
                            {{"source", source}, {"reason", reason}});
+}
+
+void SourceMetrics::reject(const std::string& stage, const std::string& reason) const {
+  rejected(reason).inc();
+  component.error(stage, reason).inc();
 }
 
 void stamp_event(Event& event, const std::string& received, const std::string& source, const std::string& peer) {
@@ -63,21 +72,27 @@ SyslogIngest::SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOpti
       sink_(sink),
       options_(options),
       delivery_(delivery),
-      metrics_(common_.name),
-      rejected_empty_(metrics_.rejected("empty")) {}
+      metrics_(common_),
+      rejected_empty_(metrics_.rejected("empty")),
+      discarded_empty_(metrics_.component.discarded(Discard::unintentional, "empty")) {}
 
 void SyslogIngest::handle(std::string_view message, const std::string& peer) {
   const int64_t received = now_us();
   pending_bytes_ += message.size();
+  ++pending_messages_;
   std::string_view trimmed = message;
   while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == '\r' || trimmed.back() == '\0'))
     trimmed.remove_suffix(1);
   if (trimmed.empty()) {  // a blank frame carries nothing to keep
     rejected_empty_.inc();
+    discarded_empty_.inc();
     return;
   }
   parse_syslog_record(trimmed, received, options_, record_);
-  if (!record_.error.empty()) metrics_.parse_errors.inc();
+  if (!record_.error.empty()) {
+    metrics_.parse_errors.inc();
+    metrics_.parse_error_contract.inc();
+  }
   JsonObjectWriter w(pending_);
   write_syslog_fields(w, record_, time_format_);
   w.plain_field("_received", received_format_.format(received));
@@ -90,21 +105,32 @@ void SyslogIngest::handle(std::string_view message, const std::string& peer) {
 }
 
 void SyslogIngest::flush() {
+  // Counted a read at a time, not per message (the hot path: one add per counter).
   if (pending_bytes_) {
     metrics_.bytes.inc(pending_bytes_);
+    metrics_.component.received_bytes.inc(pending_bytes_);
     pending_bytes_ = 0;
+  }
+  if (pending_messages_) {
+    metrics_.component.received_events.inc(pending_messages_);
+    pending_messages_ = 0;
   }
   if (pending_events_ == 0) return;
   const size_t events = pending_events_;
+  const size_t bytes = pending_.size();
   pending_events_ = 0;
   try {
     sink_.emit_ndjson(common_.tenant, common_.dataset, pending_, events, delivery_);
   } catch (...) {
     pending_.clear();
+    metrics_.emit_errors.inc();
+    metrics_.emit_discards.inc(events);
     throw;
   }
   pending_.clear();
   metrics_.events.inc(events);
+  metrics_.component.sent_events.inc(events);
+  metrics_.component.sent_bytes.inc(bytes);
 }
 
 }  // namespace bf

@@ -26,14 +26,23 @@ struct SourceCommon {
 SourceCommon read_source_common(const ConfigNode& node, const std::string& type, const std::string& default_listen,
                                 const std::string& default_dataset);
 
-// The metrics every source reports, labelled {source=<name>}.
+// The metrics every source reports: the component contract (kind "source", type and
+// id from the config; docs/metrics.md) and the proxy's own series, labelled
+// {source=<name>}. Every counter a hot path touches is resolved here, once.
 struct SourceMetrics {
-  explicit SourceMetrics(const std::string& source);
+  explicit SourceMetrics(const SourceCommon& common);
+  ComponentMetrics component;
   Counter& events;        // bf_proxy_events_total
   Counter& bytes;         // bf_proxy_bytes_total
   Counter& parse_errors;  // bf_proxy_parse_errors_total
+  Counter& parse_error_contract;  // bf_component_errors_total{stage="parse", error_type="unparsed"}
+  Counter& emit_errors;           // bf_component_errors_total{stage="emit", error_type="sink_error"}
+  Counter& emit_discards;         // bf_component_discarded_events_total{intentional="false", reason="sink_error"}
   const std::string source;
   Counter& rejected(const std::string& reason) const;  // bf_proxy_rejected_total{source,reason}
+  // A refused request: bf_proxy_rejected_total{reason} and the contract's
+  // errors{stage, error_type=reason}. Its events are not discarded: the sender was told.
+  void reject(const std::string& stage, const std::string& reason) const;
 };
 
 // Sets _received, _source and _peer.
@@ -61,11 +70,13 @@ class SyslogIngest {
   Delivery delivery_;
   SourceMetrics metrics_;
   Counter& rejected_empty_;
+  Counter& discarded_empty_;
   SyslogRecord record_;
   Rfc3339Formatter time_format_, received_format_;
   std::string pending_;
   size_t pending_events_ = 0;
-  uint64_t pending_bytes_ = 0;  // message bytes read, for bf_proxy_bytes_total
+  uint64_t pending_bytes_ = 0;     // message bytes read, for bf_proxy_bytes_total
+  uint64_t pending_messages_ = 0;  // messages read (incl. blank ones), for received_events
 };
 
 // A syslog source over one network listener (UdpListener or TcpListener): the

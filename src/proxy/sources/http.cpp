@@ -129,7 +129,7 @@ class HttpSource : public Source {
         token_(std::move(token)),
         max_decompressed_(max_decompressed),
         sink_(sink),
-        metrics_(common_.name) {
+        metrics_(common_) {
     Router router;
     router.add("POST", path_, [this](HttpRequest& r) { return handle(r); });
     server_ = std::make_unique<HttpServer>(common_.name, std::move(server_options), std::move(router));
@@ -140,18 +140,20 @@ class HttpSource : public Source {
   uint16_t port() const override { return server_->port(); }
 
  private:
-  HttpResponse reject(int status, const std::string& reason, const std::string& message) {
-    metrics_.rejected(reason).inc();
+  // `stage`: where the request was refused (auth, decode, spool) — the contract's errors label.
+  HttpResponse reject(int status, const char* stage, const std::string& reason, const std::string& message) {
+    metrics_.reject(stage, reason);
     return HttpResponse::error(status, message);
   }
 
   HttpResponse handle(HttpRequest& req) {
     const int64_t received_us = now_us();
     metrics_.bytes.inc(req.body.size());
+    metrics_.component.received_bytes.inc(req.body.size());
     if (!token_.empty()) {
       auto auth = req.header("Authorization");
       if (!auth || !constant_time_equal(*auth, "Bearer " + token_)) {
-        auto r = reject(401, "unauthorized", "missing or invalid bearer token");
+        auto r = reject(401, "auth", "unauthorized", "missing or invalid bearer token");
         r.headers["WWW-Authenticate"] = "Bearer";
         return r;
       }
@@ -163,41 +165,46 @@ class HttpSource : public Source {
       for (char c : *ce)
         if (!is_ws(c)) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       auto enc = parse_encoding(name);
-      if (!enc) return reject(415, "bad_encoding", "unsupported Content-Encoding '" + *ce + "' (use gzip, zstd or identity)");
+      if (!enc) return reject(415, "decode", "bad_encoding", "unsupported Content-Encoding '" + *ce + "' (use gzip, zstd or identity)");
       if (*enc != Encoding::identity) {
         try {
           decoded = decompress(*enc, body, max_decompressed_);
         } catch (const DecompressTooLarge&) {
-          return reject(413, "too_large",
+          return reject(413, "decode", "too_large",
                         "decompressed body exceeds " + std::to_string(max_decompressed_) + " bytes");
         } catch (const std::exception& e) {
-          return reject(400, "bad_encoding", std::string("cannot decode ") + name + " body: " + e.what());
+          return reject(400, "decode", "bad_encoding", std::string("cannot decode ") + name + " body: " + e.what());
         }
         body = decoded;
       }
     }
     std::vector<Event> events;
     if (std::string err = parse_body(body, events); !err.empty())
-      return reject(400, "bad_json", err + "; nothing from this request was accepted");
+      return reject(400, "decode", "bad_json", err + "; nothing from this request was accepted");
     const size_t n = events.size();
+    // Refused after this (503) they are errors, not discards: the client keeps them.
+    metrics_.component.received_events.inc(n);
     if (n > 0) {
       const std::string received = format_rfc3339(received_us);
       for (auto& ev : events) {
         normalize_time(ev, received);
         stamp_event(ev, received, common_.name, req.peer);
       }
+      uint64_t bytes = 0;
       try {
-        sink_.emit_durable(common_.tenant, common_.dataset, std::move(events));
+        bytes = sink_.emit_durable(common_.tenant, common_.dataset, std::move(events));
       } catch (const SpoolFull& e) {
-        auto r = reject(503, "spool_full", "proxy spool is full, retry later");
+        auto r = reject(503, "spool", "spool_full", "proxy spool is full, retry later");
         r.headers["Retry-After"] = "5";
         return r;
       } catch (const std::exception& e) {
-        auto r = reject(503, "spool_error", std::string("cannot store events: ") + e.what());
+        auto r = reject(503, "spool", "spool_error", std::string("cannot store events: ") + e.what());
         r.headers["Retry-After"] = "5";
         return r;
       }
       metrics_.events.inc(n);
+      metrics_.component.sent_events.inc(n);
+      metrics_.component.sent_bytes.inc(bytes);
     }
     json::object resp;
     resp["accepted"] = n;

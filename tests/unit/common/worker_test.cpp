@@ -1,8 +1,10 @@
 // PeriodicWorker: a step that throws (anything) is logged, counted and retried; the
 // thread and the process go on.
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <atomic>
+#include <future>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -45,5 +47,20 @@ TEST(PeriodicWorker, WakeRunsTheStepWithoutWaitingForTheInterval) {
   EXPECT_TRUE(wait_for(2)) << "wake() did not run the step";
   w.wake();
   EXPECT_TRUE(wait_for(3));
+  w.stop();
+}
+
+TEST(PeriodicWorker, ItsThreadIsNamedForTopAndProfilers) {
+  std::promise<std::string> seen;
+  std::atomic<bool> once{false};
+  PeriodicWorker w("packer", std::chrono::hours(1), [&] {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    if (!once.exchange(true)) seen.set_value(name);
+  });
+  w.start();
+  auto name = seen.get_future();
+  ASSERT_EQ(name.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(name.get(), "bf-packer");
   w.stop();
 }

@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "fixtures/component_contract.h"
 #include "fixtures/hooked_store.h"
 #include "common/config.h"
 #include "packer/packer.h"
@@ -602,4 +603,39 @@ TEST(PackerOptionsTest, ThreadsCompressionAndRowGroupsAreReadAndBounded) {
   EXPECT_THROW(read("threads: 0\n"), ConfigError);
   EXPECT_THROW(read("compression_level: 23\n"), ConfigError);
   EXPECT_THROW(read("row_group_size: 10\n"), ConfigError);
+}
+
+// --- the component contract (docs/metrics.md) --------------------------------------
+
+TEST_F(PackerTest, ContractCountsCommittedEventsPartsAndUndecodableInputsAsUnintentionalDiscards) {
+  const DatasetRef cref{"acme", "contract", "packer"};
+  catalog->add_dataset(DatasetInfo{cref, {}});
+  PackerOptions o;
+  o.quarantine_after = std::chrono::milliseconds(0);  // undecodable inputs are quarantined at once
+  packer = std::make_unique<Packer>(o, catalog, store);
+  const Labels labels{{"tenant", "contract"}, {"dataset", "packer"}};
+  EXPECT_TRUE(metrics().sum("bf_component_sent_events_total", labels).has_value());  // before any event
+  const std::string a = piper_object({Event{{"_time", "2026-03-01T10:00:00Z"}, {"n", 1}}, Event{{"_time", "2026-03-01T10:01:00Z"}, {"n", 2}}});
+  const std::string b = piper_object({Event{{"_time", "2026-03-01T11:00:00Z"}, {"n", 3}}});
+  // A shape that declares 4 events in front of a payload that is not zstd.
+  BatchShape four;
+  for (int i = 0; i < 4; ++i) four.add(Event{{"n", i}});
+  const std::string broken = wrap_batch_object(BatchEnvelope{{"shape", four.to_json()}}, "not zstd at all");
+  store->put(processed_key(cref, new_ulid()), a);
+  store->put(processed_key(cref, new_ulid()), b);
+  store->put(processed_key(cref, new_ulid()), broken);
+  EXPECT_EQ(packer->run_once(), 2u);  // hours 10 and 11
+  const auto c = test::ContractCounts::of("stage", "packer", "packer", labels);
+  EXPECT_EQ(c.received_events, 3);
+  EXPECT_EQ(c.received_bytes, int64_t(a.size() + b.size()));
+  EXPECT_EQ(c.sent_events, 3);
+  uint64_t parts = 0;
+  for (const auto& obj : store->list_all(parquet_prefix(cref))) parts += obj.size;
+  EXPECT_EQ(c.sent_bytes, int64_t(parts));
+  EXPECT_EQ(c.unintentional, 4);
+  EXPECT_EQ(c.intentional, 0);
+  EXPECT_EQ(test::contract_count("errors", "stage", "packer", "packer",
+                                 {{"tenant", "contract"}, {"dataset", "packer"}, {"stage", "decode"}}),
+            1);
+  test::expect_component_contract("stage", "packer", {.errors = true, .unintentional_discards = true});
 }

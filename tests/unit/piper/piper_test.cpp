@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "fixtures/component_contract.h"
 #include "fixtures/hooked_store.h"
 #include "piper/piper.h"
 #include "piper/transform.h"
@@ -212,4 +213,42 @@ TEST_F(PiperTest, CorruptCompleteBatchIsQuarantinedByThePassThroughPath) {
   EXPECT_EQ(piper.run_once(), 0u);
   EXPECT_FALSE(store->head(processed_key(ref, id)));
   EXPECT_EQ(store->list_all("quarantine/").size(), 1u);
+}
+
+// --- the component contract (docs/metrics.md) --------------------------------------
+
+TEST_F(PiperTest, ContractCountsEventsPerDatasetAndUndecodableObjectsAsUnintentionalDiscards) {
+  const DatasetRef contract_ref{"acme", "contract", "piper"};
+  catalog->add_dataset(DatasetInfo{contract_ref, boost::json::parse(R"([{"add": {"field": "env", "value": "prod"}}])").as_array()});
+  const DatasetRef other{"acme", "contract", "other"};
+  catalog->add_dataset(DatasetInfo{other, {}});  // another dataset: its own series
+  PiperOptions o;
+  o.quarantine_after = std::chrono::milliseconds(0);  // undecodable objects are quarantined at once
+  Piper piper(o, catalog, store);
+  const Labels labels{{"tenant", "contract"}, {"dataset", "piper"}};
+  EXPECT_TRUE(metrics().sum("bf_component_received_events_total", labels).has_value());  // before any event
+  const std::string a = encode_batch({Event{{"n", 1}}, Event{{"n", 2}}});
+  const std::string b = encode_batch({Event{{"n", 3}}});
+  // The envelope still says how many events the broken payload held.
+  const std::string broken = wrap_batch_object(BatchEnvelope{{"events", 5}}, "not zstd at all");
+  store->put(raw_key(contract_ref, new_ulid()), a);
+  store->put(raw_key(contract_ref, new_ulid()), b);
+  store->put(raw_key(contract_ref, new_ulid()), broken);
+  store->put(raw_key(other, new_ulid()), encode_batch({Event{{"n", 9}}}));
+  EXPECT_EQ(piper.run_once(), 3u);
+  const auto c = test::ContractCounts::of("stage", "piper", "piper", labels);
+  EXPECT_EQ(c.received_events, 3);
+  EXPECT_EQ(c.received_bytes, int64_t(a.size() + b.size()));
+  EXPECT_EQ(c.sent_events, 3);
+  uint64_t written = 0;
+  for (const auto& obj : store->list_all(processed_prefix(contract_ref))) written += obj.size;
+  EXPECT_EQ(c.sent_bytes, int64_t(written));
+  EXPECT_EQ(c.unintentional, 5);
+  EXPECT_EQ(c.intentional, 0);  // add removes nothing
+  EXPECT_EQ(test::contract_count("errors", "stage", "piper", "piper",
+                                 {{"tenant", "contract"}, {"dataset", "piper"}, {"stage", "decode"}}),
+            1);
+  test::expect_component_contract("stage", "piper", {.errors = true, .unintentional_discards = true});
+  // The other dataset's event is counted under its own labels only.
+  EXPECT_EQ(test::ContractCounts::of("stage", "piper", "piper", {{"tenant", "contract"}, {"dataset", "other"}}).received_events, 1);
 }

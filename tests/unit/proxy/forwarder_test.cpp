@@ -10,6 +10,7 @@
 
 #include "common/spool.h"
 #include "common/ulid.h"
+#include "fixtures/component_contract.h"
 #include "test_util.h"
 
 namespace bf {
@@ -526,6 +527,57 @@ TEST(Forwarder, ReleaseStoresWaitingBatchesOverTheLimit) {
   t.join();
   EXPECT_EQ(f.queued(), 2u);  // kept, not dropped
   EXPECT_EQ(test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}}) - dropped0, 0);
+}
+
+// --- the component contract (docs/metrics.md) --------------------------------------
+
+TEST(ForwarderContract, CountsBatchesInAcknowledgedOutRetriesAsErrorsAndDeadLettersAsDiscards) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  auto o = options_for(rx.url(), dir);
+  o.component_id = "contract-fwd";
+  o.concurrency = 1;
+  Forwarder f(o);
+  EXPECT_TRUE(metrics().sum("bf_component_received_events_total", {{"component_id", "contract-fwd"}}).has_value());
+  f.start();
+  rx.fail_next(503, 1);  // retried: an error, then delivered
+  ProxyBatch good = make("acme", "fw-contract", 0, 3);
+  f.submit(good);
+  ASSERT_TRUE(test::wait_until([&] { return rx.accepted().size() == 1 && f.queued() == 0; }));
+  rx.fail_next(400, 1);  // never acceptable: to dead/, its events discarded
+  ProxyBatch bad = make("acme", "fw-contract", 3, 2);
+  f.submit(bad);
+  ASSERT_TRUE(test::wait_until([&] { return f.queued() == 0; }));
+  f.stop();
+  const auto c = test::ContractCounts::of("sink", "forwarder", "contract-fwd");
+  EXPECT_EQ(c.received_events, 5);
+  EXPECT_EQ(c.received_bytes, int64_t(good.ndjson_bytes + bad.ndjson_bytes));
+  EXPECT_EQ(c.sent_events, 3);
+  EXPECT_EQ(c.sent_bytes, int64_t(good.data.size()));  // the wire bytes of the one acknowledged batch
+  EXPECT_EQ(c.unintentional, 2);
+  EXPECT_EQ(test::contract_count("discarded_events", "sink", "forwarder", "contract-fwd", {{"reason", "dead_letter"}}), 2);
+  EXPECT_EQ(test::contract_count("errors", "sink", "forwarder", "contract-fwd", {{"stage", "send"}, {"error_type", "http_503"}}), 1);
+  EXPECT_EQ(test::contract_count("errors", "sink", "forwarder", "contract-fwd", {{"stage", "send"}, {"error_type", "http_400"}}), 1);
+  test::expect_component_contract("sink", "forwarder", {.errors = true, .unintentional_discards = true}, "contract-fwd");
+}
+
+TEST(ForwarderContract, ABestEffortBatchThatFindsTheSpoolFullIsADiscard) {
+  test::TempDir dir;
+  auto o = options_for("http://127.0.0.1:" + std::to_string(test::dead_port()), dir);
+  o.component_id = "contract-fwd-full";
+  o.spool_max_bytes = 10;
+  Forwarder f(o);
+  f.submit_or_drop(make("acme", "fw-contract-full", 0, 4));
+  EXPECT_EQ(f.queued(), 0u);
+  const auto c = test::ContractCounts::of("sink", "forwarder", "contract-fwd-full");
+  EXPECT_EQ(c.received_events, 4);
+  EXPECT_EQ(c.sent_events, 0);
+  EXPECT_EQ(test::contract_count("discarded_events", "sink", "forwarder", "contract-fwd-full",
+                                 {{"intentional", "false"}, {"reason", "spool_full"}}),
+            4);
+  EXPECT_EQ(test::contract_count("errors", "sink", "forwarder", "contract-fwd-full", {{"stage", "spool"}}), 1);
+  test::expect_component_contract("sink", "forwarder", {.sends = false, .errors = true, .unintentional_discards = true},
+                                  "contract-fwd-full");
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "common/spool.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "fixtures/component_contract.h"
 #include "net/http_client.h"
 #include "proxy/source.h"
 #include "proxy/syslog_parser.h"
@@ -516,6 +517,8 @@ TEST(Proxy, UdpDropsAndCountsWhenSpoolIsFull) {
   yaml += "  sources:\n    - type: syslog_udp\n      name: full-udp\n      listen: 127.0.0.1:0\n";
   auto p = make_proxy(yaml);
   const int64_t dropped0 = test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}});
+  const Labels spool_full{{"intentional", "false"}, {"reason", "spool_full"}};
+  const int64_t discarded0 = test::contract_count("discarded_events", "sink", "forwarder", "receiver", spool_full);
   const int64_t spooled0 = test::metric("bf_proxy_batches_spooled_total");
   const int64_t events0 = test::metric("bf_proxy_events_total", {{"source", "full-udp"}});
   p->start();
@@ -530,6 +533,9 @@ TEST(Proxy, UdpDropsAndCountsWhenSpoolIsFull) {
            100;
   }));
   EXPECT_GT(test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}}) - dropped0, 50);
+  // The proxy's sink reports the same drops as unintentional discards (the contract).
+  EXPECT_EQ(test::contract_count("discarded_events", "sink", "forwarder", "receiver", spool_full) - discarded0,
+            test::metric("bf_proxy_dropped_total", {{"reason", "spool_full"}}) - dropped0);
   EXPECT_GT(test::metric("bf_proxy_batches_spooled_total") - spooled0, 0);
   EXPECT_EQ(test::metric("bf_proxy_backpressure_blocked"), 0);
   EXPECT_EQ(int64_t(test::count_files(dir.path(), ".batch")), test::metric("bf_proxy_batches_spooled_total") - spooled0);
@@ -584,6 +590,109 @@ TEST(Proxy, FsyncIntervalModeDeliversEverything) {
   EXPECT_EQ(events_in(rx, "fs-http").size(), 2u);
   ASSERT_TRUE(test::wait_until([&] { return test::count_files(spool, ".batch") == 0; }));
   p->stop();
+}
+
+// --- the component contract (docs/metrics.md) --------------------------------------
+
+std::string contract_source_yaml(const std::string& receiver_url, const std::string& spool_dir, const std::string& type,
+                                 const std::string& name, const std::string& extra = "") {
+  return common_yaml(receiver_url, spool_dir) + "  sources:\n    - type: " + type + "\n      name: " + name +
+         "\n      listen: 127.0.0.1:0\n      tenant: acme\n      dataset: " + name + "\n" + extra;
+}
+
+TEST(ProxyContract, SyslogUdpSourceCountsEventsBytesParseErrorsAndBlankDatagrams) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  auto p = make_proxy(contract_source_yaml(rx.url(), dir.str(), "syslog_udp", "contract-udp"));
+  // Registered at 0 before the first event.
+  EXPECT_TRUE(metrics().sum("bf_component_sent_events_total", {{"component_id", "contract-udp"}}).has_value());
+  p->start();
+  const std::vector<std::string> datagrams{"<34>1 2024-05-01T10:00:00Z host app - - - one",
+                                           "<13>May  1 10:00:01 host cron[5]: two",
+                                           "not syslog at all",  // kept with _parse_error: an error, not a discard
+                                           "\r\n"};             // blank: nothing to keep, a discard
+  int64_t bytes = 0;
+  for (const auto& d : datagrams) {
+    test::send_udp(p->source_port("contract-udp"), d);
+    bytes += int64_t(d.size());
+  }
+  auto counts = [] { return test::ContractCounts::of("source", "syslog_udp", "contract-udp"); };
+  ASSERT_TRUE(test::wait_until([&] { return events_in(rx, "contract-udp").size() == 3 && counts().received_events == 4; }))
+      << counts().received_events;
+  p->stop();
+  const auto c = counts();
+  EXPECT_EQ(c.received_bytes, bytes);
+  EXPECT_EQ(c.sent_events, 3);
+  EXPECT_GT(c.sent_bytes, c.received_bytes);  // the events' NDJSON, _raw included
+  EXPECT_EQ(c.intentional, 0);
+  EXPECT_EQ(c.unintentional, 1);
+  EXPECT_EQ(test::contract_count("discarded_events", "source", "syslog_udp", "contract-udp", {{"reason", "empty"}}), 1);
+  EXPECT_EQ(test::contract_count("errors", "source", "syslog_udp", "contract-udp",
+                                 {{"stage", "parse"}, {"error_type", "unparsed"}}),
+            1);
+  EXPECT_EQ(c.errors, 1);
+  test::expect_component_contract("source", "syslog_udp", {.errors = true, .unintentional_discards = true}, "contract-udp");
+}
+
+TEST(ProxyContract, SyslogTcpSourceCountsEventsBytesParseErrorsAndBlankFrames) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  auto p = make_proxy(contract_source_yaml(rx.url(), dir.str(), "syslog_tcp", "contract-tcp"));
+  p->start();
+  const std::string line = "<13>1 2024-05-01T10:00:02Z tcphost app - - - line framed";
+  const std::string garbage = "garbage line";
+  const std::string octet = "<14>1 2024-05-01T10:00:03Z tcphost app - - - octet counted";
+  // "2 \r\n": an octet-counted frame holding only a line end — a blank message.
+  test::send_tcp(p->source_port("contract-tcp"),
+                 line + "\n" + garbage + "\n2 \r\n" + std::to_string(octet.size()) + " " + octet);
+  auto counts = [] { return test::ContractCounts::of("source", "syslog_tcp", "contract-tcp"); };
+  ASSERT_TRUE(test::wait_until([&] { return events_in(rx, "contract-tcp").size() == 3 && counts().received_events == 4; }))
+      << counts().received_events;
+  p->stop();
+  const auto c = counts();
+  EXPECT_EQ(c.received_bytes, int64_t(line.size() + garbage.size() + 2 + octet.size()));
+  EXPECT_EQ(c.sent_events, 3);
+  EXPECT_GT(c.sent_bytes, c.received_bytes);
+  EXPECT_EQ(c.unintentional, 1);
+  EXPECT_EQ(c.intentional, 0);
+  EXPECT_EQ(test::contract_count("errors", "source", "syslog_tcp", "contract-tcp", {{"stage", "parse"}}), 1);
+  test::expect_component_contract("source", "syslog_tcp", {.errors = true, .unintentional_discards = true}, "contract-tcp");
+}
+
+TEST(ProxyContract, HttpSourceCountsAcceptedEventsAndRefusedRequestsAsErrors) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  auto p = make_proxy(contract_source_yaml(rx.url(), dir.str(), "http", "contract-http", "      token: s3cret\n"));
+  p->start();
+  const uint16_t port = p->source_port("contract-http");
+  const Headers auth{{"Authorization", "Bearer s3cret"}};
+  const std::vector<std::pair<std::string, Headers>> requests{
+      {"{\"message\":\"no token\"}", {}},                          // 401
+      {"{\"message\":\"ok\"}\n{\"message\": broken}\n", auth},       // 400, nothing accepted
+      {"{\"message\":\"a\"}\n{\"message\":\"b\"}\n", auth},          // 2 events
+      {"[{\"message\":\"c\"}]", auth}};                              // 1 event
+  const std::vector<int> expected{401, 400, 200, 200};
+  int64_t bytes = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(post(port, "/", requests[i].first, requests[i].second).status, expected[i]);
+    bytes += int64_t(requests[i].first.size());
+  }
+  ASSERT_TRUE(test::wait_until([&] { return events_in(rx, "contract-http").size() == 3; }));
+  p->stop();
+  const auto c = test::ContractCounts::of("source", "http", "contract-http");
+  EXPECT_EQ(c.received_events, 3);  // a refused request's events are the client's to resend
+  EXPECT_EQ(c.received_bytes, bytes);
+  EXPECT_EQ(c.sent_events, 3);
+  EXPECT_GT(c.sent_bytes, 0);
+  EXPECT_EQ(c.errors, 2);
+  EXPECT_EQ(test::contract_count("errors", "source", "http", "contract-http",
+                                 {{"stage", "auth"}, {"error_type", "unauthorized"}}),
+            1);
+  EXPECT_EQ(test::contract_count("errors", "source", "http", "contract-http",
+                                 {{"stage", "decode"}, {"error_type", "bad_json"}}),
+            1);
+  EXPECT_EQ(c.unintentional + c.intentional, 0);
+  test::expect_component_contract("source", "http", {.errors = true}, "contract-http");
 }
 
 TEST(SourceRegistry, ListsBuiltIns) {

@@ -17,6 +17,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "fixtures/component_contract.h"
 #include "fixtures/lake.h"
 #include "net/http_client.h"
 #include "query/query_service.h"
@@ -138,6 +139,31 @@ TEST_F(QueryApiHttpTest, JsonIsTheDefaultAndReportsTheCut) {
   EXPECT_FALSE(d2.at("truncated").as_bool());
   EXPECT_TRUE(d2.at("truncated_reason").is_null());
   EXPECT_EQ(d2.at("rows").at(9).at("n").to_number<int64_t>(), 9);
+}
+
+// The component contract (docs/metrics.md): a query in, its rows and rendered bytes
+// out, a refused or failed query an error by stage.
+TEST_F(QueryApiHttpTest, ContractCountsQueriesInRowsOutAndRefusalsAsErrors) {
+  const auto before = test::ContractCounts::of("sink", "query", "query");
+  auto errors = [](const Labels& which) { return test::contract_count("errors", "sink", "query", "query", which); };
+  const int64_t guard0 = errors({{"stage", "guard"}}), failed0 = errors({{"stage", "execute"}, {"error_type", "failed"}});
+  const std::string ok = "SELECT n FROM events ORDER BY n LIMIT 5";
+  const std::string refused = "SELECT * FROM read_csv('/etc/passwd')";
+  const std::string failing = "SELECT no_such_column FROM events";
+  auto r = post({{"sql", ok}, {"format", "ndjson"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(post({{"sql", refused}}).status, 400);
+  EXPECT_EQ(post({{"sql", failing}}).status, 400);
+  const auto c = test::ContractCounts::of("sink", "query", "query") - before;
+  EXPECT_EQ(c.received_events, 3);
+  EXPECT_EQ(c.received_bytes, int64_t(ok.size() + refused.size() + failing.size()));
+  EXPECT_EQ(c.sent_events, 5);
+  EXPECT_EQ(c.sent_bytes, int64_t(r.body.find("{\"_meta\"")));  // the five rendered rows
+  EXPECT_EQ(c.errors, 2);
+  EXPECT_EQ(errors({{"stage", "guard"}}) - guard0, 1);
+  EXPECT_EQ(errors({{"stage", "execute"}, {"error_type", "failed"}}) - failed0, 1);
+  EXPECT_EQ(c.intentional + c.unintentional, 0);
+  test::expect_component_contract("sink", "query", {.errors = true});
 }
 
 TEST_F(QueryApiHttpTest, NdjsonIsOneObjectPerRowThenMeta) {

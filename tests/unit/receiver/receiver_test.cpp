@@ -12,6 +12,7 @@
 #include "common/spool.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "fixtures/component_contract.h"
 #include "fixtures/net_helpers.h"
 #include "net/http_client.h"
 #include "receiver/receiver.h"
@@ -405,4 +406,32 @@ TEST_F(ReceiverTest, ZstdBodiesWithTrailingGarbageOrCutShortAreRefused) {
   EXPECT_EQ(boost::json::parse(two.body).at("accepted").as_int64(), 2);
   ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
   EXPECT_EQ(raw_objects().size(), 1u);
+}
+
+// --- the component contract (docs/metrics.md) --------------------------------------
+
+TEST_F(ReceiverTest, ContractCountsBatchesInUploadsOutRefusalsAsErrorsAndRetriesAsIntentionalDiscards) {
+  const auto before = test::ContractCounts::of("stage", "receiver", "receiver");
+  const std::string id = new_ulid();
+  const std::string good = compress(Encoding::zstd, "{\"n\":1}\n{\"n\":2}\n");
+  const std::string bad = "{\"n\":1}\n{\"n\":\n";
+  const std::string intruder = "{\"n\":3}\n";
+  ASSERT_EQ(post(good, {{"Content-Encoding", "zstd"}, {"X-Batch-Id", id}}).status, 200);
+  ASSERT_EQ(post(good, {{"Content-Encoding", "zstd"}, {"X-Batch-Id", id}}).status, 200);  // a retry: not stored again
+  ASSERT_EQ(post(bad).status, 400);
+  ASSERT_EQ(post(intruder, {{"Authorization", "Bearer wrong-key-0123456789"}}).status, 401);
+  const std::string key = raw_key(DatasetRef{"acme", "web", "logs"}, id);
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return store->head(key).has_value(); }));
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] {
+    return (test::ContractCounts::of("stage", "receiver", "receiver") - before).sent_events == 2;
+  }));
+  const auto c = test::ContractCounts::of("stage", "receiver", "receiver") - before;
+  EXPECT_EQ(c.received_events, 4);  // both copies of the batch; the refused bodies' events are the senders'
+  EXPECT_EQ(c.received_bytes, int64_t(2 * good.size() + bad.size() + intruder.size()));
+  EXPECT_EQ(c.sent_events, 2);
+  EXPECT_EQ(c.sent_bytes, int64_t(store->head(key)->size));
+  EXPECT_EQ(c.intentional, 2);  // the retry's events
+  EXPECT_EQ(c.unintentional, 0);
+  EXPECT_EQ(c.errors, 2);
+  test::expect_component_contract("stage", "receiver", {.errors = true, .intentional_discards = true});
 }
