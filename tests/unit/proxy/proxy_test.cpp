@@ -142,10 +142,11 @@ TEST(Proxy, EndToEndSyslogUdpTcpAndHttp) {
 
   test::send_udp(udp, "<34>1 2024-05-01T10:00:00.250Z udphost myapp 77 ID1 [meta@1 k=\"v\"] over udp\n");
   test::send_udp(udp, "<13>May  1 10:00:01 bsdhost cron[5]: bsd over udp");
-  test::send_udp(udp, "not syslog at all");
+  test::send_udp(udp, "<999>not syslog at all");  // no valid PRI: kept whole, with _parse_error
   const std::string octet = "<14>1 2024-05-01T10:00:03Z tcphost app - - - octet counted";
-  test::send_tcp(tcp, "<13>1 2024-05-01T10:00:02Z tcphost app - - - line framed\n" +
-                          std::to_string(octet.size()) + " " + octet);
+  // Each connection keeps the framing its first frame shows (RFC 6587): one of each.
+  test::send_tcp(tcp, "<13>1 2024-05-01T10:00:02Z tcphost app - - - line framed\n");
+  test::send_tcp(tcp, std::to_string(octet.size()) + " " + octet);
   Headers h{{"Authorization", "Bearer s3cret"}, {"Content-Type", "application/x-ndjson"}};
   HttpResult r = post(http, "/ingest",
                       "{\"message\":\"from http\",\"user\":\"ann\",\"_time\":\"2024-05-01T12:00:00+02:00\"}\n"
@@ -183,7 +184,7 @@ TEST(Proxy, EndToEndSyslogUdpTcpAndHttp) {
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(s(*e, "app_name"), "cron");
   EXPECT_EQ(s(*e, "hostname"), "bsdhost");
-  e = find_message(udp_events, "not syslog at all");
+  e = find_message(udp_events, "<999>not syslog at all");
   ASSERT_NE(e, nullptr);
   EXPECT_TRUE(e->contains("_parse_error"));
   EXPECT_EQ(test::metric("bf_proxy_parse_errors_total", {{"source", "e2e-udp"}}) - perr0, 1);
