@@ -829,7 +829,8 @@ void parse_3164(std::string_view s, size_t pos, const Ctx& c, const SyslogParseO
   }
   if (const size_t m = cisco_mnemonic(r)) {
     rec.app_name = r.substr(0, m);
-    r.remove_prefix(std::min(m + 2, r.size()));
+    r.remove_prefix(m + 1);  // and the ':'
+    if (!r.empty() && r[0] == ' ') r.remove_prefix(1);
   } else if (header && r.substr(0, 4) != "CEF:" && r.substr(0, 5) != "LEEF:" &&
              token_end(r, 0) > 0 && r.substr(0, token_end(r, 0)).find('=') == std::string_view::npos) {
     r.remove_prefix(parse_tag(r, rec));

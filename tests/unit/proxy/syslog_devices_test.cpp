@@ -8,41 +8,21 @@
 
 #include "common/time.h"
 #include "common/time_zone.h"
+#include "common/utf8.h"
+#include "proxy/ndjson_writer.h"
 #include "proxy/syslog_parser.h"
+#include "syslog_test_helpers.h"
 
 namespace bf {
 namespace {
 
 namespace json = boost::json;
 
-int64_t at(const char* iso) {
-  auto t = parse_rfc3339(iso, true);
-  if (!t) throw std::runtime_error(std::string("bad test timestamp ") + iso);
-  return *t;
-}
-
-std::string str(const json::object& e, const char* key) {
-  auto* v = e.if_contains(key);
-  if (!v) return "<absent>";
-  if (!v->is_string()) return "<not a string: " + json::serialize(*v) + ">";
-  return std::string(v->as_string());
-}
-
-bool flag(const json::object& e, const char* key) {
-  auto* v = e.if_contains(key);
-  return v && v->is_bool() && v->as_bool();
-}
-
-int64_t num(const json::object& e, const char* key) {
-  auto* v = e.if_contains(key);
-  return v && v->is_int64() ? v->as_int64() : -1;
-}
-
-const json::object& obj(const json::object& e, const char* key) {
-  static const json::object none;
-  auto* v = e.if_contains(key);
-  return v && v->is_object() ? v->as_object() : none;
-}
+using syslog_test::at;
+using syslog_test::flag;
+using syslog_test::num;
+using syslog_test::obj;
+using syslog_test::str;
 
 std::string unbase64(const std::string& b64) {
   std::string out(b64.size() / 4 * 3, '\0');
@@ -517,6 +497,69 @@ TEST(SyslogRecordReuse, NothingLeaksFromOneMessageToTheNext) {
   EXPECT_TRUE(r.payload.empty());
   EXPECT_TRUE(r.raw_is_text);
   EXPECT_FALSE(r.pri_defaulted);
+}
+
+}  // namespace
+}  // namespace bf
+
+namespace bf {
+namespace {
+
+// Every prefix of every device line above, and random byte mutations of them, parse to
+// an event that is valid JSON, whatever is cut or changed.
+TEST(SyslogHostileInput, PrefixesAndMutationsAlwaysGiveAValidEvent) {
+  const std::vector<std::string> lines = {
+      "<189>49: 000041: *Mar  1 00:21:03.487 UTC: %SYS-5-CONFIG_I: Configured from console by console",
+      "<166>Jan 15 2024 10:20:31 fw01 : %ASA-4-106023: Deny tcp src outside:203.0.113.9/4444",
+      "<189>: 2024 Jan 15 10:20:30 UTC: %ETHPORT-5-IF_UP: Interface Ethernet1/1 is up",
+      "<182>Nov 25 10:50:04 bigip1 info tmm[12345]: Rule fired",
+      "<165>Aug 24 05:34:00 CST 1987 mymachine myproc[10]: %% It's time",
+      "<189>date=2020-03-29 time=16:41:30 logid=\"0113022923\" tz=\"-0700\" msg=\"a \\\"b\\\" c\"",
+      "<134>1 2018-03-21 17:25:25 MDS-72 CheckPoint 13752 - [action:\"Update\"; flags:\"150784\";]",
+      "<134>time=1557767758|hostname=r80test|originsicname=cn\\=cp_mgmt|",
+      "<134>Sep 19 08:26:10 host CEF:0|security|tm|1.0|100|a \\| b|10|src=10.0.0.1 act=x \\= y rt=1695111970000",
+      "<13>LEEF:2.0|V|P|1.0|7|x7C|src=10.0.1.8|dst=10.0.0.5|devTime=Jan 15 2024 10:20:30",
+      "<13>LEEF:1.0|Microsoft|MSExchange|4.0 SP1|15345|src=192.0.2.0\tdst=172.50.123.1",
+      R"(<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="App"][x@1 a="\]\"\\"] msg)",
+  };
+  const auto zone = TimeZone::load("America/New_York");
+  SyslogParseOptions opt;
+  opt.timezone = zone;
+  SyslogRecord r;  // reused, as a source does
+  uint64_t rng = 0x9E3779B97F4A7C15ull;
+  auto next = [&] {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+  };
+  size_t parsed = 0;
+  auto check = [&](const std::string& input) {
+    parse_syslog_record(input, at("2024-06-15T12:00:00Z"), opt, r);
+    std::string out;
+    JsonObjectWriter w(out);
+    Rfc3339Formatter tf;
+    write_syslog_fields(w, r, tf);
+    w.close();
+    json::error_code ec;
+    json::value v = json::parse(out, ec);
+    ASSERT_FALSE(ec) << "input " << json::serialize(json::string(repair_utf8(input))) << " -> " << out;
+    ASSERT_TRUE(v.as_object().contains("message"));
+    ++parsed;
+  };
+  for (const std::string& line : lines) {
+    for (size_t n = 0; n <= line.size(); ++n) check(line.substr(0, n));
+    for (int k = 0; k < 300; ++k) {
+      std::string m = line;
+      for (int flips = 1 + int(next() % 4); flips > 0; --flips) {
+        const size_t at_pos = next() % m.size();
+        static constexpr char kSpecial[] = {'<', '>', ' ', '[', ']', '"', '\\', '=', '|', ':', '\0', '\n', '\x80', '\xff', '9', '%', '*'};
+        m[at_pos] = next() % 2 ? kSpecial[next() % sizeof kSpecial] : static_cast<char>(next());
+      }
+      check(m);
+    }
+  }
+  EXPECT_GT(parsed, 4000u);
 }
 
 }  // namespace

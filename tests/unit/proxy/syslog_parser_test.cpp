@@ -6,30 +6,16 @@
 
 #include "common/time.h"
 #include "common/utf8.h"
+#include "syslog_test_helpers.h"
 
 namespace bf {
 namespace {
 
 namespace json = boost::json;
 
-int64_t at(const char* iso) {
-  auto t = parse_rfc3339(iso, true);
-  if (!t) throw std::runtime_error(std::string("bad test timestamp ") + iso);
-  return *t;
-}
-
-std::string str(const Event& e, const char* key) {
-  auto* v = e.if_contains(key);
-  if (!v) return "<absent>";
-  if (!v->is_string()) return "<not a string: " + json::serialize(*v) + ">";
-  return std::string(v->as_string());
-}
-
-int64_t num(const Event& e, const char* key) {
-  auto* v = e.if_contains(key);
-  if (!v || !v->is_int64()) return -1;
-  return v->as_int64();
-}
+using syslog_test::at;
+using syslog_test::num;
+using syslog_test::str;
 
 const int64_t kRecv = at("2024-06-15T12:00:00Z");
 

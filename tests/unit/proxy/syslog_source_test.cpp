@@ -11,6 +11,7 @@
 
 #include "common/config.h"
 #include "common/time.h"
+#include "fixtures/net_helpers.h"
 #include "proxy/proxy.h"
 #include "test_util.h"
 
@@ -51,17 +52,10 @@ const Event* with_message(const std::vector<Event>& events, const std::string& m
 // A connection that sends, then reads until the proxy closes it (or we time out) and
 // reports whether the proxy closed first.
 bool send_and_see_close(uint16_t port, const std::string& bytes, bool half_close) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = test::connect_tcp(port);
+  if (fd < 0) throw std::runtime_error("connect failed");
   timeval tv{3, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    throw std::runtime_error("connect failed");
-  }
   ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   if (half_close) ::shutdown(fd, SHUT_WR);
   char buf[64];
