@@ -871,10 +871,14 @@ std::optional<int64_t> infer_bsd_time(int month, int day, int hour, int minute, 
   if (month < 1 || month > 12 || day < 1 || !valid_time_of_day(hour, minute, second)) return std::nullopt;
   const int year = to_civil(received_us).year;
   std::optional<int64_t> best;
-  for (int y = year - 4; y <= year + 4; ++y) {
-    if (day > days_in_month(y, month)) continue;
-    const int64_t t = civil_to_us(y, month, day, hour, minute, second, micros);
-    if (!best || std::llabs(t - received_us) < std::llabs(*best - received_us)) best = t;
+  // The year before, of and after the receive time; wider only for Feb 29.
+  for (int span : {1, 4}) {
+    for (int y = year - span; y <= year + span; ++y) {
+      if (day > days_in_month(y, month)) continue;
+      const int64_t t = civil_to_us(y, month, day, hour, minute, second, micros);
+      if (!best || std::llabs(t - received_us) < std::llabs(*best - received_us)) best = t;
+    }
+    if (best) break;
   }
   return best;
 }
