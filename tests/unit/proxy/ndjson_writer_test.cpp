@@ -1,7 +1,6 @@
 // The syslog sources write NDJSON text themselves (proxy/ndjson_writer.h,
-// write_syslog_fields); these tests hold that text to be the same bytes as
-// boost::json::serialize gives for the event (parse_syslog builds its DOM from the
-// same text, so this checks the writer's escapes and that every line is valid JSON).
+// write_syslog_fields); these tests hold that text to be the same bytes as the DOM
+// path: boost::json::serialize(parse_syslog(...) + stamp_event(...)).
 #include "proxy/ndjson_writer.h"
 
 #include <gtest/gtest.h>
