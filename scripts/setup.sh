@@ -70,7 +70,7 @@ APT_PACKAGES=(
   libzstd-dev zlib1g-dev libre2-dev libmaxminddb-dev librdkafka-dev libnats-dev
   libsqlite3-dev libpq-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nats-server
+  nats-server tzdata
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

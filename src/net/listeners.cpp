@@ -359,8 +359,13 @@ uint16_t UdpListener::port() const { return impl_->bound_port; }
 // ---------------------------------------------------------------------------------
 // TcpFramer
 
-TcpFramer::TcpFramer(size_t max_message, bool octet_counting_detection)
-    : max_message_(max_message == 0 ? 1 : max_message), detect_(octet_counting_detection) {}
+TcpFramer::TcpFramer(size_t max_message, bool octet_counting_detection, bool stop_on_error)
+    : max_message_(max_message == 0 ? 1 : max_message),
+      max_digits_(std::to_string(max_message_).size()),
+      detect_(octet_counting_detection),
+      stop_on_error_(stop_on_error) {
+  if (!detect_) mode_ = Mode::kLines;
+}
 
 void TcpFramer::deliver(const Sink& sink) {
   if (!buf_.empty()) sink(std::string_view(buf_), truncated_);
@@ -368,6 +373,14 @@ void TcpFramer::deliver(const Sink& sink) {
   truncated_ = false;
   remaining_ = 0;
   state_ = State::kStart;
+}
+
+void TcpFramer::framing_error() {
+  ++errors_;
+  buf_.clear();
+  truncated_ = false;
+  remaining_ = 0;
+  state_ = stop_on_error_ ? State::kFailed : State::kSkip;
 }
 
 void TcpFramer::feed(std::string_view data, const Sink& sink) {
@@ -387,27 +400,65 @@ void TcpFramer::feed(std::string_view data, const Sink& sink) {
   };
   while (i < n) {
     switch (state_) {
-      case State::kStart:
-        state_ = (detect_ && data[i] >= '0' && data[i] <= '9') ? State::kLength : State::kLine;
+      case State::kFailed:
+        return;
+      case State::kSkip: {
+        const void* nl = std::memchr(data.data() + i, '\n', n - i);
+        if (!nl) return;
+        i = static_cast<size_t>(static_cast<const char*>(nl) - data.data()) + 1;
+        state_ = State::kStart;
         break;
+      }
+      case State::kStart: {
+        const char c = data[i];
+        const bool digit = c >= '0' && c <= '9';
+        if (mode_ == Mode::kLines) {
+          state_ = State::kLine;
+        } else if (mode_ == Mode::kUndecided) {
+          state_ = digit ? State::kLength : State::kLine;
+          if (!digit) mode_ = Mode::kLines;
+        } else if (digit) {
+          state_ = State::kLength;
+        } else if (c == '\n' || c == '\r') {
+          ++i;  // a line end after a frame, as some senders add: not part of any frame
+        } else {
+          framing_error();
+        }
+        break;
+      }
       case State::kLength: {
         const char c = data[i];
-        if (c >= '0' && c <= '9' && buf_.size() < 10) {
+        if (c >= '0' && c <= '9') {
+          // Undecided, a long run of digits may still turn out to start a line.
+          if (buf_.size() >= (mode_ == Mode::kOctets ? max_digits_ : size_t{20})) {
+            if (mode_ == Mode::kOctets) {
+              framing_error();  // absurd length: more digits than any allowed message has
+            } else {
+              mode_ = Mode::kLines;
+              state_ = State::kLine;
+            }
+            break;
+          }
           buf_.push_back(c);
           ++i;
         } else if (c == ' ' && !buf_.empty()) {
           uint64_t len = 0;
           for (char d : buf_) len = len * 10 + static_cast<uint64_t>(d - '0');
+          const bool absurd = buf_.size() > max_digits_;
           buf_.clear();
-          ++i;
-          if (len == 0) {
-            state_ = State::kStart;
-          } else {
-            remaining_ = len;
-            state_ = State::kOctets;
+          if (len == 0 || absurd) {
+            framing_error();
+            break;
           }
+          ++i;
+          mode_ = Mode::kOctets;
+          remaining_ = len;
+          state_ = State::kOctets;
+        } else if (mode_ == Mode::kUndecided) {
+          mode_ = Mode::kLines;   // the digits already seen are the start of a line
+          state_ = State::kLine;
         } else {
-          state_ = State::kLine;  // the digits already seen are the start of a line
+          framing_error();  // octet counting, but no SP after the length
         }
         break;
       }
@@ -464,23 +515,34 @@ void TcpFramer::feed(std::string_view data, const Sink& sink) {
   }
 }
 
-void TcpFramer::finish(const Sink& sink) {
+bool TcpFramer::finish(const Sink& sink) {
+  bool incomplete = false;
   switch (state_) {
     case State::kStart:
+    case State::kSkip:
+    case State::kFailed:
       break;
     case State::kLength:
+      if (mode_ == Mode::kUndecided) {
+        feed("\n", sink);  // digits alone: a partial last line
+      } else {
+        incomplete = true;  // a length prefix and nothing after it: nothing to deliver
+      }
+      break;
     case State::kLine:
       feed("\n", sink);  // a partial last line ends at end of stream
       break;
     case State::kOctets:
       truncated_ = true;  // the frame announced more octets than arrived
+      incomplete = true;
       deliver(sink);
       break;
   }
   buf_.clear();
   truncated_ = false;
   remaining_ = 0;
-  state_ = State::kStart;
+  if (state_ != State::kFailed) state_ = State::kStart;
+  return incomplete;
 }
 
 // ---------------------------------------------------------------------------------
@@ -491,7 +553,7 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 }
 
 struct TcpListener::Impl {
-  Impl(std::string n, TcpListenerOptions o, MessageHandler h, ReadEndHandler r)
+  Impl(std::string n, TcpListenerOptions o, FrameHandler h, ReadEndHandler r)
       : name(std::move(n)),
         opts(std::move(o)),
         handler(std::move(h)),
@@ -501,6 +563,13 @@ struct TcpListener::Impl {
         truncated(metrics().counter("bf_tcp_messages_truncated_total",
                                     "TCP messages longer than max_message, cut to it",
                                     {{"listener", name}})),
+        incomplete(metrics().counter("bf_tcp_frames_incomplete_total",
+                                     "TCP connections that ended inside an octet-counted frame (delivered as "
+                                     "far as it got, marked truncated)",
+                                     {{"listener", name}})),
+        framing_errors(metrics().counter("bf_tcp_framing_errors_total",
+                                         "Octet-counted TCP frames with a zero, absurd or missing length prefix",
+                                         {{"listener", name}})),
         rejected(metrics().counter("bf_tcp_connections_rejected_total", kRejectedHelp,
                                    {{"listener", name}, {"reason", "max_connections"}})),
         rejected_budget(metrics().counter("bf_tcp_connections_rejected_total", kRejectedHelp,
@@ -532,10 +601,13 @@ struct TcpListener::Impl {
 
   std::string name;
   TcpListenerOptions opts;
-  MessageHandler handler;
+  FrameHandler handler;
   ReadEndHandler read_end;
   Counter& messages;
   Counter& truncated;
+  Counter& incomplete;
+  Counter& framing_errors;
+  std::chrono::steady_clock::time_point last_framing_warning{};
   Counter& rejected;
   Counter& rejected_budget;
   Counter& rejected_no_fds;
@@ -566,6 +638,12 @@ struct TcpListener::Impl {
 };
 
 TcpListener::TcpListener(std::string name, TcpListenerOptions options, MessageHandler handler,
+                         ReadEndHandler read_end)
+    : TcpListener(std::move(name), std::move(options),
+                  FrameHandler([h = std::move(handler)](std::string_view m, const std::string& peer, bool) { h(m, peer); }),
+                  std::move(read_end)) {}
+
+TcpListener::TcpListener(std::string name, TcpListenerOptions options, FrameHandler handler,
                          ReadEndHandler read_end)
     : impl_(std::make_unique<Impl>(std::move(name), std::move(options), std::move(handler), std::move(read_end))) {
   const auto& o = impl_->opts;
@@ -610,12 +688,13 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
     bool timed_out = false;
   };
   auto idle_state = std::make_shared<IdleState>();
-  TcpFramer framer(opts.max_message, opts.framing == "auto");
+  TcpFramer framer(opts.max_message, opts.framing == "auto", opts.close_on_framing_error);
+  bool at_end = false;
   const TcpFramer::Sink sink = [&](std::string_view msg, bool was_truncated) {
     messages.inc();
-    if (was_truncated) truncated.inc();
+    if (was_truncated && !at_end) truncated.inc();
     try {
-      handler(msg, peer);
+      handler(msg, peer, was_truncated);
     } catch (const std::exception& e) {
       handler_errors.inc();
       spdlog::error("tcp listener '{}': handler threw: {}", name, e.what());
@@ -652,8 +731,20 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
       if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
     }
     if (n > 0) {
+      const uint64_t errors_before = framer.framing_errors();
       framer.feed(std::string_view(read_buffer.data(), n), sink);
       call_read_end(read_end, handler_errors, "tcp", name);
+      if (const uint64_t e = framer.framing_errors() - errors_before) {
+        framing_errors.inc(e);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_framing_warning > std::chrono::seconds(10)) {
+          last_framing_warning = now;
+          spdlog::warn("tcp listener '{}': framing error from {} (octet-counting length prefix zero, absurd or "
+                       "missing); {}",
+                       name, peer, framer.failed() ? "closing the connection" : "skipping to the next line");
+        }
+      }
+      if (framer.failed()) break;
     }
     if (ec) {
       if (idle_state->timed_out) {
@@ -669,7 +760,8 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
   }
   ++idle_state->generation;
   idle.cancel();
-  framer.finish(sink);
+  at_end = true;
+  if (framer.finish(sink)) incomplete.inc();
   call_read_end(read_end, handler_errors, "tcp", name);
 }
 

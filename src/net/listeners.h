@@ -15,6 +15,9 @@ namespace bf {
 // backpressure): while it does, that listener reads none of its sockets, so the kernel
 // buffers fill and TCP senders are flow-controlled; stop() waits for it to return.
 using MessageHandler = std::function<void(std::string_view message, const std::string& peer)>;
+// The same for TCP with whether the message was cut: longer than max_message, or the
+// last frame of a stream that ended before all its octets arrived.
+using FrameHandler = std::function<void(std::string_view message, const std::string& peer, bool truncated)>;
 // Optional: called on the listener's thread after the messages of one read (one TCP
 // read, one batch of UDP datagrams; at end of a TCP stream also after its last
 // message) have gone to the MessageHandler, so that a handler which gathers messages
@@ -47,14 +50,20 @@ struct TcpListenerOptions {
   int max_connections = 1024;
   // A connection that sends nothing for this long is closed (and counted).
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
-  // Framing (RFC 6587): "auto" detects octet-counting ("123 <msg>") per message and
-  // falls back to newline (LF) framing; "newline" forces LF framing.
+  // Framing (RFC 6587): "auto" detects octet counting ("123 <msg>") from the first
+  // frame of a connection and keeps it for the connection, else newline (LF) framing;
+  // "newline" forces LF framing.
   std::string framing = "auto";
+  // An octet-counting connection whose length prefix is zero, absurd (more digits than
+  // max_message has) or missing is broken: counted, and closed when this is true;
+  // when false the bytes up to the next LF are skipped and framing resumes there.
+  bool close_on_framing_error = true;
 };
 
 class TcpListener {
  public:
   TcpListener(std::string name, TcpListenerOptions options, MessageHandler handler, ReadEndHandler read_end = {});
+  TcpListener(std::string name, TcpListenerOptions options, FrameHandler handler, ReadEndHandler read_end = {});
   ~TcpListener();
   void start();
   void stop();
@@ -68,28 +77,46 @@ class TcpListener {
 // Incremental RFC 6587 framer used by TcpListener for each connection; usable on its
 // own (e.g. for another stream transport). Feed bytes as they arrive, in any chunking;
 // call finish() at end of stream. The sink gets each message and whether it was cut
-// to max_message. Empty messages are skipped. A message that lies whole inside one
-// fed chunk is passed as a view into that chunk (no copy); only messages split across
-// chunks are gathered in the framer. Not thread-safe; one per stream.
+// (to max_message, or at end of stream). Empty messages are skipped. A message that
+// lies whole inside one fed chunk is passed as a view into that chunk (no copy); only
+// messages split across chunks are gathered in the framer. Not thread-safe; one per
+// stream.
+//
+// With detection on, the first frame decides the stream's framing: a digit followed by
+// more digits and a SP is octet counting, anything else newline framing; the choice
+// holds for the rest of the stream. In an octet-counted stream a frame that does not
+// start with a valid length (zero, more digits than max_message has, no SP) is a
+// framing error: nothing of it is delivered, and the framer either stops (failed(),
+// the caller closes the stream) or skips to the next LF and resumes.
 class TcpFramer {
  public:
   using Sink = std::function<void(std::string_view message, bool truncated)>;
   // octet_counting_detection: true = "auto" framing, false = newline only.
-  TcpFramer(size_t max_message, bool octet_counting_detection);
+  TcpFramer(size_t max_message, bool octet_counting_detection, bool stop_on_error = true);
   void feed(std::string_view data, const Sink& sink);
   // End of stream: delivers a partial last line; an incomplete octet-counted frame is
-  // delivered as far as it got and flagged truncated.
-  void finish(const Sink& sink);
+  // delivered as far as it got and flagged truncated. Returns true when the stream
+  // ended inside an octet-counted frame.
+  bool finish(const Sink& sink);
+  uint64_t framing_errors() const { return errors_; }
+  bool failed() const { return state_ == State::kFailed; }
+  bool octet_counting() const { return mode_ == Mode::kOctets; }
 
  private:
-  enum class State { kStart, kLength, kOctets, kLine };
+  enum class State { kStart, kLength, kOctets, kLine, kSkip, kFailed };
+  enum class Mode { kUndecided, kOctets, kLines };
   void deliver(const Sink& sink);
+  void framing_error();
   size_t max_message_;
+  size_t max_digits_;  // digits of max_message: a longer length prefix is absurd
   bool detect_;
+  bool stop_on_error_;
   State state_ = State::kStart;
+  Mode mode_ = Mode::kUndecided;
   std::string buf_;
   uint64_t remaining_ = 0;   // octets still to read of the current octet-counted frame
   bool truncated_ = false;
+  uint64_t errors_ = 0;
 };
 
 // "host:port" -> (host, port); throws std::invalid_argument naming the value.

@@ -6,6 +6,7 @@
 #include "common/ids.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "common/time_zone.h"
 #include "net/listeners.h"
 #include "proxy/ndjson_writer.h"
 
@@ -37,6 +38,19 @@ SourceCommon read_source_common(const ConfigNode& node, const std::string& type,
     node.fail("dataset", e.what());
   }
   return c;
+}
+
+SyslogParseOptions read_syslog_parse_options(const ConfigNode& node) {
+  SyslogParseOptions parse;
+  parse.keep_raw = node.boolean("keep_raw", true);
+  parse.vendor_payloads = node.boolean("vendor_payloads", true);
+  const std::string zone = node.str("timezone", "UTC");
+  try {
+    parse.timezone = TimeZone::load(zone);
+  } catch (const std::exception& e) {
+    node.fail("timezone", e.what());
+  }
+  return parse;
 }
 
 SourceMetrics::SourceMetrics(const SourceCommon& common)
@@ -76,7 +90,7 @@ SyslogIngest::SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOpti
       rejected_empty_(metrics_.rejected("empty")),
       discarded_empty_(metrics_.component.discarded(Discard::unintentional, "empty")) {}
 
-void SyslogIngest::handle(std::string_view message, const std::string& peer) {
+void SyslogIngest::handle(std::string_view message, const std::string& peer, bool truncated) {
   const int64_t received = now_us();
   pending_bytes_ += message.size();
   ++pending_messages_;
@@ -88,7 +102,9 @@ void SyslogIngest::handle(std::string_view message, const std::string& peer) {
     discarded_empty_.inc();
     return;
   }
-  parse_syslog_record(trimmed, received, options_, record_);
+  // The whole message: the parser keeps NULs in `_raw_b64`, so the bytes stay exact.
+  parse_syslog_record(message, received, options_, record_);
+  record_.truncated = truncated;
   if (!record_.error.empty()) {
     metrics_.parse_errors.inc();
     metrics_.parse_error_contract.inc();

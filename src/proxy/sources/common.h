@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "common/batch.h"
 #include "common/metrics.h"
@@ -25,6 +26,10 @@ struct SourceCommon {
 // Reads and validates the common keys; errors are ConfigErrors naming the key.
 SourceCommon read_source_common(const ConfigNode& node, const std::string& type, const std::string& default_listen,
                                 const std::string& default_dataset);
+
+// The parse keys both syslog sources have: keep_raw, timezone (IANA name, checked
+// against the system zoneinfo), vendor_payloads.
+SyslogParseOptions read_syslog_parse_options(const ConfigNode& node);
 
 // The metrics every source reports: the component contract (kind "source", type and
 // id from the config; docs/metrics.md) and the proxy's own series, labelled
@@ -58,7 +63,8 @@ void stamp_event(Event& event, const std::string& received, const std::string& s
 class SyslogIngest {
  public:
   SyslogIngest(SourceCommon common, EventSink& sink, SyslogParseOptions options, Delivery delivery);
-  void handle(std::string_view message, const std::string& peer);
+  // `truncated`: the listener cut the message (too long, or the stream ended inside it).
+  void handle(std::string_view message, const std::string& peer, bool truncated = false);
   void flush();
   const SourceCommon& common() const { return common_; }
 
@@ -89,16 +95,24 @@ class SyslogListenerSource final : public Source {
   SyslogListenerSource(SourceCommon common, ListenerOptions options, SyslogParseOptions parse, EventSink& sink,
                        Delivery delivery)
       : ingest_(std::move(common), sink, parse, delivery),
-        listener_(
-            ingest_.common().name, std::move(options),
-            [this](std::string_view m, const std::string& peer) { ingest_.handle(m, peer); },
-            [this] { ingest_.flush(); }) {}
+        listener_(ingest_.common().name, std::move(options), message_handler(), [this] { ingest_.flush(); }) {}
   void start() override { listener_.start(); }
   void stop() override { listener_.stop(); }
   std::string name() const override { return ingest_.common().name; }
   uint16_t port() const override { return listener_.port(); }
 
  private:
+  // TCP tells which messages it cut (they get `_truncated`); a UDP datagram is whole
+  // or counted by the listener as truncated.
+  auto message_handler() {
+    if constexpr (std::is_same_v<Listener, TcpListener>) {
+      return FrameHandler([this](std::string_view m, const std::string& peer, bool truncated) {
+        ingest_.handle(m, peer, truncated);
+      });
+    } else {
+      return MessageHandler([this](std::string_view m, const std::string& peer) { ingest_.handle(m, peer); });
+    }
+  }
   SyslogIngest ingest_;
   Listener listener_;
 };

@@ -7,6 +7,9 @@
 //     max_connections: 1024    # more are closed at once and counted
 //     idle_timeout: 10m        # a connection silent this long is closed
 //     keep_raw: true
+//     timezone: UTC            # IANA zone of timestamps without one (RFC 3164)
+//     vendor_payloads: true    # split CEF / LEEF / key=value payloads into fields
+//     close_on_framing_error: true   # false: skip to the next LF instead
 //
 // Delivery::backpressure: while the proxy spool is full the listener stops reading
 // (its io thread waits in the batcher output), so senders are flow-controlled by TCP
@@ -33,8 +36,8 @@ SourceFactory syslog_tcp_source_factory() {
             opt.max_connections = static_cast<int>(conns);
             opt.idle_timeout = node.duration("idle_timeout", opt.idle_timeout);
             if (opt.idle_timeout.count() <= 0) node.fail("idle_timeout", "must be greater than 0");
-            SyslogParseOptions parse;
-            parse.keep_raw = node.boolean("keep_raw", true);
+            opt.close_on_framing_error = node.boolean("close_on_framing_error", opt.close_on_framing_error);
+            SyslogParseOptions parse = read_syslog_parse_options(node);
             return std::make_unique<SyslogListenerSource<TcpListener, TcpListenerOptions>>(std::move(common), std::move(opt), parse, sink,
                                                                                     Delivery::backpressure);
           }};

@@ -278,25 +278,88 @@ Framed frame_all(std::string_view input, size_t max_message, bool detect, size_t
   return out;
 }
 
-TEST(TcpFramer, AutoFramingMixesOctetCountingAndLinesUnderAnyChunking) {
+TEST(TcpFramer, FirstFrameDecidesOctetCountingForTheConnection) {
   const std::string input =
-      "5 hello"                 // octet-counted
-      "11 hello\nworld"         // octet-counted, contains LF
-      "<13>plain line\r\n"      // newline framed, CRLF
-      "\n"                      // empty line: skipped
-      "42 is the answer\n"      // digits + space: octet-counted with LEN 42? no: see below
-      ;
-  // "42 is the answer\n" is 17 bytes, so as an octet-counted frame it is incomplete at
-  // the end of the stream: delivered as far as it got and flagged truncated.
+      "5 hello"            // octet-counted: the stream is octet-counted from now on
+      "11 hello\nworld"    // contains LF
+      "\n"                 // a line end between frames, as some senders add: skipped
+      "4 <13>"
+      "42 is the answer\n"; // 17 bytes of an announced 42: incomplete at end of stream
   for (size_t chunk : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, input.size()}) {
     auto got = frame_all(input, 1024, true, chunk);
     ASSERT_EQ(got.messages.size(), 4u) << "chunk " << chunk;
     EXPECT_EQ(got.messages[0], "hello");
     EXPECT_EQ(got.messages[1], "hello\nworld");
-    EXPECT_EQ(got.messages[2], "<13>plain line");
+    EXPECT_EQ(got.messages[2], "<13>");
     EXPECT_EQ(got.messages[3], "is the answer\n");
     EXPECT_EQ(got.truncated, 1);
   }
+}
+
+TEST(TcpFramer, FirstFrameDecidesNewlineFramingForTheConnection) {
+  // Once a connection is newline-framed, "5 hello" is a line like any other.
+  auto got = frame_all("<13>first\n5 hello\n0 zero\n", 1024, true, 3);
+  ASSERT_EQ(got.messages.size(), 3u);
+  EXPECT_EQ(got.messages[1], "5 hello");
+  EXPECT_EQ(got.messages[2], "0 zero");
+}
+
+TEST(TcpFramer, BadLengthPrefixIsAFramingErrorAndNothingHalfParsedIsDelivered) {
+  struct Case {
+    std::string input;
+    size_t delivered;
+  } cases[] = {
+      {"5 hello<13>no length\n5 after", 1},  // octet-counted stream, a frame without a length
+      {"0 5 hello", 0},                       // zero length
+      {"5 hello99999 x", 1},                  // 5 digits where max_message 1024 has 4: absurd
+      {"123456789012 x", 0},                  // absurd on the first frame too
+      {"5 hello12x34", 1},                    // digits, then no SP
+  };
+  for (const Case& c : cases) {
+    for (size_t chunk : {size_t{1}, size_t{4}, c.input.size()}) {
+      std::vector<std::string> got;
+      TcpFramer f(1024, true);
+      TcpFramer::Sink sink = [&](std::string_view m, bool) { got.emplace_back(m); };
+      for (size_t i = 0; i < c.input.size(); i += chunk) f.feed(std::string_view(c.input).substr(i, chunk), sink);
+      EXPECT_FALSE(f.finish(sink));
+      SCOPED_TRACE(c.input + " chunk " + std::to_string(chunk));
+      EXPECT_TRUE(f.failed());
+      EXPECT_EQ(f.framing_errors(), 1u);
+      ASSERT_EQ(got.size(), c.delivered);
+      if (c.delivered) EXPECT_EQ(got[0], "hello");
+    }
+  }
+  // A length within the digit count but above max_message is a long message, cut, not an error.
+  auto got = frame_all("2000 " + std::string(2000, 'z'), 1024, true, 100);
+  ASSERT_EQ(got.messages.size(), 1u);
+  EXPECT_EQ(got.messages[0].size(), 1024u);
+  EXPECT_EQ(got.truncated, 1);
+}
+
+TEST(TcpFramer, SkipModeResumesAfterTheNextLine) {
+  std::vector<std::string> got;
+  TcpFramer f(1024, true, /*stop_on_error=*/false);
+  TcpFramer::Sink sink = [&](std::string_view m, bool) { got.emplace_back(m); };
+  f.feed("5 hello0 junk up to here\n5 world<bad>\n3 end", sink);
+  EXPECT_FALSE(f.finish(sink));
+  EXPECT_FALSE(f.failed());
+  EXPECT_EQ(f.framing_errors(), 2u);
+  EXPECT_EQ(got, (std::vector<std::string>{"hello", "world", "end"}));
+}
+
+TEST(TcpFramer, TruncatedFinalFrameIsReported) {
+  std::vector<std::pair<std::string, bool>> got;
+  TcpFramer f(1024, true);
+  TcpFramer::Sink sink = [&](std::string_view m, bool t) { got.emplace_back(std::string(m), t); };
+  f.feed("3 abc10 <13>par", sink);
+  EXPECT_TRUE(f.finish(sink));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], std::make_pair(std::string("abc"), false));
+  EXPECT_EQ(got[1], std::make_pair(std::string("<13>par"), true));
+  // A stream that ends on a complete frame is not incomplete.
+  TcpFramer g(1024, true);
+  g.feed("3 abc", sink);
+  EXPECT_FALSE(g.finish(sink));
 }
 
 TEST(TcpFramer, DigitsWithoutSpaceAreALine) {
@@ -316,18 +379,21 @@ TEST(TcpFramer, NewlineModeNeverCountsOctets) {
 }
 
 TEST(TcpFramer, TruncatesBothFramingsAndResynchronises) {
-  const std::string input = std::string(20, 'a') + "\n" +        // line over the limit
-                            "20 " + std::string(20, 'b') +       // frame over the limit
-                            "abcdefgh\r\n" +                     // exactly the limit + CRLF
-                            "8 12345678";                        // frame at the limit
-  for (size_t chunk : {size_t{1}, size_t{5}, input.size()}) {
-    auto got = frame_all(input, 8, true, chunk);
-    ASSERT_EQ(got.messages.size(), 4u);
+  const std::string lines = std::string(20, 'a') + "\n" +  // line over the limit
+                            "abcdefgh\r\n";                // exactly the limit + CRLF
+  const std::string frames = "9 " + std::string(9, 'b') +  // frame over the limit (1 digit, as 8 has)
+                             "8 12345678";                 // frame at the limit
+  for (size_t chunk : {size_t{1}, size_t{5}, size_t{100}}) {
+    auto got = frame_all(lines, 8, true, chunk);
+    ASSERT_EQ(got.messages.size(), 2u);
     EXPECT_EQ(got.messages[0], std::string(8, 'a'));
-    EXPECT_EQ(got.messages[1], std::string(8, 'b'));
-    EXPECT_EQ(got.messages[2], "abcdefgh");
-    EXPECT_EQ(got.messages[3], "12345678");
-    EXPECT_EQ(got.truncated, 2) << "chunk " << chunk;
+    EXPECT_EQ(got.messages[1], "abcdefgh");
+    EXPECT_EQ(got.truncated, 1) << "chunk " << chunk;
+    got = frame_all(frames, 8, true, chunk);
+    ASSERT_EQ(got.messages.size(), 2u);
+    EXPECT_EQ(got.messages[0], std::string(8, 'b'));
+    EXPECT_EQ(got.messages[1], "12345678");
+    EXPECT_EQ(got.truncated, 1) << "chunk " << chunk;
   }
 }
 
@@ -375,14 +441,68 @@ TEST_F(TcpFixture, OctetCountingFraming) {
     RawConn c(port());
     ASSERT_TRUE(c.send("17 <13>hello\nworld!!"));
     ASSERT_TRUE(c.send("9 <13>short"));
-    ASSERT_TRUE(c.send("<13>newline after frames\n"));
+  }
+  {
+    RawConn c(port());  // each connection decides its own framing
+    ASSERT_TRUE(c.send("<13>newline framed\n"));
   }
   ASSERT_TRUE(wait_until([&] { return got.size() >= 3; }));
   auto msgs = got.messages();
   ASSERT_EQ(msgs.size(), 3u);
   EXPECT_EQ(msgs[0], "<13>hello\nworld!!");
   EXPECT_EQ(msgs[1], "<13>short");
-  EXPECT_EQ(msgs[2], "<13>newline after frames");
+  EXPECT_EQ(msgs[2], "<13>newline framed");
+}
+
+TEST_F(TcpFixture, FramingErrorIsCountedAndClosesTheConnection) {
+  start();
+  RawConn c(port());
+  ASSERT_TRUE(c.send("9 <13>first<13>no length prefix\n9 <13>after"));
+  // The listener closes its side: our read sees the end of the stream.
+  char buf[16];
+  EXPECT_EQ(::recv(c.fd(), buf, sizeof buf, 0), 0);
+  ASSERT_TRUE(wait_until([&] { return metric("bf_tcp_framing_errors_total", name) == 1; }));
+  EXPECT_EQ(got.messages(), (std::vector<std::string>{"<13>first"}));
+  EXPECT_TRUE(wait_until([&] { return listener->open_connections() == 0; }));
+}
+
+TEST_F(TcpFixture, FramingErrorCanSkipToTheNextLine) {
+  TcpListenerOptions o;
+  o.close_on_framing_error = false;
+  start(o);
+  {
+    RawConn c(port());
+    ASSERT_TRUE(c.send("9 <13>first0 bad\n9 <13>after"));
+  }
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 2; }));
+  EXPECT_EQ(got.messages(), (std::vector<std::string>{"<13>first", "<13>after"}));
+  EXPECT_EQ(metric("bf_tcp_framing_errors_total", name), 1);
+}
+
+TEST_F(TcpFixture, StreamEndingInsideAFrameIsMarkedTruncatedAndCounted) {
+  name = test_name();
+  TcpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  std::mutex mu;
+  std::vector<std::pair<std::string, bool>> frames;
+  listener = std::make_unique<TcpListener>(name, o, FrameHandler([&](std::string_view m, const std::string&, bool t) {
+                                             std::lock_guard<std::mutex> lock(mu);
+                                             frames.emplace_back(std::string(m), t);
+                                           }));
+  listener->start();
+  {
+    RawConn c(port());
+    ASSERT_TRUE(c.send("5 <13>a40 <13>cut short"));
+  }
+  ASSERT_TRUE(wait_until([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return frames.size() == 2;
+  }));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(frames[0], std::make_pair(std::string("<13>a"), false));
+  EXPECT_EQ(frames[1], std::make_pair(std::string("<13>cut short"), true));
+  EXPECT_EQ(metric("bf_tcp_frames_incomplete_total", name), 1);
+  EXPECT_EQ(metric("bf_tcp_messages_truncated_total", name), 0);  // that one is for over-long messages
 }
 
 TEST_F(TcpFixture, OversizedMessagesAreTruncatedAndCounted) {
@@ -392,15 +512,19 @@ TEST_F(TcpFixture, OversizedMessagesAreTruncatedAndCounted) {
   {
     RawConn c(port());
     ASSERT_TRUE(c.send(std::string(100, 'L') + "\n"));
-    ASSERT_TRUE(c.send("40 " + std::string(40, 'F')));
     ASSERT_TRUE(c.send("next\n"));
+  }
+  ASSERT_TRUE(wait_until([&] { return got.size() >= 2; }));
+  {
+    RawConn c(port());
+    ASSERT_TRUE(c.send("40 " + std::string(40, 'F')));
   }
   ASSERT_TRUE(wait_until([&] { return got.size() >= 3; }));
   auto msgs = got.messages();
   ASSERT_EQ(msgs.size(), 3u);
   EXPECT_EQ(msgs[0], std::string(16, 'L'));
-  EXPECT_EQ(msgs[1], std::string(16, 'F'));
-  EXPECT_EQ(msgs[2], "next");
+  EXPECT_EQ(msgs[1], "next");
+  EXPECT_EQ(msgs[2], std::string(16, 'F'));
   EXPECT_EQ(metric("bf_tcp_messages_truncated_total", name), 2);
 }
 

@@ -93,6 +93,15 @@ std::vector<std::string> corpus() {
       "<13>Oct 11 22:14:15 h\xE9st app: latin-1 \xE9",
       "<13>1 - h a - - - tab\there \"quoted\" back\\slash",
       "<13>1 - h a - - - \xEF\xBB\xBF",
+      // device variants and vendor payloads (syslog_devices_test.cpp checks their fields)
+      "<189>49: 000041: *Mar  1 00:21:03.487 UTC: %SYS-5-CONFIG_I: Configured from console by console",
+      "<166>Jan 15 2024 10:20:30 fw01 : %ASA-6-106023: Deny tcp src outside:203.0.113.9/4444",
+      "<182>Nov 25 10:50:04 bigip1 info tmm[12345]: Rule fired",
+      "<189>date=2020-03-29 time=16:41:30 logid=\"0113022923\" type=\"event\" tz=\"-0700\" msg=\"a \\\"q\\\"\"",
+      "<134>1 2018-03-21 17:25:25 MDS-72 CheckPoint 13752 - [action:\"Update\"; flags:\"150784\";]",
+      "CEF:0|security|threatmanager|1.0|100|detected a \\| in message|10|src=10.0.0.1 act=blocked a \\= dst=1.1.1.1",
+      "LEEF:2.0|Lancope|StealthWatch|1.0|41|^|src=10.0.1.8^dst=10.0.0.5^sev=5",
+      "time=1557767758|hostname=r80test|action=Accept|time=1|",
   };
   // Every control character (and DEL) inside a message, an SD value and an SD-ID-like token.
   std::string all_controls = "<13>1 - h a - - [c@1 v=\"";
@@ -149,7 +158,11 @@ TEST(SyslogNdjsonWriter, RecordFieldsMatchTheEvent) {
   EXPECT_TRUE(r.sd_ids.empty());
   EXPECT_EQ(r.message, "plain");
   parse_syslog_record("nope", kRecv, {}, r);
-  EXPECT_TRUE(r.failed);
+  EXPECT_TRUE(r.pri_defaulted);
+  EXPECT_EQ(r.pri, 13);
+  EXPECT_TRUE(r.error.empty());
+  EXPECT_EQ(r.message, "nope");
+  parse_syslog_record("", kRecv, {}, r);
   EXPECT_EQ(r.pri, -1);
   EXPECT_FALSE(r.error.empty());
 }

@@ -143,10 +143,11 @@ TEST(Proxy, EndToEndSyslogUdpTcpAndHttp) {
 
   test::send_udp(udp, "<34>1 2024-05-01T10:00:00.250Z udphost myapp 77 ID1 [meta@1 k=\"v\"] over udp\n");
   test::send_udp(udp, "<13>May  1 10:00:01 bsdhost cron[5]: bsd over udp");
-  test::send_udp(udp, "not syslog at all");
+  test::send_udp(udp, "<999>not syslog at all");  // no valid PRI: kept whole, with _parse_error
   const std::string octet = "<14>1 2024-05-01T10:00:03Z tcphost app - - - octet counted";
-  test::send_tcp(tcp, "<13>1 2024-05-01T10:00:02Z tcphost app - - - line framed\n" +
-                          std::to_string(octet.size()) + " " + octet);
+  // Each connection keeps the framing its first frame shows (RFC 6587): one of each.
+  test::send_tcp(tcp, "<13>1 2024-05-01T10:00:02Z tcphost app - - - line framed\n");
+  test::send_tcp(tcp, std::to_string(octet.size()) + " " + octet);
   Headers h{{"Authorization", "Bearer s3cret"}, {"Content-Type", "application/x-ndjson"}};
   HttpResult r = post(http, "/ingest",
                       "{\"message\":\"from http\",\"user\":\"ann\",\"_time\":\"2024-05-01T12:00:00+02:00\"}\n"
@@ -184,7 +185,7 @@ TEST(Proxy, EndToEndSyslogUdpTcpAndHttp) {
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(s(*e, "app_name"), "cron");
   EXPECT_EQ(s(*e, "hostname"), "bsdhost");
-  e = find_message(udp_events, "not syslog at all");
+  e = find_message(udp_events, "<999>not syslog at all");
   ASSERT_NE(e, nullptr);
   EXPECT_TRUE(e->contains("_parse_error"));
   EXPECT_EQ(test::metric("bf_proxy_parse_errors_total", {{"source", "e2e-udp"}}) - perr0, 1);
@@ -609,7 +610,7 @@ TEST(ProxyContract, SyslogUdpSourceCountsEventsBytesParseErrorsAndBlankDatagrams
   p->start();
   const std::vector<std::string> datagrams{"<34>1 2024-05-01T10:00:00Z host app - - - one",
                                            "<13>May  1 10:00:01 host cron[5]: two",
-                                           "not syslog at all",  // kept with _parse_error: an error, not a discard
+                                           "<x> not syslog at all",  // kept with _parse_error: an error, not a discard
                                            "\r\n"};             // blank: nothing to keep, a discard
   int64_t bytes = 0;
   for (const auto& d : datagrams) {
@@ -640,11 +641,13 @@ TEST(ProxyContract, SyslogTcpSourceCountsEventsBytesParseErrorsAndBlankFrames) {
   auto p = make_proxy(contract_source_yaml(rx.url(), dir.str(), "syslog_tcp", "contract-tcp"));
   p->start();
   const std::string line = "<13>1 2024-05-01T10:00:02Z tcphost app - - - line framed";
-  const std::string garbage = "garbage line";
+  const std::string garbage = "<garbage> line";
   const std::string octet = "<14>1 2024-05-01T10:00:03Z tcphost app - - - octet counted";
-  // "2 \r\n": an octet-counted frame holding only a line end — a blank message.
-  test::send_tcp(p->source_port("contract-tcp"),
-                 line + "\n" + garbage + "\n2 \r\n" + std::to_string(octet.size()) + " " + octet);
+  // One framing per connection (RFC 6587): newline-framed lines on one, octet-counted
+  // frames on another; "2 \r\n" is an octet-counted frame holding only a line end — a
+  // blank message.
+  test::send_tcp(p->source_port("contract-tcp"), line + "\n" + garbage + "\n");
+  test::send_tcp(p->source_port("contract-tcp"), "2 \r\n" + std::to_string(octet.size()) + " " + octet);
   auto counts = [] { return test::ContractCounts::of("source", "syslog_tcp", "contract-tcp"); };
   ASSERT_TRUE(test::wait_until([&] { return events_in(rx, "contract-tcp").size() == 3 && counts().received_events == 4; }))
       << counts().received_events;

@@ -6,30 +6,16 @@
 
 #include "common/time.h"
 #include "common/utf8.h"
+#include "syslog_test_helpers.h"
 
 namespace bf {
 namespace {
 
 namespace json = boost::json;
 
-int64_t at(const char* iso) {
-  auto t = parse_rfc3339(iso, true);
-  if (!t) throw std::runtime_error(std::string("bad test timestamp ") + iso);
-  return *t;
-}
-
-std::string str(const Event& e, const char* key) {
-  auto* v = e.if_contains(key);
-  if (!v) return "<absent>";
-  if (!v->is_string()) return "<not a string: " + json::serialize(*v) + ">";
-  return std::string(v->as_string());
-}
-
-int64_t num(const Event& e, const char* key) {
-  auto* v = e.if_contains(key);
-  if (!v || !v->is_int64()) return -1;
-  return v->as_int64();
-}
+using syslog_test::at;
+using syslog_test::num;
+using syslog_test::str;
 
 const int64_t kRecv = at("2024-06-15T12:00:00Z");
 
@@ -112,9 +98,12 @@ TEST(SyslogParser, Rfc5424InvalidTimestampUsesReceiveTime) {
   EXPECT_NE(str(e, "_parse_error").find("TIMESTAMP"), std::string::npos) << str(e, "_parse_error");
   EXPECT_EQ(str(e, "hostname"), "host");
   EXPECT_EQ(str(e, "message"), "msg");
-  // Missing offset is not RFC 5424.
+  // Without an offset the time is read in the source's zone (UTC by default) and flagged.
   e = parse_syslog("<14>1 2024-01-01T00:00:00 host app - - - msg", kRecv);
-  EXPECT_TRUE(has_parse_error(e));
+  EXPECT_FALSE(has_parse_error(e)) << json::serialize(e);
+  EXPECT_EQ(str(e, "_time"), "2024-01-01T00:00:00.000000Z");
+  EXPECT_TRUE(e.at("_zone_inferred").as_bool());
+  EXPECT_FALSE(e.contains("_year_inferred"));
 }
 
 TEST(SyslogParser, Rfc3164Basic) {
@@ -181,42 +170,55 @@ TEST(SyslogParser, Rfc3164WithoutHostnameOrHeader) {
   EXPECT_EQ(str(e, "message"), "hello world");
   EXPECT_EQ(str(e, "_time"), format_rfc3339(kRecv));
 
-  // Host but no tag: the rest is the message.
+  // A TAG needs neither ':' nor [pid] (RFC 3164 4.1.3: it ends at the first
+  // non-alphanumeric character): the first word after the host.
   e = parse_syslog("<13>Oct 11 22:14:15 host just words here", at("2024-10-12T00:00:00Z"));
   EXPECT_EQ(str(e, "hostname"), "host");
-  EXPECT_FALSE(e.contains("app_name"));
-  EXPECT_EQ(str(e, "message"), "just words here");
+  EXPECT_EQ(str(e, "app_name"), "just");
+  EXPECT_EQ(str(e, "message"), "words here");
 }
 
-TEST(SyslogParser, GarbageIsKeptWithParseError) {
+TEST(SyslogParser, NoPriIsDefaultedAndBrokenPriKeptWithParseError) {
+  // RFC 3164 4.3.3: a message without PRI gets PRI 13 and is content.
   const std::string line = "this is not syslog at all";
   Event e = parse_syslog(line, kRecv);
-  ASSERT_TRUE(has_parse_error(e));
-  EXPECT_NE(str(e, "_parse_error").find("PRI"), std::string::npos);
+  EXPECT_FALSE(has_parse_error(e)) << json::serialize(e);
+  EXPECT_EQ(num(e, "facility"), 1);
+  EXPECT_EQ(num(e, "severity"), 5);
+  EXPECT_TRUE(e.at("_pri_defaulted").as_bool());
   EXPECT_EQ(str(e, "message"), line);
   EXPECT_EQ(str(e, "_raw"), line);
   EXPECT_EQ(str(e, "_time"), format_rfc3339(kRecv));
-  EXPECT_FALSE(e.contains("facility"));
 
+  // A '<' that opens no valid PRI: 13 as well, the whole line as message, and an error.
   e = parse_syslog("<999>1 - - - - - -", kRecv);
   ASSERT_TRUE(has_parse_error(e));
   EXPECT_NE(str(e, "_parse_error").find("191"), std::string::npos);
-
+  EXPECT_EQ(num(e, "severity"), 5);
+  EXPECT_EQ(str(e, "message"), "<999>1 - - - - - -");
   e = parse_syslog("<13", kRecv);
   EXPECT_TRUE(has_parse_error(e));
+  EXPECT_EQ(str(e, "_raw"), "<13");
 
-  // Valid PRI, broken structured data: the PRI is kept, the message is the line.
+  // Valid PRI, broken structured data: the header that parsed stays, the rest is the message.
   const std::string bad_sd = "<13>1 2024-01-01T00:00:00Z h a p m [unterminated x=\"1\" msg";
   e = parse_syslog(bad_sd, kRecv);
   ASSERT_TRUE(has_parse_error(e));
   EXPECT_EQ(num(e, "facility"), 1);
-  EXPECT_EQ(str(e, "message"), bad_sd);
+  EXPECT_EQ(num(e, "version"), 1);
+  EXPECT_EQ(str(e, "hostname"), "h");
+  EXPECT_EQ(str(e, "app_name"), "a");
+  EXPECT_EQ(str(e, "procid"), "p");
+  EXPECT_EQ(str(e, "msgid"), "m");
+  EXPECT_EQ(str(e, "_time"), "2024-01-01T00:00:00.000000Z");
+  EXPECT_EQ(str(e, "message"), "[unterminated x=\"1\" msg");
   EXPECT_EQ(str(e, "_raw"), bad_sd);
-  EXPECT_FALSE(e.contains("hostname"));
 
   e = parse_syslog("<13>1 2024-01-01T00:00:00Z host-only", kRecv);
   ASSERT_TRUE(has_parse_error(e));
   EXPECT_NE(str(e, "_parse_error").find("APP-NAME"), std::string::npos) << str(e, "_parse_error");
+  EXPECT_EQ(str(e, "hostname"), "host-only");
+  EXPECT_EQ(str(e, "_time"), "2024-01-01T00:00:00.000000Z");
 }
 
 TEST(SyslogParser, InvalidUtf8IsRepaired) {
@@ -229,11 +231,13 @@ TEST(SyslogParser, InvalidUtf8IsRepaired) {
   json::error_code ec;
   json::value back = json::parse(text, ec);
   ASSERT_FALSE(ec) << ec.message();
-  EXPECT_EQ(back.at("_raw").as_string(), repair_utf8(line));
+  // The original bytes are not replaced: `_raw_b64` holds them (syslog_devices_test decodes it).
+  EXPECT_FALSE(back.as_object().contains("_raw"));
+  EXPECT_TRUE(back.as_object().contains("_raw_b64"));
 
   // Garbage with invalid bytes is repaired too.
   e = parse_syslog("\xFF\xFF junk", kRecv);
-  EXPECT_TRUE(has_parse_error(e));
+  EXPECT_TRUE(e.at("_pri_defaulted").as_bool());
   EXPECT_EQ(str(e, "message"), "\xEF\xBF\xBD\xEF\xBF\xBD junk");
 }
 
@@ -245,7 +249,8 @@ TEST(SyslogParser, TrailingNewlineAndKeepRaw) {
   no_raw.keep_raw = false;
   e = parse_syslog("<13>1 - h a - - - msg", kRecv, no_raw);
   EXPECT_FALSE(e.contains("_raw"));
-  e = parse_syslog("garbage", kRecv, no_raw);
+  e = parse_syslog("<garbage", kRecv, no_raw);
+  EXPECT_TRUE(has_parse_error(e));
   EXPECT_TRUE(e.contains("_raw"));  // failures always keep the line
 }
 
