@@ -52,6 +52,20 @@ Counter& SourceMetrics::rejected(const std::string& reason) const {
                            {{"source", source}, {"reason", reason}});
 }
 
+void normalize_event_time(Event& ev, const std::string& received) {
+  auto* t = ev.if_contains("_time");
+  if (!t) {
+    ev["_time"] = received;
+    return;
+  }
+  if (auto us = parse_event_time(*t)) {
+    *t = format_rfc3339(*us);
+  } else {
+    ev["_time_raw"] = std::move(*t);
+    ev["_time"] = received;
+  }
+}
+
 void stamp_event(Event& event, const std::string& received, const std::string& source, const std::string& peer) {
   event["_received"] = received;
   event["_source"] = source;

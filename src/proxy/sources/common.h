@@ -36,6 +36,10 @@ struct SourceMetrics {
   Counter& rejected(const std::string& reason) const;  // bf_proxy_rejected_total{source,reason}
 };
 
+// _time: see parse_event_time -> RFC 3339 UTC; absent -> receive time; anything
+// else -> receive time, the original kept as _time_raw (as the packer does).
+void normalize_event_time(Event& event, const std::string& received);
+
 // Sets _received, _source and _peer.
 void stamp_event(Event& event, const std::string& received, const std::string& source, const std::string& peer);
 
@@ -96,5 +100,10 @@ class SyslogListenerSource final : public Source {
 SourceFactory syslog_udp_source_factory();
 SourceFactory syslog_tcp_source_factory();
 SourceFactory http_source_factory();
+SourceFactory sflow_source_factory();
+SourceFactory netflow_source_factory();
+SourceFactory ipfix_source_factory();
+SourceFactory udp_source_factory();
+SourceFactory tcp_source_factory();
 
 }  // namespace bf
