@@ -232,7 +232,9 @@ void compare_with_tshark(const std::string& version, const std::vector<std::stri
         for (const auto& v : arr->as_array()) theirs.push_back(tshark_as_text(std::string(v.as_string()), f.kind));
       std::vector<std::string> mine;
       for (const Event& e : ours[p]) {
-        mine.push_back(ours_as_text(e, f.ours, f.kind));
+        // A record whose template lacks the field (e.g. ports of the ICMP template)
+        // has none in tshark's list either; one we missed leaves the lists unequal.
+        if (e.contains(f.ours)) mine.push_back(ours_as_text(e, f.ours, f.kind));
         if (!f.reverse.empty() && e.contains(f.reverse)) mine.push_back(ours_as_text(e, f.reverse, f.kind));
       }
       EXPECT_EQ(mine, theirs) << "datagram " << p << ", field " << f.tshark << " / " << f.ours;
