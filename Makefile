@@ -38,7 +38,8 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@[ -f build-fuzz/build.ninja ] || CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DBF_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_sflow fuzz_netflow
-	cd build-fuzz && for t in sflow netflow; do ./tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; done
+	cd build-fuzz && for t in sflow netflow; do mkdir -p corpus-$$t && \
+	  ./tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 corpus-$$t ../tests/fuzz/corpus/$$t || exit 1; done
 
 # Bench-only peers (rsyslog) are installed by `setup.sh --bench`; `make test` needs none.
 bench: build
