@@ -26,18 +26,10 @@ void FlowDecoder::decode_ipfix(Reader r, const EventContext& ctx, std::string& o
     return;
   }
   Reader msg = r.sub(length - 16u);  // bytes after the message (none over UDP) are not ours
-  while (msg.remaining() >= 4) {
-    const uint16_t id = msg.u16();
-    const uint16_t set_length = msg.u16();
-    if (set_length < 4) {
-      stats.count(FlowError::bad_length);
-      return;
-    }
-    if (set_length - 4u > msg.remaining()) {
-      stats.count(FlowError::truncated);
-      return;
-    }
-    Reader set = msg.sub(set_length - 4u);
+  const uint64_t errors_before = stats.total_errors();
+  uint16_t id = 0;
+  Reader set;
+  while (next_set(msg, id, set, stats)) {
     if (id == 2 || id == 3) {
       ipfix_templates(set, id == 3, info, ctx, stats);
     } else if (id >= 256) {
@@ -46,7 +38,8 @@ void FlowDecoder::decode_ipfix(Reader r, const EventContext& ctx, std::string& o
       stats.count(FlowError::unknown_format);  // reserved Set id: skipped
     }
   }
-  if (msg.remaining() != 0) stats.count(FlowError::bad_length);
+  // Bytes left that cannot hold a set header: the message length does not match its sets.
+  if (stats.total_errors() == errors_before && msg.remaining() != 0) stats.count(FlowError::bad_length);
 }
 
 void FlowDecoder::ipfix_templates(Reader set, bool options, const MessageInfo& info, const EventContext& ctx,

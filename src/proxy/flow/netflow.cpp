@@ -144,18 +144,10 @@ void FlowDecoder::decode_v9(Reader r, const EventContext& ctx, std::string& out,
   }
   size_t records = 0;
   bool held = false;
-  while (r.remaining() >= 4) {
-    const uint16_t id = r.u16();
-    const uint16_t length = r.u16();
-    if (length < 4) {  // would never advance: the rest of the packet cannot be framed
-      stats.count(FlowError::bad_length);
-      return;
-    }
-    if (length - 4u > r.remaining()) {
-      stats.count(FlowError::truncated);
-      return;
-    }
-    Reader set = r.sub(length - 4u);
+  const uint64_t errors_before = stats.total_errors();
+  uint16_t id = 0;
+  Reader set;
+  while (next_set(r, id, set, stats)) {
     if (id == 0 || id == 1) {
       records += v9_templates(set, id == 1, info, ctx, stats);
     } else if (id >= 256) {
@@ -169,7 +161,7 @@ void FlowDecoder::decode_v9(Reader r, const EventContext& ctx, std::string& out,
       stats.count(FlowError::unknown_format);  // reserved FlowSet id: skipped
     }
   }
-  if (!held && records < count) stats.count(FlowError::truncated);
+  if (stats.total_errors() == errors_before && !held && records < count) stats.count(FlowError::truncated);
 }
 
 size_t FlowDecoder::v9_templates(Reader set, bool options, const MessageInfo& info, const EventContext& ctx,

@@ -23,8 +23,25 @@ struct Datagram {
   uint32_t sub_agent = 0, sequence = 0, uptime = 0;
 };
 
-void put_header(JsonObjectWriter& w, const Datagram& d, const char* sample_type, uint32_t sample_sequence,
-                uint32_t source_type, uint32_t source_index) {
+// A sample's sequence number and source id: type and index in one word (compact) or two (expanded).
+struct SampleHeader {
+  uint32_t sequence, source_type, source_index;
+};
+SampleHeader read_sample_header(Reader& s, bool expanded) {
+  SampleHeader h{};
+  h.sequence = s.u32();
+  if (expanded) {
+    h.source_type = s.u32();
+    h.source_index = s.u32();
+  } else {
+    const uint32_t id = s.u32();
+    h.source_type = id >> 24;
+    h.source_index = id & 0xffffff;
+  }
+  return h;
+}
+
+void put_header(JsonObjectWriter& w, const Datagram& d, const char* sample_type, const SampleHeader& h) {
   w.plain_num("sflow_version", 5);
   if (d.agent_v6) {
     put_ipv6(w, "agent", d.agent);
@@ -35,9 +52,9 @@ void put_header(JsonObjectWriter& w, const Datagram& d, const char* sample_type,
   w.plain_num("datagram_sequence", d.sequence);
   w.plain_num("agent_uptime_ms", d.uptime);
   w.plain_field("sample_type", sample_type);
-  w.plain_num("sample_sequence", sample_sequence);
-  w.plain_num("source_id_type", source_type);
-  w.plain_num("source_id_index", source_index);
+  w.plain_num("sample_sequence", h.sequence);
+  w.plain_num("source_id_type", h.source_type);
+  w.plain_num("source_id_index", h.source_index);
 }
 
 // An XDR "address": type (1 IPv4, 2 IPv6) and the bytes. false when unreadable.
@@ -213,16 +230,7 @@ bool read_records(Reader& s, uint32_t count, std::array<Record, kMaxRecords>& re
 
 void flow_sample(Reader s, bool expanded, const Datagram& d, const EventContext& ctx, std::string& out,
                  FlowStats& stats) {
-  const uint32_t sequence = s.u32();
-  uint32_t source_type, source_index;
-  if (expanded) {
-    source_type = s.u32();
-    source_index = s.u32();
-  } else {
-    const uint32_t id = s.u32();
-    source_type = id >> 24;
-    source_index = id & 0xffffff;
-  }
+  const SampleHeader h = read_sample_header(s, expanded);
   const uint32_t rate = s.u32(), pool = s.u32(), drops = s.u32();
   uint32_t in_format, in_value, out_format, out_value;
   if (expanded) {
@@ -247,7 +255,7 @@ void flow_sample(Reader s, bool expanded, const Datagram& d, const EventContext&
   if (!read_records(s, count, records, n, stats)) return;
 
   JsonObjectWriter w(out);
-  put_header(w, d, "flow", sequence, source_type, source_index);
+  put_header(w, d, "flow", h);
   w.plain_num("sampling_rate", rate);
   w.plain_num("sample_pool", pool);
   w.plain_num("drops", drops);
@@ -419,16 +427,7 @@ void flow_sample(Reader s, bool expanded, const Datagram& d, const EventContext&
 
 void counter_sample(Reader s, bool expanded, const Datagram& d, const EventContext& ctx, std::string& out,
                     FlowStats& stats) {
-  const uint32_t sequence = s.u32();
-  uint32_t source_type, source_index;
-  if (expanded) {
-    source_type = s.u32();
-    source_index = s.u32();
-  } else {
-    const uint32_t id = s.u32();
-    source_type = id >> 24;
-    source_index = id & 0xffffff;
-  }
+  const SampleHeader h = read_sample_header(s, expanded);
   const uint32_t count = s.u32();
   if (!s.ok()) {
     stats.count(FlowError::truncated);
@@ -449,7 +448,7 @@ void counter_sample(Reader s, bool expanded, const Datagram& d, const EventConte
       continue;
     }
     JsonObjectWriter w(out);
-    put_header(w, d, "counter", sequence, source_type, source_index);
+    put_header(w, d, "counter", h);
     if (format == kGenericInterface) {
       w.plain_field("counter_type", "generic_interface");
       w.plain_num("ifIndex", r.u32());

@@ -295,6 +295,22 @@ size_t decode_data_set(Reader set, uint16_t template_id, const FlowTemplate& t, 
   return records;
 }
 
+bool next_set(Reader& msg, uint16_t& id, Reader& body, FlowStats& stats) {
+  if (msg.remaining() < 4) return false;  // (fewer bytes are padding)
+  id = msg.u16();
+  const uint16_t length = msg.u16();
+  if (length < 4) {  // would never advance
+    stats.count(FlowError::bad_length);
+    return false;
+  }
+  if (length - 4u > msg.remaining()) {
+    stats.count(FlowError::truncated);
+    return false;
+  }
+  body = msg.sub(length - 4u);
+  return true;
+}
+
 // ---------------------------------------------------------------------------------
 // HeldSets
 

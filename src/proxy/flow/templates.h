@@ -94,6 +94,11 @@ size_t decode_data_set(Reader set, uint16_t template_id, const FlowTemplate& t, 
                        const EventContext& ctx, std::string& out, FlowStats& stats,
                        int64_t* system_init_us = nullptr);
 
+// Frames the next (Flow)Set of a v9 packet / IPFIX message: its id and body. false
+// at the end, or (counted) when the set length is below its header or past the end,
+// after which nothing more of the message can be framed.
+bool next_set(Reader& msg, uint16_t& id, Reader& body, FlowStats& stats);
+
 // Data sets that arrived before their template, held for a bounded time and size.
 // When the template arrives, the held sets are decoded as if they had just come
 // (with their own receive time and peer); when their hold runs out, or room is

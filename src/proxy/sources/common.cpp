@@ -104,21 +104,42 @@ void SyslogIngest::handle(std::string_view message, const std::string& peer) {
 }
 
 void SyslogIngest::flush() {
-  if (pending_bytes_) {
-    metrics_.bytes.inc(pending_bytes_);
-    pending_bytes_ = 0;
+  hand_over_lines(sink_, common_, metrics_, delivery_, pending_, pending_events_, pending_bytes_);
+}
+
+void hand_over_lines(EventSink& sink, const SourceCommon& common, SourceMetrics& metrics, Delivery delivery,
+                     std::string& pending, size_t& events, uint64_t& bytes) {
+  if (bytes) {
+    metrics.bytes.inc(bytes);
+    bytes = 0;
   }
-  if (pending_events_ == 0) return;
-  const size_t events = pending_events_;
-  pending_events_ = 0;
+  if (events == 0) {
+    pending.clear();
+    return;
+  }
+  const size_t n = events;
+  events = 0;
   try {
-    sink_.emit_ndjson(common_.tenant, common_.dataset, pending_, events, delivery_);
+    sink.emit_ndjson(common.tenant, common.dataset, pending, n, delivery);
   } catch (...) {
-    pending_.clear();
+    pending.clear();
     throw;
   }
-  pending_.clear();
-  metrics_.events.inc(events);
+  pending.clear();
+  metrics.events.inc(n);
+}
+
+TcpListenerOptions read_tcp_listener_options(const ConfigNode& node, const SourceCommon& common) {
+  TcpListenerOptions opt;
+  opt.listen = common.listen;
+  opt.max_message = node.bytes("max_message", opt.max_message);
+  if (opt.max_message == 0) node.fail("max_message", "must be positive");
+  const int64_t conns = node.integer("max_connections", opt.max_connections);
+  if (conns < 1 || conns > 1000000) node.fail("max_connections", "must be between 1 and 1000000");
+  opt.max_connections = static_cast<int>(conns);
+  opt.idle_timeout = node.duration("idle_timeout", opt.idle_timeout);
+  if (opt.idle_timeout.count() <= 0) node.fail("idle_timeout", "must be greater than 0");
+  return opt;
 }
 
 }  // namespace bf

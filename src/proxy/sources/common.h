@@ -43,6 +43,15 @@ void normalize_event_time(Event& event, const std::string& received);
 // Sets _received, _source and _peer.
 void stamp_event(Event& event, const std::string& received, const std::string& source, const std::string& peer);
 
+// Hands a source's pending NDJSON lines (`events` of them) to the sink in one call and
+// counts them and the `bytes` read for them; clears all three, also when the sink throws.
+void hand_over_lines(EventSink& sink, const SourceCommon& common, SourceMetrics& metrics, Delivery delivery,
+                     std::string& pending, size_t& events, uint64_t& bytes);
+
+// The listener keys of the TCP sources (syslog_tcp, tcp): max_message, max_connections,
+// idle_timeout; listen from `common`.
+TcpListenerOptions read_tcp_listener_options(const ConfigNode& node, const SourceCommon& common);
+
 // Syslog message -> NDJSON line -> sink, shared by syslog_udp and syslog_tcp. handle()
 // parses a message into a reused SyslogRecord and writes its event as NDJSON text
 // straight into a pending buffer (no DOM, no allocation per field); flush() hands the

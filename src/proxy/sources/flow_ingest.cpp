@@ -35,13 +35,9 @@ void FlowIngest::handle(std::string_view datagram, const std::string& peer) {
 }
 
 void FlowIngest::flush() {
-  if (pending_bytes_) {
-    metrics_.bytes.inc(pending_bytes_);
-    pending_bytes_ = 0;
-  }
   for (size_t i = 0; i < flow::kFlowErrorCount; ++i)
     if (stats_.errors[i] != reported_.errors[i]) errors_[i]->inc(stats_.errors[i] - reported_.errors[i]);
-  const uint64_t events = stats_.events - reported_.events;
+  size_t events = static_cast<size_t>(stats_.events - reported_.events);
   reported_ = stats_;
   const auto templates = static_cast<int64_t>(decoder_->templates());
   const auto held = static_cast<int64_t>(decoder_->held_sets());
@@ -49,18 +45,7 @@ void FlowIngest::flush() {
   held_gauge_.add(held - held_reported_);
   templates_reported_ = templates;
   held_reported_ = held;
-  if (events == 0) {
-    pending_.clear();
-    return;
-  }
-  try {
-    sink_.emit_ndjson(common_.tenant, common_.dataset, pending_, events, Delivery::best_effort);
-  } catch (...) {
-    pending_.clear();
-    throw;
-  }
-  pending_.clear();
-  metrics_.events.inc(events);
+  hand_over_lines(sink_, common_, metrics_, Delivery::best_effort, pending_, events, pending_bytes_);
 }
 
 UdpWorkersOptions read_udp_workers_options(const ConfigNode& node, const SourceCommon& common) {

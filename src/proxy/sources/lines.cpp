@@ -110,21 +110,7 @@ void LineIngest::line(std::string_view text, const std::string& peer, int64_t, s
 }
 
 void LineIngest::flush() {
-  if (pending_bytes_) {
-    metrics_.bytes.inc(pending_bytes_);
-    pending_bytes_ = 0;
-  }
-  if (pending_events_ == 0) return;
-  const size_t events = pending_events_;
-  pending_events_ = 0;
-  try {
-    sink_.emit_ndjson(common_.tenant, common_.dataset, pending_, events, delivery_);
-  } catch (...) {
-    pending_.clear();
-    throw;
-  }
-  pending_.clear();
-  metrics_.events.inc(events);
+  hand_over_lines(sink_, common_, metrics_, delivery_, pending_, pending_events_, pending_bytes_);
 }
 
 }  // namespace bf

@@ -10,6 +10,7 @@
 // Delivery::backpressure, as syslog_tcp: while the spool is full the listener stops reading.
 #include "common/config.h"
 #include "net/listeners.h"
+#include "proxy/sources/common.h"
 #include "proxy/sources/lines.h"
 
 namespace bf {
@@ -41,16 +42,8 @@ SourceFactory tcp_source_factory() {
   return {"tcp", "Raw newline-delimited lines over TCP: each line an event, JSON objects read as such",
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
             SourceCommon common = read_source_common(node, "tcp", "0.0.0.0:5170", "tcp");
-            TcpListenerOptions opt;
-            opt.listen = common.listen;
+            TcpListenerOptions opt = read_tcp_listener_options(node, common);
             opt.framing = "newline";
-            opt.max_message = node.bytes("max_message", opt.max_message);
-            if (opt.max_message == 0) node.fail("max_message", "must be positive");
-            const int64_t conns = node.integer("max_connections", opt.max_connections);
-            if (conns < 1 || conns > 1000000) node.fail("max_connections", "must be between 1 and 1000000");
-            opt.max_connections = static_cast<int>(conns);
-            opt.idle_timeout = node.duration("idle_timeout", opt.idle_timeout);
-            if (opt.idle_timeout.count() <= 0) node.fail("idle_timeout", "must be greater than 0");
             const LineFormat format = read_line_format(node);
             return std::make_unique<TcpLineSource>(common, std::move(opt), format, sink);
           }};
