@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CONFIG ?= config/all-in-one.yaml
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build run test clean bench soak soak-e2e test-asan
+.PHONY: all setup build run test clean bench soak soak-e2e test-asan fuzz
 
 all: build
 
@@ -37,6 +37,15 @@ test-asan: setup
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 1800
+
+# libFuzzer over the flow decoders (tests/fuzz), FUZZ_SECONDS each, in build-fuzz/ with
+# clang; crashes are written to build-fuzz/crash-* (turn each into a regression test).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@[ -f build-fuzz/build.ninja ] || CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DBF_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_sflow fuzz_netflow
+	cd build-fuzz && for t in sflow netflow; do mkdir -p corpus-$$t && \
+	  ./tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 corpus-$$t ../tests/fuzz/corpus/$$t || exit 1; done
 
 # Bench-only peers (rsyslog) are installed by `setup.sh --bench`; `make test` needs none.
 bench: build

@@ -71,6 +71,9 @@ APT_PACKAGES=(
   libsqlite3-dev libpq-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nats-server tzdata
+  # tests/unit/proxy/flow_wireshark_test.cpp: softflowd exports NetFlow v5/v9/IPFIX
+  # from a generated pcap, tshark decodes the same datagrams for comparison.
+  tshark softflowd
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

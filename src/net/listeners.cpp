@@ -220,6 +220,8 @@ void UdpListener::start() {
   // Kernel drop counter delivered with each datagram (cmsg); cheap and exact.
   setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
 
+  if (s.opts.reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    fail("SO_REUSEPORT on");
   if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0) fail("cannot bind");
   sockaddr_storage local{};
   socklen_t local_len = sizeof local;

@@ -28,6 +28,9 @@ struct UdpListenerOptions {
   std::string listen = "0.0.0.0:5514";
   int receive_buffer_bytes = 8 << 20;   // SO_RCVBUF request
   size_t max_datagram = 65535;
+  // SO_REUSEPORT: several listeners (one per receive thread) bind the same port and
+  // the kernel spreads datagrams over them by sender (one exporter stays on one socket).
+  bool reuse_port = false;
 };
 
 class UdpListener {

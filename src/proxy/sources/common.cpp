@@ -75,6 +75,20 @@ void SourceMetrics::reject(const std::string& stage, const std::string& reason) 
   component.error(stage, reason).inc();
 }
 
+void normalize_event_time(Event& ev, const std::string& received) {
+  auto* t = ev.if_contains("_time");
+  if (!t) {
+    ev["_time"] = received;
+    return;
+  }
+  if (auto us = parse_event_time(*t)) {
+    *t = format_rfc3339(*us);
+  } else {
+    ev["_time_raw"] = std::move(*t);
+    ev["_time"] = received;
+  }
+}
+
 void stamp_event(Event& event, const std::string& received, const std::string& source, const std::string& peer) {
   event["_received"] = received;
   event["_source"] = source;
@@ -121,32 +135,52 @@ void SyslogIngest::handle(std::string_view message, const std::string& peer, boo
 }
 
 void SyslogIngest::flush() {
+  const size_t messages = pending_messages_;
+  pending_messages_ = 0;
+  hand_over_lines(sink_, common_, metrics_, delivery_, pending_, pending_events_, pending_bytes_, messages);
+}
+
+void hand_over_lines(EventSink& sink, const SourceCommon& common, SourceMetrics& metrics, Delivery delivery,
+                     std::string& pending, size_t& events, uint64_t& bytes, size_t messages) {
   // Counted a read at a time, not per message (the hot path: one add per counter).
-  if (pending_bytes_) {
-    metrics_.bytes.inc(pending_bytes_);
-    metrics_.component.received_bytes.inc(pending_bytes_);
-    pending_bytes_ = 0;
+  if (bytes) {
+    metrics.bytes.inc(bytes);
+    metrics.component.received_bytes.inc(bytes);
+    bytes = 0;
   }
-  if (pending_messages_) {
-    metrics_.component.received_events.inc(pending_messages_);
-    pending_messages_ = 0;
+  if (messages) metrics.component.received_events.inc(messages);
+  if (events == 0) {
+    pending.clear();
+    return;
   }
-  if (pending_events_ == 0) return;
-  const size_t events = pending_events_;
-  const size_t bytes = pending_.size();
-  pending_events_ = 0;
+  const size_t n = events;
+  const size_t out_bytes = pending.size();
+  events = 0;
   try {
-    sink_.emit_ndjson(common_.tenant, common_.dataset, pending_, events, delivery_);
+    sink.emit_ndjson(common.tenant, common.dataset, pending, n, delivery);
   } catch (...) {
-    pending_.clear();
-    metrics_.emit_errors.inc();
-    metrics_.emit_discards.inc(events);
+    pending.clear();
+    metrics.emit_errors.inc();
+    metrics.emit_discards.inc(n);
     throw;
   }
-  pending_.clear();
-  metrics_.events.inc(events);
-  metrics_.component.sent_events.inc(events);
-  metrics_.component.sent_bytes.inc(bytes);
+  pending.clear();
+  metrics.events.inc(n);
+  metrics.component.sent_events.inc(n);
+  metrics.component.sent_bytes.inc(out_bytes);
+}
+
+TcpListenerOptions read_tcp_listener_options(const ConfigNode& node, const SourceCommon& common) {
+  TcpListenerOptions opt;
+  opt.listen = common.listen;
+  opt.max_message = node.bytes("max_message", opt.max_message);
+  if (opt.max_message == 0) node.fail("max_message", "must be positive");
+  const int64_t conns = node.integer("max_connections", opt.max_connections);
+  if (conns < 1 || conns > 1000000) node.fail("max_connections", "must be between 1 and 1000000");
+  opt.max_connections = static_cast<int>(conns);
+  opt.idle_timeout = node.duration("idle_timeout", opt.idle_timeout);
+  if (opt.idle_timeout.count() <= 0) node.fail("idle_timeout", "must be greater than 0");
+  return opt;
 }
 
 }  // namespace bf

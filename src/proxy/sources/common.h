@@ -50,8 +50,23 @@ struct SourceMetrics {
   void reject(const std::string& stage, const std::string& reason) const;
 };
 
+// _time: see parse_event_time -> RFC 3339 UTC; absent -> receive time; anything
+// else -> receive time, the original kept as _time_raw (as the packer does).
+void normalize_event_time(Event& event, const std::string& received);
+
 // Sets _received, _source and _peer.
 void stamp_event(Event& event, const std::string& received, const std::string& source, const std::string& peer);
+
+// Hands a source's pending NDJSON lines (`events` of them) to the sink in one call and
+// counts them, the `bytes` read for them and the `messages` those bytes held (the
+// component contract's events in; blank ones are not among `events`); clears
+// pending, events and bytes, also when the sink throws.
+void hand_over_lines(EventSink& sink, const SourceCommon& common, SourceMetrics& metrics, Delivery delivery,
+                     std::string& pending, size_t& events, uint64_t& bytes, size_t messages);
+
+// The listener keys of the TCP sources (syslog_tcp, tcp): max_message, max_connections,
+// idle_timeout; listen from `common`.
+TcpListenerOptions read_tcp_listener_options(const ConfigNode& node, const SourceCommon& common);
 
 // Syslog message -> NDJSON line -> sink, shared by syslog_udp and syslog_tcp. handle()
 // parses a message into a reused SyslogRecord and writes its event as NDJSON text
@@ -121,5 +136,10 @@ class SyslogListenerSource final : public Source {
 SourceFactory syslog_udp_source_factory();
 SourceFactory syslog_tcp_source_factory();
 SourceFactory http_source_factory();
+SourceFactory sflow_source_factory();
+SourceFactory netflow_source_factory();
+SourceFactory ipfix_source_factory();
+SourceFactory udp_source_factory();
+SourceFactory tcp_source_factory();
 
 }  // namespace bf

@@ -104,22 +104,6 @@ std::string parse_body(std::string_view body, std::vector<Event>& out) {
   return "";
 }
 
-// _time: see parse_event_time -> RFC 3339 UTC; absent -> receive time; anything
-// else -> receive time, the original kept as _time_raw (as the packer does).
-void normalize_time(Event& ev, const std::string& received) {
-  auto* t = ev.if_contains("_time");
-  if (!t) {
-    ev["_time"] = received;
-    return;
-  }
-  if (auto us = parse_event_time(*t)) {
-    *t = format_rfc3339(*us);
-  } else {
-    ev["_time_raw"] = std::move(*t);
-    ev["_time"] = received;
-  }
-}
-
 class HttpSource : public Source {
  public:
   HttpSource(SourceCommon common, HttpServerOptions server_options, std::string path, std::string token,
@@ -187,7 +171,7 @@ class HttpSource : public Source {
     if (n > 0) {
       const std::string received = format_rfc3339(received_us);
       for (auto& ev : events) {
-        normalize_time(ev, received);
+        normalize_event_time(ev, received);
         stamp_event(ev, received, common_.name, req.peer);
       }
       uint64_t bytes = 0;

@@ -11,6 +11,11 @@ const std::vector<SourceFactory>& source_factories() {
     f.push_back(syslog_udp_source_factory());
     f.push_back(syslog_tcp_source_factory());
     f.push_back(http_source_factory());
+    f.push_back(sflow_source_factory());
+    f.push_back(netflow_source_factory());
+    f.push_back(ipfix_source_factory());
+    f.push_back(udp_source_factory());
+    f.push_back(tcp_source_factory());
     for (size_t i = 0; i < f.size(); ++i)
       for (size_t j = 0; j < i; ++j)
         if (f[i].type == f[j].type) std::abort();  // duplicate registration is a programming error

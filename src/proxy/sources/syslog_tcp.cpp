@@ -24,18 +24,10 @@ SourceFactory syslog_tcp_source_factory() {
   return {"syslog_tcp", "Syslog (RFC 5424 / RFC 3164) over TCP, RFC 6587 framing",
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
             SourceCommon common = read_source_common(node, "syslog_tcp", "0.0.0.0:5514", "syslog");
-            TcpListenerOptions opt;
-            opt.listen = common.listen;
+            TcpListenerOptions opt = read_tcp_listener_options(node, common);
             opt.framing = node.str("framing", opt.framing);
             if (opt.framing != "auto" && opt.framing != "newline")
               node.fail("framing", "must be 'auto' or 'newline', got '" + opt.framing + "'");
-            opt.max_message = node.bytes("max_message", opt.max_message);
-            if (opt.max_message == 0) node.fail("max_message", "must be positive");
-            const int64_t conns = node.integer("max_connections", opt.max_connections);
-            if (conns < 1 || conns > 1000000) node.fail("max_connections", "must be between 1 and 1000000");
-            opt.max_connections = static_cast<int>(conns);
-            opt.idle_timeout = node.duration("idle_timeout", opt.idle_timeout);
-            if (opt.idle_timeout.count() <= 0) node.fail("idle_timeout", "must be greater than 0");
             opt.close_on_framing_error = node.boolean("close_on_framing_error", opt.close_on_framing_error);
             SyslogParseOptions parse = read_syslog_parse_options(node);
             return std::make_unique<SyslogListenerSource<TcpListener, TcpListenerOptions>>(std::move(common), std::move(opt), parse, sink,

@@ -705,7 +705,7 @@ TEST(SourceRegistry, ListsBuiltIns) {
     EXPECT_FALSE(f.description.empty());
     EXPECT_EQ(find_source_factory(f.type), &f);
   }
-  EXPECT_EQ(types, (std::set<std::string>{"syslog_udp", "syslog_tcp", "http"}));
+  EXPECT_EQ(types, (std::set<std::string>{"syslog_udp", "syslog_tcp", "http", "sflow", "netflow", "ipfix", "udp", "tcp"}));
   EXPECT_EQ(find_source_factory("kafka"), nullptr);
 }
 

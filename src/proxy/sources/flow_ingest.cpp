@@ -1,0 +1,68 @@
+#include "proxy/sources/flow_ingest.h"
+
+#include "common/config.h"
+#include "common/time.h"
+
+namespace bf {
+
+FlowIngest::FlowIngest(const SourceCommon& common, EventSink& sink, std::unique_ptr<DatagramDecoder> decoder)
+    : common_(common),
+      sink_(sink),
+      decoder_(std::move(decoder)),
+      metrics_(common),
+      templates_gauge_(metrics().gauge("bf_flow_templates", "NetFlow v9 / IPFIX templates cached by a source",
+                                       {{"source", common.name}})),
+      held_gauge_(metrics().gauge("bf_flow_held_sets",
+                                  "Data sets held by a source until their template arrives",
+                                  {{"source", common.name}})) {
+  for (size_t i = 0; i < flow::kFlowErrorCount; ++i)
+    errors_[i] = &metrics().counter("bf_flow_errors_total",
+                                    "Flow datagrams (or parts of them) a source could not decode, by error",
+                                    {{"source", common.name}, {"error", flow::flow_error_name(flow::FlowError(i))}});
+}
+
+void FlowIngest::handle(std::string_view datagram, const std::string& peer) {
+  flow::EventContext ctx;
+  ctx.received_us = now_us();
+  ctx.received = received_format_.format(ctx.received_us);
+  ctx.source = common_.name;
+  ctx.peer = peer;
+  pending_bytes_ += datagram.size();
+  const uint64_t errors_before = stats_.total_errors();
+  decoder_->decode(datagram, ctx, pending_, stats_);
+  if (stats_.total_errors() != errors_before) {
+    metrics_.parse_errors.inc();
+    metrics_.parse_error_contract.inc();
+  }
+  if (pending_.size() >= kFlushBytes) flush();
+}
+
+void FlowIngest::flush() {
+  for (size_t i = 0; i < flow::kFlowErrorCount; ++i)
+    if (stats_.errors[i] != reported_.errors[i]) errors_[i]->inc(stats_.errors[i] - reported_.errors[i]);
+  size_t events = static_cast<size_t>(stats_.events - reported_.events);
+  reported_ = stats_;
+  const auto templates = static_cast<int64_t>(decoder_->templates());
+  const auto held = static_cast<int64_t>(decoder_->held_sets());
+  templates_gauge_.add(templates - templates_reported_);  // workers add up to the source's total
+  held_gauge_.add(held - held_reported_);
+  templates_reported_ = templates;
+  held_reported_ = held;
+  hand_over_lines(sink_, common_, metrics_, Delivery::best_effort, pending_, events, pending_bytes_, events);
+}
+
+UdpWorkersOptions read_udp_workers_options(const ConfigNode& node, const SourceCommon& common) {
+  UdpWorkersOptions o;
+  o.udp.listen = common.listen;
+  const uint64_t rcvbuf = node.bytes("receive_buffer", uint64_t(o.udp.receive_buffer_bytes));
+  if (rcvbuf > (1u << 30)) node.fail("receive_buffer", "must be at most 1GiB");
+  o.udp.receive_buffer_bytes = static_cast<int>(rcvbuf);
+  o.udp.max_datagram = node.bytes("max_datagram", o.udp.max_datagram);
+  if (o.udp.max_datagram == 0 || o.udp.max_datagram > 65535) node.fail("max_datagram", "must be 1..65535");
+  const int64_t workers = node.integer("workers", 1);
+  if (workers < 1 || workers > 64) node.fail("workers", "must be between 1 and 64");
+  o.workers = static_cast<int>(workers);
+  return o;
+}
+
+}  // namespace bf

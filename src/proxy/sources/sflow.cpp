@@ -1,0 +1,38 @@
+// sflow: sFlow version 5 datagrams (flow and counter samples), decoded by
+// proxy/flow/sflow.cpp; one event per flow sample and per counter record.
+//
+//   - type: sflow
+//     listen: 0.0.0.0:6343
+//     workers: 1              # receive threads, one SO_REUSEPORT socket each
+//     receive_buffer: 8MiB    # SO_RCVBUF request (a warning when the kernel caps it)
+//     max_datagram: 65535
+#include "common/config.h"
+#include "proxy/flow/sflow.h"
+#include "proxy/sources/flow_ingest.h"
+#include "proxy/sources/udp_workers.h"
+
+namespace bf {
+namespace {
+
+class SflowDecoder final : public DatagramDecoder {
+ public:
+  void decode(std::string_view datagram, const flow::EventContext& ctx, std::string& out,
+              flow::FlowStats& stats) override {
+    flow::decode_sflow(datagram, ctx, out, stats);
+  }
+};
+
+}  // namespace
+
+SourceFactory sflow_source_factory() {
+  return {"sflow", "sFlow v5 flow and counter samples over UDP",
+          [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
+            SourceCommon common = read_source_common(node, "sflow", "0.0.0.0:6343", "sflow");
+            UdpWorkersOptions opt = read_udp_workers_options(node, common);
+            return std::make_unique<UdpWorkersSource<FlowIngest>>(
+                common.name, opt.udp, opt.workers,
+                [common, &sink] { return std::make_unique<FlowIngest>(common, sink, std::make_unique<SflowDecoder>()); });
+          }};
+}
+
+}  // namespace bf

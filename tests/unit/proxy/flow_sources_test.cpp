@@ -1,0 +1,130 @@
+// The sflow, netflow, udp and tcp sources in a real proxy on loopback, delivering to
+// a recording receiver: datagrams in, events out, bad input counted on /metrics.
+#include <gtest/gtest.h>
+
+#include "common/config.h"
+#include "flow_test_util.h"
+#include "proxy/proxy.h"
+#include "test_util.h"
+
+namespace bf {
+namespace {
+
+using test::Bytes;
+
+std::unique_ptr<Proxy> make_proxy(const std::string& receiver_url, const std::string& spool_dir,
+                                  const std::string& sources) {
+  const std::string yaml = "proxy:\n  receiver:\n    url: " + receiver_url +
+                           "\n    ingest_key: k\n    max_retries: 0\n  batch:\n    max_events: 1000\n"
+                           "    max_age: 50ms\n  spool:\n    dir: " + spool_dir + "\n  sources:\n" + sources;
+  ConfigNode root = ConfigNode::parse(yaml, "test.yaml");
+  return std::make_unique<Proxy>(root.child("proxy"));
+}
+
+std::vector<Event> events_in(const test::RecordingReceiver& rx, const std::string& dataset) {
+  std::vector<Event> out;
+  for (auto& r : rx.accepted())
+    if (r.dataset == dataset)
+      for (auto& e : r.events) out.push_back(e);
+  return out;
+}
+
+std::string v5(uint32_t sequence) {
+  Bytes b;
+  b.u16(5).u16(1).u32(100000).u32(1764676800).u32(0).u32(sequence).u8(0).u8(0).u16(0);
+  b.ipv4("10.9.8.7").ipv4("10.6.5.4").ipv4("0.0.0.0").u16(1).u16(2).u32(3).u32(4).u32(99000).u32(99500);
+  b.u16(5).u16(6).u8(0).u8(0).u8(17).u8(0).u16(0).u16(0).u8(0).u8(0).u16(0);
+  return b.b;
+}
+
+std::string sflow_counters(uint32_t sequence) {
+  Bytes b;
+  b.u32(5).u32(1).ipv4("127.0.0.9").u32(0).u32(sequence).u32(1000).u32(1);
+  b.u32(2).u32(12 + 8 + 52).u32(1).u32(7).u32(1).u32(2).u32(52);
+  for (uint32_t i = 0; i < 13; ++i) b.u32(i);
+  return b.b;
+}
+
+TEST(FlowSources, NetflowSflowUdpAndTcpEndToEnd) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  auto p = make_proxy(rx.url(), dir.str(),
+                      "    - type: netflow\n      name: nf\n      listen: 127.0.0.1:0\n"
+                      "    - type: sflow\n      name: sf\n      listen: 127.0.0.1:0\n      workers: 2\n"
+                      "      receive_buffer: 1MiB\n"
+                      "    - type: udp\n      name: lines-udp\n      listen: 127.0.0.1:0\n"
+                      "    - type: tcp\n      name: lines-tcp\n      listen: 127.0.0.1:0\n      format: json\n"
+                      "      dataset: jsonl\n");
+  const int64_t nf_errors0 = test::metric("bf_flow_errors_total", {{"source", "nf"}, {"error", "bad_version"}});
+  const int64_t sf_trunc0 = test::metric("bf_flow_errors_total", {{"source", "sf"}, {"error", "truncated"}});
+  const int64_t tcp_perr0 = test::metric("bf_proxy_parse_errors_total", {{"source", "lines-tcp"}});
+  p->start();
+  const uint16_t nf = p->source_port("nf"), sf = p->source_port("sf"), lu = p->source_port("lines-udp"),
+                 lt = p->source_port("lines-tcp");
+  for (uint32_t i = 0; i < 5; ++i) test::send_udp(nf, v5(i));
+  test::send_udp(nf, std::string("\x00\x63garbage", 9));  // version 99
+  for (uint32_t i = 0; i < 5; ++i) test::send_udp(sf, sflow_counters(i));
+  test::send_udp(sf, sflow_counters(9).substr(0, 40));
+  test::send_udp(lu, "plain text line\n{\"level\":\"warn\",\"n\":3}\n\nbad \xff byte");
+  test::send_tcp(lt, "{\"a\":1,\"_time\":\"2026-01-02T03:04:05Z\"}\nnot json\n");
+
+  ASSERT_TRUE(test::wait_until([&] {
+    return events_in(rx, "netflow").size() >= 5 && events_in(rx, "sflow").size() >= 5 &&
+           events_in(rx, "udp").size() >= 3 && events_in(rx, "jsonl").size() >= 2;
+  }));
+  auto nfe = events_in(rx, "netflow");
+  EXPECT_EQ(nfe.size(), 5u);
+  EXPECT_EQ(test::str(nfe[0], "sourceIPv4Address"), "10.9.8.7");
+  EXPECT_EQ(test::str(nfe[0], "_source"), "nf");
+  EXPECT_EQ(test::str(nfe[0], "_time"), "2025-12-02T11:59:59.500000Z");
+  EXPECT_EQ(test::str(nfe[0], "_peer").rfind("127.0.0.1:", 0), 0u);
+  auto sfe = events_in(rx, "sflow");
+  EXPECT_EQ(sfe.size(), 5u);
+  EXPECT_EQ(test::str(sfe[0], "counter_type"), "ethernet_interface");
+  EXPECT_EQ(test::str(sfe[0], "agent"), "127.0.0.9");
+
+  auto lue = events_in(rx, "udp");
+  ASSERT_EQ(lue.size(), 3u);
+  EXPECT_EQ(test::str(lue[0], "message"), "plain text line");
+  EXPECT_EQ(test::str(lue[1], "level"), "warn");
+  EXPECT_EQ(test::num(lue[1], "n"), 3);
+  EXPECT_EQ(test::str(lue[2], "message"), "bad \xEF\xBF\xBD byte");
+  EXPECT_EQ(test::str(lue[2], "_raw_b64"), "YmFkIP8gYnl0ZQ==");  // the bytes as sent
+  auto lte = events_in(rx, "jsonl");
+  ASSERT_EQ(lte.size(), 2u);
+  EXPECT_EQ(test::num(lte[0], "a"), 1);
+  EXPECT_EQ(test::str(lte[0], "_time"), "2026-01-02T03:04:05.000000Z");
+  EXPECT_EQ(test::str(lte[1], "message"), "not json");
+  EXPECT_EQ(test::str(lte[1], "_parse_error"), "not a JSON object");
+
+  EXPECT_TRUE(test::wait_until([&] {
+    return test::metric("bf_flow_errors_total", {{"source", "nf"}, {"error", "bad_version"}}) == nf_errors0 + 1 &&
+           test::metric("bf_flow_errors_total", {{"source", "sf"}, {"error", "truncated"}}) == sf_trunc0 + 1;
+  }));
+  EXPECT_EQ(test::metric("bf_proxy_parse_errors_total", {{"source", "lines-tcp"}}), tcp_perr0 + 1);
+  EXPECT_NE(metrics().prometheus_text().find("bf_flow_templates{source=\"nf\"}"), std::string::npos);
+  p->stop();
+}
+
+TEST(FlowSources, ConfigErrorsNameTheKey) {
+  test::TempDir dir;
+  auto err = [&](const std::string& src) -> std::string {
+    try {
+      make_proxy("http://127.0.0.1:1", dir.str(), src);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "<none>";
+  };
+  EXPECT_NE(err("    - type: sflow\n      listen: 127.0.0.1:0\n      workers: 0\n").find("workers"),
+            std::string::npos);
+  EXPECT_NE(err("    - type: netflow\n      listen: 127.0.0.1:0\n      max_templates: 0\n").find("max_templates"),
+            std::string::npos);
+  EXPECT_NE(err("    - type: udp\n      listen: 127.0.0.1:0\n      format: xml\n").find("format"),
+            std::string::npos);
+  EXPECT_NE(err("    - type: ipfix\n      listen: 127.0.0.1:0\n      template_wiat: 1s\n").find("template_wiat"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace bf
