@@ -63,6 +63,8 @@ struct Piper::Impl {
     auto& batches = metrics().counter("bf_piper_batches_total", "Batches processed", labels);
     auto& events_in = metrics().counter("bf_piper_events_in_total", "Events read from raw/", labels);
     auto& events_out = metrics().counter("bf_piper_events_out_total", "Events written to processed/", labels);
+    auto& dead_letters = metrics().counter("bf_piper_dead_letter_events_total",
+                                           "Events a pipeline step failed on, written to dead-letter/", labels);
     size_t done = 0;
     std::string token;
     do {
@@ -99,11 +101,19 @@ struct Piper::Impl {
           continue;
         }
         events_in.inc(events.size());
-        pipeline.apply(events);
+        PipelineOutput out = pipeline.run(std::move(events));
         // Same batch id: a rerun after a crash overwrites instead of duplicating.
         if (!still_ours()) return done;
-        store->put(processed_key(ref, *batch_id), encode_batch(events, processed_envelope(events)));
-        events_out.inc(events.size());
+        if (!out.dead_letters.empty()) {  // written first: a crash before the raw delete redoes both
+          store->put(dead_letter_key(ref, *batch_id), encode_batch(out.dead_letters));
+          dead_letters.inc(out.dead_letters.size());
+        }
+        // A batch the pipeline emptied (all dropped or failed) leaves no processed/ object.
+        if (!out.events.empty()) {
+          if (!still_ours()) return done;
+          store->put(processed_key(ref, *batch_id), encode_batch(out.events, processed_envelope(out.events)));
+        }
+        events_out.inc(out.events.size());
         if (!still_ours()) return done;  // the new holder has the raw object (and overwrites the same key)
         store->remove(obj.key);
         batches.inc();
@@ -124,6 +134,7 @@ Piper::Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::
   impl_->store = std::move(store);
   for (const auto& d : impl_->catalog->datasets()) {
     impl_->pipelines.emplace_back(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str()));
+    impl_->pipelines.back().second.count_as({{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}});
   }
 }
 
