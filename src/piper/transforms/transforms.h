@@ -28,6 +28,7 @@ TransformFactory truncate_transform();
 TransformFactory drop_transform();
 TransformFactory include_transform();
 TransformFactory exclude_transform();
+TransformFactory grok_transform();
 
 // The dotted form of a path, for error messages.
 std::string field_name(const FieldPath& path);

@@ -10,6 +10,7 @@
 
 #include "common/digest.h"
 #include "common/metrics.h"
+#include "piper/grok_patterns.h"
 #include "piper/transform.h"
 
 using namespace bf;
@@ -303,7 +304,8 @@ TEST(Steps, EveryRegisteredKindCompilesAndRunsOnHostileEvents) {
       {"trim", R"({"field": "f"})"}, {"split", R"({"field": "f"})"}, {"explode", R"({"field": "f"})"}, {"json_parse", R"({"field": "f"})"},
       {"json_flatten", R"({})"}, {"kv", R"({"field": "f"})"}, {"csv", R"({"field": "f", "header": ["a"]})"},
       {"date_parse", R"({"field": "f"})"}, {"hash", R"({"fields": "f"})"}, {"truncate", R"({"field": "f", "max_bytes": 2})"},
-      {"drop", R"({})"}, {"include", R"({"fields": "f"})"}, {"exclude", R"({"fields": "f"})"}};
+      {"drop", R"({})"}, {"include", R"({"fields": "f"})"}, {"exclude", R"({"fields": "f"})"},
+      {"grok", R"({"field": "f", "patterns": "%{WORD:w}"})"}};
   const std::vector<std::string> values{"null", "true", "-1", "1e308", "\"\"", "\"a=b c\"", "[]", "[1,[2]]", "{}", "{\"x\":{\"y\":1}}",
                                         "\"\\u0000\"", "18446744073709551615"};
   for (const auto& f : transform_factories()) {
@@ -315,5 +317,77 @@ TEST(Steps, EveryRegisteredKindCompilesAndRunsOnHostileEvents) {
       EXPECT_EQ(out.events.size() + out.dead_letters.size() + out.dropped >= 2, true) << f.type << " lost an event on " << v;
       for (const auto& d : out.dead_letters) EXPECT_TRUE(d.contains("_error")) << f.type;
     }
+  }
+}
+
+TEST(Steps, GrokSyslogBase) {
+  auto e = one(R"([{"grok": {"patterns": "%{SYSLOGBASE} %{GREEDYDATA:msg}"}}])",
+               R"({"message": "Nov 25 10:00:00 host02 sshd[77]: Accepted publickey for ann from 10.0.0.1 port 51234 ssh2"})");
+  EXPECT_EQ(e.at("timestamp"), "Nov 25 10:00:00");
+  EXPECT_EQ(e.at("logsource"), "host02");
+  EXPECT_EQ(e.at("program"), "sshd");
+  EXPECT_EQ(e.at("pid"), "77");
+  EXPECT_EQ(e.at("msg"), "Accepted publickey for ann from 10.0.0.1 port 51234 ssh2");
+  auto nopid = one(R"([{"grok": {"patterns": "%{SYSLOGBASE}"}}])", R"({"message": "Jan  5 01:02:03 10.1.1.1 cron: x"})");
+  EXPECT_EQ(nopid.at("program"), "cron");
+  EXPECT_EQ(nopid.at("logsource"), "10.1.1.1");
+  EXPECT_FALSE(nopid.contains("pid"));  // the optional part did not take part
+}
+
+TEST(Steps, GrokApacheLogsWithTypedCaptures) {
+  const std::string line =
+      R"j(203.0.113.9 - frank [10/Oct/2026:13:55:36 -0700] "GET /apache_pb.gif?a=1 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)")j";
+  auto e = one(R"([{"grok": {"patterns": "%{COMBINEDAPACHELOG}"}}, {"coerce": {"fields": {"bytes": "int"}}}])",
+               json::serialize(json::object{{"message", line}}));
+  EXPECT_EQ(e.at("clientip"), "203.0.113.9");
+  EXPECT_EQ(e.at("ident"), "-");
+  EXPECT_EQ(e.at("auth"), "frank");
+  EXPECT_EQ(e.at("timestamp"), "10/Oct/2026:13:55:36 -0700");
+  EXPECT_EQ(e.at("verb"), "GET");
+  EXPECT_EQ(e.at("request"), "/apache_pb.gif?a=1");
+  EXPECT_EQ(e.at("httpversion"), "1.0");
+  EXPECT_EQ(e.at("response"), "200");
+  EXPECT_EQ(e.at("bytes"), 2326);
+  EXPECT_EQ(e.at("referrer"), "\"http://www.example.com/start.html\"");
+  EXPECT_EQ(e.at("agent"), "\"Mozilla/4.08 [en] (Win98; I ;Nav)\"");
+  auto common = one(R"([{"grok": {"patterns": "%{COMMONAPACHELOG}", "target": "http"}}])",
+                    R"({"message": "::1 - - [01/Mar/2026:14:05:09 +0000] \"-\" 408 -"})");
+  EXPECT_EQ(common.at("http").at("clientip"), "::1");
+  EXPECT_EQ(common.at("http").at("rawrequest"), "-");
+  EXPECT_FALSE(common.at("http").as_object().contains("bytes"));
+}
+
+TEST(Steps, GrokTypesCustomPatternsAndOrder) {
+  auto e = one(R"([{"grok": {"patterns": ["^%{IP:src} took %{NUMBER:ms:float}ms$", "^%{IP:client.ip} %{TICKET:ticket} %{NUMBER:bytes:int} (?P<rest>.*)$"],
+                             "pattern_definitions": {"TICKET": "[A-Z]{3}-%{INT}"}}}])",
+               R"({"message": "2001:db8::1 ABC-42 1234 tail text"})");
+  EXPECT_EQ(e.at("client").at("ip"), "2001:db8::1");
+  EXPECT_EQ(e.at("ticket"), "ABC-42");
+  EXPECT_EQ(e.at("bytes"), 1234);
+  EXPECT_EQ(e.at("rest"), "tail text");
+  auto first = one(R"([{"grok": {"patterns": ["^%{IP:src} took %{NUMBER:ms:float}ms$", "%{GREEDYDATA:all}"]}}])",
+                   R"({"message": "10.0.0.1 took 2.5ms"})");
+  EXPECT_EQ(first.at("src"), "10.0.0.1");
+  EXPECT_EQ(first.at("ms"), 2.5);
+  EXPECT_FALSE(first.contains("all"));
+  auto iso = one(R"([{"grok": {"patterns": "%{TIMESTAMP_ISO8601:ts} %{LOGLEVEL:level} %{UUID:id}"}}])",
+                 R"({"message": "2026-03-01T14:05:09.123+02:00 WARN 123e4567-e89b-12d3-a456-426614174000"})");
+  EXPECT_EQ(iso.at("ts"), "2026-03-01T14:05:09.123+02:00");
+  EXPECT_EQ(iso.at("level"), "WARN");
+  EXPECT_EQ(failure(R"([{"grok": {"patterns": "^%{IPV4:ip}$"}}])", R"({"message": "999.1.1.1"})"),
+            "step 1 (grok): field 'message' matches none of the patterns: 999.1.1.1");
+  auto kept = one(R"([{"grok": {"patterns": "^%{IPV4:ip}$", "on_mismatch": "keep"}}])", R"({"message": "x"})");
+  EXPECT_FALSE(kept.contains("ip"));
+  EXPECT_NE(compile_error(R"([{"grok": {"patterns": "%{NOPE:x}"}}])").find("pipeline step 1 (grok): option 'patterns': unknown grok pattern 'NOPE'"),
+            std::string::npos);
+  EXPECT_NE(compile_error(R"([{"grok": {"patterns": "%{A}", "pattern_definitions": {"A": "x%{B}", "B": "%{A}"}}}])").find("refers to itself"),
+            std::string::npos);
+  EXPECT_NE(compile_error(R"([{"grok": {"patterns": "%{INT:n:decimal}"}}])").find("unknown capture type 'decimal'"), std::string::npos);
+  EXPECT_NE(compile_error(R"([{"grok": {"patterns": "(%{INT:n}"}}])").find("invalid regex"), std::string::npos);
+}
+
+TEST(Steps, GrokLibraryPatternsAllCompile) {
+  for (const auto& [name, body] : grok_library()) {
+    EXPECT_EQ(compile_error("[{\"grok\": {\"patterns\": \"%{" + name + ":x}\"}}]"), "") << name;
   }
 }
