@@ -1,4 +1,5 @@
 // Helpers shared by several transforms (declared in transforms.h).
+#include "piper/transforms/case_map.h"
 #include "piper/transforms/transforms.h"
 
 namespace bf {
@@ -61,6 +62,25 @@ StepResult StringFieldsStep::apply(Event& event, std::string&) const {
     if (v && v->is_string()) rewrite(v->get_string());
   }
   return StepResult::keep;
+}
+
+namespace {
+class CaseMap final : public StringFieldsStep {
+ public:
+  CaseMap(std::vector<FieldPath> fields, int (*map)(int)) : StringFieldsStep(std::move(fields)), map_(map) {}
+
+ protected:
+  void rewrite(boost::json::string& s) const override {
+    for (char& c : s) c = static_cast<char>(map_(static_cast<unsigned char>(c)));
+  }
+
+ private:
+  int (*map_)(int);
+};
+}  // namespace
+
+std::unique_ptr<Transform> make_case_map_step(std::vector<FieldPath> fields, int (*map)(int)) {
+  return std::make_unique<CaseMap>(std::move(fields), map);
 }
 
 std::vector<FieldPath> field_or_fields(const StepOptions& o) {
