@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CONFIG ?= config/all-in-one.yaml
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build run test clean bench soak test-asan
+.PHONY: all setup build run test clean bench soak soak-e2e test-asan
 
 all: build
 
@@ -24,6 +24,12 @@ test: build
 # The fault-injection suite's long form (docs/reliability.md): 2 minutes of load per scenario.
 soak: build
 	cd $(BUILD_DIR) && BF_FAULT_SECONDS=120 ctest --output-on-failure -L fault --timeout 3600
+	$(MAKE) soak-e2e
+
+# Issue 6's soak: 30 minutes at 100,000 events/s through `bytefreezer run`, sampled each minute.
+soak-e2e: build
+	cmake --build $(BUILD_DIR) --target proxy_loadgen
+	bench/e2e_throughput.sh 180000000 100000 60
 
 # Every test against an ASan + UBSan build (in build-asan/; DuckDB itself is not instrumented).
 test-asan: setup

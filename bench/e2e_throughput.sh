@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# End-to-end throughput of `bytefreezer run` on this machine: N RFC 5424 lines over
-# TCP, timed from the first byte sent until every event is queryable in Parquet.
-# Prints events/s and the process's peak RSS.
-#   bench/e2e_throughput.sh [N]        (default 200000; needs `make build` first)
+# End-to-end throughput of `bytefreezer run` (issue 6, figure 1): N RFC 5424 lines of
+# about 200 bytes over TCP, paced at RATE events/s by bench/proxy_loadgen, into the
+# whole pipeline in one process. Reports whether the proxy kept pace, the lag from the
+# last event sent to all N queryable in Parquet, and the process's peak RSS; every
+# SAMPLE seconds a line with the queryable count, the rate since the last sample and
+# the current RSS, so a soak shows whether throughput and memory stay flat.
+#   bench/e2e_throughput.sh [N] [RATE] [SAMPLE]
+#       defaults: 12000000 events at 200000/s (60 s), a sample every 10 s
+#   soak:  bench/e2e_throughput.sh 180000000 100000 60     (30 minutes; `make soak-e2e`)
+# Needs `make build` and the benchmarks target (build/bench/proxy_loadgen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-200000}
+N=${1:-12000000}
+RATE=${2:-200000}
+SAMPLE=${3:-10}
 BIN=$PWD/build/bytefreezer
+GEN=$PWD/build/bench/proxy_loadgen
+[ -x "$GEN" ] || cmake --build build --target proxy_loadgen >/dev/null
 DIR=$(mktemp -d)
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill $PID $GENPID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
+GENPID=
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SYSLOG=$(free_port); RECV=$(free_port); ADMIN=$(free_port); QUERY=$(free_port)
@@ -27,41 +38,48 @@ proxy:
   spool: {dir: $DIR/proxy-spool}
   sources: [{type: syslog_tcp, listen: "127.0.0.1:$SYSLOG", tenant: t, dataset: syslog}]
 receiver: {listen: "127.0.0.1:$RECV", spool: {dir: $DIR/receiver-spool}}
-piper: {interval: ${PIPER_INTERVAL:-200ms}}
-packer: {interval: ${PACKER_INTERVAL:-1s}, max_batches_per_part: 1000}
+piper: {interval: ${PIPER_INTERVAL:-1s}}
+packer: {interval: ${PACKER_INTERVAL:-5s}, max_batches_per_part: ${PACKER_BATCHES:-1000}}
 query: {listen: "127.0.0.1:$QUERY"}
 YAML
 "$BIN" run --config "$DIR/bf.yaml" > "$DIR/log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$SYSLOG) 2>/dev/null && break; sleep 0.1; done
 
-START=$(date +%s.%N)
-python3 - "$SYSLOG" "$N" <<'PY'
-import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
-s = socket.create_connection(("127.0.0.1", port))
-chunk = []
-for i in range(n):
-    chunk.append(f'<134>1 2026-11-25T10:{i // 60 % 60:02d}:{i % 60:02d}.123Z web01 nginx 4242 ACC [m@1 seq="{i}"] GET /index.html?id={i} 200 512\n')
-    if len(chunk) == 5000:
-        s.sendall("".join(chunk).encode()); chunk = []
-s.sendall("".join(chunk).encode()); s.close()
-PY
-SENT=$(date +%s.%N)
-[ -n "${SKIP_WAIT:-}" ] && { sleep 5; echo "RSS after ingest only: $(awk "/VmHWM/ {print \$2}" /proc/$PID/status) kB"; exit 0; }
-while true; do
-  COUNT=$("$BIN" query --config "$DIR/bf.yaml" --dataset t/syslog --format json "SELECT count(*) AS n FROM events" 2>/dev/null \
-          | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["n"])' 2>/dev/null || echo 0)
-  [ "$COUNT" -ge "$N" ] && break
+now() { date +%s.%N; }
+rss_kb() { awk '/VmRSS/ {print $2}' /proc/$PID/status; }
+queryable() {
+  "$BIN" query --config "$DIR/bf.yaml" --dataset t/syslog --format json "SELECT count(*) AS n FROM events" 2>/dev/null \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["n"])' 2>/dev/null || echo 0
+}
+
+START=$(now)
+( "$GEN" send "$SYSLOG" "$N" 200 1 "$RATE" > "$DIR/gen.out"; now > "$DIR/sent_at" ) &
+GENPID=$!
+printf "%8s %12s %12s %9s\n" "t (s)" queryable "events/s" "RSS MiB"
+LAST_T=$START; LAST_N=0; NEXT=$(python3 -c "print($START + $SAMPLE)")
+while [ ! -f "$DIR/sent_at" ]; do
   sleep 0.5
+  T=$(now)
+  python3 -c "import sys; sys.exit(0 if $T >= $NEXT else 1)" || continue
+  C=$(queryable)
+  python3 -c "import sys; t,lt,c,lc,r=map(float,sys.argv[1:]); print(f'{t-$START:8.0f} {int(c):12d} {(c-lc)/(t-lt):12,.0f} {r/1024:9.0f}')" \
+    "$T" "$LAST_T" "$C" "$LAST_N" "$(rss_kb)"
+  LAST_T=$T; LAST_N=$C; NEXT=$(python3 -c "print($T + $SAMPLE)")
 done
-DONE=$(date +%s.%N)
-RSS=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
-python3 - "$N" "$START" "$SENT" "$DONE" "$RSS" <<'PY'
+SENT=$(cat "$DIR/sent_at")
+# The last event is sent: poll fast for the lag.
+while [ "$(queryable)" -lt "$N" ]; do sleep 0.25; done
+DONE=$(now)
+PEAK=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
+cat "$DIR/gen.out"
+python3 - "$N" "$RATE" "$START" "$SENT" "$DONE" "$PEAK" <<'PY'
 import sys
-n, start, sent, done, rss = int(sys.argv[1]), *map(float, sys.argv[2:5]), int(sys.argv[5])
-print(f"events: {n}")
-print(f"accepted by the proxy in {sent - start:.2f} s ({n / (sent - start):,.0f} events/s)")
-print(f"queryable in Parquet after {done - start:.2f} s ({n / (done - start):,.0f} events/s end to end)")
-print(f"peak RSS of bytefreezer run: {rss / 1024:.0f} MiB")
+n, rate = int(sys.argv[1]), int(sys.argv[2])
+start, sent, done, peak = *map(float, sys.argv[3:6]), int(sys.argv[6])
+print(f"events: {n} offered at {rate:,}/s; all written to the proxy after {sent - start:.1f} s"
+      f" ({n / (sent - start):,.0f} events/s; the generator reports its own time above)")
+print(f"lag from the last event sent to all queryable: {done - sent:.1f} s")
+print(f"end to end: {n / (done - start):,.0f} events/s")
+print(f"peak RSS of bytefreezer run: {peak / 1024:.0f} MiB")
 PY

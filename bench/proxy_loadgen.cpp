@@ -1,10 +1,10 @@
 // Syslog-over-TCP load generator for bench/proxy_vs_rsyslog.sh, and the read-only sink
 // that shows it outruns the daemons it loads.
 //
-//   proxy_loadgen send PORT COUNT [SIZE] [CONNECTIONS]
+//   proxy_loadgen send PORT COUNT [SIZE] [CONNECTIONS] [RATE]
 //       COUNT newline-framed RFC 5424 messages of about SIZE bytes (default 200) to
 //       127.0.0.1:PORT over CONNECTIONS connections (default 1), as fast as the
-//       receiver reads them. Every message is different (sequence number, time, host,
+//       receiver reads them, or paced at RATE messages/s in all (0: unpaced). Every message is different (sequence number, time, host,
 //       app, words), so compression sees text rather than one repeated line. Prints
 //       "sent N messages in S s (R msgs/s)" when every byte is written and the
 //       connections are shut down.
@@ -135,7 +135,7 @@ void write_all(int fd, const char* p, size_t n) {
   }
 }
 
-int send_main(uint16_t port, uint64_t count, size_t size, unsigned connections) {
+int send_main(uint16_t port, uint64_t count, size_t size, unsigned connections, uint64_t rate) {
   // 16384 messages (3.2 MB at 200 bytes): more than a zstd window of the proxy's
   // batches, and each pass gives every message a new number and time fraction, so no
   // batch is a copy of an earlier one.
@@ -150,6 +150,9 @@ int send_main(uint16_t port, uint64_t count, size_t size, unsigned connections) 
       for (;;) {
         const uint64_t first = next.fetch_add(kBlockMessages);
         if (first >= count) break;
+        // Paced: block `first` is due first/rate seconds after the start.
+        if (rate > 0)
+          std::this_thread::sleep_until(start + std::chrono::nanoseconds(first * 1000000000ull / rate));
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlockMessages, count - first));
         uint64_t x = (first + 1) * 0x9E3779B97F4A7C15ull;
         for (size_t i = 0; i < n; ++i) {
@@ -244,17 +247,19 @@ int main(int argc, char** argv) {
     const uint64_t count = parse_u64(argv[3], "COUNT");
     const uint64_t size = argc > 4 ? parse_u64(argv[4], "SIZE") : 200;
     const uint64_t conns = argc > 5 ? parse_u64(argv[5], "CONNECTIONS") : 1;
+    const uint64_t rate = argc > 6 ? parse_u64(argv[6], "RATE") : 0;
     if (port == 0 || port > 65535 || size < 100 || size > 60000 || conns < 1 || conns > 64) {
       std::fprintf(stderr, "proxy_loadgen: PORT 1-65535, SIZE 100-60000, CONNECTIONS 1-64\n");
       return 2;
     }
-    return send_main(static_cast<uint16_t>(port), count, static_cast<size_t>(size), static_cast<unsigned>(conns));
+    return send_main(static_cast<uint16_t>(port), count, static_cast<size_t>(size), static_cast<unsigned>(conns),
+                     rate);
   }
   if (argc == 3 && std::strcmp(argv[1], "sink") == 0) {
     const uint64_t port = parse_u64(argv[2], "PORT");
     if (port > 65535) return 2;
     return sink_main(static_cast<uint16_t>(port));
   }
-  std::fprintf(stderr, "usage: proxy_loadgen send PORT COUNT [SIZE] [CONNECTIONS]\n       proxy_loadgen sink PORT\n");
+  std::fprintf(stderr, "usage: proxy_loadgen send PORT COUNT [SIZE] [CONNECTIONS] [RATE]\n       proxy_loadgen sink PORT\n");
   return 2;
 }

@@ -1,9 +1,12 @@
 #include "common/batch_shape.h"
 
 #include <boost/json/array.hpp>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parser.hpp>
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 
 #include "common/batch.h"
 
@@ -232,6 +235,32 @@ boost::json::object BatchShape::to_json(bool with_counts) const {
   if (with_counts) o["events"] = events;
   o["fields"] = std::move(fields);
   return o;
+}
+
+size_t BatchShape::add_ndjson(std::string_view text) {
+  // Most events fit the first block, so release() after each leaves nothing to free.
+  constexpr size_t kArenaBytes = 64 * 1024;
+  auto block = std::make_unique<unsigned char[]>(kArenaBytes);
+  boost::json::monotonic_resource arena(block.get(), kArenaBytes);
+  boost::json::parser parser;
+  NdjsonLines lines(text);
+  std::string_view line;
+  size_t added = 0;
+  while (lines.next(line)) {
+    if (is_blank_line(line)) continue;
+    {
+      parser.reset(boost::json::storage_ptr(&arena));
+      boost::system::error_code ec;
+      parser.write(line.data(), line.size(), ec);
+      if (ec) throw BatchFormatError("line " + std::to_string(lines.number()) + ": invalid JSON: " + ec.message());
+      const boost::json::value v = parser.release();
+      if (!v.is_object()) throw BatchFormatError("line " + std::to_string(lines.number()) + ": not a JSON object");
+      add(v.get_object());
+      ++added;
+    }
+    arena.release();
+  }
+  return added;
 }
 
 std::optional<BatchShape> BatchShape::from_json(const boost::json::value& v) {

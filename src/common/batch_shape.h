@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -56,6 +57,10 @@ struct BatchShape {
   size_t nodes = 0;
 
   void add(const boost::json::object& event);
+  // Adds every event of NDJSON text by parse_ndjson's rules (and its BatchFormatError),
+  // each parsed into a reused arena and dropped after: no DOM is kept, nothing is
+  // allocated per field. Returns the number of events.
+  size_t add_ndjson(std::string_view text);
   // Union of both (counts added); used to merge the shapes of a run's inputs.
   void merge(const BatchShape& other);
   // {"events": N, "fields": {"name": {"kinds": ["string", ...], "count": N, ...}}};

@@ -212,6 +212,7 @@ struct Packer::Impl {
   std::map<std::string, int64_t> acquired_us;   // dataset -> when this packer acquired its lease
   std::map<std::string, int64_t> last_expiry;   // dataset -> when its ledger was last expired
   std::atomic<bool> stopping{false};            // stop(): interrupt DuckDB, commit nothing more
+  bool backlog = false;                         // a run left inputs behind (a full part's worth)
 
   Counter& counter(const char* name, const char* help, const DatasetRef& ref) {
     return metrics().counter(name, help, {{"tenant", ref.tenant}, {"dataset", ref.dataset}});
@@ -424,6 +425,7 @@ struct Packer::Impl {
 
   size_t pack_some(const DatasetRef& ref, size_t limit, std::vector<std::string>& inputs) {
     ListPage page = store->list(processed_prefix(ref), "", static_cast<int>(std::min<size_t>(limit, 1000)));
+    if (!page.next_token.empty()) backlog = true;
     CommitManifest manifest;
     manifest.id = new_ulid();
     uint64_t buffered = 0;
@@ -434,8 +436,11 @@ struct Packer::Impl {
       ~Release() { held.clear(); }
     } release{*run_inputs};
     for (const auto& obj : page.objects) {
-      if (inputs.size() >= limit) break;
-      if (buffered >= options.max_part_bytes) break;  // the rest waits for the next run
+      // The rest waits for the next run, which run_once starts at once.
+      if (inputs.size() >= limit || buffered >= options.max_part_bytes) {
+        backlog = true;
+        break;
+      }
       if (stopping) throw SqlError("packer is stopping");  // stop() is bounded while inputs are read, too
       if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while reading inputs");
       auto batch_id = batch_id_of(obj.key);
@@ -561,15 +566,24 @@ Packer::~Packer() {
 size_t Packer::run_once() {
   size_t parts = 0;
   // One bounded run per dataset in turn (max_part_bytes, conversion_timeout), so a
-  // dataset with a backlog or a slow conversion cannot starve the others.
-  for (const auto& d : impl_->catalog->datasets()) {
-    if (impl_->stopping) break;
-    try {
-      parts += impl_->pack_dataset(d.ref);
-    } catch (const std::exception& e) {
-      spdlog::error("packer: dataset {}: {}", d.ref.str(), e.what());
-      metrics().counter("bf_packer_errors_total", "Failed packer runs (retried next interval)",
-                        {{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}}).inc();
+  // dataset with a backlog or a slow conversion cannot starve the others; rounds
+  // repeat while a run left a full part's worth behind, so a backlog drains at
+  // conversion speed rather than one part per interval.
+  bool more = true;
+  while (more && !impl_->stopping) {
+    more = false;
+    for (const auto& d : impl_->catalog->datasets()) {
+      if (impl_->stopping) break;
+      impl_->backlog = false;
+      try {
+        const size_t written = impl_->pack_dataset(d.ref);
+        parts += written;
+        more = more || (written > 0 && impl_->backlog);
+      } catch (const std::exception& e) {
+        spdlog::error("packer: dataset {}: {}", d.ref.str(), e.what());
+        metrics().counter("bf_packer_errors_total", "Failed packer runs (retried next interval)",
+                          {{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}}).inc();
+      }
     }
   }
   return parts;

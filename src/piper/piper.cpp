@@ -3,10 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <optional>
 
 #include "common/batch.h"
 #include "common/batch_shape.h"
 #include "common/catalog.h"
+#include "common/compression.h"
 #include "common/config.h"
 #include "common/metrics.h"
 #include "common/time.h"
@@ -33,6 +35,22 @@ BatchEnvelope processed_envelope(const std::vector<Event>& events) {
   BatchShape shape;
   for (const Event& e : events) shape.add(e);
   return BatchEnvelope{{"shape", shape.to_json()}};
+}
+
+// An empty pipeline over a complete batch (every event carries its receive fields, as
+// the proxy's do) changes no event: the processed object is the raw object's
+// compressed NDJSON as it is, behind an envelope with the shape. This skips building
+// a DOM per event and encoding and compressing it again. nullopt when a pipeline or
+// envelope defaults have to touch the events.
+std::optional<std::string> unchanged_batch(std::string_view data, size_t& events) {
+  if (data.empty()) throw BatchFormatError("empty batch object");
+  BatchObject object = split_batch_object(data);
+  const auto* complete = object.envelope.if_contains("complete");
+  if (!complete || !complete->is_bool() || !complete->get_bool()) return std::nullopt;
+  if (object.payload.empty()) throw BatchFormatError("batch object has an envelope but no events");
+  BatchShape shape;
+  events = shape.add_ndjson(decompress(Encoding::zstd, object.payload, size_t(1) << 30));
+  return wrap_batch_object(BatchEnvelope{{"shape", shape.to_json()}}, object.payload);
 }
 }  // namespace
 
@@ -84,8 +102,11 @@ struct Piper::Impl {
           continue;  // taken by another piper
         }
         std::vector<Event> events;
+        std::optional<std::string> processed;
+        size_t count = 0;
         try {
-          events = decode_batch(data);
+          if (pipeline.size() == 0) processed = unchanged_batch(data, count);
+          if (!processed) events = decode_batch(data);
         } catch (const std::exception& e) {
           // A corrupt object must not block the dataset: move it aside, counted —
           // unless it is young enough to be an aborted upload its writer will redo.
@@ -100,20 +121,26 @@ struct Piper::Impl {
           metrics().counter("bf_piper_quarantined_total", "Raw objects that could not be decoded", labels).inc();
           continue;
         }
-        events_in.inc(events.size());
-        PipelineOutput out = pipeline.run(std::move(events));
+        std::vector<Event> dead;
+        if (!processed) {
+          events_in.inc(events.size());
+          PipelineOutput out = pipeline.run(std::move(events));
+          dead = std::move(out.dead_letters);
+          count = out.events.size();
+          // A batch the pipeline emptied (all dropped or failed) leaves no processed/ object.
+          if (!out.events.empty()) processed = encode_batch(out.events, processed_envelope(out.events));
+        } else {
+          events_in.inc(count);
+        }
         // Same batch id: a rerun after a crash overwrites instead of duplicating.
         if (!still_ours()) return done;
-        if (!out.dead_letters.empty()) {  // written first: a crash before the raw delete redoes both
-          store->put(dead_letter_key(ref, *batch_id), encode_batch(out.dead_letters));
-          dead_letters.inc(out.dead_letters.size());
-        }
-        // A batch the pipeline emptied (all dropped or failed) leaves no processed/ object.
-        if (!out.events.empty()) {
+        if (!dead.empty()) {  // written first: a crash before the raw delete redoes both
+          store->put(dead_letter_key(ref, *batch_id), encode_batch(dead));
+          dead_letters.inc(dead.size());
           if (!still_ours()) return done;
-          store->put(processed_key(ref, *batch_id), encode_batch(out.events, processed_envelope(out.events)));
         }
-        events_out.inc(out.events.size());
+        if (processed) store->put(processed_key(ref, *batch_id), *processed);
+        events_out.inc(count);
         if (!still_ours()) return done;  // the new holder has the raw object (and overwrites the same key)
         store->remove(obj.key);
         batches.inc();

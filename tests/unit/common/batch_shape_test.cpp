@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/batch.h"
 #include "common/batch_shape.h"
 
 using namespace bf;
@@ -67,4 +68,26 @@ TEST(BatchShapeTest, MalformedShapesAreRefused) {
                           R"({"fields": {"a": {"count": "x"}}})"}) {
     EXPECT_FALSE(BatchShape::from_json(boost::json::parse(bad))) << bad;
   }
+}
+
+// The piper's pass-through path reads shapes straight from NDJSON text: the same shape
+// as from the parsed events, and the same errors as parse_ndjson.
+TEST(BatchShapeTest, ShapeOfNdjsonTextEqualsShapeOfItsEvents) {
+  std::string text = "{\"a\": 1, \"o\": {\"k\": [1, \"x\"]}, \"_time\": \"bad\"}\n\n  \r\n";
+  text += "{\"a\": 2.5, \"big\": \"" + std::string(200000, 'z') + "\"}\r\n{\"o\": null}";  // past the first arena block
+  BatchShape from_text;
+  EXPECT_EQ(from_text.add_ndjson(text), 3u);
+  BatchShape from_events;
+  for (const auto& e : parse_ndjson(text)) from_events.add(e);
+  EXPECT_EQ(boost::json::serialize(from_text.to_json()), boost::json::serialize(from_events.to_json()));
+  EXPECT_EQ(from_text.root.member("_time")->bad_time, 1u);
+
+  BatchShape bad;
+  try {
+    bad.add_ndjson("{\"a\": 1}\n[1]\n");
+    FAIL() << "an array line was accepted";
+  } catch (const BatchFormatError& e) {
+    EXPECT_STREQ(e.what(), "line 2: not a JSON object");
+  }
+  EXPECT_THROW(bad.add_ndjson("{\"a\": 1}\n{\"a\": \n"), BatchFormatError);
 }

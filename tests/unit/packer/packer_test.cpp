@@ -575,3 +575,16 @@ TEST_F(PackerTest, TimeNormalisationInSqlMatchesParseEventTime) {
     EXPECT_EQ(fallbacks.value(), before + expected_fallbacks);
   }
 }
+
+// A backlog of several parts' worth drains in one run (rounds repeat while a run had
+// to leave inputs behind), not one part per polling interval.
+TEST_F(PackerTest, ABacklogOfSeveralPartsDrainsInOneRun) {
+  PackerOptions options;
+  options.max_batches_per_part = 2;
+  packer = std::make_unique<Packer>(options, catalog, store);
+  for (int i = 0; i < 5; ++i) store->put(processed_key(ref, new_ulid()), encode_batch({ev(i)}));
+  EXPECT_EQ(packer->run_once(), 3u);  // 2 + 2 + 1 batches
+  EXPECT_TRUE(store->list_all("processed/").empty());
+  EXPECT_EQ(committed_parts(*store, ref).size(), 3u);
+  EXPECT_EQ(query("SELECT count(*) FROM " + lake()).rows[0][0], "5");
+}

@@ -9,6 +9,7 @@
 #include "common/batch.h"
 #include "common/batch_shape.h"
 #include "common/catalog.h"
+#include "common/compression.h"
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/ulid.h"
@@ -167,6 +168,50 @@ TEST_F(PiperTest, ProcessedObjectsCarryTheBatchShapeInTheirEnvelope) {
   EXPECT_EQ(shape->root.member("_time")->bad_time, 1u);
   EXPECT_EQ(shape->root.member("o")->member("a")->kinds, kKindInt);
   EXPECT_EQ(decode_batch(object).size(), 2u);  // plain zstd readers still see the events
+}
+
+// No pipeline steps and a complete batch (the receiver's envelope says every event has
+// its receive fields): the processed object keeps the raw object's compressed bytes and
+// only gains the shape. A batch that needs the envelope's defaults still gets them.
+TEST_F(PiperTest, EmptyPipelinePassesCompleteBatchesThroughByteForByte) {
+  catalog->add_dataset(DatasetInfo{ref, boost::json::array{}});
+  Piper piper(PiperOptions{}, catalog, store);
+  const std::string complete = new_ulid(), partial = new_ulid();
+  const std::string payload = compress(Encoding::zstd,
+      "{\"_time\":\"2026-03-01T10:00:00Z\",\"_received\":\"2026-03-01T10:00:01Z\",\"_source\":\"s\",\"n\":1.50}\n"
+      "{\"_time\":\"2026-03-01T10:00:02Z\",\"_received\":\"2026-03-01T10:00:03Z\",\"_source\":\"s\",\"n\":\"x\"}\n");
+  store->put(raw_key(ref, complete), wrap_batch_object(BatchEnvelope{{"complete", true}, {"received", "2026-01-01T00:00:00Z"}}, payload));
+  store->put(raw_key(ref, partial),
+             wrap_batch_object(BatchEnvelope{{"received", "2026-03-01T11:00:00Z"}, {"source", "http"}},
+                               compress(Encoding::zstd, "{\"n\":2}\n")));
+  ASSERT_EQ(piper.run_once(), 2u);
+
+  const std::string object = store->get(processed_key(ref, complete));
+  const BatchObject out = split_batch_object(object);
+  EXPECT_EQ(out.payload, payload);  // not decoded and encoded again ("1.50" stays as sent)
+  auto shape = BatchShape::from_json(out.envelope.at("shape"));
+  ASSERT_TRUE(shape);
+  EXPECT_EQ(shape->events, 2u);
+  EXPECT_EQ(shape->root.member("n")->kinds, kKindFloat | kKindString);
+
+  auto events = decode_batch(store->get(processed_key(ref, partial)));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].at("_received").as_string(), "2026-03-01T11:00:00Z");
+  EXPECT_EQ(events[0].at("_source").as_string(), "http");
+}
+
+// A complete batch whose NDJSON is corrupt is quarantined like any undecodable batch.
+TEST_F(PiperTest, CorruptCompleteBatchIsQuarantinedByThePassThroughPath) {
+  catalog->add_dataset(DatasetInfo{ref, boost::json::array{}});
+  PiperOptions options;
+  options.quarantine_after = std::chrono::milliseconds(0);
+  Piper piper(options, catalog, store);
+  const std::string id = new_ulid();
+  store->put(raw_key(ref, id), wrap_batch_object(BatchEnvelope{{"complete", true}},
+                                                 compress(Encoding::zstd, "{\"a\":1}\nnot json\n")));
+  EXPECT_EQ(piper.run_once(), 0u);
+  EXPECT_FALSE(store->head(processed_key(ref, id)));
+  EXPECT_EQ(store->list_all("quarantine/").size(), 1u);
 }
 
 // --- pipeline outcomes through the real piper -----------------------------------
