@@ -69,7 +69,7 @@ void BM_PipelineAddRemoveRename(benchmark::State& state) {
     state.PauseTiming();
     auto copy = events;
     state.ResumeTiming();
-    pipeline.apply(copy);
+    copy = pipeline.run(std::move(copy)).events;
     benchmark::DoNotOptimize(copy);
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(events.size()));

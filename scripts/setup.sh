@@ -67,7 +67,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates curl openssl
   libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
   libcurl4-openssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-  libzstd-dev zlib1g-dev libre2-dev libmaxminddb-dev librdkafka-dev libnats-dev
+  libzstd-dev zlib1g-dev libre2-dev libxxhash-dev libmaxminddb-dev librdkafka-dev libnats-dev
   libsqlite3-dev libpq-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nats-server tzdata

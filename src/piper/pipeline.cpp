@@ -1,5 +1,8 @@
+#include <re2/re2.h>
+
 #include <algorithm>
 
+#include "piper/expr/expr.h"
 #include "piper/transform.h"
 
 namespace bf {
@@ -8,6 +11,14 @@ StepOptions::StepOptions(const boost::json::object& options, std::string where)
     : options_(options), where_(std::move(where)) {}
 
 void StepOptions::fail(const std::string& message) const { throw PipelineError(where_ + ": " + message); }
+void StepOptions::fail(const std::string& key, const std::string& message) const {
+  fail("option '" + key + "': " + message);
+}
+
+StepResult Transform::expand(Event&, std::vector<Event>&, std::string& error) const {
+  error = "internal: step does not expand";
+  return StepResult::fail;
+}
 
 bool StepOptions::has(const std::string& key) const {
   used_.push_back(key);
@@ -23,7 +34,7 @@ const boost::json::value& StepOptions::value(const std::string& key) const {
 
 std::string StepOptions::str(const std::string& key) const {
   const auto& v = value(key);
-  if (!v.is_string()) fail("option '" + key + "' must be a string");
+  if (!v.is_string()) fail(key, "must be a string");
   return std::string(v.get_string());
 }
 
@@ -34,7 +45,7 @@ std::string StepOptions::str(const std::string& key, const std::string& def) con
 bool StepOptions::boolean(const std::string& key, bool def) const {
   if (!has(key)) return def;
   const auto& v = value(key);
-  if (!v.is_bool()) fail("option '" + key + "' must be true or false");
+  if (!v.is_bool()) fail(key, "must be true or false");
   return v.get_bool();
 }
 
@@ -44,18 +55,90 @@ std::vector<std::string> StepOptions::str_list(const std::string& key) const {
   std::vector<std::string> out;
   if (v.is_array()) {
     for (const auto& item : v.get_array()) {
-      if (!item.is_string()) fail("option '" + key + "' must be a string or a list of strings");
+      if (!item.is_string()) fail(key, "must be a string or a list of strings");
       out.emplace_back(item.get_string());
     }
     return out;
   }
-  fail("option '" + key + "' must be a string or a list of strings");
+  fail(key, "must be a string or a list of strings");
 }
 
 void StepOptions::check_unknown() const {
   for (const auto& kv : options_) {
     std::string key(kv.key());
     if (std::find(used_.begin(), used_.end(), key) == used_.end()) fail("unknown option '" + key + "'");
+  }
+}
+
+std::string StepOptions::nonempty(const std::string& key, const std::string& def) const {
+  std::string v = str(key, def);
+  if (v.empty()) fail(key, "must not be empty");
+  return v;
+}
+
+int64_t StepOptions::integer(const std::string& key, int64_t def, int64_t min, int64_t max) const {
+  if (!has(key)) return def;
+  const auto& v = value(key);
+  std::optional<int64_t> n;
+  if (v.is_int64()) n = v.get_int64();
+  if (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(INT64_MAX)) n = static_cast<int64_t>(v.get_uint64());
+  if (!n) fail(key, "must be an integer");
+  if (*n < min || *n > max) fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  return *n;
+}
+
+std::string StepOptions::choice(const std::string& key, const std::string& def,
+                                const std::vector<std::string>& allowed) const {
+  std::string v = str(key, def);
+  if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) return v;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  fail(key, "'" + v + "' is not one of " + list);
+}
+
+const boost::json::object& StepOptions::object(const std::string& key) const {
+  const auto& v = value(key);
+  if (!v.is_object()) fail(key, "must be an object (a map)");
+  return v.get_object();
+}
+
+std::vector<std::string> StepOptions::str_list(const std::string& key, std::vector<std::string> def) const {
+  return has(key) ? str_list(key) : def;
+}
+
+std::vector<FieldPath> StepOptions::fields(const std::string& key) const {
+  std::vector<FieldPath> out;
+  for (const auto& name : str_list(key)) {
+    try {
+      out.push_back(FieldPath::parse(name));
+    } catch (const PipelineError& e) {
+      fail(key, e.what());
+    }
+  }
+  if (out.empty()) fail(key, "no fields given");
+  return out;
+}
+
+FieldPath StepOptions::field(const std::string& key, const std::string& def) const {
+  if (!has(key)) return FieldPath::parse(def);
+  return field(key);
+}
+
+std::shared_ptr<const re2::RE2> StepOptions::regex(const std::string& key) const {
+  std::string pattern = str(key);
+  RE2::Options opts;
+  opts.set_log_errors(false);
+  auto re = std::make_shared<const RE2>(pattern, opts);
+  if (!re->ok()) fail(key, "invalid regex: " + re->error());
+  return re;
+}
+
+std::shared_ptr<const Expr> StepOptions::expr(const std::string& key) const {
+  std::string source = str(key);
+  try {
+    return std::make_shared<const Expr>(Expr::compile(source));
+  } catch (const PipelineError& e) {
+    fail(key, e.what());
   }
 }
 
@@ -139,24 +222,77 @@ Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& w
     if (!kv.value().is_object() && !kv.value().is_null())
       throw PipelineError(step_where + " (" + kind + "): options must be an object");
     StepOptions options(kv.value().is_object() ? kv.value().get_object() : kEmpty, step_where + " (" + kind + ")");
-    p.steps_.push_back(factory->create(options));
-    p.kinds_.push_back(kind);
+    Step s;
+    s.kind = kind;
+    if (options.has("if")) s.condition = options.expr("if");
+    s.transform = factory->create(options);
     options.check_unknown();
+    p.steps_.push_back(std::move(s));
   }
   return p;
 }
 
-void Pipeline::apply(std::vector<Event>& events) const {
-  for (const auto& step : steps_) step->apply(events);
+void Pipeline::count_as(const Labels& labels) {
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Labels l = labels;
+    l.emplace_back("step", std::to_string(i + 1));
+    l.emplace_back("kind", steps_[i].kind);
+    steps_[i].dropped = &metrics().counter("bf_piper_step_dropped_events_total",
+                                           "Events a pipeline step removed on purpose (drop, empty explode)", l);
+    steps_[i].failed = &metrics().counter("bf_piper_step_failed_events_total",
+                                          "Events a pipeline step could not transform (sent to the dead-letter output)", l);
+  }
 }
 
-void Pipeline::apply(std::vector<Event>& events, std::vector<uint64_t>& removed) const {
-  removed.resize(steps_.size());
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    const size_t before = events.size();
-    steps_[i]->apply(events);
-    if (events.size() < before) removed[i] += before - events.size();
+void Pipeline::run_event(size_t first, Event& e, PipelineOutput& out, std::vector<Counts>& counts) const {
+  std::string error;
+  for (size_t i = first; i < steps_.size(); ++i) {
+    const Step& s = steps_[i];
+    if (s.condition && !s.condition->test(e)) continue;
+    StepResult r;
+    std::vector<Event> children;
+    try {
+      r = s.transform->expands() ? s.transform->expand(e, children, error) : s.transform->apply(e, error);
+    } catch (const std::exception& ex) {  // a bug or an exhausted resource, not the event's fault alone
+      r = StepResult::fail;
+      error = std::string("internal error: ") + ex.what();
+    }
+    if (r == StepResult::fail) {
+      e["_error"] = "step " + std::to_string(i + 1) + " (" + s.kind + "): " + error;
+      ++counts[i].failed;
+      out.dead_letters.push_back(std::move(e));
+      return;
+    }
+    if (r == StepResult::drop || (s.transform->expands() && children.empty())) {
+      ++counts[i].dropped;
+      ++out.dropped;
+      return;
+    }
+    if (s.transform->expands()) {
+      for (Event& child : children) run_event(i + 1, child, out, counts);
+      return;
+    }
   }
+  out.events.push_back(std::move(e));
+}
+
+PipelineOutput Pipeline::run(std::vector<Event> events) const {
+  PipelineOutput out;
+  if (steps_.empty()) {
+    out.events = std::move(events);
+    return out;
+  }
+  out.events.reserve(events.size());
+  std::vector<Counts> counts(steps_.size());
+  for (Event& e : events) run_event(0, e, out, counts);
+  // Once per batch: the counters are shared atomics.
+  out.dropped_by_step.resize(steps_.size());
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    out.dropped_by_step[i] = counts[i].dropped;
+    if (steps_[i].dropped && counts[i].dropped) steps_[i].dropped->inc(counts[i].dropped);
+    if (steps_[i].failed && counts[i].failed) steps_[i].failed->inc(counts[i].failed);
+  }
+  return out;
 }
 
 }  // namespace bf

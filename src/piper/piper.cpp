@@ -63,25 +63,25 @@ struct DatasetWork {
         undecodable(component.error("decode", "undecodable")),
         undecodable_events(component.discarded(Discard::unintentional, "undecodable")),
         run_errors(component.error("run", "exception")),
-        step_discards(pipeline.size(), nullptr),
-        removed(pipeline.size(), 0) {}
+        failed(component.error("transform", "step_failed")),
+        step_discards(pipeline.size(), nullptr) {}
   DatasetRef ref;
   Pipeline pipeline;
   ComponentMetrics component;
   Counter& undecodable;
   Counter& undecodable_events;
   Counter& run_errors;
+  Counter& failed;  // events a step failed on (they go to dead-letter/, not lost)
   // discarded{intentional="true", reason=<step kind>}, resolved when a step first
   // removes events (steps that never do get no series).
   std::vector<Counter*> step_discards;
-  std::vector<uint64_t> removed;  // per step, scratch of one batch
 
-  void count_removed() {
-    for (size_t i = 0; i < removed.size(); ++i) {
-      if (!removed[i]) continue;
+  void count_output(const PipelineOutput& out) {
+    if (!out.dead_letters.empty()) failed.inc(out.dead_letters.size());
+    for (size_t i = 0; i < out.dropped_by_step.size(); ++i) {
+      if (!out.dropped_by_step[i]) continue;
       if (!step_discards[i]) step_discards[i] = &component.discarded(Discard::intentional, pipeline.kind(i));
-      step_discards[i]->inc(removed[i]);
-      removed[i] = 0;
+      step_discards[i]->inc(out.dropped_by_step[i]);
     }
   }
 };
@@ -116,6 +116,8 @@ struct Piper::Impl {
     auto& batches = metrics().counter("bf_piper_batches_total", "Batches processed", labels);
     auto& events_in = metrics().counter("bf_piper_events_in_total", "Events read from raw/", labels);
     auto& events_out = metrics().counter("bf_piper_events_out_total", "Events written to processed/", labels);
+    auto& dead_letters = metrics().counter("bf_piper_dead_letter_events_total",
+                                           "Events a pipeline step failed on, written to dead-letter/", labels);
     size_t done = 0;
     std::string token;
     do {
@@ -156,24 +158,34 @@ struct Piper::Impl {
           work.undecodable_events.inc(declared_event_count(data));
           continue;
         }
-        // count: events read; out: events written (a pipeline may drop or add some).
+        // count: events read; out: events written (a pipeline may drop, fail or add some).
         size_t out = count;
+        std::vector<Event> dead;
         if (!processed) {
           count = events.size();
-          work.pipeline.apply(events, work.removed);
-          work.count_removed();
-          out = events.size();
-          processed = encode_batch(events, processed_envelope(events));
+          PipelineOutput result = work.pipeline.run(std::move(events));
+          work.count_output(result);
+          dead = std::move(result.dead_letters);
+          out = result.events.size();
+          // A batch the pipeline emptied (all dropped or failed) leaves no processed/ object.
+          if (!result.events.empty()) processed = encode_batch(result.events, processed_envelope(result.events));
         }
         events_in.inc(count);
         contract.received_events.inc(count);
         contract.received_bytes.inc(data.size());
         // Same batch id: a rerun after a crash overwrites instead of duplicating.
         if (!still_ours()) return done;
-        store->put(processed_key(ref, *batch_id), *processed);
+        if (!dead.empty()) {  // written first: a crash before the raw delete redoes both
+          store->put(dead_letter_key(ref, *batch_id), encode_batch(dead));
+          dead_letters.inc(dead.size());
+          if (!still_ours()) return done;
+        }
+        if (processed) {
+          store->put(processed_key(ref, *batch_id), *processed);
+          contract.sent_bytes.inc(processed->size());
+        }
         events_out.inc(out);
         contract.sent_events.inc(out);
-        contract.sent_bytes.inc(processed->size());
         if (!still_ours()) return done;  // the new holder has the raw object (and overwrites the same key)
         store->remove(obj.key);
         batches.inc();
@@ -195,6 +207,7 @@ Piper::Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::
   for (const auto& d : impl_->catalog->datasets()) {
     impl_->pipelines.push_back(
         std::make_unique<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str())));
+    impl_->pipelines.back()->pipeline.count_as({{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}});
   }
 }
 

@@ -3,7 +3,9 @@
 // piper/transforms/, each listed in transforms/registry.cpp.
 //
 // A dataset's pipeline is a JSON list of steps, each an object with exactly one
-// key naming the kind: [{"add": {"field": "env", "value": "prod"}}, {"remove": {"field": "x"}}]
+// key naming the kind: [{"add": {"field": "env", "value": "prod"}}, {"remove": {"field": "x"}}].
+// Every step also takes `if:` (a condition, piper/expr/expr.h): events for which it
+// is false pass the step unchanged. Reference: docs/pipelines.md.
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <functional>
@@ -14,18 +16,40 @@
 #include <vector>
 
 #include "common/batch.h"
+#include "common/metrics.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace bf {
+
+class Expr;
 
 struct PipelineError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A compiled step: immutable after creation, applied to whole batches.
+// What a step did to one event.
+enum class StepResult {
+  keep,  // (possibly changed) on to the next step
+  drop,  // removed on purpose (drop step, empty explode); counted per step on /metrics
+  fail,  // the step could not transform it: to the dataset's dead-letter output with _error
+};
+
+// A compiled step: immutable after creation (the factory validated its options),
+// shared by every batch. The pipeline runs each event through the steps in turn.
 class Transform {
  public:
   virtual ~Transform() = default;
-  virtual void apply(std::vector<Event>& events) const = 0;
+  // Changes one event in place. On fail, `error` says why, and the event must be left
+  // as the step found it (it is what the dead-letter output keeps).
+  virtual StepResult apply(Event& event, std::string& error) const = 0;
+  // Steps that make several events of one (explode) return true and implement expand:
+  // it appends the new events to `out` (none: the event is dropped) and leaves `event`
+  // unchanged on fail.
+  virtual bool expands() const { return false; }
+  virtual StepResult expand(Event& event, std::vector<Event>& out, std::string& error) const;
 };
 
 // A field path: "a.b.c" addresses nested objects. Split once when a step is
@@ -34,20 +58,34 @@ struct FieldPath {
   std::vector<std::string> parts;
   static FieldPath parse(const std::string& dotted);  // throws PipelineError on empty segments
 };
-// Reads a step's options strictly: every key must be consumed, else PipelineError
-// naming the step and the key.
+// Reads a step's options strictly: every key must be consumed, else PipelineError.
+// Every error names the dataset, step number and kind (`where`) and the key.
 class StepOptions {
  public:
   StepOptions(const boost::json::object& options, std::string where);
   std::string str(const std::string& key) const;                           // required
   std::string str(const std::string& key, const std::string& def) const;   // optional
+  // A non-empty string (separators, patterns): "must not be empty" otherwise.
+  std::string nonempty(const std::string& key, const std::string& def) const;
   FieldPath field(const std::string& key) const;                           // required field path
+  FieldPath field(const std::string& key, const std::string& def) const;
+  std::vector<FieldPath> fields(const std::string& key) const;             // string or list, non-empty
   bool boolean(const std::string& key, bool def) const;
+  int64_t integer(const std::string& key, int64_t def, int64_t min, int64_t max) const;
+  // One of `allowed`, else an error listing them.
+  std::string choice(const std::string& key, const std::string& def, const std::vector<std::string>& allowed) const;
   const boost::json::value& value(const std::string& key) const;           // required, any JSON
+  const boost::json::object& object(const std::string& key) const;         // required object
   std::vector<std::string> str_list(const std::string& key) const;         // string or list
+  std::vector<std::string> str_list(const std::string& key, std::vector<std::string> def) const;
+  // An RE2 pattern, compiled now; a bad pattern names the key and RE2's message.
+  std::shared_ptr<const re2::RE2> regex(const std::string& key) const;
+  // A condition-language expression (piper/expr/expr.h), compiled now.
+  std::shared_ptr<const Expr> expr(const std::string& key) const;
   bool has(const std::string& key) const;
   void check_unknown() const;
   [[noreturn]] void fail(const std::string& message) const;
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const;  // "option 'key': message"
 
  private:
   const boost::json::object& options_;
@@ -69,20 +107,39 @@ void set_field(Event& event, const FieldPath& path, boost::json::value value);
 // Removes the field and returns its value, if present.
 std::optional<boost::json::value> take_field(Event& event, const FieldPath& path);
 
-// A compiled pipeline: the steps in order. `where` names the dataset in errors.
+// What a pipeline made of a batch.
+struct PipelineOutput {
+  std::vector<Event> events;        // for processed/
+  std::vector<Event> dead_letters;  // events a step failed on, each with _error
+  size_t dropped = 0;               // removed on purpose (counted per step)
+  std::vector<uint64_t> dropped_by_step;  // the same per step (empty without steps)
+};
+
+// A compiled pipeline: the steps in order, each with its optional `if:` condition.
+// `where` names the dataset in errors.
 class Pipeline {
  public:
   static Pipeline compile(const boost::json::array& steps, const std::string& where);
-  void apply(std::vector<Event>& events) const;
-  // The same, adding to removed[i] the events step i took out of the batch (filter,
-  // sample: the piper counts them as intentional discards); removed has size() entries.
-  void apply(std::vector<Event>& events, std::vector<uint64_t>& removed) const;
+  // Reports each step's drops and failures on /metrics, labelled with `labels`
+  // (tenant, dataset) plus step (1-based) and kind.
+  void count_as(const Labels& labels);
+  PipelineOutput run(std::vector<Event> events) const;
   size_t size() const { return steps_.size(); }
-  const std::string& kind(size_t step) const { return kinds_[step]; }  // "add", "filter", …
+  const std::string& kind(size_t step) const { return steps_[step].kind; }  // "add", "drop", …
 
  private:
-  std::vector<std::shared_ptr<const Transform>> steps_;
-  std::vector<std::string> kinds_;
+  struct Step {
+    std::string kind;
+    std::shared_ptr<const Transform> transform;
+    std::shared_ptr<const Expr> condition;  // null: every event
+    Counter* dropped = nullptr;
+    Counter* failed = nullptr;
+  };
+  struct Counts {
+    uint64_t dropped = 0, failed = 0;
+  };
+  void run_event(size_t first_step, Event& event, PipelineOutput& out, std::vector<Counts>& counts) const;
+  std::vector<Step> steps_;
 };
 
 }  // namespace bf

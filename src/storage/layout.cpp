@@ -32,7 +32,11 @@ std::string raw_key(const DatasetRef& ref, const std::string& batch_id) { return
 std::string processed_key(const DatasetRef& ref, const std::string& batch_id) {
   return batch_key("processed", ref, batch_id);
 }
+std::string dead_letter_key(const DatasetRef& ref, const std::string& batch_id) {
+  return batch_key("dead-letter", ref, batch_id);
+}
 std::string raw_prefix(const DatasetRef& ref) { return "raw/" + dataset_path(ref); }
+std::string dead_letter_prefix(const DatasetRef& ref) { return "dead-letter/" + dataset_path(ref); }
 std::string processed_prefix(const DatasetRef& ref) { return "processed/" + dataset_path(ref); }
 
 std::string parquet_prefix(const DatasetRef& ref) {

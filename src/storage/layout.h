@@ -12,6 +12,10 @@ namespace bf {
 // is the batch id's ULID time, so retries of a batch map to the same key.
 std::string raw_key(const DatasetRef& ref, const std::string& batch_id);
 std::string processed_key(const DatasetRef& ref, const std::string& batch_id);
+// dead-letter/{account}/{tenant}/{dataset}/{yyyy}/{mm}/{dd}/{hh}/{batch_id}.ndjson.zst: the
+// events of a raw batch that a pipeline step failed on, each with _error (piper).
+std::string dead_letter_key(const DatasetRef& ref, const std::string& batch_id);
+std::string dead_letter_prefix(const DatasetRef& ref);  // "dead-letter/a/t/d/"
 std::string raw_prefix(const DatasetRef& ref);        // "raw/a/t/d/"
 std::string processed_prefix(const DatasetRef& ref);  // "processed/a/t/d/"
 // parquet/account=a/tenant=t/dataset=d/

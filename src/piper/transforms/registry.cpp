@@ -9,7 +9,14 @@ namespace bf {
 
 const std::vector<TransformFactory>& transform_factories() {
   static const std::vector<TransformFactory> factories = [] {
-    std::vector<TransformFactory> list{add_transform(), remove_transform(), rename_transform()};
+    std::vector<TransformFactory> list{
+        set_transform(),          add_transform(),        remove_transform(),     rename_transform(),
+        copy_transform(),         coerce_transform(),     regex_replace_transform(), lowercase_transform(),
+        uppercase_transform(),    trim_transform(),       split_transform(),      explode_transform(),
+        json_parse_transform(),   json_flatten_transform(), kv_transform(),       csv_transform(),
+        date_parse_transform(),   hash_transform(),       truncate_transform(),   drop_transform(),
+        include_transform(),      exclude_transform(),      grok_transform(),
+    };
     std::set<std::string> names;
     for (const auto& f : list) {
       if (!names.insert(f.type).second) std::abort();  // duplicate registration

@@ -8,11 +8,10 @@ class RenameField final : public Transform {
  public:
   RenameField(FieldPath from, FieldPath to, bool overwrite)
       : from_(std::move(from)), to_(std::move(to)), overwrite_(overwrite) {}
-  void apply(std::vector<Event>& events) const override {
-    for (Event& e : events) {
-      if (!overwrite_ && find_field(e, to_)) continue;
-      if (auto v = take_field(e, from_)) set_field(e, to_, std::move(*v));
-    }
+  StepResult apply(Event& e, std::string&) const override {
+    if (!overwrite_ && find_field(e, to_)) return StepResult::keep;
+    if (auto v = take_field(e, from_)) set_field(e, to_, std::move(*v));
+    return StepResult::keep;
   }
 
  private:

@@ -1,9 +1,58 @@
 #pragma once
-// Factories of the built-in transforms; the list lives in registry.cpp.
+// Factories of the built-in transforms; the list lives in registry.cpp. Helpers
+// shared by several steps are below.
+#include <string_view>
+
 #include "piper/transform.h"
 
 namespace bf {
+TransformFactory set_transform();
 TransformFactory add_transform();
 TransformFactory remove_transform();
 TransformFactory rename_transform();
+TransformFactory copy_transform();
+TransformFactory coerce_transform();
+TransformFactory regex_replace_transform();
+TransformFactory lowercase_transform();
+TransformFactory uppercase_transform();
+TransformFactory trim_transform();
+TransformFactory split_transform();
+TransformFactory explode_transform();
+TransformFactory json_parse_transform();
+TransformFactory json_flatten_transform();
+TransformFactory kv_transform();
+TransformFactory csv_transform();
+TransformFactory date_parse_transform();
+TransformFactory hash_transform();
+TransformFactory truncate_transform();
+TransformFactory drop_transform();
+TransformFactory include_transform();
+TransformFactory exclude_transform();
+TransformFactory grok_transform();
+
+// The dotted form of a path, for error messages.
+std::string field_name(const FieldPath& path);
+// The string at `path`: nullptr if absent; otherwise sets `error` and returns nullptr
+// when the value is not a string (`present` tells the two apart).
+const boost::json::string* string_field(Event& event, const FieldPath& path, bool& present, std::string& error);
+// Shell-style name match: * any run, ? one character.
+bool glob_match(std::string_view glob, std::string_view name);
+bool matches_any(const std::vector<std::string>& globs, std::string_view name);
+// A value shortened for an error message.
+std::string preview(std::string_view text);
+
+// The steps that rewrite string fields in place (lowercase, uppercase, trim):
+// non-strings and absent fields are left alone.
+class StringFieldsStep : public Transform {
+ public:
+  explicit StringFieldsStep(std::vector<FieldPath> fields) : fields_(std::move(fields)) {}
+  StepResult apply(Event& event, std::string& error) const final;
+
+ protected:
+  virtual void rewrite(boost::json::string& s) const = 0;
+
+ private:
+  std::vector<FieldPath> fields_;
+};
+std::vector<FieldPath> field_or_fields(const StepOptions& o);  // `field` or `fields`, exactly one
 }  // namespace bf

@@ -23,7 +23,7 @@ TEST(Pipeline, AddRemoveRename) {
   std::vector<Event> events{
       Event{{"msg", "hi"}, {"password", "x"}, {"keep", 0}, {"nested", boost::json::object{{"secret", 1}, {"ok", 2}}}},
       Event{{"other", true}}};
-  p.apply(events);
+  events = p.run(std::move(events)).events;
   EXPECT_EQ(events[0].at("env").as_string(), "prod");
   EXPECT_EQ(events[0].at("geo").at("country").as_string(), "NL");
   EXPECT_EQ(events[0].at("keep").as_int64(), 0);  // not overwritten
@@ -57,7 +57,7 @@ TEST(Pipeline, ErrorsNameDatasetStepAndKey) {
 TEST(Pipeline, EmptyPipelineIsPassthrough) {
   auto p = compile("[]");
   std::vector<Event> events{Event{{"a", 1}}};
-  p.apply(events);
+  events = p.run(std::move(events)).events;
   EXPECT_EQ(events[0], (Event{{"a", 1}}));
 }
 

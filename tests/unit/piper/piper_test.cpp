@@ -252,3 +252,66 @@ TEST_F(PiperTest, ContractCountsEventsPerDatasetAndUndecodableObjectsAsUnintenti
   // The other dataset's event is counted under its own labels only.
   EXPECT_EQ(test::ContractCounts::of("stage", "piper", "piper", {{"tenant", "contract"}, {"dataset", "other"}}).received_events, 1);
 }
+
+// --- pipeline outcomes through the real piper -----------------------------------
+
+TEST_F(PiperTest, FailedEventsGoToDeadLetterDroppedAreCountedNothingVanishes) {
+  catalog->add_dataset(DatasetInfo{ref, boost::json::parse(R"j([
+      {"json_parse": {"field": "message", "merge": true}},
+      {"drop": {"if": "level == \"debug\""}},
+      {"coerce": {"field": "status", "type": "int"}},
+      {"set": {"field": "class", "value": "error", "if": "status >= 500"}}])j").as_array()});
+  Piper piper(PiperOptions{}, catalog, store);
+  const Labels labels{{"tenant", "web"}, {"dataset", "logs"}};
+  auto step = [&](const char* n, const char* kind) {
+    Labels l = labels;
+    l.emplace_back("step", n);
+    l.emplace_back("kind", kind);
+    return l;
+  };
+  const int64_t dead_before = metrics().value("bf_piper_dead_letter_events_total", labels);
+  const int64_t dropped_before = metrics().value("bf_piper_step_dropped_events_total", step("2", "drop"));
+  const int64_t failed_before = metrics().value("bf_piper_step_failed_events_total", step("1", "json_parse"));
+  const std::string mixed = new_ulid(), all_dropped = new_ulid();
+  store->put(raw_key(ref, mixed), encode_batch({
+      Event{{"message", R"({"level": "info", "status": "503"})"}},
+      Event{{"message", "{broken"}, {"n", 2}},
+      Event{{"message", R"({"level": "debug"})"}},
+      Event{{"message", R"({"status": "teapot"})"}},
+  }));
+  store->put(raw_key(ref, all_dropped), encode_batch({Event{{"message", R"({"level": "debug"})"}}}));
+  ASSERT_EQ(piper.run_once(), 2u);
+  EXPECT_TRUE(store->list_all(raw_prefix(ref)).empty());
+
+  auto out = decode_batch(store->get(processed_key(ref, mixed)));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].at("status").as_int64(), 503);
+  EXPECT_EQ(out[0].at("class").as_string(), "error");
+
+  auto dead = decode_batch(store->get(dead_letter_key(ref, mixed)));
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_EQ(dead[0].at("n").as_int64(), 2);  // kept as the failing step found it
+  EXPECT_EQ(dead[0].at("message").as_string(), "{broken");
+  EXPECT_EQ(std::string(dead[0].at("_error").as_string()).rfind("step 1 (json_parse): field 'message' is not JSON", 0), 0u)
+      << dead[0].at("_error");
+  EXPECT_EQ(dead[1].at("_error").as_string(), "step 3 (coerce): field 'status': \"teapot\" is not a valid int");
+  EXPECT_EQ(dead_letter_key(ref, mixed).rfind("dead-letter/acme/web/logs/", 0), 0u);
+
+  // A batch the pipeline emptied leaves no processed/ object, and no dead letters.
+  EXPECT_FALSE(store->head(processed_key(ref, all_dropped)));
+  EXPECT_FALSE(store->head(dead_letter_key(ref, all_dropped)));
+
+  EXPECT_EQ(metrics().value("bf_piper_dead_letter_events_total", labels), dead_before + 2);
+  EXPECT_EQ(metrics().value("bf_piper_step_dropped_events_total", step("2", "drop")), dropped_before + 2);
+  EXPECT_EQ(metrics().value("bf_piper_step_failed_events_total", step("1", "json_parse")), failed_before + 1);
+  EXPECT_EQ(metrics().value("bf_piper_step_failed_events_total", step("3", "coerce")), 1);
+  // The component contract: drops are intentional discards named by the step kind;
+  // failed events are errors (they live on in dead-letter/), not discards.
+  EXPECT_EQ(test::contract_count("discarded_events", "stage", "piper", "piper",
+                                 {{"tenant", "web"}, {"dataset", "logs"}, {"intentional", "true"}, {"reason", "drop"}}),
+            2);
+  EXPECT_EQ(test::contract_count("errors", "stage", "piper", "piper",
+                                 {{"tenant", "web"}, {"dataset", "logs"}, {"stage", "transform"}, {"error_type", "step_failed"}}),
+            2);
+  test::expect_component_contract("stage", "piper", {.errors = true, .intentional_discards = true});
+}

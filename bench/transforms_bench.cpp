@@ -1,0 +1,116 @@
+// The piper's step engine on 300-byte syslog events (issue 8): the piper's work per
+// raw batch without a pipeline (decode + encode) beside the same with a realistic
+// eight-step pipeline, the pipeline alone, and each step kind alone. One thread, so
+// events/s is per core.
+//   cmake --build build --target bench_transforms && ./build/bench/bench_transforms
+#include <benchmark/benchmark.h>
+
+#include <boost/json/parse.hpp>
+
+#include <string>
+#include <vector>
+
+#include "common/batch.h"
+#include "common/time.h"
+#include "piper/transform.h"
+#include "proxy/syslog_parser.h"
+
+namespace {
+
+constexpr int kEvents = 10000;
+
+// RFC 3164 lines of about 300 bytes, as the proxy's syslog sources turn them into
+// events (with _raw, _time, hostname, app_name, …).
+std::vector<bf::Event> syslog_events() {
+  std::vector<bf::Event> events;
+  const int64_t now = bf::now_us();
+  const char* users[] = {"ann", "bob", "carol", "dave"};
+  for (int i = 0; i < kEvents; ++i) {
+    std::string line = "<38>Nov 25 10:" + std::to_string(10 + i % 50) + ":0" + std::to_string(i % 10) + " web-" +
+                       std::to_string(i % 16) + ".example.net sshd[" + std::to_string(1000 + i % 5000) +
+                       "]: Accepted publickey for " + users[i % 4] + " from " +
+                       (i % 3 ? "10.20." : "198.51.") + std::to_string(i % 250) + "." + std::to_string(i % 200) +
+                       " port " + std::to_string(40000 + i % 20000) + " ssh2: ED25519 SHA256:";
+    while (line.size() < 300) line += static_cast<char>('A' + (line.size() * 7 + static_cast<size_t>(i)) % 26);
+    events.push_back(bf::parse_syslog(line, now));
+  }
+  return events;
+}
+
+const char* kRealistic = R"j([
+  {"grok": {"field": "_raw", "patterns": "^<%{NONNEGINT:pri:int}>%{SYSLOGBASE} %{GREEDYDATA:msg}$"}},
+  {"date_parse": {"field": "timestamp", "formats": "%b %e %H:%M:%S", "timezone": "Europe/Berlin"}},
+  {"set": {"field": "network", "value": "internal", "if": "cidr_match(msg, \"10.0.0.0/8\") || starts_with(msg, \"Accepted\")"}},
+  {"coerce": {"fields": {"pid": "int"}}},
+  {"drop": {"if": "program == \"cron\""}},
+  {"remove": {"fields": ["timestamp", "_raw"]}},
+  {"rename": {"from": "logsource", "to": "host"}},
+  {"hash": {"fields": ["host", "program", "pid"], "algorithm": "xxh3", "target": "session"}}
+])j";
+
+bf::Pipeline compile(const std::string& steps) { return bf::Pipeline::compile(boost::json::parse(steps).as_array(), "bench"); }
+
+void piper_path(benchmark::State& state, const std::string& steps) {
+  auto pipeline = compile(steps);
+  const std::string raw = bf::encode_batch(syslog_events());
+  size_t out_events = 0;
+  for (auto _ : state) {
+    auto out = pipeline.run(bf::decode_batch(raw));
+    out_events = out.events.size();
+    benchmark::DoNotOptimize(bf::encode_batch(out.events));
+  }
+  if (out_events != kEvents) state.SkipWithError("the pipeline lost events");
+  state.SetItemsProcessed(state.iterations() * kEvents);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(raw.size()));
+}
+// The piper's per-batch work without steps: decode the raw batch, encode processed/.
+void BM_PiperBatch_NoPipeline(benchmark::State& state) { piper_path(state, "[]"); }
+void BM_PiperBatch_Realistic8Steps(benchmark::State& state) { piper_path(state, kRealistic); }
+
+void pipeline_only(benchmark::State& state, const std::string& steps) {
+  auto pipeline = compile(steps);
+  const auto events = syslog_events();
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto copy = events;
+    state.ResumeTiming();
+    benchmark::DoNotOptimize(pipeline.run(std::move(copy)));
+  }
+  state.SetItemsProcessed(state.iterations() * kEvents);
+}
+void BM_Pipeline_Realistic8Steps(benchmark::State& state) { pipeline_only(state, kRealistic); }
+
+// One step at a time (after grok where the step needs its fields).
+const char* kGrok = R"({"grok": {"field": "_raw", "patterns": "^<%{NONNEGINT:pri:int}>%{SYSLOGBASE} %{GREEDYDATA:msg}$"}})";
+#define STEP_BENCH(name, step)                                                                  \
+  void BM_Step_##name(benchmark::State& state) { pipeline_only(state, std::string("[") + step + "]"); } \
+  BENCHMARK(BM_Step_##name)->Unit(benchmark::kMillisecond);
+#define STEP_AFTER_GROK_BENCH(name, step)                                                              \
+  void BM_StepAfterGrok_##name(benchmark::State& state) {                                              \
+    pipeline_only(state, std::string("[") + kGrok + ", " + step + "]");                                \
+  }                                                                                                    \
+  BENCHMARK(BM_StepAfterGrok_##name)->Unit(benchmark::kMillisecond);
+
+STEP_BENCH(Grok, kGrok)
+STEP_AFTER_GROK_BENCH(DateParse, R"({"date_parse": {"field": "timestamp", "formats": "%b %e %H:%M:%S"}})")
+STEP_BENCH(SetIfCondition, R"j({"set": {"field": "x", "value": 1, "if": "cidr_match(_peer, \"10.0.0.0/8\") || hostname =~ \"^web-1\""}})j")
+STEP_BENCH(Set, R"({"set": {"field": "env", "value": "prod"}})")
+STEP_BENCH(Remove, R"({"remove": {"field": "_raw"}})")
+STEP_BENCH(Rename, R"({"rename": {"from": "hostname", "to": "host"}})")
+STEP_BENCH(Copy, R"({"copy": {"from": "hostname", "to": "host"}})")
+STEP_BENCH(Lowercase, R"({"lowercase": {"field": "message"}})")
+STEP_BENCH(RegexReplace, R"({"regex_replace": {"field": "message", "pattern": "[0-9]+", "replacement": "N"}})")
+STEP_BENCH(Kv, R"({"kv": {"field": "message", "target": "kv"}})")
+STEP_BENCH(Split, R"({"split": {"field": "message", "separator": " ", "target": "words"}})")
+STEP_BENCH(HashSha256, R"({"hash": {"fields": ["hostname", "message"]}})")
+STEP_BENCH(HashXxh3, R"({"hash": {"fields": ["hostname", "message"], "algorithm": "xxh3"}})")
+STEP_BENCH(Truncate, R"({"truncate": {"field": "message", "max_bytes": 64}})")
+STEP_BENCH(JsonFlatten, R"({"json_flatten": {}})")
+STEP_BENCH(DropAll, R"({"drop": {}})")
+
+}  // namespace
+
+BENCHMARK(BM_PiperBatch_NoPipeline)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PiperBatch_Realistic8Steps)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Pipeline_Realistic8Steps)->Unit(benchmark::kMillisecond);
+BENCHMARK_MAIN();
