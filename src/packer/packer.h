@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "packer/schema_types.h"
 #include "storage/lease_store.h"
 
 namespace bf {
@@ -38,6 +39,7 @@ struct PackerOptions {
   std::chrono::milliseconds quarantine_after{120000};
   int compression_level = 3;        // zstd level of the Parquet files (the lake's hop)
   uint64_t row_group_size = 122880; // rows per Parquet row group (DuckDB's default)
+  SchemaLimits schema;              // packer.schema.*: how nested fields become columns
 };
 PackerOptions parse_packer_options(const ConfigNode& section);
 
