@@ -272,7 +272,8 @@ struct Packer::Impl {
     for (const auto& name : run.root.names) {
       std::string l = name;
       for (char& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (!folded.insert(l).second) whole_records = true;
+      // read_ndjson's column list refuses both names differing only in case and the empty name.
+      if (!folded.insert(l).second || name.empty()) whole_records = true;
     }
     TimeField time{"_time"}, received{"_received"};
     for (TimeField* tf : {&time, &received}) {
@@ -286,7 +287,7 @@ struct Packer::Impl {
     // The value of a top-level field as read: its read_ndjson column, or (whole
     // records) its member of the record, as JSON.
     auto source_json = [&](const std::string& source) {
-      return whole_records ? "(\"__bf_rec\" -> " + sql_quote(json_key_path(source)) + ")" : sql_ident(source);
+      return whole_records ? member_json("\"__bf_rec\"", source) : sql_ident(source);
     };
     std::vector<ReadColumn> read;
     std::vector<std::string> fields;      // the typed columns, from what was read

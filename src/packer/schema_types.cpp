@@ -110,7 +110,14 @@ std::string json_key_path(const std::string& key) {
   return p + "\"";
 }
 
-std::string unique_name(const std::string& base, const std::vector<std::string>& taken) {
+std::string member_json(const std::string& j, const std::string& key) {
+  // DuckDB's JSON paths cannot name the empty key; a MAP lookup can.
+  if (key.empty()) return "(TRY_CAST(" + j + " AS MAP(VARCHAR, JSON))[''])";
+  return "(" + j + " -> " + sql_quote(json_key_path(key)) + ")";
+}
+
+std::string unique_name(const std::string& key, const std::vector<std::string>& taken) {
+  const std::string base = key.empty() ? "__empty" : key;  // DuckDB refuses empty names
   auto used = [&](const std::string& n) {
     const std::string l = lower(n);
     return std::any_of(taken.begin(), taken.end(), [&](const std::string& t) { return lower(t) == l; });
@@ -338,7 +345,7 @@ std::string fits_sql(const std::string& j, const SchemaType& t, const FieldShape
         terms.push_back("coalesce(list_has_all(" + sql_list(known) + ", json_keys(" + j + ")), true)");
       }
       for (size_t i = 0; i < s.names.size(); ++i) {
-        const std::string member = "(" + j + " -> " + sql_quote(json_key_path(s.names[i])) + ")";
+        const std::string member = member_json(j, s.names[i]);
         if (const SchemaField* f = field_by_source(t, s.names[i])) {
           const std::string sub = fits_sql(member, f->type, s.members[i], depth + 1);
           if (!sub.empty()) terms.push_back(sub);
@@ -370,7 +377,7 @@ std::string convert_sql(const std::string& j, const SchemaType& t, size_t depth)
     case K::struct_: {
       std::string members;
       for (const auto& f : t.fields) {
-        const std::string member = "(" + j + " -> " + sql_quote(json_key_path(f.source)) + ")";
+        const std::string member = member_json(j, f.source);
         members += (members.empty() ? "" : ", ") + sql_ident(f.name) + " := " + convert_sql(member, f.type, depth + 1);
       }
       return "(CASE WHEN json_type(" + j + ") = 'OBJECT' THEN struct_pack(" + members + ") END)";

@@ -77,9 +77,12 @@ std::string convert_sql(const std::string& j, const SchemaType& type, size_t dep
 
 // A JSON path selecting one key, quoted: $."key".
 std::string json_key_path(const std::string& key);
+// SQL: the member `key` of the JSON expression j (the empty key included).
+std::string member_json(const std::string& j, const std::string& key);
 
-// `base`, or base__2, base__3, ... : the first not in `taken` ignoring case
-// (DuckDB refuses column and member names that differ only in case).
-std::string unique_name(const std::string& base, const std::vector<std::string>& taken);
+// The name for a JSON key: the key (`__empty` for ""), or with __2, __3, ...
+// appended, the first not in `taken` ignoring case (DuckDB refuses column and
+// member names that differ only in case, and empty ones).
+std::string unique_name(const std::string& key, const std::vector<std::string>& taken);
 
 }  // namespace bf

@@ -580,3 +580,19 @@ TEST_F(PackerTest, TimeNormalisationInSqlMatchesParseEventTime) {
     EXPECT_EQ(fallbacks.value(), before + expected_fallbacks);
   }
 }
+
+TEST_F(PackerTest, EmptyKeysGetANameAndKeepTheirValues) {
+  // DuckDB refuses empty column and member names: "" becomes __empty, at the top
+  // level and inside a STRUCT, and the values are kept.
+  Event e{{"_time", "2026-03-01T10:00:00Z"}, {"", "top"}, {"o", boost::json::object{{"", 1}, {"x", 2}}}};
+  store->put(processed_key(ref, new_ulid()), piper_object({e}));
+  ASSERT_EQ(packer->run_once(), 1u);
+  auto r = query("SELECT __empty, o.__empty, o.x FROM " + lake());
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0], (SqlRow{"top", "1", "2"}));
+  auto schema = boost::json::parse(store->get(schema_key(ref))).as_object();
+  bool renamed = false;
+  for (const auto& c : schema.at("columns").as_array())
+    if (c.at("name") == "__empty") renamed = c.at("source") == "";
+  EXPECT_TRUE(renamed);
+}
