@@ -33,6 +33,7 @@
 #include "query/nl/ask_cli.h"
 #include "query/local_session.h"
 #include "query/query_service.h"
+#include "query/schema_report.h"
 #include "receiver/receiver.h"
 #include "storage/lease_store.h"
 #include "storage/local_store.h"
@@ -311,6 +312,29 @@ int query_local(const std::string& config_path, const std::string& dataset, cons
   return report_truncation(stats.truncated, stats.row_count, "pass --max-rows 0 for the whole result");
 }
 
+// bytefreezer schema DATASET: the registry's columns and history, from the store the
+// config names or from a query server (GET /api/v1/datasets/{dataset}/schema).
+int schema_command(const std::string& config_path, const std::string& url, const std::string& key,
+                   const std::string& dataset, bool json) {
+  std::string text;
+  if (url.empty()) {
+    LocalQuerySession session(config_path);
+    QueryService service(session.options, session.catalog, session.store);
+    text = service.schema(dataset);
+  } else {
+    // The server scopes datasets by the key's tenant: the path names the dataset id only.
+    const std::string id = dataset.substr(dataset.rfind('/') + 1);
+    HttpResult r = HttpClient().send("GET", url + "/api/v1/datasets/" + id + "/schema", {{"Authorization", "Bearer " + key}}, "");
+    if (r.status != 200) {
+      std::cerr << "error: HTTP " << r.status << ": " << r.body << "\n";
+      return 1;
+    }
+    text = r.body;
+  }
+  std::cout << (json ? text + "\n" : format_schema_report(dataset, text));
+  return 0;
+}
+
 int query_remote(const std::string& url, const std::string& key, const std::string& dataset, const std::string& sql,
                  const std::string& format, const TimeRange& range) {
   HttpClient client;
@@ -449,6 +473,15 @@ int main(int argc, char** argv) {
     throw CLI::RuntimeError(url.empty() ? nl::ask_local(config, dataset, question, format == "json")
                                         : nl::ask_remote(url, key, dataset, question, format == "json"));
   });
+
+  bool schema_json = false;
+  auto* schema_cmd = app.add_subcommand("schema", "Print a dataset's schema: columns, types and their history");
+  schema_cmd->add_option("-c,--config", config, "Config file: read the schema from the storage it names")->capture_default_str();
+  schema_cmd->add_option("--url", url, "Ask a running query server instead (e.g. http://127.0.0.1:8082)");
+  schema_cmd->add_option("--key", key, "Query key for --url")->envname("BYTEFREEZER_QUERY_KEY");
+  schema_cmd->add_flag("--json", schema_json, "Print the registry document (schema.json) as it is stored");
+  schema_cmd->add_option("dataset", dataset, "TENANT/DATASET or ACCOUNT/TENANT/DATASET")->required();
+  schema_cmd->callback([&] { throw CLI::RuntimeError(schema_command(config, url, key, dataset, schema_json)); });
 
   // bytefreezer spool check|repair|stats DIR — for the proxy's and the receiver's spools.
   auto* spool_cmd = app.add_subcommand("spool", "Inspect or repair a proxy or receiver spool directory");

@@ -52,6 +52,14 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   if (o.row_group_size < 1024) section.fail("row_group_size", "must be at least 1024 rows");
   o.threads = static_cast<int>(section.integer("threads", o.threads));
   if (o.threads < 1 || o.threads > 64) section.fail("threads", "must be 1 to 64");
+  const ConfigNode schema = section.child("schema");
+  o.schema.max_struct_fields = static_cast<size_t>(schema.integer("max_struct_fields", static_cast<int64_t>(o.schema.max_struct_fields)));
+  if (o.schema.max_struct_fields < 1 || o.schema.max_struct_fields > 10000) schema.fail("max_struct_fields", "must be 1 to 10000");
+  o.schema.max_depth = static_cast<size_t>(schema.integer("max_depth", static_cast<int64_t>(o.schema.max_depth)));
+  if (o.schema.max_depth < 1 || o.schema.max_depth > 32) schema.fail("max_depth", "must be 1 to 32");
+  const std::string wide = schema.str("wide_objects", "map");
+  if (wide != "map" && wide != "json") schema.fail("wide_objects", "must be map or json");
+  o.schema.wide_as_map = wide == "map";
   return o;
 }
 
@@ -275,69 +283,108 @@ struct Packer::Impl {
   };
 
   // Converts the run's inputs (held in run_inputs) with one COPY: DuckDB reads the
-  // zstd NDJSON through bf:// with the columns the dataset's shape gives, normalises
-  // _time/_received in SQL and writes one Parquet file per event hour into out_dir.
+  // zstd NDJSON through bf:// with the registry's columns and types (the schema was
+  // evolved for these inputs before), normalises _time/_received in SQL and writes
+  // one Parquet file per event hour into out_dir. A field whose values the run's
+  // shape says read_ndjson cannot read straight as its type (a value that does not
+  // fit, a renamed member) is read as JSON and converted in SQL, with the values
+  // that do not fit going to its overflow column; when the run has top-level fields
+  // that differ only in case (which read_ndjson's column list refuses) whole
+  // records are read as JSON.
   std::vector<OutFile> convert(const std::vector<std::string>& keys, const BatchShape& run, SchemaRegistry& registry,
                                const fs::path& out_dir, int64_t now) {
     if (stopping) throw SqlError("packer is stopping");
-    BatchShape dataset = registry.shape();
-    dataset.merge(run);
+    std::set<std::string> folded;
+    bool whole_records = false;
+    for (const auto& name : run.root.names) {
+      std::string l = name;
+      for (char& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      // read_ndjson's column list refuses both names differing only in case and the empty name.
+      if (!folded.insert(l).second || name.empty()) whole_records = true;
+    }
     TimeField time{"_time"}, received{"_received"};
     for (TimeField* tf : {&time, &received}) {
       if (const FieldShape* r = run.root.member(tf->name)) {
         tf->present = true;
-        tf->as_json = (r->kinds & ~kKindNull) != kKindString;
+        tf->as_json = whole_records || (r->kinds & ~kKindNull) != kKindString;
       }
     }
     const std::string now_ts = "make_timestamp(CAST(" + std::to_string(now) + " AS BIGINT))";
     const std::string time_ts = "COALESCE(\"__bf_t\", \"__bf_r\", " + now_ts + ")";
+    // The value of a top-level field as read: its read_ndjson column, or (whole
+    // records) its member of the record, as JSON.
+    auto source_json = [&](const std::string& source) {
+      return whole_records ? member_json("\"__bf_rec\"", source) : sql_ident(source);
+    };
     std::vector<ReadColumn> read;
-    std::vector<std::string> projection;
-    bool time_placed = false, received_placed = false;
+    std::vector<std::string> fields;      // the typed columns, from what was read
+    std::vector<std::string> projection;  // the written columns, in the registry's order
+    std::map<std::string, std::string> overflow_of;  // overflow column -> its expression
+    for (const TimeField* tf : {&time, &received}) {
+      if (!tf->present) continue;
+      if (!whole_records) read.push_back(ReadColumn{tf->name, tf->as_json ? "JSON" : "VARCHAR"});
+      fields.push_back(source_json(tf->name) + " AS " + sql_ident(tf->name));
+    }
     auto raw_column = [&](const TimeField& tf) {
       const std::string raw = tf.name + "_raw";
       const std::string parsed = tf.name == "_time" ? "\"__bf_t\"" : "\"__bf_r\"";
-      const std::string kept = dataset.root.member(raw) ? sql_ident(raw) : "NULL::VARCHAR";
-      if (!tf.present) return kept + " AS " + sql_ident(raw);
+      if (!tf.present) return sql_ident(raw);
       return "CASE WHEN " + parsed + " IS NULL AND " + sql_ident(tf.name) + " IS NOT NULL THEN " + tf.raw_text() +
-             " ELSE " + kept + " END AS " + sql_ident(raw);
+             " ELSE " + sql_ident(raw) + " END AS " + sql_ident(raw);
     };
-    for (size_t i = 0; i < dataset.root.names.size(); ++i) {
-      const std::string& name = dataset.root.names[i];
-      if (name == "_time" || name == "_received") {
-        const TimeField& tf = name == "_time" ? time : received;
-        if (tf.present) read.push_back(ReadColumn{name, tf.as_json ? "JSON" : "VARCHAR"});
-        projection.push_back(name == "_time" ? time_ts + " AS \"_time\"" : "COALESCE(\"__bf_r\", " + now_ts + ") AS \"_received\"");
-        (name == "_time" ? time_placed : received_placed) = true;
+    for (const auto& col : registry.columns()) {
+      const std::string type = col.type.duckdb();
+      if (col.name == "_time") {
+        projection.push_back(time_ts + " AS \"_time\"");
         continue;
       }
-      if (name == "_time_raw" || name == "_received_raw") {
-        read.push_back(ReadColumn{name, "VARCHAR"});  // projected below, with the unusable values
+      if (col.name == "_received") {
+        projection.push_back("COALESCE(\"__bf_r\", " + now_ts + ") AS \"_received\"");
         continue;
       }
-      auto type = column_type(dataset.root.members[i]);
-      if (!type) continue;  // only nulls so far: no column yet
-      read.push_back(ReadColumn{name, *type});
-      projection.push_back(sql_ident(name));
+      if (col.name == "_time_raw" || col.name == "_received_raw")
+        projection.push_back(raw_column(col.name == "_time_raw" ? time : received));
+      else
+        projection.push_back(sql_ident(col.name));
+      if (col.is_overflow) continue;  // projected with its column
+      const FieldShape* f = run.root.member(col.source);
+      std::string value = "NULL::" + type, overflow = "NULL::VARCHAR";
+      if (f && !whole_records && reads_natively(col.type, *f)) {
+        read.push_back(ReadColumn{col.source, type});
+        value = sql_ident(col.source);
+      } else if (f) {
+        const std::string j = source_json(col.source);
+        if (!whole_records) read.push_back(ReadColumn{col.source, "JSON"});
+        const std::string fits = fits_sql(j, col.type, *f);
+        value = convert_sql(j, col.type);
+        if (!fits.empty()) {
+          value = "CASE WHEN " + fits + " THEN " + value + " END";
+          overflow = "CASE WHEN NOT (" + fits + ") THEN CAST(" + j + " AS VARCHAR) END";
+        }
+        value = "CAST(" + value + " AS " + type + ")";
+      }
+      fields.push_back(value + " AS " + sql_ident(col.name));
+      if (!col.overflow.empty()) overflow_of[col.overflow] = overflow;
     }
-    if (!time_placed) projection.push_back(time_ts + " AS \"_time\"");
-    if (!received_placed) projection.push_back("COALESCE(\"__bf_r\", " + now_ts + ") AS \"_received\"");
-    for (const TimeField* tf : {&time, &received}) {
-      const FieldShape* r = run.root.member(tf->name);
-      const std::string raw = tf->name + "_raw";
-      if ((r && r->bad_time) || dataset.root.member(raw) || registry.has_column(raw)) projection.push_back(raw_column(*tf));
-    }
+    for (const auto& col : registry.columns())
+      if (col.is_overflow) fields.push_back(overflow_of.count(col.name) ? overflow_of[col.name] + " AS " + sql_ident(col.name) : "NULL::VARCHAR AS " + sql_ident(col.name));
+    if (whole_records) read = {ReadColumn{"__bf_rec", "JSON"}};
     if (read.empty()) read.push_back(ReadColumn{"_time", "JSON"});  // events with no typed field: rows still count
 
     std::string files, columns;
     for (const auto& k : keys) files += (files.empty() ? "" : ", ") + sql_quote("bf://" + k);
     for (const auto& c : read) columns += (columns.empty() ? "" : ", ") + sql_quote(c.name) + ": " + sql_quote(c.type);
-    std::string select;
-    for (const auto& p : projection) select += (select.empty() ? "" : ", ") + p;
+    auto join = [](const std::vector<std::string>& items) {
+      std::string s;
+      for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
+      return s;
+    };
+    const std::string source = "read_ndjson([" + files + "], columns={" + columns + "}, format='newline_delimited', records='" +
+                               (whole_records ? "false" : "true") + "', auto_detect=false)";
+    const std::string typed = fields.empty() ? "SELECT 1 AS \"__bf_row\" FROM " + source : "SELECT " + join(fields) + " FROM " + source;
     const std::string sql =
-        "COPY (SELECT " + select + ", epoch_us(date_trunc('hour', " + time_ts + ")) AS \"__bf_hour\" FROM (SELECT *, " +
-        received.parsed() + " AS \"__bf_r\", " + time.parsed() + " AS \"__bf_t\" FROM read_ndjson([" + files +
-        "], columns={" + columns + "}, format='newline_delimited', records='true', auto_detect=false))) TO " +
+        "COPY (SELECT " + join(projection) + ", epoch_us(date_trunc('hour', " + time_ts + ")) AS \"__bf_hour\" FROM (SELECT *, " +
+        received.parsed() + " AS \"__bf_r\", " + time.parsed() + " AS \"__bf_t\" FROM (" + typed + "))) TO " +
         sql_quote(out_dir.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
         std::to_string(options.compression_level) + ", ROW_GROUP_SIZE " + std::to_string(options.row_group_size) +
         ", PARTITION_BY (\"__bf_hour\"), RETURN_STATS)";
@@ -357,12 +404,6 @@ struct Packer::Impl {
     // Every event the inputs declare is in the output, or nothing is committed.
     if (rows != run.events)
       throw SqlError("conversion wrote " + std::to_string(rows) + " rows, the inputs hold " + std::to_string(run.events) + " events");
-    if (!out.empty()) {
-      SqlResult described = engine->query("DESCRIBE SELECT * FROM read_parquet(" + sql_quote(out[0].path) + ")");
-      std::vector<SchemaColumn> cols;
-      for (const auto& row : described.rows) cols.push_back(SchemaColumn{row[0].value_or(""), row[1].value_or("")});
-      registry.merge(cols);
-    }
     registry.merge_shape(run);
     return out;
   }
@@ -460,6 +501,7 @@ struct Packer::Impl {
     uint64_t buffered = 0;
     uint64_t object_bytes = 0;  // the inputs as stored (received_bytes)
     BatchShape run;
+    std::optional<SchemaRegistry> registry;  // loaded with the first input
     const int64_t now = now_us();
     struct Release {
       RunInputs& held;
@@ -506,6 +548,9 @@ struct Packer::Impl {
         contract(ref).undecodable_events.inc(declared_event_count(data));
         continue;
       }
+      // Evolved batch by batch, so each change names the batch that caused it.
+      if (!registry) registry.emplace(store, ref, options.schema);
+      registry->evolve(checked.shape, *batch_id);
       run.merge(checked.shape);
       buffered += checked.bytes;
       object_bytes += data.size();
@@ -515,7 +560,6 @@ struct Packer::Impl {
     }
     if (inputs.empty()) return 0;
 
-    SchemaRegistry registry(store, ref);
     const fs::path out_dir = temp_root / manifest.id;
     struct RemoveDir {
       fs::path dir;
@@ -527,7 +571,7 @@ struct Packer::Impl {
     uint64_t events = 0;
     uint64_t part_bytes = 0;
     try {
-      for (const auto& f : convert(inputs, run, registry, out_dir, now)) {
+      for (const auto& f : convert(inputs, run, *registry, out_dir, now)) {
         if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while writing parts");
         std::string key = parquet_part_key(ref, f.hour_us, new_ulid());
         manifest.parts.push_back(CommitPart{key, f.rows});  // listed first, so a failed upload is cleaned up too
@@ -539,7 +583,7 @@ struct Packer::Impl {
       }
       // Fence: a packer that lost the lease must not touch the schema or commit.
       if (!leases->fence(ref)) throw LeaseLost("lease lost before the schema update");
-      registry.save_if_changed();
+      registry->save_if_changed();
       // Renewed again right before the commit point, so the manifest write has a
       // whole ttl to land while no other packer can hold the dataset.
       if (!leases->fence(ref)) throw LeaseLost("lease lost before the commit");

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "packer/schema_types.h"
 #include "storage/lease_store.h"
 
 namespace bf {
@@ -41,6 +42,7 @@ struct PackerOptions {
   // DuckDB threads per conversion: 2 lets a backlog use the second core while the
   // other stages idle (12% more end to end on a loaded two-core machine).
   int threads = 2;
+  SchemaLimits schema;              // packer.schema.*: how nested fields become columns
 };
 PackerOptions parse_packer_options(const ConfigNode& section);
 

@@ -685,6 +685,20 @@ void QueryService::render(const QueryRequest& request, ResultFormat format, Http
   impl_->render(out, request, format);
 }
 
+std::string QueryService::schema(const std::string& dataset) {
+  const DatasetInfo* info = nullptr;
+  try {
+    info = &impl_->catalog->resolve(dataset);
+  } catch (const std::invalid_argument& e) {
+    throw QueryError(404, e.what());
+  }
+  try {
+    return impl_->store->get(schema_key(info->ref));
+  } catch (const NotFound&) {
+    throw QueryError(404, "dataset '" + dataset + "' has no schema yet (nothing was packed)");
+  }
+}
+
 size_t QueryService::engine_count() const {
   std::lock_guard lock(impl_->pool_mu);
   return impl_->engines.size();
@@ -693,6 +707,17 @@ size_t QueryService::engine_count() const {
 void QueryService::start() {
   Router router;
   router.add("POST", "/api/v1/query", [this](HttpRequest& req) { return impl_->handle(req); });
+  // The dataset's schema registry document, for the key's tenant (docs/api.md).
+  router.add("GET", "/api/v1/datasets/{dataset}/schema", [this](HttpRequest& req) {
+    HttpResponse refusal;
+    auto grant = authenticate_query_request(req, *impl_->catalog, refusal);
+    if (!grant) return refusal;
+    try {
+      return HttpResponse::json(200, schema(grant->account + "/" + grant->tenant + "/" + req.params.at("dataset")));
+    } catch (const QueryError& e) {
+      return HttpResponse::error(e.status, e.what());
+    }
+  });
   nl::add_ask_routes(router, *this, impl_->catalog, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
   mcp::McpOptions mcp_options;
   mcp_options.allowed_origins = impl_->options.mcp_allowed_origins;

@@ -117,6 +117,10 @@ class QueryService {
   // max_rows and max_response_bytes; errors become the response (or, once rows have
   // gone out, the end of the body). The query stops when out.client_gone().
   void render(const QueryRequest& request, ResultFormat format, HttpStream& out);
+  // The dataset's schema registry document (_meta/.../schema.json: columns, types,
+  // history; docs/schema-evolution.md). Throws QueryError 404 for an unknown
+  // dataset or one with nothing packed yet.
+  std::string schema(const std::string& dataset);
   // Open tenant engines (for tests and the bf_query_engines gauge).
   size_t engine_count() const;
   // POST /api/v1/query {"dataset", "sql", "format"?, "from"?, "to"?} with

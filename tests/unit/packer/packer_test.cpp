@@ -519,9 +519,14 @@ TEST_F(PackerTest, MixedTypesAcrossAndWithinBatchesAllReadTogether) {
   EXPECT_EQ(query("SELECT count(*) FROM " + all + " WHERE CAST(v AS VARCHAR) LIKE '%text%'").rows[0][0], "2");
   EXPECT_EQ(query("SELECT count(*) FROM " + all + " WHERE CAST(wide AS VARCHAR) LIKE '%key2999%'").rows[0][0], "2");
   EXPECT_EQ(query("SELECT count(*) FROM " + all + " WHERE CAST(v AS VARCHAR) LIKE '%18446744073709551615%'").rows[0][0], "2");
+  // o was a STRUCT first: the string and the array are in its overflow column.
+  EXPECT_EQ(query("SELECT count(*) FROM " + all + " WHERE o__json = '\"now a string\"'").rows[0][0], "2");
+  EXPECT_EQ(query("SELECT count(*) FROM " + all + " WHERE o.b = 'x'").rows[0][0], "2");
   auto schema = boost::json::parse(store->get(schema_key(ref))).as_object();
   for (const auto& c : schema.at("columns").as_array()) {
-    if (c.at("name") == "wide") EXPECT_EQ(c.at("type").as_string(), "VARCHAR");
+    if (c.at("name") == "wide") EXPECT_EQ(c.at("type").as_string(), "MAP(VARCHAR, VARCHAR)");  // 3000 keys
+    if (c.at("name") == "o") EXPECT_EQ(c.at("type").as_string(), R"(STRUCT("a" BIGINT, "b" VARCHAR))");
+    if (c.at("name") == "o__json") EXPECT_EQ(c.at("overflow_of").as_string(), "o");
     if (c.at("name") == "v") EXPECT_EQ(c.at("type").as_string(), "VARCHAR");
   }
 }
@@ -638,4 +643,20 @@ TEST_F(PackerTest, ContractCountsCommittedEventsPartsAndUndecodableInputsAsUnint
                                  {{"tenant", "contract"}, {"dataset", "packer"}, {"stage", "decode"}}),
             1);
   test::expect_component_contract("stage", "packer", {.errors = true, .unintentional_discards = true});
+}
+
+TEST_F(PackerTest, EmptyKeysGetANameAndKeepTheirValues) {
+  // DuckDB refuses empty column and member names: "" becomes __empty, at the top
+  // level and inside a STRUCT, and the values are kept.
+  Event e{{"_time", "2026-03-01T10:00:00Z"}, {"", "top"}, {"o", boost::json::object{{"", 1}, {"x", 2}}}};
+  store->put(processed_key(ref, new_ulid()), piper_object({e}));
+  ASSERT_EQ(packer->run_once(), 1u);
+  auto r = query("SELECT __empty, o.__empty, o.x FROM " + lake());
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0], (SqlRow{"top", "1", "2"}));
+  auto schema = boost::json::parse(store->get(schema_key(ref))).as_object();
+  bool renamed = false;
+  for (const auto& c : schema.at("columns").as_array())
+    if (c.at("name") == "__empty") renamed = c.at("source") == "";
+  EXPECT_TRUE(renamed);
 }
