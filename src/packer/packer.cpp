@@ -201,7 +201,7 @@ std::optional<int64_t> part_time_ms(const std::string& key) {
 
 struct Packer::Impl {
   PackerOptions options;
-  std::shared_ptr<const Catalog> catalog;
+  LiveCatalog catalog{nullptr};  // replaced by set_catalog (config from control)
   std::shared_ptr<ObjectStore> store;
   std::shared_ptr<RunInputs> run_inputs;  // what DuckDB reads through bf://
   std::unique_ptr<SqlEngine> engine;
@@ -537,7 +537,7 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
     : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
   impl_->leases = std::make_unique<DatasetLeases>("packer", std::move(leases));
-  impl_->catalog = std::move(catalog);
+  impl_->catalog.set(std::move(catalog));
   impl_->store = std::move(store);
   const fs::path temp_parent = options.temp_dir.empty() ? fs::temp_directory_path() : fs::path(options.temp_dir);
   fs::create_directories(temp_parent);
@@ -562,7 +562,8 @@ size_t Packer::run_once() {
   size_t parts = 0;
   // One bounded run per dataset in turn (max_part_bytes, conversion_timeout), so a
   // dataset with a backlog or a slow conversion cannot starve the others.
-  for (const auto& d : impl_->catalog->datasets()) {
+  const std::shared_ptr<const Catalog> catalog = impl_->catalog.get();  // this run's datasets
+  for (const auto& d : catalog->datasets()) {
     if (impl_->stopping) break;
     try {
       parts += impl_->pack_dataset(d.ref);
@@ -602,4 +603,8 @@ void Packer::stop() {
   impl_->leases->release_all();
 }
 
+}  // namespace bf
+
+namespace bf {
+void Packer::set_catalog(std::shared_ptr<const Catalog> catalog) { impl_->catalog.set(std::move(catalog)); }
 }  // namespace bf
