@@ -26,6 +26,7 @@
 #include "control/api.h"
 #include "control/commands.h"
 #include "control/embedded.h"
+#include "control/lease_client.h"
 #include "net/conn_limits.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
@@ -200,8 +201,19 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   // Piper and packer workers coordinate per dataset through leases on a file that
   // the processes of this host share (docs/reliability.md, "Leases and fencing").
   std::optional<LeaseOptions> lease_options;
-  if (want.piper || want.packer) lease_options = parse_lease_options(root.child("leases"));
-  else root.mark_read("leases");
+  // leases.type: sqlite (the host-local file) or control (control's database, for
+  // pipers and packers on several hosts; needs control_client:).
+  bool control_leases = false;
+  if (want.piper || want.packer) {
+    lease_options = parse_lease_options(root.child("leases"));
+    const std::string type = root.child("leases").str("type", "sqlite");
+    if (type != "sqlite" && type != "control") root.child("leases").fail("type", "must be sqlite or control");
+    control_leases = type == "control";
+    if (control_leases && !client_options)
+      root.child("leases").fail("type", "control needs a control_client: section (the service key holds the leases)");
+  } else {
+    root.mark_read("leases");
+  }
   for (auto [name, used] : {std::pair{"receiver", want.receiver}, {"piper", want.piper}, {"packer", want.packer},
                             {"query", want.query}, {"proxy", want.proxy}}) {
     if (!used) root.mark_read(name);
@@ -236,9 +248,14 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   }
   WorkerLeases worker_leases;
   if (lease_options) {
-    worker_leases.store = std::make_shared<SqliteLeaseStore>(lease_options->path);
+    if (control_leases) {
+      worker_leases.store = std::make_shared<control::ControlLeaseStore>(*client_options);
+      spdlog::info("leases: held in control at {} (ttl {} ms)", client_options->url, lease_options->ttl.count());
+    } else {
+      worker_leases.store = std::make_shared<SqliteLeaseStore>(lease_options->path);
+      spdlog::info("leases: {} (ttl {} ms)", lease_options->path, lease_options->ttl.count());
+    }
     worker_leases.ttl = lease_options->ttl;
-    spdlog::info("leases: {} (ttl {} ms)", lease_options->path, lease_options->ttl.count());
   }
   if (piper_options) piper = std::make_unique<Piper>(*piper_options, catalog, store, worker_leases);
   if (packer_options) packer = std::make_unique<Packer>(*packer_options, catalog, store, worker_leases);
@@ -277,7 +294,6 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
                                                        });
   if (control_plane) control_plane->start();
   if (config_client) config_client->start();
-  if (health) health->start();
 
   // Downstream first, so that data has somewhere to go when the proxy starts.
   if (packer) packer->start();
@@ -285,6 +301,7 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   if (receiver) receiver->start();
   if (query) query->start();
   if (proxy) proxy->start();
+  if (health) health->start();  // once the components run: the first report is not a false "degraded"
 
   std::unique_ptr<HttpServer> admin;
   if (admin_enabled) {

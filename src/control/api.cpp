@@ -22,6 +22,7 @@
 #include "control/health.h"
 #include "control/store.h"
 #include "piper/transform.h"
+#include "storage/lease_store.h"
 
 namespace bf::control {
 
@@ -33,6 +34,8 @@ constexpr size_t kMaxNameLength = 200;
 constexpr size_t kMaxSettingsBytes = 256 * 1024;
 constexpr size_t kDefaultPageSize = 50, kMaxPageSize = 500;
 constexpr const char* kSessionCookie = "bf_session";
+// Service keys (leases, config, health of a whole fleet) get this many times the per-key rate.
+constexpr double kServiceRateFactor = 50;
 
 // A request the API refuses: status, a machine-readable code, the offending field.
 struct ApiError {
@@ -378,6 +381,7 @@ struct ControlApi::Impl {
   std::shared_ptr<ControlStore> store;
   ControlOptions options;
   RateLimiter requests;
+  RateLimiter service_requests;
   RateLimiter logins;
   std::mutex touch_mu;
   std::map<std::string, int64_t> touched;  // key id -> last time last_used was written
@@ -391,11 +395,13 @@ struct ControlApi::Impl {
   bool closing = false;
   std::atomic<size_t> config_waiters{0};
   HealthBoard health;
+  std::shared_ptr<LeaseStore> leases;
 
   Impl(std::shared_ptr<ControlStore> s, ControlOptions o)
       : store(std::move(s)),
         options(std::move(o)),
         requests(options.requests_per_second, options.request_burst),
+        service_requests(options.requests_per_second * kServiceRateFactor, options.request_burst * kServiceRateFactor),
         logins(options.login_attempts_per_minute / 60.0, std::max(1.0, options.login_attempts_per_minute)),
         health(options.health_timeout, options.health_history, options.health_max_components) {}
 
@@ -520,13 +526,17 @@ struct ControlApi::Impl {
         if (!route.public_route) throw;
       }
       const std::string bucket = who ? who->actor() : "peer:" + peer_host(req.peer);
-      if (!requests.take(bucket, retry)) throw rate_limited(retry);
+      // Service keys make a lease call per dataset and write: their own, larger budget.
+      RateLimiter& limiter = who && who->role == Role::service ? service_requests : requests;
+      if (!limiter.take(bucket, retry)) throw rate_limited(retry);
       if (!who && !route.public_route)
         throw ApiError{401, "unauthenticated", "credentials required: Authorization: Bearer <API key> or a session", ""};
       Ctx ctx{req, who.value_or(Principal{})};
       if (!who) ctx.who.kind = "anonymous";
       HttpResponse r = route.handler(*this, ctx);
-      if (req.method != "GET" && r.status < 300) config_changed();  // wake config long-polls
+      // Wake config long-polls after a change to what config documents hold.
+      const bool catalog = route.pattern.rfind("/api/v1/accounts", 0) == 0 || route.pattern.rfind("/api/v1/keys", 0) == 0;
+      if (catalog && req.method != "GET" && r.status < 300) config_changed();
       return r;
     } catch (const ApiError& e) {
       static const std::map<int, std::string> reasons{{400, "invalid"},   {401, "unauthenticated"},
@@ -1032,6 +1042,59 @@ struct ControlApi::Impl {
     return out;
   }
 
+  // ----- leases (storage/lease_store.h semantics, one request per call)
+  struct LeaseRequest {
+    Lease lease;
+    std::chrono::milliseconds ttl{0};
+  };
+  LeaseRequest lease_request(Ctx& c, bool with_token, bool with_ttl) {
+    require(c.who, Action::update, Kind::lease, "", "");
+    if (!leases) throw ApiError{503, "unavailable", "this control serves no leases", ""};
+    Body b(c.req, "lease");
+    LeaseRequest r;
+    r.lease.name = b.required_str("name", 300);
+    r.lease.holder = b.required_str("holder", 200);
+    // A service key works only on its own stage's leases: "<stage>/<account>/<tenant>/<dataset>".
+    if (c.who.role == Role::service && r.lease.name.rfind(c.who.service + "/", 0) != 0)
+      invalid("lease.name", "a " + c.who.service + " key holds only leases named " + c.who.service + "/...");
+    if (with_token) {
+      auto t = b.number("token", true);
+      if (!t || *t < 1) invalid("lease.token", "is required (the token acquire returned)");
+      r.lease.token = static_cast<uint64_t>(*t);
+    }
+    if (with_ttl) {
+      auto ttl = b.number("ttl_ms", true);
+      if (!ttl || *ttl < 1000 || *ttl > 3600000) invalid("lease.ttl_ms", "must be 1000..3600000");
+      r.ttl = std::chrono::milliseconds(static_cast<int64_t>(*ttl));
+    }
+    b.check_unknown();
+    return r;
+  }
+  static json::object lease_json(const Lease& l) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(l.expires - std::chrono::system_clock::now());
+    return {{"name", l.name}, {"holder", l.holder}, {"token", l.token}, {"expires_in_ms", std::max<int64_t>(0, left.count())}};
+  }
+  HttpResponse acquire_lease(Ctx& c) {
+    LeaseRequest r = lease_request(c, false, true);
+    auto got = leases->acquire(r.lease.name, r.lease.holder, r.ttl);
+    if (!got) throw ApiError{409, "conflict", "lease '" + r.lease.name + "' is held by another worker", ""};
+    return json_ok(200, lease_json(*got));
+  }
+  HttpResponse renew_lease(Ctx& c) {
+    LeaseRequest r = lease_request(c, true, true);
+    if (!leases->renew(r.lease, r.ttl)) throw ApiError{409, "conflict", "lease '" + r.lease.name + "' is lost", ""};
+    return json_ok(200, lease_json(r.lease));
+  }
+  HttpResponse release_lease(Ctx& c) {
+    LeaseRequest r = lease_request(c, true, false);
+    leases->release(r.lease);
+    return HttpResponse{204, {}, ""};
+  }
+  HttpResponse validate_lease(Ctx& c) {
+    LeaseRequest r = lease_request(c, true, false);
+    return json_ok(200, json::object{{"valid", leases->validate(r.lease)}});
+  }
+
   // ----- health
   static json::object report_json(const HealthReport& r) {
     json::object o{{"time", iso(r.time_us)},
@@ -1144,6 +1207,10 @@ const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
       {"POST", "/api/v1/health", false, h(&I::report_health)},
       {"GET", "/api/v1/health", false, h(&I::list_health)},
       {"GET", "/api/v1/health/{component}", false, h(&I::get_health)},
+      {"POST", "/api/v1/leases/acquire", false, h(&I::acquire_lease)},
+      {"POST", "/api/v1/leases/renew", false, h(&I::renew_lease)},
+      {"POST", "/api/v1/leases/release", false, h(&I::release_lease)},
+      {"POST", "/api/v1/leases/validate", false, h(&I::validate_lease)},
   };
   return routes;
 }
@@ -1163,6 +1230,7 @@ ControlApi::ConfigReply ControlApi::config(const std::string& service, const std
   return impl_->config(service, if_none_match, wait);
 }
 void ControlApi::config_changed() { impl_->config_changed(); }
+void ControlApi::set_lease_store(std::shared_ptr<LeaseStore> leases) { impl_->leases = std::move(leases); }
 void ControlApi::shutdown() {
   {
     std::lock_guard lock(impl_->config_mu);
@@ -1179,7 +1247,10 @@ std::vector<RouteSpec> ControlApi::routes() {
 
 ControlServer::ControlServer(std::shared_ptr<ControlStore> store, ControlOptions options) {
   HttpServerOptions http = options.http;
+  const std::string db = options.db;
   api_ = std::make_unique<ControlApi>(std::move(store), std::move(options));
+  // Leases live in control's database (their own table), each change one transaction.
+  api_->set_lease_store(std::make_shared<SqliteLeaseStore>(db));
   Router router;
   api_->add_routes(router);
   add_standard_endpoints(router, [] { return true; });

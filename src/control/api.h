@@ -12,6 +12,7 @@
 
 namespace bf {
 class ConfigNode;
+class LeaseStore;
 }
 
 namespace bf::control {
@@ -66,6 +67,9 @@ class ControlApi {
   void config_changed();
   // Ends waiting config requests at once (before the server stops).
   void shutdown();
+  // The leases served under /api/v1/leases (the SQLite lease store on control's
+  // database); without one those routes answer 503. Set before serving.
+  void set_lease_store(std::shared_ptr<LeaseStore> leases);
 
  private:
   struct Impl;

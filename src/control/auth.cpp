@@ -137,6 +137,9 @@ Decision decide(const Principal& who, Action action, const Resource& what) {
       // Data-plane services fetch their config and report their health.
       if (what.kind == Kind::config) return action == Action::read ? Decision::allow : Decision::forbidden;
       if (what.kind == Kind::health) return action == Action::create ? Decision::allow : Decision::forbidden;
+      // Leases coordinate pipers and packers (the handler also keeps each to its own stage).
+      if (what.kind == Kind::lease)
+        return who.service == "piper" || who.service == "packer" ? Decision::allow : Decision::forbidden;
       // They read the catalog they serve; they change nothing.
       const bool catalog = what.kind == Kind::account || what.kind == Kind::tenant || what.kind == Kind::dataset;
       return catalog && (action == Action::list || action == Action::read) ? Decision::allow : Decision::forbidden;
@@ -148,7 +151,7 @@ Decision decide(const Principal& who, Action action, const Resource& what) {
   // Account users: the config document spans every account (and carries key
   // hashes), so it is for services; component health holds no account data and is
   // shown to every account user, read-only.
-  if (what.kind == Kind::config) return Decision::forbidden;
+  if (what.kind == Kind::config || what.kind == Kind::lease) return Decision::forbidden;
   if (what.kind == Kind::health)
     return action == Action::list || action == Action::read ? Decision::allow : Decision::forbidden;
   // Account users: accounts are created and deleted by system admins only.

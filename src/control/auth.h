@@ -60,8 +60,9 @@ struct Principal {
 };
 
 enum class Action { list, read, create, update, remove };
-// config: the distributed config document; health: component reports (system-wide).
-enum class Kind { account, tenant, dataset, user, api_key, audit, config, health };
+// config: the distributed config document; health: component reports (system-wide);
+// lease: piper and packer worker leases.
+enum class Kind { account, tenant, dataset, user, api_key, audit, config, health, lease };
 struct Resource {
   Kind kind = Kind::account;
   std::string account;               // the account it belongs to; "" = system-wide

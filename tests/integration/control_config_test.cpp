@@ -60,7 +60,9 @@ class ControlConfig : public ::testing::Test {
     for (auto [name, key, extra] : {std::tuple{"receiver", receiver_key, std::string("receiver:\n  listen: 127.0.0.1:") +
                                                                              std::to_string(receiver_port) +
                                                                              "\n  spool: {dir: ./receiver-spool}\n"},
-                                    std::tuple{"piper", piper_key, std::string("piper: {interval: 200ms}\n")}}) {
+                                    std::tuple{"piper", piper_key,
+                                               // its dataset leases held in control
+                                               std::string("piper: {interval: 200ms}\nleases: {type: control, ttl: 5s}\n")}}) {
       std::ofstream(dir / (std::string(name) + ".yaml"))
           << "log: {level: info}\nadmin: {enabled: false}\nstorage: {type: local, path: " << (dir / "store").string()
           << "}\ncontrol_client:\n  url: " << base << "\n  key: " << key << "\n  cache_file: ./" << name
@@ -160,10 +162,22 @@ TEST_F(ControlConfig, ChangesReachRunningComponentsThroughTheLongPoll) {
   // The pipeline as imported, then changed: the next batch carries the change.
   ASSERT_EQ(ingest("nginx", kIngestKey, R"({"n":10})"), 200);
   EXPECT_GE(wait_ms([&] { return processed_has("v", "one", 10); }), 0) << piper->log();
+  // The piper worked under a lease control handed out.
+  EXPECT_NE(piper->log().find("leases: held in control"), std::string::npos) << piper->log();
+  EXPECT_NE(piper->log().find("dataset acme/web/nginx: acquired lease"), std::string::npos) << piper->log();
+  auto applied = [&] {
+    const std::string log = piper->log();
+    size_t n = 0;
+    for (size_t at = log.find("applied config"); at != std::string::npos; at = log.find("applied config", at + 1)) ++n;
+    return n;
+  };
+  // The new dataset may still be reaching the piper: count from when it has.
+  wait_ms([&] { return applied() >= 1; });
+  const size_t applied_before = applied();
   r = api("PATCH", "/api/v1/accounts/acme/tenants/web/datasets/nginx",
           R"({"settings":{"pipeline":[{"add":{"field":"v","value":"two"}}]}})");
   ASSERT_EQ(r.status, 200) << r.body;
-  const long long pipeline_ms = wait_ms([&] { return piper->log().find("applied config") != std::string::npos; });
+  const long long pipeline_ms = wait_ms([&] { return applied() > applied_before; });
   EXPECT_GE(pipeline_ms, 0) << piper->log();
   std::cout << "changed pipeline applied by the piper after " << pipeline_ms << " ms\n";
   ASSERT_EQ(ingest("nginx", kIngestKey, R"({"n":11})"), 200);
@@ -192,8 +206,13 @@ TEST_F(ControlConfig, ChangesReachRunningComponentsThroughTheLongPoll) {
                      h.body.find("\"piper-piper-1\"") != std::string::npos;
             }),
             0);
-  auto h = boost::json::parse(api("GET", "/api/v1/health/receiver-receiver-1").body).as_object();
-  EXPECT_EQ(h.at("status"), "ok");
+  boost::json::object h;
+  EXPECT_GE(wait_ms([&] {
+              h = boost::json::parse(api("GET", "/api/v1/health/receiver-receiver-1").body).as_object();
+              return h.at("status") == "ok";
+            }),
+            0)
+      << boost::json::serialize(h);
   EXPECT_EQ(h.at("service"), "receiver");
   EXPECT_TRUE(h.at("spool_depth").is_int64());
   EXPECT_FALSE(h.at("history").as_array().empty());

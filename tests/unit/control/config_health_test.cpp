@@ -14,6 +14,7 @@
 #include "control/agent.h"
 #include "control/config_document.h"
 #include "control/health.h"
+#include "control/lease_client.h"
 #include "control_test_util.h"
 
 namespace bf::control {
@@ -273,6 +274,80 @@ TEST_F(ConfigDoc, HealthReportsAreValidatedAndListed) {
   ASSERT_EQ(one.status, 200);
   EXPECT_EQ(one.json().at("history").as_array().size(), 1u);
   EXPECT_EQ(h.call("GET", "/api/v1/health/receiver-r2", "", sys).status, 404);
+}
+
+}  // namespace
+}  // namespace bf::control
+
+namespace bf::control {
+namespace {
+
+// ControlLeaseStore over real HTTP against a ControlServer: the LeaseStore contract
+// (one holder, growing tokens, renew/validate fail after a takeover) and each
+// service key kept to its own stage.
+TEST(ControlLeases, TheLeaseStoreContractHoldsOverTheApi) {
+  auto dir = test::temp_dir("leases");
+  ControlOptions options = ApiHarness::generous();
+  options.http.listen = "127.0.0.1:0";
+  options.db = (dir / "control.db").string();
+  std::shared_ptr<ControlStore> store = open_sqlite_store(options.db);
+  NewKey piper_key = generate_api_key(), packer_key = generate_api_key();
+  for (auto [nk, service] : {std::pair{&piper_key, "piper"}, std::pair{&packer_key, "packer"}}) {
+    ApiKey k;
+    k.id = nk->id;
+    k.secret_hash = nk->secret_hash;
+    k.role = "service";
+    k.service = service;
+    store->create_key(k, test::audit("key.create"));
+  }
+  ControlServer server(store, options);
+  server.start();
+  ControlClientOptions client;
+  client.url = "http://127.0.0.1:" + std::to_string(server.port());
+  client.key = piper_key.token;
+  ControlLeaseStore a(client), b(client);
+  const std::string name = "piper/acme/web/nginx";
+  auto la = a.acquire(name, "holder-a", std::chrono::seconds(30));
+  ASSERT_TRUE(la);
+  EXPECT_GE(la->token, 1u);
+  EXPECT_GT(la->expires, std::chrono::system_clock::now() + std::chrono::seconds(20));
+  EXPECT_FALSE(b.acquire(name, "holder-b", std::chrono::seconds(30)));  // held
+  EXPECT_TRUE(a.validate(*la));
+  EXPECT_TRUE(a.renew(*la, std::chrono::seconds(30)));
+  // Released: b takes it with a larger token; a's token is fenced off.
+  a.release(*la);
+  auto lb = b.acquire(name, "holder-b", std::chrono::seconds(30));
+  ASSERT_TRUE(lb);
+  EXPECT_GT(lb->token, la->token);
+  EXPECT_FALSE(a.validate(*la));
+  EXPECT_FALSE(a.renew(*la, std::chrono::seconds(30)));
+  EXPECT_TRUE(b.validate(*lb));
+  // A short lease expires; the next holder gets a new token.
+  auto short_lease = a.acquire("piper/acme/web/other", "holder-a", std::chrono::seconds(1));
+  ASSERT_TRUE(short_lease);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_FALSE(a.validate(*short_lease));
+  auto taken = b.acquire("piper/acme/web/other", "holder-b", std::chrono::seconds(30));
+  ASSERT_TRUE(taken);
+  EXPECT_GT(taken->token, short_lease->token);
+  // The piper's key holds only piper leases; the packer's its own.
+  EXPECT_THROW(a.acquire("packer/acme/web/nginx", "holder-a", std::chrono::seconds(30)), LeaseStoreError);
+  client.key = packer_key.token;
+  ControlLeaseStore packer(client);
+  EXPECT_TRUE(packer.acquire("packer/acme/web/nginx", "holder-p", std::chrono::seconds(30)));
+  // The leases are in control's database: a second server on the same file sees them.
+  server.stop();
+  ControlServer again(store, options);
+  again.start();
+  client.key = piper_key.token;
+  client.url = "http://127.0.0.1:" + std::to_string(again.port());
+  ControlLeaseStore c(client);
+  EXPECT_FALSE(c.acquire(name, "holder-c", std::chrono::seconds(30)));  // b still holds it
+  EXPECT_TRUE(c.validate(*lb));
+  again.stop();
+  // Control unreachable: a clear LeaseStoreError, never a silent "not held".
+  EXPECT_THROW(c.validate(*lb), LeaseStoreError);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
