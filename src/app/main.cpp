@@ -21,7 +21,12 @@
 #include "common/log.h"
 #include "common/spool.h"
 #include "common/time.h"
+#include "common/metrics.h"
+#include "control/agent.h"
+#include "control/api.h"
 #include "control/commands.h"
+#include "control/embedded.h"
+#include "control/lease_client.h"
 #include "net/conn_limits.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
@@ -80,7 +85,37 @@ void block_shutdown_signals() {
 
 struct Components {
   bool proxy = false, receiver = false, piper = false, packer = false, query = false;
+  bool control = false;  // `run`: the embedded control plane (control.enabled)
 };
+
+// The one component a process runs (control_client: serves one service per key).
+std::optional<std::string> single_service(const Components& c) {
+  std::vector<std::string> on;
+  for (auto [name, used] : {std::pair{"proxy", c.proxy}, {"receiver", c.receiver}, {"piper", c.piper},
+                            {"packer", c.packer}, {"query", c.query}})
+    if (used) on.push_back(name);
+  if (on.size() != 1) return std::nullopt;
+  return on.front();
+}
+
+// What a component reports to control (control/agent.h): the component contract's
+// counters where the component emits them, else its own.
+control::HealthSample health_sample(const std::string& service, const Receiver* receiver) {
+  control::HealthSample s;
+  auto& m = metrics();
+  const Labels of{{"component_type", service}};
+  auto events = m.sum("bf_component_received_events_total", of);
+  if (!events) events = m.sum(service == "piper" ? "bf_piper_events_in_total" : "bf_" + service + "_events_total", {});
+  s.events_total = static_cast<uint64_t>(events.value_or(0));
+  auto errors = m.sum("bf_component_errors_total", of);
+  if (!errors) errors = m.sum("bf_" + service + "_errors_total", {});
+  s.errors = errors.value_or(0);
+  if (receiver) {
+    s.spool_depth = static_cast<int64_t>(receiver->spooled_batches());
+    if (!receiver->ready()) s.status = "degraded";
+  }
+  return s;
+}
 
 // Starts the selected components from one config file and runs until a signal.
 // dry_run: validate the config (keys, IDs, pipelines, sources) and exit.
@@ -94,6 +129,35 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   std::shared_ptr<ObjectStore> store;
   std::shared_ptr<const Catalog> catalog;
   StorageOptions storage;
+  // Where the catalog comes from (docs/control.md): the embedded control (`run`), a
+  // remote control (control_client:), or the static accounts: section.
+  const bool file_has_accounts = root.has("accounts");
+  const bool embedded_control = want.control && root.child("control").boolean("enabled", true);
+  if (!embedded_control) root.mark_read("control");
+  std::optional<control::ControlClientOptions> client_options;
+  std::string client_service;
+  if (root.has("control_client")) {
+    if (embedded_control)
+      root.fail("control_client", "not with the embedded control plane (set control.enabled: false to use a remote one)");
+    if (file_has_accounts)
+      root.fail("accounts", "the catalog comes from control (control_client:): remove accounts: (import it with "
+                            "`bytefreezer control import`)");
+    auto one = single_service(want);
+    if (!one) root.fail("control_client", "serves one component per process (a service key is for one service)");
+    client_service = *one;
+    client_options = control::parse_control_client_options(root.child("control_client"), client_service);
+  }
+  std::unique_ptr<control::EmbeddedControl> control_plane;
+  std::unique_ptr<control::ConfigClient> config_client;
+  // accounts[].ai stays in the local file (it may hold a provider key): added to
+  // every catalog control hands over.
+  std::shared_ptr<const Catalog> static_catalog;
+  auto with_local_ai = [&static_catalog](std::shared_ptr<const Catalog> c) -> std::shared_ptr<const Catalog> {
+    if (!static_catalog || static_catalog->ai_configs().empty()) return c;
+    auto merged = std::make_shared<Catalog>(*c);
+    for (const auto& [account, ai] : static_catalog->ai_configs()) merged->set_ai_config(account, ai);
+    return merged;
+  };
   if (needs_store) {
     storage = parse_storage_options(root.child("storage"));
     if (!dry_run) store = make_object_store(storage);  // a dry run touches no storage
@@ -102,9 +166,25 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
       // the walk covers the whole store.
       std::thread([local] { local->remove_stale_temp_files(); }).detach();
     }
-    catalog = std::make_shared<Catalog>(Catalog::parse(root));
-    if (catalog->datasets().empty())
-      spdlog::warn("{}: no datasets under 'accounts:': every ingest request will be refused", config_path);
+    static_catalog = std::make_shared<Catalog>(Catalog::parse(root));
+    catalog = static_catalog;
+    if (embedded_control) {
+      if (dry_run) {
+        control::parse_control_options(root.child("control"));  // checked; the store is not opened
+      } else {
+        control_plane = std::make_unique<control::EmbeddedControl>(root.child("control"), config_path, file_has_accounts);
+        catalog = with_local_ai(control_plane->load());
+      }
+    } else if (client_options && !dry_run) {
+      auto cancel = std::make_shared<std::atomic<bool>>(false);
+      config_client = std::make_unique<control::ConfigClient>(control::http_config_fetch(*client_options, cancel),
+                                                              client_options->cache_file, client_options->wait,
+                                                              client_service);
+      config_client->set_cancel(cancel);
+      catalog = with_local_ai(config_client->load(client_options->startup_timeout));
+    }
+    if (catalog->datasets().empty() && !client_options)
+      spdlog::warn("{}: no datasets: every ingest request will be refused", config_path);
   } else {
     root.mark_read("storage");
     root.mark_read("accounts");
@@ -122,8 +202,19 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   // Piper and packer workers coordinate per dataset through leases on a file that
   // the processes of this host share (docs/reliability.md, "Leases and fencing").
   std::optional<LeaseOptions> lease_options;
-  if (want.piper || want.packer) lease_options = parse_lease_options(root.child("leases"));
-  else root.mark_read("leases");
+  // leases.type: sqlite (the host-local file) or control (control's database, for
+  // pipers and packers on several hosts; needs control_client:).
+  bool control_leases = false;
+  if (want.piper || want.packer) {
+    lease_options = parse_lease_options(root.child("leases"));
+    const std::string type = root.child("leases").str("type", "sqlite");
+    if (type != "sqlite" && type != "control") root.child("leases").fail("type", "must be sqlite or control");
+    control_leases = type == "control";
+    if (control_leases && !client_options)
+      root.child("leases").fail("type", "control needs a control_client: section (the service key holds the leases)");
+  } else {
+    root.mark_read("leases");
+  }
   for (auto [name, used] : {std::pair{"receiver", want.receiver}, {"piper", want.piper}, {"packer", want.packer},
                             {"query", want.query}, {"proxy", want.proxy}}) {
     if (!used) root.mark_read(name);
@@ -158,9 +249,14 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   }
   WorkerLeases worker_leases;
   if (lease_options) {
-    worker_leases.store = std::make_shared<SqliteLeaseStore>(lease_options->path);
+    if (control_leases) {
+      worker_leases.store = std::make_shared<control::ControlLeaseStore>(*client_options);
+      spdlog::info("leases: held in control at {} (ttl {} ms)", client_options->url, lease_options->ttl.count());
+    } else {
+      worker_leases.store = std::make_shared<SqliteLeaseStore>(lease_options->path);
+      spdlog::info("leases: {} (ttl {} ms)", lease_options->path, lease_options->ttl.count());
+    }
     worker_leases.ttl = lease_options->ttl;
-    spdlog::info("leases: {} (ttl {} ms)", lease_options->path, lease_options->ttl.count());
   }
   if (piper_options) piper = std::make_unique<Piper>(*piper_options, catalog, store, worker_leases);
   if (packer_options) packer = std::make_unique<Packer>(*packer_options, catalog, store, worker_leases);
@@ -180,12 +276,33 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
       }
     });
   }
+  // A new catalog from control reaches every component in this process; the piper
+  // compiles its pipelines first, so a refused one changes nothing anywhere.
+  auto apply_catalog = [&](std::shared_ptr<const Catalog> next) {
+    next = with_local_ai(std::move(next));
+    if (piper) piper->set_catalog(next);
+    if (receiver) receiver->set_catalog(next);
+    if (packer) packer->set_catalog(next);
+    if (query) spdlog::info("query: a changed catalog applies when the query server restarts");
+  };
+  if (control_plane) control_plane->on_change(apply_catalog);
+  if (config_client) config_client->on_change(apply_catalog);
+  std::unique_ptr<control::HealthReporter> health;
+  if (client_options)
+    health = std::make_unique<control::HealthReporter>(*client_options, client_service, kVersion,
+                                                       [&, service = client_service] {
+                                                         return health_sample(service, receiver.get());
+                                                       });
+  if (control_plane) control_plane->start();
+  if (config_client) config_client->start();
+
   // Downstream first, so that data has somewhere to go when the proxy starts.
   if (packer) packer->start();
   if (piper) piper->start();
   if (receiver) receiver->start();
   if (query) query->start();
   if (proxy) proxy->start();
+  if (health) health->start();  // once the components run: the first report is not a false "degraded"
 
   std::unique_ptr<HttpServer> admin;
   if (admin_enabled) {
@@ -198,6 +315,10 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   spdlog::info("bytefreezer {} running (config {})", kVersion, config_path);
 
   wait_for_shutdown_signal();
+  // No catalog changes or reports while stopping.
+  if (health) health->stop();
+  if (config_client) config_client->stop();
+  if (control_plane) control_plane->stop();
   // Upstream first: the proxy flushes into its spool, the receiver stops accepting.
   if (proxy) proxy->stop();
   if (receiver) receiver->stop();
@@ -417,7 +538,7 @@ int main(int argc, char** argv) {
     cmd->add_flag("--dry-run", dry_run, "Check the config (keys, IDs, pipelines, sources) and exit");
     cmd->callback([&, c] { throw CLI::RuntimeError(serve(config, c, dry_run)); });
   };
-  add_server("run", "Run every component in one process", {true, true, true, true, true});
+  add_server("run", "Run every component in one process, with the control plane", {true, true, true, true, true, true});
   add_server("proxy", "Run the edge proxy (sources -> batches -> receiver)", {true, false, false, false, false});
   add_server("receiver", "Run the ingest endpoint (spool -> raw/)", {false, true, false, false, false});
   add_server("piper", "Run the pipeline stage (raw/ -> processed/)", {false, false, true, false, false});

@@ -5,7 +5,9 @@
 
 #include <stdexcept>
 
+#include "common/api_key.h"
 #include "common/config.h"
+#include "common/digest.h"
 #include "common/ids.h"
 
 namespace bf {
@@ -73,14 +75,25 @@ bool Catalog::has_tenant(const std::string& account, const std::string& tenant) 
   return false;
 }
 
-std::optional<KeyGrant> Catalog::authenticate(std::string_view key) const { return lookup(keys_, key); }
-
-std::optional<KeyGrant> Catalog::authenticate_query(std::string_view key) const {
-  return lookup(query_keys_, key);
+std::optional<KeyGrant> Catalog::authenticate(std::string_view key) const {
+  return lookup(keys_, hashed_keys_, key);
 }
 
-std::optional<KeyGrant> Catalog::lookup(const Keys& keys, std::string_view key) {
+std::optional<KeyGrant> Catalog::authenticate_query(std::string_view key) const {
+  return lookup(query_keys_, hashed_query_keys_, key);
+}
+
+std::optional<KeyGrant> Catalog::lookup(const Keys& keys, const HashedKeys& hashed, std::string_view key) {
   std::optional<KeyGrant> found;
+  if (!hashed.empty()) {
+    // Found by id, then the secret's hash compared in constant time.
+    const KeyParts parts = key_parts_of(key);
+    const std::string digest = sha256_hex(parts.secret);
+    for (const HashedKey& h : hashed) {
+      if (h.id != parts.id || h.secret_hash.size() != digest.size()) continue;
+      if (CRYPTO_memcmp(h.secret_hash.data(), digest.data(), digest.size()) == 0 && !found) found = h.grant;
+    }
+  }
   for (const auto& [candidate, grant] : keys) {
     // Compare every key in full so timing does not reveal prefixes or positions.
     bool equal = candidate.size() == key.size() &&
@@ -140,4 +153,18 @@ const AiConfig* Catalog::ai_config(const std::string& account) const {
   return it == ai_.end() ? nullptr : &it->second;
 }
 void Catalog::set_ai_config(const std::string& account, AiConfig config) { ai_[account] = std::move(config); }
+}  // namespace bf
+
+namespace bf {
+void Catalog::add_tenant(const std::string& account, const std::string& tenant) {
+  if (!has_tenant(account, tenant)) tenants_.emplace_back(account, tenant);
+}
+void Catalog::add_key_hash(std::string id, std::string secret_hash, KeyGrant grant) {
+  add_tenant(grant.account, grant.tenant);
+  hashed_keys_.push_back({std::move(id), std::move(secret_hash), std::move(grant)});
+}
+void Catalog::add_query_key_hash(std::string id, std::string secret_hash, KeyGrant grant) {
+  add_tenant(grant.account, grant.tenant);
+  hashed_query_keys_.push_back({std::move(id), std::move(secret_hash), std::move(grant)});
+}
 }  // namespace bf

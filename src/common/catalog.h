@@ -1,7 +1,7 @@
 #pragma once
 // The catalog: accounts, tenants, datasets, their pipelines and ingest keys.
-// Until the control plane exists it comes from the static `accounts:` section of
-// the YAML config:
+// It comes from the control plane (control/config_document.h) or, for a component
+// run without control, from the static `accounts:` section of the YAML config:
 //
 //   accounts:
 //     - id: acme
@@ -15,6 +15,8 @@
 //               pipeline: [{add: {field: env, value: prod}}]
 #include <boost/json/array.hpp>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +42,7 @@ struct DatasetInfo {
 struct KeyGrant {
   std::string account;
   std::string tenant;
+  std::string dataset;  // ingest keys from control may be scoped to one dataset; empty: every dataset
 };
 
 class Catalog {
@@ -57,18 +60,49 @@ class Catalog {
   void add_dataset(DatasetInfo info);                 // tests and tooling
   void add_key(std::string key, KeyGrant grant);
   void add_query_key(std::string key, KeyGrant grant);
+  // Keys as control distributes them: the key's id and the hex SHA-256 of its secret
+  // (common/api_key.h), never the key itself. authenticate() checks both kinds.
+  void add_key_hash(std::string id, std::string secret_hash, KeyGrant grant);
+  void add_query_key_hash(std::string id, std::string secret_hash, KeyGrant grant);
+  void add_tenant(const std::string& account, const std::string& tenant);
   // The account's AI provider (`ai:` section), or nullptr when it has none.
   const AiConfig* ai_config(const std::string& account) const;
   void set_ai_config(const std::string& account, AiConfig config);
+  const std::map<std::string, AiConfig>& ai_configs() const { return ai_; }
 
  private:
   std::vector<DatasetInfo> datasets_;
   using Keys = std::vector<std::pair<std::string, KeyGrant>>;
-  static std::optional<KeyGrant> lookup(const Keys& keys, std::string_view key);
+  struct HashedKey {
+    std::string id, secret_hash;
+    KeyGrant grant;
+  };
+  using HashedKeys = std::vector<HashedKey>;
+  static std::optional<KeyGrant> lookup(const Keys& keys, const HashedKeys& hashed, std::string_view key);
   Keys keys_;
   Keys query_keys_;
+  HashedKeys hashed_keys_, hashed_query_keys_;
   std::vector<std::pair<std::string, std::string>> tenants_;  // (account, tenant)
   std::map<std::string, AiConfig> ai_;                          // by account
+};
+
+// A catalog that can be replaced while a component runs (control distributes a new
+// one): readers take a snapshot and keep it for one request or one run.
+class LiveCatalog {
+ public:
+  explicit LiveCatalog(std::shared_ptr<const Catalog> initial) : current_(std::move(initial)) {}
+  std::shared_ptr<const Catalog> get() const {
+    std::lock_guard lock(mu_);
+    return current_;
+  }
+  void set(std::shared_ptr<const Catalog> next) {
+    std::lock_guard lock(mu_);
+    current_ = std::move(next);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Catalog> current_;
 };
 
 }  // namespace bf

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -16,8 +18,11 @@
 #include "common/time.h"
 #include "common/ulid.h"
 #include "control/auth.h"
+#include "control/config_document.h"
+#include "control/health.h"
 #include "control/store.h"
 #include "piper/transform.h"
+#include "storage/lease_store.h"
 
 namespace bf::control {
 
@@ -29,6 +34,8 @@ constexpr size_t kMaxNameLength = 200;
 constexpr size_t kMaxSettingsBytes = 256 * 1024;
 constexpr size_t kDefaultPageSize = 50, kMaxPageSize = 500;
 constexpr const char* kSessionCookie = "bf_session";
+// Service keys (leases, config, health of a whole fleet) get this many times the per-key rate.
+constexpr double kServiceRateFactor = 50;
 
 // A request the API refuses: status, a machine-readable code, the offending field.
 struct ApiError {
@@ -163,6 +170,18 @@ class Body {
     if (!v || v->is_null()) return std::nullopt;
     if (!v->is_bool()) invalid(name(key), "must be true or false");
     return v->get_bool();
+  }
+  // A number >= 0 (integral when `whole`); nullopt when absent or null.
+  std::optional<double> number(const std::string& key, bool whole = false) {
+    const json::value* v = value(key);
+    if (!v || v->is_null()) return std::nullopt;
+    double d = 0;
+    if (v->is_int64()) d = static_cast<double>(v->get_int64());
+    else if (v->is_uint64()) d = static_cast<double>(v->get_uint64());
+    else if (v->is_double() && !whole) d = v->get_double();
+    else invalid(name(key), whole ? "must be a whole number" : "must be a number");
+    if (!(d >= 0) || d > 1e15) invalid(name(key), "must be between 0 and 1e15");
+    return d;
   }
   void refuse(const std::string& key, const std::string& why) {
     used_.insert(key);
@@ -322,6 +341,7 @@ ControlOptions parse_control_options(const ConfigNode& section) {
   defaults.listen = "127.0.0.1:8090";
   defaults.max_body_bytes = 1 << 20;
   defaults.max_connections = 256;
+  defaults.threads = 12;  // config long-polls each hold one while they wait
   o.http = parse_http_server_options(section, defaults);
   o.db = section.str("db", o.db);
   if (o.db.empty()) section.fail("db", "must name a file");
@@ -334,6 +354,23 @@ ControlOptions parse_control_options(const ConfigNode& section) {
   if (o.request_burst < 1) rl.fail("burst", "must be at least 1");
   o.login_attempts_per_minute = rl.number("login_attempts_per_minute", o.login_attempts_per_minute);
   if (o.login_attempts_per_minute <= 0) rl.fail("login_attempts_per_minute", "must be greater than 0");
+  ConfigNode cfg = section.child("config");
+  o.config_wait_max = cfg.duration("max_wait", o.config_wait_max);
+  if (o.config_wait_max.count() < 1000 || o.config_wait_max.count() > 600000)
+    cfg.fail("max_wait", "must be between 1s and 10m");
+  const int64_t waiters = cfg.integer("max_waiters", static_cast<int64_t>(o.config_max_waiters));
+  if (waiters < 0 || waiters >= o.http.threads)
+    cfg.fail("max_waiters", "must be 0 or more and less than control.threads (" + std::to_string(o.http.threads) + ")");
+  o.config_max_waiters = static_cast<size_t>(waiters);
+  ConfigNode health = section.child("health");
+  o.health_timeout = health.duration("timeout", o.health_timeout);
+  if (o.health_timeout.count() < 1000) health.fail("timeout", "must be at least 1s");
+  const int64_t history = health.integer("history", static_cast<int64_t>(o.health_history));
+  if (history < 1 || history > 100000) health.fail("history", "must be between 1 and 100000");
+  o.health_history = static_cast<size_t>(history);
+  const int64_t comps = health.integer("max_components", static_cast<int64_t>(o.health_max_components));
+  if (comps < 1 || comps > 100000) health.fail("max_components", "must be between 1 and 100000");
+  o.health_max_components = static_cast<size_t>(comps);
   o.secure_cookie = !o.http.tls_cert_file.empty();
   return o;
 }
@@ -344,17 +381,56 @@ struct ControlApi::Impl {
   std::shared_ptr<ControlStore> store;
   ControlOptions options;
   RateLimiter requests;
+  RateLimiter service_requests;
   RateLimiter logins;
   std::mutex touch_mu;
   std::map<std::string, int64_t> touched;  // key id -> last time last_used was written
   std::string dummy_hash;                  // verified against for unknown emails (same timing)
   std::once_flag dummy_once;
+  // Config long-polls wait for `config_gen` to move (or a second, for changes made
+  // by other processes on the same store).
+  std::mutex config_mu;
+  std::condition_variable config_cv;
+  uint64_t config_gen = 0;
+  bool closing = false;
+  std::atomic<size_t> config_waiters{0};
+  HealthBoard health;
+  std::shared_ptr<LeaseStore> leases;
 
   Impl(std::shared_ptr<ControlStore> s, ControlOptions o)
       : store(std::move(s)),
         options(std::move(o)),
         requests(options.requests_per_second, options.request_burst),
-        logins(options.login_attempts_per_minute / 60.0, std::max(1.0, options.login_attempts_per_minute)) {}
+        service_requests(options.requests_per_second * kServiceRateFactor, options.request_burst * kServiceRateFactor),
+        logins(options.login_attempts_per_minute / 60.0, std::max(1.0, options.login_attempts_per_minute)),
+        health(options.health_timeout, options.health_history, options.health_max_components) {}
+
+  void config_changed() {
+    {
+      std::lock_guard lock(config_mu);
+      ++config_gen;
+    }
+    config_cv.notify_all();
+  }
+  ConfigReply config(const std::string& service, const std::string& if_none_match, std::chrono::milliseconds wait) {
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    while (true) {
+      uint64_t gen;
+      {
+        std::lock_guard lock(config_mu);
+        gen = config_gen;  // before reading the store, so a change made meanwhile wakes the wait
+      }
+      std::string doc = config_document(*store, service);
+      std::string etag = config_etag(doc);
+      if (etag != if_none_match) return {std::move(etag), std::move(doc)};
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return {std::move(etag), std::nullopt};
+      std::unique_lock lock(config_mu);
+      config_cv.wait_until(lock, std::min(deadline, now + std::chrono::seconds(1)),
+                           [&] { return config_gen != gen || closing; });
+      if (closing) return {std::move(etag), std::nullopt};
+    }
+  }
 
   struct Ctx {
     HttpRequest& req;
@@ -450,12 +526,18 @@ struct ControlApi::Impl {
         if (!route.public_route) throw;
       }
       const std::string bucket = who ? who->actor() : "peer:" + peer_host(req.peer);
-      if (!requests.take(bucket, retry)) throw rate_limited(retry);
+      // Service keys make a lease call per dataset and write: their own, larger budget.
+      RateLimiter& limiter = who && who->role == Role::service ? service_requests : requests;
+      if (!limiter.take(bucket, retry)) throw rate_limited(retry);
       if (!who && !route.public_route)
         throw ApiError{401, "unauthenticated", "credentials required: Authorization: Bearer <API key> or a session", ""};
       Ctx ctx{req, who.value_or(Principal{})};
       if (!who) ctx.who.kind = "anonymous";
-      return route.handler(*this, ctx);
+      HttpResponse r = route.handler(*this, ctx);
+      // Wake config long-polls after a change to what config documents hold.
+      const bool catalog = route.pattern.rfind("/api/v1/accounts", 0) == 0 || route.pattern.rfind("/api/v1/keys", 0) == 0;
+      if (catalog && req.method != "GET" && r.status < 300) config_changed();
+      return r;
     } catch (const ApiError& e) {
       static const std::map<int, std::string> reasons{{400, "invalid"},   {401, "unauthenticated"},
                                                       {403, "forbidden"}, {404, "not_found"},
@@ -924,6 +1006,166 @@ struct ControlApi::Impl {
                                      {"service", str_or_null(w.service)}});
   }
   HttpResponse openapi(Ctx&) { return HttpResponse::json(200, openapi_document()); }
+
+  // ----- config distribution
+  HttpResponse get_config(Ctx& c) {
+    require(c.who, Action::read, Kind::config, "", "");
+    auto q = c.req.query.find("service");
+    std::string service = q == c.req.query.end() ? "" : q->second;
+    if (c.who.role == Role::service) {
+      if (!service.empty() && service != c.who.service)
+        invalid("service", "a service key fetches its own service's config ('" + c.who.service + "')");
+      service = c.who.service;
+    } else if (!is_service_name(service)) {
+      invalid("service", "must be one of proxy, receiver, piper, packer, query, connector");
+    }
+    std::chrono::milliseconds wait{0};
+    if (auto w = c.req.query.find("wait"); w != c.req.query.end()) {
+      const std::string& v = w->second;
+      const int64_t max_s = options.config_wait_max.count() / 1000;
+      if (v.empty() || v.size() > 6 || !std::all_of(v.begin(), v.end(), ::isdigit) || std::stoll(v) > max_s)
+        invalid("wait", "must be whole seconds, 0.." + std::to_string(max_s));
+      wait = std::chrono::seconds(std::stoll(v));
+    }
+    const std::string inm(c.req.header("If-None-Match").value_or(""));
+    // Each waiting request holds a server thread: beyond the cap, answer at once.
+    bool waiting = wait.count() > 0 && !inm.empty();
+    if (waiting && config_waiters.fetch_add(1) >= options.config_max_waiters) {
+      config_waiters.fetch_sub(1);
+      waiting = false;
+    }
+    ConfigReply r = config(service, inm, waiting ? wait : std::chrono::milliseconds(0));
+    if (waiting) config_waiters.fetch_sub(1);
+    HttpResponse out = r.document ? HttpResponse::json(200, std::move(*r.document)) : HttpResponse{304, {}, ""};
+    out.headers["ETag"] = r.etag;
+    out.headers["Cache-Control"] = "no-cache";
+    return out;
+  }
+
+  // ----- leases (storage/lease_store.h semantics, one request per call)
+  struct LeaseRequest {
+    Lease lease;
+    std::chrono::milliseconds ttl{0};
+  };
+  LeaseRequest lease_request(Ctx& c, bool with_token, bool with_ttl) {
+    require(c.who, Action::update, Kind::lease, "", "");
+    if (!leases) throw ApiError{503, "unavailable", "this control serves no leases", ""};
+    Body b(c.req, "lease");
+    LeaseRequest r;
+    r.lease.name = b.required_str("name", 300);
+    r.lease.holder = b.required_str("holder", 200);
+    // A service key works only on its own stage's leases: "<stage>/<account>/<tenant>/<dataset>".
+    if (c.who.role == Role::service && r.lease.name.rfind(c.who.service + "/", 0) != 0)
+      invalid("lease.name", "a " + c.who.service + " key holds only leases named " + c.who.service + "/...");
+    if (with_token) {
+      auto t = b.number("token", true);
+      if (!t || *t < 1) invalid("lease.token", "is required (the token acquire returned)");
+      r.lease.token = static_cast<uint64_t>(*t);
+    }
+    if (with_ttl) {
+      auto ttl = b.number("ttl_ms", true);
+      if (!ttl || *ttl < 1000 || *ttl > 3600000) invalid("lease.ttl_ms", "must be 1000..3600000");
+      r.ttl = std::chrono::milliseconds(static_cast<int64_t>(*ttl));
+    }
+    b.check_unknown();
+    return r;
+  }
+  static json::object lease_json(const Lease& l) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(l.expires - std::chrono::system_clock::now());
+    return {{"name", l.name}, {"holder", l.holder}, {"token", l.token}, {"expires_in_ms", std::max<int64_t>(0, left.count())}};
+  }
+  HttpResponse acquire_lease(Ctx& c) {
+    LeaseRequest r = lease_request(c, false, true);
+    auto got = leases->acquire(r.lease.name, r.lease.holder, r.ttl);
+    if (!got) throw ApiError{409, "conflict", "lease '" + r.lease.name + "' is held by another worker", ""};
+    return json_ok(200, lease_json(*got));
+  }
+  HttpResponse renew_lease(Ctx& c) {
+    LeaseRequest r = lease_request(c, true, true);
+    if (!leases->renew(r.lease, r.ttl)) throw ApiError{409, "conflict", "lease '" + r.lease.name + "' is lost", ""};
+    return json_ok(200, lease_json(r.lease));
+  }
+  HttpResponse release_lease(Ctx& c) {
+    LeaseRequest r = lease_request(c, true, false);
+    leases->release(r.lease);
+    return HttpResponse{204, {}, ""};
+  }
+  HttpResponse validate_lease(Ctx& c) {
+    LeaseRequest r = lease_request(c, true, false);
+    return json_ok(200, json::object{{"valid", leases->validate(r.lease)}});
+  }
+
+  // ----- health
+  static json::object report_json(const HealthReport& r) {
+    json::object o{{"time", iso(r.time_us)},
+                   {"status", r.status},
+                   {"events_per_second", r.events_per_second},
+                   {"lag_seconds", r.lag_seconds ? json::value(*r.lag_seconds) : json::value(nullptr)},
+                   {"spool_depth", r.spool_depth ? json::value(*r.spool_depth) : json::value(nullptr)},
+                   {"errors", r.errors}};
+    return o;
+  }
+  json::object component_json(const ComponentHealth& h) const {
+    json::object o = report_json(h.last);
+    o["id"] = h.id;
+    o["service"] = h.last.service;
+    o["instance"] = h.last.instance;
+    o["version"] = h.last.version;
+    o["reported_status"] = h.last.status;
+    o["status"] = h.status;
+    o["last_seen"] = iso(h.last.time_us);
+    o["first_seen"] = iso(h.first_seen_us);
+    o.erase("time");
+    return o;
+  }
+  HttpResponse report_health(Ctx& c) {
+    require(c.who, Action::create, Kind::health, "", "");
+    Body b(c.req, "report");
+    HealthReport r;
+    r.service = b.str("service", 32).value_or("");
+    if (c.who.role == Role::service) {
+      if (!r.service.empty() && r.service != c.who.service)
+        invalid("report.service", "a service key reports for its own service ('" + c.who.service + "')");
+      r.service = c.who.service;
+    } else if (!is_service_name(r.service)) {
+      invalid("report.service", "must be one of proxy, receiver, piper, packer, query, connector");
+    }
+    r.instance = b.id("instance", true);
+    if (r.instance.size() > 50) invalid("report.instance", "longer than 50 characters");
+    r.status = b.required_str("status", 16);
+    if (r.status != "ok" && r.status != "degraded" && r.status != "failing")
+      invalid("report.status", "must be ok, degraded or failing");
+    r.version = b.str("version", 64).value_or("");
+    r.events_per_second = b.number("events_per_second").value_or(0);
+    r.lag_seconds = b.number("lag_seconds");
+    if (auto d = b.number("spool_depth", true)) r.spool_depth = static_cast<int64_t>(*d);
+    r.errors = static_cast<int64_t>(b.number("errors", true).value_or(0));
+    b.check_unknown();
+    r.time_us = now_us();
+    const std::string id = HealthBoard::component_id(r.service, r.instance);
+    if (!health.report(std::move(r)))
+      throw ApiError{409, "conflict", "control tracks at most " + std::to_string(options.health_max_components) +
+                                          " components", "report.instance"};
+    return json_ok(200, json::object{{"id", id}});
+  }
+  HttpResponse list_health(Ctx& c) {
+    require(c.who, Action::list, Kind::health, "", "");
+    json::array items;
+    for (const ComponentHealth& h : health.list(now_us())) items.push_back(component_json(h));
+    return json_ok(200, json::object{{"items", std::move(items)},
+                                     {"timeout_seconds", options.health_timeout.count() / 1000.0}});
+  }
+  HttpResponse get_health(Ctx& c) {
+    const std::string id = path_id(c.req, "component");
+    require(c.who, Action::read, Kind::health, "", "");
+    auto h = health.get(id, now_us());
+    if (!h) not_found("component '" + id + "'");
+    json::object o = component_json(*h);
+    json::array history;
+    for (const HealthReport& r : health.history(id)) history.push_back(report_json(r));
+    o["history"] = std::move(history);
+    return json_ok(200, o);
+  }
 };
 
 const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
@@ -961,6 +1203,14 @@ const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
       {"PATCH", "/api/v1/keys/{key}", false, h(&I::update_key)},
       {"DELETE", "/api/v1/keys/{key}", false, h(&I::delete_key)},
       {"GET", "/api/v1/audit", false, h(&I::list_audit)},
+      {"GET", "/api/v1/config", false, h(&I::get_config)},
+      {"POST", "/api/v1/health", false, h(&I::report_health)},
+      {"GET", "/api/v1/health", false, h(&I::list_health)},
+      {"GET", "/api/v1/health/{component}", false, h(&I::get_health)},
+      {"POST", "/api/v1/leases/acquire", false, h(&I::acquire_lease)},
+      {"POST", "/api/v1/leases/renew", false, h(&I::renew_lease)},
+      {"POST", "/api/v1/leases/release", false, h(&I::release_lease)},
+      {"POST", "/api/v1/leases/validate", false, h(&I::validate_lease)},
   };
   return routes;
 }
@@ -975,6 +1225,20 @@ void ControlApi::add_routes(Router& router) {
   }
 }
 
+ControlApi::ConfigReply ControlApi::config(const std::string& service, const std::string& if_none_match,
+                                           std::chrono::milliseconds wait) {
+  return impl_->config(service, if_none_match, wait);
+}
+void ControlApi::config_changed() { impl_->config_changed(); }
+void ControlApi::set_lease_store(std::shared_ptr<LeaseStore> leases) { impl_->leases = std::move(leases); }
+void ControlApi::shutdown() {
+  {
+    std::lock_guard lock(impl_->config_mu);
+    impl_->closing = true;
+  }
+  impl_->config_cv.notify_all();
+}
+
 std::vector<RouteSpec> ControlApi::routes() {
   std::vector<RouteSpec> out;
   for (const auto& r : Impl::table()) out.push_back({r.method, r.pattern});
@@ -983,7 +1247,10 @@ std::vector<RouteSpec> ControlApi::routes() {
 
 ControlServer::ControlServer(std::shared_ptr<ControlStore> store, ControlOptions options) {
   HttpServerOptions http = options.http;
+  const std::string db = options.db;
   api_ = std::make_unique<ControlApi>(std::move(store), std::move(options));
+  // Leases live in control's database (their own table), each change one transaction.
+  api_->set_lease_store(std::make_shared<SqliteLeaseStore>(db));
   Router router;
   api_->add_routes(router);
   add_standard_endpoints(router, [] { return true; });
@@ -991,7 +1258,10 @@ ControlServer::ControlServer(std::shared_ptr<ControlStore> store, ControlOptions
 }
 ControlServer::~ControlServer() = default;
 void ControlServer::start() { server_->start(); }
-void ControlServer::stop() { server_->stop(); }
+void ControlServer::stop() {
+  api_->shutdown();  // waiting config requests answer now, so the server's threads can stop
+  server_->stop();
+}
 uint16_t ControlServer::port() const { return server_->port(); }
 
 }  // namespace bf::control

@@ -4,6 +4,7 @@
 // policy of control/auth.h, rate-limited per key.
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 
 namespace bf {
 class ConfigNode;
+class LeaseStore;
 }
 
 namespace bf::control {
@@ -25,6 +27,14 @@ struct ControlOptions {
   double request_burst = 40;
   double login_attempts_per_minute = 5;        // per email and per peer address
   bool secure_cookie = false;                  // set when serving TLS
+  // Config long-polls: the longest wait a client may ask for, and how many may wait
+  // at once (each holds a server thread; more are answered at once).
+  std::chrono::milliseconds config_wait_max{60000};
+  size_t config_max_waiters = 8;
+  // Health: a component silent this long is shown unhealthy; reports kept per component.
+  std::chrono::milliseconds health_timeout{30000};
+  size_t health_history = 360;
+  size_t health_max_components = 1000;
 };
 // The `control:` section (docs/configuration.md).
 ControlOptions parse_control_options(const ConfigNode& section);
@@ -44,6 +54,23 @@ class ControlApi {
   // Every route add_routes registers (the OpenAPI test and the role matrix compare against it).
   static std::vector<RouteSpec> routes();
 
+  // The config document for `service` (control/config_document.h) and its ETag. When
+  // if_none_match is that ETag, waits up to `wait` for a change first; `document` is
+  // empty when it is still unchanged (HTTP 304). Also called in-process by `run`.
+  struct ConfigReply {
+    std::string etag;
+    std::optional<std::string> document;
+  };
+  ConfigReply config(const std::string& service, const std::string& if_none_match, std::chrono::milliseconds wait);
+  // Wakes waiting config requests to look again (every change through the API does
+  // this itself; changes from elsewhere are seen within a second anyway).
+  void config_changed();
+  // Ends waiting config requests at once (before the server stops).
+  void shutdown();
+  // The leases served under /api/v1/leases (the SQLite lease store on control's
+  // database); without one those routes answer 503. Set before serving.
+  void set_lease_store(std::shared_ptr<LeaseStore> leases);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
@@ -57,6 +84,7 @@ class ControlServer {
   void start();
   void stop();
   uint16_t port() const;
+  ControlApi& api() { return *api_; }
 
  private:
   std::unique_ptr<ControlApi> api_;

@@ -18,10 +18,6 @@ void ensure_sodium() {
   if (!ok) throw std::runtime_error("libsodium failed to initialise");
 }
 
-bool all_hex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 constexpr size_t kKeyIdBytes = 8, kKeySecretBytes = 32;
 constexpr std::string_view kKeyPrefix = "bfk_";
 
@@ -75,17 +71,6 @@ NewKey generate_api_key() {
   return k;
 }
 
-std::optional<KeyParts> parse_api_key(std::string_view token) {
-  if (token.size() != kKeyPrefix.size() + kKeyIdBytes * 2 + 1 + kKeySecretBytes * 2) return std::nullopt;
-  if (token.substr(0, kKeyPrefix.size()) != kKeyPrefix) return std::nullopt;
-  std::string_view rest = token.substr(kKeyPrefix.size());
-  std::string_view id = rest.substr(0, kKeyIdBytes * 2);
-  if (rest[kKeyIdBytes * 2] != '_') return std::nullopt;
-  std::string_view secret = rest.substr(kKeyIdBytes * 2 + 1);
-  if (!all_hex(id) || !all_hex(secret)) return std::nullopt;
-  return KeyParts{std::string(id), std::string(secret)};
-}
-
 std::string hash_secret(std::string_view secret) { return sha256_hex(secret); }
 
 bool verify_secret(std::string_view secret, std::string_view stored_hash) {
@@ -99,11 +84,6 @@ bool verify_secret(std::string_view secret, std::string_view stored_hash) {
     return same == 0 && false;
   }
   return sodium_memcmp(computed.data(), stored_hash.data(), computed.size()) == 0;
-}
-
-std::string imported_key_id(std::string_view key) {
-  // "i" + 15 hex: never 16 hex, so it cannot collide with a generated id.
-  return "i" + sha256_hex(std::string("bytefreezer-imported-key:") + std::string(key)).substr(0, 15);
 }
 
 std::string hash_password(std::string_view password) {
@@ -154,7 +134,13 @@ Decision decide(const Principal& who, Action action, const Resource& what) {
       // Data-plane keys: ingest at the receiver, queries at the query server; nothing here.
       return Decision::forbidden;
     case Role::service: {
-      // Data-plane services read the catalog they serve; they change nothing.
+      // Data-plane services fetch their config and report their health.
+      if (what.kind == Kind::config) return action == Action::read ? Decision::allow : Decision::forbidden;
+      if (what.kind == Kind::health) return action == Action::create ? Decision::allow : Decision::forbidden;
+      // Leases coordinate pipers and packers (the handler also keeps each to its own stage).
+      if (what.kind == Kind::lease)
+        return who.service == "piper" || who.service == "packer" ? Decision::allow : Decision::forbidden;
+      // They read the catalog they serve; they change nothing.
       const bool catalog = what.kind == Kind::account || what.kind == Kind::tenant || what.kind == Kind::dataset;
       return catalog && (action == Action::list || action == Action::read) ? Decision::allow : Decision::forbidden;
     }
@@ -162,6 +148,12 @@ Decision decide(const Principal& who, Action action, const Resource& what) {
     case Role::account_viewer:
       break;
   }
+  // Account users: the config document spans every account (and carries key
+  // hashes), so it is for services; component health holds no account data and is
+  // shown to every account user, read-only.
+  if (what.kind == Kind::config || what.kind == Kind::lease) return Decision::forbidden;
+  if (what.kind == Kind::health)
+    return action == Action::list || action == Action::read ? Decision::allow : Decision::forbidden;
   // Account users: accounts are created and deleted by system admins only.
   if (what.kind == Kind::account && (action == Action::create || action == Action::remove)) {
     if (action == Action::remove && what.account != who.account) return Decision::hidden;

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/api_key.h"
+
 namespace bf::control {
 
 enum class Role { system_admin, account_admin, account_viewer, ingest, query, service };
@@ -27,18 +29,14 @@ struct NewKey {
 };
 NewKey generate_api_key();
 
-struct KeyParts {
-  std::string id, secret;
-};
-// nullopt unless the token is exactly bfk_<16 hex>_<64 hex>.
-std::optional<KeyParts> parse_api_key(std::string_view token);
+// parse_api_key, imported_key_id: common/api_key.h (the components check keys too).
+using bf::KeyParts;
+using bf::parse_api_key;
+using bf::imported_key_id;
 // Hex SHA-256. Secrets are 256 random bits, so a fast hash is enough.
 std::string hash_secret(std::string_view secret);
 // Constant-time comparison of hash_secret(secret) with the stored hash.
 bool verify_secret(std::string_view secret, std::string_view stored_hash);
-// Keys imported from the static `accounts:` YAML are arbitrary strings: their id is
-// derived from the key (so a second import finds it) and the whole key is the secret.
-std::string imported_key_id(std::string_view key);
 
 // ----- passwords (argon2id through libsodium's crypto_pwhash_str)
 constexpr size_t kMinPasswordLength = 12;
@@ -62,7 +60,9 @@ struct Principal {
 };
 
 enum class Action { list, read, create, update, remove };
-enum class Kind { account, tenant, dataset, user, api_key, audit };
+// config: the distributed config document; health: component reports (system-wide);
+// lease: piper and packer worker leases.
+enum class Kind { account, tenant, dataset, user, api_key, audit, config, health, lease };
 struct Resource {
   Kind kind = Kind::account;
   std::string account;               // the account it belongs to; "" = system-wide

@@ -164,6 +164,23 @@ std::optional<std::string> add_admin(ControlStore& store, const std::string& ema
 
 }  // namespace
 
+bool bootstrap_admin(ControlStore& store) {
+  if (store.count_users() != 0) return true;
+  const char* email = std::getenv("BYTEFREEZER_ADMIN_EMAIL");
+  const char* password = std::getenv("BYTEFREEZER_ADMIN_PASSWORD");
+  if (email && password) {
+    if (auto err = add_admin(store, email, password, "bootstrap")) {
+      spdlog::error("control: BYTEFREEZER_ADMIN_EMAIL/PASSWORD: {}", *err);
+      return false;
+    }
+    spdlog::info("control: created the first system_admin {} from BYTEFREEZER_ADMIN_EMAIL", email);
+  } else {
+    spdlog::warn("control: no users yet: run `bytefreezer control create-admin --email you@example.com` "
+                 "or start with BYTEFREEZER_ADMIN_EMAIL and BYTEFREEZER_ADMIN_PASSWORD set");
+  }
+  return true;
+}
+
 ImportReport import_accounts_yaml(ControlStore& store, const std::string& file) {
   ConfigNode root = ConfigNode::load_file(file);
   Plan plan = read_plan(root);
@@ -245,20 +262,7 @@ int serve_control(const ControlCli& cli, const std::function<void()>& wait_for_s
   ControlOptions options;
   std::shared_ptr<ControlStore> store = open_from_config(cli, &options);
   spdlog::info("control: store {} (schema version {})", options.db, store->schema_version());
-  if (store->count_users() == 0) {
-    const char* email = std::getenv("BYTEFREEZER_ADMIN_EMAIL");
-    const char* password = std::getenv("BYTEFREEZER_ADMIN_PASSWORD");
-    if (email && password) {
-      if (auto err = add_admin(*store, email, password, "bootstrap")) {
-        spdlog::error("control: BYTEFREEZER_ADMIN_EMAIL/PASSWORD: {}", *err);
-        return 1;
-      }
-      spdlog::info("control: created the first system_admin {} from BYTEFREEZER_ADMIN_EMAIL", email);
-    } else {
-      spdlog::warn("control: no users yet: run `bytefreezer control create-admin --email you@example.com` "
-                   "or start with BYTEFREEZER_ADMIN_EMAIL and BYTEFREEZER_ADMIN_PASSWORD set");
-    }
-  }
+  if (!bootstrap_admin(*store)) return 1;
   ControlServer server(store, options);
   server.start();
   spdlog::info("control: API on port {} (/api/v1, /api/v1/openapi.json)", server.port());

@@ -25,6 +25,10 @@ struct ImportReport {
 // before changing anything; throws ConfigError naming the item.
 ImportReport import_accounts_yaml(ControlStore& store, const std::string& file);
 
+// On a store without users: creates the system_admin named by BYTEFREEZER_ADMIN_EMAIL
+// and BYTEFREEZER_ADMIN_PASSWORD, or logs how to make one. false: the variables are bad.
+bool bootstrap_admin(ControlStore& store);
+
 // `bytefreezer control --config FILE`: serves the API until wait_for_stop returns
 // (main: SIGINT/SIGTERM).
 int serve_control(const ControlCli& cli, const std::function<void()>& wait_for_stop);

@@ -180,6 +180,15 @@ HttpResult perform(CURL* curl, const HttpClientOptions& opt, const std::string& 
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
   if (!opt.user_agent.empty()) curl_easy_setopt(curl, CURLOPT_USERAGENT, opt.user_agent.c_str());
+  if (opt.cancel) {
+    // libcurl calls this about once a second even on an idle transfer; non-zero aborts.
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, opt.cancel.get());
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION,
+                     +[](void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+                       return static_cast<std::atomic<bool>*>(flag)->load() ? 1 : 0;
+                     });
+  }
   if (!opt.verify_tls) {
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -2,6 +2,7 @@
 // HTTP client on libcurl: one easy handle per client (connection reuse), timeouts,
 // and retries with exponential backoff and full jitter. Not thread-safe: use one
 // client per thread.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -33,6 +34,9 @@ struct HttpClientOptions {
   std::string username;  // CURLOPT_USERNAME / CURLOPT_PASSWORD (basic auth or SigV4 keys)
   std::string password;
   std::string user_agent = "bytefreezer";
+  // When set, a transfer in progress aborts (HttpTransportError) soon after it turns
+  // true: a long-poll that must end at shutdown.
+  std::shared_ptr<std::atomic<bool>> cancel;
 };
 
 struct HttpResult {

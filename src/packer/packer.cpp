@@ -211,7 +211,7 @@ std::optional<int64_t> part_time_ms(const std::string& key) {
 
 struct Packer::Impl {
   PackerOptions options;
-  std::shared_ptr<const Catalog> catalog;
+  LiveCatalog catalog{nullptr};  // replaced by set_catalog (config from control)
   std::shared_ptr<ObjectStore> store;
   std::shared_ptr<RunInputs> run_inputs;  // what DuckDB reads through bf://
   std::unique_ptr<SqlEngine> engine;
@@ -629,7 +629,7 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
     : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
   impl_->leases = std::make_unique<DatasetLeases>("packer", std::move(leases));
-  impl_->catalog = std::move(catalog);
+  impl_->catalog.set(std::move(catalog));
   impl_->store = std::move(store);
   const fs::path temp_parent = options.temp_dir.empty() ? fs::temp_directory_path() : fs::path(options.temp_dir);
   fs::create_directories(temp_parent);
@@ -640,7 +640,7 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   engine_options.threads = options.threads;
   engine_options.memory_limit = options.memory_limit;
   engine_options.event_time_functions = true;
-  for (const auto& d : impl_->catalog->datasets()) impl_->contract(d.ref);  // the contract's series exist from the start
+  for (const auto& d : impl_->catalog.get()->datasets()) impl_->contract(d.ref);  // the contract's series exist from the start
   impl_->run_inputs = std::make_shared<RunInputs>(impl_->store);
   impl_->engine = std::make_unique<SqlEngine>(impl_->run_inputs, engine_options);
 }
@@ -660,7 +660,8 @@ size_t Packer::run_once() {
   bool more = true;
   while (more && !impl_->stopping) {
     more = false;
-    for (const auto& d : impl_->catalog->datasets()) {
+    const std::shared_ptr<const Catalog> catalog = impl_->catalog.get();  // this round's datasets
+    for (const auto& d : catalog->datasets()) {
       if (impl_->stopping) break;
       impl_->backlog = false;
       try {
@@ -706,4 +707,8 @@ void Packer::stop() {
   impl_->leases->release_all();
 }
 
+}  // namespace bf
+
+namespace bf {
+void Packer::set_catalog(std::shared_ptr<const Catalog> catalog) { impl_->catalog.set(std::move(catalog)); }
 }  // namespace bf

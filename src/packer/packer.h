@@ -58,6 +58,8 @@ class Packer {
   // Stops the worker and releases the leases held.
   void stop();
   // Runs again at once instead of at the next interval (a part's worth of input waits).
+  // A new catalog (from control): the next run packs its datasets.
+  void set_catalog(std::shared_ptr<const Catalog> catalog);
   void wake();
 
  private:

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "common/batch.h"
@@ -89,9 +90,24 @@ struct DatasetWork {
 
 struct Piper::Impl {
   PiperOptions options;
-  std::shared_ptr<const Catalog> catalog;
   std::shared_ptr<ObjectStore> store;
-  std::vector<std::unique_ptr<DatasetWork>> pipelines;
+  // Each dataset's compiled pipeline and metrics, replaced whole by set_catalog.
+  using Pipelines = std::vector<std::unique_ptr<DatasetWork>>;
+  std::mutex pipelines_mu;
+  std::shared_ptr<const Pipelines> pipelines;
+
+  static std::shared_ptr<const Pipelines> compile_all(const Catalog& catalog) {
+    auto out = std::make_shared<Pipelines>();
+    for (const auto& d : catalog.datasets()) {
+      out->push_back(std::make_unique<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str())));
+      out->back()->pipeline.count_as({{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}});
+    }
+    return out;
+  }
+  std::shared_ptr<const Pipelines> current() {
+    std::lock_guard lock(pipelines_mu);
+    return pipelines;
+  }
   std::unique_ptr<PeriodicWorker> worker;
   std::unique_ptr<DatasetLeases> leases;
   std::function<void()> written_callback;
@@ -202,20 +218,22 @@ Piper::Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::
     : impl_(std::make_unique<Impl>()) {
   impl_->options = options;
   impl_->leases = std::make_unique<DatasetLeases>("piper", std::move(leases));
-  impl_->catalog = std::move(catalog);
   impl_->store = std::move(store);
-  for (const auto& d : impl_->catalog->datasets()) {
-    impl_->pipelines.push_back(
-        std::make_unique<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str())));
-    impl_->pipelines.back()->pipeline.count_as({{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}});
-  }
+  impl_->pipelines = Impl::compile_all(*catalog);
+}
+
+void Piper::set_catalog(std::shared_ptr<const Catalog> catalog) {
+  auto next = Impl::compile_all(*catalog);  // throws before anything changes
+  std::lock_guard lock(impl_->pipelines_mu);
+  impl_->pipelines = std::move(next);
 }
 
 Piper::~Piper() { stop(); }
 
 size_t Piper::run_once() {
   size_t total = 0;
-  for (const auto& work : impl_->pipelines) {
+  const auto pipelines = impl_->current();  // a new catalog applies from the next run
+  for (const auto& work : *pipelines) {
     const DatasetRef& ref = work->ref;
     try {
       total += impl_->process_dataset(*work);

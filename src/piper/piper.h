@@ -40,6 +40,9 @@ class Piper {
   void stop();
   // Runs again at once instead of at the next interval (new objects in raw/).
   void wake();
+  // A new catalog (from control): compiles every pipeline first (throws PipelineError
+  // naming the dataset, and keeps the old ones); the next run uses the new ones.
+  void set_catalog(std::shared_ptr<const Catalog> catalog);
   // Called after each batch reaches processed/; set before start().
   void on_written(std::function<void()> callback);
 

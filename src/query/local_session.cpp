@@ -18,7 +18,8 @@ LocalQuerySession::LocalQuerySession(const std::string& config_path) {
   options = parse_query_options(root.child("query"));
   // The other components' sections are theirs to check; a typo in them is still
   // caught by `bytefreezer run --dry-run`.
-  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer", "limits", "leases"}) root.mark_read(s);
+  for (const char* s : {"log", "admin", "proxy", "receiver", "piper", "packer", "limits", "leases", "control"})
+    root.mark_read(s);
   root.check_unknown();
   temp_root = std::filesystem::temp_directory_path() /
               ("bytefreezer-query-" + std::to_string(::getpid()) + "-" + new_ulid());

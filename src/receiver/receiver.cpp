@@ -126,7 +126,7 @@ std::string spool_id(const DatasetRef& ref, const std::string& batch_id) {
 
 struct Receiver::Impl {
   ReceiverOptions options;
-  std::shared_ptr<const Catalog> catalog;
+  LiveCatalog catalog;  // replaced by set_catalog (config from control)
   std::shared_ptr<ObjectStore> store;
   std::shared_ptr<ObjectStore> lookup_store;  // for lookups while a request waits
   Spool spool;
@@ -158,6 +158,7 @@ struct Receiver::Impl {
       r.headers["WWW-Authenticate"] = "Bearer";
       return r;
     }
+    const std::shared_ptr<const Catalog> catalog = this->catalog.get();
     auto grant = catalog->authenticate(*token);
     if (!grant) {
       auto r = reject(401, "unauthorized", "invalid ingest key");
@@ -167,6 +168,8 @@ struct Receiver::Impl {
     if (!is_valid_id(tenant)) return reject(400, "invalid_id", "invalid tenant id");
     if (!is_valid_id(dataset)) return reject(400, "invalid_id", "invalid dataset id");
     if (grant->tenant != tenant) return reject(403, "forbidden", "this ingest key is not valid for tenant '" + tenant + "'");
+    if (!grant->dataset.empty() && grant->dataset != dataset)
+      return reject(403, "forbidden", "this ingest key is not valid for dataset '" + dataset + "'");
     DatasetRef ref{grant->account, tenant, dataset};
     if (!catalog->find(ref)) return reject(404, "unknown_dataset", "unknown dataset '" + tenant + "/" + dataset + "'");
 
@@ -456,4 +459,8 @@ void Receiver::on_uploaded(std::function<void()> callback) { impl_->uploaded_cal
 
 size_t Receiver::spooled_batches() const { return impl_->spool.list().size(); }
 
+}  // namespace bf
+
+namespace bf {
+void Receiver::set_catalog(std::shared_ptr<const Catalog> catalog) { impl_->catalog.set(std::move(catalog)); }
 }  // namespace bf

@@ -44,6 +44,8 @@ class Receiver {
   uint16_t port() const;
   bool ready() const;
   size_t spooled_batches() const;
+  // A new catalog (from control): the next request authenticates and routes with it.
+  void set_catalog(std::shared_ptr<const Catalog> catalog);
   // Called (on the uploader thread) after each batch reaches raw/; set before start().
   void on_uploaded(std::function<void()> callback);
 

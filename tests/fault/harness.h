@@ -99,7 +99,9 @@ class FaultPipeline {
     procs[name] = std::make_unique<ChildProcess>(
         std::vector<std::string>{BF_BINARY, subcommand, "--config", config},
         ChildOptions{dir.string(), (log_dir / (name + ".log")).string(),
-                     {{"BYTEFREEZER_ADMIN__LISTEN", "127.0.0.1:" + std::to_string(admin_ports.at(name))}}});
+                     {{"BYTEFREEZER_ADMIN__LISTEN", "127.0.0.1:" + std::to_string(admin_ports.at(name))},
+                      // `run` embeds control: any free port, not the shared default
+                      {"BYTEFREEZER_CONTROL__LISTEN", "127.0.0.1:0"}}});
   }
   void start_all() {
     for (const auto& c : components()) start(c);

@@ -43,6 +43,7 @@ struct Ports {
 std::string write_config(const fs::path& dir, const Ports& p, const std::string& storage_yaml) {
   std::string yaml = R"(log: {level: info}
 admin: {listen: 127.0.0.1:)" + std::to_string(p.admin) + R"(}
+control: {listen: "127.0.0.1:0"}
 )" + storage_yaml + R"(
 accounts:
   - id: acme

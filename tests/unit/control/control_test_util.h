@@ -15,6 +15,7 @@
 #include "control/auth.h"
 #include "control/store.h"
 #include "net/http_server.h"
+#include "storage/lease_store.h"
 
 namespace bf::control::test {
 
@@ -51,6 +52,7 @@ class ApiHarness {
   explicit ApiHarness(ControlOptions options = generous()) : dir_(temp_dir("api")) {
     store = std::shared_ptr<ControlStore>(open_sqlite_store((dir_ / "control.db").string()));
     api = std::make_unique<ControlApi>(store, options);
+    api->set_lease_store(std::make_shared<SqliteLeaseStore>((dir_ / "control.db").string()));
     api->add_routes(router);
   }
   ~ApiHarness() {

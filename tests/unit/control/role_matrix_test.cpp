@@ -63,6 +63,22 @@ const std::vector<Row>& matrix() {
       {"PATCH", "/api/v1/keys/{key}", "", R"({"name":"K"})", {200, 200, 403, 404, 403, 403, 401, 401}},
       {"DELETE", "/api/v1/keys/{key}", "", "", {200, 200, 403, 404, 403, 403, 401, 401}},
       {"GET", "/api/v1/audit", "", "", {200, 200, 200, 200, 403, 403, 401, 401}},
+      // Config documents are for services (their own) and system admins.
+      {"GET", "/api/v1/config", "/api/v1/config?service=piper", "", {200, 403, 403, 403, 403, 200, 401, 401}},
+      // Services report health; account users read it (it holds no account data).
+      {"POST", "/api/v1/health", "", R"({"service":"piper","instance":"p1","status":"ok"})",
+       {200, 403, 403, 403, 403, 200, 401, 401}},
+      {"GET", "/api/v1/health", "", "", {200, 200, 200, 200, 403, 403, 401, 401}},
+      {"GET", "/api/v1/health/{component}", "/api/v1/health/piper-p1", "", {404, 404, 404, 404, 403, 403, 401, 401}},
+      // Leases: pipers and packers (their own stage) and system admins.
+      {"POST", "/api/v1/leases/acquire", "", R"({"name":"piper/a/t/d","holder":"h1","ttl_ms":5000})",
+       {200, 403, 403, 403, 403, 200, 401, 401}},
+      {"POST", "/api/v1/leases/renew", "", R"({"name":"piper/a/t/d","holder":"h1","token":1,"ttl_ms":5000})",
+       {409, 403, 403, 403, 403, 409, 401, 401}},
+      {"POST", "/api/v1/leases/release", "", R"({"name":"piper/a/t/d","holder":"h1","token":1})",
+       {204, 403, 403, 403, 403, 204, 401, 401}},
+      {"POST", "/api/v1/leases/validate", "", R"({"name":"piper/a/t/d","holder":"h1","token":1})",
+       {200, 403, 403, 403, 403, 200, 401, 401}},
   };
   return rows;
 }
