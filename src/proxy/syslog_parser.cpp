@@ -1,6 +1,5 @@
 #include "proxy/syslog_parser.h"
 
-#include <openssl/evp.h>
 
 #include <array>
 #include <boost/json.hpp>
@@ -857,12 +856,6 @@ bool ascii_without_nul(std::string_view s) {
   return true;
 }
 
-void encode_base64(std::string_view bytes, std::string& out) {
-  out.resize(4 * ((bytes.size() + 2) / 3) + 1);
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-}
 
 }  // namespace
 
@@ -897,7 +890,7 @@ void parse_syslog_record(std::string_view input, int64_t received_us, const Sysl
   if (!ascii_without_nul(input)) {
     const bool valid = is_valid_utf8(input);
     r.raw_is_text = valid && std::memchr(input.data(), 0, input.size()) == nullptr;
-    if (!r.raw_is_text) encode_base64(input, r.raw_b64);
+    if (!r.raw_is_text) r.raw_b64 = base64(input);
     if (!valid) {
       r.repaired = repair_utf8(s);
       s = r.repaired;

@@ -4,6 +4,7 @@
 
 #include "common/batch.h"
 #include "common/compression.h"
+#include "common/utf8.h"
 
 using namespace bf;
 
@@ -177,4 +178,13 @@ TEST(Compression, DecompressIntoReusesTheBuffer) {
   std::string empty_buffer;
   EXPECT_EQ(decompress_into(Encoding::zstd, compress(Encoding::zstd, big) + compress(Encoding::zstd, "tail"), 4 << 20,
                             empty_buffer).size(), big.size() + 4);
+}
+
+// RFC 4648 §10's test vectors, and bytes that are not text (what `_raw_b64` holds).
+TEST(Base64, MatchesRfc4648VectorsAndKeepsAnyByte) {
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
+  for (const auto& [in, out] : vectors) EXPECT_EQ(bf::base64(in), out) << in;
+  EXPECT_EQ(bf::base64(std::string("\0\xff\xfe", 3)), "AP/+");
 }
