@@ -131,14 +131,15 @@ TEST_F(PackerTest, EpochNumbersAreEventTimes) {
 
 TEST_F(PackerTest, CorruptInputIsQuarantinedNotLost) {
   PackerOptions o;
-  o.quarantine_after = std::chrono::milliseconds(200);
+  // Wide enough for a loaded machine and a store whose mtimes are whole seconds.
+  o.quarantine_after = std::chrono::milliseconds(1500);
   packer = std::make_unique<Packer>(o, catalog, store);
   std::string bad = processed_key(ref, new_ulid());
   store->put(bad, "garbage");
   add_batch({Event{{"_time", "2026-03-01T10:00:00Z"}, {"_received", "2026-03-01T10:00:00Z"}, {"n", 1}}});
   EXPECT_EQ(packer->run_once(), 1u);
   EXPECT_EQ(store->get(bad), "garbage");  // young: left for the writer's retry
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2600));
   EXPECT_EQ(packer->run_once(), 0u);
   EXPECT_EQ(store->get("quarantine/" + bad), "garbage");
   EXPECT_TRUE(store->list_all("processed/").empty());
@@ -444,7 +445,8 @@ TEST_F(PackerTest, TheEnvelopeShapeSparesTheDecodeAndDuckDbSkipsTheEnvelopeFrame
 
 TEST_F(PackerTest, AnInputCutShortIsLeftWhileYoungAndQuarantinedOnceOld) {
   PackerOptions o;
-  o.quarantine_after = std::chrono::milliseconds(200);
+  // Wide enough for a loaded machine and a store whose mtimes are whole seconds.
+  o.quarantine_after = std::chrono::milliseconds(1500);
   packer = std::make_unique<Packer>(o, catalog, store);
   std::string whole = piper_object(wide_batch(200));
   const std::string cut = processed_key(ref, new_ulid());
@@ -452,7 +454,7 @@ TEST_F(PackerTest, AnInputCutShortIsLeftWhileYoungAndQuarantinedOnceOld) {
   store->put(processed_key(ref, new_ulid()), piper_object({ev(1)}));
   EXPECT_EQ(packer->run_once(), 1u);
   EXPECT_TRUE(store->head(cut));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2600));
   EXPECT_EQ(packer->run_once(), 0u);
   EXPECT_TRUE(store->head("quarantine/" + cut));
   EXPECT_EQ(query("SELECT count(*) FROM " + lake()).rows[0][0], "1");

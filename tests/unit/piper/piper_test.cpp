@@ -53,7 +53,8 @@ TEST_F(PiperTest, AppliesPipelineKeepsBatchIdAndRemovesRaw) {
 TEST_F(PiperTest, CorruptRawObjectIsQuarantinedAndOthersProceed) {
   catalog->add_dataset(DatasetInfo{ref, {}});
   PiperOptions o;
-  o.quarantine_after = std::chrono::milliseconds(200);
+  // Wide enough for a loaded machine and a store whose mtimes are whole seconds.
+  o.quarantine_after = std::chrono::milliseconds(1500);
   Piper piper(o, catalog, store);
   std::string bad = new_ulid(), good = new_ulid();
   store->put(raw_key(ref, bad), "this is not zstd");
@@ -62,7 +63,7 @@ TEST_F(PiperTest, CorruptRawObjectIsQuarantinedAndOthersProceed) {
   // Young: perhaps an aborted upload its writer is about to redo — left alone.
   EXPECT_TRUE(store->head(raw_key(ref, bad)).has_value());
   EXPECT_FALSE(store->head("quarantine/" + raw_key(ref, bad)).has_value());
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // mtimes have second resolution on some stores
+  std::this_thread::sleep_for(std::chrono::milliseconds(2600));
   EXPECT_EQ(piper.run_once(), 0u);
   EXPECT_TRUE(store->head("quarantine/" + raw_key(ref, bad)).has_value());
   EXPECT_TRUE(store->head(processed_key(ref, good)).has_value());
