@@ -1,5 +1,6 @@
 #include "common/batch.h"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
@@ -36,21 +37,32 @@ bool NdjsonLines::next(std::string_view& line) {
 
 bool is_blank_line(std::string_view line) { return line.find_first_not_of(" \t") == std::string_view::npos; }
 
-std::vector<Event> parse_ndjson(std::string_view text) {
-  std::vector<Event> events;
+size_t for_each_ndjson_event(std::string_view text, boost::json::monotonic_resource* arena,
+                             const std::function<void(Event&)>& on_event) {
   boost::json::parser parser;
   NdjsonLines lines(text);
   std::string_view line;
+  size_t count = 0;
   while (lines.next(line)) {
     if (is_blank_line(line)) continue;
-    parser.reset();
-    boost::system::error_code ec;
-    parser.write(line.data(), line.size(), ec);
-    if (ec) throw BatchFormatError("line " + std::to_string(lines.number()) + ": invalid JSON: " + ec.message());
-    boost::json::value v = parser.release();
-    if (!v.is_object()) throw BatchFormatError("line " + std::to_string(lines.number()) + ": not a JSON object");
-    events.push_back(std::move(v.get_object()));
+    {
+      parser.reset(arena ? boost::json::storage_ptr(arena) : boost::json::storage_ptr());
+      boost::system::error_code ec;
+      parser.write(line.data(), line.size(), ec);
+      if (ec) throw BatchFormatError("line " + std::to_string(lines.number()) + ": invalid JSON: " + ec.message());
+      boost::json::value v = parser.release();
+      if (!v.is_object()) throw BatchFormatError("line " + std::to_string(lines.number()) + ": not a JSON object");
+      on_event(v.get_object());
+      ++count;
+    }  // the value is gone before its arena is released
+    if (arena) arena->release();
   }
+  return count;
+}
+
+std::vector<Event> parse_ndjson(std::string_view text) {
+  std::vector<Event> events;
+  for_each_ndjson_event(text, nullptr, [&](Event& e) { events.push_back(std::move(e)); });
   return events;
 }
 

@@ -2,6 +2,7 @@
 // The batch codec of DESIGN.md §3: NDJSON, one JSON object per line, zstd-compressed.
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -9,6 +10,10 @@
 #include <vector>
 
 #include "common/compression.h"
+
+namespace boost::json {
+class monotonic_resource;
+}
 
 namespace bf {
 
@@ -40,6 +45,11 @@ bool is_blank_line(std::string_view line);
 // Parses NDJSON; blank lines are skipped; a line that is not a JSON object (or not
 // valid UTF-8 JSON) throws BatchFormatError naming the 1-based line number.
 std::vector<Event> parse_ndjson(std::string_view text);
+// The same walk without keeping the events: each is parsed (into `arena` when given,
+// which is released after each event) and handed to `on_event`; the same errors.
+// Returns the number of events.
+size_t for_each_ndjson_event(std::string_view text, boost::json::monotonic_resource* arena,
+                             const std::function<void(Event&)>& on_event);
 
 // An event time field as UTC µs: an RFC 3339 string, or a Unix epoch number in
 // seconds (values >= 1e11 read as ms, >= 1e14 as µs, >= 1e17 as ns). nullopt otherwise.

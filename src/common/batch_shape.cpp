@@ -2,7 +2,6 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parser.hpp>
 
 #include <cstdint>
 #include <limits>
@@ -238,29 +237,11 @@ boost::json::object BatchShape::to_json(bool with_counts) const {
 }
 
 size_t BatchShape::add_ndjson(std::string_view text) {
-  // Most events fit the first block, so release() after each leaves nothing to free.
+  // Most events fit the first block, so releasing it after each leaves nothing to free.
   constexpr size_t kArenaBytes = 64 * 1024;
   auto block = std::make_unique<unsigned char[]>(kArenaBytes);
   boost::json::monotonic_resource arena(block.get(), kArenaBytes);
-  boost::json::parser parser;
-  NdjsonLines lines(text);
-  std::string_view line;
-  size_t added = 0;
-  while (lines.next(line)) {
-    if (is_blank_line(line)) continue;
-    {
-      parser.reset(boost::json::storage_ptr(&arena));
-      boost::system::error_code ec;
-      parser.write(line.data(), line.size(), ec);
-      if (ec) throw BatchFormatError("line " + std::to_string(lines.number()) + ": invalid JSON: " + ec.message());
-      const boost::json::value v = parser.release();
-      if (!v.is_object()) throw BatchFormatError("line " + std::to_string(lines.number()) + ": not a JSON object");
-      add(v.get_object());
-      ++added;
-    }
-    arena.release();
-  }
-  return added;
+  return for_each_ndjson_event(text, &arena, [this](const Event& e) { add(e); });
 }
 
 std::optional<BatchShape> BatchShape::from_json(const boost::json::value& v) {
