@@ -283,7 +283,7 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
     if (piper) piper->set_catalog(next);
     if (receiver) receiver->set_catalog(next);
     if (packer) packer->set_catalog(next);
-    if (query) spdlog::info("query: a changed catalog applies when the query server restarts");
+    if (query) query->set_catalog(next);
   };
   if (control_plane) control_plane->on_change(apply_catalog);
   if (config_client) config_client->on_change(apply_catalog);

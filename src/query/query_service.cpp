@@ -146,7 +146,7 @@ struct QueryService::Impl {
   // QueryError status of a query interrupted because its client went away (never sent).
   static constexpr int kClientGone = 499;
   QueryOptions options;
-  std::shared_ptr<const Catalog> catalog;
+  LiveCatalog catalog{nullptr};  // replaced by set_catalog; each request takes one snapshot
   std::shared_ptr<ObjectStore> store;
   std::unique_ptr<HttpServer> server;
 
@@ -365,8 +365,9 @@ struct QueryService::Impl {
     contract.received_events.inc();
     contract.received_bytes.inc(request.sql.size());
     const DatasetInfo* info = nullptr;
+    const auto snapshot = catalog.get();  // keeps *info alive for the whole query
     try {
-      info = &catalog->resolve(request.dataset);
+      info = &snapshot->resolve(request.dataset);
     } catch (const std::invalid_argument& e) {
       contract.error("request", "unknown_dataset").inc();
       throw QueryError(404, e.what());
@@ -589,7 +590,8 @@ struct QueryService::Impl {
 
   HttpResponse handle(HttpRequest& req) {
     HttpResponse refusal;
-    auto grant = authenticate_query_request(req, *catalog, refusal);
+    const auto snapshot = catalog.get();
+    auto grant = authenticate_query_request(req, *snapshot, refusal);
     if (!grant) return refusal;
     boost::system::error_code ec;
     auto body = boost::json::parse(req.body, ec);
@@ -620,7 +622,7 @@ struct QueryService::Impl {
     try {
       const DatasetInfo* info = nullptr;
       try {
-        info = &catalog->resolve(std::string(ds->get_string()));
+        info = &snapshot->resolve(std::string(ds->get_string()));
       } catch (const std::invalid_argument& e) {
         return HttpResponse::error(404, e.what());
       }
@@ -658,7 +660,7 @@ QueryService::QueryService(QueryOptions options, std::shared_ptr<const Catalog> 
     if (ec) throw std::runtime_error("query.temp_dir: cannot clear '" + entry.path().string() + "': " + ec.message());
   }
   if (ec) throw std::runtime_error("query.temp_dir '" + root + "': " + ec.message());
-  impl_->catalog = std::move(catalog);
+  impl_->catalog.set(std::move(catalog));
   impl_->store = std::move(store);
   impl_->start_sweeper();
 }
@@ -685,10 +687,14 @@ void QueryService::render(const QueryRequest& request, ResultFormat format, Http
   impl_->render(out, request, format);
 }
 
+std::shared_ptr<const Catalog> QueryService::catalog() const { return impl_->catalog.get(); }
+void QueryService::set_catalog(std::shared_ptr<const Catalog> catalog) { impl_->catalog.set(std::move(catalog)); }
+
 std::string QueryService::schema(const std::string& dataset) {
   const DatasetInfo* info = nullptr;
+  const auto snapshot = impl_->catalog.get();
   try {
-    info = &impl_->catalog->resolve(dataset);
+    info = &snapshot->resolve(dataset);
   } catch (const std::invalid_argument& e) {
     throw QueryError(404, e.what());
   }
@@ -710,7 +716,7 @@ void QueryService::start() {
   // The dataset's schema registry document, for the key's tenant (docs/api.md).
   router.add("GET", "/api/v1/datasets/{dataset}/schema", [this](HttpRequest& req) {
     HttpResponse refusal;
-    auto grant = authenticate_query_request(req, *impl_->catalog, refusal);
+    auto grant = authenticate_query_request(req, *impl_->catalog.get(), refusal);
     if (!grant) return refusal;
     try {
       return HttpResponse::json(200, schema(grant->account + "/" + grant->tenant + "/" + req.params.at("dataset")));
@@ -718,11 +724,11 @@ void QueryService::start() {
       return HttpResponse::error(e.status, e.what());
     }
   });
-  nl::add_ask_routes(router, *this, impl_->catalog, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
+  nl::add_ask_routes(router, *this, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
   mcp::McpOptions mcp_options;
   mcp_options.allowed_origins = impl_->options.mcp_allowed_origins;
   mcp_options.max_response_bytes = impl_->options.max_response_bytes;
-  mcp::add_mcp_routes(router, *this, impl_->catalog, impl_->store, std::move(mcp_options));  // docs/mcp.md
+  mcp::add_mcp_routes(router, *this, impl_->store, std::move(mcp_options));  // docs/mcp.md
   add_standard_endpoints(router, [] { return true; });
   impl_->server = std::make_unique<HttpServer>("query", impl_->options.http, std::move(router));
   impl_->server->start();

@@ -123,6 +123,10 @@ class QueryService {
   std::string schema(const std::string& dataset);
   // Open tenant engines (for tests and the bf_query_engines gauge).
   size_t engine_count() const;
+  // The catalog requests are answered from: control hands over a new one while the
+  // service runs (set_catalog); each request takes one snapshot and keeps it.
+  std::shared_ptr<const Catalog> catalog() const;
+  void set_catalog(std::shared_ptr<const Catalog> catalog);
   // POST /api/v1/query {"dataset", "sql", "format"?, "from"?, "to"?} with
   // `Authorization: Bearer <query key>` (docs/api.md).
   void start();
