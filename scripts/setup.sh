@@ -71,6 +71,9 @@ APT_PACKAGES=(
   libsqlite3-dev libpq-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nats-server tzdata
+  # tests/fixtures/postgres_cluster.sh: a throwaway cluster for the control store's
+  # PostgreSQL tests (initdb + pg_ctl from the server package; its own main cluster is not used).
+  postgresql
   # tests/unit/proxy/flow_wireshark_test.cpp: softflowd exports NetFlow v5/v9/IPFIX
   # from a generated pcap, tshark decodes the same datagrams for comparison.
   tshark softflowd

@@ -142,6 +142,8 @@ class SqliteStore final : public ControlStore {
     if (db_) sqlite3_close_v2(db_);
   }
 
+  std::string describe() const override { return path_; }
+
   int schema_version() override {
     std::lock_guard lock(mu_);
     return current_version();
