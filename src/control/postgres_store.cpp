@@ -1,8 +1,8 @@
-// PostgreSQL implementation of ControlStore and of the control plane's LeaseStore,
-// on libpq: one connection per store object guarded by a mutex (reset when the
+// PostgreSQL driver of the control store (control/sql_store.h: the statements and
+// the audit-in-the-same-transaction are shared with SQLite) and the control
+// plane's LeaseStore, on libpq: one connection per store object (reset when the
 // server dropped it), versioned migrations applied at open under an advisory lock,
-// and the same semantics as the SQLite store: StoreConflict on integrity
-// violations, the audit entry in the change's transaction. libpq stays in this file.
+// StoreConflict on integrity violations. libpq stays in this file.
 #include <libpq-fe.h>
 
 #include <cstdlib>
@@ -11,7 +11,7 @@
 #include <optional>
 
 #include "common/time.h"
-#include "control/store.h"
+#include "control/sql_store.h"
 #include "storage/lease_store.h"
 
 namespace bf::control {
@@ -113,27 +113,24 @@ constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(73460219054
 // control instance sharing the database.
 constexpr const char* kDbNowUs = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
 
-// A text parameter or NULL (an empty scope column). Integers and booleans go as text.
+// A text parameter or NULL. Integers and booleans go as text.
 using Param = std::optional<std::string>;
 Param p(const std::string& s) { return s; }
-Param p(const char* s) { return std::string(s); }
 Param p(int64_t v) { return std::to_string(v); }
-Param p(bool v) { return std::string(v ? "true" : "false"); }
-Param or_null(const std::string& s) { return s.empty() ? Param{} : Param{s}; }
 
 struct ResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }
 };
 using Result = std::unique_ptr<PGresult, ResultDeleter>;
 
-class Row {
+class Row final : public SqlRow {
  public:
   Row(const PGresult* r, int row) : r_(r), row_(row) {}
-  std::string str(int col) const {
+  std::string str(int col) const override {
     return std::string(PQgetvalue(r_, row_, col), static_cast<size_t>(PQgetlength(r_, row_, col)));
   }
-  int64_t num(int col) const { return PQgetisnull(r_, row_, col) ? 0 : std::strtoll(PQgetvalue(r_, row_, col), nullptr, 10); }
-  bool flag(int col) const { return PQgetvalue(r_, row_, col)[0] == 't'; }
+  int64_t num(int col) const override { return PQgetisnull(r_, row_, col) ? 0 : std::strtoll(PQgetvalue(r_, row_, col), nullptr, 10); }
+  bool flag(int col) const override { return PQgetvalue(r_, row_, col)[0] == 't'; }
 
  private:
   const PGresult* r_;
@@ -264,298 +261,75 @@ class Connection {
   std::string name_;
 };
 
-class PostgresStore final : public ControlStore {
+// The control store's driver (control/sql_store.h) on one connection.
+class PostgresDriver final : public SqlDriver {
  public:
-  PostgresStore(const std::string& url, const PostgresStoreOptions& options)
+  PostgresDriver(const std::string& url, const PostgresStoreOptions& options)
       : db_(url, options.password, "control store") {
     db_.migrate(options.migrate_to > 0 ? std::min(options.migrate_to, kLatest) : kLatest);
   }
 
   std::string describe() const override { return db_.name(); }
-
   int schema_version() override {
-    std::lock_guard lock(mu_);
     db_.ensure_open();
     return db_.current_version();
   }
 
-  // ----- accounts
-  std::optional<Account> get_account(const std::string& id) override {
-    return one<Account>("SELECT id, name, created_us, updated_us FROM accounts WHERE id = $1", {p(id)}, account_row);
-  }
-  std::vector<Account> list_accounts(const PageQuery& page) override {
-    return many<Account>("SELECT id, name, created_us, updated_us FROM accounts WHERE id > $1 ORDER BY id LIMIT $2",
-                         {p(page.after), lim(page)}, account_row);
-  }
-  void create_account(const Account& a, const AuditEntry& audit) override {
-    change(audit, [&] {
-      db_.run("INSERT INTO accounts (id, name, created_us, updated_us) VALUES ($1, $2, $3, $4)",
-              {p(a.id), p(a.name), p(a.created_us), p(a.updated_us)});
-      return true;
-    });
-  }
-  bool update_account(const Account& a, const AuditEntry& audit) override {
-    return change(audit, [&] {
-      return changed("UPDATE accounts SET name = $1, updated_us = $2 WHERE id = $3",
-                     {p(a.name), p(a.updated_us), p(a.id)});
-    });
-  }
-  bool delete_account(const std::string& id, const AuditEntry& audit) override {
-    return change(audit, [&] { return changed("DELETE FROM accounts WHERE id = $1", {p(id)}); });
+  int64_t query(const std::string& sql, const std::vector<SqlValue>& args,
+                const std::function<void(const SqlRow&)>& on_row) override {
+    if (!in_transaction_) db_.ensure_open();
+    std::vector<Param> params;
+    params.reserve(args.size());
+    for (const SqlValue& v : args) {
+      switch (v.kind) {
+        case SqlValue::text: params.push_back(v.s); break;
+        case SqlValue::integer: params.push_back(std::to_string(v.i)); break;
+        case SqlValue::boolean: params.push_back(std::string(v.i ? "true" : "false")); break;
+        case SqlValue::null: params.push_back(std::nullopt); break;
+      }
+    }
+    Result r = db_.run(numbered(sql), params);
+    if (on_row) {
+      const int n = PQntuples(r.get());
+      for (int i = 0; i < n; ++i) on_row(Row(r.get(), i));
+    }
+    return Connection::changed(r);
   }
 
-  // ----- tenants
-  std::optional<Tenant> get_tenant(const std::string& account, const std::string& id) override {
-    return one<Tenant>(
-        "SELECT account, id, name, created_us, updated_us FROM tenants WHERE account = $1 AND id = $2",
-        {p(account), p(id)}, tenant_row);
+  void begin() override {
+    db_.ensure_open();
+    db_.exec("BEGIN");
+    in_transaction_ = true;
   }
-  std::vector<Tenant> list_tenants(const std::string& account, const PageQuery& page) override {
-    return many<Tenant>("SELECT account, id, name, created_us, updated_us FROM tenants "
-                        "WHERE account = $1 AND id > $2 ORDER BY id LIMIT $3",
-                        {p(account), p(page.after), lim(page)}, tenant_row);
+  void commit() override {
+    in_transaction_ = false;
+    db_.exec("COMMIT");
   }
-  void create_tenant(const Tenant& t, const AuditEntry& audit) override {
-    change(audit, [&] {
-      db_.run("INSERT INTO tenants (account, id, name, created_us, updated_us) VALUES ($1, $2, $3, $4, $5)",
-              {p(t.account), p(t.id), p(t.name), p(t.created_us), p(t.updated_us)});
-      return true;
-    });
-  }
-  bool update_tenant(const Tenant& t, const AuditEntry& audit) override {
-    return change(audit, [&] {
-      return changed("UPDATE tenants SET name = $1, updated_us = $2 WHERE account = $3 AND id = $4",
-                     {p(t.name), p(t.updated_us), p(t.account), p(t.id)});
-    });
-  }
-  bool delete_tenant(const std::string& account, const std::string& id, const AuditEntry& audit) override {
-    return change(audit,
-                  [&] { return changed("DELETE FROM tenants WHERE account = $1 AND id = $2", {p(account), p(id)}); });
-  }
-
-  // ----- datasets
-  static constexpr const char* kDatasetCols = "account, tenant, id, name, settings, paused, created_us, updated_us";
-  std::optional<Dataset> get_dataset(const std::string& account, const std::string& tenant,
-                                     const std::string& id) override {
-    return one<Dataset>(std::string("SELECT ") + kDatasetCols +
-                            " FROM datasets WHERE account = $1 AND tenant = $2 AND id = $3",
-                        {p(account), p(tenant), p(id)}, dataset_row);
-  }
-  std::vector<Dataset> list_datasets(const std::string& account, const std::string& tenant,
-                                     const PageQuery& page) override {
-    return many<Dataset>(std::string("SELECT ") + kDatasetCols +
-                             " FROM datasets WHERE account = $1 AND tenant = $2 AND id > $3 ORDER BY id LIMIT $4",
-                         {p(account), p(tenant), p(page.after), lim(page)}, dataset_row);
-  }
-  void create_dataset(const Dataset& d, const AuditEntry& audit) override {
-    change(audit, [&] {
-      db_.run("INSERT INTO datasets (account, tenant, id, name, settings, paused, created_us, updated_us) "
-              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-              {p(d.account), p(d.tenant), p(d.id), p(d.name), p(d.settings_json), p(d.paused), p(d.created_us),
-               p(d.updated_us)});
-      return true;
-    });
-  }
-  bool update_dataset(const Dataset& d, const AuditEntry& audit) override {
-    return change(audit, [&] {
-      return changed("UPDATE datasets SET name = $1, settings = $2, paused = $3, updated_us = $4 "
-                     "WHERE account = $5 AND tenant = $6 AND id = $7",
-                     {p(d.name), p(d.settings_json), p(d.paused), p(d.updated_us), p(d.account), p(d.tenant),
-                      p(d.id)});
-    });
-  }
-  bool delete_dataset(const std::string& account, const std::string& tenant, const std::string& id,
-                      const AuditEntry& audit) override {
-    return change(audit, [&] {
-      return changed("DELETE FROM datasets WHERE account = $1 AND tenant = $2 AND id = $3",
-                     {p(account), p(tenant), p(id)});
-    });
-  }
-
-  // ----- users
-  static constexpr const char* kUserCols =
-      "id, email, name, role, coalesce(account, ''), password_hash, disabled, created_us, updated_us";
-  std::optional<User> get_user(const std::string& id) override {
-    return one<User>(std::string("SELECT ") + kUserCols + " FROM users WHERE id = $1", {p(id)}, user_row);
-  }
-  std::optional<User> find_user_by_email(const std::string& email) override {
-    return one<User>(std::string("SELECT ") + kUserCols + " FROM users WHERE email = $1", {p(email)}, user_row);
-  }
-  std::vector<User> list_users(const PageQuery& page) override {
-    if (page.account.empty())
-      return many<User>(std::string("SELECT ") + kUserCols + " FROM users WHERE id > $1 ORDER BY id LIMIT $2",
-                        {p(page.after), lim(page)}, user_row);
-    return many<User>(std::string("SELECT ") + kUserCols +
-                          " FROM users WHERE account = $1 AND id > $2 ORDER BY id LIMIT $3",
-                      {p(page.account), p(page.after), lim(page)}, user_row);
-  }
-  size_t count_users() override {
-    auto n = one<int64_t>("SELECT count(*) FROM users", {}, [](const Row& r) { return r.num(0); });
-    return n ? static_cast<size_t>(*n) : 0;
-  }
-  void create_user(const User& u, const AuditEntry& audit) override {
-    change(audit, [&] {
-      db_.run("INSERT INTO users (id, email, name, role, account, password_hash, disabled, created_us, updated_us) "
-              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-              {p(u.id), p(u.email), p(u.name), p(u.role), or_null(u.account), p(u.password_hash), p(u.disabled),
-               p(u.created_us), p(u.updated_us)});
-      return true;
-    });
-  }
-  bool update_user(const User& u, const AuditEntry& audit) override {
-    return change(audit, [&] {
-      const bool found = changed("UPDATE users SET email = $1, name = $2, role = $3, account = $4, "
-                                 "password_hash = $5, disabled = $6, updated_us = $7 WHERE id = $8",
-                                 {p(u.email), p(u.name), p(u.role), or_null(u.account), p(u.password_hash),
-                                  p(u.disabled), p(u.updated_us), p(u.id)});
-      // A disabled user logs in again.
-      if (found && u.disabled) db_.run("DELETE FROM sessions WHERE user_id = $1", {p(u.id)});
-      return found;
-    });
-  }
-  bool delete_user(const std::string& id, const AuditEntry& audit) override {
-    return change(audit, [&] { return changed("DELETE FROM users WHERE id = $1", {p(id)}); });
-  }
-
-  // ----- API keys
-  static constexpr const char* kKeyCols =
-      "id, secret_hash, name, role, coalesce(account, ''), coalesce(tenant, ''), coalesce(dataset, ''), "
-      "coalesce(service, ''), created_by, created_us, last_used_us, revoked_us";
-  std::optional<ApiKey> get_key(const std::string& id) override {
-    return one<ApiKey>(std::string("SELECT ") + kKeyCols + " FROM api_keys WHERE id = $1", {p(id)}, key_row);
-  }
-  std::vector<ApiKey> list_keys(const PageQuery& page) override {
-    if (page.account.empty())
-      return many<ApiKey>(std::string("SELECT ") + kKeyCols + " FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2",
-                          {p(page.after), lim(page)}, key_row);
-    return many<ApiKey>(std::string("SELECT ") + kKeyCols +
-                            " FROM api_keys WHERE account = $1 AND id > $2 ORDER BY id LIMIT $3",
-                        {p(page.account), p(page.after), lim(page)}, key_row);
-  }
-  void create_key(const ApiKey& k, const AuditEntry& audit) override {
-    change(audit, [&] {
-      db_.run("INSERT INTO api_keys (id, secret_hash, name, role, account, tenant, dataset, service, created_by, "
-              "created_us, last_used_us, revoked_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-              {p(k.id), p(k.secret_hash), p(k.name), p(k.role), or_null(k.account), or_null(k.tenant),
-               or_null(k.dataset), or_null(k.service), p(k.created_by), p(k.created_us), p(k.last_used_us),
-               p(k.revoked_us)});
-      return true;
-    });
-  }
-  bool update_key(const ApiKey& k, const AuditEntry& audit) override {
-    return change(audit, [&] {
-      return changed("UPDATE api_keys SET name = $1, revoked_us = $2 WHERE id = $3",
-                     {p(k.name), p(k.revoked_us), p(k.id)});
-    });
-  }
-  void touch_key(const std::string& id, int64_t used_us) override {
-    statement("UPDATE api_keys SET last_used_us = $1 WHERE id = $2", {p(used_us), p(id)});
-  }
-
-  // ----- sessions
-  void create_session(const Session& s) override {
-    statement("INSERT INTO sessions (token_hash, user_id, created_us, expires_us) VALUES ($1, $2, $3, $4)",
-              {p(s.token_hash), p(s.user_id), p(s.created_us), p(s.expires_us)});
-  }
-  std::optional<Session> get_session(const std::string& token_hash) override {
-    return one<Session>("SELECT token_hash, user_id, created_us, expires_us FROM sessions WHERE token_hash = $1",
-                        {p(token_hash)},
-                        [](const Row& r) { return Session{r.str(0), r.str(1), r.num(2), r.num(3)}; });
-  }
-  void delete_session(const std::string& token_hash) override {
-    statement("DELETE FROM sessions WHERE token_hash = $1", {p(token_hash)});
-  }
-  size_t delete_expired_sessions(int64_t now) override {
-    return static_cast<size_t>(statement("DELETE FROM sessions WHERE expires_us <= $1", {p(now)}));
-  }
-
-  // ----- audit
-  std::vector<AuditEntry> list_audit(const PageQuery& page) override {
-    const int64_t before = page.after.empty() ? INT64_MAX : std::stoll(page.after);
-    const char* cols = "SELECT seq, time_us, actor, action, target, account, before_json, after_json FROM audit_log ";
-    auto row = [](const Row& r) {
-      return AuditEntry{r.num(0), r.num(1), r.str(2), r.str(3), r.str(4), r.str(5), r.str(6), r.str(7)};
-    };
-    if (page.account.empty())
-      return many<AuditEntry>(std::string(cols) + "WHERE seq < $1 ORDER BY seq DESC LIMIT $2", {p(before), lim(page)},
-                              row);
-    return many<AuditEntry>(std::string(cols) + "WHERE account = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-                            {p(page.account), p(before), lim(page)}, row);
+  void rollback() noexcept override {
+    in_transaction_ = false;
+    db_.rollback_quietly();
   }
 
  private:
-  static Param lim(const PageQuery& page) { return p(static_cast<int64_t>(page.limit)); }
-
-  static Account account_row(const Row& r) { return Account{r.str(0), r.str(1), r.num(2), r.num(3)}; }
-  static Tenant tenant_row(const Row& r) { return Tenant{r.str(0), r.str(1), r.str(2), r.num(3), r.num(4)}; }
-  static Dataset dataset_row(const Row& r) {
-    return Dataset{r.str(0), r.str(1), r.str(2), r.str(3), r.str(4), r.flag(5), r.num(6), r.num(7)};
-  }
-  static User user_row(const Row& r) {
-    return User{r.str(0), r.str(1), r.str(2), r.str(3), r.str(4), r.str(5), r.flag(6), r.num(7), r.num(8)};
-  }
-  static ApiKey key_row(const Row& r) {
-    return ApiKey{r.str(0), r.str(1), r.str(2), r.str(3), r.str(4), r.str(5),
-                  r.str(6), r.str(7), r.str(8), r.num(9), r.num(10), r.num(11)};
-  }
-
-  // Inside change(): whether the statement touched a row.
-  bool changed(const std::string& sql, const std::vector<Param>& args) {
-    return Connection::changed(db_.run(sql, args)) > 0;
-  }
-  // One statement on its own (autocommit); the rows it changed.
-  int64_t statement(const std::string& sql, const std::vector<Param>& args) {
-    std::lock_guard lock(mu_);
-    db_.ensure_open();
-    return Connection::changed(db_.run(sql, args));
-  }
-
-  template <class T, class F>
-  std::optional<T> one(const std::string& sql, const std::vector<Param>& args, F map) {
-    std::lock_guard lock(mu_);
-    db_.ensure_open();
-    Result r = db_.run(sql, args);
-    if (PQntuples(r.get()) == 0) return std::nullopt;
-    return map(Row(r.get(), 0));
-  }
-  template <class T, class F>
-  std::vector<T> many(const std::string& sql, const std::vector<Param>& args, F map) {
-    std::lock_guard lock(mu_);
-    db_.ensure_open();
-    Result r = db_.run(sql, args);
-    std::vector<T> out;
-    const int n = PQntuples(r.get());
-    out.reserve(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) out.push_back(map(Row(r.get(), i)));
+  // The store's `?` placeholders as PostgreSQL's $1, $2, ... (none stand in quotes).
+  static std::string numbered(const std::string& sql) {
+    std::string out;
+    out.reserve(sql.size() + 16);
+    int n = 0;
+    bool quoted = false;
+    for (char c : sql) {
+      if (c == '\'') quoted = !quoted;
+      if (c == '?' && !quoted) {
+        out += '$' + std::to_string(++n);
+      } else {
+        out += c;
+      }
+    }
     return out;
   }
 
-  // Runs `body` and writes `audit` in one transaction; nothing is written (and no
-  // audit entry) when body returns false or throws.
-  bool change(const AuditEntry& audit, const std::function<bool()>& body) {
-    std::lock_guard lock(mu_);
-    db_.ensure_open();
-    db_.exec("BEGIN");
-    try {
-      if (!body()) {
-        db_.exec("ROLLBACK");
-        return false;
-      }
-      db_.run("INSERT INTO audit_log (time_us, actor, action, target, account, before_json, after_json) "
-              "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-              {p(audit.time_us ? audit.time_us : now_us()), p(audit.actor), p(audit.action), p(audit.target),
-               p(audit.account), p(audit.before_json.empty() ? "null" : audit.before_json),
-               p(audit.after_json.empty() ? "null" : audit.after_json)});
-      db_.exec("COMMIT");
-      return true;
-    } catch (...) {
-      db_.rollback_quietly();
-      throw;
-    }
-  }
-
   Connection db_;
-  std::mutex mu_;
+  bool in_transaction_ = false;
 };
 
 // Leases in the control database: each call one atomic statement, so two control
@@ -638,7 +412,7 @@ class PostgresLeaseStore final : public LeaseStore {
 }  // namespace
 
 std::unique_ptr<ControlStore> open_postgres_store(const std::string& url, PostgresStoreOptions options) {
-  return std::make_unique<PostgresStore>(url, options);
+  return make_sql_store(std::make_unique<PostgresDriver>(url, options));
 }
 
 std::unique_ptr<LeaseStore> open_postgres_lease_store(const std::string& url, PostgresStoreOptions options,
