@@ -171,6 +171,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   const std::string& name() const { return name_; }
+  bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
 
   // A dropped connection (server restart, failover) is re-established before the next
   // statement; a statement that was under way when it dropped fails with StoreError.
@@ -288,7 +289,7 @@ class PostgresDriver final : public SqlDriver {
         case SqlValue::null: params.push_back(std::nullopt); break;
       }
     }
-    Result r = db_.run(numbered(sql), params);
+    Result r = run_once_more_if_dropped(numbered(sql), params);
     if (on_row) {
       const int n = PQntuples(r.get());
       for (int i = 0; i < n; ++i) on_row(Row(r.get(), i));
@@ -298,7 +299,13 @@ class PostgresDriver final : public SqlDriver {
 
   void begin() override {
     db_.ensure_open();
-    db_.exec("BEGIN");
+    try {
+      db_.exec("BEGIN");
+    } catch (const StoreError&) {
+      if (!db_.broken()) throw;
+      db_.ensure_open();  // dropped while idle (server restart, failover): nothing was under way
+      db_.exec("BEGIN");
+    }
     in_transaction_ = true;
   }
   void commit() override {
@@ -311,6 +318,21 @@ class PostgresDriver final : public SqlDriver {
   }
 
  private:
+  // libpq sees a connection the server dropped only when it next uses it. A read
+  // outside a transaction is safe to send again on a new one; a write may have
+  // landed, so it fails (a 500; the next request reconnects).
+  Result run_once_more_if_dropped(const std::string& sql, const std::vector<Param>& params) {
+    try {
+      return db_.run(sql, params);
+    } catch (const StoreConflict&) {
+      throw;
+    } catch (const StoreError&) {
+      if (in_transaction_ || !db_.broken() || sql.rfind("SELECT", 0) != 0) throw;
+      db_.ensure_open();
+      return db_.run(sql, params);
+    }
+  }
+
   // The store's `?` placeholders as PostgreSQL's $1, $2, ... (none stand in quotes).
   static std::string numbered(const std::string& sql) {
     std::string out;

@@ -1,8 +1,9 @@
 #pragma once
 // The control plane's store (docs/control.md): accounts, tenants, datasets, users,
 // API keys, sessions and the audit log. ControlStore is the interface; SQLite is
-// the embedded implementation (sqlite_store.cpp), PostgreSQL the one for several
-// control instances (postgres_store.cpp): nothing here names SQL or a database library.
+// the embedded database (sqlite_store.cpp), PostgreSQL the one for several control
+// instances (postgres_store.cpp), both drivers of one SQL store (sql_store.h):
+// nothing here names SQL or a database library.
 //
 // Every change takes the audit entry that records it and writes both in one
 // transaction, so there is no change without its audit entry.

@@ -57,6 +57,26 @@ TEST(PostgresStore, AnUnreachableServerIsAClearError) {
   EXPECT_THROW(open_postgres_lease_store(url), LeaseStoreError);
 }
 
+// A server restart or failover drops the connection; the next request reconnects
+// (a read is sent again at once, a transaction begins on the new connection).
+TEST(PostgresStore, ADroppedConnectionIsReestablished) {
+  test::PgSchema schema;
+  const std::string app = "bf_" + schema.name();
+  auto store = open_postgres_store(schema.url() + "&application_name=" + app);
+  store->create_account(Account{"a", "", 1, 1}, AuditEntry{0, 0, "test", "a", "a", "a", "null", "null"});
+  auto drop = [&] {
+    EXPECT_EQ(test::PostgresCluster::shared().scalar(
+                  "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE application_name = '" + app + "'"),
+              1);
+  };
+  drop();
+  ASSERT_TRUE(store->get_account("a"));
+  drop();
+  store->create_tenant(Tenant{"a", "t", "", 1, 1}, AuditEntry{0, 0, "test", "t", "a/t", "a", "null", "null"});
+  EXPECT_TRUE(store->get_tenant("a", "t"));
+  EXPECT_EQ(store->list_audit(PageQuery{}).size(), 2u);
+}
+
 TEST(ControlStoreConfig, TheStoreSectionSelectsTheBackendAndNamesItsErrors) {
   auto parse = [](const std::string& yaml) {
     ConfigNode root = ConfigNode::parse(yaml, "test.yaml");
