@@ -97,6 +97,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   rm -f "$log"
+  # The postgresql package starts its system cluster on install; nothing here uses it
+  # (the tests start their own, tests/fixtures/postgres_cluster.sh).
+  for pidfile in /run/postgresql/*-main.pid; do
+    if [ -f "$pidfile" ] && pid=$(head -n 1 "$pidfile") && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      echo "setup: stopping the system PostgreSQL cluster started by the install ($pidfile, pid $pid)"
+      $SUDO kill -INT "$pid" || true
+    fi
+  done
 fi
 
 # --- DuckDB 1.4.4 LTS from npm, pinned and integrity-checked --------------
