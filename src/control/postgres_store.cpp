@@ -420,7 +420,15 @@ class PostgresLeaseStore final : public LeaseStore {
     std::lock_guard lock(mu_);
     try {
       db_.ensure_open();
-      return db_.run(sql, args);
+      try {
+        return db_.run(sql, args);
+      } catch (const StoreError&) {
+        // A connection the server dropped: every lease statement may be sent again
+        // (an acquisition that landed unseen is fenced by the next one's token).
+        if (!db_.broken()) throw;
+        db_.ensure_open();
+        return db_.run(sql, args);
+      }
     } catch (const StoreError& e) {
       throw LeaseStoreError(e.what());
     }

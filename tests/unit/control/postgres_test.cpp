@@ -57,6 +57,13 @@ TEST(PostgresStore, AnUnreachableServerIsAClearError) {
   EXPECT_THROW(open_postgres_lease_store(url), LeaseStoreError);
 }
 
+// Ends the server side of every connection opened with application_name `app`.
+void drop_connections(const std::string& app, int64_t expected) {
+  EXPECT_EQ(test::PostgresCluster::shared().scalar("SELECT count(pg_terminate_backend(pid, 10000)) FROM "
+                                                   "pg_stat_activity WHERE application_name = '" + app + "'"),
+            expected);
+}
+
 // A server restart or failover drops the connection; the next request reconnects
 // (a read is sent again at once, a transaction begins on the new connection).
 TEST(PostgresStore, ADroppedConnectionIsReestablished) {
@@ -64,17 +71,27 @@ TEST(PostgresStore, ADroppedConnectionIsReestablished) {
   const std::string app = "bf_" + schema.name();
   auto store = open_postgres_store(schema.url() + "&application_name=" + app);
   store->create_account(Account{"a", "", 1, 1}, AuditEntry{0, 0, "test", "a", "a", "a", "null", "null"});
-  auto drop = [&] {
-    EXPECT_EQ(test::PostgresCluster::shared().scalar(
-                  "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity WHERE application_name = '" + app + "'"),
-              1);
-  };
+  auto drop = [&] { drop_connections(app, 1); };
   drop();
   ASSERT_TRUE(store->get_account("a"));
   drop();
   store->create_tenant(Tenant{"a", "t", "", 1, 1}, AuditEntry{0, 0, "test", "t", "a/t", "a", "null", "null"});
   EXPECT_TRUE(store->get_tenant("a", "t"));
   EXPECT_EQ(store->list_audit(PageQuery{}).size(), 2u);
+}
+
+TEST(PostgresLeases, ADroppedConnectionIsReestablished) {
+  test::PgSchema schema;
+  const std::string app = "bf_" + schema.name();
+  auto store = open_postgres_lease_store(schema.url() + "&application_name=" + app);
+  auto a = store->acquire("packer/a/t/d", "a", std::chrono::seconds(30));
+  ASSERT_TRUE(a);
+  drop_connections(app, 1);
+  EXPECT_TRUE(store->validate(*a));
+  drop_connections(app, 1);
+  EXPECT_TRUE(store->renew(*a, std::chrono::seconds(30)));
+  drop_connections(app, 1);
+  EXPECT_FALSE(store->acquire("packer/a/t/d", "b", std::chrono::seconds(30)));
 }
 
 TEST(ControlStoreConfig, TheStoreSectionSelectsTheBackendAndNamesItsErrors) {
