@@ -73,6 +73,7 @@ struct BatchObject {
 };
 // Throws BatchFormatError for a truncated or malformed envelope frame.
 BatchObject split_batch_object(std::string_view object);
+BatchObject split_batch_object(std::string&& object) = delete;  // payload would point into a temporary
 
 // The receive metadata the receiver keeps in a raw/ batch's envelope ("received",
 // "source", "peer"; docs/storage.md), applied to each event that lacks it by the rules

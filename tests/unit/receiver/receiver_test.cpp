@@ -357,7 +357,8 @@ TEST_F(ReceiverTest, GzipAndIdentityBodiesAreCompressedOnceAndDecodeToWhatWasSen
   ASSERT_EQ(post(ndjson, {{"X-Batch-Id", plain}}).status, 200);
   ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
   for (const auto& id : {gz, plain}) {
-    BatchObject split = split_batch_object(store->get(raw_key(DatasetRef{"acme", "web", "logs"}, id)));
+    const std::string object = store->get(raw_key(DatasetRef{"acme", "web", "logs"}, id));
+    BatchObject split = split_batch_object(object);
     EXPECT_EQ(decompress(Encoding::zstd, split.payload, 1 << 20), ndjson);  // the text as sent
     EXPECT_FALSE(split.envelope.contains("complete"));
   }
