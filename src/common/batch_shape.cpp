@@ -3,7 +3,6 @@
 #include <boost/json/array.hpp>
 #include <boost/json/monotonic_resource.hpp>
 
-#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -318,13 +317,17 @@ void ShapeBuilder::not_a_time() {
   time_field_ = nullptr;
 }
 
-void ShapeBuilder::scalar(JsonKind kind) {
+FieldShape* ShapeBuilder::add_value(JsonKind kind) {
   if (kind != kKindString && kind != kKindInt && kind != kKindUint && kind != kKindFloat) not_a_time();
-  if (FieldShape* s = value_shape()) {
+  FieldShape* s = value_shape();
+  if (s) {
     ++s->count;
     s->kinds |= kind;
   }
+  return s;
 }
+
+void ShapeBuilder::scalar(JsonKind kind) { add_value(kind); }
 
 void ShapeBuilder::time_string(std::string_view text) {
   if (time_field_ && !parse_rfc3339(text, /*require_offset=*/false)) ++time_field_->bad_time;
@@ -332,20 +335,14 @@ void ShapeBuilder::time_string(std::string_view text) {
 }
 
 void ShapeBuilder::time_number(double n) {
-  if (time_field_) {
-    const double micros = n >= 1e17 ? n / 1e3 : n >= 1e14 ? n : n >= 1e11 ? n * 1e3 : n * 1e6;
-    if (!std::isfinite(n) || n < 0 || micros >= 9.2e18) ++time_field_->bad_time;
-  }
+  if (time_field_ && !parse_epoch_time(n)) ++time_field_->bad_time;
   time_field_ = nullptr;
 }
 
 void ShapeBuilder::begin_object() {
-  not_a_time();
   const size_t depth = frames_.back().depth + 1;
-  FieldShape* s = value_shape();
+  FieldShape* s = add_value(kKindObject);
   if (s) {
-    ++s->count;
-    s->kinds |= kKindObject;
     if (s->many) {
       s = nullptr;
     } else if (depth > kMaxDepth) {
@@ -362,14 +359,9 @@ void ShapeBuilder::end_object() {
 }
 
 void ShapeBuilder::begin_array() {
-  not_a_time();
   const size_t depth = frames_.back().depth + 1;
-  FieldShape* s = value_shape();
-  if (s) {
-    ++s->count;
-    s->kinds |= kKindArray;
-    if (depth > kMaxDepth) s = nullptr;
-  }
+  FieldShape* s = add_value(kKindArray);
+  if (s && depth > kMaxDepth) s = nullptr;
   frames_.push_back(Frame{s, true, true, depth, 0});
 }
 

@@ -102,6 +102,7 @@ class ShapeBuilder {
     size_t next = 0;   // members seen in this object: where the next key usually is
   };
   FieldShape* value_shape();  // the shape the next value goes to, or nullptr
+  FieldShape* add_value(JsonKind kind);  // counts the next value; its shape, or nullptr
   void not_a_time();
 
   BatchShape& shape_;
