@@ -5,11 +5,9 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <malloc.h>
 #include <unistd.h>
 
 #include <csignal>
-#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -529,11 +527,6 @@ int spool_command(const std::string& dir, bool verify, bool repair) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // glibc gives each thread that allocates concurrently an arena of its own (up to
-  // 8 per core), and freed batch buffers stay in them: two arenas took 20-90 MiB off
-  // the peak RSS of `bytefreezer run` at no CPU cost (docs/performance.md). The
-  // standard MALLOC_ARENA_MAX environment variable still decides when it is set.
-  if (!std::getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
   CLI::App app{"ByteFreezer: telemetry pipeline that keeps every byte in your own storage"};
   app.require_subcommand(1);
   std::string config = "config/all-in-one.yaml";
