@@ -202,6 +202,34 @@ TEST_F(PiperTest, EmptyPipelinePassesCompleteBatchesThroughByteForByte) {
   EXPECT_EQ(events[0].at("_source").as_string(), "http");
 }
 
+// The receiver's envelope carries the shape from its validation pass: the piper takes
+// it as it is and only copies the bytes (the NDJSON is not even decompressed). A
+// payload that is not whole zstd frames (an upload cut short) is still refused.
+TEST_F(PiperTest, ACompleteBatchWithTheReceiversShapeIsPassedOnWithThatShape) {
+  catalog->add_dataset(DatasetInfo{ref, boost::json::array{}});
+  PiperOptions options;
+  options.quarantine_after = std::chrono::milliseconds(0);
+  Piper piper(options, catalog, store);
+  const std::string ndjson = "{\"_time\":\"2026-03-01T10:00:00Z\",\"_received\":\"2026-03-01T10:00:01Z\",\"_source\":\"s\",\"n\":1}\n";
+  BatchShape declared;
+  declared.add_ndjson(ndjson);
+  declared.root.member("n")->kinds |= kKindString;  // not what the text holds: proves it is not recomputed
+  const std::string payload = compress(Encoding::zstd, ndjson);
+  const std::string id = new_ulid(), cut = new_ulid();
+  store->put(raw_key(ref, id), wrap_batch_object(BatchEnvelope{{"complete", true}, {"shape", declared.to_json()}}, payload));
+  store->put(raw_key(ref, cut), wrap_batch_object(BatchEnvelope{{"complete", true}, {"shape", declared.to_json()}},
+                                                  payload.substr(0, payload.size() - 3)));
+  EXPECT_EQ(piper.run_once(), 1u);
+  const BatchObject out = split_batch_object(store->get(processed_key(ref, id)));
+  EXPECT_EQ(out.payload, payload);
+  auto shape = BatchShape::from_json(out.envelope.at("shape"));
+  ASSERT_TRUE(shape);
+  EXPECT_EQ(shape->events, 1u);
+  EXPECT_EQ(shape->root.member("n")->kinds, kKindInt | kKindString);
+  EXPECT_FALSE(store->head(processed_key(ref, cut)));
+  EXPECT_EQ(store->list_all("quarantine/").size(), 1u);
+}
+
 // A complete batch whose NDJSON is corrupt is quarantined like any undecodable batch.
 TEST_F(PiperTest, CorruptCompleteBatchIsQuarantinedByThePassThroughPath) {
   catalog->add_dataset(DatasetInfo{ref, boost::json::array{}});
