@@ -21,6 +21,7 @@
 #include "control/config_document.h"
 #include "control/health.h"
 #include "control/store.h"
+#include "piper/preview.h"
 #include "piper/transform.h"
 #include "storage/lease_store.h"
 
@@ -1166,6 +1167,52 @@ struct ControlApi::Impl {
     o["history"] = std::move(history);
     return json_ok(200, o);
   }
+
+  // ----- pipeline preview: sample events through a pipeline, nothing stored.
+  HttpResponse preview_pipeline_request(Ctx& c) {
+    Body b(c.req, "preview");
+    const json::value* steps = b.value("pipeline");
+    if (!steps || !steps->is_array()) invalid("preview.pipeline", "must be a list of steps");
+    const json::value* events = b.value("events");
+    if (!events || !events->is_array()) invalid("preview.events", "must be a list of events (JSON objects)");
+    const PreviewLimits limits;
+    if (events->get_array().size() > limits.max_events)
+      throw ApiError{413, "too_large", "more than " + std::to_string(limits.max_events) + " sample events", "preview.events"};
+    std::vector<Event> input;
+    for (size_t i = 0; i < events->get_array().size(); ++i) {
+      const json::value& e = events->get_array()[i];
+      if (!e.is_object()) invalid("preview.events[" + std::to_string(i) + "]", "must be a JSON object");
+      input.push_back(e.get_object());
+    }
+    // With a dataset: its tenant's datasets are the route targets, and the caller must
+    // be allowed to read it. Without: targets need only be valid ids.
+    const std::string acc = b.id("account", false), ten = b.id("tenant", false), ds = b.id("dataset", false);
+    b.check_unknown();
+    std::optional<PipelineContext> context;
+    std::string where = "pipeline";
+    if (acc.empty() && ten.empty() && ds.empty()) {
+      require(c.who, Action::read, Kind::dataset, c.who.account, "");  // data-plane keys may not
+    } else {
+      if (acc.empty() || ten.empty() || ds.empty()) invalid("preview.dataset", "account, tenant and dataset go together");
+      require(c.who, Action::read, Kind::dataset, acc, account_label(acc));
+      need_dataset(acc, ten, ds);
+      context = PipelineContext{ds, {}};
+      for (std::string after;;) {
+        auto page = store->list_datasets(acc, ten, PageQuery{after, 500, ""});
+        for (const Dataset& d : page) {
+          if (d.id != ds) context->siblings.push_back(d.id);
+        }
+        if (page.size() < 500) break;
+        after = page.back().id;
+      }
+      where = "dataset " + acc + "/" + ten + "/" + ds;
+    }
+    try {
+      return json_ok(200, bf::preview_pipeline(steps->get_array(), std::move(input), where, context ? &*context : nullptr));
+    } catch (const PipelineError& e) {
+      invalid("preview.pipeline", e.what());
+    }
+  }
 };
 
 const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
@@ -1211,6 +1258,7 @@ const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
       {"POST", "/api/v1/leases/renew", false, h(&I::renew_lease)},
       {"POST", "/api/v1/leases/release", false, h(&I::release_lease)},
       {"POST", "/api/v1/leases/validate", false, h(&I::validate_lease)},
+      {"POST", "/api/v1/pipelines/preview", false, h(&I::preview_pipeline_request)},
   };
   return routes;
 }

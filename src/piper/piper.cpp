@@ -90,8 +90,7 @@ struct DatasetWork {
 };
 }  // namespace
 
-// The datasets a route step of `ref`'s pipeline may name: the others of its tenant.
-PipelineContext context_of(const Catalog& catalog, const DatasetRef& ref) {
+PipelineContext pipeline_context(const Catalog& catalog, const DatasetRef& ref) {
   PipelineContext context{ref.dataset, {}};
   for (const auto& d : catalog.datasets()) {
     if (d.ref.account == ref.account && d.ref.tenant == ref.tenant && d.ref.dataset != ref.dataset)
@@ -100,11 +99,13 @@ PipelineContext context_of(const Catalog& catalog, const DatasetRef& ref) {
   return context;
 }
 
+namespace {
 // The batch id of the events a batch routed to `target`: derived from the input batch
 // id and both datasets, so a re-run after a crash overwrites the same object.
 std::string routed_batch_id(const std::string& batch_id, const DatasetRef& from, const std::string& target) {
   return derived_ulid(batch_id, "route\x1f" + from.dataset + "\x1f" + target);
 }
+}  // namespace
 
 struct Piper::Impl {
   PiperOptions options;
@@ -117,7 +118,7 @@ struct Piper::Impl {
   static std::shared_ptr<const Pipelines> compile_all(const Catalog& catalog) {
     auto out = std::make_shared<Pipelines>();
     for (const auto& d : catalog.datasets()) {
-      const PipelineContext context = context_of(catalog, d.ref);
+      const PipelineContext context = pipeline_context(catalog, d.ref);
       out->push_back(std::make_unique<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str(), &context)));
       out->back()->pipeline.count_as({{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}});
     }

@@ -377,3 +377,47 @@ accounts:
 
 }  // namespace
 }  // namespace bf::control
+
+namespace bf::control {
+namespace {
+
+TEST(ApiPreview, RunsSampleEventsThroughAPipelineAndChecksRouteTargetsAgainstTheTenant) {
+  ApiHarness h;
+  const std::string sys = h.add_key("system_admin");
+  h.add_account("a");
+  h.add_tenant("a", "t");
+  h.add_dataset("a", "t", "web");
+  h.add_dataset("a", "t", "alerts");
+  const std::string steps =
+      R"([{"kv":{}},{"route":{"to":"alerts","mode":"move","if":"level == \"error\""}},{"coerce":{"field":"n","type":"int"}}])";
+  auto r = h.call("POST", "/api/v1/pipelines/preview",
+                  R"({"pipeline":)" + steps +
+                      R"(,"events":[{"message":"level=info n=1"},{"message":"level=error n=2"},{"message":"level=info n=x"}],)"
+                      R"("account":"a","tenant":"t","dataset":"web"})",
+                  sys);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = r.json();
+  ASSERT_EQ(j.at("output").as_array().size(), 1u);
+  EXPECT_EQ(j.at("output").at(0).at("n"), 1);
+  EXPECT_EQ(j.at("routed").at("alerts").as_array().size(), 1u);
+  EXPECT_EQ(j.at("dead_letters").as_array().size(), 1u);
+  EXPECT_EQ(j.at("trace").at(1).at("steps").at(1).at("result"), "moved");
+  // An unknown target of the tenant does not compile: 400 naming the field and the dataset.
+  r = h.call("POST", "/api/v1/pipelines/preview",
+             R"({"pipeline":[{"route":{"to":"nope"}}],"events":[],"account":"a","tenant":"t","dataset":"web"})", sys);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.field(), "preview.pipeline") << r.body;
+  EXPECT_NE(r.body.find("unknown dataset 'nope'"), std::string::npos) << r.body;
+  // Without a dataset any valid id is a target; the input is bounded.
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[{"route":{"to":"nope"}}],"events":[{}]})", sys).status, 200);
+  std::string many = R"({"pipeline":[],"events":[)";
+  for (int i = 0; i < 1001; ++i) many += (i ? ",{}" : "{}");
+  many += "]}";
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", many, sys).status, 413);
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[],"events":[1]})", sys).status, 400);
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[],"events":[],"dataset":"web"})", sys).status, 400);
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[],"events":[],"colour":1})", sys).status, 400);
+}
+
+}  // namespace
+}  // namespace bf::control
