@@ -419,5 +419,25 @@ TEST(ApiPreview, RunsSampleEventsThroughAPipelineAndChecksRouteTargetsAgainstThe
   EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[],"events":[],"colour":1})", sys).status, 400);
 }
 
+TEST(ApiRoute, StoredPipelinesMayRouteOnlyToTheTenantsDatasetsAndATargetStaysWhileRoutedTo) {
+  ApiHarness h;
+  const std::string sys = h.add_key("system_admin");
+  h.add_account("a");
+  h.add_tenant("a", "t");
+  h.add_dataset("a", "t", "web");
+  h.add_dataset("a", "t", "alerts");
+  const std::string web = "/api/v1/accounts/a/tenants/t/datasets/web";
+  auto r = h.call("PATCH", web, R"({"settings":{"pipeline":[{"route":{"to":"nope"}}]}})", sys);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.field(), "dataset.settings.pipeline") << r.body;
+  EXPECT_NE(r.body.find("unknown dataset 'nope'"), std::string::npos) << r.body;
+  ASSERT_EQ(h.call("PATCH", web, R"({"settings":{"pipeline":[{"route":{"to":["alerts"],"mode":"move"}}]}})", sys).status, 200);
+  r = h.call("DELETE", "/api/v1/accounts/a/tenants/t/datasets/alerts", "", sys);
+  EXPECT_EQ(r.status, 409);
+  EXPECT_NE(r.body.find("dataset 'web' routes events to 'alerts'"), std::string::npos) << r.body;
+  ASSERT_EQ(h.call("PATCH", web, R"({"settings":{"pipeline":[]}})", sys).status, 200);
+  EXPECT_EQ(h.call("DELETE", "/api/v1/accounts/a/tenants/t/datasets/alerts", "", sys).status, 204);
+}
+
 }  // namespace
 }  // namespace bf::control
