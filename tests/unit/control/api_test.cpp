@@ -381,13 +381,17 @@ accounts:
 namespace bf::control {
 namespace {
 
-TEST(ApiPreview, RunsSampleEventsThroughAPipelineAndChecksRouteTargetsAgainstTheTenant) {
-  ApiHarness h;
-  const std::string sys = h.add_key("system_admin");
-  h.add_account("a");
-  h.add_tenant("a", "t");
-  h.add_dataset("a", "t", "web");
-  h.add_dataset("a", "t", "alerts");
+// Tenant a/t with datasets web and alerts.
+class ApiRouting : public Api {
+ protected:
+  void SetUp() override {
+    Api::SetUp();
+    h.add_dataset("a", "t", "web");
+    h.add_dataset("a", "t", "alerts");
+  }
+};
+
+TEST_F(ApiRouting, PreviewRunsSampleEventsThroughAPipelineAndChecksRouteTargetsAgainstTheTenant) {
   const std::string steps =
       R"([{"kv":{}},{"route":{"to":"alerts","mode":"move","if":"level == \"error\""}},{"coerce":{"field":"n","type":"int"}}])";
   auto r = h.call("POST", "/api/v1/pipelines/preview",
@@ -419,13 +423,7 @@ TEST(ApiPreview, RunsSampleEventsThroughAPipelineAndChecksRouteTargetsAgainstThe
   EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[],"events":[],"colour":1})", sys).status, 400);
 }
 
-TEST(ApiRoute, StoredPipelinesMayRouteOnlyToTheTenantsDatasetsAndATargetStaysWhileRoutedTo) {
-  ApiHarness h;
-  const std::string sys = h.add_key("system_admin");
-  h.add_account("a");
-  h.add_tenant("a", "t");
-  h.add_dataset("a", "t", "web");
-  h.add_dataset("a", "t", "alerts");
+TEST_F(ApiRouting, StoredPipelinesMayRouteOnlyToTheTenantsDatasetsAndATargetStaysWhileRoutedTo) {
   const std::string web = "/api/v1/accounts/a/tenants/t/datasets/web";
   auto r = h.call("PATCH", web, R"({"settings":{"pipeline":[{"route":{"to":"nope"}}]}})", sys);
   EXPECT_EQ(r.status, 400);
