@@ -9,12 +9,13 @@
 // hash alike. For ICMP the type is the source "port", and the code is the destination
 // one unless the type has a request/reply counterpart, which then takes its place.
 #include <arpa/inet.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <optional>
 #include <span>
+#include <stdexcept>
 
 #include "common/utf8.h"
 #include "piper/expr/expr.h"
@@ -48,6 +49,21 @@ std::optional<int> protocol_number(const boost::json::value& v) {
   if (name == "icmp6" || name == "icmpv6" || name == "ipv6-icmp") return kIcmp6;
   if (name == "sctp") return kSctp;
   return std::nullopt;
+}
+
+// SHA-1 with the digest fetched once and a context per thread: OpenSSL 3's one-shot
+// SHA1() looks the algorithm up on every call, which dominated this step.
+void sha1(const unsigned char* data, size_t size, unsigned char out[20]) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx c;
+  unsigned int len = 0;
+  if (!md || !c.ctx || EVP_DigestInit_ex(c.ctx, md, nullptr) != 1 || EVP_DigestUpdate(c.ctx, data, size) != 1 ||
+      EVP_DigestFinal_ex(c.ctx, out, &len) != 1 || len != 20)
+    throw std::runtime_error("SHA-1 is not available");
 }
 
 struct Address {
@@ -137,8 +153,8 @@ class CommunityId final : public Transform {
         input[n++] = static_cast<unsigned char>(p);
       }
     }
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    SHA1(input, n, digest);
+    unsigned char digest[20];
+    sha1(input, n, digest);
     set_field(e, target_, boost::json::string("1:" + base64(std::string_view(reinterpret_cast<char*>(digest), sizeof digest))));
     return StepResult::keep;
   }
