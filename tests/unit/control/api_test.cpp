@@ -439,3 +439,31 @@ TEST_F(ApiRouting, StoredPipelinesMayRouteOnlyToTheTenantsDatasetsAndATargetStay
 
 }  // namespace
 }  // namespace bf::control
+
+namespace bf::control {
+namespace {
+
+TEST(Import, RouteTargetsAreCheckedAgainstTheTenantsDatasetsInTheFile) {
+  auto dir = test::temp_dir("import-route");
+  const std::string file = (dir / "accounts.yaml").string();
+  auto write = [&](const std::string& target) {
+    std::ofstream(file) << "accounts:\n  - id: acme\n    tenants:\n      - id: web\n        datasets:\n"
+                           "          - id: nginx\n            pipeline: [{route: {to: " + target + "}}]\n"
+                           "          - id: alerts\n";  // declared after the dataset that routes to it
+  };
+  ApiHarness h;
+  write("nope");
+  try {
+    import_accounts_yaml(*h.store, file);
+    ADD_FAILURE() << "imported";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("acme/web/nginx: pipeline step 1 (route): option 'to': unknown dataset 'nope'"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(h.store->get_dataset("acme", "web", "nginx").has_value());
+  write("alerts");
+  EXPECT_EQ(import_accounts_yaml(*h.store, file).created, 4u);  // account, tenant, 2 datasets
+}
+
+}  // namespace
+}  // namespace bf::control
