@@ -67,9 +67,8 @@ void piper_path(benchmark::State& state, const std::string& steps) {
 void BM_PiperBatch_NoPipeline(benchmark::State& state) { piper_path(state, "[]"); }
 void BM_PiperBatch_Realistic8Steps(benchmark::State& state) { piper_path(state, kRealistic); }
 
-void pipeline_only(benchmark::State& state, const std::string& steps) {
+void pipeline_only(benchmark::State& state, const std::string& steps, const std::vector<bf::Event>& events = syslog_events()) {
   auto pipeline = compile(steps);
-  const auto events = syslog_events();
   for (auto _ : state) {
     state.PauseTiming();
     auto copy = events;
@@ -107,6 +106,22 @@ STEP_BENCH(HashXxh3, R"({"hash": {"fields": ["hostname", "message"], "algorithm"
 STEP_BENCH(Truncate, R"({"truncate": {"field": "message", "max_bytes": 64}})")
 STEP_BENCH(JsonFlatten, R"({"json_flatten": {}})")
 STEP_BENCH(DropAll, R"({"drop": {}})")
+STEP_BENCH(SampleRandom, R"({"sample": {"rate": 10}})")
+STEP_BENCH(SampleByKey, R"({"sample": {"rate": 10, "key": "hostname"}})")
+STEP_BENCH(SampleDynamic, R"({"sample": {"rate": 10, "key": "hostname", "mode": "dynamic", "window_events": 5000}})")
+STEP_BENCH(RouteCopyIf, R"j({"route": {"to": "other", "if": "starts_with(hostname, \"web-1\")"}})j")
+
+// community_id on the same events with flow fields added (as a flow source would set them).
+void BM_Step_CommunityId(benchmark::State& state) {
+  auto events = syslog_events();
+  for (size_t i = 0; i < events.size(); ++i) {
+    events[i]["source"] = boost::json::object{{"ip", "10.20." + std::to_string(i % 250) + ".7"}, {"port", 40000 + i % 20000}};
+    events[i]["destination"] = boost::json::object{{"ip", "198.51.100." + std::to_string(i % 200)}, {"port", 22}};
+    events[i]["network"] = boost::json::object{{"transport", "tcp"}};
+  }
+  pipeline_only(state, R"([{"community_id": {}}])", events);
+}
+BENCHMARK(BM_Step_CommunityId)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -32,6 +32,7 @@
 #include "net/http_server.h"
 #include "packer/packer.h"
 #include "piper/piper.h"
+#include "piper/preview.h"
 #include "piper/transform.h"
 #include "proxy/proxy.h"
 #include "proxy/source.h"
@@ -640,6 +641,20 @@ int main(int argc, char** argv) {
   key_cmd->add_option("--name", key_name, "A label for the key");
   key_cmd->callback([&] {
     throw CLI::RuntimeError(control::create_key_command(control_cli, key_role, key_service, key_name));
+  });
+
+  auto* pipeline_cmd = app.add_subcommand("pipeline", "Work with pipelines");
+  pipeline_cmd->require_subcommand(1);
+  auto* pipeline_test = pipeline_cmd->add_subcommand(
+      "test", "Run sample events (NDJSON on stdin) through a pipeline; print each step's changes, the output and errors");
+  std::string pipeline_file, pipeline_dataset;
+  bool pipeline_json = false;
+  pipeline_test->add_option("--config", pipeline_file, "A list of steps, a mapping with pipeline:, or a full config (with --dataset)")
+      ->required();
+  pipeline_test->add_option("--dataset", pipeline_dataset, "tenant/dataset or account/tenant/dataset in a full config");
+  pipeline_test->add_flag("--json", pipeline_json, "Print the result as JSON (the preview API's response)");
+  pipeline_test->callback([&] {
+    throw CLI::RuntimeError(pipeline_test_command(pipeline_file, pipeline_dataset, pipeline_json, std::cin, std::cout, std::cerr));
   });
 
   auto* plugins = app.add_subcommand("plugins", "List the built-in sources and pipeline steps");

@@ -1,14 +1,28 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "piper/expr/expr.h"
 #include "piper/transform.h"
 
 namespace bf {
 
-StepOptions::StepOptions(const boost::json::object& options, std::string where)
-    : options_(options), where_(std::move(where)) {}
+StepOptions::StepOptions(const boost::json::object& options, std::string where, const PipelineContext* context)
+    : options_(options), where_(std::move(where)), context_(context) {}
+
+std::vector<Event>& PipelineOutput::routed_to(const std::string& dataset) {
+  for (auto& [target, events] : routed) {
+    if (target == dataset) return events;
+  }
+  return routed.emplace_back(dataset, std::vector<Event>{}).second;
+}
+
+size_t PipelineOutput::routed_count() const {
+  size_t n = 0;
+  for (const auto& r : routed) n += r.second.size();
+  return n;
+}
 
 void StepOptions::fail(const std::string& message) const { throw PipelineError(where_ + ": " + message); }
 void StepOptions::fail(const std::string& key, const std::string& message) const {
@@ -200,7 +214,7 @@ std::optional<boost::json::value> take_field(Event& event, const FieldPath& path
   return v;
 }
 
-Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& where) {
+Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& where, const PipelineContext* context) {
   Pipeline p;
   for (size_t i = 0; i < steps.size(); ++i) {
     std::string step_where = where + ": pipeline step " + std::to_string(i + 1);
@@ -221,7 +235,7 @@ Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& w
     static const boost::json::object kEmpty;
     if (!kv.value().is_object() && !kv.value().is_null())
       throw PipelineError(step_where + " (" + kind + "): options must be an object");
-    StepOptions options(kv.value().is_object() ? kv.value().get_object() : kEmpty, step_where + " (" + kind + ")");
+    StepOptions options(kv.value().is_object() ? kv.value().get_object() : kEmpty, step_where + " (" + kind + ")", context);
     Step s;
     s.kind = kind;
     if (options.has("if")) s.condition = options.expr("if");
@@ -244,11 +258,31 @@ void Pipeline::count_as(const Labels& labels) {
   }
 }
 
-void Pipeline::run_event(size_t first, Event& e, PipelineOutput& out, std::vector<Counts>& counts) const {
+void Pipeline::run_event(size_t first, Event& e, PipelineOutput& out, std::vector<Counts>& counts,
+                         StepObserver* observer) const {
   std::string error;
   for (size_t i = first; i < steps_.size(); ++i) {
     const Step& s = steps_[i];
     if (s.condition && !s.condition->test(e)) continue;
+    std::optional<Event> before;
+    if (observer) before = e;
+    if (const RouteSpec* route = s.transform->route()) {
+      const auto& targets = route->targets;
+      for (size_t t = 0; t < targets.size(); ++t) {
+        std::vector<Event>& dest = out.routed_to(targets[t]);
+        if (route->move && t + 1 == targets.size()) {
+          dest.push_back(std::move(e));
+        } else {
+          dest.push_back(e);
+        }
+      }
+      if (route->move) {
+        if (observer) observer->step(i, *before, StepResult::keep, nullptr, 0, error);
+        return;
+      }
+      if (observer) observer->step(i, *before, StepResult::keep, &e, 1, error);
+      continue;
+    }
     StepResult r;
     std::vector<Event> children;
     try {
@@ -258,25 +292,35 @@ void Pipeline::run_event(size_t first, Event& e, PipelineOutput& out, std::vecto
       error = std::string("internal error: ") + ex.what();
     }
     if (r == StepResult::fail) {
+      if (observer) observer->step(i, *before, r, nullptr, 0, error);
       e["_error"] = "step " + std::to_string(i + 1) + " (" + s.kind + "): " + error;
       ++counts[i].failed;
       out.dead_letters.push_back(std::move(e));
       return;
     }
     if (r == StepResult::drop || (s.transform->expands() && children.empty())) {
+      if (observer) observer->step(i, *before, StepResult::drop, nullptr, 0, error);
       ++counts[i].dropped;
       ++out.dropped;
       return;
     }
     if (s.transform->expands()) {
-      for (Event& child : children) run_event(i + 1, child, out, counts);
+      if (observer) observer->step(i, *before, r, &children.front(), children.size(), error);
+      for (Event& child : children) run_event(i + 1, child, out, counts, observer);
       return;
     }
+    if (observer) observer->step(i, *before, r, &e, 1, error);
   }
   out.events.push_back(std::move(e));
 }
 
-PipelineOutput Pipeline::run(std::vector<Event> events) const {
+PipelineOutput Pipeline::run(std::vector<Event> events) const { return run_all(std::move(events), nullptr); }
+
+PipelineOutput Pipeline::run(std::vector<Event> events, StepObserver& observer) const {
+  return run_all(std::move(events), &observer);
+}
+
+PipelineOutput Pipeline::run_all(std::vector<Event> events, StepObserver* observer) const {
   PipelineOutput out;
   if (steps_.empty()) {
     out.events = std::move(events);
@@ -284,7 +328,7 @@ PipelineOutput Pipeline::run(std::vector<Event> events) const {
   }
   out.events.reserve(events.size());
   std::vector<Counts> counts(steps_.size());
-  for (Event& e : events) run_event(0, e, out, counts);
+  for (Event& e : events) run_event(0, e, out, counts, observer);
   // Once per batch: the counters are shared atomics.
   out.dropped_by_step.resize(steps_.size());
   for (size_t i = 0; i < steps_.size(); ++i) {

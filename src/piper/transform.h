@@ -26,6 +26,21 @@ namespace bf {
 
 class Expr;
 
+// What a `route` step does with the events it selects (transforms/route.cpp): the
+// pipeline hands a copy to each target dataset of the same tenant and, with `move`,
+// takes the event out of its own output.
+struct RouteSpec {
+  std::vector<std::string> targets;  // dataset ids in the source's tenant
+  bool move = false;
+};
+
+// What the pipeline knows about where it runs, for steps that name other datasets.
+// Without one (a pipeline tried alone), a route target only has to be a valid id.
+struct PipelineContext {
+  std::string dataset;                // the pipeline's own dataset
+  std::vector<std::string> siblings;  // the other datasets of its tenant
+};
+
 struct PipelineError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -50,6 +65,8 @@ class Transform {
   // unchanged on fail.
   virtual bool expands() const { return false; }
   virtual StepResult expand(Event& event, std::vector<Event>& out, std::string& error) const;
+  // Non-null for a route step: the pipeline routes the event instead of calling apply.
+  virtual const RouteSpec* route() const { return nullptr; }
 };
 
 // A field path: "a.b.c" addresses nested objects. Split once when a step is
@@ -62,7 +79,8 @@ struct FieldPath {
 // Every error names the dataset, step number and kind (`where`) and the key.
 class StepOptions {
  public:
-  StepOptions(const boost::json::object& options, std::string where);
+  StepOptions(const boost::json::object& options, std::string where, const PipelineContext* context = nullptr);
+  const PipelineContext* context() const { return context_; }  // null: compiled without one
   std::string str(const std::string& key) const;                           // required
   std::string str(const std::string& key, const std::string& def) const;   // optional
   // A non-empty string (separators, patterns): "must not be empty" otherwise.
@@ -90,6 +108,7 @@ class StepOptions {
  private:
   const boost::json::object& options_;
   std::string where_;
+  const PipelineContext* context_;
   mutable std::vector<std::string> used_;
 };
 
@@ -113,17 +132,35 @@ struct PipelineOutput {
   std::vector<Event> dead_letters;  // events a step failed on, each with _error
   size_t dropped = 0;               // removed on purpose (counted per step)
   std::vector<uint64_t> dropped_by_step;  // the same per step (empty without steps)
+  // Events route steps sent to other datasets of the tenant, by target dataset id,
+  // in the order they were routed.
+  std::vector<std::pair<std::string, std::vector<Event>>> routed;
+  std::vector<Event>& routed_to(const std::string& dataset);
+  size_t routed_count() const;
+};
+
+// Watches a pipeline run step by step (the preview): called after each step that ran
+// on an event (its `if:` was true), with the event as it was before and the result.
+// `after` is the event after the step (null when it was dropped, failed or moved;
+// for explode, the first of its events); `error` is set on fail.
+struct StepObserver {
+  virtual ~StepObserver() = default;
+  virtual void step(size_t index, const Event& before, StepResult result, const Event* after, size_t outputs,
+                    const std::string& error) = 0;
 };
 
 // A compiled pipeline: the steps in order, each with its optional `if:` condition.
 // `where` names the dataset in errors.
 class Pipeline {
  public:
-  static Pipeline compile(const boost::json::array& steps, const std::string& where);
+  static Pipeline compile(const boost::json::array& steps, const std::string& where,
+                          const PipelineContext* context = nullptr);
   // Reports each step's drops and failures on /metrics, labelled with `labels`
   // (tenant, dataset) plus step (1-based) and kind.
   void count_as(const Labels& labels);
   PipelineOutput run(std::vector<Event> events) const;
+  // The same, reporting every step to `observer` (slower: copies each event per step).
+  PipelineOutput run(std::vector<Event> events, StepObserver& observer) const;
   size_t size() const { return steps_.size(); }
   const std::string& kind(size_t step) const { return steps_[step].kind; }  // "add", "drop", …
 
@@ -138,7 +175,9 @@ class Pipeline {
   struct Counts {
     uint64_t dropped = 0, failed = 0;
   };
-  void run_event(size_t first_step, Event& event, PipelineOutput& out, std::vector<Counts>& counts) const;
+  void run_event(size_t first_step, Event& event, PipelineOutput& out, std::vector<Counts>& counts,
+                 StepObserver* observer) const;
+  PipelineOutput run_all(std::vector<Event> events, StepObserver* observer) const;
   std::vector<Step> steps_;
 };
 

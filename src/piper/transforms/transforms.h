@@ -29,6 +29,9 @@ TransformFactory drop_transform();
 TransformFactory include_transform();
 TransformFactory exclude_transform();
 TransformFactory grok_transform();
+TransformFactory route_transform();
+TransformFactory sample_transform();
+TransformFactory community_id_transform();
 
 // The dotted form of a path, for error messages.
 std::string field_name(const FieldPath& path);

@@ -344,3 +344,29 @@ TEST_F(PiperTest, FailedEventsGoToDeadLetterDroppedAreCountedNothingVanishes) {
             2);
   test::expect_component_contract("stage", "piper", {.errors = true, .intentional_discards = true});
 }
+
+TEST_F(PiperTest, SampleDropsAreIntentionalDiscardsAndRoutedEventsCountAsSent) {
+  const DatasetRef src{"acme", "sampling", "src"}, target{"acme", "sampling", "kept"};
+  catalog->add_dataset(DatasetInfo{src, boost::json::parse(R"([
+      {"route": {"to": "kept", "mode": "move", "if": "n < 10"}},
+      {"sample": {"rate": 4, "key": "n"}}])").as_array()});
+  catalog->add_dataset(DatasetInfo{target, {}});
+  Piper piper(PiperOptions{}, catalog, store);
+  std::vector<Event> events;
+  for (int n = 0; n < 200; ++n) events.push_back(Event{{"n", n}});
+  const std::string id = new_ulid();
+  store->put(raw_key(src, id), encode_batch(events));
+  ASSERT_EQ(piper.run_once(), 1u);
+  const Labels labels{{"tenant", "sampling"}, {"dataset", "src"}};
+  const auto c = test::ContractCounts::of("stage", "piper", "piper", labels);
+  const auto kept = decode_batch(store->get(processed_key(src, id)));
+  EXPECT_EQ(c.received_events, 200);
+  EXPECT_EQ(c.intentional, 190 - static_cast<int64_t>(kept.size()));
+  EXPECT_EQ(c.sent_events, static_cast<int64_t>(kept.size()) + 10);  // own output plus the routed events
+  EXPECT_EQ(c.received_events, c.sent_events + c.intentional);
+  EXPECT_EQ(test::contract_count("discarded_events", "stage", "piper", "piper",
+                                 {{"tenant", "sampling"}, {"dataset", "src"}, {"intentional", "true"}, {"reason", "sample"}}),
+            c.intentional);
+  EXPECT_EQ(metrics().value("bf_piper_routed_events_total", {{"tenant", "sampling"}, {"dataset", "src"}, {"target", "kept"}}), 10);
+  EXPECT_EQ(store->list_all(processed_prefix(target)).size(), 1u);
+}

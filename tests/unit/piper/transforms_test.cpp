@@ -305,7 +305,9 @@ TEST(Steps, EveryRegisteredKindCompilesAndRunsOnHostileEvents) {
       {"json_flatten", R"({})"}, {"kv", R"({"field": "f"})"}, {"csv", R"({"field": "f", "header": ["a"]})"},
       {"date_parse", R"({"field": "f"})"}, {"hash", R"({"fields": "f"})"}, {"truncate", R"({"field": "f", "max_bytes": 2})"},
       {"drop", R"({})"}, {"include", R"({"fields": "f"})"}, {"exclude", R"({"fields": "f"})"},
-      {"grok", R"({"field": "f", "patterns": "%{WORD:w}"})"}};
+      {"grok", R"({"field": "f", "patterns": "%{WORD:w}"})"}, {"route", R"({"to": "other"})"},
+      {"sample", R"({"rate": 2, "key": "f", "mode": "dynamic"})"},
+      {"community_id", R"({"source_ip": "f", "destination_ip": "o", "source_port": "f", "destination_port": "o", "protocol": "o"})"}};
   const std::vector<std::string> values{"null", "true", "-1", "1e308", "\"\"", "\"a=b c\"", "[]", "[1,[2]]", "{}", "{\"x\":{\"y\":1}}",
                                         "\"\\u0000\"", "18446744073709551615"};
   for (const auto& f : transform_factories()) {
@@ -314,7 +316,7 @@ TEST(Steps, EveryRegisteredKindCompilesAndRunsOnHostileEvents) {
     for (const auto& v : values) {
       std::vector<Event> in{ev("{\"f\": " + v + ", \"o\": 1}"), ev("{}")};
       auto out = p.run(in);
-      EXPECT_EQ(out.events.size() + out.dead_letters.size() + out.dropped >= 2, true) << f.type << " lost an event on " << v;
+      EXPECT_EQ(out.events.size() + out.dead_letters.size() + out.dropped + out.routed_count() >= 2, true) << f.type << " lost an event on " << v;
       for (const auto& d : out.dead_letters) EXPECT_TRUE(d.contains("_error")) << f.type;
     }
   }
