@@ -77,6 +77,8 @@ APT_PACKAGES=(
   # tests/unit/proxy/flow_wireshark_test.cpp: softflowd exports NetFlow v5/v9/IPFIX
   # from a generated pcap, tshark decodes the same datagrams for comparison.
   tshark softflowd
+  # tests/fuzz: libFuzzer (-fsanitize=fuzzer) targets, run briefly by `make test`.
+  clang
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

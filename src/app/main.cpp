@@ -9,8 +9,10 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -22,6 +24,7 @@
 #include "common/spool.h"
 #include "common/time.h"
 #include "common/metrics.h"
+#include "common/options.h"
 #include "control/agent.h"
 #include "control/api.h"
 #include "control/commands.h"
@@ -657,8 +660,34 @@ int main(int argc, char** argv) {
     throw CLI::RuntimeError(pipeline_test_command(pipeline_file, pipeline_dataset, pipeline_json, std::cin, std::cout, std::cerr));
   });
 
+  // bytefreezer plugins [--schema | --update-docs FILE] (docs/cli.md, docs/proxy.md).
   auto* plugins = app.add_subcommand("plugins", "List the built-in sources and pipeline steps");
-  plugins->callback([] {
+  bool plugins_schema = false;
+  std::string plugins_docs;
+  plugins->add_flag("--schema", plugins_schema, "Print every source's and step's options as JSON Schema");
+  plugins->add_option("--update-docs", plugins_docs,
+                      "Rewrite the generated option tables (<!-- options: TYPE -->) of a markdown file")
+      ->check(CLI::ExistingFile);
+  plugins->callback([&] {
+    if (plugins_schema) {
+      std::vector<PluginSchema> sources, steps;
+      for (const auto& f : source_factories()) sources.push_back({f.type, f.description, &f.options});
+      for (const auto& f : transform_factories())
+        steps.push_back({f.type, f.description, f.options.empty() ? nullptr : &f.options});
+      std::cout << plugins_schema_document(sources, steps);
+      return;
+    }
+    if (!plugins_docs.empty()) {
+      std::ifstream in(plugins_docs, std::ios::binary);
+      const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string updated = update_option_tables(doc, [](const std::string& kind) -> const OptionSpecs* {
+        const SourceFactory* f = find_source_factory(kind);
+        return f ? &f->options : nullptr;
+      });
+      if (updated != doc) std::ofstream(plugins_docs, std::ios::binary | std::ios::trunc) << updated;
+      std::cout << plugins_docs << (updated == doc ? ": up to date\n" : ": option tables updated\n");
+      return;
+    }
     std::cout << "sources:\n";
     for (const auto& f : source_factories()) std::cout << "  " << f.type << "  " << f.description << "\n";
     std::cout << "pipeline steps:\n";

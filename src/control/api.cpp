@@ -386,7 +386,7 @@ ControlOptions parse_control_options(const ConfigNode& section) {
   const int64_t comps = health.integer("max_components", static_cast<int64_t>(o.health_max_components));
   if (comps < 1 || comps > 100000) health.fail("max_components", "must be between 1 and 100000");
   o.health_max_components = static_cast<size_t>(comps);
-  o.secure_cookie = !o.http.tls_cert_file.empty();
+  o.secure_cookie = !o.http.tls.cert_file.empty();
   return o;
 }
 

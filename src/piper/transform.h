@@ -17,6 +17,7 @@
 
 #include "common/batch.h"
 #include "common/metrics.h"
+#include "common/options.h"
 
 namespace re2 {
 class RE2;
@@ -116,6 +117,10 @@ struct TransformFactory {
   std::string type;
   std::string description;
   std::function<std::unique_ptr<Transform>(const StepOptions& options)> create;
+  // The step's options (name, type, default, description, bounds) for
+  // `bytefreezer plugins --schema` (common/options.h). Empty: not declared yet, the
+  // schema then says only "an object".
+  OptionSpecs options;
 };
 
 const std::vector<TransformFactory>& transform_factories();
