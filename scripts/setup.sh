@@ -77,6 +77,10 @@ APT_PACKAGES=(
   # tests/unit/proxy/flow_wireshark_test.cpp: softflowd exports NetFlow v5/v9/IPFIX
   # from a generated pcap, tshark decodes the same datagrams for comparison.
   tshark softflowd
+  # Enrichment steps' tests (docs/pipelines.md): MaxMind::DB::Writer builds MMDB
+  # fixtures for geoip; dnsmasq-base (the binary without the system service) is the
+  # DNS server the rdns tests start.
+  libmaxmind-db-writer-perl dnsmasq-base
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
