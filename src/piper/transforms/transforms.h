@@ -31,6 +31,7 @@ TransformFactory exclude_transform();
 TransformFactory grok_transform();
 TransformFactory lookup_transform();
 TransformFactory geoip_transform();
+TransformFactory rdns_transform();
 
 // The dotted form of a path, for error messages.
 std::string field_name(const FieldPath& path);

@@ -271,3 +271,95 @@ TEST(Lookup, BatchedStepsKeepEventOrderAndWorkAfterExplodeAndBeforeDrop) {
   EXPECT_EQ(out.dropped, 1u);
   EXPECT_EQ(out.dropped_by_step.at(2), 1u);
 }
+
+namespace {
+int64_t queries(const std::string& dataset) {
+  return metrics().sum("bf_piper_rdns_queries_total", {{"dataset", dataset}}).value_or(-1);
+}
+std::string host_of(const Event& e) { return e.contains("host") ? std::string(e.at("host").as_string()) : "-"; }
+}  // namespace
+
+TEST(Rdns, NamesFromARealDnsServerWithCacheAndNegativeAnswers) {
+  TempDir dir;
+  bf::test::Dnsmasq dns(dir, "10.1.2.3 web1.test\n10.1.2.4 db1.test\n2001:db8::5 v6host.test\n");
+  auto p = compile(R"([{"rdns": {"field": "ip", "target": "host", "server": ")" + dns.address() + R"(", "timeout_ms": 2000}}])",
+                   "rdns1");
+  auto out = p.run({ev(R"({"ip": "10.1.2.3"})"), ev(R"({"ip": "2001:db8::5"})"), ev(R"({"ip": "10.9.9.9"})"),
+                    ev(R"({"ip": "10.1.2.3"})"), ev(R"({"ip": "::ffff:10.1.2.4"})"), ev(R"({"ip": "web1"})"), ev(R"({})")});
+  ASSERT_EQ(out.events.size(), 7u);
+  EXPECT_EQ(host_of(out.events[0]), "web1.test");
+  EXPECT_EQ(host_of(out.events[1]), "v6host.test");
+  EXPECT_EQ(host_of(out.events[2]), "-");  // NXDOMAIN
+  EXPECT_EQ(host_of(out.events[3]), "web1.test");
+  EXPECT_EQ(host_of(out.events[4]), "db1.test");
+  EXPECT_EQ(host_of(out.events[5]), "-");
+  EXPECT_EQ(queries("rdns1"), 4);  // one per distinct address
+  EXPECT_EQ(lookups("rdns1", "hit"), 4);
+  EXPECT_EQ(lookups("rdns1", "miss"), 1);
+  EXPECT_EQ(lookups("rdns1", "invalid"), 1);
+  // The next batch is answered from the cache, names and "no name" alike.
+  auto again = p.run({ev(R"({"ip": "10.1.2.3"})"), ev(R"({"ip": "10.9.9.9"})")});
+  EXPECT_EQ(host_of(again.events.at(0)), "web1.test");
+  EXPECT_EQ(host_of(again.events.at(1)), "-");
+  EXPECT_EQ(queries("rdns1"), 4);
+  EXPECT_EQ(lookups("rdns1", "miss"), 2);
+}
+
+TEST(Rdns, CacheIsBoundedAndEntriesExpire) {
+  TempDir dir;
+  bf::test::Dnsmasq dns(dir, "10.1.2.1 a.test\n10.1.2.2 b.test\n10.1.2.3 c.test\n");
+  auto p = compile(R"([{"rdns": {"field": "ip", "target": "host", "server": ")" + dns.address() +
+                       R"(", "cache_size": 2, "ttl_s": 1, "timeout_ms": 2000}}])",
+                   "rdns2");
+  auto run = [&](const std::string& ip) { return host_of(p.run({ev("{\"ip\": \"" + ip + "\"}")}).events.at(0)); };
+  EXPECT_EQ(run("10.1.2.1"), "a.test");
+  EXPECT_EQ(run("10.1.2.2"), "b.test");
+  EXPECT_EQ(run("10.1.2.1"), "a.test");  // cached
+  EXPECT_EQ(queries("rdns2"), 2);
+  EXPECT_EQ(run("10.1.2.3"), "c.test");  // evicts the least recently used: 10.1.2.2
+  EXPECT_EQ(run("10.1.2.1"), "a.test");
+  EXPECT_EQ(queries("rdns2"), 3);
+  EXPECT_EQ(run("10.1.2.2"), "b.test");
+  EXPECT_EQ(queries("rdns2"), 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past ttl_s
+  EXPECT_EQ(run("10.1.2.2"), "b.test");
+  EXPECT_EQ(queries("rdns2"), 5);
+}
+
+TEST(Rdns, ASilentServerCostsATimeoutOrTheBudgetAndLeavesTheFieldUnset) {
+  bf::test::SilentUdpServer silent;
+  auto timeouts = compile(R"([{"rdns": {"field": "ip", "target": "host", "server": ")" + silent.address() +
+                              R"(", "timeout_ms": 50, "budget_ms": 5000}}])",
+                          "rdns3");
+  auto out = timeouts.run({ev(R"({"ip": "10.0.0.1"})"), ev(R"({"ip": "10.0.0.2"})")});
+  ASSERT_EQ(out.events.size(), 2u);
+  EXPECT_FALSE(out.events[0].contains("host"));
+  EXPECT_EQ(lookups("rdns3", "timeout"), 2);
+  timeouts.run({ev(R"({"ip": "10.0.0.1"})")});  // a timeout is cached like "no name"
+  EXPECT_EQ(queries("rdns3"), 2);
+
+  std::vector<Event> many;
+  for (int i = 0; i < 300; ++i) many.push_back(ev("{\"ip\": \"10.7." + std::to_string(i / 250) + "." + std::to_string(i % 250) + "\"}"));
+  auto budget = compile(R"([{"rdns": {"field": "ip", "target": "host", "server": ")" + silent.address() +
+                            R"(", "timeout_ms": 30000, "budget_ms": 100, "max_in_flight": 16}}])",
+                        "rdns4");
+  auto cut = budget.run(many);
+  ASSERT_EQ(cut.events.size(), 300u);  // nothing lost, nothing failed
+  for (const auto& e : cut.events) EXPECT_FALSE(e.contains("host"));
+  EXPECT_EQ(lookups("rdns4", "over_budget"), 300);
+  budget.run({ev(R"({"ip": "10.7.0.1"})")});  // not cached: asked again
+  EXPECT_EQ(queries("rdns4"), 301);
+}
+
+TEST(Rdns, OptionsAreChecked) {
+  EXPECT_NE(compile_error(R"([{"rdns": {"field": "ip", "target": "h", "server": "dns.example:53"}}])")
+                .find("pipeline step 1 (rdns): option 'server': 'dns.example:53' is not an address[:port]"),
+            std::string::npos);
+  EXPECT_NE(compile_error(R"([{"rdns": {"field": "ip", "target": "h", "server": "127.0.0.1", "cache_size": 0}}])")
+                .find("option 'cache_size': must be between 1 and"),
+            std::string::npos);
+  EXPECT_NE(compile_error(R"([{"rdns": {"field": "ip", "server": "127.0.0.1"}}])").find("missing option 'target'"),
+            std::string::npos);
+  EXPECT_NE(compile_error(R"([{"rdns": {"field": "ip", "target": "h", "server": "[::1]:70000"}}])").find("option 'server'"),
+            std::string::npos);
+}

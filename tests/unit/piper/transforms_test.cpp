@@ -299,6 +299,7 @@ TEST(Steps, UnknownOptionsNameDatasetStepKindAndKey) {
 TEST(Steps, EveryRegisteredKindCompilesAndRunsOnHostileEvents) {
   // Minimal options for each kind; every kind in the registry must be listed here.
   bf::test::TempDir dir;
+  bf::test::SilentUdpServer silent;
   bf::test::write_mmdb(dir.file("c.mmdb"), R"({"database_type": "GeoLite2-Country", "networks": [{"network": "10.0.0.0/8", "data": {"country": {"iso_code": "ZZ"}}}]})");
   bf::test::replace_file(dir.file("t.csv"), "f,v\na=b c,1\n");
   const std::map<std::string, std::string> minimal{
@@ -311,7 +312,8 @@ TEST(Steps, EveryRegisteredKindCompilesAndRunsOnHostileEvents) {
       {"drop", R"({})"}, {"include", R"({"fields": "f"})"}, {"exclude", R"({"fields": "f"})"},
       {"grok", R"({"field": "f", "patterns": "%{WORD:w}"})"},
       {"geoip", R"({"field": "f", "database": ")" + dir.file("c.mmdb") + "\"}"},
-      {"lookup", R"({"field": "f", "file": ")" + dir.file("t.csv") + "\"}"}};
+      {"lookup", R"({"field": "f", "file": ")" + dir.file("t.csv") + "\"}"},
+      {"rdns", R"({"field": "f", "target": "h", "server": ")" + silent.address() + R"(", "timeout_ms": 5, "budget_ms": 20})"}};
   const std::vector<std::string> values{"null", "true", "-1", "1e308", "\"\"", "\"a=b c\"", "[]", "[1,[2]]", "{}", "{\"x\":{\"y\":1}}",
                                         "\"\\u0000\"", "18446744073709551615"};
   for (const auto& f : transform_factories()) {
