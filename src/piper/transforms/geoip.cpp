@@ -18,8 +18,8 @@
 #include <cstring>
 #include <map>
 
+#include "piper/enrich/batched_step.h"
 #include "piper/enrich/reloading_file.h"
-#include "piper/expr/cidr.h"
 #include "piper/transforms/transforms.h"
 
 namespace bf {
@@ -138,36 +138,27 @@ std::string network_text(IpAddress ip, int prefix) {
   return std::string(buf) + "/" + std::to_string(prefix);
 }
 
-enum : size_t { kHit, kMiss, kInvalid };
-
-class GeoIp final : public Transform {
+class GeoIp final : public BatchedStep {
  public:
   GeoIp(FieldPath field, FieldPath target, std::vector<Output> outputs, std::unique_ptr<ReloadingFile<Mmdb>> db)
       : field_(std::move(field)), target_(std::move(target)), outputs_(std::move(outputs)), db_(std::move(db)) {}
 
-  StepResult apply(Event&, std::string& error) const override {
-    error = "internal: geoip runs per batch";
-    return StepResult::fail;
-  }
-  bool batched() const override { return true; }
   void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>&, std::vector<std::string>&) const override {
     const auto db = db_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
     for (Event* e : events) {
-      const boost::json::value* v = find_field(*e, field_);
-      if (!v) continue;
-      std::optional<IpAddress> ip;
-      if (v->is_string()) ip = IpAddress::parse(v->get_string());
+      bool present;
+      auto ip = address_at(*e, field_, present);
       if (!ip) {
-        ++counts[kInvalid];
+        counts[kLookupInvalid] += present;
         continue;
       }
       boost::json::object rec;
       if (!lookup(*db, *ip, rec)) {
-        ++counts[kMiss];
+        ++counts[kLookupMiss];
         continue;
       }
-      ++counts[kHit];
+      ++counts[kLookupHit];
       if (!rec.empty()) merge_into(*e, target_, std::move(rec));
     }
     for (size_t r = 0; r < 3; ++r) lookups_.add(r, counts[r]);
@@ -209,9 +200,7 @@ class GeoIp final : public Transform {
   std::optional<FieldPath> target_;
   std::vector<Output> outputs_;
   std::unique_ptr<ReloadingFile<Mmdb>> db_;
-  mutable ResultCounters lookups_{"bf_piper_enrich_lookups_total",
-                                  "Lookups of an enrichment step by result (hit, miss, invalid: not an address or key)",
-                                  {"hit", "miss", "invalid"}};
+  mutable ResultCounters lookups_ = lookup_counters();
 };
 
 const char* kind_name(DbKind k) {

@@ -11,8 +11,8 @@
 #include <map>
 #include <unordered_map>
 
+#include "piper/enrich/batched_step.h"
 #include "piper/enrich/reloading_file.h"
-#include "piper/expr/cidr.h"
 #include "piper/transforms/transforms.h"
 
 namespace bf {
@@ -142,18 +142,11 @@ std::shared_ptr<const Table> load_table(const std::string& path, const TableOpti
   return table;
 }
 
-enum : size_t { kHit, kMiss, kInvalid };
-
-class Lookup final : public Transform {
+class Lookup final : public BatchedStep {
  public:
   Lookup(FieldPath field, std::optional<FieldPath> target, bool cidr, std::unique_ptr<ReloadingFile<Table>> table)
       : field_(std::move(field)), target_(std::move(target)), cidr_(cidr), table_(std::move(table)) {}
 
-  StepResult apply(Event&, std::string& error) const override {
-    error = "internal: lookup runs per batch";
-    return StepResult::fail;
-  }
-  bool batched() const override { return true; }
   void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>&, std::vector<std::string>&) const override {
     const auto table = table_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
@@ -165,7 +158,7 @@ class Lookup final : public Transform {
       if (v->is_string() && cidr_) {
         auto ip = IpAddress::parse(v->get_string());
         if (!ip) {
-          ++counts[kInvalid];
+          ++counts[kLookupInvalid];
           continue;
         }
         row = table->find(*ip);
@@ -175,14 +168,14 @@ class Lookup final : public Transform {
         number = v->is_int64() ? std::to_string(v->get_int64()) : std::to_string(v->get_uint64());
         row = table->find(std::string_view(number));
       } else {
-        ++counts[kInvalid];
+        ++counts[kLookupInvalid];
         continue;
       }
       if (!row) {
-        ++counts[kMiss];
+        ++counts[kLookupMiss];
         continue;
       }
-      ++counts[kHit];
+      ++counts[kLookupHit];
       write(*e, table->names, *row);
     }
     for (size_t r = 0; r < 3; ++r) lookups_.add(r, counts[r]);
@@ -203,9 +196,7 @@ class Lookup final : public Transform {
   std::optional<FieldPath> target_;
   bool cidr_;
   std::unique_ptr<ReloadingFile<Table>> table_;
-  mutable ResultCounters lookups_{"bf_piper_enrich_lookups_total",
-                                  "Lookups of an enrichment step by result (hit, miss, invalid: not an address or key)",
-                                  {"hit", "miss", "invalid"}};
+  mutable ResultCounters lookups_ = lookup_counters();
 };
 
 }  // namespace

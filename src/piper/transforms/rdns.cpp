@@ -11,8 +11,8 @@
 
 #include <xxhash.h>
 
+#include "piper/enrich/batched_step.h"
 #include "piper/enrich/ptr_resolver.h"
-#include "piper/enrich/result_counters.h"
 #include "piper/transforms/transforms.h"
 
 namespace bf {
@@ -81,17 +81,12 @@ struct RdnsOptions {
   size_t cache_size, max_in_flight;
 };
 
-enum : size_t { kHit, kMiss, kInvalid, kTimeout, kOverBudget };
+enum : size_t { kTimeout = kLookupInvalid + 1, kOverBudget };
 
-class Rdns final : public Transform {
+class Rdns final : public BatchedStep {
  public:
   explicit Rdns(RdnsOptions o) : o_(std::move(o)), cache_(o_.cache_size) {}
 
-  StepResult apply(Event&, std::string& error) const override {
-    error = "internal: rdns runs per batch";
-    return StepResult::fail;
-  }
-  bool batched() const override { return true; }
   void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>&, std::vector<std::string>&) const override {
     uint64_t counts[5] = {0, 0, 0, 0, 0};
     // Each event's address, and the distinct ones.
@@ -99,12 +94,10 @@ class Rdns final : public Transform {
     std::vector<IpAddress> distinct;
     std::unordered_map<Key, size_t, KeyHash> index;
     for (size_t i = 0; i < events.size(); ++i) {
-      const boost::json::value* v = find_field(*events[i], o_.field);
-      if (!v) continue;
-      std::optional<IpAddress> ip;
-      if (v->is_string()) ip = IpAddress::parse(v->get_string());
+      bool present;
+      auto ip = address_at(*events[i], o_.field, present);
       if (!ip) {
-        ++counts[kInvalid];
+        counts[kLookupInvalid] += present;
         continue;
       }
       auto [it, added] = index.try_emplace(key_of(*ip), distinct.size());
@@ -150,10 +143,10 @@ class Rdns final : public Transform {
       if (!a) {
         ++counts[kOverBudget];
       } else if (a->status == PtrAnswer::found) {
-        ++counts[kHit];
+        ++counts[kLookupHit];
         set_field(*events[i], o_.target, boost::json::string(a->name));
       } else {
-        ++counts[a->status == PtrAnswer::timeout ? kTimeout : kMiss];
+        ++counts[a->status == PtrAnswer::timeout ? kTimeout : kLookupMiss];
       }
     }
     for (size_t r = 0; r < 5; ++r) lookups_.add(r, counts[r]);
@@ -167,10 +160,7 @@ class Rdns final : public Transform {
   RdnsOptions o_;
   mutable std::mutex mu_;  // taken twice per batch, never per event
   mutable NameCache cache_;
-  mutable ResultCounters lookups_{
-      "bf_piper_enrich_lookups_total",
-      "Lookups of an enrichment step by result (hit, miss, invalid: not an address or key; rdns: timeout, over_budget)",
-      {"hit", "miss", "invalid", "timeout", "over_budget"}};
+  mutable ResultCounters lookups_ = lookup_counters({"timeout", "over_budget"});
   mutable ResultCounters queries_{"bf_piper_rdns_queries_total", "PTR queries the rdns step sent (cache misses)", {"sent"}};
 };
 
