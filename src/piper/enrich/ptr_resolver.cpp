@@ -195,7 +195,7 @@ std::vector<std::optional<PtrAnswer>> resolve_ptr(const DnsServer& server, const
   const size_t count = std::min<size_t>(addresses.size(), 65535);
   std::vector<std::string> questions(count);
   std::vector<Clock::time_point> sent_at(count);
-  size_t next = 0, in_flight = 0, open = count;
+  size_t next = 0, oldest = 0, in_flight = 0, open = count;
   std::vector<bool> waiting(count, false);
   uint8_t buf[1500];
   while (open > 0) {
@@ -221,18 +221,20 @@ std::vector<std::optional<PtrAnswer>> resolve_ptr(const DnsServer& server, const
       }
       ++next;
     }
-    // Time out what waited too long; wait for the earliest of the rest.
+    // Time out what waited too long; wait for the earliest of the rest. Queries go
+    // out in index order, so the first one still in time ends the scan.
     auto wake = o.deadline;
-    for (size_t i = 0; i < next; ++i) {
+    while (oldest < next && !waiting[oldest]) ++oldest;
+    for (size_t i = oldest; i < next; ++i) {
       if (!waiting[i]) continue;
-      if (now - sent_at[i] >= o.timeout) {
-        answers[i] = PtrAnswer{PtrAnswer::timeout, {}};
-        waiting[i] = false;
-        --in_flight;
-        --open;
-      } else {
+      if (now - sent_at[i] < o.timeout) {
         wake = std::min(wake, sent_at[i] + o.timeout);
+        break;
       }
+      answers[i] = PtrAnswer{PtrAnswer::timeout, {}};
+      waiting[i] = false;
+      --in_flight;
+      --open;
     }
     if (open == 0 || (in_flight == 0 && next < count)) continue;
     pollfd p{fd, POLLIN, 0};

@@ -363,3 +363,53 @@ TEST(Rdns, OptionsAreChecked) {
   EXPECT_NE(compile_error(R"([{"rdns": {"field": "ip", "target": "h", "server": "[::1]:70000"}}])").find("option 'server'"),
             std::string::npos);
 }
+
+TEST(Rdns, MalformedAnswersAreMissesNotCrashes) {
+  // A server answering every query with a broken PTR record: the name in the answer
+  // points at itself (a compression loop) for one address, runs past the end of the
+  // message for the other, and a stray datagram with another id comes first.
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::thread server([fd] {
+    for (int n = 0; n < 2; ++n) {
+      uint8_t q[512];
+      sockaddr_in from{};
+      socklen_t flen = sizeof from;
+      ssize_t got = ::recvfrom(fd, q, sizeof q, 0, reinterpret_cast<sockaddr*>(&from), &flen);
+      if (got < 12) return;
+      std::string reply(reinterpret_cast<char*>(q), static_cast<size_t>(got));
+      std::string stray = reply;
+      stray[0] = static_cast<char>(stray[0] ^ 0x55);
+      ::sendto(fd, stray.data(), stray.size(), 0, reinterpret_cast<sockaddr*>(&from), flen);
+      reply[2] = static_cast<char>(0x81);  // a response, recursion desired
+      reply[3] = static_cast<char>(0x80);
+      reply[7] = 1;  // one answer
+      const bool loop = reply.find("\x01" "1\x01" "0") != std::string::npos;  // 10.0.0.1 → loop
+      const size_t rdata = reply.size() + 12;
+      reply += std::string("\xC0\x0C\x00\x0C\x00\x01\x00\x00\x00\x3C\x00\x02", 12);
+      if (loop) {
+        reply += static_cast<char>(0xC0 | (rdata >> 8));
+        reply += static_cast<char>(rdata & 0xFF);
+      } else {
+        reply += std::string("\x3F" "ab", 3);  // a 63-byte label with 2 bytes left
+      }
+      ::sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), flen);
+    }
+  });
+  auto p = compile(R"([{"rdns": {"field": "ip", "target": "host", "server": "127.0.0.1:)" + std::to_string(ntohs(addr.sin_port)) +
+                       R"(", "timeout_ms": 2000, "max_in_flight": 1}}])",
+                   "rdns5");
+  auto out = p.run({ev(R"({"ip": "10.0.0.1"})"), ev(R"({"ip": "10.0.0.2"})")});
+  server.join();
+  ::close(fd);
+  ASSERT_EQ(out.events.size(), 2u);
+  EXPECT_FALSE(out.events[0].contains("host"));
+  EXPECT_FALSE(out.events[1].contains("host"));
+  EXPECT_EQ(lookups("rdns5", "miss"), 2);
+  EXPECT_EQ(lookups("rdns5", "timeout"), 0);
+}
