@@ -368,14 +368,8 @@ TEST(Rdns, MalformedAnswersAreMissesNotCrashes) {
   // A server answering every query with a broken PTR record: the name in the answer
   // points at itself (a compression loop) for one address, runs past the end of the
   // message for the other, and a stray datagram with another id comes first.
-  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::thread server([fd] {
+  bf::test::SilentUdpServer socket;
+  std::thread server([fd = socket.fd()] {
     for (int n = 0; n < 2; ++n) {
       uint8_t q[512];
       sockaddr_in from{};
@@ -401,12 +395,11 @@ TEST(Rdns, MalformedAnswersAreMissesNotCrashes) {
       ::sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), flen);
     }
   });
-  auto p = compile(R"([{"rdns": {"field": "ip", "target": "host", "server": "127.0.0.1:)" + std::to_string(ntohs(addr.sin_port)) +
+  auto p = compile(R"([{"rdns": {"field": "ip", "target": "host", "server": ")" + socket.address() +
                        R"(", "timeout_ms": 2000, "max_in_flight": 1}}])",
                    "rdns5");
   auto out = p.run({ev(R"({"ip": "10.0.0.1"})"), ev(R"({"ip": "10.0.0.2"})")});
   server.join();
-  ::close(fd);
   ASSERT_EQ(out.events.size(), 2u);
   EXPECT_FALSE(out.events[0].contains("host"));
   EXPECT_FALSE(out.events[1].contains("host"));
