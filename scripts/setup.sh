@@ -79,6 +79,10 @@ APT_PACKAGES=(
   tshark softflowd
   # tests/fuzz: libFuzzer (-fsanitize=fuzzer) targets, run briefly by `make test`.
   clang
+  # Enrichment steps' tests (docs/pipelines.md): MaxMind::DB::Writer builds MMDB
+  # fixtures for geoip; dnsmasq-base (the binary without the system service) is the
+  # DNS server the rdns tests start.
+  libmaxmind-db-writer-perl dnsmasq-base
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -34,6 +34,11 @@ StepResult Transform::expand(Event&, std::vector<Event>&, std::string& error) co
   return StepResult::fail;
 }
 
+void Transform::apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                            std::vector<std::string>& errors) const {
+  for (size_t i = 0; i < events.size(); ++i) results[i] = apply(*events[i], errors[i]);
+}
+
 bool StepOptions::has(const std::string& key) const {
   used_.push_back(key);
   return options_.contains(key);
@@ -255,13 +260,21 @@ void Pipeline::count_as(const Labels& labels) {
                                            "Events a pipeline step removed on purpose (drop, empty explode)", l);
     steps_[i].failed = &metrics().counter("bf_piper_step_failed_events_total",
                                           "Events a pipeline step could not transform (sent to the dead-letter output)", l);
+    steps_[i].transform->count_as(l);
   }
 }
 
-void Pipeline::run_event(size_t first, Event& e, PipelineOutput& out, std::vector<Counts>& counts,
-                         StepObserver* observer) const {
+void Pipeline::fail_event(size_t i, Event& e, const std::string& error, PipelineOutput& out,
+                          std::vector<Counts>& counts) const {
+  e["_error"] = "step " + std::to_string(i + 1) + " (" + steps_[i].kind + "): " + error;
+  ++counts[i].failed;
+  out.dead_letters.push_back(std::move(e));
+}
+
+void Pipeline::run_event(size_t first, size_t end, Event& e, std::vector<Event>& kept, PipelineOutput& out,
+                         std::vector<Counts>& counts, StepObserver* observer) const {
   std::string error;
-  for (size_t i = first; i < steps_.size(); ++i) {
+  for (size_t i = first; i < end; ++i) {
     const Step& s = steps_[i];
     if (s.condition && !s.condition->test(e)) continue;
     std::optional<Event> before;
@@ -293,10 +306,7 @@ void Pipeline::run_event(size_t first, Event& e, PipelineOutput& out, std::vecto
     }
     if (r == StepResult::fail) {
       if (observer) observer->step(i, *before, r, nullptr, 0, error);
-      e["_error"] = "step " + std::to_string(i + 1) + " (" + s.kind + "): " + error;
-      ++counts[i].failed;
-      out.dead_letters.push_back(std::move(e));
-      return;
+      return fail_event(i, e, error, out, counts);
     }
     if (r == StepResult::drop || (s.transform->expands() && children.empty())) {
       if (observer) observer->step(i, *before, StepResult::drop, nullptr, 0, error);
@@ -306,12 +316,57 @@ void Pipeline::run_event(size_t first, Event& e, PipelineOutput& out, std::vecto
     }
     if (s.transform->expands()) {
       if (observer) observer->step(i, *before, r, &children.front(), children.size(), error);
-      for (Event& child : children) run_event(i + 1, child, out, counts, observer);
+      for (Event& child : children) run_event(i + 1, end, child, kept, out, counts, observer);
       return;
     }
     if (observer) observer->step(i, *before, r, &e, 1, error);
   }
-  out.events.push_back(std::move(e));
+  kept.push_back(std::move(e));
+}
+
+void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput& out, std::vector<Counts>& counts,
+                           StepObserver* observer) const {
+  const Step& s = steps_[i];
+  std::vector<Event*> selected;
+  std::vector<size_t> index;  // position in `events` of each selected event
+  selected.reserve(events.size());
+  for (size_t k = 0; k < events.size(); ++k) {
+    if (s.condition && !s.condition->test(events[k])) continue;
+    selected.push_back(&events[k]);
+    index.push_back(k);
+  }
+  if (selected.empty()) return;
+  std::vector<StepResult> results(selected.size(), StepResult::keep);
+  std::vector<std::string> errors(selected.size());
+  std::vector<Event> before;
+  if (observer)
+    for (const Event* e : selected) before.push_back(*e);
+  try {
+    s.transform->apply_batch(selected, results, errors);
+  } catch (const std::exception& ex) {  // as in run_event: every selected event fails
+    std::fill(results.begin(), results.end(), StepResult::fail);
+    std::fill(errors.begin(), errors.end(), std::string("internal error: ") + ex.what());
+  }
+  std::vector<Event> kept;
+  kept.reserve(events.size());
+  size_t next = 0;  // into selected/results
+  for (size_t k = 0; k < events.size(); ++k) {
+    StepResult r = StepResult::keep;
+    if (next < index.size() && index[next] == k) {
+      r = results[next];
+      if (observer) observer->step(i, before[next], r, r == StepResult::keep ? &events[k] : nullptr, 1, errors[next]);
+      ++next;
+    }
+    if (r == StepResult::fail) {
+      fail_event(i, events[k], errors[next - 1], out, counts);
+    } else if (r == StepResult::drop) {
+      ++counts[i].dropped;
+      ++out.dropped;
+    } else {
+      kept.push_back(std::move(events[k]));
+    }
+  }
+  events = std::move(kept);
 }
 
 PipelineOutput Pipeline::run(std::vector<Event> events) const { return run_all(std::move(events), nullptr); }
@@ -326,9 +381,24 @@ PipelineOutput Pipeline::run_all(std::vector<Event> events, StepObserver* observ
     out.events = std::move(events);
     return out;
   }
-  out.events.reserve(events.size());
   std::vector<Counts> counts(steps_.size());
-  for (Event& e : events) run_event(0, e, out, counts, observer);
+  // Event by event through runs of ordinary steps; a batched step sees the whole
+  // batch as the steps before it left it. Event order is kept either way.
+  for (size_t first = 0; first < steps_.size();) {
+    if (steps_[first].transform->batched()) {
+      run_batched(first, events, out, counts, observer);
+      ++first;
+      continue;
+    }
+    size_t end = first;
+    while (end < steps_.size() && !steps_[end].transform->batched()) ++end;
+    std::vector<Event> kept;
+    kept.reserve(events.size());
+    for (Event& e : events) run_event(first, end, e, kept, out, counts, observer);
+    events = std::move(kept);
+    first = end;
+  }
+  out.events = std::move(events);
   // Once per batch: the counters are shared atomics.
   out.dropped_by_step.resize(steps_.size());
   for (size_t i = 0; i < steps_.size(); ++i) {

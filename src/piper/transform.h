@@ -68,6 +68,18 @@ class Transform {
   virtual StepResult expand(Event& event, std::vector<Event>& out, std::string& error) const;
   // Non-null for a route step: the pipeline routes the event instead of calling apply.
   virtual const RouteSpec* route() const { return nullptr; }
+  // Steps that work better on the whole batch at once (enrichment: one database
+  // snapshot, one round of concurrent DNS queries) return true and implement
+  // apply_batch: the pipeline runs the steps before it on every event of the batch,
+  // then hands this step the events its `if:` selected. It sets results[i] (and
+  // errors[i] on fail) for each, with apply's rules; `apply` is then not called.
+  virtual bool batched() const { return false; }
+  virtual void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                           std::vector<std::string>& errors) const;
+  // Registers the step's own /metrics series (beyond the pipeline's per-step drop
+  // and failure counts) with `labels` (tenant, dataset, step, kind). Called once,
+  // before the step runs; without it the step counts into series of its own.
+  virtual void count_as(const Labels& labels) { (void)labels; }
 };
 
 // A field path: "a.b.c" addresses nested objects. Split once when a step is
@@ -172,7 +184,7 @@ class Pipeline {
  private:
   struct Step {
     std::string kind;
-    std::shared_ptr<const Transform> transform;
+    std::shared_ptr<Transform> transform;  // not changed after count_as
     std::shared_ptr<const Expr> condition;  // null: every event
     Counter* dropped = nullptr;
     Counter* failed = nullptr;
@@ -180,8 +192,14 @@ class Pipeline {
   struct Counts {
     uint64_t dropped = 0, failed = 0;
   };
-  void run_event(size_t first_step, Event& event, PipelineOutput& out, std::vector<Counts>& counts,
-                 StepObserver* observer) const;
+  // Runs steps [first_step, end_step) on the event; what is kept goes to `kept`.
+  void run_event(size_t first_step, size_t end_step, Event& event, std::vector<Event>& kept, PipelineOutput& out,
+                 std::vector<Counts>& counts, StepObserver* observer) const;
+  // Runs a batched step on every event; keeps those it keeps in `events`.
+  void run_batched(size_t step, std::vector<Event>& events, PipelineOutput& out, std::vector<Counts>& counts,
+                   StepObserver* observer) const;
+  void fail_event(size_t step, Event& event, const std::string& error, PipelineOutput& out,
+                  std::vector<Counts>& counts) const;
   PipelineOutput run_all(std::vector<Event> events, StepObserver* observer) const;
   std::vector<Step> steps_;
 };

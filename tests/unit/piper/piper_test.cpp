@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/batch.h"
@@ -369,4 +370,35 @@ TEST_F(PiperTest, SampleDropsAreIntentionalDiscardsAndRoutedEventsCountAsSent) {
             c.intentional);
   EXPECT_EQ(metrics().value("bf_piper_routed_events_total", {{"tenant", "sampling"}, {"dataset", "src"}, {"target", "kept"}}), 10);
   EXPECT_EQ(store->list_all(processed_prefix(target)).size(), 1u);
+}
+
+// Enrichment through the real piper: the step runs on the decoded raw batch and its
+// series carry the dataset's labels (count_as from the piper's compile).
+TEST_F(PiperTest, LookupStepEnrichesRawBatchesAndCountsPerDatasetAndStep) {
+  fs::create_directories(dir);
+  const std::string table = (dir / "owners.csv").string();
+  { std::ofstream(table) << "net,owner\n10.0.0.0/8,corp\n"; }
+  DatasetRef enriched{"acme", "web", "enriched"};
+  catalog->add_dataset(DatasetInfo{
+      enriched, boost::json::parse(R"([{"add": {"field": "env", "value": "prod"}},
+                                       {"lookup": {"file": ")" + table + R"(", "field": "ip", "match": "cidr", "target": "asset"}}])")
+                    .as_array()});
+  Piper piper(PiperOptions{}, catalog, store);
+  std::string id = new_ulid();
+  store->put(raw_key(enriched, id), encode_batch({Event{{"ip", "10.1.2.3"}}, Event{{"ip", "192.0.2.1"}}, Event{{"ip", "x"}}}));
+  EXPECT_EQ(piper.run_once(), 1u);
+  auto out = decode_batch(store->get(processed_key(enriched, id)));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].at("asset").at("owner").as_string(), "corp");
+  EXPECT_EQ(out[0].at("env").as_string(), "prod");
+  EXPECT_FALSE(out[1].contains("asset"));
+  const Labels step{{"tenant", "web"}, {"dataset", "enriched"}, {"step", "2"}, {"kind", "lookup"}};
+  auto with = [&](const char* result) {
+    Labels l = step;
+    l.emplace_back("result", result);
+    return metrics().value("bf_piper_enrich_lookups_total", l);
+  };
+  EXPECT_EQ(with("hit"), 1);
+  EXPECT_EQ(with("miss"), 1);
+  EXPECT_EQ(with("invalid"), 1);
 }
