@@ -221,7 +221,8 @@ TEST_F(PiperTest, ACompleteBatchWithTheReceiversShapeIsPassedOnWithThatShape) {
   store->put(raw_key(ref, cut), wrap_batch_object(BatchEnvelope{{"complete", true}, {"shape", declared.to_json()}},
                                                   payload.substr(0, payload.size() - 3)));
   EXPECT_EQ(piper.run_once(), 1u);
-  const BatchObject out = split_batch_object(store->get(processed_key(ref, id)));
+  const std::string object = store->get(processed_key(ref, id));
+  const BatchObject out = split_batch_object(object);
   EXPECT_EQ(out.payload, payload);
   auto shape = BatchShape::from_json(out.envelope.at("shape"));
   ASSERT_TRUE(shape);
