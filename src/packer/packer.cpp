@@ -50,6 +50,13 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   if (o.compression_level < 1 || o.compression_level > 22) section.fail("compression_level", "must be 1 to 22");
   o.row_group_size = static_cast<uint64_t>(section.integer("row_group_size", static_cast<int64_t>(o.row_group_size)));
   if (o.row_group_size < 1024) section.fail("row_group_size", "must be at least 1024 rows");
+  o.target_file_size = section.bytes("target_file_size", o.target_file_size);
+  if (o.target_file_size < (1u << 20)) section.fail("target_file_size", "must be at least 1MiB");
+  const ConfigNode bounds = section.child("time_bounds");
+  const std::string earliest = bounds.str("earliest", format_rfc3339(o.earliest_time_us));
+  if (auto us = parse_rfc3339(earliest, true)) o.earliest_time_us = *us;
+  else bounds.fail("earliest", "must be an RFC 3339 time with an offset, e.g. 2000-01-01T00:00:00Z");
+  o.max_future = bounds.duration("max_future", o.max_future);
   o.threads = static_cast<int>(section.integer("threads", o.threads));
   if (o.threads < 1 || o.threads > 64) section.fail("threads", "must be 1 to 64");
   const ConfigNode schema = section.child("schema");
@@ -278,6 +285,7 @@ struct Packer::Impl {
 
   struct OutFile {
     int64_t hour_us = 0;
+    bool quarantine = false;  // _time outside the time bounds
     std::string path;
     uint64_t rows = 0;
   };
@@ -292,7 +300,7 @@ struct Packer::Impl {
   // that differ only in case (which read_ndjson's column list refuses) whole
   // records are read as JSON.
   std::vector<OutFile> convert(const std::vector<std::string>& keys, const BatchShape& run, SchemaRegistry& registry,
-                               const fs::path& out_dir, int64_t now) {
+                               const fs::path& out_dir, int64_t now, uint64_t run_bytes) {
     if (stopping) throw SqlError("packer is stopping");
     std::set<std::string> folded;
     bool whole_records = false;
@@ -382,24 +390,74 @@ struct Packer::Impl {
     const std::string source = "read_ndjson([" + files + "], columns={" + columns + "}, format='newline_delimited', records='" +
                                (whole_records ? "false" : "true") + "', auto_detect=false)";
     const std::string typed = fields.empty() ? "SELECT 1 AS \"__bf_row\" FROM " + source : "SELECT " + join(fields) + " FROM " + source;
-    const std::string sql =
-        "COPY (SELECT " + join(projection) + ", epoch_us(date_trunc('hour', " + time_ts + ")) AS \"__bf_hour\" FROM (SELECT *, " +
-        received.parsed() + " AS \"__bf_r\", " + time.parsed() + " AS \"__bf_t\" FROM (" + typed + "))) TO " +
-        sql_quote(out_dir.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
-        std::to_string(options.compression_level) + ", ROW_GROUP_SIZE " + std::to_string(options.row_group_size) +
-        ", PARTITION_BY (\"__bf_hour\"), RETURN_STATS)";
-    SqlResult stats = engine->query(sql, {}, SIZE_MAX, options.conversion_timeout);
+    // Rows whose time is outside the bounds get no hour (NULL): the quarantine partition.
+    const int64_t latest = now + std::chrono::duration_cast<std::chrono::microseconds>(options.max_future).count();
+    const std::string in_bounds = time_ts + " BETWEEN make_timestamp(CAST(" + std::to_string(options.earliest_time_us) +
+                                  " AS BIGINT)) AND make_timestamp(CAST(" + std::to_string(latest) + " AS BIGINT))";
+    // Staged in a table, then written hour by hour sorted by _time: DuckDB's
+    // PARTITION_BY does not keep an ORDER BY, a single-file COPY does.
+    const auto deadline = std::chrono::steady_clock::now() + options.conversion_timeout;
+    auto left = [&] {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (ms.count() <= 0) throw SqlTimeout("conversion took longer than conversion_timeout");
+      return ms;
+    };
+    struct DropStaged {
+      SqlEngine& engine;
+      ~DropStaged() {
+        try {
+          engine.execute("DROP TABLE IF EXISTS \"__bf_run\"");
+        } catch (const std::exception&) {
+          // replaced by the next run's CREATE OR REPLACE
+        }
+      }
+    } drop_staged{*engine};
+    engine->execute("CREATE OR REPLACE TABLE \"__bf_run\" AS SELECT " + join(projection) + ", CASE WHEN " + in_bounds +
+                        " THEN epoch_us(date_trunc('hour', " + time_ts + ")) END AS \"__bf_hour\" FROM (SELECT *, " +
+                        received.parsed() + " AS \"__bf_r\", " + time.parsed() + " AS \"__bf_t\" FROM (" + typed + "))",
+                    left());
+    SqlResult hours = engine->query("SELECT \"__bf_hour\" FROM \"__bf_run\" GROUP BY ALL ORDER BY 1 NULLS LAST", {},
+                                    SIZE_MAX, left());
+    // A run larger than a file is written by one thread: with several, DuckDB's
+    // FILE_SIZE_BYTES rotation interleaves row groups across files and breaks the order.
+    const bool split = run_bytes > options.target_file_size;
+    if (split) engine->execute("SET threads = 1");
+    struct RestoreThreads {
+      SqlEngine& engine;
+      bool active;
+      int threads;
+      ~RestoreThreads() {
+        if (!active) return;
+        try {
+          engine.execute("SET threads = " + std::to_string(threads));
+        } catch (const std::exception&) {
+        }
+      }
+    } restore{*engine, split, options.threads};
+    fs::create_directories(out_dir);
     std::vector<OutFile> out;
     uint64_t rows = 0;
-    for (const auto& row : stats.rows) {
-      OutFile f;
-      f.path = row.at(0).value_or("");
-      f.rows = std::stoull(row.at(1).value_or("0"));
-      const size_t at = f.path.rfind("__bf_hour=");
-      if (at == std::string::npos) throw SqlError("unexpected output file " + f.path);
-      f.hour_us = std::stoll(f.path.substr(at + 10));
-      rows += f.rows;
-      out.push_back(std::move(f));
+    for (const auto& h : hours.rows) {
+      const bool quarantine = !h.at(0);
+      const std::string name = quarantine ? "quarantine" : "hour-" + *h.at(0);
+      const fs::path target = split ? out_dir / name : out_dir / (name + ".parquet");
+      if (split) fs::create_directories(target);
+      const std::string where = quarantine ? "\"__bf_hour\" IS NULL" : "\"__bf_hour\" = " + *h.at(0);
+      SqlResult stats = engine->query(
+          "COPY (SELECT * EXCLUDE (\"__bf_hour\") FROM \"__bf_run\" WHERE " + where + " ORDER BY \"_time\") TO " +
+              sql_quote(target.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
+              std::to_string(options.compression_level) + ", ROW_GROUP_SIZE " + std::to_string(options.row_group_size) +
+              (split ? ", FILE_SIZE_BYTES " + std::to_string(options.target_file_size) : std::string()) + ", RETURN_STATS)",
+          {}, SIZE_MAX, left());
+      for (const auto& row : stats.rows) {
+        OutFile f;
+        f.path = row.at(0).value_or("");
+        f.rows = std::stoull(row.at(1).value_or("0"));
+        f.quarantine = quarantine;
+        if (!quarantine) f.hour_us = std::stoll(*h.at(0));
+        rows += f.rows;
+        out.push_back(std::move(f));
+      }
     }
     // Every event the inputs declare is in the output, or nothing is committed.
     if (rows != run.events)
@@ -570,10 +628,12 @@ struct Packer::Impl {
     } remove_dir{out_dir};
     uint64_t events = 0;
     uint64_t part_bytes = 0;
+    uint64_t quarantined_events = 0;
     try {
-      for (const auto& f : convert(inputs, run, *registry, out_dir, now)) {
+      for (const auto& f : convert(inputs, run, *registry, out_dir, now, buffered)) {
         if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while writing parts");
-        std::string key = parquet_part_key(ref, f.hour_us, new_ulid());
+        std::string key = f.quarantine ? parquet_quarantine_part_key(ref, new_ulid()) : parquet_part_key(ref, f.hour_us, new_ulid());
+        if (f.quarantine) quarantined_events += f.rows;
         manifest.parts.push_back(CommitPart{key, f.rows});  // listed first, so a failed upload is cleaned up too
         store->put_file(key, f.path);
         events += f.rows;
@@ -609,6 +669,9 @@ struct Packer::Impl {
       const uint64_t n = run.events - (f ? f->count : 0) + (f ? f->bad_time : 0);
       if (n) metrics().counter("bf_packer_time_fallbacks_total", "Events whose time field was missing or invalid", {{"field", name}}).inc(n);
     }
+    if (quarantined_events)
+      counter("bf_packer_time_quarantined_events_total", "Events written to the quarantine partition: _time outside packer.time_bounds", ref)
+          .inc(quarantined_events);
     counter("bf_packer_parts_total", "Parquet files written", ref).inc(manifest.parts.size());
     counter("bf_packer_events_total", "Events written to Parquet", ref).inc(events);
     counter("bf_packer_batches_total", "Processed batches packed", ref).inc(inputs.size());
