@@ -25,6 +25,7 @@
 #include "common/time.h"
 #include "common/ulid.h"
 #include "common/worker.h"
+#include "packer/retention.h"
 #include "packer/schema_registry.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
@@ -228,6 +229,7 @@ struct Packer::Impl {
   std::set<std::string> swept;                  // datasets whose orphans were removed since the lease was acquired
   std::map<std::string, int64_t> acquired_us;   // dataset -> when this packer acquired its lease
   std::map<std::string, int64_t> last_expiry;   // dataset -> when its ledger was last expired
+  std::map<std::string, int64_t> last_retention;  // dataset -> when retention last ran
   std::atomic<bool> stopping{false};            // stop(): interrupt DuckDB, commit nothing more
   bool backlog = false;                         // a run left inputs behind (a full part's worth)
 
@@ -505,10 +507,27 @@ struct Packer::Impl {
     if (n) spdlog::info("packer: dataset {}: expired {} batch records older than the dedup window", ref.str(), n);
   }
 
+  // Once an hour per dataset (and at a packer's first run), after recover() folded
+  // every pending manifest: expired parts leave parts.json, then the store.
+  void enforce_retention(const DatasetRef& ref, int days) {
+    if (days <= 0) return;
+    const int64_t now = now_us();
+    int64_t& last = last_retention[ref.str()];
+    if (now - last < 3600LL * 1000000) return;
+    last = now;
+    const auto expired = apply_retention(*store, ref, days, now);
+    if (expired.empty()) return;
+    uint64_t rows = 0;
+    for (const auto& p : expired) rows += p.rows;
+    spdlog::info("packer: dataset {}: retention ({} days) deleted {} parts, {} events", ref.str(), days, expired.size(), rows);
+    counter("bf_packer_retention_parts_deleted_total", "Parquet parts deleted by the dataset's retention", ref).inc(expired.size());
+    counter("bf_packer_retention_events_deleted_total", "Events in the Parquet parts deleted by retention", ref).inc(rows);
+  }
+
   // Packs what is in processed/, halving the number of batches per part when
   // DuckDB fails (e.g. out of memory); a single batch it cannot convert is
   // quarantined so it cannot block the dataset.
-  size_t pack_dataset(const DatasetRef& ref) {
+  size_t pack_dataset(const DatasetRef& ref, int retention_days) {
     switch (leases->hold(ref)) {
       case DatasetLeases::Hold::busy:
         counter("bf_packer_lease_busy_total", "Runs that skipped a dataset whose lease another packer holds", ref).inc();
@@ -522,6 +541,7 @@ struct Packer::Impl {
     }
     recover(ref);
     expire_ledger(ref);
+    enforce_retention(ref, retention_days);
     size_t limit = options.max_batches_per_part;
     while (true) {
       std::vector<std::string> inputs;
@@ -728,7 +748,7 @@ size_t Packer::run_once() {
       if (impl_->stopping) break;
       impl_->backlog = false;
       try {
-        const size_t written = impl_->pack_dataset(d.ref);
+        const size_t written = impl_->pack_dataset(d.ref, d.retention_days);
         parts += written;
         more = more || (written > 0 && impl_->backlog);
       } catch (const std::exception& e) {

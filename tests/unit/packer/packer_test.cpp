@@ -21,6 +21,7 @@
 #include "fixtures/hooked_store.h"
 #include "common/config.h"
 #include "packer/packer.h"
+#include "packer/retention.h"
 #include "storage/layout.h"
 #include "storage/lease_store.h"
 #include "storage/ledger.h"
@@ -792,4 +793,66 @@ TEST_F(PackerTest, ARunLargerThanTheTargetFileSizeIsWrittenAsSeveralSortedFiles)
                       " GROUP BY filename) a, (SELECT max(_time) AS hi, min(_time) AS lo FROM " + lake() +
                       " GROUP BY filename) b WHERE a.lo < b.lo AND a.hi > b.lo");
   EXPECT_EQ(ranges.rows[0][0], "0");
+}
+
+// --- retention ---------------------------------------------------------------------
+
+TEST_F(PackerTest, RetentionDeletesExpiredHoursFromThePartListThenTheStore) {
+  const int64_t now = now_us(), day = 24 * 3600LL * 1000000;
+  const std::string received = format_rfc3339(now);
+  add_batch({Event{{"_time", format_rfc3339(now - 40 * day)}, {"_received", received}, {"n", 1}},
+             Event{{"_time", format_rfc3339(now - 31 * day)}, {"_received", received}, {"n", 2}},
+             Event{{"_time", format_rfc3339(now - 29 * day)}, {"_received", received}, {"n", 3}},
+             Event{{"_time", format_rfc3339(now)}, {"_received", received}, {"n", 4}}});
+  ASSERT_EQ(packer->run_once(), 4u);  // no retention yet: everything is kept
+  const auto before = committed_parts(*store, ref);
+  ASSERT_EQ(before.size(), 4u);
+  const auto listed = expired_parts(before, 30, now_us());
+  ASSERT_EQ(listed.size(), 2u);  // what the dry run lists is what goes
+  auto& parts_deleted = metrics().counter("bf_packer_retention_parts_deleted_total", "", {{"tenant", "web"}, {"dataset", "logs"}});
+  auto& events_deleted = metrics().counter("bf_packer_retention_events_deleted_total", "", {{"tenant", "web"}, {"dataset", "logs"}});
+  const uint64_t p0 = parts_deleted.value(), e0 = events_deleted.value();
+  auto with_retention = std::make_shared<Catalog>();
+  DatasetInfo info{ref, {}};
+  info.retention_days = 30;
+  with_retention->add_dataset(info);
+  packer = std::make_unique<Packer>(PackerOptions{}, with_retention, store);
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_EQ(parts_deleted.value(), p0 + 2);
+  EXPECT_EQ(events_deleted.value(), e0 + 2);
+  const auto after = committed_parts(*store, ref);
+  ASSERT_EQ(after.size(), 2u);
+  for (const auto& p : listed) EXPECT_FALSE(store->head(p.key).has_value()) << p.key;
+  auto r = query("SELECT n FROM " + lake() + " ORDER BY n");
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[0][0], "3");
+  EXPECT_EQ(r.rows[1][0], "4");
+}
+
+TEST(RetentionTest, QuarantinePartsExpireByTheirWriteTimeAndUnknownKeysNever) {
+  const DatasetRef ref{"acme", "web", "logs"};
+  const int64_t now = 1772359200LL * 1000000, day = 24 * 3600LL * 1000000;
+  const std::vector<CommitPart> parts = {
+      {parquet_part_key(ref, now - 10 * day - 3600LL * 1000000, new_ulid()), 1},  // hour ends 10 days ago
+      {parquet_part_key(ref, now - 10 * day, new_ulid()), 1},                      // ends 10 days ago + 1h
+      {parquet_quarantine_part_key(ref, ulid_at((now - 11 * day) / 1000)), 1},
+      {parquet_quarantine_part_key(ref, ulid_at((now - 9 * day) / 1000)), 1},
+      {parquet_prefix(ref) + "odd/file.parquet", 1}};
+  const auto expired = expired_parts(parts, 10, now);
+  ASSERT_EQ(expired.size(), 2u);
+  EXPECT_EQ(expired[0].key, parts[0].key);
+  EXPECT_EQ(expired[1].key, parts[2].key);
+  EXPECT_TRUE(expired_parts(parts, 0, now).empty());
+}
+
+TEST(RetentionTest, DatasetRetentionIsReadFromTheCatalogAndCheckedThere) {
+  auto parse = [](const std::string& retention) {
+    return Catalog::parse(ConfigNode::parse(
+        "accounts: [{id: a, tenants: [{id: t, datasets: [{id: d" + retention + "}]}]}]\n", "bf.yaml"));
+  };
+  EXPECT_EQ(parse("").datasets().at(0).retention_days, 0);
+  EXPECT_EQ(parse(", retention: {days: 30}").datasets().at(0).retention_days, 30);
+  EXPECT_THROW(parse(", retention: {days: 0}"), ConfigError);
+  EXPECT_THROW(parse(", retention: {weeks: 2}"), ConfigError);
+  EXPECT_THROW(parse(", retention: 30"), ConfigError);
 }
