@@ -392,38 +392,50 @@ struct Packer::Impl {
     const std::string source = "read_ndjson([" + files + "], columns={" + columns + "}, format='newline_delimited', records='" +
                                (whole_records ? "false" : "true") + "', auto_detect=false)";
     const std::string typed = fields.empty() ? "SELECT 1 AS \"__bf_row\" FROM " + source : "SELECT " + join(fields) + " FROM " + source;
-    // Rows whose time is outside the bounds get no hour (NULL): the quarantine partition.
+    // Rows whose _time is outside the bounds belong to the quarantine partition.
     const int64_t latest = now + std::chrono::duration_cast<std::chrono::microseconds>(options.max_future).count();
-    const std::string in_bounds = time_ts + " BETWEEN make_timestamp(CAST(" + std::to_string(options.earliest_time_us) +
+    const std::string in_bounds = "\"_time\" BETWEEN make_timestamp(CAST(" + std::to_string(options.earliest_time_us) +
                                   " AS BIGINT)) AND make_timestamp(CAST(" + std::to_string(latest) + " AS BIGINT))";
-    // Staged in a table, then written hour by hour sorted by _time: DuckDB's
-    // PARTITION_BY does not keep an ORDER BY, a single-file COPY does.
     const auto deadline = std::chrono::steady_clock::now() + options.conversion_timeout;
     auto left = [&] {
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (ms.count() <= 0) throw SqlTimeout("conversion took longer than conversion_timeout");
       return ms;
     };
-    struct DropStaged {
-      SqlEngine& engine;
-      ~DropStaged() {
-        try {
-          engine.execute("DROP TABLE IF EXISTS \"__bf_run\"");
-        } catch (const std::exception&) {
-          // replaced by the next run's CREATE OR REPLACE
-        }
-      }
-    } drop_staged{*engine};
-    engine->execute("CREATE OR REPLACE TABLE \"__bf_run\" AS SELECT " + join(projection) + ", CASE WHEN " + in_bounds +
-                        " THEN epoch_us(date_trunc('hour', " + time_ts + ")) END AS \"__bf_hour\" FROM (SELECT *, " +
-                        received.parsed() + " AS \"__bf_r\", " + time.parsed() + " AS \"__bf_t\" FROM (" + typed + "))",
+    auto parquet_options = [&](bool split) {
+      return " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " + std::to_string(options.compression_level) +
+             ", ROW_GROUP_SIZE " + std::to_string(options.row_group_size) +
+             (split ? ", FILE_SIZE_BYTES " + std::to_string(options.target_file_size) : std::string()) + ", RETURN_STATS)";
+    };
+    // The whole run, sorted by _time, into one file (DuckDB's PARTITION_BY does not keep
+    // an ORDER BY, a single-file COPY does). A run within one hour — the usual case —
+    // is done: that file is the part. Otherwise it is split by hour, reading it back.
+    fs::create_directories(out_dir);
+    const fs::path sorted = out_dir / "run.parquet";
+    engine->execute("COPY (SELECT " + join(projection) + " FROM (SELECT *, " + received.parsed() + " AS \"__bf_r\", " +
+                        time.parsed() + " AS \"__bf_t\" FROM (" + typed + ")) ORDER BY \"_time\") TO " +
+                        sql_quote(sorted.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
+                        std::to_string(options.compression_level) + ", ROW_GROUP_SIZE " +
+                        std::to_string(options.row_group_size) + ")",
                     left());
-    SqlResult hours = engine->query("SELECT \"__bf_hour\" FROM \"__bf_run\" GROUP BY ALL ORDER BY 1 NULLS LAST", {},
-                                    SIZE_MAX, left());
+    const std::string read_back = "read_parquet(" + sql_quote(sorted.string()) + ")";
+    SqlResult hours = engine->query("SELECT CASE WHEN " + in_bounds + " THEN epoch_us(date_trunc('hour', \"_time\")) END, count(*) FROM " +
+                                        read_back + " GROUP BY ALL ORDER BY 1 NULLS LAST",
+                                    {}, SIZE_MAX, left());
     // A run larger than a file is written by one thread: with several, DuckDB's
     // FILE_SIZE_BYTES rotation interleaves row groups across files and breaks the order.
     const bool split = run_bytes > options.target_file_size;
-    if (split) engine->execute("SET threads = 1");
+    std::vector<OutFile> out;
+    uint64_t rows = 0;
+    if (!split && hours.rows.size() == 1 && hours.rows[0].at(0)) {
+      OutFile f;
+      f.path = sorted.string();
+      f.rows = std::stoull(hours.rows[0].at(1).value_or("0"));
+      f.hour_us = std::stoll(*hours.rows[0].at(0));
+      rows = f.rows;
+      out.push_back(std::move(f));
+    }
+    if (split && !hours.rows.empty()) engine->execute("SET threads = 1");
     struct RestoreThreads {
       SqlEngine& engine;
       bool active;
@@ -436,21 +448,20 @@ struct Packer::Impl {
         }
       }
     } restore{*engine, split, options.threads};
-    fs::create_directories(out_dir);
-    std::vector<OutFile> out;
-    uint64_t rows = 0;
-    for (const auto& h : hours.rows) {
+    for (const auto& h : out.empty() ? hours.rows : std::vector<SqlRow>{}) {
       const bool quarantine = !h.at(0);
       const std::string name = quarantine ? "quarantine" : "hour-" + *h.at(0);
       const fs::path target = split ? out_dir / name : out_dir / (name + ".parquet");
       if (split) fs::create_directories(target);
-      const std::string where = quarantine ? "\"__bf_hour\" IS NULL" : "\"__bf_hour\" = " + *h.at(0);
-      SqlResult stats = engine->query(
-          "COPY (SELECT * EXCLUDE (\"__bf_hour\") FROM \"__bf_run\" WHERE " + where + " ORDER BY \"_time\") TO " +
-              sql_quote(target.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
-              std::to_string(options.compression_level) + ", ROW_GROUP_SIZE " + std::to_string(options.row_group_size) +
-              (split ? ", FILE_SIZE_BYTES " + std::to_string(options.target_file_size) : std::string()) + ", RETURN_STATS)",
-          {}, SIZE_MAX, left());
+      std::string where = "NOT (" + in_bounds + ")";
+      if (!quarantine) {
+        const int64_t start = std::stoll(*h.at(0));
+        where = in_bounds + " AND \"_time\" >= make_timestamp(CAST(" + std::to_string(start) +
+                " AS BIGINT)) AND \"_time\" < make_timestamp(CAST(" + std::to_string(start + 3600LL * 1000000) + " AS BIGINT))";
+      }
+      SqlResult stats = engine->query("COPY (SELECT * FROM " + read_back + " WHERE " + where + " ORDER BY \"_time\") TO " +
+                                          sql_quote(target.string()) + parquet_options(split),
+                                      {}, SIZE_MAX, left());
       for (const auto& row : stats.rows) {
         OutFile f;
         f.path = row.at(0).value_or("");
