@@ -43,6 +43,7 @@
 #include "query/local_session.h"
 #include "query/query_service.h"
 #include "query/schema_report.h"
+#include "packer/retention.h"
 #include "receiver/receiver.h"
 #include "storage/lease_store.h"
 #include "storage/local_store.h"
@@ -460,6 +461,36 @@ int schema_command(const std::string& config_path, const std::string& url, const
   return 0;
 }
 
+// bytefreezer retention --dry-run [DATASET]: per dataset, the committed parts the
+// packer's next retention pass would delete (docs/storage.md#retention).
+int retention_command(const std::string& config_path, const std::string& dataset, bool dry_run) {
+  if (!dry_run) {
+    std::cerr << "error: retention is applied by the packer (once an hour per dataset, under its lease); "
+                 "pass --dry-run to list what it would delete\n";
+    return 2;
+  }
+  LocalQuerySession session(config_path);
+  std::vector<const DatasetInfo*> datasets;
+  if (!dataset.empty()) datasets.push_back(&session.catalog->resolve(dataset));
+  else
+    for (const auto& d : session.catalog->datasets()) datasets.push_back(&d);
+  const int64_t now = now_us();
+  for (const DatasetInfo* d : datasets) {
+    if (d->retention_days <= 0) {
+      std::cout << d->ref.str() << ": no retention (kept forever)\n";
+      continue;
+    }
+    const auto parts = committed_parts(*session.store, d->ref);
+    const auto expired = expired_parts(parts, d->retention_days, now);
+    uint64_t rows = 0;
+    for (const auto& p : expired) rows += p.rows;
+    std::cout << d->ref.str() << ": retention " << d->retention_days << " days: " << expired.size() << " of " << parts.size()
+              << " parts would be deleted (" << rows << " events)\n";
+    for (const auto& p : expired) std::cout << "  " << p.key << "  " << p.rows << " events\n";
+  }
+  return 0;
+}
+
 int query_remote(const std::string& url, const std::string& key, const std::string& dataset, const std::string& sql,
                  const std::string& format, const TimeRange& range) {
   HttpClient client;
@@ -609,6 +640,15 @@ int main(int argc, char** argv) {
   schema_cmd->callback([&] { throw CLI::RuntimeError(schema_command(config, url, key, dataset, schema_json)); });
 
   // bytefreezer spool check|repair|stats DIR — for the proxy's and the receiver's spools.
+  bool retention_dry_run = false;
+  std::string retention_dataset;
+  auto* retention_cmd = app.add_subcommand("retention", "List the Parquet parts the packer's retention would delete");
+  retention_cmd->add_option("-c,--config", config, "Config file: storage and datasets (accounts:)")->capture_default_str();
+  retention_cmd->add_flag("--dry-run", retention_dry_run, "List only (the packer applies retention itself)");
+  retention_cmd->add_option("dataset", retention_dataset, "TENANT/DATASET or ACCOUNT/TENANT/DATASET (default: every dataset)");
+  retention_cmd->callback(
+      [&] { throw CLI::RuntimeError(retention_command(config, retention_dataset, retention_dry_run)); });
+
   auto* spool_cmd = app.add_subcommand("spool", "Inspect or repair a proxy or receiver spool directory");
   spool_cmd->require_subcommand(1);
   std::string spool_dir;

@@ -54,11 +54,30 @@ Catalog Catalog::parse(const ConfigNode& root) {
         } else if (!pipeline.is_null()) {
           dataset.fail("pipeline", "expected a list of steps");
         }
+        boost::json::value retention = boost::json::parse(dataset.json("retention"));
+        if (!retention.is_null()) {
+          RetentionDays r = parse_retention(retention);
+          if (!r.error.empty()) dataset.fail("retention", r.error);
+          info.retention_days = r.days;
+        }
         catalog.datasets_.push_back(std::move(info));
       }
     }
   }
   return catalog;
+}
+
+RetentionDays parse_retention(const boost::json::value& v) {
+  if (!v.is_object()) return {0, "must be an object: {days: N}"};
+  RetentionDays out;
+  for (const auto& kv : v.get_object()) {
+    if (kv.key() != "days") return {0, "unknown field '" + std::string(kv.key()) + "' (expected days)"};
+    const auto& d = kv.value();
+    if (!d.is_int64() || d.get_int64() < 1 || d.get_int64() > 36500)
+      return {0, "days must be a whole number of days between 1 and 36500"};
+    out.days = static_cast<int>(d.get_int64());
+  }
+  return out;
 }
 
 const DatasetInfo* Catalog::find(const DatasetRef& ref) const {

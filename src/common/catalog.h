@@ -13,6 +13,7 @@
 //           datasets:
 //             - id: syslog
 //               pipeline: [{add: {field: env, value: prod}}]
+//               retention: {days: 30}                # optional: event hours kept (packer)
 #include <boost/json/array.hpp>
 #include <map>
 #include <memory>
@@ -37,7 +38,17 @@ struct DatasetRef {
 struct DatasetInfo {
   DatasetRef ref;
   boost::json::array pipeline;  // steps as JSON objects; compiled by the piper
+  // `retention: {days: N}`: the packer deletes event hours older than N days; 0 keeps all.
+  int retention_days = 0;
 };
+
+// The days of a `retention:` value ({"days": N}, N in 1..36500), or a message saying
+// what is wrong with it. Shared by the YAML catalog, control's API and its documents.
+struct RetentionDays {
+  int days = 0;
+  std::string error;  // empty: valid
+};
+RetentionDays parse_retention(const boost::json::value& retention);
 
 struct KeyGrant {
   std::string account;

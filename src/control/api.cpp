@@ -1,3 +1,4 @@
+#include "common/catalog.h"
 #include "control/api.h"
 
 #include <boost/json.hpp>
@@ -263,12 +264,11 @@ std::string validate_settings(const json::value& v, const std::string& where, co
     } else if (k == "packer") {
       if (!x.is_object()) invalid(f + ".packer", "must be an object");
     } else if (k == "retention") {
+      // The packer's rule (common/catalog.h), so what control accepts is what runs.
       if (!x.is_object()) invalid(f + ".retention", "must be an object");
-      for (const auto& r : x.get_object()) {
+      for (const auto& r : x.get_object())
         if (r.key() != "days") invalid(f + ".retention." + std::string(r.key()), "unknown field");
-        if (!r.value().is_int64() || r.value().get_int64() < 1 || r.value().get_int64() > 36500)
-          invalid(f + ".retention.days", "must be a whole number of days between 1 and 36500");
-      }
+      if (RetentionDays r = parse_retention(x); !r.error.empty()) invalid(f + ".retention.days", "must be a whole number of days between 1 and 36500");
     } else {
       invalid(f + "." + k, "unknown field (expected sources, pipeline, packer, retention)");
     }

@@ -13,6 +13,7 @@
 #include <set>
 #include <vector>
 
+#include "common/catalog.h"
 #include "common/config.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -35,6 +36,7 @@ struct ImportedKey {
 struct ImportedDataset {
   std::string account, tenant, id;
   json::array pipeline;
+  json::value retention;  // null: none
 };
 struct Plan {
   std::vector<std::string> accounts;
@@ -88,6 +90,9 @@ Plan read_plan(const ConfigNode& root) {
         } else if (!p.is_null()) {
           dataset.fail("pipeline", "expected a list of steps");
         }
+        d.retention = json::parse(dataset.json("retention"));
+        if (!d.retention.is_null())
+          if (RetentionDays r = parse_retention(d.retention); !r.error.empty()) dataset.fail("retention", r.error);
         plan.datasets.push_back(std::move(d));
       }
       // Once the tenant's datasets are known: route steps may name any of them.
@@ -224,7 +229,9 @@ ImportReport import_accounts_yaml(ControlStore& store, const std::string& file) 
     const std::string target = d.account + "/" + d.tenant + "/" + d.id;
     auto existing = store.get_dataset(d.account, d.tenant, d.id);
     if (!existing) {
-      Dataset ds{d.account, d.tenant, d.id, "", json::serialize(json::object{{"pipeline", d.pipeline}}), false, now, now};
+      json::object settings{{"pipeline", d.pipeline}};
+      if (!d.retention.is_null()) settings["retention"] = d.retention;
+      Dataset ds{d.account, d.tenant, d.id, "", json::serialize(settings), false, now, now};
       store.create_dataset(ds, entry(actor, "dataset.create", target, d.account, "null", ds.settings_json));
       ++r.created;
       continue;
@@ -234,12 +241,16 @@ ImportReport import_accounts_yaml(ControlStore& store, const std::string& file) 
     if (ec || !settings.is_object()) settings = json::object();
     auto& obj = settings.get_object();
     const auto it = obj.find("pipeline");
-    if (it != obj.end() && it->value() == json::value(d.pipeline)) {
+    const auto rt = obj.find("retention");
+    const json::value retention = rt == obj.end() ? json::value() : rt->value();
+    // A retention set through the API stays unless the file sets one.
+    if (it != obj.end() && it->value() == json::value(d.pipeline) && (d.retention.is_null() || retention == d.retention)) {
       ++r.unchanged;
       continue;
     }
     Dataset after = *existing;
     obj["pipeline"] = d.pipeline;
+    if (!d.retention.is_null()) obj["retention"] = d.retention;
     after.settings_json = json::serialize(settings);
     after.updated_us = now;
     store.update_dataset(after, entry(actor, "dataset.update", target, d.account, existing->settings_json,

@@ -128,6 +128,11 @@ Catalog catalog_from_config_document(std::string_view document) {
         info.ref = DatasetRef{a, t, id_at(datasets[k], dw)};
         if (auto* s = datasets[k].get_object().if_contains("settings"); s && s->is_object()) {
           info.pipeline = array_at(s->get_object(), "pipeline", dw + ".settings");
+          if (auto* r = s->get_object().if_contains("retention"); r && !r->is_null()) {
+            RetentionDays days = parse_retention(*r);
+            if (!days.error.empty()) bad(dw + ".settings.retention", days.error);
+            info.retention_days = days.days;
+          }
         }
         if (catalog.find(info.ref)) bad(dw + ".id", "duplicate dataset");
         catalog.add_dataset(std::move(info));

@@ -25,6 +25,7 @@
 #include "common/time.h"
 #include "common/ulid.h"
 #include "common/worker.h"
+#include "packer/retention.h"
 #include "packer/schema_registry.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
@@ -50,6 +51,13 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   if (o.compression_level < 1 || o.compression_level > 22) section.fail("compression_level", "must be 1 to 22");
   o.row_group_size = static_cast<uint64_t>(section.integer("row_group_size", static_cast<int64_t>(o.row_group_size)));
   if (o.row_group_size < 1024) section.fail("row_group_size", "must be at least 1024 rows");
+  o.target_file_size = section.bytes("target_file_size", o.target_file_size);
+  if (o.target_file_size < (1u << 20)) section.fail("target_file_size", "must be at least 1MiB");
+  const ConfigNode bounds = section.child("time_bounds");
+  const std::string earliest = bounds.str("earliest", format_rfc3339(o.earliest_time_us));
+  if (auto us = parse_rfc3339(earliest, true)) o.earliest_time_us = *us;
+  else bounds.fail("earliest", "must be an RFC 3339 time with an offset, e.g. 2000-01-01T00:00:00Z");
+  o.max_future = bounds.duration("max_future", o.max_future);
   o.threads = static_cast<int>(section.integer("threads", o.threads));
   if (o.threads < 1 || o.threads > 64) section.fail("threads", "must be 1 to 64");
   const ConfigNode schema = section.child("schema");
@@ -221,6 +229,7 @@ struct Packer::Impl {
   std::set<std::string> swept;                  // datasets whose orphans were removed since the lease was acquired
   std::map<std::string, int64_t> acquired_us;   // dataset -> when this packer acquired its lease
   std::map<std::string, int64_t> last_expiry;   // dataset -> when its ledger was last expired
+  std::map<std::string, int64_t> last_retention;  // dataset -> when retention last ran
   std::atomic<bool> stopping{false};            // stop(): interrupt DuckDB, commit nothing more
   bool backlog = false;                         // a run left inputs behind (a full part's worth)
 
@@ -278,6 +287,7 @@ struct Packer::Impl {
 
   struct OutFile {
     int64_t hour_us = 0;
+    bool quarantine = false;  // _time outside the time bounds
     std::string path;
     uint64_t rows = 0;
   };
@@ -292,7 +302,7 @@ struct Packer::Impl {
   // that differ only in case (which read_ndjson's column list refuses) whole
   // records are read as JSON.
   std::vector<OutFile> convert(const std::vector<std::string>& keys, const BatchShape& run, SchemaRegistry& registry,
-                               const fs::path& out_dir, int64_t now) {
+                               const fs::path& out_dir, int64_t now, uint64_t run_bytes) {
     if (stopping) throw SqlError("packer is stopping");
     std::set<std::string> folded;
     bool whole_records = false;
@@ -382,24 +392,85 @@ struct Packer::Impl {
     const std::string source = "read_ndjson([" + files + "], columns={" + columns + "}, format='newline_delimited', records='" +
                                (whole_records ? "false" : "true") + "', auto_detect=false)";
     const std::string typed = fields.empty() ? "SELECT 1 AS \"__bf_row\" FROM " + source : "SELECT " + join(fields) + " FROM " + source;
-    const std::string sql =
-        "COPY (SELECT " + join(projection) + ", epoch_us(date_trunc('hour', " + time_ts + ")) AS \"__bf_hour\" FROM (SELECT *, " +
-        received.parsed() + " AS \"__bf_r\", " + time.parsed() + " AS \"__bf_t\" FROM (" + typed + "))) TO " +
-        sql_quote(out_dir.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
-        std::to_string(options.compression_level) + ", ROW_GROUP_SIZE " + std::to_string(options.row_group_size) +
-        ", PARTITION_BY (\"__bf_hour\"), RETURN_STATS)";
-    SqlResult stats = engine->query(sql, {}, SIZE_MAX, options.conversion_timeout);
+    // Rows whose _time is outside the bounds belong to the quarantine partition.
+    const int64_t latest = now + std::chrono::duration_cast<std::chrono::microseconds>(options.max_future).count();
+    const std::string in_bounds = "\"_time\" BETWEEN make_timestamp(CAST(" + std::to_string(options.earliest_time_us) +
+                                  " AS BIGINT)) AND make_timestamp(CAST(" + std::to_string(latest) + " AS BIGINT))";
+    const auto deadline = std::chrono::steady_clock::now() + options.conversion_timeout;
+    auto left = [&] {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (ms.count() <= 0) throw SqlTimeout("conversion took longer than conversion_timeout");
+      return ms;
+    };
+    auto parquet_options = [&](bool split) {
+      return " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " + std::to_string(options.compression_level) +
+             ", ROW_GROUP_SIZE " + std::to_string(options.row_group_size) +
+             (split ? ", FILE_SIZE_BYTES " + std::to_string(options.target_file_size) : std::string()) + ", RETURN_STATS)";
+    };
+    // The whole run, sorted by _time, into one file (DuckDB's PARTITION_BY does not keep
+    // an ORDER BY, a single-file COPY does). A run within one hour — the usual case —
+    // is done: that file is the part. Otherwise it is split by hour, reading it back.
+    fs::create_directories(out_dir);
+    const fs::path sorted = out_dir / "run.parquet";
+    engine->execute("COPY (SELECT " + join(projection) + " FROM (SELECT *, " + received.parsed() + " AS \"__bf_r\", " +
+                        time.parsed() + " AS \"__bf_t\" FROM (" + typed + ")) ORDER BY \"_time\") TO " +
+                        sql_quote(sorted.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
+                        std::to_string(options.compression_level) + ", ROW_GROUP_SIZE " +
+                        std::to_string(options.row_group_size) + ")",
+                    left());
+    const std::string read_back = "read_parquet(" + sql_quote(sorted.string()) + ")";
+    SqlResult hours = engine->query("SELECT CASE WHEN " + in_bounds + " THEN epoch_us(date_trunc('hour', \"_time\")) END, count(*) FROM " +
+                                        read_back + " GROUP BY ALL ORDER BY 1 NULLS LAST",
+                                    {}, SIZE_MAX, left());
+    // A run larger than a file is written by one thread: with several, DuckDB's
+    // FILE_SIZE_BYTES rotation interleaves row groups across files and breaks the order.
+    const bool split = run_bytes > options.target_file_size;
     std::vector<OutFile> out;
     uint64_t rows = 0;
-    for (const auto& row : stats.rows) {
+    if (!split && hours.rows.size() == 1 && hours.rows[0].at(0)) {
       OutFile f;
-      f.path = row.at(0).value_or("");
-      f.rows = std::stoull(row.at(1).value_or("0"));
-      const size_t at = f.path.rfind("__bf_hour=");
-      if (at == std::string::npos) throw SqlError("unexpected output file " + f.path);
-      f.hour_us = std::stoll(f.path.substr(at + 10));
-      rows += f.rows;
+      f.path = sorted.string();
+      f.rows = std::stoull(hours.rows[0].at(1).value_or("0"));
+      f.hour_us = std::stoll(*hours.rows[0].at(0));
+      rows = f.rows;
       out.push_back(std::move(f));
+    }
+    if (split && !hours.rows.empty()) engine->execute("SET threads = 1");
+    struct RestoreThreads {
+      SqlEngine& engine;
+      bool active;
+      int threads;
+      ~RestoreThreads() {
+        if (!active) return;
+        try {
+          engine.execute("SET threads = " + std::to_string(threads));
+        } catch (const std::exception&) {
+        }
+      }
+    } restore{*engine, split, options.threads};
+    for (const auto& h : out.empty() ? hours.rows : std::vector<SqlRow>{}) {
+      const bool quarantine = !h.at(0);
+      const std::string name = quarantine ? "quarantine" : "hour-" + *h.at(0);
+      const fs::path target = split ? out_dir / name : out_dir / (name + ".parquet");
+      if (split) fs::create_directories(target);
+      std::string where = "NOT (" + in_bounds + ")";
+      if (!quarantine) {
+        const int64_t start = std::stoll(*h.at(0));
+        where = in_bounds + " AND \"_time\" >= make_timestamp(CAST(" + std::to_string(start) +
+                " AS BIGINT)) AND \"_time\" < make_timestamp(CAST(" + std::to_string(start + 3600LL * 1000000) + " AS BIGINT))";
+      }
+      SqlResult stats = engine->query("COPY (SELECT * FROM " + read_back + " WHERE " + where + " ORDER BY \"_time\") TO " +
+                                          sql_quote(target.string()) + parquet_options(split),
+                                      {}, SIZE_MAX, left());
+      for (const auto& row : stats.rows) {
+        OutFile f;
+        f.path = row.at(0).value_or("");
+        f.rows = std::stoull(row.at(1).value_or("0"));
+        f.quarantine = quarantine;
+        if (!quarantine) f.hour_us = std::stoll(*h.at(0));
+        rows += f.rows;
+        out.push_back(std::move(f));
+      }
     }
     // Every event the inputs declare is in the output, or nothing is committed.
     if (rows != run.events)
@@ -447,10 +518,27 @@ struct Packer::Impl {
     if (n) spdlog::info("packer: dataset {}: expired {} batch records older than the dedup window", ref.str(), n);
   }
 
+  // Once an hour per dataset (and at a packer's first run), after recover() folded
+  // every pending manifest: expired parts leave parts.json, then the store.
+  void enforce_retention(const DatasetRef& ref, int days) {
+    if (days <= 0) return;
+    const int64_t now = now_us();
+    int64_t& last = last_retention[ref.str()];
+    if (now - last < 3600LL * 1000000) return;
+    last = now;
+    const auto expired = apply_retention(*store, ref, days, now);
+    if (expired.empty()) return;
+    uint64_t rows = 0;
+    for (const auto& p : expired) rows += p.rows;
+    spdlog::info("packer: dataset {}: retention ({} days) deleted {} parts, {} events", ref.str(), days, expired.size(), rows);
+    counter("bf_packer_retention_parts_deleted_total", "Parquet parts deleted by the dataset's retention", ref).inc(expired.size());
+    counter("bf_packer_retention_events_deleted_total", "Events in the Parquet parts deleted by retention", ref).inc(rows);
+  }
+
   // Packs what is in processed/, halving the number of batches per part when
   // DuckDB fails (e.g. out of memory); a single batch it cannot convert is
   // quarantined so it cannot block the dataset.
-  size_t pack_dataset(const DatasetRef& ref) {
+  size_t pack_dataset(const DatasetRef& ref, int retention_days) {
     switch (leases->hold(ref)) {
       case DatasetLeases::Hold::busy:
         counter("bf_packer_lease_busy_total", "Runs that skipped a dataset whose lease another packer holds", ref).inc();
@@ -464,6 +552,7 @@ struct Packer::Impl {
     }
     recover(ref);
     expire_ledger(ref);
+    enforce_retention(ref, retention_days);
     size_t limit = options.max_batches_per_part;
     while (true) {
       std::vector<std::string> inputs;
@@ -570,10 +659,12 @@ struct Packer::Impl {
     } remove_dir{out_dir};
     uint64_t events = 0;
     uint64_t part_bytes = 0;
+    uint64_t quarantined_events = 0;
     try {
-      for (const auto& f : convert(inputs, run, *registry, out_dir, now)) {
+      for (const auto& f : convert(inputs, run, *registry, out_dir, now, buffered)) {
         if (!leases->keep_alive(ref)) throw LeaseLost("lease lost while writing parts");
-        std::string key = parquet_part_key(ref, f.hour_us, new_ulid());
+        std::string key = f.quarantine ? parquet_quarantine_part_key(ref, new_ulid()) : parquet_part_key(ref, f.hour_us, new_ulid());
+        if (f.quarantine) quarantined_events += f.rows;
         manifest.parts.push_back(CommitPart{key, f.rows});  // listed first, so a failed upload is cleaned up too
         store->put_file(key, f.path);
         events += f.rows;
@@ -609,6 +700,9 @@ struct Packer::Impl {
       const uint64_t n = run.events - (f ? f->count : 0) + (f ? f->bad_time : 0);
       if (n) metrics().counter("bf_packer_time_fallbacks_total", "Events whose time field was missing or invalid", {{"field", name}}).inc(n);
     }
+    if (quarantined_events)
+      counter("bf_packer_time_quarantined_events_total", "Events written to the quarantine partition: _time outside packer.time_bounds", ref)
+          .inc(quarantined_events);
     counter("bf_packer_parts_total", "Parquet files written", ref).inc(manifest.parts.size());
     counter("bf_packer_events_total", "Events written to Parquet", ref).inc(events);
     counter("bf_packer_batches_total", "Processed batches packed", ref).inc(inputs.size());
@@ -666,7 +760,7 @@ size_t Packer::run_once() {
       if (impl_->stopping) break;
       impl_->backlog = false;
       try {
-        const size_t written = impl_->pack_dataset(d.ref);
+        const size_t written = impl_->pack_dataset(d.ref, d.retention_days);
         parts += written;
         more = more || (written > 0 && impl_->backlog);
       } catch (const std::exception& e) {

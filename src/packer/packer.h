@@ -39,6 +39,13 @@ struct PackerOptions {
   std::chrono::milliseconds quarantine_after{120000};
   int compression_level = 3;        // zstd level of the Parquet files (the lake's hop)
   uint64_t row_group_size = 122880; // rows per Parquet row group (DuckDB's default)
+  // A run's rows of one event hour are written as files of about this size; runs are
+  // bounded by max_part_bytes of NDJSON, so in practice one file per hour and run.
+  uint64_t target_file_size = 128ull << 20;
+  // Events whose _time is outside [earliest_time_us, now + max_future] go to the
+  // dataset's quarantine partition (parquet/.../_quarantine/), counted, not into an hour.
+  int64_t earliest_time_us = 946684800LL * 1000000;  // 2000-01-01T00:00:00Z
+  std::chrono::milliseconds max_future{24LL * 3600 * 1000};
   // DuckDB threads per conversion: 2 lets a backlog use the second core while the
   // other stages idle (12% more end to end on a loaded two-core machine).
   int threads = 2;

@@ -54,30 +54,6 @@ void validate(const QueryOptions& o) {
   if (auto bad = invalid_option(o)) throw std::invalid_argument("query." + bad->first + " " + bad->second);
 }
 
-// The hour a part holds, from its key's year=/month=/day=/hour= segments
-// (storage/layout.h); nullopt when the key does not have all four.
-std::optional<int64_t> partition_hour_us(const std::string& key) {
-  int fields[4] = {-1, -1, -1, -1};
-  static constexpr std::string_view names[4] = {"year=", "month=", "day=", "hour="};
-  size_t pos = 0;
-  while (pos <= key.size()) {
-    size_t end = key.find('/', pos);
-    if (end == std::string::npos) end = key.size();
-    std::string_view seg(key.data() + pos, end - pos);
-    for (int i = 0; i < 4; ++i) {
-      if (seg.substr(0, names[i].size()) != names[i]) continue;
-      std::string_view digits = seg.substr(names[i].size());
-      int v = 0;
-      auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-      if (ec == std::errc() && ptr == digits.data() + digits.size() && !digits.empty()) fields[i] = v;
-    }
-    pos = end + 1;
-  }
-  const int y = fields[0], mo = fields[1], d = fields[2], h = fields[3];
-  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23) return std::nullopt;
-  return civil_to_us(y, mo, d, h, 0, 0, 0);
-}
-
 constexpr int64_t kHourUs = 3600LL * 1000 * 1000;
 
 // True if `word` occurs in `text`, ASCII case-insensitively (SQL identifiers are).
@@ -317,7 +293,11 @@ struct QueryService::Impl {
   std::vector<std::string> views(const DatasetInfo& info, const QueryRequest& request) {
     // Only committed parts (storage/ledger.h): a part of a run that was killed
     // before its commit is never read.
-    const auto parts = committed_parts(*store, info.ref);
+    // Quarantine parts (absurd event times) sit outside the Hive tree: a view mixing
+    // them with the year=/month=/… parts would not bind (docs/storage.md).
+    std::vector<CommitPart> parts;
+    for (auto& p : committed_parts(*store, info.ref))
+      if (!is_quarantine_part(p.key)) parts.push_back(std::move(p));
     if (parts.empty()) {
       contract.error("request", "no_data").inc();
       throw QueryError(404, "dataset '" + request.dataset + "' has no data yet");
@@ -329,7 +309,7 @@ struct QueryService::Impl {
     for (const auto& part : parts) {
       if (ranged) {
         // A key without an hour partition cannot be pruned: it is read and filtered.
-        auto hour = partition_hour_us(part.key);
+        auto hour = parquet_part_hour_us(part.key);
         if (hour && (*hour >= to || *hour + kHourUs <= from)) continue;
       }
       files += (files.empty() ? "" : ", ") + sql_quote("bf://" + part.key);

@@ -1,6 +1,8 @@
 #include "storage/layout.h"
 
+#include <charconv>
 #include <stdexcept>
+#include <string_view>
 
 #include "common/ids.h"
 #include "common/time.h"
@@ -46,6 +48,36 @@ std::string parquet_prefix(const DatasetRef& ref) {
 
 std::string parquet_part_key(const DatasetRef& ref, int64_t hour_us, const std::string& part_id) {
   return parquet_prefix(ref) + hive_hour_path(hour_us) + "/part-" + part_id + ".parquet";
+}
+
+constexpr const char* kQuarantineDir = "_quarantine/";
+
+std::string parquet_quarantine_part_key(const DatasetRef& ref, const std::string& part_id) {
+  return parquet_prefix(ref) + kQuarantineDir + "part-" + part_id + ".parquet";
+}
+
+bool is_quarantine_part(const std::string& key) { return key.find(std::string("/") + kQuarantineDir) != std::string::npos; }
+
+std::optional<int64_t> parquet_part_hour_us(const std::string& key) {
+  int fields[4] = {-1, -1, -1, -1};
+  static constexpr std::string_view names[4] = {"year=", "month=", "day=", "hour="};
+  size_t pos = 0;
+  while (pos <= key.size()) {
+    size_t end = key.find('/', pos);
+    if (end == std::string::npos) end = key.size();
+    std::string_view seg(key.data() + pos, end - pos);
+    for (int i = 0; i < 4; ++i) {
+      if (seg.substr(0, names[i].size()) != names[i]) continue;
+      std::string_view digits = seg.substr(names[i].size());
+      int v = 0;
+      auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+      if (ec == std::errc() && ptr == digits.data() + digits.size() && !digits.empty()) fields[i] = v;
+    }
+    pos = end + 1;
+  }
+  const int y = fields[0], mo = fields[1], d = fields[2], h = fields[3];
+  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23) return std::nullopt;
+  return civil_to_us(y, mo, d, h, 0, 0, 0);
 }
 
 std::string schema_key(const DatasetRef& ref) { return "_meta/" + dataset_path(ref) + "schema.json"; }

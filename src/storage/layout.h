@@ -22,6 +22,14 @@ std::string processed_prefix(const DatasetRef& ref);  // "processed/a/t/d/"
 std::string parquet_prefix(const DatasetRef& ref);
 // parquet/.../year=YYYY/month=MM/day=DD/hour=HH/part-{ulid}.parquet
 std::string parquet_part_key(const DatasetRef& ref, int64_t hour_us, const std::string& part_id);
+// parquet/.../dataset=d/_quarantine/part-{ulid}.parquet: events whose _time is outside the
+// packer's time bounds. Outside the year=/month=/… tree (a Hive reader of the dataset
+// would refuse the mixed partition keys), and '_' makes Hive, Spark and Trino skip it.
+std::string parquet_quarantine_part_key(const DatasetRef& ref, const std::string& part_id);
+bool is_quarantine_part(const std::string& key);
+// The hour (µs since the epoch) a part key's year=/month=/day=/hour= segments name;
+// nullopt for a key without them (a quarantine part).
+std::optional<int64_t> parquet_part_hour_us(const std::string& key);
 std::string schema_key(const DatasetRef& ref);        // _meta/a/t/d/schema.json
 
 // The batch ledger (storage/ledger.h): one small record per batch id, under the

@@ -88,6 +88,27 @@ TEST_F(Cli, PipelineTestReadsStdinAndPrintsStepsOutputAndErrors) {
   EXPECT_NE(msg.find("pipeline: pipeline step 1 (kv): unknown option 'field_spilt'"), std::string::npos) << msg;
 }
 
+TEST_F(Cli, RetentionDryRunListsExpiredPartsAndDeletesNothing) {
+  auto store = std::make_shared<bf::LocalStore>(dir / "s");
+  const bf::DatasetRef ref{"a", "t", "d"};
+  const std::string old_part = bf::test::write_part(store, ref, "SELECT 1 AS n", 1, true, "year=2020/month=01/day=01/hour=00");
+  const std::string new_part = bf::test::write_part(store, ref, "SELECT 2 AS n", 1, true, "year=2999/month=01/day=01/hour=00");
+  const std::string path = config("storage: {type: local, path: " + (dir / "s").string() +
+                                  "}\naccounts: [{id: a, tenants: [{id: t, datasets: [{id: d, retention: {days: 30}}, {id: e}]}]}]\n");
+  auto [code, out] = bf("retention --dry-run --config " + path);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("a/t/d: retention 30 days: 1 of 2 parts would be deleted (1 events)"), std::string::npos) << out;
+  EXPECT_NE(out.find(old_part), std::string::npos) << out;
+  EXPECT_EQ(out.find(new_part), std::string::npos) << out;
+  EXPECT_NE(out.find("a/t/e: no retention (kept forever)"), std::string::npos) << out;
+  EXPECT_TRUE(store->head(old_part).has_value());
+  EXPECT_EQ(bf::committed_parts(*store, ref).size(), 2u);
+  // Without --dry-run it refuses: deleting is the packer's, under the dataset's lease.
+  auto [refused, message] = bf("retention --config " + path);
+  EXPECT_NE(refused, 0);
+  EXPECT_NE(message.find("--dry-run"), std::string::npos) << message;
+}
+
 TEST_F(Cli, QueryOfUnknownDatasetFails) {
   auto [code, out] = bf("query --config " + config("storage: {type: local, path: " + (dir / "s").string() + "}\n") +
                         " --dataset t/nope 'SELECT 1'");

@@ -9,6 +9,7 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "control/commands.h"
+#include "control/config_document.h"
 #include "control_test_util.h"
 
 namespace bf::control {
@@ -311,6 +312,28 @@ TEST(OpenApi, DocumentsExactlyTheRegisteredRoutes) {
   auto served = h.call("GET", "/api/v1/openapi.json");
   EXPECT_EQ(served.status, 200);
   EXPECT_EQ(served.body, openapi_document());
+}
+
+TEST(Import, RetentionTravelsFromTheYamlThroughControlToThePackersCatalog) {
+  auto dir = test::temp_dir("import-retention");
+  const std::string file = (dir / "accounts.yaml").string();
+  std::ofstream(file) << "accounts: [{id: acme, tenants: [{id: web, datasets: [{id: nginx, retention: {days: 30}}, {id: raw}]}]}]\n";
+  ApiHarness h;
+  import_accounts_yaml(*h.store, file);
+  Catalog c = catalog_from_config_document(config_document(*h.store, "packer"));
+  ASSERT_TRUE(c.find(DatasetRef{"acme", "web", "nginx"}) && c.find(DatasetRef{"acme", "web", "raw"}));
+  EXPECT_EQ(c.find(DatasetRef{"acme", "web", "nginx"})->retention_days, 30);
+  EXPECT_EQ(c.find(DatasetRef{"acme", "web", "raw"})->retention_days, 0);
+  // A changed retention is an update; a file without one keeps what control has.
+  std::ofstream(file) << "accounts: [{id: acme, tenants: [{id: web, datasets: [{id: nginx, retention: {days: 7}}]}]}]\n";
+  EXPECT_EQ(import_accounts_yaml(*h.store, file).updated, 1u);
+  std::ofstream(file) << "accounts: [{id: acme, tenants: [{id: web, datasets: [{id: nginx}]}]}]\n";
+  EXPECT_EQ(import_accounts_yaml(*h.store, file).updated, 0u);
+  c = catalog_from_config_document(config_document(*h.store, "packer"));
+  EXPECT_EQ(c.find(DatasetRef{"acme", "web", "nginx"})->retention_days, 7);
+  std::ofstream(file) << "accounts: [{id: acme, tenants: [{id: web, datasets: [{id: nginx, retention: {days: -1}}]}]}]\n";
+  EXPECT_THROW(import_accounts_yaml(*h.store, file), ConfigError);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Import, StaticAccountsYamlImportsOnceAndTheKeysWork) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -20,6 +21,7 @@
 #include "fixtures/hooked_store.h"
 #include "common/config.h"
 #include "packer/packer.h"
+#include "packer/retention.h"
 #include "storage/layout.h"
 #include "storage/lease_store.h"
 #include "storage/ledger.h"
@@ -59,8 +61,9 @@ class PackerTest : public ::testing::Test {
     SqlEngine engine(store, {});
     return engine.query(select);
   }
+  // The dataset's hour partitions (the quarantine partition is outside their Hive tree).
   std::string lake() {
-    return "read_parquet('bf://" + parquet_prefix(ref) + "**/*.parquet', hive_partitioning=true, union_by_name=true, filename=true)";
+    return "read_parquet('bf://" + parquet_prefix(ref) + "year=*/**/*.parquet', hive_partitioning=true, union_by_name=true, filename=true)";
   }
 };
 
@@ -553,11 +556,15 @@ TEST_F(PackerTest, TimeNormalisationInSqlMatchesParseEventTime) {
   for (const auto& x : events)
     if (x.contains("_time") && x.at("_time").is_string()) strings.push_back(x);
   auto& fallbacks = metrics().counter("bf_packer_time_fallbacks_total", "", {{"field", "_time"}});
+  // Normalisation only: no time is out of bounds here (1970, the year 5138).
+  PackerOptions unbounded;
+  unbounded.earliest_time_us = 0;
+  unbounded.max_future = std::chrono::hours(24LL * 365 * 10000);
   for (const auto* batch : {&strings, &events}) {
     PackerTest::TearDown();
     dir = fs::temp_directory_path() / ("bf-packer-" + new_ulid());
     store = std::make_shared<LocalStore>(dir);
-    packer = std::make_unique<Packer>(PackerOptions{}, catalog, store);
+    packer = std::make_unique<Packer>(unbounded, catalog, store);
     const uint64_t before = fallbacks.value();
     store->put(processed_key(ref, new_ulid()), piper_object(*batch));
     ASSERT_GE(packer->run_once(), 1u);
@@ -662,4 +669,190 @@ TEST_F(PackerTest, EmptyKeysGetANameAndKeepTheirValues) {
   for (const auto& c : schema.at("columns").as_array())
     if (c.at("name") == "__empty") renamed = c.at("source") == "";
   EXPECT_TRUE(renamed);
+}
+
+// --- event-time partitions, order within files, file sizes ----------------------
+
+TEST_F(PackerTest, LateEventsGoToTheirEventHourAndAbsurdTimesToTheQuarantinePartition) {
+  auto& quarantined = metrics().counter("bf_packer_time_quarantined_events_total", "", {{"tenant", "web"}, {"dataset", "logs"}});
+  const uint64_t before = quarantined.value();
+  const int64_t hour = 3600LL * 1000000, now = now_us();
+  const std::string received = format_rfc3339(now);
+  // One batch, arriving now: current, late by a day, out of order, two days ahead, 1999.
+  const std::string id = new_ulid();
+  put_batch_record(*store, ref, id, BatchRecord{"digest", ""});
+  store->put(processed_key(ref, id),
+             piper_object({Event{{"_time", format_rfc3339(now)}, {"_received", received}, {"n", 1}},
+                           Event{{"_time", format_rfc3339(now - 24 * hour)}, {"_received", received}, {"n", 2}},
+                           Event{{"_time", format_rfc3339(now + 2 * 24 * hour)}, {"_received", received}, {"n", 3}},
+                           Event{{"_time", "1999-12-31T23:59:59Z"}, {"_received", received}, {"n", 4}},
+                           Event{{"_time", format_rfc3339(now - 3 * hour)}, {"_received", received}, {"n", 5}}}));
+  EXPECT_EQ(packer->run_once(), 4u);  // three event hours and the quarantine partition
+  EXPECT_EQ(quarantined.value(), before + 2);
+  // One commit covers the batch split across four partitions.
+  auto parts = committed_parts(*store, ref);
+  ASSERT_EQ(parts.size(), 4u);
+  std::map<std::string, uint64_t> rows_by_partition;
+  for (const auto& p : parts) {
+    const auto hour_us = parquet_part_hour_us(p.key);
+    rows_by_partition[hour_us ? hive_hour_path(*hour_us) : "quarantine"] += p.rows;
+    EXPECT_EQ(is_quarantine_part(p.key), !hour_us) << p.key;
+  }
+  EXPECT_EQ(rows_by_partition["quarantine"], 2u);
+  EXPECT_EQ(rows_by_partition[hive_hour_path(now)], 1u);
+  EXPECT_EQ(rows_by_partition[hive_hour_path(now - 24 * hour)], 1u);
+  EXPECT_EQ(rows_by_partition[hive_hour_path(now - 3 * hour)], 1u);
+  auto record = get_batch_record(*store, ref, id);
+  ASSERT_TRUE(record && record->committed());
+  EXPECT_TRUE(store->list_all("processed/").empty());
+  // The quarantine part keeps the events with their times, typed like the rest.
+  auto q = query("SELECT n, CAST(_time AS VARCHAR) FROM read_parquet('bf://" + parquet_prefix(ref) +
+                 "_quarantine/*.parquet') ORDER BY n");
+  ASSERT_EQ(q.rows.size(), 2u);
+  EXPECT_EQ(q.rows[0][0], "3");
+  EXPECT_EQ(q.rows[1][0], "4");
+  EXPECT_EQ(q.rows[1][1], "1999-12-31 23:59:59");
+  EXPECT_EQ(query("SELECT count(*) FROM " + lake()).rows[0][0], "3");
+}
+
+TEST_F(PackerTest, TimeBoundsAreConfigurable) {
+  PackerOptions o = parse_packer_options(
+      ConfigNode::parse("time_bounds:\n  earliest: 2026-03-01T11:00:00Z\n  max_future: 1h\n", "packer.yaml"));
+  EXPECT_EQ(o.earliest_time_us, 1772362800LL * 1000000);
+  EXPECT_EQ(o.max_future, std::chrono::hours(1));
+  packer = std::make_unique<Packer>(o, catalog, store);
+  add_batch({Event{{"_time", "2026-03-01T10:59:59Z"}, {"_received", "2026-03-01T12:00:00Z"}, {"n", 1}},
+             Event{{"_time", "2026-03-01T11:00:00Z"}, {"_received", "2026-03-01T12:00:00Z"}, {"n", 2}}});
+  ASSERT_EQ(packer->run_once(), 2u);
+  auto r = query("SELECT n, hour FROM " + lake());
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0][0], "2");
+  EXPECT_EQ(r.rows[0][1], "11");
+  EXPECT_THROW(parse_packer_options(ConfigNode::parse("time_bounds:\n  earliest: yesterday\n", "p.yaml")), ConfigError);
+  EXPECT_THROW(parse_packer_options(ConfigNode::parse("target_file_size: 1KiB\n", "p.yaml")), ConfigError);
+  EXPECT_EQ(parse_packer_options(ConfigNode::parse("target_file_size: 64MiB\n", "p.yaml")).target_file_size, 64u << 20);
+}
+
+namespace {
+// Events of one hour in shuffled order, each with a random (incompressible) payload.
+std::vector<Event> shuffled_hour(size_t n, uint64_t seed) {
+  std::vector<Event> events;
+  uint64_t x = seed;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    const int64_t t = 1772359200LL * 1000000 + static_cast<int64_t>((x >> 11) % (3600ULL * 1000000));
+    events.push_back(Event{{"_time", format_rfc3339(t)}, {"_received", "2026-03-01T12:00:00Z"}, {"pad", new_ulid() + new_ulid()}});
+  }
+  return events;
+}
+}  // namespace
+
+TEST_F(PackerTest, RowsAreSortedByTimeWithinAFileAndRowGroupsCarryTimeStatistics) {
+  PackerOptions o;
+  o.row_group_size = 1024;
+  packer = std::make_unique<Packer>(o, catalog, store);
+  store->put(processed_key(ref, new_ulid()), piper_object(shuffled_hour(20000, 7)));
+  ASSERT_EQ(packer->run_once(), 1u);
+  const std::string file = "'bf://" + committed_parts(*store, ref).at(0).key + "'";
+  auto unsorted = query("SELECT count(*) FROM (SELECT _time < lag(_time) OVER (ORDER BY file_row_number) AS back FROM "
+                        "read_parquet(" + file + ", file_row_number=true)) WHERE back");
+  EXPECT_EQ(unsorted.rows[0][0], "0");
+  // Statistics on: each row group's _time range is recorded, and the ranges do not
+  // overlap (sorted), so a time filter skips row groups.
+  auto groups = query("SELECT count(*), count(stats_min), sum(CASE WHEN next_min < stats_max THEN 1 ELSE 0 END) FROM ("
+                      "SELECT stats_min, stats_max, lead(stats_min) OVER (ORDER BY row_group_id) AS next_min "
+                      "FROM parquet_metadata(" + file + ") WHERE path_in_schema = '_time')");
+  EXPECT_GE(std::stoi(*groups.rows[0][0]), 5);
+  EXPECT_EQ(groups.rows[0][1], groups.rows[0][0]);
+  EXPECT_EQ(groups.rows[0][2], "0");
+}
+
+TEST_F(PackerTest, ARunLargerThanTheTargetFileSizeIsWrittenAsSeveralSortedFiles) {
+  PackerOptions o;
+  o.row_group_size = 1024;
+  o.target_file_size = 1u << 20;
+  packer = std::make_unique<Packer>(o, catalog, store);
+  store->put(processed_key(ref, new_ulid()), piper_object(shuffled_hour(200000, 11)));
+  const size_t written = packer->run_once();
+  EXPECT_GE(written, 2u);
+  auto parts = committed_parts(*store, ref);
+  ASSERT_EQ(parts.size(), written);
+  uint64_t rows = 0;
+  for (const auto& p : parts) {
+    rows += p.rows;
+    const auto size = store->head(p.key)->size;
+    EXPECT_LT(size, 2u << 20) << p.key;  // DuckDB rotates files at row group boundaries
+  }
+  EXPECT_EQ(rows, 200000u);
+  // Sorted within each file, and the files cover consecutive time ranges.
+  auto r = query("SELECT count(*) FILTER (WHERE back), count(DISTINCT filename) FROM (SELECT filename, _time < lag(_time) "
+                 "OVER (PARTITION BY filename ORDER BY file_row_number) AS back FROM " + lake() + ")");
+  EXPECT_EQ(r.rows[0][0], "0");
+  EXPECT_EQ(r.rows[0][1], std::to_string(written));
+  auto ranges = query("SELECT count(*) FROM (SELECT max(_time) AS hi, min(_time) AS lo FROM " + lake() +
+                      " GROUP BY filename) a, (SELECT max(_time) AS hi, min(_time) AS lo FROM " + lake() +
+                      " GROUP BY filename) b WHERE a.lo < b.lo AND a.hi > b.lo");
+  EXPECT_EQ(ranges.rows[0][0], "0");
+}
+
+// --- retention ---------------------------------------------------------------------
+
+TEST_F(PackerTest, RetentionDeletesExpiredHoursFromThePartListThenTheStore) {
+  const int64_t now = now_us(), day = 24 * 3600LL * 1000000;
+  const std::string received = format_rfc3339(now);
+  add_batch({Event{{"_time", format_rfc3339(now - 40 * day)}, {"_received", received}, {"n", 1}},
+             Event{{"_time", format_rfc3339(now - 31 * day)}, {"_received", received}, {"n", 2}},
+             Event{{"_time", format_rfc3339(now - 29 * day)}, {"_received", received}, {"n", 3}},
+             Event{{"_time", format_rfc3339(now)}, {"_received", received}, {"n", 4}}});
+  ASSERT_EQ(packer->run_once(), 4u);  // no retention yet: everything is kept
+  const auto before = committed_parts(*store, ref);
+  ASSERT_EQ(before.size(), 4u);
+  const auto listed = expired_parts(before, 30, now_us());
+  ASSERT_EQ(listed.size(), 2u);  // what the dry run lists is what goes
+  auto& parts_deleted = metrics().counter("bf_packer_retention_parts_deleted_total", "", {{"tenant", "web"}, {"dataset", "logs"}});
+  auto& events_deleted = metrics().counter("bf_packer_retention_events_deleted_total", "", {{"tenant", "web"}, {"dataset", "logs"}});
+  const uint64_t p0 = parts_deleted.value(), e0 = events_deleted.value();
+  auto with_retention = std::make_shared<Catalog>();
+  DatasetInfo info{ref, {}};
+  info.retention_days = 30;
+  with_retention->add_dataset(info);
+  packer = std::make_unique<Packer>(PackerOptions{}, with_retention, store);
+  EXPECT_EQ(packer->run_once(), 0u);
+  EXPECT_EQ(parts_deleted.value(), p0 + 2);
+  EXPECT_EQ(events_deleted.value(), e0 + 2);
+  const auto after = committed_parts(*store, ref);
+  ASSERT_EQ(after.size(), 2u);
+  for (const auto& p : listed) EXPECT_FALSE(store->head(p.key).has_value()) << p.key;
+  auto r = query("SELECT n FROM " + lake() + " ORDER BY n");
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[0][0], "3");
+  EXPECT_EQ(r.rows[1][0], "4");
+}
+
+TEST(RetentionTest, QuarantinePartsExpireByTheirWriteTimeAndUnknownKeysNever) {
+  const DatasetRef ref{"acme", "web", "logs"};
+  const int64_t now = 1772359200LL * 1000000, day = 24 * 3600LL * 1000000;
+  const std::vector<CommitPart> parts = {
+      {parquet_part_key(ref, now - 10 * day - 3600LL * 1000000, new_ulid()), 1},  // hour ends 10 days ago
+      {parquet_part_key(ref, now - 10 * day, new_ulid()), 1},                      // ends 10 days ago + 1h
+      {parquet_quarantine_part_key(ref, ulid_at((now - 11 * day) / 1000)), 1},
+      {parquet_quarantine_part_key(ref, ulid_at((now - 9 * day) / 1000)), 1},
+      {parquet_prefix(ref) + "odd/file.parquet", 1}};
+  const auto expired = expired_parts(parts, 10, now);
+  ASSERT_EQ(expired.size(), 2u);
+  EXPECT_EQ(expired[0].key, parts[0].key);
+  EXPECT_EQ(expired[1].key, parts[2].key);
+  EXPECT_TRUE(expired_parts(parts, 0, now).empty());
+}
+
+TEST(RetentionTest, DatasetRetentionIsReadFromTheCatalogAndCheckedThere) {
+  auto parse = [](const std::string& retention) {
+    return Catalog::parse(ConfigNode::parse(
+        "accounts: [{id: a, tenants: [{id: t, datasets: [{id: d" + retention + "}]}]}]\n", "bf.yaml"));
+  };
+  EXPECT_EQ(parse("").datasets().at(0).retention_days, 0);
+  EXPECT_EQ(parse(", retention: {days: 30}").datasets().at(0).retention_days, 30);
+  EXPECT_THROW(parse(", retention: {days: 0}"), ConfigError);
+  EXPECT_THROW(parse(", retention: {weeks: 2}"), ConfigError);
+  EXPECT_THROW(parse(", retention: 30"), ConfigError);
 }

@@ -67,6 +67,18 @@ TEST_F(QueryServiceTest, ReadsOnlyCommittedParts) {
   EXPECT_EQ(out.result.rows[0][0], "26");
 }
 
+TEST_F(QueryServiceTest, QuarantinePartsStayOutOfTheEventsView) {
+  // Committed like any part, but outside the Hive tree: mixed in, the view would not bind.
+  const std::string key = parquet_quarantine_part_key(web, new_ulid());
+  SqlEngine(store, {}).execute("COPY (SELECT 99 AS n, 'quarantined' AS label) TO 'bf://" + key + "' (FORMAT parquet)");
+  test::commit_part(*store, web, key, 1);
+  auto out = service->run("web/logs", "SELECT count(*), count(*) FILTER (WHERE label = 'quarantined'), min(year) FROM events");
+  ASSERT_EQ(out.result.rows.size(), 1u);
+  EXPECT_EQ(out.result.rows[0][0], "25");
+  EXPECT_EQ(out.result.rows[0][1], "0");
+  EXPECT_EQ(out.result.rows[0][2], "2026");
+}
+
 TEST_F(QueryServiceTest, QueriesTheDatasetViewWithPartitionColumns) {
   auto out = service->run("web/logs", "SELECT count(*) AS c, min(label) AS l, min(year) AS y FROM events");
   ASSERT_EQ(out.result.rows.size(), 1u);
