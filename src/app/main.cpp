@@ -117,6 +117,20 @@ control::HealthSample health_sample(const std::string& service, const Receiver* 
   return s;
 }
 
+// GET /api/v1/plugins (the UI's source and step forms). A stub until the option
+// tables land: each built-in source and step with its description and no declared
+// options (additionalProperties: the UI takes them as JSON). To be replaced by
+// `bytefreezer plugins --schema`'s document, which has the same shape.
+std::string plugins_schema_stub() {
+  auto entry = [](const std::string& description) {
+    return boost::json::object{{"type", "object"}, {"description", description}, {"additionalProperties", true}};
+  };
+  boost::json::object sources, steps;
+  for (const auto& f : source_factories()) sources[f.type] = entry(f.description);
+  for (const auto& f : transform_factories()) steps[f.type] = entry(f.description);
+  return boost::json::serialize(boost::json::object{{"sources", std::move(sources)}, {"steps", std::move(steps)}});
+}
+
 // Starts the selected components from one config file and runs until a signal.
 // dry_run: validate the config (keys, IDs, pipelines, sources) and exit.
 int serve(const std::string& config_path, Components want, bool dry_run) {
@@ -283,7 +297,7 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
     if (piper) piper->set_catalog(next);
     if (receiver) receiver->set_catalog(next);
     if (packer) packer->set_catalog(next);
-    if (query) spdlog::info("query: a changed catalog applies when the query server restarts");
+    if (query) query->set_catalog(next);
   };
   if (control_plane) control_plane->on_change(apply_catalog);
   if (config_client) config_client->on_change(apply_catalog);
@@ -293,6 +307,23 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
                                                        [&, service = client_service] {
                                                          return health_sample(service, receiver.get());
                                                        });
+  // `run`: every component in the process reports to the embedded control, as a
+  // component on its own reports over HTTP (the UI's overview shows them).
+  std::vector<std::unique_ptr<control::HealthReporter>> local_health;
+  if (control_plane && control_plane->health_report_interval().count() > 0) {
+    const std::pair<const char*, bool> running[] = {{"proxy", proxy != nullptr},       {"receiver", receiver != nullptr},
+                                                    {"piper", piper != nullptr},       {"packer", packer != nullptr},
+                                                    {"query", query != nullptr}};
+    for (const auto& [name, on] : running) {
+      if (!on) continue;
+      local_health.push_back(std::make_unique<control::HealthReporter>(
+          name, "", kVersion, control_plane->health_report_interval(),
+          [&, service = std::string(name)] {
+            return health_sample(service, service == "receiver" ? receiver.get() : nullptr);
+          },
+          [cp = control_plane.get()](const control::HealthReport& r) { cp->report_health(r); }));
+    }
+  }
   if (control_plane) control_plane->start();
   if (config_client) config_client->start();
 
@@ -303,6 +334,7 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   if (query) query->start();
   if (proxy) proxy->start();
   if (health) health->start();  // once the components run: the first report is not a false "degraded"
+  for (auto& h : local_health) h->start();
 
   std::unique_ptr<HttpServer> admin;
   if (admin_enabled) {
@@ -317,6 +349,7 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   wait_for_shutdown_signal();
   // No catalog changes or reports while stopping.
   if (health) health->stop();
+  for (auto& h : local_health) h->stop();
   if (config_client) config_client->stop();
   if (control_plane) control_plane->stop();
   // Upstream first: the proxy flushes into its spool, the receiver stops accepting.
@@ -651,6 +684,7 @@ int main(int argc, char** argv) {
   });
   app.add_subcommand("version", "Print the version")->callback([] { std::cout << "bytefreezer " << kVersion << "\n"; });
 
+  control::set_plugins_document(plugins_schema_stub());
   block_shutdown_signals();
   // Before any component opens a file: every descriptor the hard limit allows.
   raise_open_files_limit();

@@ -58,6 +58,9 @@ struct QueryOptions {
   // query.mcp.allowed_origins: browser origins the MCP endpoint serves besides
   // loopback ones (docs/mcp.md); "*" = any.
   std::vector<std::string> mcp_allowed_origins;
+  // query.cors_origins: browser origins that may call POST /api/v1/query and the
+  // schema endpoint (CORS) besides loopback ones, e.g. control's web UI; "*" = any.
+  std::vector<std::string> cors_origins;
 };
 QueryOptions parse_query_options(const ConfigNode& section);
 
@@ -121,6 +124,9 @@ class QueryService {
   // history; docs/schema-evolution.md). Throws QueryError 404 for an unknown
   // dataset or one with nothing packed yet.
   std::string schema(const std::string& dataset);
+  // Replaces the catalog (datasets and query keys) for the next requests; requests
+  // running keep the one they started with.
+  void set_catalog(std::shared_ptr<const Catalog> catalog);
   // Open tenant engines (for tests and the bf_query_engines gauge).
   size_t engine_count() const;
   // POST /api/v1/query {"dataset", "sql", "format"?, "from"?, "to"?} with

@@ -161,7 +161,7 @@ namespace {
 
 class Endpoint {
  public:
-  Endpoint(QueryService& query, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store,
+  Endpoint(QueryService& query, std::shared_ptr<const LiveCatalog> catalog, std::shared_ptr<ObjectStore> store,
            McpOptions options)
       : query_(query),
         catalog_(std::move(catalog)),
@@ -177,7 +177,7 @@ class Endpoint {
                       "origin '" + *origin + "' is not allowed (query.mcp.allowed_origins)");
     }
     HttpResponse refusal;
-    auto grant = authenticate_query_request(req, *catalog_, refusal);
+    auto grant = authenticate_query_request(req, *catalog_->get(), refusal);
     if (!grant) {
       refused("auth").inc();
       return refusal;
@@ -264,7 +264,7 @@ class Endpoint {
 
  private:
   QueryService& query_;
-  std::shared_ptr<const Catalog> catalog_;
+  std::shared_ptr<const LiveCatalog> catalog_;  // a snapshot per call
   std::shared_ptr<ObjectStore> store_;
   McpOptions options_;
   nl::AskService ask_;
@@ -318,7 +318,7 @@ class Endpoint {
     if (parts.size() == 2 && parts[0] != grant.tenant) return std::nullopt;
     if (parts.size() == 3 && (parts[0] != grant.account || parts[1] != grant.tenant)) return std::nullopt;
     if (parts.size() > 3) return std::nullopt;
-    if (!catalog_->find(ref)) return std::nullopt;
+    if (!catalog_->get()->find(ref)) return std::nullopt;
     return ref;
   }
 
@@ -393,7 +393,8 @@ class Endpoint {
 
   json::array list_datasets(const KeyGrant& grant) const {
     json::array out;
-    for (const auto& info : catalog_->datasets()) {
+    const auto catalog = catalog_->get();
+    for (const auto& info : catalog->datasets()) {
       if (info.ref.account != grant.account || info.ref.tenant != grant.tenant) continue;
       const auto parts = committed_parts(*store_, info.ref);
       uint64_t rows = 0;
@@ -446,7 +447,7 @@ class Endpoint {
 
 }  // namespace
 
-void add_mcp_routes(Router& router, QueryService& query, std::shared_ptr<const Catalog> catalog,
+void add_mcp_routes(Router& router, QueryService& query, std::shared_ptr<const LiveCatalog> catalog,
                     std::shared_ptr<ObjectStore> store, McpOptions options) {
   auto endpoint = std::make_shared<Endpoint>(query, std::move(catalog), std::move(store), std::move(options));
   router.add("POST", "/api/v1/mcp", [endpoint](HttpRequest& req) { return endpoint->post(req); });

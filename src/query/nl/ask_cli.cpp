@@ -36,7 +36,7 @@ int ask_local(const std::string& config_path, const std::string& dataset, const 
   auto& store = session.store;
   auto& catalog = session.catalog;
   QueryService query(options, catalog, store);
-  AskService asker(query, catalog, store, options.max_response_bytes);
+  AskService asker(query, std::make_shared<LiveCatalog>(catalog), store, options.max_response_bytes);
   AskResult r;
   try {
     r = asker.ask(dataset, question);

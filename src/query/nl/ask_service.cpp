@@ -106,21 +106,22 @@ std::string attempts_json(const std::vector<std::pair<std::string, std::string>>
 
 }  // namespace
 
-AskService::AskService(QueryService& query, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store,
+AskService::AskService(QueryService& query, std::shared_ptr<const LiveCatalog> catalog, std::shared_ptr<ObjectStore> store,
                        uint64_t max_response_bytes)
     : query_(query), catalog_(std::move(catalog)), store_(std::move(store)), max_response_bytes_(max_response_bytes) {}
 
 AskResult AskService::ask(const std::string& dataset, const std::string& question) {
   const auto start = std::chrono::steady_clock::now();
+  const auto catalog = catalog_->get();
   const DatasetInfo* info = nullptr;
   try {
-    info = &catalog_->resolve(dataset);
+    info = &catalog->resolve(dataset);
   } catch (const std::invalid_argument& e) {
     count("bad_request");
     throw AskError(404, e.what());
   }
   const DatasetRef& ref = info->ref;
-  const AiConfig* ai = catalog_->ai_config(ref.account);
+  const AiConfig* ai = catalog->ai_config(ref.account);
   if (!ai) {
     count("no_provider");
     throw AskError(404, "no AI provider configured for account '" + ref.account +
@@ -223,8 +224,9 @@ std::string render_ask_response(const AskResult& r) {
 }
 
 HttpResponse AskService::handle(HttpRequest& req) {
+  const auto catalog = catalog_->get();
   HttpResponse refusal;
-  auto grant = authenticate_query_request(req, *catalog_, refusal);
+  auto grant = authenticate_query_request(req, *catalog, refusal);
   if (!grant) return refusal;
   boost::system::error_code ec;
   auto body = boost::json::parse(req.body, ec);
@@ -241,7 +243,7 @@ HttpResponse AskService::handle(HttpRequest& req) {
     return HttpResponse::error(400, "'question' is longer than " + std::to_string(kMaxQuestionBytes) + " bytes");
   const DatasetInfo* info = nullptr;
   try {
-    info = &catalog_->resolve(std::string(ds->get_string()));
+    info = &catalog->resolve(std::string(ds->get_string()));
   } catch (const std::invalid_argument& e) {
     return HttpResponse::error(404, e.what());
   }
@@ -256,7 +258,7 @@ HttpResponse AskService::handle(HttpRequest& req) {
   }
 }
 
-void add_ask_routes(Router& router, QueryService& query, std::shared_ptr<const Catalog> catalog,
+void add_ask_routes(Router& router, QueryService& query, std::shared_ptr<const LiveCatalog> catalog,
                     std::shared_ptr<ObjectStore> store, uint64_t max_response_bytes) {
   auto service = std::make_shared<AskService>(query, std::move(catalog), std::move(store), max_response_bytes);
   router.add("POST", "/api/v1/query/ask", [service](HttpRequest& req) { return service->handle(req); });
