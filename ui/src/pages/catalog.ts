@@ -23,6 +23,23 @@ function createForm(title: string, fields: HTMLElement[], status: HTMLElement, b
   return h("form", { class: "card", "aria-labelledby": id }, h("h2", { id }, title), ...fields, status, h("button", { type: "submit" }, button));
 }
 
+// The name of an account or tenant, saved with a PATCH of its path.
+function nameForm(kind: "account" | "tenant", name: string, path: string) {
+  const status = statusArea();
+  const form = h(
+    "form",
+    { class: "inline", "aria-label": `${kind === "account" ? "Account" : "Tenant"} name` },
+    field("Name", input("name", { value: name, "data-field": `${kind}.name` })),
+    h("button", { type: "submit", class: "secondary" }, "Save name"),
+    status,
+  );
+  onSubmit(form, status, async (d) => {
+    await api("PATCH", path, { name: str(d, "name") });
+    showOk(status, "Saved.");
+  });
+  return form;
+}
+
 export async function accountsPage({ main, me }: Ctx) {
   document.title = "Accounts — ByteFreezer";
   main.appendChild(h("h1", {}, "Accounts"));
@@ -51,19 +68,7 @@ export async function accountPage({ main, params }: Ctx) {
   const account = await api<Account>("GET", `/accounts/${enc(acc)}`);
   main.appendChild(crumbs(["/accounts", "Accounts"], ["", acc]));
   main.appendChild(h("h1", {}, `Account ${acc}`));
-  const nameStatus = statusArea();
-  const nameForm = h(
-    "form",
-    { class: "inline", "aria-label": "Account name" },
-    field("Name", input("name", { value: account.name, "data-field": "account.name" })),
-    h("button", { type: "submit", class: "secondary" }, "Save name"),
-    nameStatus,
-  );
-  onSubmit(nameForm, nameStatus, async (d) => {
-    await api("PATCH", `/accounts/${enc(acc)}`, { name: str(d, "name") });
-    showOk(nameStatus, "Saved.");
-  });
-  main.appendChild(nameForm);
+  main.appendChild(nameForm("account", account.name, `/accounts/${enc(acc)}`));
   const tenants = await listAll<Tenant>(`/accounts/${enc(acc)}/tenants`);
   main.appendChild(
     table("Tenants", ["Tenant", "Name", "Created"], tenants.map((t) => [h("a", { href: `/accounts/${enc(acc)}/tenants/${enc(t.id)}` }, t.id), t.name, fmtTime(t.created)])),
@@ -102,19 +107,7 @@ export async function tenantPage(ctx: Ctx) {
   const tenant = await api<Tenant>("GET", base);
   main.appendChild(crumbs(["/accounts", "Accounts"], [`/accounts/${enc(acc)}`, acc], ["", ten]));
   main.appendChild(h("h1", {}, `Tenant ${acc}/${ten}`));
-  const nameStatus = statusArea();
-  const nameForm = h(
-    "form",
-    { class: "inline", "aria-label": "Tenant name" },
-    field("Name", input("name", { value: tenant.name, "data-field": "tenant.name" })),
-    h("button", { type: "submit", class: "secondary" }, "Save name"),
-    nameStatus,
-  );
-  onSubmit(nameForm, nameStatus, async (d) => {
-    await api("PATCH", base, { name: str(d, "name") });
-    showOk(nameStatus, "Saved.");
-  });
-  main.appendChild(nameForm);
+  main.appendChild(nameForm("tenant", tenant.name, base));
   const listStatus = statusArea();
   const holder = h("div", {});
   const renderList = async () => {
