@@ -1001,13 +1001,17 @@ struct ControlApi::Impl {
   }
   HttpResponse me(Ctx& c) {
     const Principal& w = c.who;
-    return json_ok(200, json::object{{"kind", w.kind},
-                                     {"id", w.id},
-                                     {"role", role_name(w.role)},
-                                     {"account", str_or_null(w.account)},
-                                     {"tenant", str_or_null(w.tenant)},
-                                     {"dataset", str_or_null(w.dataset)},
-                                     {"service", str_or_null(w.service)}});
+    json::object out{{"kind", w.kind},
+                     {"id", w.id},
+                     {"role", role_name(w.role)},
+                     {"account", str_or_null(w.account)},
+                     {"tenant", str_or_null(w.tenant)},
+                     {"dataset", str_or_null(w.dataset)},
+                     {"service", str_or_null(w.service)},
+                     {"email", nullptr}};
+    if (w.kind == "user")
+      if (auto u = store->get_user(w.id)) out["email"] = u->email;  // the UI shows who is logged in
+    return json_ok(200, out);
   }
   HttpResponse openapi(Ctx&) { return HttpResponse::json(200, openapi_document()); }
 

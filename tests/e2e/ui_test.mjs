@@ -233,6 +233,7 @@ async function main() {
 
     // First run: nothing yet, so the first-run page.
     await page.waitForURL("**/welcome");
+    await page.getByText(`${ADMIN.email} (system_admin)`).waitFor();  // who is logged in
     await page.getByRole("heading", { name: "Get started", exact: true }).waitFor();
     await checkA11y(page, "welcome");
     await page.getByLabel("New account").fill("acme");

@@ -67,6 +67,7 @@ export interface Me {
   id: string;
   role: string;
   account: string | null;
+  email: string | null;
 }
 export interface Account {
   id: string;

@@ -96,7 +96,7 @@ function header() {
     me = null;
     navigate("/login");
   });
-  top.appendChild(h("span", { class: "who" }, `${me.kind === "user" ? "" : me.kind + " "}${me.id} (${me.role})`, " ", out));
+  top.appendChild(h("span", { class: "who" }, `${me.email ?? `${me.kind} ${me.id}`} (${me.role})`, " ", out));
 }
 
 // First run: nothing to look at until a dataset exists.
