@@ -71,6 +71,9 @@ APT_PACKAGES=(
   libsqlite3-dev libpq-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nats-server tzdata
+  # tests/fixtures/postgres_cluster.sh: a throwaway cluster for the control store's
+  # PostgreSQL tests (initdb + pg_ctl from the server package; its own main cluster is not used).
+  postgresql
   # tests/unit/proxy/flow_wireshark_test.cpp: softflowd exports NetFlow v5/v9/IPFIX
   # from a generated pcap, tshark decodes the same datagrams for comparison.
   tshark softflowd
@@ -96,6 +99,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   rm -f "$log"
+  # The postgresql package starts its system cluster on install; nothing here uses it
+  # (the tests start their own, tests/fixtures/postgres_cluster.sh).
+  for pidfile in /run/postgresql/*-main.pid; do
+    if [ -f "$pidfile" ] && pid=$(head -n 1 "$pidfile") && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      echo "setup: stopping the system PostgreSQL cluster started by the install ($pidfile, pid $pid)"
+      $SUDO kill -INT "$pid" || true
+    fi
+  done
 fi
 
 # --- DuckDB 1.4.4 LTS from npm, pinned and integrity-checked --------------

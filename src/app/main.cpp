@@ -654,7 +654,7 @@ int main(int argc, char** argv) {
   control::ControlCli control_cli;
   auto* control_cmd = app.add_subcommand("control", "Run the control plane API (control.listen), or manage its store");
   control_cmd->add_option("-c,--config", control_cli.config, "YAML config file (its control: section)");
-  control_cmd->add_option("--db", control_cli.db, "Store file, instead of control.db");
+  control_cmd->add_option("--db", control_cli.db, "A SQLite store file, instead of control.db or control.store");
   control_cmd->require_subcommand(0, 1);
   control_cmd->callback([&] {
     if (control_cmd->get_subcommands().empty()) throw CLI::RuntimeError(control::serve_control(control_cli, wait_for_shutdown_signal));

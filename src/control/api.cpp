@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -346,6 +347,19 @@ ControlOptions parse_control_options(const ConfigNode& section) {
   o.http = parse_http_server_options(section, defaults);
   o.db = section.str("db", o.db);
   if (o.db.empty()) section.fail("db", "must name a file");
+  ConfigNode store = section.child("store");
+  o.store_type = store.str("type", o.store_type);
+  if (o.store_type != "sqlite" && o.store_type != "postgres") store.fail("type", "must be sqlite or postgres");
+  o.store_url = store.str("url", "");
+  if (o.store_type == "postgres" && o.store_url.empty())
+    store.fail("url", "is required for postgres (e.g. postgresql://bytefreezer@db:5432/bytefreezer)");
+  if (o.store_type == "sqlite" && !o.store_url.empty()) store.fail("url", "is for postgres; SQLite uses control.db");
+  const std::string password_env = store.str("password_env", "");
+  if (!password_env.empty()) {
+    const char* pw = std::getenv(password_env.c_str());
+    if (!pw || !*pw) store.fail("password_env", "environment variable " + password_env + " is not set");
+    o.store_password = pw;
+  }
   o.session_ttl = section.duration("session_ttl", o.session_ttl);
   if (o.session_ttl.count() < 60000) section.fail("session_ttl", "must be at least 1m");
   ConfigNode rl = section.child("rate_limit");
@@ -1281,12 +1295,30 @@ std::vector<RouteSpec> ControlApi::routes() {
   return out;
 }
 
+std::unique_ptr<ControlStore> open_control_store(const ControlOptions& options) {
+  if (options.store_type == "postgres") {
+    PostgresStoreOptions pg;
+    pg.password = options.store_password;
+    return open_postgres_store(options.store_url, pg);
+  }
+  return open_sqlite_store(options.db);
+}
+
+std::shared_ptr<LeaseStore> open_control_leases(const ControlOptions& options) {
+  if (options.store_type == "postgres") {
+    PostgresStoreOptions pg;
+    pg.password = options.store_password;
+    return open_postgres_lease_store(options.store_url, pg);
+  }
+  return std::make_shared<SqliteLeaseStore>(options.db);
+}
+
 ControlServer::ControlServer(std::shared_ptr<ControlStore> store, ControlOptions options) {
   HttpServerOptions http = options.http;
-  const std::string db = options.db;
-  api_ = std::make_unique<ControlApi>(std::move(store), std::move(options));
   // Leases live in control's database (their own table), each change one transaction.
-  api_->set_lease_store(std::make_shared<SqliteLeaseStore>(db));
+  std::shared_ptr<LeaseStore> leases = open_control_leases(options);
+  api_ = std::make_unique<ControlApi>(std::move(store), std::move(options));
+  api_->set_lease_store(std::move(leases));
   Router router;
   api_->add_routes(router);
   add_standard_endpoints(router, [] { return true; });

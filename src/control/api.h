@@ -22,7 +22,10 @@ struct HealthReport;
 
 struct ControlOptions {
   HttpServerOptions http;                      // listen defaults to 127.0.0.1:8090, max_body to 1 MiB
-  std::string db = "./data/control.db";
+  std::string db = "./data/control.db";      // the SQLite file (store_type sqlite)
+  std::string store_type = "sqlite";          // sqlite | postgres
+  std::string store_url;                      // postgres: libpq URI or key=value string
+  std::string store_password;                 // postgres: from the variable control.store.password_env names
   std::chrono::milliseconds session_ttl{12 * 3600 * 1000};
   double requests_per_second = 20;             // per key, user or (unauthenticated) peer address
   double request_burst = 40;
@@ -41,6 +44,11 @@ struct ControlOptions {
 };
 // The `control:` section (docs/configuration.md).
 ControlOptions parse_control_options(const ConfigNode& section);
+
+// The store control.store names, opened and migrated (StoreError when it cannot be).
+std::unique_ptr<ControlStore> open_control_store(const ControlOptions& options);
+// The worker leases beside it: a table in control's SQLite file, or in its PostgreSQL database.
+std::shared_ptr<LeaseStore> open_control_leases(const ControlOptions& options);
 
 struct RouteSpec {
   std::string method, pattern;
@@ -73,7 +81,7 @@ class ControlApi {
   bool record_health(HealthReport report);
   // Ends waiting config requests at once (before the server stops).
   void shutdown();
-  // The leases served under /api/v1/leases (the SQLite lease store on control's
+  // The leases served under /api/v1/leases (open_control_leases: in control's
   // database); without one those routes answer 503. Set before serving.
   void set_lease_store(std::shared_ptr<LeaseStore> leases);
 

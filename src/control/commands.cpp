@@ -116,8 +116,12 @@ std::unique_ptr<ControlStore> open_from_config(const ControlCli& cli, ControlOpt
   ConfigNode section = root.child("control");
   ControlOptions options = parse_control_options(section);
   section.check_unknown();
-  if (!cli.db.empty()) options.db = cli.db;
-  auto store = open_sqlite_store(options.db);
+  if (!cli.db.empty()) {  // an explicit SQLite file wins over control.store
+    options.db = cli.db;
+    options.store_type = "sqlite";
+    options.store_url.clear();
+  }
+  auto store = open_control_store(options);
   if (out) *out = options;
   return store;
 }
@@ -261,7 +265,7 @@ ImportReport import_accounts_yaml(ControlStore& store, const std::string& file) 
 int serve_control(const ControlCli& cli, const std::function<void()>& wait_for_stop) {
   ControlOptions options;
   std::shared_ptr<ControlStore> store = open_from_config(cli, &options);
-  spdlog::info("control: store {} (schema version {})", options.db, store->schema_version());
+  spdlog::info("control: store {} (schema version {})", store->describe(), store->schema_version());
   if (!bootstrap_admin(*store)) return 1;
   ControlServer server(store, options);
   server.start();

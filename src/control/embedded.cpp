@@ -22,8 +22,8 @@ struct EmbeddedControl::Impl {
 EmbeddedControl::EmbeddedControl(const ConfigNode& section, const std::string& config_file, bool file_has_accounts)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = parse_control_options(section);
-  impl_->store = open_sqlite_store(impl_->options.db);
-  spdlog::info("control: store {} (schema version {})", impl_->options.db, impl_->store->schema_version());
+  impl_->store = open_control_store(impl_->options);
+  spdlog::info("control: store {} (schema version {})", impl_->store->describe(), impl_->store->schema_version());
   const bool first_start = impl_->store->list_accounts(PageQuery{"", 1, ""}).empty();
   if (file_has_accounts && first_start) {
     ImportReport r = import_accounts_yaml(*impl_->store, config_file);

@@ -1,17 +1,23 @@
 #pragma once
 // The control plane's store (docs/control.md): accounts, tenants, datasets, users,
 // API keys, sessions and the audit log. ControlStore is the interface; SQLite is
-// the embedded implementation (sqlite_store.cpp) and a PostgreSQL one can sit
-// behind the same interface: nothing here names SQL, files or a database library.
+// the embedded database (sqlite_store.cpp), PostgreSQL the one for several control
+// instances (postgres_store.cpp), both drivers of one SQL store (sql_store.h):
+// nothing here names SQL or a database library.
 //
 // Every change takes the audit entry that records it and writes both in one
 // transaction, so there is no change without its audit entry.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+namespace bf {
+class LeaseStore;
+}
 
 namespace bf::control {
 
@@ -101,6 +107,9 @@ class ControlStore {
  public:
   virtual ~ControlStore() = default;
 
+  // For logs: the file, or the database as user@host:port/db (never a password).
+  virtual std::string describe() const = 0;
+
   // The schema version the store is at (the number of the last migration applied).
   virtual int schema_version() = 0;
 
@@ -159,5 +168,28 @@ std::unique_ptr<ControlStore> open_sqlite_store(const std::string& path, SqliteS
 
 // The number of migrations this binary carries for SQLite (the latest schema version).
 int sqlite_schema_latest();
+
+struct PostgresStoreOptions {
+  // Used when not empty; else the URL's, PGPASSWORD's or ~/.pgpass's (libpq's rules).
+  std::string password;
+  // Tests: stop migrating at this version (0 = every migration), to build an older schema.
+  int migrate_to = 0;
+};
+
+// Connects to `url` (a libpq URI "postgresql://user@host:port/db?..." or a
+// "key=value ..." string) and migrates, one transaction per migration under an
+// advisory lock, so control instances starting together apply each once. Throws
+// StoreError: unreachable server, failed login, or a schema newer than this binary.
+std::unique_ptr<ControlStore> open_postgres_store(const std::string& url, PostgresStoreOptions options = {});
+
+// Worker leases (storage/lease_store.h) in the same database, on a connection of
+// their own. Times come from the database's clock (one clock for every control
+// instance), or from `clock` (unix microseconds) when given: tests move it by hand.
+// Throws LeaseStoreError.
+std::unique_ptr<LeaseStore> open_postgres_lease_store(const std::string& url, PostgresStoreOptions options = {},
+                                                      std::function<int64_t()> clock = {});
+
+// The number of migrations this binary carries for PostgreSQL.
+int postgres_schema_latest();
 
 }  // namespace bf::control

@@ -147,8 +147,7 @@ struct QueryService::Impl {
   // QueryError status of a query interrupted because its client went away (never sent).
   static constexpr int kClientGone = 499;
   QueryOptions options;
-  // Replaced by set_catalog (a change through control); each request takes a snapshot.
-  std::shared_ptr<LiveCatalog> catalog;
+  LiveCatalog catalog{nullptr};  // replaced by set_catalog; each request takes one snapshot
   std::shared_ptr<ObjectStore> store;
   std::unique_ptr<HttpServer> server;
 
@@ -366,8 +365,8 @@ struct QueryService::Impl {
                      std::function<bool()> cancelled = {}) {
     contract.received_events.inc();
     contract.received_bytes.inc(request.sql.size());
-    const auto snapshot = catalog->get();
     const DatasetInfo* info = nullptr;
+    const auto snapshot = catalog.get();  // keeps *info alive for the whole query
     try {
       info = &snapshot->resolve(request.dataset);
     } catch (const std::invalid_argument& e) {
@@ -591,8 +590,8 @@ struct QueryService::Impl {
   }
 
   HttpResponse handle(HttpRequest& req) {
-    const auto snapshot = catalog->get();
     HttpResponse refusal;
+    const auto snapshot = catalog.get();
     auto grant = authenticate_query_request(req, *snapshot, refusal);
     if (!grant) return refusal;
     boost::system::error_code ec;
@@ -662,7 +661,7 @@ QueryService::QueryService(QueryOptions options, std::shared_ptr<const Catalog> 
     if (ec) throw std::runtime_error("query.temp_dir: cannot clear '" + entry.path().string() + "': " + ec.message());
   }
   if (ec) throw std::runtime_error("query.temp_dir '" + root + "': " + ec.message());
-  impl_->catalog = std::make_shared<LiveCatalog>(std::move(catalog));
+  impl_->catalog.set(std::move(catalog));
   impl_->store = std::move(store);
   impl_->start_sweeper();
 }
@@ -689,9 +688,12 @@ void QueryService::render(const QueryRequest& request, ResultFormat format, Http
   impl_->render(out, request, format);
 }
 
+std::shared_ptr<const Catalog> QueryService::catalog() const { return impl_->catalog.get(); }
+void QueryService::set_catalog(std::shared_ptr<const Catalog> catalog) { impl_->catalog.set(std::move(catalog)); }
+
 std::string QueryService::schema(const std::string& dataset) {
-  const auto snapshot = impl_->catalog->get();
   const DatasetInfo* info = nullptr;
+  const auto snapshot = impl_->catalog.get();
   try {
     info = &snapshot->resolve(dataset);
   } catch (const std::invalid_argument& e) {
@@ -703,8 +705,6 @@ std::string QueryService::schema(const std::string& dataset) {
     throw QueryError(404, "dataset '" + dataset + "' has no schema yet (nothing was packed)");
   }
 }
-
-void QueryService::set_catalog(std::shared_ptr<const Catalog> catalog) { impl_->catalog->set(std::move(catalog)); }
 
 size_t QueryService::engine_count() const {
   std::lock_guard lock(impl_->pool_mu);
@@ -785,7 +785,7 @@ void QueryService::start() {
   // The dataset's schema registry document, for the key's tenant (docs/api.md).
   router.add("GET", "/api/v1/datasets/{dataset}/schema", with_cors(cors, [this](HttpRequest& req) {
     HttpResponse refusal;
-    auto grant = authenticate_query_request(req, *impl_->catalog->get(), refusal);
+    auto grant = authenticate_query_request(req, *impl_->catalog.get(), refusal);
     if (!grant) return refusal;
     try {
       return HttpResponse::json(200, schema(grant->account + "/" + grant->tenant + "/" + req.params.at("dataset")));
@@ -793,11 +793,11 @@ void QueryService::start() {
       return HttpResponse::error(e.status, e.what());
     }
   }));
-  nl::add_ask_routes(router, *this, impl_->catalog, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
+  nl::add_ask_routes(router, *this, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
   mcp::McpOptions mcp_options;
   mcp_options.allowed_origins = impl_->options.mcp_allowed_origins;
   mcp_options.max_response_bytes = impl_->options.max_response_bytes;
-  mcp::add_mcp_routes(router, *this, impl_->catalog, impl_->store, std::move(mcp_options));  // docs/mcp.md
+  mcp::add_mcp_routes(router, *this, impl_->store, std::move(mcp_options));  // docs/mcp.md
   add_standard_endpoints(router, [] { return true; });
   impl_->server = std::make_unique<HttpServer>("query", impl_->options.http, std::move(router));
   impl_->server->start();

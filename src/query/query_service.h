@@ -124,11 +124,12 @@ class QueryService {
   // history; docs/schema-evolution.md). Throws QueryError 404 for an unknown
   // dataset or one with nothing packed yet.
   std::string schema(const std::string& dataset);
-  // Replaces the catalog (datasets and query keys) for the next requests; requests
-  // running keep the one they started with.
-  void set_catalog(std::shared_ptr<const Catalog> catalog);
   // Open tenant engines (for tests and the bf_query_engines gauge).
   size_t engine_count() const;
+  // The catalog requests are answered from: control hands over a new one while the
+  // service runs (set_catalog); each request takes one snapshot and keeps it.
+  std::shared_ptr<const Catalog> catalog() const;
+  void set_catalog(std::shared_ptr<const Catalog> catalog);
   // POST /api/v1/query {"dataset", "sql", "format"?, "from"?, "to"?} with
   // `Authorization: Bearer <query key>` (docs/api.md).
   void start();

@@ -100,8 +100,8 @@ class FaultPipeline {
         std::vector<std::string>{BF_BINARY, subcommand, "--config", config},
         ChildOptions{dir.string(), (log_dir / (name + ".log")).string(),
                      {{"BYTEFREEZER_ADMIN__LISTEN", "127.0.0.1:" + std::to_string(admin_ports.at(name))},
-                      // `run` embeds control: any free port, not the shared default
-                      {"BYTEFREEZER_CONTROL__LISTEN", "127.0.0.1:0"}}});
+                      // `run` embeds control: a port of its own, not the shared default
+                      {"BYTEFREEZER_CONTROL__LISTEN", "127.0.0.1:" + std::to_string(control_port)}}});
   }
   void start_all() {
     for (const auto& c : components()) start(c);
@@ -140,6 +140,7 @@ class FaultPipeline {
   uint16_t syslog_port = free_port();
   uint16_t receiver_port = free_port();
   uint16_t query_port = free_port();
+  uint16_t control_port = free_port();
   std::map<std::string, uint16_t> admin_ports{
       {"run", free_port()},     {"proxy", free_port()},  {"receiver", free_port()}, {"piper", free_port()},
       {"piper-b", free_port()}, {"packer", free_port()}, {"packer-b", free_port()}};

@@ -161,13 +161,12 @@ namespace {
 
 class Endpoint {
  public:
-  Endpoint(QueryService& query, std::shared_ptr<const LiveCatalog> catalog, std::shared_ptr<ObjectStore> store,
-           McpOptions options)
+  // Datasets and keys come from query.catalog(), looked up afresh per request.
+  Endpoint(QueryService& query, std::shared_ptr<ObjectStore> store, McpOptions options)
       : query_(query),
-        catalog_(std::move(catalog)),
         store_(std::move(store)),
         options_(std::move(options)),
-        ask_(query_, catalog_, store_, options_.max_response_bytes) {}
+        ask_(query_, store_, options_.max_response_bytes) {}
 
   HttpResponse post(HttpRequest& req) {
     // Order: origin (a browser page must learn nothing), key, then the protocol.
@@ -177,7 +176,7 @@ class Endpoint {
                       "origin '" + *origin + "' is not allowed (query.mcp.allowed_origins)");
     }
     HttpResponse refusal;
-    auto grant = authenticate_query_request(req, *catalog_->get(), refusal);
+    auto grant = authenticate_query_request(req, *query_.catalog(), refusal);
     if (!grant) {
       refused("auth").inc();
       return refusal;
@@ -264,7 +263,6 @@ class Endpoint {
 
  private:
   QueryService& query_;
-  std::shared_ptr<const LiveCatalog> catalog_;  // a snapshot per call
   std::shared_ptr<ObjectStore> store_;
   McpOptions options_;
   nl::AskService ask_;
@@ -318,7 +316,7 @@ class Endpoint {
     if (parts.size() == 2 && parts[0] != grant.tenant) return std::nullopt;
     if (parts.size() == 3 && (parts[0] != grant.account || parts[1] != grant.tenant)) return std::nullopt;
     if (parts.size() > 3) return std::nullopt;
-    if (!catalog_->get()->find(ref)) return std::nullopt;
+    if (!query_.catalog()->find(ref)) return std::nullopt;
     return ref;
   }
 
@@ -393,7 +391,7 @@ class Endpoint {
 
   json::array list_datasets(const KeyGrant& grant) const {
     json::array out;
-    const auto catalog = catalog_->get();
+    const auto catalog = query_.catalog();
     for (const auto& info : catalog->datasets()) {
       if (info.ref.account != grant.account || info.ref.tenant != grant.tenant) continue;
       const auto parts = committed_parts(*store_, info.ref);
@@ -447,9 +445,8 @@ class Endpoint {
 
 }  // namespace
 
-void add_mcp_routes(Router& router, QueryService& query, std::shared_ptr<const LiveCatalog> catalog,
-                    std::shared_ptr<ObjectStore> store, McpOptions options) {
-  auto endpoint = std::make_shared<Endpoint>(query, std::move(catalog), std::move(store), std::move(options));
+void add_mcp_routes(Router& router, QueryService& query, std::shared_ptr<ObjectStore> store, McpOptions options) {
+  auto endpoint = std::make_shared<Endpoint>(query, std::move(store), std::move(options));
   router.add("POST", "/api/v1/mcp", [endpoint](HttpRequest& req) { return endpoint->post(req); });
   // No server-initiated SSE stream and no sessions to end: 405 tells the client so.
   auto not_offered = [](HttpRequest& req) {

@@ -15,7 +15,6 @@
 namespace bf {
 
 class Catalog;
-class LiveCatalog;
 class ObjectStore;
 class QueryService;
 class Router;
@@ -37,8 +36,7 @@ struct McpOptions {
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed);
 
 // Registers POST /api/v1/mcp (and GET/DELETE answering 405) on the query router.
-void add_mcp_routes(Router& router, QueryService& query, std::shared_ptr<const LiveCatalog> catalog,
-                    std::shared_ptr<ObjectStore> store, McpOptions options);
+void add_mcp_routes(Router& router, QueryService& query, std::shared_ptr<ObjectStore> store, McpOptions options);
 
 }  // namespace mcp
 }  // namespace bf

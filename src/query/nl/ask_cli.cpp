@@ -34,9 +34,8 @@ int ask_local(const std::string& config_path, const std::string& dataset, const 
   LocalQuerySession session(config_path);
   const auto& options = session.options;
   auto& store = session.store;
-  auto& catalog = session.catalog;
-  QueryService query(options, catalog, store);
-  AskService asker(query, std::make_shared<LiveCatalog>(catalog), store, options.max_response_bytes);
+  QueryService query(options, session.catalog, store);
+  AskService asker(query, store, options.max_response_bytes);
   AskResult r;
   try {
     r = asker.ask(dataset, question);

@@ -106,14 +106,13 @@ std::string attempts_json(const std::vector<std::pair<std::string, std::string>>
 
 }  // namespace
 
-AskService::AskService(QueryService& query, std::shared_ptr<const LiveCatalog> catalog, std::shared_ptr<ObjectStore> store,
-                       uint64_t max_response_bytes)
-    : query_(query), catalog_(std::move(catalog)), store_(std::move(store)), max_response_bytes_(max_response_bytes) {}
+AskService::AskService(QueryService& query, std::shared_ptr<ObjectStore> store, uint64_t max_response_bytes)
+    : query_(query), store_(std::move(store)), max_response_bytes_(max_response_bytes) {}
 
 AskResult AskService::ask(const std::string& dataset, const std::string& question) {
   const auto start = std::chrono::steady_clock::now();
-  const auto catalog = catalog_->get();
   const DatasetInfo* info = nullptr;
+  const auto catalog = query_.catalog();  // keeps *info and *ai alive for the whole question
   try {
     info = &catalog->resolve(dataset);
   } catch (const std::invalid_argument& e) {
@@ -224,8 +223,8 @@ std::string render_ask_response(const AskResult& r) {
 }
 
 HttpResponse AskService::handle(HttpRequest& req) {
-  const auto catalog = catalog_->get();
   HttpResponse refusal;
+  const auto catalog = query_.catalog();
   auto grant = authenticate_query_request(req, *catalog, refusal);
   if (!grant) return refusal;
   boost::system::error_code ec;
@@ -258,9 +257,9 @@ HttpResponse AskService::handle(HttpRequest& req) {
   }
 }
 
-void add_ask_routes(Router& router, QueryService& query, std::shared_ptr<const LiveCatalog> catalog,
-                    std::shared_ptr<ObjectStore> store, uint64_t max_response_bytes) {
-  auto service = std::make_shared<AskService>(query, std::move(catalog), std::move(store), max_response_bytes);
+void add_ask_routes(Router& router, QueryService& query, std::shared_ptr<ObjectStore> store,
+                    uint64_t max_response_bytes) {
+  auto service = std::make_shared<AskService>(query, std::move(store), max_response_bytes);
   router.add("POST", "/api/v1/query/ask", [service](HttpRequest& req) { return service->handle(req); });
 }
 

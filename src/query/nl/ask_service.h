@@ -13,7 +13,6 @@
 namespace bf {
 
 class Catalog;
-class LiveCatalog;
 class ObjectStore;
 class Router;
 
@@ -42,9 +41,9 @@ struct AskError : QueryError {
 
 class AskService {
  public:
-  // max_response_bytes: the query service's query.max_response_bytes.
-  AskService(QueryService& query, std::shared_ptr<const LiveCatalog> catalog, std::shared_ptr<ObjectStore> store,
-             uint64_t max_response_bytes);
+  // max_response_bytes: the query service's query.max_response_bytes. Datasets,
+  // keys and AI settings come from query.catalog(), one snapshot per request.
+  AskService(QueryService& query, std::shared_ptr<ObjectStore> store, uint64_t max_response_bytes);
   // dataset: "tenant/dataset" or "account/tenant/dataset". Throws AskError.
   AskResult ask(const std::string& dataset, const std::string& question);
   // The HTTP endpoint (query-key auth, tenant scope as POST /api/v1/query).
@@ -52,14 +51,13 @@ class AskService {
 
  private:
   QueryService& query_;
-  std::shared_ptr<const LiveCatalog> catalog_;  // a snapshot per request
   std::shared_ptr<ObjectStore> store_;
   uint64_t max_response_bytes_;
 };
 
 // Registers POST /api/v1/query/ask on the query service's router.
-void add_ask_routes(Router& router, QueryService& query, std::shared_ptr<const LiveCatalog> catalog,
-                    std::shared_ptr<ObjectStore> store, uint64_t max_response_bytes);
+void add_ask_routes(Router& router, QueryService& query, std::shared_ptr<ObjectStore> store,
+                    uint64_t max_response_bytes);
 
 // The JSON body of a successful answer.
 std::string render_ask_response(const AskResult& result);

@@ -16,9 +16,10 @@ namespace {
 
 using test::ApiHarness;
 
-class Api : public ::testing::Test {
+// On both store backends.
+class Api : public ::testing::TestWithParam<std::string> {
  protected:
-  ApiHarness h;
+  ApiHarness h{ApiHarness::generous(), GetParam()};
   std::string sys = h.add_key("system_admin");
   void SetUp() override {
     h.add_account("a");
@@ -26,7 +27,9 @@ class Api : public ::testing::Test {
   }
 };
 
-TEST_F(Api, CreateGetUpdateDeleteADatasetWithSettings) {
+INSTANTIATE_TEST_SUITE_P(Backends, Api, test::both_backends(), test::backend_name);
+
+TEST_P(Api, CreateGetUpdateDeleteADatasetWithSettings) {
   auto r = h.call("POST", "/api/v1/accounts/a/tenants/t/datasets",
                   R"({"id":"web","name":"Web","settings":{"pipeline":[{"add":{"field":"env","value":"prod"}}],)"
                   R"("sources":[{"type":"syslog_udp"}],"retention":{"days":30},"packer":{}}})",
@@ -45,7 +48,7 @@ TEST_F(Api, CreateGetUpdateDeleteADatasetWithSettings) {
   EXPECT_EQ(h.call("GET", "/api/v1/accounts/a/tenants/t/datasets/web", "", sys).status, 404);
 }
 
-TEST_F(Api, ValidationErrorsNameTheField) {
+TEST_P(Api, ValidationErrorsNameTheField) {
   struct Case {
     std::string method, path, body, field;
   };
@@ -90,7 +93,7 @@ TEST_F(Api, ValidationErrorsNameTheField) {
   EXPECT_EQ(h.call("GET", ds, "", sys).json().at("items").as_array().size(), 0u);
 }
 
-TEST_F(Api, HostileInputIsAClear400AndChangesNothing) {
+TEST_P(Api, HostileInputIsAClear400AndChangesNothing) {
   const size_t audit_before = h.store->list_audit(PageQuery{"", 1000, ""}).size();
   const std::string tenants = "/api/v1/accounts/a/tenants";
   // Invalid JSON, invalid UTF-8, not an object, too deep, and wrong content type.
@@ -123,7 +126,7 @@ TEST_F(Api, HostileInputIsAClear400AndChangesNothing) {
   EXPECT_GT(metrics().value("bf_control_denied_total", {{"reason", "invalid"}}), 0);
 }
 
-TEST_F(Api, PaginationWalksEveryItemOnceWithAnOpaqueCursor) {
+TEST_P(Api, PaginationWalksEveryItemOnceWithAnOpaqueCursor) {
   for (int i = 0; i < 12; ++i) h.add_tenant("a", "x" + std::to_string(100 + i));
   std::vector<std::string> seen;
   std::string cursor;
@@ -143,7 +146,7 @@ TEST_F(Api, PaginationWalksEveryItemOnceWithAnOpaqueCursor) {
   EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 13u);
 }
 
-TEST_F(Api, EveryChangeIsAuditedWithBeforeAndAfter) {
+TEST_P(Api, EveryChangeIsAuditedWithBeforeAndAfter) {
   ASSERT_EQ(h.call("POST", "/api/v1/accounts/a/tenants", R"({"id":"web","name":"one"})", sys).status, 201);
   ASSERT_EQ(h.call("PATCH", "/api/v1/accounts/a/tenants/web", R"({"name":"two"})", sys).status, 200);
   ASSERT_EQ(h.call("DELETE", "/api/v1/accounts/a/tenants/web", "", sys).status, 204);
@@ -163,7 +166,7 @@ TEST_F(Api, EveryChangeIsAuditedWithBeforeAndAfter) {
   EXPECT_EQ(items[2].at("target"), "a/web");
 }
 
-TEST_F(Api, KeysAreShownOnceWorkUntilRevokedAndNeverStoredInClear) {
+TEST_P(Api, KeysAreShownOnceWorkUntilRevokedAndNeverStoredInClear) {
   auto r = h.call("POST", "/api/v1/keys", R"({"role":"account_viewer","account":"a","name":"ci"})", sys);
   ASSERT_EQ(r.status, 201) << r.body;
   const std::string token(r.json().at("key").as_string());
@@ -191,7 +194,7 @@ TEST_F(Api, KeysAreShownOnceWorkUntilRevokedAndNeverStoredInClear) {
   EXPECT_EQ(h.call("GET", "/api/v1/accounts", "", "bfk_short").status, 401);
 }
 
-TEST_F(Api, AccountAdminsCannotMintSystemWidePowers) {
+TEST_P(Api, AccountAdminsCannotMintSystemWidePowers) {
   const std::string admin = h.add_key("account_admin", "a");
   EXPECT_EQ(h.call("POST", "/api/v1/keys", R"({"role":"system_admin"})", admin).status, 403);
   EXPECT_EQ(h.call("POST", "/api/v1/keys", R"({"role":"service","service":"piper"})", admin).status, 403);
@@ -204,7 +207,7 @@ TEST_F(Api, AccountAdminsCannotMintSystemWidePowers) {
   EXPECT_EQ(h.store->get_user(uid)->role, "account_viewer");
 }
 
-TEST_F(Api, LoginSetsAStrictHttpOnlyCookieThatAuthenticatesUntilLogout) {
+TEST_P(Api, LoginSetsAStrictHttpOnlyCookieThatAuthenticatesUntilLogout) {
   h.add_user("ops@example.com", "account_admin", "a", hash_password("a-long-enough-password"));
   auto bad = h.call("POST", "/api/v1/auth/login", R"({"email":"ops@example.com","password":"nope-nope-nope"})");
   EXPECT_EQ(bad.status, 401);

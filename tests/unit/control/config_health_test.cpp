@@ -284,13 +284,22 @@ namespace {
 
 // ControlLeaseStore over real HTTP against a ControlServer: the LeaseStore contract
 // (one holder, growing tokens, renew/validate fail after a takeover) and each
-// service key kept to its own stage.
-TEST(ControlLeases, TheLeaseStoreContractHoldsOverTheApi) {
+// service key kept to its own stage; on both store backends, selected as control.store does.
+class ControlLeases : public ::testing::TestWithParam<std::string> {};
+INSTANTIATE_TEST_SUITE_P(Backends, ControlLeases, test::both_backends(), test::backend_name);
+
+TEST_P(ControlLeases, TheLeaseStoreContractHoldsOverTheApi) {
   auto dir = test::temp_dir("leases");
   ControlOptions options = ApiHarness::generous();
   options.http.listen = "127.0.0.1:0";
   options.db = (dir / "control.db").string();
-  std::shared_ptr<ControlStore> store = open_sqlite_store(options.db);
+  std::optional<test::PgSchema> schema;
+  if (GetParam() == "postgres") {
+    schema.emplace();
+    options.store_type = "postgres";
+    options.store_url = schema->url();
+  }
+  std::shared_ptr<ControlStore> store = open_control_store(options);
   NewKey piper_key = generate_api_key(), packer_key = generate_api_key();
   for (auto [nk, service] : {std::pair{&piper_key, "piper"}, std::pair{&packer_key, "packer"}}) {
     ApiKey k;
@@ -335,7 +344,7 @@ TEST(ControlLeases, TheLeaseStoreContractHoldsOverTheApi) {
   client.key = packer_key.token;
   ControlLeaseStore packer(client);
   EXPECT_TRUE(packer.acquire("packer/acme/web/nginx", "holder-p", std::chrono::seconds(30)));
-  // The leases are in control's database: a second server on the same file sees them.
+  // The leases are in control's database: a second server on the same database sees them.
   server.stop();
   ControlServer again(store, options);
   again.start();

@@ -1,7 +1,9 @@
 #pragma once
-// Control-plane test helpers: a fresh SQLite store in a temp directory and the
+// Control-plane test helpers: a fresh store of either backend (a SQLite file in a
+// temp directory, or a schema of its own on the test PostgreSQL cluster) and the
 // API's routes dispatched in-process (the same router the HTTP server uses).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <boost/json.hpp>
 
@@ -14,10 +16,14 @@
 #include "control/api.h"
 #include "control/auth.h"
 #include "control/store.h"
+#include "fixtures/postgres.h"
 #include "net/http_server.h"
 #include "storage/lease_store.h"
 
 namespace bf::control::test {
+
+using bf::test::PgSchema;
+using bf::test::PostgresCluster;
 
 inline std::filesystem::path temp_dir(const std::string& what) {
   auto p = std::filesystem::temp_directory_path() / ("bf-control-" + what + "-" + new_ulid());
@@ -34,6 +40,80 @@ inline AuditEntry audit(const std::string& action, const std::string& account = 
   return e;
 }
 
+// One store backend for one test: a fresh, empty database, opened as often as the
+// test likes (each open is one more connection), plus raw SQL beside the store.
+class StoreBackend {
+ public:
+  virtual ~StoreBackend() = default;
+  virtual std::unique_ptr<ControlStore> open(int migrate_to = 0) = 0;
+  // Worker leases in the same database, as control serves them.
+  virtual std::shared_ptr<LeaseStore> leases(std::function<int64_t()> clock = {}) = 0;
+  virtual int latest() const = 0;
+  virtual void exec(const std::string& sql) = 0;
+  virtual int64_t scalar(const std::string& sql) = 0;  // -1: no row
+};
+
+class SqliteBackend final : public StoreBackend {
+ public:
+  ~SqliteBackend() override { std::filesystem::remove_all(dir_); }
+  std::unique_ptr<ControlStore> open(int migrate_to) override {
+    SqliteStoreOptions o;
+    o.migrate_to = migrate_to;
+    return open_sqlite_store(path(), o);
+  }
+  std::shared_ptr<LeaseStore> leases(std::function<int64_t()> clock) override {
+    return std::make_shared<SqliteLeaseStore>(path(), std::move(clock));
+  }
+  int latest() const override { return sqlite_schema_latest(); }
+  void exec(const std::string& sql) override {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  int64_t scalar(const std::string& sql) override {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    int64_t v = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+  }
+  std::string path() const { return (dir_ / "control.db").string(); }
+
+ private:
+  std::filesystem::path dir_ = temp_dir("store");
+};
+
+class PostgresBackend final : public StoreBackend {
+ public:
+  std::unique_ptr<ControlStore> open(int migrate_to) override {
+    PostgresStoreOptions o;
+    o.migrate_to = migrate_to;
+    return open_postgres_store(schema_.url(), o);
+  }
+  std::shared_ptr<LeaseStore> leases(std::function<int64_t()> clock) override {
+    return open_postgres_lease_store(schema_.url(), {}, std::move(clock));
+  }
+  int latest() const override { return postgres_schema_latest(); }
+  void exec(const std::string& sql) override { schema_.exec(sql); }
+  int64_t scalar(const std::string& sql) override { return schema_.scalar(sql); }
+
+ private:
+  PgSchema schema_;
+};
+
+// "sqlite" or "postgres": the parameter of the suites that run on both.
+inline std::unique_ptr<StoreBackend> make_backend(const std::string& kind) {
+  if (kind == "postgres") return std::make_unique<PostgresBackend>();
+  return std::make_unique<SqliteBackend>();
+}
+inline auto both_backends() { return ::testing::Values(std::string("sqlite"), std::string("postgres")); }
+inline std::string backend_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
 struct Reply {
   int status = 0;
   Headers headers;
@@ -46,19 +126,19 @@ struct Reply {
   }
 };
 
-// A store and the API over it, with a key for every role the tests need.
+// A store (of either backend) and the API over it, with a key for every role the tests need.
 class ApiHarness {
  public:
-  explicit ApiHarness(ControlOptions options = generous()) : dir_(temp_dir("api")) {
-    store = std::shared_ptr<ControlStore>(open_sqlite_store((dir_ / "control.db").string()));
+  explicit ApiHarness(ControlOptions options = generous(), const std::string& backend = "sqlite")
+      : backend_(make_backend(backend)) {
+    store = std::shared_ptr<ControlStore>(backend_->open());
     api = std::make_unique<ControlApi>(store, options);
-    api->set_lease_store(std::make_shared<SqliteLeaseStore>((dir_ / "control.db").string()));
+    api->set_lease_store(backend_->leases());
     api->add_routes(router);
   }
   ~ApiHarness() {
     api.reset();
     store.reset();
-    std::filesystem::remove_all(dir_);
   }
   static ControlOptions generous() {
     ControlOptions o;
@@ -139,7 +219,7 @@ class ApiHarness {
   std::string last_key_id;
 
  private:
-  std::filesystem::path dir_;
+  std::unique_ptr<StoreBackend> backend_;
   int users_ = 0;
 };
 

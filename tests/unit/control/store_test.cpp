@@ -1,7 +1,10 @@
-// The control store: migrations (fresh, re-run, upgrade, newer schema), rows,
-// constraints, pagination, and the audit entry written with every change.
+// The control store on both backends: migrations (fresh, re-run, upgrade, newer
+// schema, concurrent starts), rows, constraints, pagination, and the audit entry
+// written with every change.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+
+#include <thread>
 
 #include "control_test_util.h"
 
@@ -10,42 +13,28 @@ namespace {
 
 using test::audit;
 
-class StoreTest : public ::testing::Test {
+// The same suite on SQLite and on PostgreSQL (a schema of its own on the test cluster).
+class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
-  std::filesystem::path dir = test::temp_dir("store");
-  std::string path = (dir / "control.db").string();
-  void TearDown() override { std::filesystem::remove_all(dir); }
-
-  // Reads one integer with plain SQLite, beside the store.
-  int64_t scalar(const std::string& sql) {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-    int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-  }
-  void exec(const std::string& sql) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-    sqlite3_close(db);
-  }
+  std::unique_ptr<test::StoreBackend> backend = test::make_backend(GetParam());
+  std::unique_ptr<ControlStore> open(int migrate_to = 0) { return backend->open(migrate_to); }
+  int64_t scalar(const std::string& sql) { return backend->scalar(sql); }
+  void exec(const std::string& sql) { backend->exec(sql); }
 };
 
-TEST_F(StoreTest, FreshStoreAppliesEveryMigrationOnceInOrder) {
-  auto store = open_sqlite_store(path);
-  EXPECT_EQ(store->schema_version(), sqlite_schema_latest());
-  EXPECT_GE(sqlite_schema_latest(), 2);
-  EXPECT_EQ(scalar("SELECT count(*) FROM schema_migrations"), sqlite_schema_latest());
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, test::both_backends(), test::backend_name);
+
+TEST_P(StoreTest, FreshStoreAppliesEveryMigrationOnceInOrder) {
+  auto store = open();
+  EXPECT_EQ(store->schema_version(), backend->latest());
+  EXPECT_GE(backend->latest(), 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM schema_migrations"), backend->latest());
   EXPECT_EQ(scalar("SELECT min(version) FROM schema_migrations"), 1);
+  if (GetParam() != "sqlite") return;
   // WAL and foreign keys are on.
   store.reset();
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open(static_cast<test::SqliteBackend&>(*backend).path().c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
@@ -54,30 +43,28 @@ TEST_F(StoreTest, FreshStoreAppliesEveryMigrationOnceInOrder) {
   sqlite3_close(db);
 }
 
-TEST_F(StoreTest, ReopeningAppliesNothingAgainAndKeepsData) {
+TEST_P(StoreTest, ReopeningAppliesNothingAgainAndKeepsData) {
   {
-    auto store = open_sqlite_store(path);
+    auto store = open();
     store->create_account(Account{"acme", "Acme", 1, 1}, audit("account.create", "acme"));
   }
-  auto store = open_sqlite_store(path);
-  EXPECT_EQ(scalar("SELECT count(*) FROM schema_migrations"), sqlite_schema_latest());
+  auto store = open();
+  EXPECT_EQ(scalar("SELECT count(*) FROM schema_migrations"), backend->latest());
   ASSERT_TRUE(store->get_account("acme"));
   EXPECT_EQ(store->get_account("acme")->name, "Acme");
 }
 
-TEST_F(StoreTest, UpgradesAnOlderSchemaKeepingItsRows) {
+TEST_P(StoreTest, UpgradesAnOlderSchemaKeepingItsRows) {
   {
-    SqliteStoreOptions old;
-    old.migrate_to = 1;
-    auto store = open_sqlite_store(path, old);
+    auto store = open(/*migrate_to=*/1);
     EXPECT_EQ(store->schema_version(), 1);
   }
   // A dataset written by a version-1 binary (no paused column yet).
   exec("INSERT INTO accounts VALUES ('a', '', 1, 1); INSERT INTO tenants VALUES ('a', 't', '', 1, 1);"
        "INSERT INTO datasets (account, tenant, id, name, settings, created_us, updated_us) "
        "VALUES ('a', 't', 'd', '', '{\"pipeline\":[]}', 1, 1)");
-  auto store = open_sqlite_store(path);
-  EXPECT_EQ(store->schema_version(), sqlite_schema_latest());
+  auto store = open();
+  EXPECT_EQ(store->schema_version(), backend->latest());
   auto d = store->get_dataset("a", "t", "d");
   ASSERT_TRUE(d);
   EXPECT_FALSE(d->paused);
@@ -87,19 +74,19 @@ TEST_F(StoreTest, UpgradesAnOlderSchemaKeepingItsRows) {
   EXPECT_TRUE(store->get_dataset("a", "t", "d")->paused);
 }
 
-TEST_F(StoreTest, RefusesASchemaNewerThanItKnows) {
-  { open_sqlite_store(path); }
-  exec("INSERT INTO schema_migrations VALUES (" + std::to_string(sqlite_schema_latest() + 1) + ", 0)");
+TEST_P(StoreTest, RefusesASchemaNewerThanItKnows) {
+  { open(); }
+  exec("INSERT INTO schema_migrations VALUES (" + std::to_string(backend->latest() + 1) + ", 0)");
   try {
-    open_sqlite_store(path);
+    open();
     FAIL() << "opened a newer schema";
   } catch (const StoreError& e) {
     EXPECT_NE(std::string(e.what()).find("newer than this binary"), std::string::npos) << e.what();
   }
 }
 
-TEST_F(StoreTest, EveryChangeWritesItsAuditEntryAndFailedChangesWriteNone) {
-  auto store = open_sqlite_store(path);
+TEST_P(StoreTest, EveryChangeWritesItsAuditEntryAndFailedChangesWriteNone) {
+  auto store = open();
   AuditEntry e = audit("account.create", "acme");
   e.after_json = "{\"id\":\"acme\"}";
   store->create_account(Account{"acme", "", 1, 1}, e);
@@ -113,8 +100,8 @@ TEST_F(StoreTest, EveryChangeWritesItsAuditEntryAndFailedChangesWriteNone) {
   EXPECT_GT(log[0].time_us, 0);
 }
 
-TEST_F(StoreTest, ReferencesAreEnforced) {
-  auto store = open_sqlite_store(path);
+TEST_P(StoreTest, ReferencesAreEnforced) {
+  auto store = open();
   // A tenant of an account that does not exist.
   EXPECT_THROW(store->create_tenant(Tenant{"ghost", "t", "", 1, 1}, audit("t")), StoreConflict);
   store->create_account(Account{"a", "", 1, 1}, audit("a"));
@@ -139,8 +126,8 @@ TEST_F(StoreTest, ReferencesAreEnforced) {
   EXPECT_FALSE(store->get_key(k.id));
 }
 
-TEST_F(StoreTest, UserEmailsAreUniqueAndDeletingAUserEndsItsSessions) {
-  auto store = open_sqlite_store(path);
+TEST_P(StoreTest, UserEmailsAreUniqueAndDeletingAUserEndsItsSessions) {
+  auto store = open();
   User u{"u1", "a@example.com", "", "system_admin", "", "h", false, 1, 1};
   store->create_user(u, audit("user.create"));
   User twin = u;
@@ -153,8 +140,8 @@ TEST_F(StoreTest, UserEmailsAreUniqueAndDeletingAUserEndsItsSessions) {
   EXPECT_EQ(store->count_users(), 0u);
 }
 
-TEST_F(StoreTest, KeysetPagesCoverEveryRowOnce) {
-  auto store = open_sqlite_store(path);
+TEST_P(StoreTest, KeysetPagesCoverEveryRowOnce) {
+  auto store = open();
   for (int i = 0; i < 7; ++i) store->create_account(Account{"acc" + std::to_string(i), "", 1, 1}, audit("a"));
   std::vector<std::string> seen;
   PageQuery p;
@@ -175,12 +162,53 @@ TEST_F(StoreTest, KeysetPagesCoverEveryRowOnce) {
   EXPECT_LT(next[0].seq, newest[1].seq);
 }
 
-TEST_F(StoreTest, HostileTextIsStoredAsData) {
-  auto store = open_sqlite_store(path);
+TEST_P(StoreTest, HostileTextIsStoredAsData) {
+  auto store = open();
   store->create_account(Account{"a", "x'); DROP TABLE accounts; --", 1, 1}, audit("a"));
   EXPECT_EQ(store->get_account("a")->name, "x'); DROP TABLE accounts; --");
   EXPECT_FALSE(store->get_account("a' OR '1'='1"));
   EXPECT_EQ(store->list_accounts(PageQuery{}).size(), 1u);
+}
+
+TEST_P(StoreTest, ConcurrentStartsApplyEachMigrationOnce) {
+  constexpr int kStarts = 4;
+  std::vector<std::thread> starts;
+  std::vector<int> versions(kStarts, -1);
+  std::vector<std::string> errors(kStarts);
+  for (int i = 0; i < kStarts; ++i) {
+    starts.emplace_back([&, i] {
+      try {
+        versions[i] = open()->schema_version();
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : starts) t.join();
+  for (int i = 0; i < kStarts; ++i) {
+    EXPECT_EQ(errors[i], "") << "start " << i;
+    EXPECT_EQ(versions[i], backend->latest()) << "start " << i;
+  }
+  EXPECT_EQ(scalar("SELECT count(*) FROM schema_migrations"), backend->latest());
+}
+
+TEST_P(StoreTest, AFailedChangeLeavesTheStoreUsable) {
+  auto store = open();
+  store->create_account(Account{"a", "", 1, 1}, audit("a"));
+  EXPECT_THROW(store->create_account(Account{"a", "", 1, 1}, audit("a")), StoreConflict);
+  // The aborted transaction is gone: the next change and its audit entry land.
+  store->create_tenant(Tenant{"a", "t", "", 1, 1}, audit("tenant.create"));
+  EXPECT_TRUE(store->get_tenant("a", "t"));
+  EXPECT_EQ(store->list_audit(PageQuery{}).size(), 2u);
+}
+
+TEST_P(StoreTest, ControlLeasesLiveInTheSameDatabase) {
+  auto store = open();
+  auto leases = backend->leases();
+  auto a = leases->acquire("packer/a/t/d", "worker-1", std::chrono::seconds(30));
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(leases->acquire("packer/a/t/d", "worker-2", std::chrono::seconds(30)));
+  EXPECT_EQ(scalar("SELECT token FROM leases WHERE name = 'packer/a/t/d'"), static_cast<int64_t>(a->token));
 }
 
 }  // namespace

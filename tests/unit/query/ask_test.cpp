@@ -348,7 +348,7 @@ TEST_F(AskTest, NoProviderAuthAndScope) {
 TEST_F(AskTest, AskServiceWorksWithoutHttpAndFallsBackToDescribe) {
   local->remove(schema_key(web));  // no registry: the columns come from DESCRIBE
   llm.script({{answer_json("SELECT max(n) AS m FROM logs")}});
-  nl::AskService asker(*service, std::make_shared<LiveCatalog>(catalog), store, 1 << 20);
+  nl::AskService asker(*service, store, 1 << 20);
   auto out = asker.ask("acme/web/logs", "largest n?");
   ASSERT_EQ(out.outcome.result.rows.size(), 1u);
   EXPECT_EQ(out.outcome.result.rows[0][0], "24");

@@ -143,6 +143,47 @@ TEST_F(QueryApiHttpTest, JsonIsTheDefaultAndReportsTheCut) {
 
 // The component contract (docs/metrics.md): a query in, its rows and rendered bytes
 // out, a refused or failed query an error by stage.
+// A catalog from control replaces the one the service started with, while it runs:
+// a new key and a new dataset answer at once, a removed key is refused, on the
+// query API and on the MCP endpoint alike.
+TEST_F(QueryApiHttpTest, ACatalogChangeAppliesWithoutRestart) {
+  const std::string new_key = "query-api-test-new-key-0123456789";
+  DatasetRef fresh{"acme", "web", "fresh"};
+  test::write_part(store, fresh, "SELECT 7 AS n", 1);
+  auto query_as = [&](const std::string& key, const std::string& dataset) {
+    return http.send("POST", url, {{"Authorization", "Bearer " + key}},
+                     R"({"dataset":")" + dataset + R"(","sql":"SELECT count(*) AS c FROM events"})");
+  };
+  const std::string mcp_url = "http://127.0.0.1:" + std::to_string(service->port()) + "/api/v1/mcp";
+  auto mcp_list = [&](const std::string& key) {
+    return http.send("POST", mcp_url,
+                     {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"},
+                      {"Accept", "application/json, text/event-stream"}, {"MCP-Protocol-Version", "2025-06-18"}},
+                     R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_datasets","arguments":{}}})");
+  };
+  EXPECT_EQ(query_as(kWebKey, "web/fresh").status, 404);
+  EXPECT_EQ(query_as(new_key, "web/logs").status, 401);
+  EXPECT_EQ(mcp_list(new_key).status, 401);
+
+  auto next = std::make_shared<Catalog>();
+  next->add_dataset(DatasetInfo{web, {}});
+  next->add_dataset(DatasetInfo{fresh, {}});
+  next->add_query_key(new_key, KeyGrant{"acme", "web"});
+  service->set_catalog(next);
+
+  HttpResult r = query_as(new_key, "web/fresh");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(boost::json::parse(r.body).at("rows").at(0).at("c").to_number<int64_t>(), 1);
+  EXPECT_EQ(query_as(new_key, "web/logs").status, 200);
+  EXPECT_EQ(query_as(kWebKey, "web/logs").status, 401);  // the old key is gone
+  EXPECT_EQ(query_as(new_key, "web/timed").status, 404);  // and so is the dataset not in the new catalog
+  HttpResult listed = mcp_list(new_key);
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  EXPECT_NE(listed.body.find("fresh"), std::string::npos) << listed.body;
+  EXPECT_EQ(listed.body.find("timed"), std::string::npos) << listed.body;
+  EXPECT_EQ(mcp_list(kWebKey).status, 401);
+}
+
 TEST_F(QueryApiHttpTest, ContractCountsQueriesInRowsOutAndRefusalsAsErrors) {
   const auto before = test::ContractCounts::of("sink", "query", "query");
   auto errors = [](const Labels& which) { return test::contract_count("errors", "sink", "query", "query", which); };

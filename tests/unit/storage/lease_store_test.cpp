@@ -1,6 +1,7 @@
-// SqliteLeaseStore: one holder at a time, tokens that grow with every
-// acquisition, renewals only by the holder, and the same behaviour between
-// processes sharing the file (including a holder killed by SIGKILL).
+// SqliteLeaseStore: the LeaseStore contract (fixtures/lease_store_conformance.h:
+// one holder at a time, tokens that grow with every acquisition, renewals only by
+// the holder), and the same behaviour between processes sharing the file
+// (including a holder killed by SIGKILL).
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -17,134 +18,39 @@
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/ulid.h"
+#include "fixtures/lease_store_conformance.h"
 #include "storage/lease_store.h"
 
 using namespace bf;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using bf::test::LeaseStoreConformance;
 
 namespace {
-
-// A clock the test moves by hand (unix microseconds).
-struct FakeClock {
-  std::shared_ptr<std::atomic<int64_t>> us = std::make_shared<std::atomic<int64_t>>(1'800'000'000'000'000);
-  SqliteLeaseStore::Clock fn() const {
-    auto p = us;
-    return [p] { return p->load(); };
-  }
-  void advance(std::chrono::milliseconds d) { *us += d.count() * 1000; }
-};
 
 class LeaseStoreTest : public ::testing::Test {
  protected:
   fs::path dir = fs::temp_directory_path() / ("bf-leases-" + new_ulid());
   std::string path = (dir / "sub" / "leases.db").string();  // the directory is created
-  FakeClock clock;
   void TearDown() override { fs::remove_all(dir); }
 };
 
+// A fresh SQLite file (in a directory the store creates); removed with the last opener.
+test::LeaseOpener sqlite_leases() {
+  struct TempDir {
+    fs::path path = fs::temp_directory_path() / ("bf-leases-" + new_ulid());
+    ~TempDir() { fs::remove_all(path); }
+  };
+  auto dir = std::make_shared<TempDir>();
+  const std::string path = (dir->path / "sub" / "leases.db").string();
+  return [dir, path](test::LeaseClock clock) { return std::make_shared<SqliteLeaseStore>(path, std::move(clock)); };
+}
+
 }  // namespace
 
-TEST_F(LeaseStoreTest, OnlyOneOfTwoHoldersGetsTheLease) {
-  SqliteLeaseStore store(path, clock.fn());
-  auto a = store.acquire("packer/acme/web/logs", "a", 10s);
-  ASSERT_TRUE(a);
-  EXPECT_EQ(a->holder, "a");
-  EXPECT_EQ(a->token, 1u);
-  EXPECT_FALSE(store.acquire("packer/acme/web/logs", "b", 10s));
-  EXPECT_TRUE(store.validate(*a));
-  // Another name is another lease.
-  auto other = store.acquire("piper/acme/web/logs", "b", 10s);
-  ASSERT_TRUE(other);
-  EXPECT_EQ(other->token, 1u);
-}
-
-TEST_F(LeaseStoreTest, TokenGrowsOnReacquisitionAfterExpiryAndAfterRelease) {
-  SqliteLeaseStore store(path, clock.fn());
-  auto a = store.acquire("x", "a", 10s);
-  ASSERT_TRUE(a);
-  clock.advance(9s);
-  EXPECT_FALSE(store.acquire("x", "b", 10s));  // not expired yet
-  clock.advance(2s);
-  EXPECT_FALSE(store.validate(*a));  // expired
-  auto b = store.acquire("x", "b", 10s);
-  ASSERT_TRUE(b);
-  EXPECT_GT(b->token, a->token);
-  store.release(*b);
-  auto c = store.acquire("x", "c", 10s);  // free at once after a release
-  ASSERT_TRUE(c);
-  EXPECT_GT(c->token, b->token);
-  // The same holder acquiring again is a new acquisition too: its old lease is fenced.
-  auto c2 = store.acquire("x", "c", 10s);
-  ASSERT_TRUE(c2);
-  EXPECT_GT(c2->token, c->token);
-  EXPECT_FALSE(store.validate(*c));
-  EXPECT_TRUE(store.validate(*c2));
-}
-
-TEST_F(LeaseStoreTest, TokensSurviveReopeningTheFile) {
-  uint64_t first = 0;
-  {
-    SqliteLeaseStore store(path, clock.fn());
-    auto a = store.acquire("x", "a", 10s);
-    ASSERT_TRUE(a);
-    first = a->token;
-    store.release(*a);
-  }
-  SqliteLeaseStore store(path, clock.fn());
-  auto b = store.acquire("x", "b", 10s);
-  ASSERT_TRUE(b);
-  EXPECT_GT(b->token, first);
-}
-
-TEST_F(LeaseStoreTest, RenewByANonHolderFailsAndByTheHolderExtends) {
-  SqliteLeaseStore store(path, clock.fn());
-  auto a = store.acquire("x", "a", 10s);
-  ASSERT_TRUE(a);
-  Lease forged = *a;
-  forged.holder = "b";
-  EXPECT_FALSE(store.renew(forged, 10s));
-  Lease wrong_token = *a;
-  wrong_token.token += 1;
-  EXPECT_FALSE(store.renew(wrong_token, 10s));
-  EXPECT_FALSE(store.validate(forged));
-  EXPECT_FALSE(store.validate(wrong_token));
-
-  clock.advance(8s);
-  const auto before = a->expires;
-  EXPECT_TRUE(store.renew(*a, 10s));
-  EXPECT_GT(a->expires, before);
-  clock.advance(8s);  // 16 s after acquisition, 8 s after the renewal
-  EXPECT_TRUE(store.validate(*a));
-  EXPECT_FALSE(store.acquire("x", "b", 10s));
-}
-
-TEST_F(LeaseStoreTest, ExpiredLeaseNobodyTookIsRearmedWithTheSameToken) {
-  SqliteLeaseStore store(path, clock.fn());
-  auto a = store.acquire("x", "a", 1s);
-  ASSERT_TRUE(a);
-  clock.advance(5s);
-  EXPECT_FALSE(store.validate(*a));
-  EXPECT_TRUE(store.renew(*a, 10s));  // no other worker acquired it meanwhile
-  EXPECT_TRUE(store.validate(*a));
-  EXPECT_EQ(a->token, 1u);
-}
-
-TEST_F(LeaseStoreTest, ValidateAndRenewFailAfterAnotherHolderTookOver) {
-  SqliteLeaseStore store_a(path, clock.fn());  // two connections, as two workers have
-  SqliteLeaseStore store_b(path, clock.fn());
-  auto a = store_a.acquire("x", "a", 1s);
-  ASSERT_TRUE(a);
-  clock.advance(2s);
-  auto b = store_b.acquire("x", "b", 10s);
-  ASSERT_TRUE(b);
-  EXPECT_GT(b->token, a->token);
-  EXPECT_FALSE(store_a.validate(*a));
-  EXPECT_FALSE(store_a.renew(*a, 10s));
-  store_a.release(*a);  // a stale release does not free b's lease
-  EXPECT_TRUE(store_b.validate(*b));
-  EXPECT_FALSE(store_a.acquire("x", "a", 10s));
-}
+// The contract every LeaseStore keeps (the PostgreSQL one runs it in unit_control).
+INSTANTIATE_TEST_SUITE_P(Sqlite, LeaseStoreConformance, ::testing::Values(test::LeaseBackend{"sqlite", sqlite_leases}),
+                         test::LeaseBackendName());
 
 namespace {
 
@@ -237,30 +143,10 @@ TEST_F(LeaseStoreTest, HolderKilledMidLeaseTheOtherAcquiresAfterTheTtl) {
   EXPECT_EQ(lease->token, 2u);
 }
 
-TEST_F(LeaseStoreTest, DatasetLeasesHoldKeepFenceAndRelease) {
-  auto shared = std::make_shared<SqliteLeaseStore>(path, clock.fn());
-  DatasetLeases a("packer", WorkerLeases{shared, 10s});
-  DatasetLeases b("packer", WorkerLeases{std::make_shared<SqliteLeaseStore>(path, clock.fn()), 10s});
-  EXPECT_NE(a.holder(), b.holder());
+TEST(DatasetLeases, WithoutAStoreASingleWorkerAlwaysHolds) {
+  DatasetLeases none("piper", WorkerLeases{});
   DatasetRef ref{"acme", "web", "logs"};
-  EXPECT_EQ(a.hold(ref), DatasetLeases::Hold::acquired);
-  EXPECT_EQ(a.hold(ref), DatasetLeases::Hold::kept);
-  EXPECT_EQ(b.hold(ref), DatasetLeases::Hold::busy);
-  const uint64_t token = a.token(ref);
-  EXPECT_GT(token, 0u);
-  EXPECT_TRUE(a.fence(ref));
-  EXPECT_TRUE(a.keep_alive(ref));
-  // a stalls past its ttl and b takes over: a's fence fails.
-  clock.advance(11s);
-  EXPECT_EQ(b.hold(ref), DatasetLeases::Hold::acquired);
-  EXPECT_GT(b.token(ref), token);
-  EXPECT_FALSE(a.fence(ref));
-  EXPECT_EQ(a.token(ref), 0u);  // forgotten
-  EXPECT_EQ(a.hold(ref), DatasetLeases::Hold::busy);
-  b.release_all();
-  EXPECT_EQ(a.hold(ref), DatasetLeases::Hold::acquired);
-
-  DatasetLeases none("piper", WorkerLeases{});  // no store: a single worker, always holds
+  EXPECT_FALSE(none.enabled());
   EXPECT_EQ(none.hold(ref), DatasetLeases::Hold::acquired);
   EXPECT_EQ(none.hold(ref), DatasetLeases::Hold::kept);
   EXPECT_TRUE(none.fence(ref));
