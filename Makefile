@@ -38,14 +38,14 @@ test-asan: setup
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 1800
 
-# libFuzzer over the flow decoders (tests/fuzz), FUZZ_SECONDS each, in build-fuzz/ with
-# clang; crashes are written to build-fuzz/crash-* (turn each into a regression test).
+# libFuzzer over the decoders (tests/fuzz), FUZZ_SECONDS each, in build-fuzz/ with
+# clang; a failing input is kept in build-fuzz/tests/fuzz/artifacts/ (add it to
+# tests/fuzz/regressions/<target>/ with the fix). `make test` runs them briefly too.
 FUZZ_SECONDS ?= 60
 fuzz:
-	@[ -f build-fuzz/build.ninja ] || CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DBF_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_sflow fuzz_netflow
-	cd build-fuzz && for t in sflow netflow; do mkdir -p corpus-$$t && \
-	  ./tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 corpus-$$t ../tests/fuzz/corpus/$$t || exit 1; done
+	@[ -f build-fuzz/build.ninja ] || CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DBF_FUZZ_ONLY=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_all
+	tests/fuzz/run.sh build-fuzz/tests/fuzz tests/fuzz $(FUZZ_SECONDS)
 
 # Bench-only peers (rsyslog) are installed by `setup.sh --bench`; `make test` needs none.
 bench: build

@@ -4,18 +4,25 @@
 # whole pipeline in one process. Reports whether the proxy kept pace, the lag from the
 # last event sent to all N queryable in Parquet, and the process's peak RSS; every
 # SAMPLE seconds a line with the queryable count, the rate since the last sample and
-# the current RSS, so a soak shows whether throughput and memory stay flat.
+# the current RSS, so a soak shows whether throughput and memory stay flat. At the end
+# also the process's CPU per event (user + system, all threads) in total and per stage
+# (thread names bf-*; bench/cpu_per_event.py), which means something on a shared
+# machine where events/s do not.
 #   bench/e2e_throughput.sh [N] [RATE] [SAMPLE]
 #       defaults: 12000000 events at 200000/s (60 s), a sample every 10 s
 #   soak:  bench/e2e_throughput.sh 180000000 100000 60     (30 minutes; `make soak-e2e`)
 # Needs `make build` and the benchmarks target (build/bench/proxy_loadgen).
+# Env: BIN (another build's bytefreezer, for A/B in one session), PACKER_EXTRA (more
+# packer keys as YAML flow items, e.g. 'threads: 1, max_part_bytes: 64MiB'),
+# PERF_DATA (a file: `perf record --call-graph dwarf` on the process from the start of
+# the load to all queryable; it inflates the CPU figures, so profile in a separate run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-12000000}
 RATE=${2:-200000}
 SAMPLE=${3:-10}
-BIN=$PWD/build/bytefreezer
-GEN=$PWD/build/bench/proxy_loadgen
+BIN=${BIN:-$PWD/build/bytefreezer}
+GEN=${GEN:-$PWD/build/bench/proxy_loadgen}
 [ -x "$GEN" ] || cmake --build build --target proxy_loadgen >/dev/null
 DIR=$(mktemp -d)
 trap 'kill $PID $GENPID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
@@ -39,7 +46,7 @@ proxy:
   sources: [{type: syslog_tcp, listen: "127.0.0.1:$SYSLOG", tenant: t, dataset: syslog}]
 receiver: {listen: "127.0.0.1:$RECV", spool: {dir: $DIR/receiver-spool}}
 piper: {interval: ${PIPER_INTERVAL:-1s}}
-packer: {interval: ${PACKER_INTERVAL:-5s}, max_batches_per_part: ${PACKER_BATCHES:-1000}}
+packer: {interval: ${PACKER_INTERVAL:-5s}, max_batches_per_part: ${PACKER_BATCHES:-1000}${PACKER_EXTRA:+, $PACKER_EXTRA}}
 query: {listen: "127.0.0.1:$QUERY"}
 YAML
 "$BIN" run --config "$DIR/bf.yaml" > "$DIR/log" 2>&1 &
@@ -53,6 +60,12 @@ queryable() {
     | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["n"])' 2>/dev/null || echo 0
 }
 
+python3 bench/cpu_per_event.py snapshot $PID "$DIR/cpu0"
+PERFPID=
+if [ -n "${PERF_DATA:-}" ]; then
+  perf record -q --call-graph dwarf,16384 -F ${PERF_FREQ:-99} -p $PID -o "$PERF_DATA" 2>"$DIR/perf.err" &
+  PERFPID=$!
+fi
 START=$(now)
 ( "$GEN" send "$SYSLOG" "$N" 200 1 "$RATE" > "$DIR/gen.out"; now > "$DIR/sent_at" ) &
 GENPID=$!
@@ -71,6 +84,8 @@ SENT=$(cat "$DIR/sent_at")
 # The last event is sent: poll fast for the lag.
 while [ "$(queryable)" -lt "$N" ]; do sleep 0.25; done
 DONE=$(now)
+CPU_REPORT=$(python3 bench/cpu_per_event.py report $PID "$DIR/cpu0" "$N")
+if [ -n "$PERFPID" ]; then kill -INT $PERFPID; wait $PERFPID || true; fi
 PEAK=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
 cat "$DIR/gen.out"
 python3 - "$N" "$RATE" "$START" "$SENT" "$DONE" "$PEAK" <<'PY'
@@ -83,3 +98,4 @@ print(f"lag from the last event sent to all queryable: {done - sent:.1f} s")
 print(f"end to end: {n / (done - start):,.0f} events/s")
 print(f"peak RSS of bytefreezer run: {peak / 1024:.0f} MiB")
 PY
+echo "$CPU_REPORT"

@@ -12,6 +12,7 @@
 
 #include "common/batch.h"
 #include "common/time.h"
+#include "fixtures/enrich_files.h"  // temp files, MMDB writer, a silent UDP server (tests/fixtures)
 #include "piper/transform.h"
 #include "proxy/syslog_parser.h"
 
@@ -67,9 +68,8 @@ void piper_path(benchmark::State& state, const std::string& steps) {
 void BM_PiperBatch_NoPipeline(benchmark::State& state) { piper_path(state, "[]"); }
 void BM_PiperBatch_Realistic8Steps(benchmark::State& state) { piper_path(state, kRealistic); }
 
-void pipeline_only(benchmark::State& state, const std::string& steps) {
+void pipeline_only(benchmark::State& state, const std::string& steps, const std::vector<bf::Event>& events = syslog_events()) {
   auto pipeline = compile(steps);
-  const auto events = syslog_events();
   for (auto _ : state) {
     state.PauseTiming();
     auto copy = events;
@@ -107,6 +107,103 @@ STEP_BENCH(HashXxh3, R"({"hash": {"fields": ["hostname", "message"], "algorithm"
 STEP_BENCH(Truncate, R"({"truncate": {"field": "message", "max_bytes": 64}})")
 STEP_BENCH(JsonFlatten, R"({"json_flatten": {}})")
 STEP_BENCH(DropAll, R"({"drop": {}})")
+STEP_BENCH(SampleRandom, R"({"sample": {"rate": 10}})")
+STEP_BENCH(SampleByKey, R"({"sample": {"rate": 10, "key": "hostname"}})")
+STEP_BENCH(SampleDynamic, R"({"sample": {"rate": 10, "key": "hostname", "mode": "dynamic", "window_events": 5000}})")
+STEP_BENCH(RouteCopyIf, R"j({"route": {"to": "other", "if": "starts_with(hostname, \"web-1\")"}})j")
+
+// community_id on the same events with flow fields added (as a flow source would set them).
+void BM_Step_CommunityId(benchmark::State& state) {
+  auto events = syslog_events();
+  for (size_t i = 0; i < events.size(); ++i) {
+    events[i]["source"] = boost::json::object{{"ip", "10.20." + std::to_string(i % 250) + ".7"}, {"port", 40000 + i % 20000}};
+    events[i]["destination"] = boost::json::object{{"ip", "198.51.100." + std::to_string(i % 200)}, {"port", 22}};
+    events[i]["network"] = boost::json::object{{"transport", "tcp"}};
+  }
+  pipeline_only(state, R"([{"community_id": {}}])", events);
+}
+BENCHMARK(BM_Step_CommunityId)->Unit(benchmark::kMillisecond);
+
+// Enrichment (geoip, lookup, rdns) on the client address grok takes from the message
+// (10.20.x.y or 198.51.x.y, about 10,000 distinct): subtract BM_StepAfterIp_GrokOnly
+// for the step's own cost. The files are written to a temp directory at start-up;
+// rdns asks a UDP socket that never answers, warmed up once, so it measures the
+// cache path (every address cached as "no name").
+struct EnrichFiles {
+  bf::test::TempDir dir;
+  bf::test::SilentUdpServer silent;
+  std::string city = dir.file("city.mmdb"), asn = dir.file("asn.mmdb"), nets = dir.file("nets.csv"),
+              hosts = dir.file("hosts.csv"), dns = silent.address();
+  EnrichFiles() {
+    std::string spec = R"({"database_type": "GeoLite2-City", "networks": [)";
+    for (int b = 0; b < 256; ++b) {  // 512 networks: a tree of realistic depth
+      spec += std::string(b ? "," : "") + R"({"network": "198.51.)" + std::to_string(b) +
+              R"(.0/24", "data": {"country": {"iso_code": "NL", "names": {"en": "Netherlands"}}, "city": {"names": {"en": "Amsterdam"}},
+                 "location": {"latitude": 52.37, "longitude": 4.89, "time_zone": "Europe/Amsterdam"}}})";
+      spec += R"(,{"network": "10.20.)" + std::to_string(b) + R"(.0/24", "data": {"country": {"iso_code": "DE"}}})";
+    }
+    bf::test::write_mmdb(city, spec + "]}");
+    bf::test::write_mmdb(asn, R"({"database_type": "GeoLite2-ASN", "networks": [{"network": "198.51.0.0/16", "data": {"autonomous_system_number": 64500, "autonomous_system_organization": "Example"}}]})");
+    std::string csv = "network,zone,owner\n10.0.0.0/8,corp,it\n10.20.0.0/16,dc1,ops\n198.51.0.0/16,edge,net\n";
+    for (int b = 0; b < 200; ++b) csv += "10.20." + std::to_string(b) + ".0/24,rack" + std::to_string(b) + ",ops\n";
+    bf::test::replace_file(nets, csv);
+    std::string h = "hostname,owner,site\n";
+    for (int i = 0; i < 16; ++i) h += "web-" + std::to_string(i) + ".example.net,team" + std::to_string(i % 4) + ",ams\n";
+    bf::test::replace_file(hosts, h);
+  }
+};
+const EnrichFiles& enrich_files() {
+  static EnrichFiles files;
+  return files;
+}
+std::string q(const std::string& s) { return "\"" + s + "\""; }
+const char* kGrokIp = R"({"grok": {"field": "message", "patterns": "from %{IP:src_ip}"}})";
+void after_ip(benchmark::State& state, const std::string& step) {
+  pipeline_only(state, std::string("[") + kGrokIp + (step.empty() ? "" : ", " + step) + "]");
+}
+void BM_StepAfterIp_GrokOnly(benchmark::State& state) { after_ip(state, ""); }
+void BM_StepAfterIp_GeoipCity(benchmark::State& state) {
+  after_ip(state, R"({"geoip": {"field": "src_ip", "database": )" + q(enrich_files().city) + "}}");
+}
+void BM_StepAfterIp_GeoipAsn(benchmark::State& state) {
+  after_ip(state, R"({"geoip": {"field": "src_ip", "database": )" + q(enrich_files().asn) + "}}");
+}
+void BM_StepAfterIp_LookupCidr(benchmark::State& state) {
+  after_ip(state, R"({"lookup": {"field": "src_ip", "match": "cidr", "file": )" + q(enrich_files().nets) + "}}");
+}
+void BM_StepAfterIp_RdnsCached(benchmark::State& state) {
+  after_ip(state, R"({"rdns": {"field": "src_ip", "target": "src_host", "server": )" + q(enrich_files().dns) +
+                      R"(, "timeout_ms": 5, "budget_ms": 60000, "max_in_flight": 1024, "cache_size": 100000}})");
+}
+void BM_Step_LookupExact(benchmark::State& state) {
+  pipeline_only(state, R"([{"lookup": {"field": "hostname", "file": )" + q(enrich_files().hosts) + "}}]");
+}
+BENCHMARK(BM_StepAfterIp_GrokOnly)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StepAfterIp_GeoipCity)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StepAfterIp_GeoipAsn)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StepAfterIp_LookupCidr)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_StepAfterIp_RdnsCached)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Step_LookupExact)->Unit(benchmark::kMillisecond);
+
+// The issue's realistic pipeline with its enrichment: grok + date_parse + geoip +
+// condition + lookup + remove + rename (+ the drop where sampling will go).
+std::string realistic_enriched() {
+  return std::string(R"j([
+  {"grok": {"field": "_raw", "patterns": "^<%{NONNEGINT:pri:int}>%{SYSLOGBASE} %{GREEDYDATA:msg}$"}},
+  {"date_parse": {"field": "timestamp", "formats": "%b %e %H:%M:%S", "timezone": "Europe/Berlin"}},
+  {"grok": {"field": "msg", "patterns": "from %{IP:src_ip}"}},
+  {"geoip": {"field": "src_ip", "database": )j") + q(enrich_files().city) + R"j(}},
+  {"set": {"field": "network", "value": "internal", "if": "cidr_match(src_ip, \"10.0.0.0/8\")"}},
+  {"lookup": {"field": "logsource", "key": "hostname", "file": )j" + q(enrich_files().hosts) + R"j(}},
+  {"remove": {"fields": ["timestamp", "_raw"]}},
+  {"rename": {"from": "logsource", "to": "host"}},
+  {"drop": {"if": "program == \"cron\""}}
+])j";
+}
+void BM_PiperBatch_RealisticEnriched(benchmark::State& state) { piper_path(state, realistic_enriched()); }
+void BM_Pipeline_RealisticEnriched(benchmark::State& state) { pipeline_only(state, realistic_enriched()); }
+BENCHMARK(BM_PiperBatch_RealisticEnriched)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Pipeline_RealisticEnriched)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

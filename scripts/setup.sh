@@ -77,6 +77,12 @@ APT_PACKAGES=(
   # tests/unit/proxy/flow_wireshark_test.cpp: softflowd exports NetFlow v5/v9/IPFIX
   # from a generated pcap, tshark decodes the same datagrams for comparison.
   tshark softflowd
+  # tests/fuzz: libFuzzer (-fsanitize=fuzzer) targets, run briefly by `make test`.
+  clang
+  # Enrichment steps' tests (docs/pipelines.md): MaxMind::DB::Writer builds MMDB
+  # fixtures for geoip; dnsmasq-base (the binary without the system service) is the
+  # DNS server the rdns tests start.
+  libmaxmind-db-writer-perl dnsmasq-base
   # tests/e2e/ui_test.mjs drives the web UI in Debian's Chromium (playwright-core).
   chromium
 )

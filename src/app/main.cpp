@@ -9,8 +9,10 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -22,6 +24,7 @@
 #include "common/spool.h"
 #include "common/time.h"
 #include "common/metrics.h"
+#include "common/options.h"
 #include "control/agent.h"
 #include "control/api.h"
 #include "control/commands.h"
@@ -32,6 +35,7 @@
 #include "net/http_server.h"
 #include "packer/packer.h"
 #include "piper/piper.h"
+#include "piper/preview.h"
 #include "piper/transform.h"
 #include "proxy/proxy.h"
 #include "proxy/source.h"
@@ -117,18 +121,14 @@ control::HealthSample health_sample(const std::string& service, const Receiver* 
   return s;
 }
 
-// GET /api/v1/plugins (the UI's source and step forms). A stub until the option
-// tables land: each built-in source and step with its description and no declared
-// options (additionalProperties: the UI takes them as JSON). To be replaced by
-// `bytefreezer plugins --schema`'s document, which has the same shape.
-std::string plugins_schema_stub() {
-  auto entry = [](const std::string& description) {
-    return boost::json::object{{"type", "object"}, {"description", description}, {"additionalProperties", true}};
-  };
-  boost::json::object sources, steps;
-  for (const auto& f : source_factories()) sources[f.type] = entry(f.description);
-  for (const auto& f : transform_factories()) steps[f.type] = entry(f.description);
-  return boost::json::serialize(boost::json::object{{"sources", std::move(sources)}, {"steps", std::move(steps)}});
+// The option schemas of every built-in source and step: `bytefreezer plugins
+// --schema` prints it, control serves it at GET /api/v1/plugins (the UI's forms).
+std::string plugin_schemas_json() {
+  std::vector<PluginSchema> sources, steps;
+  for (const auto& f : source_factories()) sources.push_back({f.type, f.description, &f.options});
+  for (const auto& f : transform_factories())
+    steps.push_back({f.type, f.description, f.options.empty() ? nullptr : &f.options});
+  return plugins_schema_document(sources, steps);
 }
 
 // Starts the selected components from one config file and runs until a signal.
@@ -675,8 +675,44 @@ int main(int argc, char** argv) {
     throw CLI::RuntimeError(control::create_key_command(control_cli, key_role, key_service, key_name));
   });
 
+  auto* pipeline_cmd = app.add_subcommand("pipeline", "Work with pipelines");
+  pipeline_cmd->require_subcommand(1);
+  auto* pipeline_test = pipeline_cmd->add_subcommand(
+      "test", "Run sample events (NDJSON on stdin) through a pipeline; print each step's changes, the output and errors");
+  std::string pipeline_file, pipeline_dataset;
+  bool pipeline_json = false;
+  pipeline_test->add_option("--config", pipeline_file, "A list of steps, a mapping with pipeline:, or a full config (with --dataset)")
+      ->required();
+  pipeline_test->add_option("--dataset", pipeline_dataset, "tenant/dataset or account/tenant/dataset in a full config");
+  pipeline_test->add_flag("--json", pipeline_json, "Print the result as JSON (the preview API's response)");
+  pipeline_test->callback([&] {
+    throw CLI::RuntimeError(pipeline_test_command(pipeline_file, pipeline_dataset, pipeline_json, std::cin, std::cout, std::cerr));
+  });
+
+  // bytefreezer plugins [--schema | --update-docs FILE] (docs/cli.md, docs/proxy.md).
   auto* plugins = app.add_subcommand("plugins", "List the built-in sources and pipeline steps");
-  plugins->callback([] {
+  bool plugins_schema = false;
+  std::string plugins_docs;
+  plugins->add_flag("--schema", plugins_schema, "Print every source's and step's options as JSON Schema");
+  plugins->add_option("--update-docs", plugins_docs,
+                      "Rewrite the generated option tables (<!-- options: TYPE -->) of a markdown file")
+      ->check(CLI::ExistingFile);
+  plugins->callback([&] {
+    if (plugins_schema) {
+      std::cout << plugin_schemas_json();
+      return;
+    }
+    if (!plugins_docs.empty()) {
+      std::ifstream in(plugins_docs, std::ios::binary);
+      const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string updated = update_option_tables(doc, [](const std::string& kind) -> const OptionSpecs* {
+        const SourceFactory* f = find_source_factory(kind);
+        return f ? &f->options : nullptr;
+      });
+      if (updated != doc) std::ofstream(plugins_docs, std::ios::binary | std::ios::trunc) << updated;
+      std::cout << plugins_docs << (updated == doc ? ": up to date\n" : ": option tables updated\n");
+      return;
+    }
     std::cout << "sources:\n";
     for (const auto& f : source_factories()) std::cout << "  " << f.type << "  " << f.description << "\n";
     std::cout << "pipeline steps:\n";
@@ -684,7 +720,7 @@ int main(int argc, char** argv) {
   });
   app.add_subcommand("version", "Print the version")->callback([] { std::cout << "bytefreezer " << kVersion << "\n"; });
 
-  control::set_plugins_document(plugins_schema_stub());
+  control::set_plugins_document(plugin_schemas_json());
   block_shutdown_signals();
   // Before any component opens a file: every descriptor the hard limit allows.
   raise_open_files_limit();

@@ -69,7 +69,10 @@ std::vector<Event> parse_ndjson(std::string_view text) {
 std::optional<int64_t> parse_event_time(const boost::json::value& v) {
   if (v.is_string()) return parse_rfc3339(v.get_string(), /*require_offset=*/false);
   if (!v.is_number()) return std::nullopt;
-  const double n = v.to_number<double>();
+  return parse_epoch_time(v.to_number<double>());
+}
+
+std::optional<int64_t> parse_epoch_time(double n) {
   if (!std::isfinite(n) || n < 0) return std::nullopt;
   const double micros = n >= 1e17 ? n / 1e3 : n >= 1e14 ? n : n >= 1e11 ? n * 1e3 : n * 1e6;
   if (micros >= 9.2e18) return std::nullopt;

@@ -54,6 +54,8 @@ size_t for_each_ndjson_event(std::string_view text, boost::json::monotonic_resou
 // An event time field as UTC µs: an RFC 3339 string, or a Unix epoch number in
 // seconds (values >= 1e11 read as ms, >= 1e14 as µs, >= 1e17 as ns). nullopt otherwise.
 std::optional<int64_t> parse_event_time(const boost::json::value& v);
+// The number rule of parse_event_time alone (for parsers that see the number, not a DOM).
+std::optional<int64_t> parse_epoch_time(double n);
 
 // The batch envelope (DESIGN.md §3): metadata about a batch stored beside its events,
 // not in them — e.g. the receive time, source and peer the receiver saw, which the next
@@ -73,6 +75,7 @@ struct BatchObject {
 };
 // Throws BatchFormatError for a truncated or malformed envelope frame.
 BatchObject split_batch_object(std::string_view object);
+BatchObject split_batch_object(std::string&& object) = delete;  // payload would point into a temporary
 
 // The receive metadata the receiver keeps in a raw/ batch's envelope ("received",
 // "source", "peer"; docs/storage.md), applied to each event that lacks it by the rules

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "common/batch.h"
+#include "common/time.h"
 
 namespace bf {
 
@@ -257,6 +258,116 @@ std::optional<BatchShape> BatchShape::from_json(const boost::json::value& v) {
     if (!field_from_json(kv.value(), shape.root.add_member(std::string(kv.key())), 1)) return std::nullopt;
   }
   return shape;
+}
+
+// --- ShapeBuilder: BatchShape::add's rules (add_object, add_value), one parse event at a time.
+
+void ShapeBuilder::begin_event() {
+  frames_.clear();
+  frames_.push_back(Frame{&shape_.root, false, /*bounded=*/false, 0, 0});
+  member_ = time_field_ = nullptr;
+}
+
+void ShapeBuilder::end_event() {
+  ++shape_.events;
+  frames_.clear();
+}
+
+void ShapeBuilder::key(std::string_view name) {
+  Frame& f = frames_.back();
+  member_ = time_field_ = nullptr;
+  if (!f.target || f.target->many) return;
+  FieldShape& s = *f.target;
+  FieldShape* m = nullptr;
+  if (f.next < s.names.size() && s.names[f.next] == name) {
+    m = &s.members[f.next];
+  } else {
+    key_.assign(name);
+    m = s.member(key_);
+  }
+  if (!m) {
+    if (f.bounded && (s.names.size() >= BatchShape::kMaxObjectKeys || shape_.nodes >= BatchShape::kMaxNodes)) {
+      clear_members(s);
+      f.target = nullptr;  // the rest of this object is not tracked
+      return;
+    }
+    key_.assign(name);
+    m = &s.add_member(key_);
+    if (f.bounded) ++shape_.nodes;
+  }
+  ++f.next;
+  member_ = m;
+  if (!f.bounded && (name == "_time" || name == "_received")) time_field_ = m;
+}
+
+FieldShape* ShapeBuilder::value_shape() {
+  Frame& f = frames_.back();
+  if (!f.array) {
+    FieldShape* m = member_;
+    member_ = nullptr;
+    return m;
+  }
+  if (!f.target) return nullptr;
+  if (f.target->items.empty()) f.target->items.emplace_back();
+  return &f.target->items[0];
+}
+
+void ShapeBuilder::not_a_time() {
+  if (time_field_) ++time_field_->bad_time;
+  time_field_ = nullptr;
+}
+
+FieldShape* ShapeBuilder::add_value(JsonKind kind) {
+  if (kind != kKindString && kind != kKindInt && kind != kKindUint && kind != kKindFloat) not_a_time();
+  FieldShape* s = value_shape();
+  if (s) {
+    ++s->count;
+    s->kinds |= kind;
+  }
+  return s;
+}
+
+void ShapeBuilder::scalar(JsonKind kind) { add_value(kind); }
+
+void ShapeBuilder::time_string(std::string_view text) {
+  if (time_field_ && !parse_rfc3339(text, /*require_offset=*/false)) ++time_field_->bad_time;
+  time_field_ = nullptr;
+}
+
+void ShapeBuilder::time_number(double n) {
+  if (time_field_ && !parse_epoch_time(n)) ++time_field_->bad_time;
+  time_field_ = nullptr;
+}
+
+void ShapeBuilder::begin_object() {
+  const size_t depth = frames_.back().depth + 1;
+  FieldShape* s = add_value(kKindObject);
+  if (s) {
+    if (s->many) {
+      s = nullptr;
+    } else if (depth > kMaxDepth) {
+      clear_members(*s);
+      s = nullptr;
+    }
+  }
+  frames_.push_back(Frame{s, false, true, depth, 0});
+}
+
+void ShapeBuilder::end_object() {
+  frames_.pop_back();
+  member_ = nullptr;
+}
+
+void ShapeBuilder::begin_array() {
+  const size_t depth = frames_.back().depth + 1;
+  FieldShape* s = add_value(kKindArray);
+  if (s && depth > kMaxDepth) s = nullptr;
+  frames_.push_back(Frame{s, true, true, depth, 0});
+}
+
+void ShapeBuilder::end_array() {
+  frames_.pop_back();
+  member_ = nullptr;
 }
 
 }  // namespace bf

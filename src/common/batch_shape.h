@@ -70,6 +70,48 @@ struct BatchShape {
   static std::optional<BatchShape> from_json(const boost::json::value& v);
 };
 
+// Builds a BatchShape from a streaming (SAX) parse, so a stage that already walks every
+// event without a DOM (the receiver's validation) gets the shape in the same pass. Fed
+// an event's parse events in document order, it gives the shape BatchShape::add gives
+// for the same events — except for an object with a key twice, which the DOM keeps
+// once (the last) and this counts twice: its kinds are then a superset, which only
+// widens column types.
+class ShapeBuilder {
+ public:
+  explicit ShapeBuilder(BatchShape& shape) : shape_(shape) {}
+  void begin_event();  // the event object itself begins
+  void end_event();    // ... and ended: counted
+  void key(std::string_view name);
+  void begin_object();  // a value that is an object
+  void end_object();
+  void begin_array();
+  void end_array();
+  void scalar(JsonKind kind);  // null, bool, int, uint, float or string
+  // The value about to be added is a top-level _time or _received: its text or number
+  // is then checked as parse_event_time checks it (bad_time).
+  bool wants_time_value() const { return time_field_ != nullptr; }
+  void time_string(std::string_view text);
+  void time_number(double n);
+
+ private:
+  struct Frame {
+    FieldShape* target = nullptr;  // the object or array shape; nullptr: not tracked
+    bool array = false;
+    bool bounded = true;
+    size_t depth = 0;  // as BatchShape::add counts it
+    size_t next = 0;   // members seen in this object: where the next key usually is
+  };
+  FieldShape* value_shape();  // the shape the next value goes to, or nullptr
+  FieldShape* add_value(JsonKind kind);  // counts the next value; its shape, or nullptr
+  void not_a_time();
+
+  BatchShape& shape_;
+  std::vector<Frame> frames_;
+  FieldShape* member_ = nullptr;      // the current key's member, in the top frame
+  FieldShape* time_field_ = nullptr;  // set between a top-level time key and its value
+  std::string key_;
+};
+
 // "null", "bool", "int", "uint", "float", "string", "object", "array".
 const char* json_kind_name(JsonKind k);
 

@@ -114,6 +114,13 @@ bool ConfigNode::has(const std::string& key) const {
   return n.IsDefined() && !n.IsNull();
 }
 
+std::vector<std::string> ConfigNode::keys() const {
+  std::vector<std::string> out;
+  if (!node_->IsMap()) return out;
+  for (const auto& kv : *node_) out.push_back(kv.first.Scalar());
+  return out;
+}
+
 std::optional<std::string> ConfigNode::raw_scalar(const std::string& key) const {
   shared_->read.insert(full(key));
   if (!has(key)) return std::nullopt;

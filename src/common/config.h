@@ -30,6 +30,8 @@ class ConfigNode {
   ~ConfigNode();
 
   bool has(const std::string& key) const;
+  // The keys of this mapping, in file order (empty when it is not a mapping).
+  std::vector<std::string> keys() const;
   std::string str(const std::string& key, std::optional<std::string> def = std::nullopt) const;
   int64_t integer(const std::string& key, std::optional<int64_t> def = std::nullopt) const;
   double number(const std::string& key, std::optional<double> def = std::nullopt) const;

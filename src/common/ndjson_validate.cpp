@@ -6,7 +6,11 @@
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
 
+#include <limits>
+#include <optional>
 #include <string>
+
+#include "common/batch_shape.h"
 
 namespace bf {
 
@@ -37,6 +41,8 @@ struct Handler {
   // A top-level key arriving in parts (escapes): only the first few bytes matter.
   char key[12];
   size_t key_len = 0;
+  ShapeBuilder* shape = nullptr;  // optional: the batch's shape, built in the same pass
+  std::string part;               // a key, or a time field's text, arriving in parts
 
   bool fail(Failure f, error_code& ec) {
     failure = f;
@@ -65,27 +71,44 @@ struct Handler {
   }
   bool on_document_end(error_code&) { return true; }
   bool on_object_begin(error_code&) {
+    if (shape) {
+      if (depth == 0) shape->begin_event();
+      else shape->begin_object();
+    }
     ++depth;
     return true;
   }
   bool on_object_end(std::size_t, error_code&) {
     --depth;
+    if (shape && depth > 0) shape->end_object();
     return true;
   }
   bool on_array_begin(error_code& ec) {
     if (!value(ec)) return false;
+    if (shape) shape->begin_array();
     ++depth;
     return true;
   }
   bool on_array_end(std::size_t n, error_code& ec) {
     --depth;
+    if (shape) shape->end_array();
     return count(n, ec);
   }
   bool on_key_part(string_view s, std::size_t, error_code&) {
     key_bytes(s);
+    if (shape) part.append(s.data(), s.size());
     return true;
   }
   bool on_key(string_view s, std::size_t, error_code& ec) {
+    if (shape) {
+      if (part.empty()) {
+        shape->key(std::string_view(s.data(), s.size()));
+      } else {
+        part.append(s.data(), s.size());
+        shape->key(part);
+        part.clear();
+      }
+    }
     if (depth == 1) {
       key_bytes(s);
       const std::string_view k(key, key_len <= sizeof key ? key_len : 0);
@@ -96,25 +119,59 @@ struct Handler {
     }
     return count(1, ec);
   }
-  bool on_string_part(string_view, std::size_t, error_code& ec) { return value(ec); }
-  bool on_string(string_view, std::size_t, error_code& ec) { return value(ec); }
+  bool on_string_part(string_view s, std::size_t, error_code& ec) {
+    if (shape && shape->wants_time_value()) part.append(s.data(), s.size());
+    return value(ec);
+  }
+  bool on_string(string_view s, std::size_t, error_code& ec) {
+    if (!value(ec)) return false;
+    if (shape) {
+      if (shape->wants_time_value()) {
+        part.append(s.data(), s.size());
+        shape->time_string(part);
+        part.clear();
+      }
+      shape->scalar(kKindString);
+    }
+    return true;
+  }
   bool on_number_part(string_view, error_code& ec) { return value(ec); }
-  bool on_int64(int64_t, string_view, error_code& ec) { return value(ec); }
-  bool on_uint64(uint64_t, string_view, error_code& ec) { return value(ec); }
-  bool on_double(double, string_view, error_code& ec) { return value(ec); }
-  bool on_bool(bool, error_code& ec) { return value(ec); }
-  bool on_null(error_code& ec) { return value(ec); }
+  bool number(double n, JsonKind kind, error_code& ec) {
+    if (!value(ec)) return false;
+    if (shape) {
+      if (shape->wants_time_value()) shape->time_number(n);
+      shape->scalar(kind);
+    }
+    return true;
+  }
+  bool on_int64(int64_t v, string_view, error_code& ec) { return number(static_cast<double>(v), kKindInt, ec); }
+  bool on_uint64(uint64_t v, string_view, error_code& ec) {
+    return number(static_cast<double>(v), v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ? kKindInt : kKindUint, ec);
+  }
+  bool on_double(double v, string_view, error_code& ec) { return number(v, kKindFloat, ec); }
+  bool on_bool(bool, error_code& ec) {
+    if (!value(ec)) return false;
+    if (shape) shape->scalar(kKindBool);
+    return true;
+  }
+  bool on_null(error_code& ec) {
+    if (!value(ec)) return false;
+    if (shape) shape->scalar(kKindNull);
+    return true;
+  }
   bool on_comment_part(string_view, error_code&) { return true; }  // comments are not allowed
   bool on_comment(string_view, error_code&) { return true; }
 };
 
 }  // namespace
 
-NdjsonSummary validate_ndjson(std::string_view text, const NdjsonLimits& limits) {
+NdjsonSummary validate_ndjson(std::string_view text, const NdjsonLimits& limits, BatchShape* shape) {
   boost::json::parse_options options;  // standard JSON only, as parse_ndjson
   options.max_depth = limits.max_depth;
   boost::json::basic_parser<Handler> parser(options);
   parser.handler().max_fields = limits.max_event_fields;
+  std::optional<ShapeBuilder> builder;
+  if (shape) parser.handler().shape = &builder.emplace(*shape);
   NdjsonSummary summary;
   NdjsonLines lines(text);
   std::string_view line;
@@ -126,6 +183,7 @@ NdjsonSummary validate_ndjson(std::string_view text, const NdjsonLimits& limits)
     if (is_blank_line(line)) continue;
     parser.reset();
     parser.handler().failure = Handler::Failure::none;
+    parser.handler().part.clear();
     error_code ec;
     const size_t n = parser.write_some(false, line.data(), line.size(), ec);
     if (!ec && n < line.size()) ec = boost::json::error::extra_data;
@@ -137,6 +195,7 @@ NdjsonSummary validate_ndjson(std::string_view text, const NdjsonLimits& limits)
                           ")");
     if (ec) throw BatchFormatError(where() + ": invalid JSON: " + ec.message());
     ++summary.events;
+    if (builder) builder->end_event();
     if (h.seen != Handler::kAll) summary.complete = false;
   }
   return summary;

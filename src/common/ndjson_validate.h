@@ -34,8 +34,12 @@ struct NdjsonSummary {
   bool complete = true;
 };
 
+struct BatchShape;
+
 // Throws BatchFormatError naming the 1-based line ("line 3: invalid JSON: ...",
 // "line 3: not a JSON object") or EventTooLarge naming the line and the limit.
-NdjsonSummary validate_ndjson(std::string_view text, const NdjsonLimits& limits);
+// With `shape`, the events are also added to it in the same pass (ShapeBuilder,
+// common/batch_shape.h): the receiver's batches carry their shape to the piper.
+NdjsonSummary validate_ndjson(std::string_view text, const NdjsonLimits& limits, BatchShape* shape = nullptr);
 
 }  // namespace bf

@@ -6,7 +6,11 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 
 namespace bf {
 namespace {
@@ -37,9 +41,50 @@ std::shared_ptr<const TimeZone> TimeZone::utc() {
   return z;
 }
 
+std::optional<int> TimeZone::fixed_offset(std::string_view s) {
+  if (s == "UTC" || s == "Z" || s == "GMT" || s == "Etc/UTC") return 0;
+  if (s.size() < 3 || (s[0] != '+' && s[0] != '-')) return std::nullopt;
+  std::string digits;
+  for (char c : s.substr(1)) {
+    if (c == ':') continue;
+    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+    digits += c;
+  }
+  if (digits.size() != 2 && digits.size() != 4) return std::nullopt;
+  const int h = std::stoi(digits.substr(0, 2)), m = digits.size() == 4 ? std::stoi(digits.substr(2)) : 0;
+  if (h > 23 || m > 59) return std::nullopt;
+  const int off = h * 3600 + m * 60;
+  return s[0] == '-' ? -off : off;
+}
+
 std::shared_ptr<const TimeZone> TimeZone::load(const std::string& name) {
-  if (name == "UTC" || name == "Etc/UTC" || name == "Z" || name == "Etc/UCT" || name == "UCT") return utc();
+  if (name == "UTC" || name == "Etc/UTC" || name == "Z" || name == "Etc/UCT" || name == "UCT" || name == "GMT")
+    return utc();
+  if (auto off = fixed_offset(name)) {
+    if (*off == 0) return utc();
+    auto z = std::make_shared<TimeZone>();
+    z->name_ = name;
+    z->offsets_ = {*off};
+    return z;
+  }
   if (!valid_zone_name(name)) throw std::invalid_argument("invalid time zone name '" + name + "'");
+  // Zones are few and immutable: one parsed copy per name for the process.
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const TimeZone>> cache;
+  std::lock_guard lock(mu);
+  auto& slot = cache[name];
+  if (!slot) {
+    try {
+      slot = read(name);
+    } catch (...) {
+      cache.erase(name);
+      throw;
+    }
+  }
+  return slot;
+}
+
+std::shared_ptr<const TimeZone> TimeZone::read(const std::string& name) {
   const char* dir = std::getenv("TZDIR");
   const std::string path = std::string(dir && *dir ? dir : "/usr/share/zoneinfo") + "/" + name;
   std::ifstream in(path, std::ios::binary);

@@ -4,7 +4,9 @@
 #include <chrono>
 #include <mutex>
 #include <random>
+#include <string>
 
+#include "common/digest.h"
 #include "common/time.h"
 
 namespace bf {
@@ -78,6 +80,17 @@ Generator& generator() {
 std::string new_ulid() { return generator().next(now_ms(), true); }
 
 std::string ulid_at(int64_t unix_ms) { return generator().next(unix_ms, false); }
+
+std::string derived_ulid(std::string_view base, std::string_view salt) {
+  std::string input(base);
+  input += '\0';
+  input += salt;
+  const std::string hex = sha256_hex(input);
+  Random80 r;
+  r.hi = static_cast<uint16_t>(std::stoul(hex.substr(0, 4), nullptr, 16));
+  r.lo = std::stoull(hex.substr(4, 16), nullptr, 16);
+  return encode(static_cast<uint64_t>(ulid_time_ms(base).value_or(0)), r);
+}
 
 bool is_valid_ulid(std::string_view s) {
   if (s.size() != 26) return false;

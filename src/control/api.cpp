@@ -23,6 +23,7 @@
 #include "control/health.h"
 #include "control/ui.h"
 #include "control/store.h"
+#include "piper/preview.h"
 #include "piper/transform.h"
 #include "storage/lease_store.h"
 
@@ -236,7 +237,7 @@ std::string lower(std::string s) {
 
 // Dataset settings: {"sources": [...], "pipeline": [...], "packer": {...}, "retention": {...}}.
 // The pipeline is compiled as the piper would, so a bad step is refused here.
-std::string validate_settings(const json::value& v, const std::string& where) {
+std::string validate_settings(const json::value& v, const std::string& where, const PipelineContext& context) {
   const std::string f = "dataset.settings";
   if (!v.is_object()) invalid(f, "must be an object");
   const json::object& o = v.get_object();
@@ -256,7 +257,7 @@ std::string validate_settings(const json::value& v, const std::string& where) {
     } else if (k == "pipeline") {
       if (!x.is_array()) invalid(f + ".pipeline", "must be a list of steps");
       try {
-        Pipeline::compile(x.get_array(), where);
+        Pipeline::compile(x.get_array(), where, &context);
       } catch (const std::exception& e) {
         invalid(f + ".pipeline", e.what());
       }
@@ -389,7 +390,7 @@ ControlOptions parse_control_options(const ConfigNode& section) {
   o.health_report_interval = health.duration("report_interval", o.health_report_interval);
   if (o.health_report_interval.count() != 0 && o.health_report_interval.count() < 100)
     health.fail("report_interval", "must be 0 (no reports) or at least 100ms");
-  o.secure_cookie = !o.http.tls_cert_file.empty();
+  o.secure_cookie = !o.http.tls.cert_file.empty();
   return o;
 }
 
@@ -708,11 +709,46 @@ struct ControlApi::Impl {
   }
 
   // ----- datasets
+  // The datasets of the tenant other than `dataset`: the targets its route steps may name.
+  PipelineContext tenant_context(const std::string& acc, const std::string& ten, const std::string& dataset) {
+    PipelineContext context{dataset, {}};
+    for (std::string after;;) {
+      auto page = store->list_datasets(acc, ten, PageQuery{after, 500, ""});
+      for (const Dataset& d : page) {
+        if (d.id != dataset) context.siblings.push_back(d.id);
+      }
+      if (page.size() < 500) break;
+      after = page.back().id;
+    }
+    return context;
+  }
+  // The first dataset of the tenant with a route step naming `target`; "" if none.
+  std::string routing_to(const std::string& acc, const std::string& ten, const std::string& target) {
+    for (std::string after;;) {
+      auto page = store->list_datasets(acc, ten, PageQuery{after, 500, ""});
+      for (const Dataset& d : page) {
+        json::error_code ec;
+        json::value settings = json::parse(d.settings_json, ec);
+        const json::value* steps = ec || !settings.is_object() ? nullptr : settings.get_object().if_contains("pipeline");
+        if (!steps || !steps->is_array()) continue;
+        for (const auto& step : steps->get_array()) {
+          const json::value* route = step.is_object() ? step.get_object().if_contains("route") : nullptr;
+          const json::value* to = route && route->is_object() ? route->get_object().if_contains("to") : nullptr;
+          if (!to) continue;
+          if (to->is_string() && to->get_string() == target) return d.id;
+          if (to->is_array() && std::find(to->get_array().begin(), to->get_array().end(), json::value(target)) != to->get_array().end())
+            return d.id;
+        }
+      }
+      if (page.size() < 500) return "";
+      after = page.back().id;
+    }
+  }
   void read_dataset_fields(Body& b, Dataset& d) {
     if (auto n = b.str("name")) d.name = *n;
     if (auto p = b.boolean("paused")) d.paused = *p;
     if (const json::value* s = b.value("settings"); s && !s->is_null())
-      d.settings_json = validate_settings(*s, d.account + "/" + d.tenant + "/" + d.id);
+      d.settings_json = validate_settings(*s, d.account + "/" + d.tenant + "/" + d.id, tenant_context(d.account, d.tenant, d.id));
     b.check_unknown();
   }
   HttpResponse list_datasets(Ctx& c) {
@@ -759,6 +795,10 @@ struct ControlApi::Impl {
     const std::string acc = path_id(c.req, "account"), ten = path_id(c.req, "tenant"), id = path_id(c.req, "dataset");
     require(c.who, Action::remove, Kind::dataset, acc, account_label(acc));
     Dataset before = need_dataset(acc, ten, id);
+    // A route target stays while a pipeline routes to it: the pipers could not compile
+    // that pipeline any more.
+    if (std::string from = routing_to(acc, ten, id); !from.empty())
+      throw ApiError{409, "conflict", "dataset '" + from + "' routes events to '" + id + "'; change its pipeline first", ""};
     store->delete_dataset(acc, ten, id, c.audit("dataset.delete", acc + "/" + ten + "/" + id, acc,
                                                 audit_json(std::optional(before)), "null"));
     return HttpResponse{204, {}, ""};
@@ -1198,6 +1238,44 @@ struct ControlApi::Impl {
     o["history"] = std::move(history);
     return json_ok(200, o);
   }
+
+  // ----- pipeline preview: sample events through a pipeline, nothing stored.
+  HttpResponse preview_pipeline_request(Ctx& c) {
+    Body b(c.req, "preview");
+    const json::value* steps = b.value("pipeline");
+    if (!steps || !steps->is_array()) invalid("preview.pipeline", "must be a list of steps");
+    const json::value* events = b.value("events");
+    if (!events || !events->is_array()) invalid("preview.events", "must be a list of events (JSON objects)");
+    const PreviewLimits limits;
+    if (events->get_array().size() > limits.max_events)
+      throw ApiError{413, "too_large", "more than " + std::to_string(limits.max_events) + " sample events", "preview.events"};
+    std::vector<Event> input;
+    for (size_t i = 0; i < events->get_array().size(); ++i) {
+      const json::value& e = events->get_array()[i];
+      if (!e.is_object()) invalid("preview.events[" + std::to_string(i) + "]", "must be a JSON object");
+      input.push_back(e.get_object());
+    }
+    // With a dataset: its tenant's datasets are the route targets, and the caller must
+    // be allowed to read it. Without: targets need only be valid ids.
+    const std::string acc = b.id("account", false), ten = b.id("tenant", false), ds = b.id("dataset", false);
+    b.check_unknown();
+    std::optional<PipelineContext> context;
+    std::string where = "pipeline";
+    if (acc.empty() && ten.empty() && ds.empty()) {
+      require(c.who, Action::read, Kind::dataset, c.who.account, "");  // data-plane keys may not
+    } else {
+      if (acc.empty() || ten.empty() || ds.empty()) invalid("preview.dataset", "account, tenant and dataset go together");
+      require(c.who, Action::read, Kind::dataset, acc, account_label(acc));
+      need_dataset(acc, ten, ds);
+      context = tenant_context(acc, ten, ds);
+      where = "dataset " + acc + "/" + ten + "/" + ds;
+    }
+    try {
+      return json_ok(200, bf::preview_pipeline(steps->get_array(), std::move(input), where, context ? &*context : nullptr));
+    } catch (const PipelineError& e) {
+      invalid("preview.pipeline", e.what());
+    }
+  }
 };
 
 const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
@@ -1244,6 +1322,7 @@ const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
       {"POST", "/api/v1/leases/renew", false, h(&I::renew_lease)},
       {"POST", "/api/v1/leases/release", false, h(&I::release_lease)},
       {"POST", "/api/v1/leases/validate", false, h(&I::validate_lease)},
+      {"POST", "/api/v1/pipelines/preview", false, h(&I::preview_pipeline_request)},
   };
   return routes;
 }

@@ -77,7 +77,9 @@ Plan read_plan(const ConfigNode& root) {
           plan.keys.push_back({key, role, a, t});
         }
       }
-      for (const ConfigNode& dataset : tenant.list("datasets")) {
+      const std::vector<ConfigNode> datasets = tenant.list("datasets");
+      const size_t first = plan.datasets.size();
+      for (const ConfigNode& dataset : datasets) {
         ImportedDataset d{a, t, checked_id(dataset, "dataset"), {}};
         if (!seen.insert(a + "/" + t + "/" + d.id).second) dataset.fail("id", "duplicate dataset '" + d.id + "'");
         json::value p = json::parse(dataset.json("pipeline"));
@@ -86,12 +88,20 @@ Plan read_plan(const ConfigNode& root) {
         } else if (!p.is_null()) {
           dataset.fail("pipeline", "expected a list of steps");
         }
-        try {
-          Pipeline::compile(d.pipeline, a + "/" + t + "/" + d.id);
-        } catch (const std::exception& e) {
-          dataset.fail("pipeline", e.what());
-        }
         plan.datasets.push_back(std::move(d));
+      }
+      // Once the tenant's datasets are known: route steps may name any of them.
+      for (size_t i = first; i < plan.datasets.size(); ++i) {
+        const ImportedDataset& d = plan.datasets[i];
+        PipelineContext context{d.id, {}};
+        for (size_t j = first; j < plan.datasets.size(); ++j) {
+          if (j != i) context.siblings.push_back(plan.datasets[j].id);
+        }
+        try {
+          Pipeline::compile(d.pipeline, a + "/" + t + "/" + d.id, &context);
+        } catch (const std::exception& e) {
+          datasets[i - first].fail("pipeline", e.what());
+        }
       }
     }
     account.check_unknown();

@@ -52,6 +52,7 @@
 #include "net/acceptor.h"
 #include "net/conn_limits.h"
 #include "net/listeners.h"
+#include "net/tls_context.h"
 
 namespace bf {
 
@@ -254,10 +255,10 @@ HttpServerOptions parse_http_server_options(const ConfigNode& node, HttpServerOp
   o.max_connections = static_cast<int>(max_conns);
   if (node.has("tls")) {
     ConfigNode tls = node.child("tls");
-    o.tls_cert_file = tls.str("cert_file", o.tls_cert_file);
-    o.tls_key_file = tls.str("key_file", o.tls_key_file);
-    if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
-      tls.fail(o.tls_cert_file.empty() ? "cert_file" : "key_file",
+    o.tls.cert_file = tls.str("cert_file", o.tls.cert_file);
+    o.tls.key_file = tls.str("key_file", o.tls.key_file);
+    if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
+      tls.fail(o.tls.cert_file.empty() ? "cert_file" : "key_file",
                "tls.cert_file and tls.key_file must be set together");
     }
   }
@@ -374,6 +375,10 @@ struct HttpServer::Impl {
   }
 
   void count_error(ErrorKind k) { errors[static_cast<int>(k)]->inc(); }
+  Counter& tls_handshake_failures(const char* reason) {
+    return metrics().counter("bf_tls_handshake_failures_total", "TLS handshakes a server refused or that failed",
+                             {{"listener", name}, {"reason", reason}});
+  }
   void count_refused(RefuseReason r, uint64_t n = 1) { refused[static_cast<int>(r)]->inc(n); }
   Counter& accept_errors(const char* error) {
     return metrics().counter("bf_http_accept_errors_total", "accept() failures on an HTTP server's socket",
@@ -780,6 +785,7 @@ asio::awaitable<void> HttpServer::Impl::session(std::shared_ptr<Conn<Stream>> co
         count_error(ErrorKind::kTimeout);
       } else if (ec != asio::error::operation_aborted) {
         count_error(ErrorKind::kBadRequest);
+        tls_handshake_failures(tls_handshake_failure(ec)).inc();
         spdlog::debug("http server '{}': TLS handshake with {} failed: {}", name, peer, ec.message());
       }
       co_return;
@@ -995,27 +1001,12 @@ void HttpServer::start() {
   }
   if (s.opts.threads < 1) throw std::invalid_argument("http server '" + s.name + "': threads must be >= 1");
 
-  if (!s.opts.tls_cert_file.empty() || !s.opts.tls_key_file.empty()) {
-    if (s.opts.tls_cert_file.empty() || s.opts.tls_key_file.empty()) {
+  if (!s.opts.tls.cert_file.empty() || !s.opts.tls.key_file.empty()) {
+    if (s.opts.tls.cert_file.empty() || s.opts.tls.key_file.empty()) {
       throw std::runtime_error("http server '" + s.name +
                                "': tls cert_file and key_file must be set together");
     }
-    ssl::context ctx(ssl::context::tls_server);
-    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
-                    ssl::context::single_dh_use);
-    beast::error_code ec;
-    ctx.use_certificate_chain_file(s.opts.tls_cert_file, ec);
-    if (ec) {
-      throw std::runtime_error("http server '" + s.name + "': cannot load TLS certificate '" +
-                               s.opts.tls_cert_file + "': " + ec.message());
-    }
-    ctx.use_private_key_file(s.opts.tls_key_file, ssl::context::pem, ec);
-    if (ec) {
-      throw std::runtime_error("http server '" + s.name + "': cannot load TLS key '" +
-                               s.opts.tls_key_file + "': " + ec.message());
-    }
-    s.tls.emplace(std::move(ctx));
+    s.tls.emplace(make_tls_server_context(s.opts.tls, "http server '" + s.name + "'"));
   }
 
   if (s.opts.max_connections < 1) {

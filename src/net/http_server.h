@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "net/http.h"
+#include "net/tls.h"
 
 namespace bf {
 
@@ -48,8 +49,9 @@ struct HttpServerOptions {
   // Open connections at most; one more is answered 503 (Retry-After, Connection: close)
   // and closed. Connections also draw on the process-wide ConnectionBudget.
   int max_connections = 1024;
-  std::string tls_cert_file;                // both set: serve HTTPS
-  std::string tls_key_file;
+  // tls.cert_file and tls.key_file set: serve HTTPS (client certificates per
+  // tls.client_auth; refused handshakes counted in bf_tls_handshake_failures_total).
+  TlsServerOptions tls;
 };
 // Reads listen, max_body, read_timeout, idle_timeout, threads, max_connections,
 // tls.cert_file, tls.key_file.

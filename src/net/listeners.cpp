@@ -8,14 +8,18 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -26,6 +30,7 @@
 #include "common/worker.h"
 #include "net/acceptor.h"
 #include "net/conn_limits.h"
+#include "net/tls_context.h"
 
 namespace bf {
 
@@ -115,6 +120,39 @@ void call_read_end(const ReadEndHandler& read_end, Counter& errors, const char* 
 
 // ---------------------------------------------------------------------------------
 // UdpListener
+
+namespace {
+
+// The kernel's drop count of the UDP socket with this inode: the last column of its
+// line in /proc/net/udp (or udp6) — sk_drops, the counter SO_RXQ_OVFL reports too.
+// Read when the socket is quiet, so drops that no later datagram reports are counted.
+std::optional<uint32_t> proc_udp_drops(ino_t inode) {
+  for (const char* path : {"/proc/net/udp", "/proc/net/udp6"}) {
+    FILE* f = std::fopen(path, "re");
+    if (!f) continue;
+    char line[512];
+    std::optional<uint32_t> found;
+    bool header = true;
+    while (!found && std::fgets(line, sizeof line, f)) {
+      if (header) {  // "  sl  local_address rem_address ... inode ref pointer drops"
+        header = false;
+        continue;
+      }
+      // Columns: sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+      char* fields[13] = {};
+      int n = 0;
+      for (char* save = nullptr, *t = strtok_r(line, " \t\n", &save); t && n < 13; t = strtok_r(nullptr, " \t\n", &save))
+        fields[n++] = t;
+      if (n == 13 && std::strtoull(fields[9], nullptr, 10) == inode)
+        found = static_cast<uint32_t>(std::strtoull(fields[12], nullptr, 10));
+    }
+    std::fclose(f);
+    if (found) return found;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 struct UdpListener::Impl {
   static constexpr unsigned kBatch = 16;
@@ -252,14 +290,31 @@ void UdpListener::Impl::run() {
   sockaddr_storage last_peer_addr{};
   socklen_t last_peer_len = 0;
   std::string last_peer;
+  // Drops after the last datagram that was queued reach no cmsg: when the socket has
+  // been quiet for a second, the count is read from /proc/net/udp instead.
+  struct stat st {};
+  const bool have_inode = ::fstat(fd, &st) == 0;
+  auto count_drops = [&](uint32_t total) {
+    // `total` is cumulative; count only the increase (unsigned arithmetic handles wrap).
+    const uint32_t delta = total - last_drops;
+    if (delta != 0 && delta < (1u << 31)) {
+      kernel_drops.inc(delta);
+      last_drops = total;
+    }
+  };
 
   for (;;) {
     pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
-    const int pr = ::poll(fds, 2, -1);
+    const int pr = ::poll(fds, 2, 1000);
     if (pr < 0) {
       if (errno == EINTR) continue;
       spdlog::error("udp listener '{}': poll failed: {}", name, errno_text(errno));
       return;
+    }
+    if (pr == 0) {
+      if (have_inode)
+        if (auto total = proc_udp_drops(st.st_ino)) count_drops(*total);
+      continue;
     }
     if (fds[1].revents != 0) return;  // stop()
     if ((fds[0].revents & (POLLERR | POLLNVAL)) != 0 && (fds[0].revents & POLLIN) == 0) {
@@ -300,13 +355,7 @@ void UdpListener::Impl::run() {
           if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
             uint32_t total = 0;
             std::memcpy(&total, CMSG_DATA(c), sizeof total);
-            // `total` is the socket's cumulative drop count when this datagram was
-            // queued; count only the increase (unsigned arithmetic handles wrap).
-            const uint32_t delta = total - last_drops;
-            if (delta != 0 && delta < (1u << 31)) {
-              kernel_drops.inc(delta);
-              last_drops = total;
-            }
+            count_drops(total);  // the socket's drop count when this datagram was queued
           }
         }
         const size_t len = std::min<size_t>(msgs[i].msg_len, cap);
@@ -589,6 +638,13 @@ struct TcpListener::Impl {
         active_gauge(metrics().gauge("bf_tcp_connections_active", "Open TCP connections",
                                      {{"listener", name}})) {}
 
+  Counter& tls_failures(const char* reason) {
+    return metrics().counter("bf_tls_handshake_failures_total", "TLS handshakes a server refused or that failed",
+                             {{"listener", name}, {"reason", reason}});
+  }
+  std::optional<asio::ssl::context> tls;  // set: connections are TLS
+  std::chrono::steady_clock::time_point last_tls_warning{};
+
   static constexpr const char* kRejectedHelp =
       "TCP connections closed at accept, by reason (max_connections, process_limit, no_fds)";
   asio::awaitable<void> accept_loop();
@@ -662,6 +718,7 @@ TcpListener::TcpListener(std::string name, TcpListenerOptions options, FrameHand
   if (o.idle_timeout.count() <= 0) {
     throw std::invalid_argument("tcp listener '" + impl_->name + "': idle_timeout must be > 0");
   }
+  if (o.tls.enabled()) impl_->tls.emplace(make_tls_server_context(o.tls, "tcp listener '" + impl_->name + "'"));
 }
 
 TcpListener::~TcpListener() { stop(); }
@@ -711,7 +768,7 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
   // read buffer of its own while it waits).
   boost::system::error_code nb_ec;
   sock->non_blocking(true, nb_ec);
-  for (;;) {
+  auto arm_idle = [&] {
     idle.expires_after(opts.idle_timeout);
     const uint64_t generation = ++idle_state->generation;
     idle.async_wait([sock, idle_state, generation](const boost::system::error_code& tec) {
@@ -725,16 +782,52 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
       boost::system::error_code ignored;
       sock->close(ignored);
     });
-    auto [wec] = co_await sock->async_wait(asio_tcp::socket::wait_read, kUseTuple);
-    boost::system::error_code ec = wec;
+  };
+  // TLS: the handshake (bounded by idle_timeout), then reads through the TLS stream
+  // into a buffer of the connection's own (a TLS read may wait inside OpenSSL, so the
+  // io thread's shared buffer cannot be lent to it).
+  std::optional<asio::ssl::stream<asio_tcp::socket&>> tls_stream;
+  std::vector<char> tls_buffer;
+  if (tls) {
+    tls_stream.emplace(*sock, *tls);
+    arm_idle();
+    auto [hec] = co_await tls_stream->async_handshake(asio::ssl::stream_base::server, kUseTuple);
+    ++idle_state->generation;
+    idle.cancel();
+    if (hec) {
+      const char* reason = idle_state->timed_out ? "timeout" : tls_handshake_failure(hec);
+      tls_failures(reason).inc();
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_tls_warning > std::chrono::seconds(10)) {
+        last_tls_warning = now;
+        spdlog::warn("tcp listener '{}': TLS handshake with {} failed ({}): {}", name, peer, reason, hec.message());
+      }
+      co_return;
+    }
+    tls_buffer.resize(16 * 1024 + 512);  // one TLS record
+  }
+  for (;;) {
+    arm_idle();
+    boost::system::error_code ec;
     size_t n = 0;
-    if (!ec) {
-      n = sock->read_some(asio::buffer(read_buffer), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    const char* data = read_buffer.data();
+    if (tls_stream) {
+      auto [rec, rn] = co_await tls_stream->async_read_some(asio::buffer(tls_buffer), kUseTuple);
+      ec = rec;
+      n = rn;
+      data = tls_buffer.data();
+      if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;  // closed without close_notify
+    } else {
+      auto [wec] = co_await sock->async_wait(asio_tcp::socket::wait_read, kUseTuple);
+      ec = wec;
+      if (!ec) {
+        n = sock->read_some(asio::buffer(read_buffer), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+      }
     }
     if (n > 0) {
       const uint64_t errors_before = framer.framing_errors();
-      framer.feed(std::string_view(read_buffer.data(), n), sink);
+      framer.feed(std::string_view(data, n), sink);
       call_read_end(read_end, handler_errors, "tcp", name);
       if (const uint64_t e = framer.framing_errors() - errors_before) {
         framing_errors.inc(e);
@@ -882,7 +975,8 @@ void TcpListener::start() {
       }
     }
   });
-  spdlog::info("tcp listener '{}' listening on {} (port {})", s.name, s.opts.listen, s.bound_port);
+  spdlog::info("tcp listener '{}' listening on {} (port {}){}", s.name, s.opts.listen, s.bound_port,
+               s.tls ? " (TLS)" : "");
 }
 
 void TcpListener::stop() {

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <utility>
 
+#include "net/tls.h"
+
 namespace bf {
 
 // Called with one datagram (UDP) or one framed message (TCP) and the sender "ip:port".
@@ -61,6 +63,11 @@ struct TcpListenerOptions {
   // max_message has) or missing is broken: counted, and closed when this is true;
   // when false the bytes up to the next LF are skipped and framing resumes there.
   bool close_on_framing_error = true;
+  // tls.cert_file set: every connection is TLS (syslog over TLS, RFC 5425; its framing
+  // is RFC 6587's octet counting, which `auto` detects). A failed handshake (a client
+  // certificate that does not verify, a protocol below min_version, plain text) closes
+  // the connection and is counted in bf_tls_handshake_failures_total{listener,reason}.
+  TlsServerOptions tls;
 };
 
 class TcpListener {

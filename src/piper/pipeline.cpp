@@ -1,14 +1,28 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "piper/expr/expr.h"
 #include "piper/transform.h"
 
 namespace bf {
 
-StepOptions::StepOptions(const boost::json::object& options, std::string where)
-    : options_(options), where_(std::move(where)) {}
+StepOptions::StepOptions(const boost::json::object& options, std::string where, const PipelineContext* context)
+    : options_(options), where_(std::move(where)), context_(context) {}
+
+std::vector<Event>& PipelineOutput::routed_to(const std::string& dataset) {
+  for (auto& [target, events] : routed) {
+    if (target == dataset) return events;
+  }
+  return routed.emplace_back(dataset, std::vector<Event>{}).second;
+}
+
+size_t PipelineOutput::routed_count() const {
+  size_t n = 0;
+  for (const auto& r : routed) n += r.second.size();
+  return n;
+}
 
 void StepOptions::fail(const std::string& message) const { throw PipelineError(where_ + ": " + message); }
 void StepOptions::fail(const std::string& key, const std::string& message) const {
@@ -18,6 +32,11 @@ void StepOptions::fail(const std::string& key, const std::string& message) const
 StepResult Transform::expand(Event&, std::vector<Event>&, std::string& error) const {
   error = "internal: step does not expand";
   return StepResult::fail;
+}
+
+void Transform::apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                            std::vector<std::string>& errors) const {
+  for (size_t i = 0; i < events.size(); ++i) results[i] = apply(*events[i], errors[i]);
 }
 
 bool StepOptions::has(const std::string& key) const {
@@ -200,7 +219,7 @@ std::optional<boost::json::value> take_field(Event& event, const FieldPath& path
   return v;
 }
 
-Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& where) {
+Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& where, const PipelineContext* context) {
   Pipeline p;
   for (size_t i = 0; i < steps.size(); ++i) {
     std::string step_where = where + ": pipeline step " + std::to_string(i + 1);
@@ -221,7 +240,7 @@ Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& w
     static const boost::json::object kEmpty;
     if (!kv.value().is_object() && !kv.value().is_null())
       throw PipelineError(step_where + " (" + kind + "): options must be an object");
-    StepOptions options(kv.value().is_object() ? kv.value().get_object() : kEmpty, step_where + " (" + kind + ")");
+    StepOptions options(kv.value().is_object() ? kv.value().get_object() : kEmpty, step_where + " (" + kind + ")", context);
     Step s;
     s.kind = kind;
     if (options.has("if")) s.condition = options.expr("if");
@@ -241,14 +260,42 @@ void Pipeline::count_as(const Labels& labels) {
                                            "Events a pipeline step removed on purpose (drop, empty explode)", l);
     steps_[i].failed = &metrics().counter("bf_piper_step_failed_events_total",
                                           "Events a pipeline step could not transform (sent to the dead-letter output)", l);
+    steps_[i].transform->count_as(l);
   }
 }
 
-void Pipeline::run_event(size_t first, Event& e, PipelineOutput& out, std::vector<Counts>& counts) const {
+void Pipeline::fail_event(size_t i, Event& e, const std::string& error, PipelineOutput& out,
+                          std::vector<Counts>& counts) const {
+  e["_error"] = "step " + std::to_string(i + 1) + " (" + steps_[i].kind + "): " + error;
+  ++counts[i].failed;
+  out.dead_letters.push_back(std::move(e));
+}
+
+void Pipeline::run_event(size_t first, size_t end, Event& e, std::vector<Event>& kept, PipelineOutput& out,
+                         std::vector<Counts>& counts, StepObserver* observer) const {
   std::string error;
-  for (size_t i = first; i < steps_.size(); ++i) {
+  for (size_t i = first; i < end; ++i) {
     const Step& s = steps_[i];
     if (s.condition && !s.condition->test(e)) continue;
+    std::optional<Event> before;
+    if (observer) before = e;
+    if (const RouteSpec* route = s.transform->route()) {
+      const auto& targets = route->targets;
+      for (size_t t = 0; t < targets.size(); ++t) {
+        std::vector<Event>& dest = out.routed_to(targets[t]);
+        if (route->move && t + 1 == targets.size()) {
+          dest.push_back(std::move(e));
+        } else {
+          dest.push_back(e);
+        }
+      }
+      if (route->move) {
+        if (observer) observer->step(i, *before, StepResult::keep, nullptr, 0, error);
+        return;
+      }
+      if (observer) observer->step(i, *before, StepResult::keep, &e, 1, error);
+      continue;
+    }
     StepResult r;
     std::vector<Event> children;
     try {
@@ -258,33 +305,100 @@ void Pipeline::run_event(size_t first, Event& e, PipelineOutput& out, std::vecto
       error = std::string("internal error: ") + ex.what();
     }
     if (r == StepResult::fail) {
-      e["_error"] = "step " + std::to_string(i + 1) + " (" + s.kind + "): " + error;
-      ++counts[i].failed;
-      out.dead_letters.push_back(std::move(e));
-      return;
+      if (observer) observer->step(i, *before, r, nullptr, 0, error);
+      return fail_event(i, e, error, out, counts);
     }
     if (r == StepResult::drop || (s.transform->expands() && children.empty())) {
+      if (observer) observer->step(i, *before, StepResult::drop, nullptr, 0, error);
       ++counts[i].dropped;
       ++out.dropped;
       return;
     }
     if (s.transform->expands()) {
-      for (Event& child : children) run_event(i + 1, child, out, counts);
+      if (observer) observer->step(i, *before, r, &children.front(), children.size(), error);
+      for (Event& child : children) run_event(i + 1, end, child, kept, out, counts, observer);
       return;
     }
+    if (observer) observer->step(i, *before, r, &e, 1, error);
   }
-  out.events.push_back(std::move(e));
+  kept.push_back(std::move(e));
 }
 
-PipelineOutput Pipeline::run(std::vector<Event> events) const {
+void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput& out, std::vector<Counts>& counts,
+                           StepObserver* observer) const {
+  const Step& s = steps_[i];
+  std::vector<Event*> selected;
+  std::vector<size_t> index;  // position in `events` of each selected event
+  selected.reserve(events.size());
+  for (size_t k = 0; k < events.size(); ++k) {
+    if (s.condition && !s.condition->test(events[k])) continue;
+    selected.push_back(&events[k]);
+    index.push_back(k);
+  }
+  if (selected.empty()) return;
+  std::vector<StepResult> results(selected.size(), StepResult::keep);
+  std::vector<std::string> errors(selected.size());
+  std::vector<Event> before;
+  if (observer)
+    for (const Event* e : selected) before.push_back(*e);
+  try {
+    s.transform->apply_batch(selected, results, errors);
+  } catch (const std::exception& ex) {  // as in run_event: every selected event fails
+    std::fill(results.begin(), results.end(), StepResult::fail);
+    std::fill(errors.begin(), errors.end(), std::string("internal error: ") + ex.what());
+  }
+  std::vector<Event> kept;
+  kept.reserve(events.size());
+  size_t next = 0;  // into selected/results
+  for (size_t k = 0; k < events.size(); ++k) {
+    StepResult r = StepResult::keep;
+    if (next < index.size() && index[next] == k) {
+      r = results[next];
+      if (observer) observer->step(i, before[next], r, r == StepResult::keep ? &events[k] : nullptr, 1, errors[next]);
+      ++next;
+    }
+    if (r == StepResult::fail) {
+      fail_event(i, events[k], errors[next - 1], out, counts);
+    } else if (r == StepResult::drop) {
+      ++counts[i].dropped;
+      ++out.dropped;
+    } else {
+      kept.push_back(std::move(events[k]));
+    }
+  }
+  events = std::move(kept);
+}
+
+PipelineOutput Pipeline::run(std::vector<Event> events) const { return run_all(std::move(events), nullptr); }
+
+PipelineOutput Pipeline::run(std::vector<Event> events, StepObserver& observer) const {
+  return run_all(std::move(events), &observer);
+}
+
+PipelineOutput Pipeline::run_all(std::vector<Event> events, StepObserver* observer) const {
   PipelineOutput out;
   if (steps_.empty()) {
     out.events = std::move(events);
     return out;
   }
-  out.events.reserve(events.size());
   std::vector<Counts> counts(steps_.size());
-  for (Event& e : events) run_event(0, e, out, counts);
+  // Event by event through runs of ordinary steps; a batched step sees the whole
+  // batch as the steps before it left it. Event order is kept either way.
+  for (size_t first = 0; first < steps_.size();) {
+    if (steps_[first].transform->batched()) {
+      run_batched(first, events, out, counts, observer);
+      ++first;
+      continue;
+    }
+    size_t end = first;
+    while (end < steps_.size() && !steps_[end].transform->batched()) ++end;
+    std::vector<Event> kept;
+    kept.reserve(events.size());
+    for (Event& e : events) run_event(first, end, e, kept, out, counts, observer);
+    events = std::move(kept);
+    first = end;
+  }
+  out.events = std::move(events);
   // Once per batch: the counters are shared atomics.
   out.dropped_by_step.resize(steps_.size());
   for (size_t i = 0; i < steps_.size(); ++i) {

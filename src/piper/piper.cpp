@@ -13,9 +13,11 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "common/ulid.h"
 #include "common/worker.h"
 #include "piper/transform.h"
 #include "storage/layout.h"
+#include "storage/ledger.h"
 #include "storage/object_store.h"
 
 namespace bf {
@@ -49,6 +51,14 @@ std::optional<std::string> unchanged_batch(std::string_view data, size_t& events
   const auto* complete = object.envelope.if_contains("complete");
   if (!complete || !complete->is_bool() || !complete->get_bool()) return std::nullopt;
   if (object.payload.empty()) throw BatchFormatError("batch object has an envelope but no events");
+  // The receiver's shape, built in its validation pass: only the bytes are copied.
+  if (const auto* stored = object.envelope.if_contains("shape")) {
+    if (auto shape = BatchShape::from_json(*stored)) {
+      has_zstd_skippable_frames(object.payload);  // throws unless whole zstd frames (an upload cut short)
+      events = shape->events;
+      return wrap_batch_object(BatchEnvelope{{"shape", *stored}}, object.payload);
+    }
+  }
   BatchShape shape;
   events = shape.add_ndjson(decompress(Encoding::zstd, object.payload, size_t(1) << 30));
   return wrap_batch_object(BatchEnvelope{{"shape", shape.to_json()}}, object.payload);
@@ -88,6 +98,23 @@ struct DatasetWork {
 };
 }  // namespace
 
+PipelineContext pipeline_context(const Catalog& catalog, const DatasetRef& ref) {
+  PipelineContext context{ref.dataset, {}};
+  for (const auto& d : catalog.datasets()) {
+    if (d.ref.account == ref.account && d.ref.tenant == ref.tenant && d.ref.dataset != ref.dataset)
+      context.siblings.push_back(d.ref.dataset);
+  }
+  return context;
+}
+
+namespace {
+// The batch id of the events a batch routed to `target`: derived from the input batch
+// id and both datasets, so a re-run after a crash overwrites the same object.
+std::string routed_batch_id(const std::string& batch_id, const DatasetRef& from, const std::string& target) {
+  return derived_ulid(batch_id, "route\x1f" + from.dataset + "\x1f" + target);
+}
+}  // namespace
+
 struct Piper::Impl {
   PiperOptions options;
   std::shared_ptr<ObjectStore> store;
@@ -99,7 +126,8 @@ struct Piper::Impl {
   static std::shared_ptr<const Pipelines> compile_all(const Catalog& catalog) {
     auto out = std::make_shared<Pipelines>();
     for (const auto& d : catalog.datasets()) {
-      out->push_back(std::make_unique<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str())));
+      const PipelineContext context = pipeline_context(catalog, d.ref);
+      out->push_back(std::make_unique<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str(), &context)));
       out->back()->pipeline.count_as({{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}});
     }
     return out;
@@ -177,11 +205,13 @@ struct Piper::Impl {
         // count: events read; out: events written (a pipeline may drop, fail or add some).
         size_t out = count;
         std::vector<Event> dead;
+        std::vector<std::pair<std::string, std::vector<Event>>> routed;
         if (!processed) {
           count = events.size();
           PipelineOutput result = work.pipeline.run(std::move(events));
           work.count_output(result);
           dead = std::move(result.dead_letters);
+          routed = std::move(result.routed);
           out = result.events.size();
           // A batch the pipeline emptied (all dropped or failed) leaves no processed/ object.
           if (!result.events.empty()) processed = encode_batch(result.events, processed_envelope(result.events));
@@ -191,6 +221,28 @@ struct Piper::Impl {
         contract.received_bytes.inc(data.size());
         // Same batch id: a rerun after a crash overwrites instead of duplicating.
         if (!still_ours()) return done;
+        // Routed events first, under ids derived from this batch's: a crash anywhere
+        // below redoes them under the same keys. A routed batch the target's packer
+        // already committed (the ledger says so) is not written again.
+        for (auto& [target, routed_events] : routed) {
+          const DatasetRef to{ref.account, ref.tenant, target};
+          const std::string id = routed_batch_id(*batch_id, ref, target);
+          Labels route_labels = labels;
+          route_labels.emplace_back("target", target);
+          auto record = get_batch_record(*store, to, id);
+          if (record && record->committed()) {
+            metrics().counter("bf_piper_routed_duplicate_batches_total",
+                              "Routed batches not written again because the target already committed them", route_labels).inc();
+          } else {
+            std::string object = encode_batch(routed_events, processed_envelope(routed_events));
+            store->put(processed_key(to, id), object);
+            contract.sent_bytes.inc(object.size());
+          }
+          metrics().counter("bf_piper_routed_events_total", "Events route steps sent to another dataset", route_labels)
+              .inc(routed_events.size());
+          contract.sent_events.inc(routed_events.size());
+          if (!still_ours()) return done;
+        }
         if (!dead.empty()) {  // written first: a crash before the raw delete redoes both
           store->put(dead_letter_key(ref, *batch_id), encode_batch(dead));
           dead_letters.inc(dead.size());

@@ -16,6 +16,12 @@ namespace bf {
 class Catalog;
 class ConfigNode;
 class ObjectStore;
+struct DatasetRef;
+struct PipelineContext;
+
+// What a pipeline of `ref` is compiled against: the other datasets of its tenant are
+// the targets its route steps may name.
+PipelineContext pipeline_context(const Catalog& catalog, const DatasetRef& ref);
 
 struct PiperOptions {
   std::chrono::milliseconds interval{2000};

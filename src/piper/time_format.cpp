@@ -5,9 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <map>
-#include <mutex>
 
 #include "common/batch.h"
 #include "common/time.h"
@@ -15,122 +13,12 @@
 
 namespace bf {
 
-namespace {
-
-std::optional<int32_t> parse_fixed_offset(std::string_view s) {
-  if (s == "UTC" || s == "Z" || s == "GMT" || s == "Etc/UTC") return 0;
-  if (s.size() < 3 || (s[0] != '+' && s[0] != '-')) return std::nullopt;
-  std::string digits;
-  for (char c : s.substr(1)) {
-    if (c == ':') continue;
-    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
-    digits += c;
+std::shared_ptr<const TimeZone> load_time_zone(const std::string& name) {
+  try {
+    return TimeZone::load(name);
+  } catch (const std::invalid_argument& e) {
+    throw PipelineError(e.what());
   }
-  if (digits.size() != 2 && digits.size() != 4) return std::nullopt;
-  int h = std::stoi(digits.substr(0, 2)), m = digits.size() == 4 ? std::stoi(digits.substr(2)) : 0;
-  if (h > 23 || m > 59) return std::nullopt;
-  int32_t off = h * 3600 + m * 60;
-  return s[0] == '-' ? -off : off;
-}
-
-int64_t be(const std::string& d, size_t pos, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(d[pos + static_cast<size_t>(i)]);
-  if (bytes == 4) return static_cast<int32_t>(static_cast<uint32_t>(v));
-  return static_cast<int64_t>(v);
-}
-
-// TZif (RFC 8536): uses the version 2+ block (64-bit times) when present. Times past
-// the last transition keep its offset (Debian ships "fat" files that list transitions
-// to 2037; the POSIX TZ footer for later times is not interpreted).
-std::vector<std::pair<int64_t, int32_t>> read_tzif(const std::string& d, const std::string& name) {
-  auto bad = [&] { return PipelineError("time zone '" + name + "': not a valid zoneinfo file"); };
-  if (d.size() < 44 || d.compare(0, 4, "TZif") != 0) throw bad();
-  auto counts = [&](size_t at, int64_t c[6]) {
-    if (d.size() < at + 44) throw bad();
-    for (int i = 0; i < 6; ++i) c[i] = be(d, at + 20 + 4 * static_cast<size_t>(i), 4);
-  };
-  int64_t c[6];  // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
-  counts(0, c);
-  size_t at = 44;
-  int time_bytes = 4;
-  if (d[4] >= '2') {  // skip the v1 block
-    at += static_cast<size_t>(c[3] * 4 + c[3] + c[4] * 6 + c[5] + c[2] * 8 + c[1] + c[0]);
-    counts(at, c);
-    at += 44;
-    time_bytes = 8;
-  }
-  const int64_t timecnt = c[3], typecnt = c[4];
-  if (typecnt <= 0 || d.size() < at + static_cast<size_t>(timecnt * (time_bytes + 1) + typecnt * 6)) throw bad();
-  std::vector<int32_t> type_offsets;
-  size_t types_at = at + static_cast<size_t>(timecnt * (time_bytes + 1));
-  for (int64_t i = 0; i < typecnt; ++i) type_offsets.push_back(static_cast<int32_t>(be(d, types_at + static_cast<size_t>(i) * 6, 4)));
-  std::vector<std::pair<int64_t, int32_t>> out;
-  out.emplace_back(INT64_MIN, type_offsets[0]);
-  for (int64_t i = 0; i < timecnt; ++i) {
-    int64_t t = be(d, at + static_cast<size_t>(i * time_bytes), time_bytes);
-    auto idx = static_cast<unsigned char>(d[at + static_cast<size_t>(timecnt * time_bytes + i)]);
-    if (idx >= type_offsets.size()) throw bad();
-    out.emplace_back(t, type_offsets[idx]);
-  }
-  return out;
-}
-
-const std::pair<int64_t, int32_t>* entry_at(const std::vector<std::pair<int64_t, int32_t>>& t, int64_t utc) {
-  auto it = std::upper_bound(t.begin(), t.end(), utc, [](int64_t v, const auto& e) { return v < e.first; });
-  return &*(it - 1);  // the first entry starts at INT64_MIN
-}
-
-}  // namespace
-
-TimeZone TimeZone::load(const std::string& name) {
-  TimeZone z;
-  if (auto off = parse_fixed_offset(name)) {
-    z.fixed_ = *off;
-    return z;
-  }
-  bool ok = !name.empty() && name.size() < 100 && name.find("..") == std::string::npos && name[0] != '/';
-  for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '-' || c == '+');
-  if (!ok) throw PipelineError("time zone '" + name + "': not a zone name or offset");
-  // Zones are few and immutable: one parsed copy per name for the process.
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<const std::vector<std::pair<int64_t, int32_t>>>> cache;
-  std::lock_guard lock(mu);
-  auto& slot = cache[name];
-  if (!slot) {
-    const char* dir = std::getenv("TZDIR");
-    std::ifstream in(std::string(dir && *dir ? dir : "/usr/share/zoneinfo") + "/" + name, std::ios::binary);
-    if (!in) {
-      cache.erase(name);
-      throw PipelineError("time zone '" + name + "': unknown (no zoneinfo file)");
-    }
-    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    try {
-      slot = std::make_shared<const std::vector<std::pair<int64_t, int32_t>>>(read_tzif(data, name));
-    } catch (...) {
-      cache.erase(name);
-      throw;
-    }
-  }
-  z.transitions_ = slot;
-  return z;
-}
-
-int32_t TimeZone::offset_at(int64_t utc_seconds) const {
-  return transitions_ ? entry_at(*transitions_, utc_seconds)->second : fixed_;
-}
-
-int64_t TimeZone::local_to_utc(int64_t local) const {
-  if (!transitions_) return local - fixed_;
-  // Candidates: the offsets just before and after the instant; take the earliest that
-  // maps back to the wall time (a skipped hour falls back to the offset before it).
-  int32_t before = offset_at(local - 86400), after = offset_at(local + 86400);
-  int64_t a = local - before, b = local - after;
-  bool a_ok = offset_at(a) == before, b_ok = offset_at(b) == after;
-  if (a_ok && b_ok) return std::min(a, b);
-  if (a_ok) return a;
-  if (b_ok) return b;
-  return a;
 }
 
 TimeFormat TimeFormat::compile(const std::string& format) {
@@ -328,7 +216,7 @@ std::optional<int64_t> TimeFormat::parse(std::string_view s, const TimeZone& zon
         size_t start = pos;
         if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) ++pos;
         while (pos < s.size() && (std::isdigit(static_cast<unsigned char>(s[pos])) || s[pos] == ':')) ++pos;
-        offset = parse_fixed_offset(s.substr(start, pos - start));
+        offset = TimeZone::fixed_offset(s.substr(start, pos - start));
         if (!offset) return std::nullopt;
         break;
       }
@@ -336,7 +224,7 @@ std::optional<int64_t> TimeFormat::parse(std::string_view s, const TimeZone& zon
         size_t start = pos;
         while (pos < s.size() && (std::isalnum(static_cast<unsigned char>(s[pos])) || s[pos] == '/' || s[pos] == '_')) ++pos;
         std::string name(s.substr(start, pos - start));
-        if (auto fixed = parse_fixed_offset(name)) offset = *fixed;
+        if (auto fixed = TimeZone::fixed_offset(name)) offset = *fixed;
         else return std::nullopt;  // zone abbreviations (CET, PST) are ambiguous
         break;
       }
@@ -370,7 +258,7 @@ std::optional<int64_t> TimeFormat::parse(std::string_view s, const TimeZone& zon
       days = days_from_civil(static_cast<int>(y), static_cast<int>(month), static_cast<int>(day));
     }
     int64_t local = days * 86400 + hour * 3600 + minute * 60 + second;
-    int64_t utc = offset ? local - *offset : zone.local_to_utc(local);
+    int64_t utc = offset ? local - *offset : zone.local_to_utc(local * 1000000) / 1000000;
     return utc * 1000000 + micros;
   };
   auto t = instant(year);

@@ -1,6 +1,6 @@
 #pragma once
 // Time parsing for date_parse and the parse_time() expression function: strptime-style
-// formats, epoch numbers, RFC 3339, and time zones from the system's zoneinfo files.
+// formats, epoch numbers, RFC 3339, wall times read in a time zone.
 // Written here rather than with strptime(3) because that is locale-dependent, has no
 // fractions or zone names, and is not fully thread-safe with TZ.
 #include <boost/json/value.hpp>
@@ -10,25 +10,15 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "common/time_zone.h"
 #include <vector>
 
 namespace bf {
 
-// A time zone: fixed ("UTC", "+02:00", "-0530") or an IANA name ("Europe/Amsterdam")
-// read once from /usr/share/zoneinfo (or $TZDIR). Throws PipelineError if unknown.
-class TimeZone {
- public:
-  TimeZone() = default;  // UTC
-  static TimeZone load(const std::string& name);
-  // Seconds east of UTC at a UTC instant.
-  int32_t offset_at(int64_t utc_seconds) const;
-  // The UTC instant of a local wall time (in a repeated hour, the earlier instant).
-  int64_t local_to_utc(int64_t local_seconds) const;
-
- private:
-  int32_t fixed_ = 0;
-  std::shared_ptr<const std::vector<std::pair<int64_t, int32_t>>> transitions_;  // (utc start, offset)
-};
+// The zone named in a step's options (common/time_zone.h: fixed offsets or IANA
+// names); throws PipelineError naming it when unknown.
+std::shared_ptr<const TimeZone> load_time_zone(const std::string& name);
 
 class TimeFormat {
  public:

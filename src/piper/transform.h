@@ -17,6 +17,7 @@
 
 #include "common/batch.h"
 #include "common/metrics.h"
+#include "common/options.h"
 
 namespace re2 {
 class RE2;
@@ -25,6 +26,21 @@ class RE2;
 namespace bf {
 
 class Expr;
+
+// What a `route` step does with the events it selects (transforms/route.cpp): the
+// pipeline hands a copy to each target dataset of the same tenant and, with `move`,
+// takes the event out of its own output.
+struct RouteSpec {
+  std::vector<std::string> targets;  // dataset ids in the source's tenant
+  bool move = false;
+};
+
+// What the pipeline knows about where it runs, for steps that name other datasets.
+// Without one (a pipeline tried alone), a route target only has to be a valid id.
+struct PipelineContext {
+  std::string dataset;                // the pipeline's own dataset
+  std::vector<std::string> siblings;  // the other datasets of its tenant
+};
 
 struct PipelineError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -50,6 +66,20 @@ class Transform {
   // unchanged on fail.
   virtual bool expands() const { return false; }
   virtual StepResult expand(Event& event, std::vector<Event>& out, std::string& error) const;
+  // Non-null for a route step: the pipeline routes the event instead of calling apply.
+  virtual const RouteSpec* route() const { return nullptr; }
+  // Steps that work better on the whole batch at once (enrichment: one database
+  // snapshot, one round of concurrent DNS queries) return true and implement
+  // apply_batch: the pipeline runs the steps before it on every event of the batch,
+  // then hands this step the events its `if:` selected. It sets results[i] (and
+  // errors[i] on fail) for each, with apply's rules; `apply` is then not called.
+  virtual bool batched() const { return false; }
+  virtual void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                           std::vector<std::string>& errors) const;
+  // Registers the step's own /metrics series (beyond the pipeline's per-step drop
+  // and failure counts) with `labels` (tenant, dataset, step, kind). Called once,
+  // before the step runs; without it the step counts into series of its own.
+  virtual void count_as(const Labels& labels) { (void)labels; }
 };
 
 // A field path: "a.b.c" addresses nested objects. Split once when a step is
@@ -62,7 +92,8 @@ struct FieldPath {
 // Every error names the dataset, step number and kind (`where`) and the key.
 class StepOptions {
  public:
-  StepOptions(const boost::json::object& options, std::string where);
+  StepOptions(const boost::json::object& options, std::string where, const PipelineContext* context = nullptr);
+  const PipelineContext* context() const { return context_; }  // null: compiled without one
   std::string str(const std::string& key) const;                           // required
   std::string str(const std::string& key, const std::string& def) const;   // optional
   // A non-empty string (separators, patterns): "must not be empty" otherwise.
@@ -90,6 +121,7 @@ class StepOptions {
  private:
   const boost::json::object& options_;
   std::string where_;
+  const PipelineContext* context_;
   mutable std::vector<std::string> used_;
 };
 
@@ -97,6 +129,10 @@ struct TransformFactory {
   std::string type;
   std::string description;
   std::function<std::unique_ptr<Transform>(const StepOptions& options)> create;
+  // The step's options (name, type, default, description, bounds) for
+  // `bytefreezer plugins --schema` (common/options.h). Empty: not declared yet, the
+  // schema then says only "an object".
+  OptionSpecs options;
 };
 
 const std::vector<TransformFactory>& transform_factories();
@@ -113,24 +149,42 @@ struct PipelineOutput {
   std::vector<Event> dead_letters;  // events a step failed on, each with _error
   size_t dropped = 0;               // removed on purpose (counted per step)
   std::vector<uint64_t> dropped_by_step;  // the same per step (empty without steps)
+  // Events route steps sent to other datasets of the tenant, by target dataset id,
+  // in the order they were routed.
+  std::vector<std::pair<std::string, std::vector<Event>>> routed;
+  std::vector<Event>& routed_to(const std::string& dataset);
+  size_t routed_count() const;
+};
+
+// Watches a pipeline run step by step (the preview): called after each step that ran
+// on an event (its `if:` was true), with the event as it was before and the result.
+// `after` is the event after the step (null when it was dropped, failed or moved;
+// for explode, the first of its events); `error` is set on fail.
+struct StepObserver {
+  virtual ~StepObserver() = default;
+  virtual void step(size_t index, const Event& before, StepResult result, const Event* after, size_t outputs,
+                    const std::string& error) = 0;
 };
 
 // A compiled pipeline: the steps in order, each with its optional `if:` condition.
 // `where` names the dataset in errors.
 class Pipeline {
  public:
-  static Pipeline compile(const boost::json::array& steps, const std::string& where);
+  static Pipeline compile(const boost::json::array& steps, const std::string& where,
+                          const PipelineContext* context = nullptr);
   // Reports each step's drops and failures on /metrics, labelled with `labels`
   // (tenant, dataset) plus step (1-based) and kind.
   void count_as(const Labels& labels);
   PipelineOutput run(std::vector<Event> events) const;
+  // The same, reporting every step to `observer` (slower: copies each event per step).
+  PipelineOutput run(std::vector<Event> events, StepObserver& observer) const;
   size_t size() const { return steps_.size(); }
   const std::string& kind(size_t step) const { return steps_[step].kind; }  // "add", "drop", …
 
  private:
   struct Step {
     std::string kind;
-    std::shared_ptr<const Transform> transform;
+    std::shared_ptr<Transform> transform;  // not changed after count_as
     std::shared_ptr<const Expr> condition;  // null: every event
     Counter* dropped = nullptr;
     Counter* failed = nullptr;
@@ -138,7 +192,15 @@ class Pipeline {
   struct Counts {
     uint64_t dropped = 0, failed = 0;
   };
-  void run_event(size_t first_step, Event& event, PipelineOutput& out, std::vector<Counts>& counts) const;
+  // Runs steps [first_step, end_step) on the event; what is kept goes to `kept`.
+  void run_event(size_t first_step, size_t end_step, Event& event, std::vector<Event>& kept, PipelineOutput& out,
+                 std::vector<Counts>& counts, StepObserver* observer) const;
+  // Runs a batched step on every event; keeps those it keeps in `events`.
+  void run_batched(size_t step, std::vector<Event>& events, PipelineOutput& out, std::vector<Counts>& counts,
+                   StepObserver* observer) const;
+  void fail_event(size_t step, Event& event, const std::string& error, PipelineOutput& out,
+                  std::vector<Counts>& counts) const;
+  PipelineOutput run_all(std::vector<Event> events, StepObserver* observer) const;
   std::vector<Step> steps_;
 };
 

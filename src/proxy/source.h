@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/batch.h"
+#include "common/options.h"
 #include "proxy/delivery.h"
 
 namespace bf {
@@ -51,8 +52,11 @@ class Source {
 struct SourceFactory {
   std::string type;          // "syslog_udp"
   std::string description;
-  // Reads (and so validates) the source's config node; tenant/dataset are read here too.
+  // Reads (and so validates) the source's config node with its option table; unknown
+  // keys and bad values are ConfigErrors naming the source and the key.
   std::function<std::unique_ptr<Source>(const ConfigNode& config, EventSink& sink)> create;
+  // That table's options: `bytefreezer plugins --schema`, docs/proxy.md.
+  OptionSpecs options;
 };
 
 // The built-in sources, registered explicitly in sources/registry.cpp.

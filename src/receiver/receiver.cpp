@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/batch.h"
+#include "common/batch_shape.h"
 #include "common/catalog.h"
 #include "common/config.h"
 #include "common/digest.h"
@@ -205,14 +206,15 @@ struct Receiver::Impl {
     std::string ndjson_from_array;
     bool array_body = false;
     NdjsonSummary summary;
+    BatchShape shape;  // built while validating; the piper passes complete batches on with it
     try {
       body = decompress_into(*encoding, req.body, options.max_decompressed_bytes, scratch);
       const NdjsonLimits limits{options.max_event_bytes, options.max_event_fields};
       if ((array_body = is_json_array(body))) {
         ndjson_from_array = array_to_ndjson(body);
-        summary = validate_ndjson(ndjson_from_array, limits);
+        summary = validate_ndjson(ndjson_from_array, limits, &shape);
       } else {
-        summary = validate_ndjson(body, limits);
+        summary = validate_ndjson(body, limits, &shape);
       }
     } catch (const DecompressTooLarge& e) {
       return reject(413, "too_large", e.what());
@@ -263,7 +265,10 @@ struct Receiver::Impl {
     // The receive metadata; decoders apply it to events without it (batch.h).
     BatchEnvelope envelope{{"received", format_rfc3339(now_us())}, {"source", "http-ingest"}, {"peer", req.peer},
                            {"events", summary.events}};
-    if (summary.complete) envelope["complete"] = true;
+    if (summary.complete) {
+      envelope["complete"] = true;
+      envelope["shape"] = shape.to_json();
+    }
     std::string data;
     if (array_body) {
       data = wrap_batch_object(envelope, compress(Encoding::zstd, ndjson_from_array, kZstdFastLevel));

@@ -19,6 +19,7 @@
 #include "duckdb/common/enums/statement_type.hpp"
 #include "duckdb/parser/parser.hpp"
 #include "common/time.h"
+#include "common/worker.h"
 #include "storage/duckdb_fs.h"
 #include "storage/object_store.h"
 
@@ -400,7 +401,23 @@ SqlEngine::SqlEngine(std::shared_ptr<ObjectStore> store, Options options) : impl
       fresh_private_dir(impl_->temp_dir);
       config.options.temporary_directory = impl_->temp_dir;
     }
-    impl_->db = std::make_unique<duckdb::DuckDB>(nullptr, &config);
+    if (opt.threads > 0) config.options.maximum_threads = static_cast<duckdb::idx_t>(opt.threads);
+    if (opt.worker_thread_name.empty()) {
+      impl_->db = std::make_unique<duckdb::DuckDB>(nullptr, &config);
+    } else {
+      // DuckDB starts its workers in the constructor; a thread inherits its creator's name.
+      std::exception_ptr failed;
+      std::thread creator([&] {
+        set_thread_name(opt.worker_thread_name);
+        try {
+          impl_->db = std::make_unique<duckdb::DuckDB>(nullptr, &config);
+        } catch (...) {
+          failed = std::current_exception();
+        }
+      });
+      creator.join();
+      if (failed) std::rethrow_exception(failed);
+    }
     ObjectFsOptions fs_options;
     fs_options.read_only = opt.sandboxed;  // untrusted SQL must not rewrite the lake
     register_object_fs(*impl_->db->instance, impl_->store, fs_options);
@@ -536,6 +553,34 @@ SqlResult SqlEngine::query(const std::string& sql, const std::vector<std::string
   return out;
 }
 
+namespace {
+// con.SendQuery(sql), except for how the calling thread waits. DuckDB's own loop
+// (PendingQueryResult::ExecuteInternal) polls the executor without pause while its
+// workers hold every task — e.g. during a COPY's single-threaded Parquet finalize —
+// which was 10% of `bytefreezer run`'s CPU under load (docs/performance.md). Here the
+// caller runs tasks while there are any and otherwise sleeps briefly; the workers
+// carry on meanwhile.
+duckdb::unique_ptr<duckdb::QueryResult> execute_without_spinning(duckdb::Connection& con, const std::string& sql) {
+  duckdb::vector<duckdb::unique_ptr<duckdb::SQLStatement>> statements;
+  try {
+    statements = con.ExtractStatements(sql);
+  } catch (...) {
+    statements.clear();  // SendQuery reports the parse error as DuckDB words it
+  }
+  if (statements.size() != 1) return con.SendQuery(sql);  // several statements: DuckDB's loop
+  auto pending = con.PendingQuery(std::move(statements[0]), /*allow_stream_result=*/true);
+  if (pending->HasError()) return duckdb::make_uniq<duckdb::MaterializedQueryResult>(pending->GetErrorObject());
+  duckdb::PendingExecutionResult state;
+  while (!duckdb::PendingQueryResult::IsResultReady(state = pending->ExecuteTask())) {
+    if (state == duckdb::PendingExecutionResult::NO_TASKS_AVAILABLE)
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    else if (state == duckdb::PendingExecutionResult::BLOCKED)
+      pending->WaitForTask();
+  }
+  return pending->Execute();
+}
+}  // namespace
+
 size_t SqlEngine::query_stream(const std::string& sql, const std::vector<std::string>& setup,
                                const QueryLimits& limits, const SqlRowSink& sink) {
   size_t delivered = 0;
@@ -555,7 +600,7 @@ size_t SqlEngine::query_stream(const std::string& sql, const std::vector<std::st
   try {
     for (const auto& statement : setup) impl_->run(con, statement);
     // Streamed, so a row limit stops the scan instead of materialising everything.
-    auto res = con.SendQuery(sql);
+    auto res = execute_without_spinning(con, sql);
     if (res->HasError()) throw SqlError(res->GetError());
     std::vector<std::string> columns(res->names.begin(), res->names.end()), types;
     for (const auto& t : res->types) types.push_back(t.ToString());

@@ -120,6 +120,10 @@ class SqlEngine {
     // parse_rfc3339 (common/time.h) reads it (offset optional, applied; 't'/' ' allowed;
     // leap second clamped), NULL for anything else. DuckDB's own cast ignores offsets.
     bool event_time_functions = false;
+    // Name of DuckDB's worker threads (at most 15 characters), so `top -H` and
+    // profilers tell them apart from other engines' (e.g. "bf-packer-duck").
+    // Empty: they take the name of the thread that creates the engine.
+    std::string worker_thread_name;
   };
   struct QueryLimits {
     size_t max_rows = SIZE_MAX;

@@ -73,6 +73,21 @@ TEST_F(Cli, PluginsListsBuiltInSourcesAndSteps) {
     EXPECT_NE(out.find(name), std::string::npos) << name << " missing in:\n" << out;
 }
 
+TEST_F(Cli, PipelineTestReadsStdinAndPrintsStepsOutputAndErrors) {
+  std::ofstream(dir / "steps.yaml") << "- kv: {}\n- coerce: {field: n, type: int}\n";
+  std::ofstream(dir / "events.ndjson") << "{\"message\": \"n=7\"}\n{\"message\": \"n=x\"}\n";
+  auto [code, out] = bf("pipeline test --config " + (dir / "steps.yaml").string() + " < " + (dir / "events.ndjson").string());
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("step 1 (kv): changed — added n"), std::string::npos) << out;
+  EXPECT_NE(out.find("{\"message\":\"n=7\",\"n\":7}"), std::string::npos) << out;
+  EXPECT_NE(out.find("step 2 (coerce): failed"), std::string::npos) << out;
+  EXPECT_NE(out.find("dead letters (1 event):"), std::string::npos) << out;
+  std::ofstream(dir / "bad.yaml") << "- kv: {field_spilt: x}\n";
+  auto [bad, msg] = bf("pipeline test --config " + (dir / "bad.yaml").string() + " < /dev/null");
+  EXPECT_EQ(bad, 1);
+  EXPECT_NE(msg.find("pipeline: pipeline step 1 (kv): unknown option 'field_spilt'"), std::string::npos) << msg;
+}
+
 TEST_F(Cli, QueryOfUnknownDatasetFails) {
   auto [code, out] = bf("query --config " + config("storage: {type: local, path: " + (dir / "s").string() + "}\n") +
                         " --dataset t/nope 'SELECT 1'");

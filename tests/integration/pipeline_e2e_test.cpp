@@ -64,7 +64,7 @@ proxy:
   spool: {dir: ./proxy-spool}
   sources:
     - {type: syslog_tcp, name: tcp, listen: "127.0.0.1:)" + std::to_string(p.syslog) + R"(", tenant: default, dataset: syslog}
-    - {type: syslog_udp, name: udp, listen: "127.0.0.1:)" + std::to_string(p.syslog) + R"(", tenant: default, dataset: syslog}
+    - {type: syslog_udp, name: udp, listen: "127.0.0.1:)" + std::to_string(p.syslog) + R"(", tenant: default, dataset: syslog, timezone: "+02:00"}
     - {type: http, name: http, listen: "127.0.0.1:)" + std::to_string(p.http_source) + R"(", tenant: default, dataset: events}
 receiver:
   listen: 127.0.0.1:)" + std::to_string(p.receiver) + R"(
@@ -154,7 +154,8 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
     ::close(fd);
   });
 
-  // 10,000 RFC 3164 lines over UDP, paced so the kernel buffer never overflows.
+  // 10,000 RFC 3164 lines over UDP, paced so the kernel buffer never overflows; their
+  // zone-less times are wall times in the source's `timezone` (+02:00).
   std::thread udp_sender([&] {
     int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in addr{};
@@ -162,7 +163,7 @@ TEST_P(PipelineE2E, EveryEventArrivesExactlyOnceWithItsTimeAndPartition) {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(ports.syslog);
     for (int i = 0; i < kUdpLines; ++i) {
-      CivilTime c = to_civil(base + int64_t(i) * 1000000);
+      CivilTime c = to_civil(base + int64_t(i) * 1000000 + 2 * 3600 * 1000000LL);
       char line[256];
       int n = std::snprintf(line, sizeof line, "<13>%s %2d %02d:%02d:%02d host02 sshd[77]: udp id=u%d",
                             kMonths[c.month - 1], c.day, c.hour, c.minute, c.second, i);

@@ -49,6 +49,15 @@ std::optional<CidrNetwork> CidrNetwork::parse(std::string_view text) {
   return n;
 }
 
+IpAddress CidrNetwork::masked(const IpAddress& ip, int prefix) {
+  IpAddress out = ip;
+  for (size_t i = 0; i < out.bytes.size(); ++i, prefix -= 8) {
+    if (prefix >= 8) continue;
+    out.bytes[i] &= prefix <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - prefix));
+  }
+  return out;
+}
+
 bool CidrNetwork::contains(const IpAddress& ip) const {
   if (ip.v4 != base_.v4) return false;
   int bits = prefix_;

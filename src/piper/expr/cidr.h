@@ -19,6 +19,10 @@ class CidrNetwork {
   // "10.0.0.0/8", "2001:db8::/32", or a single address (full-length prefix).
   static std::optional<CidrNetwork> parse(std::string_view text);
   bool contains(const IpAddress& ip) const;
+  const IpAddress& base() const { return base_; }  // as written (host bits may be set)
+  int prefix() const { return prefix_; }
+  // The address with every bit after the first `prefix` cleared.
+  static IpAddress masked(const IpAddress& ip, int prefix);
 
  private:
   IpAddress base_;

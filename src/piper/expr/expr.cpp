@@ -357,13 +357,13 @@ class CidrMatch final : public Node {
 
 class ParseTime final : public Node {
  public:
-  ParseTime(NodePtr arg, TimeFormat f, TimeZone z) : arg_(std::move(arg)), format_(std::move(f)), zone_(std::move(z)) {
+  ParseTime(NodePtr arg, TimeFormat f, std::shared_ptr<const TimeZone> z) : arg_(std::move(arg)), format_(std::move(f)), zone_(std::move(z)) {
     depth = arg_->depth + 1;
   }
   void eval(const Event& e, ExprValue& out) const override {
     ExprValue v;
     arg_->eval(e, v);
-    auto t = format_.parse(v.get(), zone_);
+    auto t = format_.parse(v.get(), *zone_);
     if (t) out.set(*t);
     else out.set(nullptr);
   }
@@ -371,7 +371,7 @@ class ParseTime final : public Node {
  private:
   NodePtr arg_;
   TimeFormat format_;
-  TimeZone zone_;
+  std::shared_ptr<const TimeZone> zone_;
 };
 
 // A plain function: its arguments evaluated, then one C++ function on their values.
@@ -892,7 +892,7 @@ class Parser {
           }
         }
         close();
-        return check_depth(std::make_unique<ParseTime>(std::move(arg), TimeFormat::compile(format), TimeZone::load(zone)), at);
+        return check_depth(std::make_unique<ParseTime>(std::move(arg), TimeFormat::compile(format), load_time_zone(zone)), at);
       } catch (const ExprError&) {
         throw;
       } catch (const PipelineError& e) {

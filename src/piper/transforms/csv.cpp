@@ -35,34 +35,8 @@ class Csv final : public Transform {
 
  private:
   bool split(std::string_view s, std::vector<std::string>& out) const {
-    std::string cur;
-    size_t i = 0;
-    while (true) {
-      cur.clear();
-      if (i < s.size() && s[i] == quote_) {
-        ++i;
-        while (true) {
-          if (i >= s.size()) return false;
-          if (s[i] == quote_) {
-            if (i + 1 < s.size() && s[i + 1] == quote_) {
-              cur += quote_;
-              i += 2;
-              continue;
-            }
-            ++i;
-            break;
-          }
-          cur += s[i++];
-        }
-        while (i < s.size() && s[i] != delim_) cur += s[i++];  // text after the closing quote
-      } else {
-        while (i < s.size() && s[i] != delim_) cur += s[i++];
-        if (!cur.empty() && cur.back() == '\r' && i == s.size()) cur.pop_back();
-      }
-      out.push_back(cur);
-      if (i >= s.size()) return true;
-      ++i;  // delimiter
-    }
+    size_t pos = 0;
+    return read_csv_record(s, pos, delim_, quote_, false, out);
   }
   FieldPath field_;
   std::optional<FieldPath> target_;
@@ -70,13 +44,6 @@ class Csv final : public Transform {
   char delim_, quote_;
   bool strict_;
 };
-
-char single_char(const StepOptions& o, const std::string& key, const std::string& def) {
-  std::string v = o.str(key, def);
-  if (v == "\\t") v = "\t";
-  if (v.size() != 1) o.fail(key, "must be one character");
-  return v[0];
-}
 
 }  // namespace
 

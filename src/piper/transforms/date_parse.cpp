@@ -12,13 +12,13 @@ namespace {
 
 class DateParse final : public Transform {
  public:
-  DateParse(FieldPath field, FieldPath target, std::vector<TimeFormat> formats, TimeZone zone)
+  DateParse(FieldPath field, FieldPath target, std::vector<TimeFormat> formats, std::shared_ptr<const TimeZone> zone)
       : field_(std::move(field)), target_(std::move(target)), formats_(std::move(formats)), zone_(std::move(zone)) {}
   StepResult apply(Event& e, std::string& error) const override {
     const boost::json::value* v = find_field(e, field_);
     if (!v) return StepResult::keep;
     for (const auto& f : formats_) {
-      if (auto us = f.parse(*v, zone_)) {
+      if (auto us = f.parse(*v, *zone_)) {
         set_field(e, target_, boost::json::string(format_rfc3339(*us)));
         return StepResult::keep;
       }
@@ -30,7 +30,7 @@ class DateParse final : public Transform {
  private:
   FieldPath field_, target_;
   std::vector<TimeFormat> formats_;
-  TimeZone zone_;
+  std::shared_ptr<const TimeZone> zone_;
 };
 
 }  // namespace
@@ -49,9 +49,9 @@ TransformFactory date_parse_transform() {
               }
             }
             if (formats.empty()) o.fail("formats", "no formats given");
-            TimeZone zone;
+            std::shared_ptr<const TimeZone> zone = TimeZone::utc();
             try {
-              zone = TimeZone::load(o.str("timezone", "UTC"));
+              zone = load_time_zone(o.str("timezone", "UTC"));
             } catch (const PipelineError& e) {
               o.fail("timezone", e.what());
             }

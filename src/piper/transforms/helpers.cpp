@@ -48,6 +48,38 @@ bool matches_any(const std::vector<std::string>& globs, std::string_view name) {
   return false;
 }
 
+bool read_csv_record(std::string_view s, size_t& i, char delim, char quote, bool lines, std::vector<std::string>& out) {
+  auto at_end = [&] { return i >= s.size() || (lines && s[i] == '\n'); };
+  std::string cur;
+  while (true) {
+    cur.clear();
+    if (i < s.size() && s[i] == quote) {
+      ++i;
+      while (true) {
+        if (i >= s.size()) return false;
+        if (s[i] == quote) {
+          if (i + 1 < s.size() && s[i + 1] == quote) {
+            cur += quote;
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        cur += s[i++];
+      }
+    }
+    while (!at_end() && s[i] != delim) cur += s[i++];  // an unquoted value, or text after the closing quote
+    if (!cur.empty() && cur.back() == '\r' && at_end()) cur.pop_back();
+    out.push_back(cur);
+    if (at_end()) {
+      if (i < s.size()) ++i;  // the newline
+      return true;
+    }
+    ++i;  // the delimiter
+  }
+}
+
 std::string preview(std::string_view text) {
   constexpr size_t kMax = 64;
   if (text.size() <= kMax) return std::string(text);
@@ -81,6 +113,20 @@ class CaseMap final : public StringFieldsStep {
 
 std::unique_ptr<Transform> make_case_map_step(std::vector<FieldPath> fields, int (*map)(int)) {
   return std::make_unique<CaseMap>(std::move(fields), map);
+}
+
+char single_char(const StepOptions& o, const std::string& key, const std::string& def) {
+  std::string v = o.str(key, def);
+  if (v == "\\t") v = "\t";
+  if (v.size() != 1) o.fail(key, "must be one character");
+  return v[0];
+}
+
+void merge_into(Event& e, const std::optional<FieldPath>& target, boost::json::object rec) {
+  boost::json::value* at = target ? find_field(e, *target) : nullptr;
+  boost::json::object* into = !target ? &e : (at && at->is_object()) ? &at->get_object() : nullptr;
+  if (!into) return set_field(e, *target, std::move(rec));
+  for (auto& kv : rec) (*into)[kv.key()] = std::move(kv.value());
 }
 
 std::vector<FieldPath> field_or_fields(const StepOptions& o) {

@@ -15,7 +15,9 @@ const std::vector<TransformFactory>& transform_factories() {
         uppercase_transform(),    trim_transform(),       split_transform(),      explode_transform(),
         json_parse_transform(),   json_flatten_transform(), kv_transform(),       csv_transform(),
         date_parse_transform(),   hash_transform(),       truncate_transform(),   drop_transform(),
-        include_transform(),      exclude_transform(),      grok_transform(),
+        include_transform(),      exclude_transform(),      grok_transform(),         route_transform(),
+        sample_transform(),       community_id_transform(), lookup_transform(),     geoip_transform(),
+        rdns_transform(),
     };
     std::set<std::string> names;
     for (const auto& f : list) {

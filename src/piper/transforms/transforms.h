@@ -29,6 +29,12 @@ TransformFactory drop_transform();
 TransformFactory include_transform();
 TransformFactory exclude_transform();
 TransformFactory grok_transform();
+TransformFactory route_transform();
+TransformFactory sample_transform();
+TransformFactory community_id_transform();
+TransformFactory lookup_transform();
+TransformFactory geoip_transform();
+TransformFactory rdns_transform();
 
 // The dotted form of a path, for error messages.
 std::string field_name(const FieldPath& path);
@@ -38,6 +44,13 @@ const boost::json::string* string_field(Event& event, const FieldPath& path, boo
 // Shell-style name match: * any run, ? one character.
 bool glob_match(std::string_view glob, std::string_view name);
 bool matches_any(const std::vector<std::string>& globs, std::string_view name);
+// One RFC 4180 record from text[pos...]: values split at `delim`; a quoted value may
+// hold the delimiter, newlines and doubled quotes. With `lines`, a newline outside
+// quotes ends the record and pos moves past it; without, the record runs to the
+// end of the text. A CR before the record's end is dropped. false: a quote is not
+// closed.
+bool read_csv_record(std::string_view text, size_t& pos, char delim, char quote, bool lines,
+                     std::vector<std::string>& out);
 // A value shortened for an error message.
 std::string preview(std::string_view text);
 
@@ -55,4 +68,9 @@ class StringFieldsStep : public Transform {
   std::vector<FieldPath> fields_;
 };
 std::vector<FieldPath> field_or_fields(const StepOptions& o);  // `field` or `fields`, exactly one
+// Puts `rec`'s members at `target` (merged into an object already there; none: into
+// the event itself).
+void merge_into(Event& event, const std::optional<FieldPath>& target, boost::json::object rec);
+// A one-character option (a delimiter, a quote); the two characters \t mean a tab.
+char single_char(const StepOptions& o, const std::string& key, const std::string& def);
 }  // namespace bf

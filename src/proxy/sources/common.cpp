@@ -12,45 +12,28 @@
 
 namespace bf {
 
-SourceCommon read_source_common(const ConfigNode& node, const std::string& type, const std::string& default_listen,
-                                const std::string& default_dataset) {
-  SourceCommon c;
-  c.type = type;
-  c.listen = node.str("listen", default_listen);
-  uint16_t port = 0;
-  try {
-    port = split_host_port(c.listen).second;
-  } catch (const std::exception& e) {
-    node.fail("listen", e.what());
-  }
-  c.name = node.str("name", type + ":" + std::to_string(port));
-  if (c.name.empty()) node.fail("name", "must not be empty");
-  c.tenant = node.str("tenant", "default");
-  c.dataset = node.str("dataset", default_dataset);
-  try {
-    require_id("tenant", c.tenant);
-  } catch (const std::exception& e) {
-    node.fail("tenant", e.what());
-  }
-  try {
-    require_id("dataset", c.dataset);
-  } catch (const std::exception& e) {
-    node.fail("dataset", e.what());
-  }
-  return c;
+std::string source_context(const ConfigNode& node, const std::string& type) {
+  std::string context = "source " + type;
+  if (node.has("name")) context += " '" + node.str("name", "") + "'";
+  return context;
 }
 
-SyslogParseOptions read_syslog_parse_options(const ConfigNode& node) {
-  SyslogParseOptions parse;
-  parse.keep_raw = node.boolean("keep_raw", true);
-  parse.vendor_payloads = node.boolean("vendor_payloads", true);
-  const std::string zone = node.str("timezone", "UTC");
+std::string check_listen_address(const std::string& listen) {
   try {
-    parse.timezone = TimeZone::load(zone);
+    split_host_port(listen);
   } catch (const std::exception& e) {
-    node.fail("timezone", e.what());
+    return e.what();
   }
-  return parse;
+  return "";
+}
+
+std::string check_id(const char* what, const std::string& id) {
+  try {
+    require_id(what, id);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
 }
 
 SourceMetrics::SourceMetrics(const SourceCommon& common)
@@ -168,19 +151,6 @@ void hand_over_lines(EventSink& sink, const SourceCommon& common, SourceMetrics&
   metrics.events.inc(n);
   metrics.component.sent_events.inc(n);
   metrics.component.sent_bytes.inc(out_bytes);
-}
-
-TcpListenerOptions read_tcp_listener_options(const ConfigNode& node, const SourceCommon& common) {
-  TcpListenerOptions opt;
-  opt.listen = common.listen;
-  opt.max_message = node.bytes("max_message", opt.max_message);
-  if (opt.max_message == 0) node.fail("max_message", "must be positive");
-  const int64_t conns = node.integer("max_connections", opt.max_connections);
-  if (conns < 1 || conns > 1000000) node.fail("max_connections", "must be between 1 and 1000000");
-  opt.max_connections = static_cast<int>(conns);
-  opt.idle_timeout = node.duration("idle_timeout", opt.idle_timeout);
-  if (opt.idle_timeout.count() <= 0) node.fail("idle_timeout", "must be greater than 0");
-  return opt;
 }
 
 }  // namespace bf

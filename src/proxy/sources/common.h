@@ -7,6 +7,8 @@
 
 #include "common/batch.h"
 #include "common/metrics.h"
+#include "common/option_table.h"
+#include "common/time_zone.h"
 #include "proxy/source.h"
 #include "net/listeners.h"
 #include "proxy/ndjson_writer.h"
@@ -23,13 +25,130 @@ struct SourceCommon {
   std::string dataset;
 };
 
-// Reads and validates the common keys; errors are ConfigErrors naming the key.
-SourceCommon read_source_common(const ConfigNode& node, const std::string& type, const std::string& default_listen,
-                                const std::string& default_dataset);
+// The options of a source, declared once in its file as an OptionTable
+// (common/option_table.h): they read its config, and `bytefreezer plugins --schema`
+// and docs/proxy.md's tables come from them. The helpers below add the keys several
+// sources share; S is the source's settings struct and `get(S&)` returns the member
+// they fill.
 
-// The parse keys both syslog sources have: keep_raw, timezone (IANA name, checked
-// against the system zoneinfo), vendor_payloads.
-SyslogParseOptions read_syslog_parse_options(const ConfigNode& node);
+// The context named in a source's config errors: "source syslog_tcp 'edge'".
+std::string source_context(const ConfigNode& node, const std::string& type);
+// OptionChecks: "" or what is wrong.
+std::string check_listen_address(const std::string& listen);
+std::string check_id(const char* what, const std::string& id);
+
+// The keys every source has: type, name, listen, tenant, dataset. S has a `common`
+// member. `name` defaults to "<type>:<port of listen>".
+template <class S>
+void add_source_common(OptionTable<S>& t, const std::string& type, const std::string& default_listen,
+                       const std::string& default_dataset) {
+  t.string("type", [](S& s) -> std::string& { return s.common.type; }, type, "the source type", {type});
+  t.mark_required("type");
+  t.computed_string("name", [](S& s) -> std::string& { return s.common.name; }, "`<type>:<port>`, e.g. `" + type +
+                        ":" + default_listen.substr(default_listen.rfind(':') + 1) + "`",
+                    "the events' `_source` and the `source` label of the metrics; must be unique",
+                    [](const std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); });
+  t.string("listen", [](S& s) -> std::string& { return s.common.listen; }, default_listen,
+           "`host:port` to listen on; port `0` picks a free port", {}, check_listen_address);
+  t.string("tenant", [](S& s) -> std::string& { return s.common.tenant; }, "default",
+           "tenant ID (`[a-z0-9][a-z0-9_-]{0,62}`)", {}, [](const std::string& v) { return check_id("tenant", v); });
+  t.string("dataset", [](S& s) -> std::string& { return s.common.dataset; }, default_dataset, "dataset ID, same rules",
+           {}, [](const std::string& v) { return check_id("dataset", v); });
+  t.finally([](S& s, const ConfigNode&) {
+    if (s.common.name.empty())
+      s.common.name = s.common.type + ":" + std::to_string(split_host_port(s.common.listen).second);
+  });
+}
+
+// keep_raw, timezone (IANA name, checked against the system zoneinfo), vendor_payloads.
+template <class S, class Get>
+void add_syslog_parse_options(OptionTable<S>& t, Get get) {
+  t.boolean("keep_raw", [get](S& s) -> bool& { return get(s).keep_raw; }, true,
+            "store the original message in `_raw` (messages with a `_parse_error` always keep it)");
+  t.parsed("timezone", [get](S& s) -> std::shared_ptr<const TimeZone>& { return get(s).timezone; }, "UTC",
+           "IANA zone name (`Europe/Berlin`, `America/New_York`) in which timestamps without a zone are read "
+           "(RFC 3164, ISO without offset, vendor `date=`/`time=` without `tz=`); checked at start against the "
+           "system zoneinfo (Debian `tzdata`, or `$TZDIR`), an unknown name is a config error. Rules are read from "
+           "the zone's TZif file (Debian's files list DST changes up to 2037; later times keep the last offset)",
+           [](const std::string& zone) { return TimeZone::load(zone); });
+  t.boolean("vendor_payloads", [get](S& s) -> bool& { return get(s).vendor_payloads; }, true,
+            "split CEF, LEEF and key=value payloads (FortiGate, Sophos, Check Point) into fields (see Vendor payloads)");
+}
+
+// max_message, max_connections, idle_timeout; `listen` comes from `common`.
+template <class S, class Get>
+void add_tcp_listener_options(OptionTable<S>& t, Get get) {
+  using namespace std::chrono_literals;
+  const TcpListenerOptions d;
+  t.size("max_message", [get](S& s) -> size_t& { return get(s).max_message; }, d.max_message, 1, 1ull << 30,
+         "longer messages are truncated (`_truncated: true` on the event) and counted");
+  t.integer("max_connections", [get](S& s) -> int& { return get(s).max_connections; }, d.max_connections, 1, 1000000,
+            "concurrent connections; one more is closed at once and counted in "
+            "`bf_tcp_connections_rejected_total{reason=\"max_connections\"}`. Connections also draw on the "
+            "process-wide budget (`limits.reserved_fds`, see http.md)");
+  t.duration("idle_timeout", [get](S& s) -> std::chrono::milliseconds& { return get(s).idle_timeout; }, d.idle_timeout,
+             1ms, 24h * 365,
+             "a connection that sends nothing for this long is closed (`bf_tcp_connections_idle_closed_total`); "
+             "senders reconnect");
+  t.finally([get](S& s, const ConfigNode&) { get(s).listen = s.common.listen; });
+}
+
+// tls.cert_file, tls.key_file, tls.ca_file, tls.client_auth, tls.min_version (the TCP
+// sources and http; net/tls.h).
+template <class S, class Get>
+void add_tls_server_options(OptionTable<S>& t, Get get, const std::string& what) {
+  t.string("tls.cert_file", [get](S& s) -> std::string& { return get(s).cert_file; }, "",
+           "PEM certificate chain (server certificate first); set together with `tls.key_file`, the source accepts " +
+               what + " over TLS only");
+  t.string("tls.key_file", [get](S& s) -> std::string& { return get(s).key_file; }, "",
+           "PEM private key of `tls.cert_file`");
+  t.string("tls.ca_file", [get](S& s) -> std::string& { return get(s).ca_file; }, "",
+           "PEM CA bundle that client certificates must chain to (needed for `tls.client_auth` optional or required)");
+  t.string("tls.client_auth", [get](S& s) -> std::string& { return get(s).client_auth; }, "none",
+           "`none`: no client certificate is asked for; `optional`: asked for and verified when sent; `required`: "
+           "a client without a certificate that verifies against `tls.ca_file` is refused. Refused and failed "
+           "handshakes are counted in `bf_tls_handshake_failures_total{listener, reason}`",
+           {"none", "optional", "required"});
+  t.string("tls.min_version", [get](S& s) -> std::string& { return get(s).min_version; }, "1.2",
+           "lowest TLS version accepted", {"1.2", "1.3"});
+  t.finally([get](S& s, const ConfigNode& node) {
+    const TlsServerOptions& tls = get(s);
+    if (!node.has("tls")) return;
+    const ConfigNode group = node.child("tls");
+    if (tls.cert_file.empty() != tls.key_file.empty())
+      group.fail(tls.cert_file.empty() ? "cert_file" : "key_file", "tls.cert_file and tls.key_file must be set together");
+    if (tls.cert_file.empty()) group.fail("cert_file", "is required when other tls keys are set");
+    if (tls.client_auth != "none" && tls.ca_file.empty())
+      group.fail("ca_file", "is required with client_auth: " + tls.client_auth);
+  });
+}
+
+// receive_buffer, max_datagram; `listen` comes from `common`.
+template <class S, class Get>
+void add_udp_receive_options(OptionTable<S>& t, Get get) {
+  const UdpListenerOptions d;
+  t.size("receive_buffer", [get](S& s) -> int& { return get(s).receive_buffer_bytes; },
+         static_cast<uint64_t>(d.receive_buffer_bytes), 0, 1ull << 30,
+         "`SO_RCVBUF` requested per socket; when the kernel grants less (`net.core.rmem_max`) a warning is logged at "
+         "start");
+  t.size("max_datagram", [get](S& s) -> size_t& { return get(s).max_datagram; }, d.max_datagram, 1, 65535,
+         "largest datagram read");
+  t.finally([get](S& s, const ConfigNode&) { get(s).listen = s.common.listen; });
+}
+
+// The receive-side keys of the sources with several receive threads: receive_buffer,
+// max_datagram, workers.
+struct UdpWorkersOptions {
+  UdpListenerOptions udp;
+  int workers = 1;
+};
+template <class S, class Get>
+void add_udp_workers_options(OptionTable<S>& t, Get get) {
+  add_udp_receive_options(t, [get](S& s) -> UdpListenerOptions& { return get(s).udp; });
+  t.integer("workers", [get](S& s) -> int& { return get(s).workers; }, 1, 1, 64,
+            "receive threads, each with its own socket bound to the port with `SO_REUSEPORT`; the kernel spreads "
+            "datagrams over them by sender");
+}
 
 // The metrics every source reports: the component contract (kind "source", type and
 // id from the config; docs/metrics.md) and the proxy's own series, labelled
@@ -63,10 +182,6 @@ void stamp_event(Event& event, const std::string& received, const std::string& s
 // pending, events and bytes, also when the sink throws.
 void hand_over_lines(EventSink& sink, const SourceCommon& common, SourceMetrics& metrics, Delivery delivery,
                      std::string& pending, size_t& events, uint64_t& bytes, size_t messages);
-
-// The listener keys of the TCP sources (syslog_tcp, tcp): max_message, max_connections,
-// idle_timeout; listen from `common`.
-TcpListenerOptions read_tcp_listener_options(const ConfigNode& node, const SourceCommon& common);
 
 // Syslog message -> NDJSON line -> sink, shared by syslog_udp and syslog_tcp. handle()
 // parses a message into a reused SyslogRecord and writes its event as NDJSON text

@@ -51,18 +51,4 @@ void FlowIngest::flush() {
   hand_over_lines(sink_, common_, metrics_, Delivery::best_effort, pending_, events, pending_bytes_, events);
 }
 
-UdpWorkersOptions read_udp_workers_options(const ConfigNode& node, const SourceCommon& common) {
-  UdpWorkersOptions o;
-  o.udp.listen = common.listen;
-  const uint64_t rcvbuf = node.bytes("receive_buffer", uint64_t(o.udp.receive_buffer_bytes));
-  if (rcvbuf > (1u << 30)) node.fail("receive_buffer", "must be at most 1GiB");
-  o.udp.receive_buffer_bytes = static_cast<int>(rcvbuf);
-  o.udp.max_datagram = node.bytes("max_datagram", o.udp.max_datagram);
-  if (o.udp.max_datagram == 0 || o.udp.max_datagram > 65535) node.fail("max_datagram", "must be 1..65535");
-  const int64_t workers = node.integer("workers", 1);
-  if (workers < 1 || workers > 64) node.fail("workers", "must be between 1 and 64");
-  o.workers = static_cast<int>(workers);
-  return o;
-}
-
 }  // namespace bf

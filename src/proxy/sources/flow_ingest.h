@@ -47,11 +47,4 @@ class FlowIngest {
   uint64_t pending_bytes_ = 0;
 };
 
-// The receive-side keys the flow sources share: receive_buffer, max_datagram, workers.
-struct UdpWorkersOptions {
-  UdpListenerOptions udp;
-  int workers = 1;
-};
-UdpWorkersOptions read_udp_workers_options(const ConfigNode& node, const SourceCommon& common);
-
 }  // namespace bf

@@ -24,24 +24,38 @@ class TemplateFlowDecoder final : public DatagramDecoder {
 
 }  // namespace
 
-std::unique_ptr<Source> make_template_flow_source(const ConfigNode& node, EventSink& sink, const std::string& type,
-                                                  const std::string& default_listen,
-                                                  const std::string& default_dataset) {
-  SourceCommon common = read_source_common(node, type, default_listen, default_dataset);
-  UdpWorkersOptions opt = read_udp_workers_options(node, common);
+OptionTable<TemplateFlowSettings> template_flow_options(const std::string& type, const std::string& default_listen,
+                                                        const std::string& default_dataset) {
+  using S = TemplateFlowSettings;
+  using namespace std::chrono_literals;
+  const flow::FlowDecoderOptions d;
+  OptionTable<S> t;
+  add_source_common(t, type, default_listen, default_dataset);
+  add_udp_workers_options(t, [](S& s) -> UdpWorkersOptions& { return s.udp; });
+  t.integer("max_templates", &S::max_templates, static_cast<int64_t>(d.max_templates), 1, 1000000,
+            "templates cached per worker, over all exporters. A full cache evicts the least recently used template "
+            "(`bf_flow_errors_total{error=\"template_evicted\"}`): a flood of templates from many exporters costs "
+            "memory no more than this, and an evicted exporter's data waits (template_wait) until its next template "
+            "refresh");
+  t.duration("template_timeout", &S::template_timeout, std::chrono::milliseconds(d.template_timeout_us / 1000), 0ms,
+             24h * 365, "a template not refreshed for this long is forgotten (`0`: never)");
+  t.duration("template_wait", &S::template_wait, std::chrono::milliseconds(d.hold_us / 1000), 0ms, 1h,
+             "data that arrives before its template is held this long, then decoded when the template comes; held "
+             "data whose template never came is dropped and counted (`error=\"no_template\"`) at the next datagram "
+             "after the wait");
+  t.size("max_held", &S::max_held, d.max_held_bytes, 0, 1ull << 30,
+         "bytes of such data held per worker; beyond it the oldest is dropped (`error=\"held_overflow\"`)");
+  return t;
+}
+
+std::unique_ptr<Source> make_template_flow_source(const TemplateFlowSettings& s, EventSink& sink) {
   flow::FlowDecoderOptions d;
-  const int64_t max_templates = node.integer("max_templates", static_cast<int64_t>(d.max_templates));
-  if (max_templates < 1 || max_templates > 1000000) node.fail("max_templates", "must be between 1 and 1000000");
-  d.max_templates = static_cast<size_t>(max_templates);
-  const auto timeout = node.duration("template_timeout", std::chrono::milliseconds(d.template_timeout_us / 1000));
-  if (timeout.count() < 0) node.fail("template_timeout", "must not be negative");
-  d.template_timeout_us = timeout.count() * 1000;
-  const auto wait = node.duration("template_wait", std::chrono::milliseconds(d.hold_us / 1000));
-  if (wait.count() < 0 || wait > std::chrono::hours(1)) node.fail("template_wait", "must be between 0 and 1h");
-  d.hold_us = wait.count() * 1000;
-  d.max_held_bytes = node.bytes("max_held", d.max_held_bytes);
-  if (d.max_held_bytes > (1ull << 30)) node.fail("max_held", "must be at most 1GiB");
-  return std::make_unique<UdpWorkersSource<FlowIngest>>(common.name, opt.udp, opt.workers, [common, &sink, d] {
+  d.max_templates = static_cast<size_t>(s.max_templates);
+  d.template_timeout_us = s.template_timeout.count() * 1000;
+  d.hold_us = s.template_wait.count() * 1000;
+  d.max_held_bytes = s.max_held;
+  const SourceCommon common = s.common;
+  return std::make_unique<UdpWorkersSource<FlowIngest>>(common.name, s.udp.udp, s.udp.workers, [common, &sink, d] {
     return std::make_unique<FlowIngest>(common, sink, std::make_unique<TemplateFlowDecoder>(d));
   });
 }

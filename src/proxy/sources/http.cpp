@@ -6,7 +6,8 @@
 //     token: ""                 # when set, requests need "Authorization: Bearer <token>"
 //     max_body: 16MiB           # request body as sent (compressed)
 //     max_decompressed: 64MiB   # after Content-Encoding gzip/zstd
-//     threads, read_timeout, idle_timeout, tls.cert_file, tls.key_file (HTTP server)
+//     threads, read_timeout, idle_timeout, max_connections (HTTP server)
+//     tls: {cert_file, key_file, ca_file, client_auth, min_version}   # HTTPS
 //
 // Body: one JSON object, a JSON array of objects, or NDJSON (whitespace-separated
 // objects). The request is all or nothing: any bad line -> 400 naming it. Accepted
@@ -204,24 +205,52 @@ class HttpSource : public Source {
   std::unique_ptr<HttpServer> server_;
 };
 
+struct HttpSettings {
+  SourceCommon common;
+  HttpServerOptions server;
+  std::string path;
+  std::string token;
+  uint64_t max_decompressed = 0;
+};
+
+const OptionTable<HttpSettings>& http_options() {
+  static const OptionTable<HttpSettings> table = [] {
+    using S = HttpSettings;
+    using namespace std::chrono_literals;
+    const HttpServerOptions d;
+    OptionTable<S> t;
+    add_source_common(t, "http", "0.0.0.0:8081", "http");
+    t.string("path", &S::path, "/", "the POST path", {},
+             [](const std::string& p) { return p.empty() || p[0] != '/' ? "must start with '/', got '" + p + "'" : ""; });
+    t.string("token", &S::token, "", "when set, requests must carry `Authorization: Bearer <token>`");
+    t.size("max_body", [](S& s) -> uint64_t& { return s.server.max_body_bytes; }, d.max_body_bytes, 1, 1ull << 40,
+           "largest request body as sent (compressed); larger -> 413");
+    t.size("max_decompressed", &S::max_decompressed, 64ull << 20, 1, 1ull << 40,
+           "largest body after `Content-Encoding` decoding; larger -> 413");
+    t.integer("threads", [](S& s) -> int& { return s.server.threads; }, d.threads, 1, 1024, "HTTP worker threads");
+    t.duration("read_timeout", [](S& s) -> std::chrono::milliseconds& { return s.server.read_timeout; },
+               d.read_timeout, 1ms, 24h, "a request must arrive whole within this (see http.md)");
+    t.duration("idle_timeout", [](S& s) -> std::chrono::milliseconds& { return s.server.idle_timeout; },
+               d.idle_timeout, 1ms, 24h, "a keep-alive connection idle this long is closed (see http.md)");
+    t.integer("max_connections", [](S& s) -> int& { return s.server.max_connections; }, d.max_connections, 1,
+              1000000, "open connections; one more gets `503` with `Retry-After`");
+    add_tls_server_options(t, [](S& s) -> TlsServerOptions& { return s.server.tls; }, "requests");
+    t.finally([](S& s, const ConfigNode&) { s.server.listen = s.common.listen; });
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace
 
 SourceFactory http_source_factory() {
   return {"http", "JSON events over HTTP POST (object, array or NDJSON; gzip/zstd accepted)",
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
-            SourceCommon common = read_source_common(node, "http", "0.0.0.0:8081", "http");
-            HttpServerOptions defaults;
-            defaults.listen = common.listen;
-            HttpServerOptions server = parse_http_server_options(node, defaults);
-            server.listen = common.listen;
-            std::string path = node.str("path", "/");
-            if (path.empty() || path[0] != '/') node.fail("path", "must start with '/', got '" + path + "'");
-            std::string token = node.str("token", "");
-            const uint64_t max_decompressed = node.bytes("max_decompressed", 64ull << 20);
-            if (max_decompressed == 0) node.fail("max_decompressed", "must be positive");
-            return std::make_unique<HttpSource>(std::move(common), std::move(server), std::move(path),
-                                                std::move(token), max_decompressed, sink);
-          }};
+            HttpSettings s = http_options().read(node, source_context(node, "http"));
+            return std::make_unique<HttpSource>(std::move(s.common), std::move(s.server), std::move(s.path),
+                                                std::move(s.token), s.max_decompressed, sink);
+          },
+          http_options().specs()};
 }
 
 }  // namespace bf

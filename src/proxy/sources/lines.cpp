@@ -8,14 +8,6 @@
 
 namespace bf {
 
-LineFormat read_line_format(const ConfigNode& node) {
-  const std::string f = node.str("format", "auto");
-  if (f == "auto") return LineFormat::auto_detect;
-  if (f == "json") return LineFormat::json;
-  if (f == "text") return LineFormat::text;
-  node.fail("format", "must be 'auto', 'json' or 'text', got '" + f + "'");
-}
-
 LineIngest::LineIngest(const SourceCommon& common, EventSink& sink, LineFormat format, Delivery delivery)
     : common_(common),
       sink_(sink),

@@ -14,7 +14,17 @@ namespace bf {
 class ConfigNode;
 
 enum class LineFormat { auto_detect, json, text };
-LineFormat read_line_format(const ConfigNode& node);
+// The `format` key of the udp and tcp sources.
+template <class S, class Get>
+void add_line_format_option(OptionTable<S>& t, Get get) {
+  t.choice("format", get,
+           std::vector<std::pair<std::string, LineFormat>>{
+               {"auto", LineFormat::auto_detect}, {"json", LineFormat::json}, {"text", LineFormat::text}},
+           "auto",
+           "`auto`: a line that is a JSON object becomes that object's fields, any other line "
+           "`{\"message\": <line>}`; `json`: lines must be JSON objects, others are kept as `message` with "
+           "`_parse_error` (and counted in `bf_proxy_parse_errors_total`); `text`: every line is `message`");
+}
 
 class LineIngest {
  public:

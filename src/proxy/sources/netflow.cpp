@@ -15,10 +15,12 @@
 namespace bf {
 
 SourceFactory netflow_source_factory() {
+  static const OptionTable<TemplateFlowSettings> table = template_flow_options("netflow", "0.0.0.0:2055", "netflow");
   return {"netflow", "NetFlow v5 / v9 and IPFIX over UDP (version detected per datagram)",
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
-            return make_template_flow_source(node, sink, "netflow", "0.0.0.0:2055", "netflow");
-          }};
+            return make_template_flow_source(table.read(node, source_context(node, "netflow")), sink);
+          },
+          table.specs()};
 }
 
 }  // namespace bf

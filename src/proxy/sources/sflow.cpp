@@ -22,17 +22,33 @@ class SflowDecoder final : public DatagramDecoder {
   }
 };
 
+struct SflowSettings {
+  SourceCommon common;
+  UdpWorkersOptions udp;
+};
+
+const OptionTable<SflowSettings>& sflow_options() {
+  static const OptionTable<SflowSettings> table = [] {
+    OptionTable<SflowSettings> t;
+    add_source_common(t, "sflow", "0.0.0.0:6343", "sflow");
+    add_udp_workers_options(t, [](SflowSettings& s) -> UdpWorkersOptions& { return s.udp; });
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace
 
 SourceFactory sflow_source_factory() {
   return {"sflow", "sFlow v5 flow and counter samples over UDP",
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
-            SourceCommon common = read_source_common(node, "sflow", "0.0.0.0:6343", "sflow");
-            UdpWorkersOptions opt = read_udp_workers_options(node, common);
+            const SflowSettings s = sflow_options().read(node, source_context(node, "sflow"));
+            const SourceCommon common = s.common;
             return std::make_unique<UdpWorkersSource<FlowIngest>>(
-                common.name, opt.udp, opt.workers,
+                common.name, s.udp.udp, s.udp.workers,
                 [common, &sink] { return std::make_unique<FlowIngest>(common, sink, std::make_unique<SflowDecoder>()); });
-          }};
+          },
+          sflow_options().specs()};
 }
 
 }  // namespace bf

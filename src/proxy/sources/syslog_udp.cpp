@@ -16,20 +16,36 @@
 #include "proxy/sources/common.h"
 
 namespace bf {
+namespace {
+
+struct SyslogUdpSettings {
+  SourceCommon common;
+  UdpListenerOptions udp;
+  SyslogParseOptions parse;
+};
+
+const OptionTable<SyslogUdpSettings>& syslog_udp_options() {
+  static const OptionTable<SyslogUdpSettings> table = [] {
+    using S = SyslogUdpSettings;
+    OptionTable<S> t;
+    add_source_common(t, "syslog_udp", "0.0.0.0:5514", "syslog");
+    add_udp_receive_options(t, [](S& s) -> UdpListenerOptions& { return s.udp; });
+    add_syslog_parse_options(t, [](S& s) -> SyslogParseOptions& { return s.parse; });
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
 
 SourceFactory syslog_udp_source_factory() {
   return {"syslog_udp", "Syslog (RFC 5424 / RFC 3164) over UDP, one message per datagram",
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
-            SourceCommon common = read_source_common(node, "syslog_udp", "0.0.0.0:5514", "syslog");
-            UdpListenerOptions opt;
-            opt.listen = common.listen;
-            opt.receive_buffer_bytes = static_cast<int>(node.bytes("receive_buffer", uint64_t(opt.receive_buffer_bytes)));
-            opt.max_datagram = node.bytes("max_datagram", opt.max_datagram);
-            if (opt.max_datagram == 0 || opt.max_datagram > 65535) node.fail("max_datagram", "must be 1..65535");
-            SyslogParseOptions parse = read_syslog_parse_options(node);
-            return std::make_unique<SyslogListenerSource<UdpListener, UdpListenerOptions>>(std::move(common), std::move(opt), parse, sink,
-                                                                                    Delivery::best_effort);
-          }};
+            SyslogUdpSettings s = syslog_udp_options().read(node, source_context(node, "syslog_udp"));
+            return std::make_unique<SyslogListenerSource<UdpListener, UdpListenerOptions>>(
+                std::move(s.common), std::move(s.udp), s.parse, sink, Delivery::best_effort);
+          },
+          syslog_udp_options().specs()};
 }
 
 }  // namespace bf

@@ -36,17 +36,35 @@ class TcpLineSource final : public Source {
   TcpListener listener_;
 };
 
+struct TcpSettings {
+  SourceCommon common;
+  TcpListenerOptions tcp;
+  LineFormat format = LineFormat::auto_detect;
+};
+
+const OptionTable<TcpSettings>& tcp_options() {
+  static const OptionTable<TcpSettings> table = [] {
+    using S = TcpSettings;
+    OptionTable<S> t;
+    add_source_common(t, "tcp", "0.0.0.0:5170", "tcp");
+    add_line_format_option(t, &S::format);
+    add_tcp_listener_options(t, [](S& s) -> TcpListenerOptions& { return s.tcp; });
+    add_tls_server_options(t, [](S& s) -> TlsServerOptions& { return s.tcp.tls; }, "lines");
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace
 
 SourceFactory tcp_source_factory() {
   return {"tcp", "Raw newline-delimited lines over TCP: each line an event, JSON objects read as such",
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
-            SourceCommon common = read_source_common(node, "tcp", "0.0.0.0:5170", "tcp");
-            TcpListenerOptions opt = read_tcp_listener_options(node, common);
-            opt.framing = "newline";
-            const LineFormat format = read_line_format(node);
-            return std::make_unique<TcpLineSource>(common, std::move(opt), format, sink);
-          }};
+            TcpSettings s = tcp_options().read(node, source_context(node, "tcp"));
+            s.tcp.framing = "newline";
+            return std::make_unique<TcpLineSource>(s.common, std::move(s.tcp), s.format, sink);
+          },
+          tcp_options().specs()};
 }
 
 }  // namespace bf

@@ -12,17 +12,40 @@
 #include "proxy/sources/udp_workers.h"
 
 namespace bf {
+namespace {
+
+struct UdpSettings {
+  SourceCommon common;
+  UdpWorkersOptions udp;
+  LineFormat format = LineFormat::auto_detect;
+};
+
+const OptionTable<UdpSettings>& udp_options() {
+  static const OptionTable<UdpSettings> table = [] {
+    using S = UdpSettings;
+    OptionTable<S> t;
+    add_source_common(t, "udp", "0.0.0.0:5170", "udp");
+    add_line_format_option(t, &S::format);
+    add_udp_workers_options(t, [](S& s) -> UdpWorkersOptions& { return s.udp; });
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
 
 SourceFactory udp_source_factory() {
   return {"udp", "Raw lines over UDP: each line an event, JSON objects read as such",
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
-            SourceCommon common = read_source_common(node, "udp", "0.0.0.0:5170", "udp");
-            UdpWorkersOptions opt = read_udp_workers_options(node, common);
-            const LineFormat format = read_line_format(node);
-            return std::make_unique<UdpWorkersSource<LineIngest>>(common.name, opt.udp, opt.workers, [common, &sink, format] {
+            const UdpSettings s = udp_options().read(node, source_context(node, "udp"));
+            const SourceCommon common = s.common;
+            const LineFormat format = s.format;
+            return std::make_unique<UdpWorkersSource<LineIngest>>(common.name, s.udp.udp, s.udp.workers,
+                                                                  [common, &sink, format] {
               return std::make_unique<LineIngest>(common, sink, format, Delivery::best_effort);
             });
-          }};
+          },
+          udp_options().specs()};
 }
 
 }  // namespace bf

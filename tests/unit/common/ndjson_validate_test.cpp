@@ -1,10 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <boost/json/serialize.hpp>
+
 #include <string>
 #include <vector>
 
 #include "common/batch.h"
 #include "common/ndjson_validate.h"
+#include "common/batch_shape.h"
 
 using namespace bf;
 
@@ -166,4 +169,34 @@ TEST(NdjsonValidate, AcceptedBatchesDecodeToTheSameEventCount) {
   const std::string text =
       "{\"a\":1,\"a\":2}\n\r\n{\"s\":\"\\u0000\\ud83d\\ude00\"}\r\n  \n{\"n\":{\"x\":[1,{\"y\":null}]}}";
   EXPECT_EQ(validate_ndjson(text, kLimits).events, parse_ndjson(text).size());
+}
+
+// The shape built in the validation pass is the one BatchShape::add computes from
+// each event's DOM: kinds, counts, nesting, arrays of arrays, keys and times with
+// escapes (they arrive in parts), bad times of every kind, and the bounds.
+TEST(NdjsonValidate, ShapeFromTheSaxPassEqualsTheShapeOfTheDom) {
+  std::string text =
+      "{\"_time\":\"2026-03-01T10:00:00Z\",\"_received\":1767225600123,\"a\":1,\"b\":\"x\",\"o\":{\"k\":true,\"n\":null},\"l\":[1,2.5,[\"s\",{\"z\":1}]]}\n"
+      "\n"
+      "{\"b\":null,\"a\":18446744073709551615,\"o\":{\"k\":1,\"j\":[]},\"_time\":-5,\"_received\":\"later\"}\n"
+      "{\"_time\":{\"x\":1},\"_received\":[1],\"a\":-3,\"o\":[1],\"l\":\"no\"}\n"
+      "{\"_time\":true,\"_received\":null,\"k\\u0065y\":\"esc\",\"o\":{\"k\":\"\\u00e9\"}}\n"
+      "{\"_t\\u0069me\":\"2026-03-01T10:00:00\\u002b02:00\",\"_received\":1e300,\"deep\":{\"a\":{\"b\":{\"c\":[[[1]]]}}}}\n"
+      "{\"_time\":\"2026-03-01 nope\",\"_received\":9.3e18,\"a\":0.5}\n";
+  // An object with more keys than a nested object may have: `many`, members dropped.
+  std::string wide = "{\"_time\":\"2026-03-01T10:00:00Z\",\"w\":{";
+  for (size_t i = 0; i <= BatchShape::kMaxObjectKeys; ++i) wide += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
+  text += wide + "},\"after\":1}\n";
+  text += "{\"w\":{\"again\":1},\"after\":\"s\"}\n";
+  BatchShape dom, sax;
+  dom.add_ndjson(text);
+  NdjsonLimits limits;
+  limits.max_event_fields = 100000;
+  const NdjsonSummary summary = validate_ndjson(text, limits, &sax);
+  EXPECT_EQ(summary.events, 8u);
+  EXPECT_EQ(sax.events, 8u);
+  EXPECT_EQ(boost::json::serialize(sax.to_json()), boost::json::serialize(dom.to_json()));
+  EXPECT_TRUE(sax.root.member("w")->many);
+  EXPECT_EQ(sax.root.member("_time")->bad_time, 4u);      // -5, an object, true, "nope"
+  EXPECT_EQ(sax.root.member("_received")->bad_time, 4u);  // "later", [1], null, 1e300 µs out of range
 }

@@ -382,3 +382,93 @@ accounts:
 
 }  // namespace
 }  // namespace bf::control
+
+namespace bf::control {
+namespace {
+
+// Tenant a/t with datasets web and alerts.
+class ApiRouting : public Api {
+ protected:
+  void SetUp() override {
+    Api::SetUp();
+    h.add_dataset("a", "t", "web");
+    h.add_dataset("a", "t", "alerts");
+  }
+};
+
+TEST_F(ApiRouting, PreviewRunsSampleEventsThroughAPipelineAndChecksRouteTargetsAgainstTheTenant) {
+  const std::string steps =
+      R"([{"kv":{}},{"route":{"to":"alerts","mode":"move","if":"level == \"error\""}},{"coerce":{"field":"n","type":"int"}}])";
+  auto r = h.call("POST", "/api/v1/pipelines/preview",
+                  R"({"pipeline":)" + steps +
+                      R"(,"events":[{"message":"level=info n=1"},{"message":"level=error n=2"},{"message":"level=info n=x"}],)"
+                      R"("account":"a","tenant":"t","dataset":"web"})",
+                  sys);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = r.json();
+  ASSERT_EQ(j.at("output").as_array().size(), 1u);
+  EXPECT_EQ(j.at("output").at(0).at("n"), 1);
+  EXPECT_EQ(j.at("routed").at("alerts").as_array().size(), 1u);
+  EXPECT_EQ(j.at("dead_letters").as_array().size(), 1u);
+  EXPECT_EQ(j.at("trace").at(1).at("steps").at(1).at("result"), "moved");
+  // An unknown target of the tenant does not compile: 400 naming the field and the dataset.
+  r = h.call("POST", "/api/v1/pipelines/preview",
+             R"({"pipeline":[{"route":{"to":"nope"}}],"events":[],"account":"a","tenant":"t","dataset":"web"})", sys);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.field(), "preview.pipeline") << r.body;
+  EXPECT_NE(r.body.find("unknown dataset 'nope'"), std::string::npos) << r.body;
+  // Without a dataset any valid id is a target; the input is bounded.
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[{"route":{"to":"nope"}}],"events":[{}]})", sys).status, 200);
+  std::string many = R"({"pipeline":[],"events":[)";
+  for (int i = 0; i < 1001; ++i) many += (i ? ",{}" : "{}");
+  many += "]}";
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", many, sys).status, 413);
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[],"events":[1]})", sys).status, 400);
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[],"events":[],"dataset":"web"})", sys).status, 400);
+  EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[],"events":[],"colour":1})", sys).status, 400);
+}
+
+TEST_F(ApiRouting, StoredPipelinesMayRouteOnlyToTheTenantsDatasetsAndATargetStaysWhileRoutedTo) {
+  const std::string web = "/api/v1/accounts/a/tenants/t/datasets/web";
+  auto r = h.call("PATCH", web, R"({"settings":{"pipeline":[{"route":{"to":"nope"}}]}})", sys);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.field(), "dataset.settings.pipeline") << r.body;
+  EXPECT_NE(r.body.find("unknown dataset 'nope'"), std::string::npos) << r.body;
+  ASSERT_EQ(h.call("PATCH", web, R"({"settings":{"pipeline":[{"route":{"to":["alerts"],"mode":"move"}}]}})", sys).status, 200);
+  r = h.call("DELETE", "/api/v1/accounts/a/tenants/t/datasets/alerts", "", sys);
+  EXPECT_EQ(r.status, 409);
+  EXPECT_NE(r.body.find("dataset 'web' routes events to 'alerts'"), std::string::npos) << r.body;
+  ASSERT_EQ(h.call("PATCH", web, R"({"settings":{"pipeline":[]}})", sys).status, 200);
+  EXPECT_EQ(h.call("DELETE", "/api/v1/accounts/a/tenants/t/datasets/alerts", "", sys).status, 204);
+}
+
+}  // namespace
+}  // namespace bf::control
+
+namespace bf::control {
+namespace {
+
+TEST(Import, RouteTargetsAreCheckedAgainstTheTenantsDatasetsInTheFile) {
+  auto dir = test::temp_dir("import-route");
+  const std::string file = (dir / "accounts.yaml").string();
+  auto write = [&](const std::string& target) {
+    std::ofstream(file) << "accounts:\n  - id: acme\n    tenants:\n      - id: web\n        datasets:\n"
+                           "          - id: nginx\n            pipeline: [{route: {to: " + target + "}}]\n"
+                           "          - id: alerts\n";  // declared after the dataset that routes to it
+  };
+  ApiHarness h;
+  write("nope");
+  try {
+    import_accounts_yaml(*h.store, file);
+    ADD_FAILURE() << "imported";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("acme/web/nginx: pipeline step 1 (route): option 'to': unknown dataset 'nope'"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(h.store->get_dataset("acme", "web", "nginx").has_value());
+  write("alerts");
+  EXPECT_EQ(import_accounts_yaml(*h.store, file).created, 4u);  // account, tenant, 2 datasets
+}
+
+}  // namespace
+}  // namespace bf::control

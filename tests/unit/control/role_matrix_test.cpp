@@ -81,6 +81,10 @@ const std::vector<Row>& matrix() {
        {204, 403, 403, 403, 403, 204, 401, 401}},
       {"POST", "/api/v1/leases/validate", "", R"({"name":"piper/a/t/d","holder":"h1","token":1})",
        {200, 403, 403, 403, 403, 200, 401, 401}},
+      // Preview: anyone who may read the dataset (nothing is stored).
+      {"POST", "/api/v1/pipelines/preview", "",
+       R"({"pipeline":[{"add":{"field":"x","value":1}}],"events":[{}],"account":"a","tenant":"t","dataset":"d"})",
+       {200, 200, 200, 404, 403, 200, 401, 401}},
   };
   return rows;
 }

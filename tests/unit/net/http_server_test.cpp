@@ -449,8 +449,8 @@ tls:
   EXPECT_EQ(o.idle_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(o.threads, 8);
   EXPECT_EQ(o.max_connections, 77);
-  EXPECT_EQ(o.tls_cert_file, "/etc/bf/cert.pem");
-  EXPECT_EQ(o.tls_key_file, "/etc/bf/key.pem");
+  EXPECT_EQ(o.tls.cert_file, "/etc/bf/cert.pem");
+  EXPECT_EQ(o.tls.key_file, "/etc/bf/key.pem");
   EXPECT_NO_THROW(node.check_unknown());
 }
 
@@ -463,7 +463,7 @@ TEST(HttpServerOptions, DefaultsComeFromTheCaller) {
   EXPECT_EQ(o.listen, "127.0.0.1:7070");
   EXPECT_EQ(o.max_body_bytes, 99u);
   EXPECT_EQ(o.threads, 3);
-  EXPECT_TRUE(o.tls_cert_file.empty());
+  EXPECT_TRUE(o.tls.cert_file.empty());
 }
 
 TEST(HttpServerOptions, RejectsBadValues) {
@@ -507,8 +507,8 @@ TEST_F(TlsServer, ServesHttpsWithCertAndKey) {
   namespace ssl = boost::asio::ssl;
   HttpServerOptions o;
   o.listen = "127.0.0.1:0";
-  o.tls_cert_file = (dir / "cert.pem").string();
-  o.tls_key_file = (dir / "key.pem").string();
+  o.tls.cert_file = (dir / "cert.pem").string();
+  o.tls.key_file = (dir / "key.pem").string();
   Router router;
   add_standard_endpoints(router, nullptr);
   HttpServer s("t_tls", o, std::move(router));
@@ -516,7 +516,7 @@ TEST_F(TlsServer, ServesHttpsWithCertAndKey) {
 
   asio::io_context ioc;
   ssl::context ctx(ssl::context::tls_client);
-  ctx.load_verify_file(o.tls_cert_file);
+  ctx.load_verify_file(o.tls.cert_file);
   ctx.set_verify_mode(ssl::verify_peer);
   ssl::stream<asio::ip::tcp::socket> stream(ioc, ctx);
   stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), s.port()});
@@ -544,8 +544,8 @@ TEST_F(TlsServer, ServesHttpsWithCertAndKey) {
 TEST_F(TlsServer, MissingCertFileFailsStart) {
   HttpServerOptions o;
   o.listen = "127.0.0.1:0";
-  o.tls_cert_file = (dir / "missing.pem").string();
-  o.tls_key_file = (dir / "key.pem").string();
+  o.tls.cert_file = (dir / "missing.pem").string();
+  o.tls.key_file = (dir / "key.pem").string();
   HttpServer s("t_tls_missing", o, Router{});
   try {
     s.start();

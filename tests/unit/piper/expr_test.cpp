@@ -205,7 +205,7 @@ TEST(Cidr, ParsesAndMatches) {
 }
 
 TEST(TimeFormat, StrptimeDirectivesZonesAndEpochs) {
-  TimeZone utc;
+  const TimeZone& utc = *TimeZone::utc();
   auto parse = [&](const std::string& fmt, const std::string& text, const TimeZone& z) {
     return TimeFormat::compile(fmt).parse(std::string_view(text), z);
   };
@@ -232,16 +232,20 @@ TEST(TimeFormat, StrptimeDirectivesZonesAndEpochs) {
 }
 
 TEST(TimeFormat, IanaZonesFollowDaylightSaving) {
-  TimeZone ams = TimeZone::load("Europe/Amsterdam");
+  const TimeZone& ams = *load_time_zone("Europe/Amsterdam");
   auto fmt = TimeFormat::compile("%Y-%m-%d %H:%M:%S");
   // CET (+1) in winter, CEST (+2) in summer.
   EXPECT_EQ(fmt.parse(std::string_view("2026-01-15 13:00:00"), ams), civil_to_us(2026, 1, 15, 12, 0, 0, 0));
   EXPECT_EQ(fmt.parse(std::string_view("2026-07-15 14:00:00"), ams), civil_to_us(2026, 7, 15, 12, 0, 0, 0));
-  TimeZone ny = TimeZone::load("America/New_York");
+  const TimeZone& ny = *load_time_zone("America/New_York");
   EXPECT_EQ(fmt.parse(std::string_view("2026-07-15 08:00:00"), ny), civil_to_us(2026, 7, 15, 12, 0, 0, 0));
-  EXPECT_EQ(TimeZone::load("+05:30").offset_at(0), 19800);
-  EXPECT_THROW(TimeZone::load("Mars/Olympus_Mons"), PipelineError);
-  EXPECT_THROW(TimeZone::load("../../etc/passwd"), PipelineError);
+  EXPECT_EQ(load_time_zone("+05:30")->offset_at(0), 19800);
+  EXPECT_EQ(load_time_zone("-0800")->offset_at(0), -28800);
+  EXPECT_EQ(fmt.parse(std::string_view("2026-07-15 17:30:00"), *load_time_zone("+05:30")),
+            civil_to_us(2026, 7, 15, 12, 0, 0, 0));
+  EXPECT_EQ(load_time_zone("Europe/Amsterdam"), load_time_zone("Europe/Amsterdam"));  // read once
+  EXPECT_THROW(load_time_zone("Mars/Olympus_Mons"), PipelineError);
+  EXPECT_THROW(load_time_zone("../../etc/passwd"), PipelineError);
 }
 
 TEST(TimeFormat, MissingYearIsTheCurrentOneUnlessThatIsInTheFuture) {
@@ -249,9 +253,9 @@ TEST(TimeFormat, MissingYearIsTheCurrentOneUnlessThatIsInTheFuture) {
   CivilTime now = to_civil(now_us());
   static const char* kMon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   std::string today = std::string(kMon[now.month - 1]) + " " + std::to_string(now.day) + " 00:00:00";
-  EXPECT_EQ(to_civil(*fmt.parse(std::string_view(today), TimeZone())).year, now.year);
+  EXPECT_EQ(to_civil(*fmt.parse(std::string_view(today), *TimeZone::utc())).year, now.year);
   // Two days ahead is read as last year (a syslog "Dec 31" line read on Jan 1).
   CivilTime ahead = to_civil(now_us() + 2 * 86400LL * 1000000);
   std::string future = std::string(kMon[ahead.month - 1]) + " " + std::to_string(ahead.day) + " 00:00:00";
-  EXPECT_EQ(to_civil(*fmt.parse(std::string_view(future), TimeZone())).year, ahead.year - 1);
+  EXPECT_EQ(to_civil(*fmt.parse(std::string_view(future), *TimeZone::utc())).year, ahead.year - 1);
 }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/batch.h"
@@ -202,6 +203,34 @@ TEST_F(PiperTest, EmptyPipelinePassesCompleteBatchesThroughByteForByte) {
   EXPECT_EQ(events[0].at("_source").as_string(), "http");
 }
 
+// The receiver's envelope carries the shape from its validation pass: the piper takes
+// it as it is and only copies the bytes (the NDJSON is not even decompressed). A
+// payload that is not whole zstd frames (an upload cut short) is still refused.
+TEST_F(PiperTest, ACompleteBatchWithTheReceiversShapeIsPassedOnWithThatShape) {
+  catalog->add_dataset(DatasetInfo{ref, boost::json::array{}});
+  PiperOptions options;
+  options.quarantine_after = std::chrono::milliseconds(0);
+  Piper piper(options, catalog, store);
+  const std::string ndjson = "{\"_time\":\"2026-03-01T10:00:00Z\",\"_received\":\"2026-03-01T10:00:01Z\",\"_source\":\"s\",\"n\":1}\n";
+  BatchShape declared;
+  declared.add_ndjson(ndjson);
+  declared.root.member("n")->kinds |= kKindString;  // not what the text holds: proves it is not recomputed
+  const std::string payload = compress(Encoding::zstd, ndjson);
+  const std::string id = new_ulid(), cut = new_ulid();
+  store->put(raw_key(ref, id), wrap_batch_object(BatchEnvelope{{"complete", true}, {"shape", declared.to_json()}}, payload));
+  store->put(raw_key(ref, cut), wrap_batch_object(BatchEnvelope{{"complete", true}, {"shape", declared.to_json()}},
+                                                  payload.substr(0, payload.size() - 3)));
+  EXPECT_EQ(piper.run_once(), 1u);
+  const BatchObject out = split_batch_object(store->get(processed_key(ref, id)));
+  EXPECT_EQ(out.payload, payload);
+  auto shape = BatchShape::from_json(out.envelope.at("shape"));
+  ASSERT_TRUE(shape);
+  EXPECT_EQ(shape->events, 1u);
+  EXPECT_EQ(shape->root.member("n")->kinds, kKindInt | kKindString);
+  EXPECT_FALSE(store->head(processed_key(ref, cut)));
+  EXPECT_EQ(store->list_all("quarantine/").size(), 1u);
+}
+
 // A complete batch whose NDJSON is corrupt is quarantined like any undecodable batch.
 TEST_F(PiperTest, CorruptCompleteBatchIsQuarantinedByThePassThroughPath) {
   catalog->add_dataset(DatasetInfo{ref, boost::json::array{}});
@@ -315,4 +344,61 @@ TEST_F(PiperTest, FailedEventsGoToDeadLetterDroppedAreCountedNothingVanishes) {
                                  {{"tenant", "web"}, {"dataset", "logs"}, {"stage", "transform"}, {"error_type", "step_failed"}}),
             2);
   test::expect_component_contract("stage", "piper", {.errors = true, .intentional_discards = true});
+}
+
+TEST_F(PiperTest, SampleDropsAreIntentionalDiscardsAndRoutedEventsCountAsSent) {
+  const DatasetRef src{"acme", "sampling", "src"}, target{"acme", "sampling", "kept"};
+  catalog->add_dataset(DatasetInfo{src, boost::json::parse(R"([
+      {"route": {"to": "kept", "mode": "move", "if": "n < 10"}},
+      {"sample": {"rate": 4, "key": "n"}}])").as_array()});
+  catalog->add_dataset(DatasetInfo{target, {}});
+  Piper piper(PiperOptions{}, catalog, store);
+  std::vector<Event> events;
+  for (int n = 0; n < 200; ++n) events.push_back(Event{{"n", n}});
+  const std::string id = new_ulid();
+  store->put(raw_key(src, id), encode_batch(events));
+  ASSERT_EQ(piper.run_once(), 1u);
+  const Labels labels{{"tenant", "sampling"}, {"dataset", "src"}};
+  const auto c = test::ContractCounts::of("stage", "piper", "piper", labels);
+  const auto kept = decode_batch(store->get(processed_key(src, id)));
+  EXPECT_EQ(c.received_events, 200);
+  EXPECT_EQ(c.intentional, 190 - static_cast<int64_t>(kept.size()));
+  EXPECT_EQ(c.sent_events, static_cast<int64_t>(kept.size()) + 10);  // own output plus the routed events
+  EXPECT_EQ(c.received_events, c.sent_events + c.intentional);
+  EXPECT_EQ(test::contract_count("discarded_events", "stage", "piper", "piper",
+                                 {{"tenant", "sampling"}, {"dataset", "src"}, {"intentional", "true"}, {"reason", "sample"}}),
+            c.intentional);
+  EXPECT_EQ(metrics().value("bf_piper_routed_events_total", {{"tenant", "sampling"}, {"dataset", "src"}, {"target", "kept"}}), 10);
+  EXPECT_EQ(store->list_all(processed_prefix(target)).size(), 1u);
+}
+
+// Enrichment through the real piper: the step runs on the decoded raw batch and its
+// series carry the dataset's labels (count_as from the piper's compile).
+TEST_F(PiperTest, LookupStepEnrichesRawBatchesAndCountsPerDatasetAndStep) {
+  fs::create_directories(dir);
+  const std::string table = (dir / "owners.csv").string();
+  { std::ofstream(table) << "net,owner\n10.0.0.0/8,corp\n"; }
+  DatasetRef enriched{"acme", "web", "enriched"};
+  catalog->add_dataset(DatasetInfo{
+      enriched, boost::json::parse(R"([{"add": {"field": "env", "value": "prod"}},
+                                       {"lookup": {"file": ")" + table + R"(", "field": "ip", "match": "cidr", "target": "asset"}}])")
+                    .as_array()});
+  Piper piper(PiperOptions{}, catalog, store);
+  std::string id = new_ulid();
+  store->put(raw_key(enriched, id), encode_batch({Event{{"ip", "10.1.2.3"}}, Event{{"ip", "192.0.2.1"}}, Event{{"ip", "x"}}}));
+  EXPECT_EQ(piper.run_once(), 1u);
+  auto out = decode_batch(store->get(processed_key(enriched, id)));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].at("asset").at("owner").as_string(), "corp");
+  EXPECT_EQ(out[0].at("env").as_string(), "prod");
+  EXPECT_FALSE(out[1].contains("asset"));
+  const Labels step{{"tenant", "web"}, {"dataset", "enriched"}, {"step", "2"}, {"kind", "lookup"}};
+  auto with = [&](const char* result) {
+    Labels l = step;
+    l.emplace_back("result", result);
+    return metrics().value("bf_piper_enrich_lookups_total", l);
+  };
+  EXPECT_EQ(with("hit"), 1);
+  EXPECT_EQ(with("miss"), 1);
+  EXPECT_EQ(with("invalid"), 1);
 }

@@ -10,6 +10,7 @@
 
 #include "common/digest.h"
 #include "common/metrics.h"
+#include "fixtures/enrich_files.h"
 #include "piper/grok_patterns.h"
 #include "piper/transform.h"
 
@@ -297,6 +298,10 @@ TEST(Steps, UnknownOptionsNameDatasetStepKindAndKey) {
 
 TEST(Steps, EveryRegisteredKindCompilesAndRunsOnHostileEvents) {
   // Minimal options for each kind; every kind in the registry must be listed here.
+  bf::test::TempDir dir;
+  bf::test::SilentUdpServer silent;
+  bf::test::write_mmdb(dir.file("c.mmdb"), R"({"database_type": "GeoLite2-Country", "networks": [{"network": "10.0.0.0/8", "data": {"country": {"iso_code": "ZZ"}}}]})");
+  bf::test::replace_file(dir.file("t.csv"), "f,v\na=b c,1\n");
   const std::map<std::string, std::string> minimal{
       {"set", R"({"field": "f", "value": 1})"}, {"add", R"({"field": "f", "value": 1})"}, {"remove", R"({"field": "f"})"},
       {"rename", R"({"from": "f", "to": "g"})"}, {"copy", R"({"from": "f", "to": "g"})"}, {"coerce", R"({"field": "f", "type": "int"})"},
@@ -305,16 +310,21 @@ TEST(Steps, EveryRegisteredKindCompilesAndRunsOnHostileEvents) {
       {"json_flatten", R"({})"}, {"kv", R"({"field": "f"})"}, {"csv", R"({"field": "f", "header": ["a"]})"},
       {"date_parse", R"({"field": "f"})"}, {"hash", R"({"fields": "f"})"}, {"truncate", R"({"field": "f", "max_bytes": 2})"},
       {"drop", R"({})"}, {"include", R"({"fields": "f"})"}, {"exclude", R"({"fields": "f"})"},
-      {"grok", R"({"field": "f", "patterns": "%{WORD:w}"})"}};
+      {"grok", R"({"field": "f", "patterns": "%{WORD:w}"})"}, {"route", R"({"to": "other"})"},
+      {"sample", R"({"rate": 2, "key": "f", "mode": "dynamic"})"},
+      {"community_id", R"({"source_ip": "f", "destination_ip": "o", "source_port": "f", "destination_port": "o", "protocol": "o"})"},
+      {"geoip", R"({"field": "f", "database": ")" + dir.file("c.mmdb") + "\"}"},
+      {"lookup", R"({"field": "f", "file": ")" + dir.file("t.csv") + "\"}"},
+      {"rdns", R"({"field": "f", "target": "h", "server": ")" + silent.address() + R"(", "timeout_ms": 5, "budget_ms": 20})"}};
   const std::vector<std::string> values{"null", "true", "-1", "1e308", "\"\"", "\"a=b c\"", "[]", "[1,[2]]", "{}", "{\"x\":{\"y\":1}}",
                                         "\"\\u0000\"", "18446744073709551615"};
   for (const auto& f : transform_factories()) {
     ASSERT_TRUE(minimal.count(f.type)) << "no minimal options for step kind " << f.type;
     auto p = compile("[{\"" + f.type + "\": " + minimal.at(f.type) + "}]");
     for (const auto& v : values) {
-      std::vector<Event> in{ev("{\"f\": " + v + ", \"o\": 1}"), ev("{}")};
+      std::vector<Event> in{ev("{\"f\": " + v + ", \"o\": 1}"), ev("{}"), ev("{\"f\": \"10.1.2.3\"}")};
       auto out = p.run(in);
-      EXPECT_EQ(out.events.size() + out.dead_letters.size() + out.dropped >= 2, true) << f.type << " lost an event on " << v;
+      EXPECT_EQ(out.events.size() + out.dead_letters.size() + out.dropped + out.routed_count() >= in.size(), true) << f.type << " lost an event on " << v;
       for (const auto& d : out.dead_letters) EXPECT_TRUE(d.contains("_error")) << f.type;
     }
   }

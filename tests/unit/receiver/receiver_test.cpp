@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/batch.h"
+#include "common/batch_shape.h"
 #include "common/catalog.h"
 #include "common/metrics.h"
 #include "common/spool.h"
@@ -339,6 +340,10 @@ TEST_F(ReceiverTest, AZstdBodyIsStoredByteForByteAsSentWithTheReceiveMetadataBes
   EXPECT_TRUE(parse_rfc3339(split.envelope.at("received").as_string(), true).has_value());
   EXPECT_EQ(split.envelope.at("events").as_int64(), 1);
   EXPECT_TRUE(split.envelope.at("complete").as_bool());  // proxy-style events: nothing to default
+  // The shape, from the validation pass, for the piper's pass-through (same as the DOM's).
+  BatchShape expected;
+  expected.add_ndjson(ndjson);
+  EXPECT_EQ(split.envelope.at("shape"), boost::json::value(expected.to_json()));
   auto events = decode_batch(object);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].at("_source").as_string(), "syslog-tcp:5514");
@@ -357,7 +362,8 @@ TEST_F(ReceiverTest, GzipAndIdentityBodiesAreCompressedOnceAndDecodeToWhatWasSen
   ASSERT_EQ(post(ndjson, {{"X-Batch-Id", plain}}).status, 200);
   ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
   for (const auto& id : {gz, plain}) {
-    BatchObject split = split_batch_object(store->get(raw_key(DatasetRef{"acme", "web", "logs"}, id)));
+    const std::string object = store->get(raw_key(DatasetRef{"acme", "web", "logs"}, id));
+    BatchObject split = split_batch_object(object);
     EXPECT_EQ(decompress(Encoding::zstd, split.payload, 1 << 20), ndjson);  // the text as sent
     EXPECT_FALSE(split.envelope.contains("complete"));
   }

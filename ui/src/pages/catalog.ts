@@ -236,8 +236,15 @@ export async function datasetPage({ main, params }: Ctx) {
   } catch (e) {
     main.appendChild(h("p", { role: "alert", class: "error" }, `Plugin schemas unavailable (${(e as Error).message}): edit the settings as JSON below.`));
   }
+  // A source's `type` is the kind chosen in the list, not a field of its form.
+  const sourceSchemas = Object.fromEntries(
+    Object.entries(schemas.sources).map(([k, sch]) => {
+      const { type: _kind, ...props } = sch.properties ?? {};
+      return [k, { ...sch, properties: props, required: (sch.required ?? []).filter((r) => r !== "type") }];
+    }),
+  );
   main.appendChild(
-    itemList("Sources", settings.sources, schemas.sources, (s) => {
+    itemList("Sources", settings.sources, sourceSchemas, (s) => {
       const { type, ...rest } = s as { type: string };
       return [String(type), rest];
     }, (kind, o) => ({ type: kind, ...o }), showJson),

@@ -1,0 +1,73 @@
+#pragma once
+// A plugin's options, declared once (in the Fluent Bit manner): name, type, default,
+// description and the allowed values or bounds. From the same declaration come the
+// JSON Schema that `bytefreezer plugins --schema` prints (the control UI builds its
+// forms from it) and the option tables in docs/. Sources fill their settings from it
+// with OptionTable (common/option_table.h); pipeline steps can declare theirs in
+// TransformFactory::options. Light header: no Boost, no YAML.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bf {
+
+enum class OptionType {
+  string,
+  integer,
+  number,
+  boolean,
+  size,         // "64MiB", "10MB", 1024 -> bytes
+  duration,     // "250ms", "5s", "2m", "1h", "1d"
+  string_list,  // a list of strings (or one string)
+  any,          // any JSON/YAML value (a step's `value`)
+};
+
+struct OptionSpec {
+  std::string name;  // "max_message"; "tls.cert_file" is key cert_file of the mapping tls
+  OptionType type = OptionType::string;
+  std::string description;
+  // The default as written in a config file ("64KiB", "auto", "true", "1024"), when
+  // there is a fixed one; `default_note` describes a computed one ("<type>:<port>").
+  std::optional<std::string> default_value;
+  std::string default_note;
+  bool required = false;
+  std::vector<std::string> allowed;  // enum
+  std::optional<double> minimum, maximum;  // integer/number; size in bytes
+};
+using OptionSpecs = std::vector<OptionSpec>;
+
+// "65536" -> "64KiB", 1500 -> "1500"; durations in ms -> "10m", "500ms". Used for
+// defaults so that docs and schema show what one would write.
+std::string format_size(uint64_t bytes);
+std::string format_duration_ms(int64_t ms);
+
+// One plugin for the schema document.
+struct PluginSchema {
+  std::string type;         // "syslog_udp", "grok"
+  std::string description;
+  const OptionSpecs* options = nullptr;  // null: the plugin declares no table yet
+};
+
+// One JSON Schema (draft 2020-12) object schema for a plugin's options: properties
+// each with type, default, description, enum / minimum / maximum where known; nested
+// mappings (tls.*) as nested object schemas; additionalProperties false.
+std::string plugin_json_schema(const PluginSchema& plugin);
+// {"sources": {"<type>": <schema>, ...}, "steps": {"<kind>": <schema>, ...}}, indented.
+std::string plugins_schema_document(const std::vector<PluginSchema>& sources, const std::vector<PluginSchema>& steps);
+
+// A markdown table (| key | type | default | meaning |) of the options.
+std::string options_markdown_table(const OptionSpecs& options);
+
+// Rewrites every generated block of a document:
+//   <!-- options: KIND -->
+//   ...table...
+//   <!-- /options -->
+// with options_markdown_table(*find(KIND)). An unknown KIND or an unclosed block
+// throws std::runtime_error naming it.
+std::string update_option_tables(std::string_view doc,
+                                 const std::function<const OptionSpecs*(const std::string& kind)>& find);
+
+}  // namespace bf
