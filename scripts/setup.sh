@@ -83,6 +83,8 @@ APT_PACKAGES=(
   # fixtures for geoip; dnsmasq-base (the binary without the system service) is the
   # DNS server the rdns tests start.
   libmaxmind-db-writer-perl dnsmasq-base
+  # tests/e2e/ui_test.mjs drives the web UI in Debian's Chromium (playwright-core).
+  chromium
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -157,5 +159,10 @@ fi
 if [ ! -d tests/servers/node_modules ] || [ tests/servers/package-lock.json -nt tests/servers/node_modules/.stamp ]; then
   echo "setup: installing npm test servers"
   (cd tests/servers && npm ci --silent --no-audit --no-fund && touch node_modules/.stamp)
+fi
+# --- the web UI's build (Vite) and browser-test packages (committed lockfile) --
+if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.stamp ]; then
+  echo "setup: installing the web UI's npm packages"
+  (cd ui && npm ci --silent --no-audit --no-fund && touch node_modules/.stamp)
 fi
 echo "setup: ok"

@@ -122,6 +122,16 @@ control::HealthSample health_sample(const std::string& service, const Receiver* 
   return s;
 }
 
+// The option schemas of every built-in source and step: `bytefreezer plugins
+// --schema` prints it, control serves it at GET /api/v1/plugins (the UI's forms).
+std::string plugin_schemas_json() {
+  std::vector<PluginSchema> sources, steps;
+  for (const auto& f : source_factories()) sources.push_back({f.type, f.description, &f.options});
+  for (const auto& f : transform_factories())
+    steps.push_back({f.type, f.description, f.options.empty() ? nullptr : &f.options});
+  return plugins_schema_document(sources, steps);
+}
+
 // Starts the selected components from one config file and runs until a signal.
 // dry_run: validate the config (keys, IDs, pipelines, sources) and exit.
 int serve(const std::string& config_path, Components want, bool dry_run) {
@@ -298,6 +308,23 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
                                                        [&, service = client_service] {
                                                          return health_sample(service, receiver.get());
                                                        });
+  // `run`: every component in the process reports to the embedded control, as a
+  // component on its own reports over HTTP (the UI's overview shows them).
+  std::vector<std::unique_ptr<control::HealthReporter>> local_health;
+  if (control_plane && control_plane->health_report_interval().count() > 0) {
+    const std::pair<const char*, bool> running[] = {{"proxy", proxy != nullptr},       {"receiver", receiver != nullptr},
+                                                    {"piper", piper != nullptr},       {"packer", packer != nullptr},
+                                                    {"query", query != nullptr}};
+    for (const auto& [name, on] : running) {
+      if (!on) continue;
+      local_health.push_back(std::make_unique<control::HealthReporter>(
+          name, "", kVersion, control_plane->health_report_interval(),
+          [&, service = std::string(name)] {
+            return health_sample(service, service == "receiver" ? receiver.get() : nullptr);
+          },
+          [cp = control_plane.get()](const control::HealthReport& r) { cp->report_health(r); }));
+    }
+  }
   if (control_plane) control_plane->start();
   if (config_client) config_client->start();
 
@@ -308,6 +335,7 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   if (query) query->start();
   if (proxy) proxy->start();
   if (health) health->start();  // once the components run: the first report is not a false "degraded"
+  for (auto& h : local_health) h->start();
 
   std::unique_ptr<HttpServer> admin;
   if (admin_enabled) {
@@ -322,6 +350,7 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
   wait_for_shutdown_signal();
   // No catalog changes or reports while stopping.
   if (health) health->stop();
+  for (auto& h : local_health) h->stop();
   if (config_client) config_client->stop();
   if (control_plane) control_plane->stop();
   // Upstream first: the proxy flushes into its spool, the receiver stops accepting.
@@ -710,11 +739,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   plugins->callback([&] {
     if (plugins_schema) {
-      std::vector<PluginSchema> sources, steps;
-      for (const auto& f : source_factories()) sources.push_back({f.type, f.description, &f.options});
-      for (const auto& f : transform_factories())
-        steps.push_back({f.type, f.description, f.options.empty() ? nullptr : &f.options});
-      std::cout << plugins_schema_document(sources, steps);
+      std::cout << plugin_schemas_json();
       return;
     }
     if (!plugins_docs.empty()) {
@@ -735,6 +760,7 @@ int main(int argc, char** argv) {
   });
   app.add_subcommand("version", "Print the version")->callback([] { std::cout << "bytefreezer " << kVersion << "\n"; });
 
+  control::set_plugins_document(plugin_schemas_json());
   block_shutdown_signals();
   // Before any component opens a file: every descriptor the hard limit allows.
   raise_open_files_limit();

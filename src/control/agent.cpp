@@ -241,6 +241,16 @@ HealthReporter::HealthReporter(const ControlClientOptions& options, std::string 
                                std::function<HealthSample()> sample)
     : options_(options), service_(std::move(service)), version_(std::move(version)), sample_(std::move(sample)) {}
 
+HealthReporter::HealthReporter(std::string service, std::string instance, std::string version,
+                               std::chrono::milliseconds interval, std::function<HealthSample()> sample, Deliver deliver)
+    : service_(std::move(service)),
+      version_(std::move(version)),
+      sample_(std::move(sample)),
+      deliver_(std::move(deliver)) {
+  options_.instance = instance.empty() ? default_instance() : std::move(instance);
+  options_.health_interval = interval;
+}
+
 HealthReporter::~HealthReporter() { stop(); }
 
 void HealthReporter::start() {
@@ -257,9 +267,27 @@ void HealthReporter::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void HealthReporter::post(HttpClient& client, const Headers& headers, const HealthSample& s, double eps) {
+  json::object body{{"instance", options_.instance}, {"status", s.status},   {"version", version_},
+                    {"events_per_second", eps},       {"errors", s.errors},  {"events_total", s.events_total}};
+  if (s.lag_seconds) body["lag_seconds"] = *s.lag_seconds;
+  if (s.spool_depth) body["spool_depth"] = *s.spool_depth;
+  try {
+    HttpResult r = client.send("POST", options_.url + "/api/v1/health", headers, json::serialize(body));
+    if (r.status != 200) {
+      client_errors(service_, "health").inc();
+      spdlog::debug("{}: health report refused: HTTP {}: {}", service_, r.status, r.body.substr(0, 200));
+    }
+  } catch (const std::exception& e) {
+    client_errors(service_, "health").inc();
+    spdlog::debug("{}: health report failed: {}", service_, e.what());
+  }
+}
+
 void HealthReporter::loop() {
   set_thread_name("bf-health");
-  HttpClient client(client_options(options_, std::chrono::milliseconds(5000)));
+  std::unique_ptr<HttpClient> client;
+  if (!deliver_) client = std::make_unique<HttpClient>(client_options(options_, std::chrono::milliseconds(5000)));
   const Headers headers{{"Authorization", "Bearer " + options_.key}, {"Content-Type", "application/json"}};
   std::optional<uint64_t> last_events;
   auto last_time = std::chrono::steady_clock::now();
@@ -271,19 +299,20 @@ void HealthReporter::loop() {
     if (last_events && dt > 0 && s.events_total >= *last_events) eps = static_cast<double>(s.events_total - *last_events) / dt;
     last_events = s.events_total;
     last_time = now;
-    json::object body{{"instance", options_.instance}, {"status", s.status},   {"version", version_},
-                      {"events_per_second", eps},       {"errors", s.errors}};
-    if (s.lag_seconds) body["lag_seconds"] = *s.lag_seconds;
-    if (s.spool_depth) body["spool_depth"] = *s.spool_depth;
-    try {
-      HttpResult r = client.send("POST", options_.url + "/api/v1/health", headers, json::serialize(body));
-      if (r.status != 200) {
-        client_errors(service_, "health").inc();
-        spdlog::debug("{}: health report refused: HTTP {}: {}", service_, r.status, r.body.substr(0, 200));
-      }
-    } catch (const std::exception& e) {
-      client_errors(service_, "health").inc();
-      spdlog::debug("{}: health report failed: {}", service_, e.what());
+    if (deliver_) {
+      HealthReport r;
+      r.service = service_;
+      r.instance = options_.instance;
+      r.status = s.status;
+      r.version = version_;
+      r.events_per_second = eps;
+      r.lag_seconds = s.lag_seconds;
+      r.spool_depth = s.spool_depth;
+      r.errors = s.errors;
+      r.events_total = static_cast<int64_t>(s.events_total);
+      deliver_(r);
+    } else {
+      post(*client, headers, s, eps);
     }
     std::unique_lock lock(mu_);
     if (cv_.wait_for(lock, options_.health_interval, [this] { return stopping_; })) return;

@@ -13,9 +13,14 @@
 #include <string>
 #include <thread>
 
+#include "control/health.h"
+
+#include "net/http.h"
+
 namespace bf {
 class Catalog;
 class ConfigNode;
+class HttpClient;
 }  // namespace bf
 
 namespace bf::control {
@@ -89,20 +94,27 @@ struct HealthSample {
   int64_t errors = 0;
 };
 
-// POSTs a report to {url}/api/v1/health every interval.
+// Sends a report every interval: POSTed to {url}/api/v1/health, or handed to the
+// control plane in this process (`bytefreezer run`).
 class HealthReporter {
  public:
   HealthReporter(const ControlClientOptions& options, std::string service, std::string version,
                  std::function<HealthSample()> sample);
+  // instance "" = the host name.
+  using Deliver = std::function<void(const HealthReport&)>;
+  HealthReporter(std::string service, std::string instance, std::string version, std::chrono::milliseconds interval,
+                 std::function<HealthSample()> sample, Deliver deliver);
   ~HealthReporter();
   void start();
   void stop();
 
  private:
   void loop();
+  void post(HttpClient& client, const Headers& headers, const HealthSample& s, double eps);
   ControlClientOptions options_;
   std::string service_, version_;
   std::function<HealthSample()> sample_;
+  Deliver deliver_;  // set: in-process, no HTTP
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -22,6 +22,7 @@
 #include "control/auth.h"
 #include "control/config_document.h"
 #include "control/health.h"
+#include "control/ui.h"
 #include "control/store.h"
 #include "piper/preview.h"
 #include "piper/transform.h"
@@ -386,6 +387,9 @@ ControlOptions parse_control_options(const ConfigNode& section) {
   const int64_t comps = health.integer("max_components", static_cast<int64_t>(o.health_max_components));
   if (comps < 1 || comps > 100000) health.fail("max_components", "must be between 1 and 100000");
   o.health_max_components = static_cast<size_t>(comps);
+  o.health_report_interval = health.duration("report_interval", o.health_report_interval);
+  if (o.health_report_interval.count() != 0 && o.health_report_interval.count() < 100)
+    health.fail("report_interval", "must be 0 (no reports) or at least 100ms");
   o.secure_cookie = !o.http.tls.cert_file.empty();
   return o;
 }
@@ -1051,13 +1055,17 @@ struct ControlApi::Impl {
   }
   HttpResponse me(Ctx& c) {
     const Principal& w = c.who;
-    return json_ok(200, json::object{{"kind", w.kind},
-                                     {"id", w.id},
-                                     {"role", role_name(w.role)},
-                                     {"account", str_or_null(w.account)},
-                                     {"tenant", str_or_null(w.tenant)},
-                                     {"dataset", str_or_null(w.dataset)},
-                                     {"service", str_or_null(w.service)}});
+    json::object out{{"kind", w.kind},
+                     {"id", w.id},
+                     {"role", role_name(w.role)},
+                     {"account", str_or_null(w.account)},
+                     {"tenant", str_or_null(w.tenant)},
+                     {"dataset", str_or_null(w.dataset)},
+                     {"service", str_or_null(w.service)},
+                     {"email", nullptr}};
+    if (w.kind == "user")
+      if (auto u = store->get_user(w.id)) out["email"] = u->email;  // the UI shows who is logged in
+    return json_ok(200, out);
   }
   HttpResponse openapi(Ctx&) { return HttpResponse::json(200, openapi_document()); }
 
@@ -1156,7 +1164,8 @@ struct ControlApi::Impl {
                    {"events_per_second", r.events_per_second},
                    {"lag_seconds", r.lag_seconds ? json::value(*r.lag_seconds) : json::value(nullptr)},
                    {"spool_depth", r.spool_depth ? json::value(*r.spool_depth) : json::value(nullptr)},
-                   {"errors", r.errors}};
+                   {"errors", r.errors},
+                   {"events_total", r.events_total ? json::value(*r.events_total) : json::value(nullptr)}};
     return o;
   }
   json::object component_json(const ComponentHealth& h) const {
@@ -1194,13 +1203,22 @@ struct ControlApi::Impl {
     r.lag_seconds = b.number("lag_seconds");
     if (auto d = b.number("spool_depth", true)) r.spool_depth = static_cast<int64_t>(*d);
     r.errors = static_cast<int64_t>(b.number("errors", true).value_or(0));
+    if (auto d = b.number("events_total", true)) r.events_total = static_cast<int64_t>(*d);
     b.check_unknown();
-    r.time_us = now_us();
     const std::string id = HealthBoard::component_id(r.service, r.instance);
-    if (!health.report(std::move(r)))
+    if (!record_health(std::move(r)))
       throw ApiError{409, "conflict", "control tracks at most " + std::to_string(options.health_max_components) +
                                           " components", "report.instance"};
     return json_ok(200, json::object{{"id", id}});
+  }
+  bool record_health(HealthReport r) {
+    r.time_us = now_us();
+    return health.report(std::move(r));
+  }
+  // The option schemas of the built-in sources and steps, for the UI's forms.
+  HttpResponse get_plugins(Ctx& c) {
+    require(c.who, Action::read, Kind::plugins, "", "");
+    return HttpResponse::json(200, plugins_document());
   }
   HttpResponse list_health(Ctx& c) {
     require(c.who, Action::list, Kind::health, "", "");
@@ -1299,6 +1317,7 @@ const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
       {"POST", "/api/v1/health", false, h(&I::report_health)},
       {"GET", "/api/v1/health", false, h(&I::list_health)},
       {"GET", "/api/v1/health/{component}", false, h(&I::get_health)},
+      {"GET", "/api/v1/plugins", false, h(&I::get_plugins)},
       {"POST", "/api/v1/leases/acquire", false, h(&I::acquire_lease)},
       {"POST", "/api/v1/leases/renew", false, h(&I::renew_lease)},
       {"POST", "/api/v1/leases/release", false, h(&I::release_lease)},
@@ -1306,6 +1325,22 @@ const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
       {"POST", "/api/v1/pipelines/preview", false, h(&I::preview_pipeline_request)},
   };
   return routes;
+}
+
+namespace {
+std::mutex plugins_mu;
+std::string& plugins_doc() {
+  static std::string doc = R"({"sources":{},"steps":{}})";
+  return doc;
+}
+}  // namespace
+void set_plugins_document(std::string json) {
+  std::lock_guard lock(plugins_mu);
+  plugins_doc() = std::move(json);
+}
+std::string plugins_document() {
+  std::lock_guard lock(plugins_mu);
+  return plugins_doc();
 }
 
 ControlApi::ControlApi(std::shared_ptr<ControlStore> store, ControlOptions options)
@@ -1323,6 +1358,7 @@ ControlApi::ConfigReply ControlApi::config(const std::string& service, const std
   return impl_->config(service, if_none_match, wait);
 }
 void ControlApi::config_changed() { impl_->config_changed(); }
+bool ControlApi::record_health(HealthReport report) { return impl_->record_health(std::move(report)); }
 void ControlApi::set_lease_store(std::shared_ptr<LeaseStore> leases) { impl_->leases = std::move(leases); }
 void ControlApi::shutdown() {
   {
@@ -1365,6 +1401,7 @@ ControlServer::ControlServer(std::shared_ptr<ControlStore> store, ControlOptions
   Router router;
   api_->add_routes(router);
   add_standard_endpoints(router, [] { return true; });
+  router.set_fallback(serve_ui);  // the web UI at /, behind every route above
   server_ = std::make_unique<HttpServer>("control", http, std::move(router));
 }
 ControlServer::~ControlServer() = default;

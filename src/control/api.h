@@ -18,6 +18,7 @@ class LeaseStore;
 namespace bf::control {
 
 class ControlStore;
+struct HealthReport;
 
 struct ControlOptions {
   HttpServerOptions http;                      // listen defaults to 127.0.0.1:8090, max_body to 1 MiB
@@ -38,6 +39,8 @@ struct ControlOptions {
   std::chrono::milliseconds health_timeout{30000};
   size_t health_history = 360;
   size_t health_max_components = 1000;
+  // `bytefreezer run`: how often the components in the process report (0: never).
+  std::chrono::milliseconds health_report_interval{5000};
 };
 // The `control:` section (docs/configuration.md).
 ControlOptions parse_control_options(const ConfigNode& section);
@@ -73,6 +76,9 @@ class ControlApi {
   // Wakes waiting config requests to look again (every change through the API does
   // this itself; changes from elsewhere are seen within a second anyway).
   void config_changed();
+  // A health report from a component in this process (`bytefreezer run`), as
+  // POST /api/v1/health records it; false when the board is full.
+  bool record_health(HealthReport report);
   // Ends waiting config requests at once (before the server stops).
   void shutdown();
   // The leases served under /api/v1/leases (open_control_leases: in control's
@@ -101,5 +107,12 @@ class ControlServer {
 
 // The OpenAPI 3 document (src/control/openapi.json, compiled in).
 const char* openapi_document();
+
+// GET /api/v1/plugins: the option schemas of the binary's sources and pipeline steps,
+// {"sources": {"<type>": <JSON Schema>}, "steps": {"<kind>": <JSON Schema>}} (the
+// shape of `bytefreezer plugins --schema`). The binary sets it at start; until
+// then both maps are empty.
+void set_plugins_document(std::string json);
+std::string plugins_document();
 
 }  // namespace bf::control

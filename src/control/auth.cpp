@@ -149,10 +149,10 @@ Decision decide(const Principal& who, Action action, const Resource& what) {
       break;
   }
   // Account users: the config document spans every account (and carries key
-  // hashes), so it is for services; component health holds no account data and is
+  // hashes), so it is for services; component health and the plugin schemas hold no account data and are
   // shown to every account user, read-only.
   if (what.kind == Kind::config || what.kind == Kind::lease) return Decision::forbidden;
-  if (what.kind == Kind::health)
+  if (what.kind == Kind::health || what.kind == Kind::plugins)
     return action == Action::list || action == Action::read ? Decision::allow : Decision::forbidden;
   // Account users: accounts are created and deleted by system admins only.
   if (what.kind == Kind::account && (action == Action::create || action == Action::remove)) {

@@ -61,8 +61,9 @@ struct Principal {
 
 enum class Action { list, read, create, update, remove };
 // config: the distributed config document; health: component reports (system-wide);
-// lease: piper and packer worker leases.
-enum class Kind { account, tenant, dataset, user, api_key, audit, config, health, lease };
+// lease: piper and packer worker leases; plugins: the option schemas of the
+// built-in sources and steps (the UI's forms).
+enum class Kind { account, tenant, dataset, user, api_key, audit, config, health, lease, plugins };
 struct Resource {
   Kind kind = Kind::account;
   std::string account;               // the account it belongs to; "" = system-wide

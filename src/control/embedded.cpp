@@ -7,6 +7,7 @@
 #include "control/agent.h"
 #include "control/api.h"
 #include "control/commands.h"
+#include "control/health.h"
 #include "control/store.h"
 
 namespace bf::control {
@@ -63,6 +64,13 @@ void EmbeddedControl::stop() {
   impl_->client->stop();
   impl_->server->stop();
   impl_->server.reset();
+}
+
+void EmbeddedControl::report_health(const HealthReport& report) {
+  if (impl_->server) impl_->server->api().record_health(report);
+}
+std::chrono::milliseconds EmbeddedControl::health_report_interval() const {
+  return impl_->options.health_report_interval;
 }
 
 uint16_t EmbeddedControl::port() const { return impl_->server ? impl_->server->port() : 0; }

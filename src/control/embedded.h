@@ -2,6 +2,7 @@
 // The control plane inside `bytefreezer run` (docs/control.md, "In bytefreezer run"):
 // the SQLite store in the data directory, the API on control.listen, and the
 // catalog the in-process components run on, pushed to them on every change.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,6 +14,8 @@ class ConfigNode;
 }  // namespace bf
 
 namespace bf::control {
+
+struct HealthReport;
 
 class EmbeddedControl {
  public:
@@ -28,6 +31,9 @@ class EmbeddedControl {
   void start();
   void stop();
   uint16_t port() const;
+  // Health of the components in this process (control.health.report_interval apart).
+  void report_health(const HealthReport& report);
+  std::chrono::milliseconds health_report_interval() const;
 
  private:
   struct Impl;

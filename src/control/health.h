@@ -24,6 +24,7 @@ struct HealthReport {
   std::optional<double> lag_seconds;     // how far behind its input, where it knows
   std::optional<int64_t> spool_depth;    // batches waiting in its spool, where it has one
   int64_t errors = 0;                    // errors since it started
+  std::optional<int64_t> events_total;   // events since it started, where it counts them
   int64_t time_us = 0;                   // when control received it
 };
 

@@ -213,6 +213,10 @@ HttpResponse Router::dispatch(HttpRequest& request) const {
     return get_route->handler(request);
   }
   if (allowed.empty()) {
+    if (fallback_) {
+      request.params.clear();
+      return fallback_(request);
+    }
     return HttpResponse::error(404, "no route for " + request.path);
   }
   std::string allow;

@@ -23,7 +23,11 @@ class Router {
  public:
   // Pattern segments "{name}" match one path segment into request.params[name].
   void add(const std::string& method, const std::string& pattern, HttpHandler handler);
-  // 404 for no path match, 405 (with Allow) for a path match with another method.
+  // Answers requests whose path no route matches (instead of the 404), e.g. a
+  // single-page app's files and its fallback to index.html.
+  void set_fallback(HttpHandler handler) { fallback_ = std::move(handler); }
+  // 404 (or the fallback) for no path match, 405 (with Allow) for a path match with
+  // another method.
   HttpResponse dispatch(HttpRequest& request) const;
 
  private:
@@ -33,6 +37,7 @@ class Router {
     HttpHandler handler;
   };
   std::vector<Route> routes_;
+  HttpHandler fallback_;
 };
 
 struct HttpServerOptions {

@@ -82,6 +82,7 @@ QueryOptions parse_query_options(const ConfigNode& section) {
   o.max_response_bytes = section.bytes("max_response_bytes", o.max_response_bytes);
   o.max_value_bytes = section.bytes("max_value_bytes", o.max_value_bytes);
   if (section.has("mcp")) o.mcp_allowed_origins = section.child("mcp").str_list("allowed_origins");
+  o.cors_origins = section.str_list("cors_origins");
   if (auto bad = invalid_option(o)) section.fail(bad->first, bad->second);
   return o;
 }
@@ -690,11 +691,79 @@ size_t QueryService::engine_count() const {
   return impl_->engines.size();
 }
 
+namespace {
+
+// CORS for browser callers (the web UI's query console on control's origin): an
+// allowed Origin gets its Access-Control-* headers; any other gets none, so the
+// browser withholds the response. The key is a bearer token (no cookies), so CORS
+// decides only which pages may use a key they hold.
+// A streamed result keeps the headers through a fail() (an SQL error answered
+// before the body went out), so the browser can read the error too.
+class CorsStream final : public HttpStream {
+ public:
+  CorsStream(HttpStream& inner, Headers cors) : inner_(inner), cors_(std::move(cors)) {}
+  HttpResponse& response() override { return inner_.response(); }
+  bool write(std::string_view data) override { return inner_.write(data); }
+  bool committed() const override { return inner_.committed(); }
+  bool fail(HttpResponse replacement) override {
+    for (const auto& [k, v] : cors_) replacement.headers[k] = v;
+    return inner_.fail(std::move(replacement));
+  }
+  void trailer(const std::string& name, const std::string& value) override { inner_.trailer(name, value); }
+  void abort() override { inner_.abort(); }
+  bool client_gone() override { return inner_.client_gone(); }
+
+ private:
+  HttpStream& inner_;
+  Headers cors_;
+};
+
+HttpHandler with_cors(std::vector<std::string> origins, HttpHandler handler) {
+  return [origins = std::move(origins), handler = std::move(handler)](HttpRequest& req) {
+    HttpResponse r = handler(req);
+    Headers cors{{"Vary", "Origin"}};
+    if (auto origin = req.header("Origin"); origin && mcp::origin_allowed(*origin, origins)) {
+      cors["Access-Control-Allow-Origin"] = *origin;
+      cors["Access-Control-Expose-Headers"] = "X-Result-Truncated, X-Row-Count, X-Truncated-Reason, X-Elapsed-Ms";
+    }
+    for (const auto& [k, v] : cors) r.headers[k] = v;
+    if (r.stream) {
+      r.stream = [inner = std::move(r.stream), cors](HttpStream& out) {
+        CorsStream wrapped(out, cors);
+        inner(wrapped);
+      };
+    }
+    return r;
+  };
+}
+
+// The preflight of a cross-origin request with Authorization and a JSON body.
+HttpHandler cors_preflight(std::vector<std::string> origins, std::string methods) {
+  return [origins = std::move(origins), methods = std::move(methods)](HttpRequest& req) {
+    auto origin = req.header("Origin");
+    if (!origin || !mcp::origin_allowed(*origin, origins))
+      return HttpResponse::error(403, "origin '" + origin.value_or("") + "' is not allowed (query.cors_origins)");
+    HttpResponse r;
+    r.status = 204;
+    r.headers["Access-Control-Allow-Origin"] = *origin;
+    r.headers["Access-Control-Allow-Methods"] = methods;
+    r.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type";
+    r.headers["Access-Control-Max-Age"] = "600";
+    r.headers["Vary"] = "Origin";
+    return r;
+  };
+}
+
+}  // namespace
+
 void QueryService::start() {
   Router router;
-  router.add("POST", "/api/v1/query", [this](HttpRequest& req) { return impl_->handle(req); });
+  const auto& cors = impl_->options.cors_origins;
+  router.add("POST", "/api/v1/query", with_cors(cors, [this](HttpRequest& req) { return impl_->handle(req); }));
+  router.add("OPTIONS", "/api/v1/query", cors_preflight(cors, "POST"));
+  router.add("OPTIONS", "/api/v1/datasets/{dataset}/schema", cors_preflight(cors, "GET"));
   // The dataset's schema registry document, for the key's tenant (docs/api.md).
-  router.add("GET", "/api/v1/datasets/{dataset}/schema", [this](HttpRequest& req) {
+  router.add("GET", "/api/v1/datasets/{dataset}/schema", with_cors(cors, [this](HttpRequest& req) {
     HttpResponse refusal;
     auto grant = authenticate_query_request(req, *impl_->catalog.get(), refusal);
     if (!grant) return refusal;
@@ -703,7 +772,7 @@ void QueryService::start() {
     } catch (const QueryError& e) {
       return HttpResponse::error(e.status, e.what());
     }
-  });
+  }));
   nl::add_ask_routes(router, *this, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
   mcp::McpOptions mcp_options;
   mcp_options.allowed_origins = impl_->options.mcp_allowed_origins;

@@ -58,6 +58,9 @@ struct QueryOptions {
   // query.mcp.allowed_origins: browser origins the MCP endpoint serves besides
   // loopback ones (docs/mcp.md); "*" = any.
   std::vector<std::string> mcp_allowed_origins;
+  // query.cors_origins: browser origins that may call POST /api/v1/query and the
+  // schema endpoint (CORS) besides loopback ones, e.g. control's web UI; "*" = any.
+  std::vector<std::string> cors_origins;
 };
 QueryOptions parse_query_options(const ConfigNode& section);
 

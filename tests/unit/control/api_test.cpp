@@ -226,6 +226,7 @@ TEST_P(Api, LoginSetsAStrictHttpOnlyCookieThatAuthenticatesUntilLogout) {
   ASSERT_EQ(me.status, 200) << me.body;
   EXPECT_EQ(me.json().at("kind"), "user");
   EXPECT_EQ(me.json().at("account"), "a");
+  EXPECT_EQ(me.json().at("email"), "ops@example.com");
   EXPECT_EQ(h.call("POST", "/api/v1/accounts/a/tenants", R"({"id":"s"})", "", {{"Cookie", cookie}}).status, 201);
   // The token is kept only as a hash.
   const std::string token = cookie.substr(cookie.find('=') + 1);
@@ -369,6 +370,7 @@ accounts:
   ASSERT_EQ(me.status, 200) << me.body;
   EXPECT_EQ(me.json().at("role"), "ingest");
   EXPECT_EQ(me.json().at("tenant"), "web");
+  EXPECT_TRUE(me.json().at("email").is_null());  // keys have none
   EXPECT_EQ(h.call("GET", "/api/v1/auth/me", "", "secret-query-key-0001").json().at("role"), "query");
   EXPECT_EQ(h.call("GET", "/api/v1/accounts", "", "secret-ingest-key-0001").status, 403);
   // A changed pipeline is an update; a revoked key stays revoked.

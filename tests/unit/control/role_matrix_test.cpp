@@ -70,6 +70,8 @@ const std::vector<Row>& matrix() {
        {200, 403, 403, 403, 403, 200, 401, 401}},
       {"GET", "/api/v1/health", "", "", {200, 200, 200, 200, 403, 403, 401, 401}},
       {"GET", "/api/v1/health/{component}", "/api/v1/health/piper-p1", "", {404, 404, 404, 404, 403, 403, 401, 401}},
+      // The plugins' option schemas (the UI's forms): every account user.
+      {"GET", "/api/v1/plugins", "", "", {200, 200, 200, 200, 403, 403, 401, 401}},
       // Leases: pipers and packers (their own stage) and system admins.
       {"POST", "/api/v1/leases/acquire", "", R"({"name":"piper/a/t/d","holder":"h1","ttl_ms":5000})",
        {200, 403, 403, 403, 403, 200, 401, 401}},

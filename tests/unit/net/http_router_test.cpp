@@ -116,6 +116,18 @@ TEST(Router, WrongMethodIs405WithAllow) {
   EXPECT_EQ(r2.headers["allow"], "POST");
 }
 
+TEST(Router, FallbackAnswersOnlyUnmatchedPaths) {
+  Router router = sample_router();
+  router.set_fallback([](HttpRequest& req) { return HttpResponse::text(200, "fallback " + req.method + " " + req.path); });
+  auto unknown = make("GET", "/some/page");
+  EXPECT_EQ(router.dispatch(unknown).body, "fallback GET /some/page");
+  // A route still wins, and a path with a route for another method stays a 405.
+  auto routed = make("GET", "/api/v1/datasets/x");
+  EXPECT_EQ(router.dispatch(routed).body, "get x");
+  auto wrong_method = make("DELETE", "/api/v1/datasets");
+  EXPECT_EQ(router.dispatch(wrong_method).status, 405);
+}
+
 TEST(Router, HeadFallsBackToGet) {
   Router router = sample_router();
   auto req = make("HEAD", "/api/v1/datasets/x");

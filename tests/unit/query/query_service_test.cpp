@@ -159,6 +159,55 @@ TEST_F(QueryServiceTest, HttpApiChecksKeysAndTenants) {
   EXPECT_EQ(http.send("GET", url, auth, "").status, 405);
 }
 
+// Browsers (the web UI's query console on control's origin): loopback origins and
+// query.cors_origins get CORS headers, on results and on errors; others get none.
+TEST_F(QueryServiceTest, BrowsersOfAllowedOriginsGetCorsHeadersOnResultsAndErrors) {
+  QueryOptions o;
+  o.http.listen = "127.0.0.1:0";
+  o.temp_dir = (dir / "query-tmp-cors").string();
+  o.cors_origins = {"https://ui.example.com"};
+  service = std::make_unique<QueryService>(o, catalog, store);
+  service->start();
+  HttpClient http;
+  const std::string url = "http://127.0.0.1:" + std::to_string(service->port()) + "/api/v1/query";
+  const Headers ui{{"Origin", "https://ui.example.com"}};
+  auto pre = http.send("OPTIONS", url, {{"Origin", "https://ui.example.com"}, {"Access-Control-Request-Method", "POST"}}, "");
+  EXPECT_EQ(pre.status, 204);
+  EXPECT_EQ(pre.headers["Access-Control-Allow-Origin"], "https://ui.example.com");
+  EXPECT_EQ(pre.headers["Access-Control-Allow-Headers"], "Authorization, Content-Type");
+  EXPECT_EQ(http.send("OPTIONS", url, {{"Origin", "http://127.0.0.1:8090"}}, "").status, 204);  // loopback
+  EXPECT_EQ(http.send("OPTIONS", url, {{"Origin", "https://evil.example.com"}}, "").status, 403);
+
+  Headers auth{{"Authorization", "Bearer " + kWebKey}, {"Origin", "https://ui.example.com"}};
+  auto ok = http.send("POST", url, auth, R"({"dataset":"web/logs","sql":"SELECT n FROM events LIMIT 1"})");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.headers["Access-Control-Allow-Origin"], "https://ui.example.com");
+  EXPECT_NE(ok.headers["Access-Control-Expose-Headers"].find("X-Row-Count"), std::string::npos);
+  // An SQL error replaces the streamed response: it keeps the headers, so the page can show it.
+  auto bad = http.send("POST", url, auth, R"({"dataset":"web/logs","sql":"SELECT nope FROM events"})");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(bad.headers["Access-Control-Allow-Origin"], "https://ui.example.com");
+  auth["Origin"] = "https://evil.example.com";
+  auto other = http.send("POST", url, auth, R"({"dataset":"web/logs","sql":"SELECT 1 AS x"})");
+  EXPECT_EQ(other.headers.count("Access-Control-Allow-Origin"), 0u);
+}
+
+// A catalog from control (a new dataset, a new query key) applies to the next request.
+TEST_F(QueryServiceTest, ANewCatalogAppliesWithoutARestart) {
+  service->start();
+  HttpClient http;
+  const std::string url = "http://127.0.0.1:" + std::to_string(service->port()) + "/api/v1/query";
+  const std::string fresh_key = "query-test-fresh-key-0123456789";
+  const std::string body = R"({"dataset":"db/logs","sql":"SELECT count(*) AS n FROM events"})";
+  EXPECT_EQ(http.send("POST", url, {{"Authorization", "Bearer " + fresh_key}}, body).status, 401);
+  auto next = std::make_shared<Catalog>(*catalog);
+  next->add_query_key(fresh_key, KeyGrant{"acme", "db"});
+  service->set_catalog(next);
+  auto r = http.send("POST", url, {{"Authorization", "Bearer " + fresh_key}}, body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(boost::json::parse(r.body).at("rows").at(0).at("n").to_number<int64_t>(), 5);
+}
+
 }  // namespace
 
 TEST_F(QueryServiceTest, LongQueriesAreCancelledAtTheTimeout) {
