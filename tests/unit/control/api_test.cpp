@@ -418,8 +418,9 @@ class ApiRouting : public Api {
     h.add_dataset("a", "t", "alerts");
   }
 };
+INSTANTIATE_TEST_SUITE_P(Backends, ApiRouting, test::both_backends(), test::backend_name);
 
-TEST_F(ApiRouting, PreviewRunsSampleEventsThroughAPipelineAndChecksRouteTargetsAgainstTheTenant) {
+TEST_P(ApiRouting, PreviewRunsSampleEventsThroughAPipelineAndChecksRouteTargetsAgainstTheTenant) {
   const std::string steps =
       R"([{"kv":{}},{"route":{"to":"alerts","mode":"move","if":"level == \"error\""}},{"coerce":{"field":"n","type":"int"}}])";
   auto r = h.call("POST", "/api/v1/pipelines/preview",
@@ -451,7 +452,7 @@ TEST_F(ApiRouting, PreviewRunsSampleEventsThroughAPipelineAndChecksRouteTargetsA
   EXPECT_EQ(h.call("POST", "/api/v1/pipelines/preview", R"({"pipeline":[],"events":[],"colour":1})", sys).status, 400);
 }
 
-TEST_F(ApiRouting, StoredPipelinesMayRouteOnlyToTheTenantsDatasetsAndATargetStaysWhileRoutedTo) {
+TEST_P(ApiRouting, StoredPipelinesMayRouteOnlyToTheTenantsDatasetsAndATargetStaysWhileRoutedTo) {
   const std::string web = "/api/v1/accounts/a/tenants/t/datasets/web";
   auto r = h.call("PATCH", web, R"({"settings":{"pipeline":[{"route":{"to":"nope"}}]}})", sys);
   EXPECT_EQ(r.status, 400);
