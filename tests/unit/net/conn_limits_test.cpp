@@ -13,6 +13,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <new>
 #include <system_error>
@@ -371,6 +372,20 @@ class Child {
     if (::poll(&p, 1, 10000) <= 0 || ::read(in_, &port, sizeof port) != sizeof port) return 0;
     return port;
   }
+  // The child's open descriptors and what they are (to explain a failure).
+  std::string descriptors() const {
+    std::map<std::string, int> kinds;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd", ec)) {
+      std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+      if (target.rfind("socket:", 0) == 0) target = "socket";
+      if (target.rfind("pipe:", 0) == 0) target = "pipe";
+      ++kinds[target];
+    }
+    std::string out = "child descriptors:";
+    for (const auto& [k, n] : kinds) out += " " + k + "=" + std::to_string(n);
+    return out;
+  }
   // Exit code, or -1 if it died from a signal / did not exit within 10 s.
   int wait() {
     for (int i = 0; i < 1000; ++i) {
@@ -478,13 +493,13 @@ TEST(FdExhaustion, AcceptEmfileRefusesWith503AndSpoolEmfileIs503AndTheProcessSur
   {
     RawConn c(ports[1], std::chrono::seconds(3));
     ASSERT_TRUE(c.connected());
-    EXPECT_TRUE(c.wait_closed());
+    EXPECT_TRUE(c.wait_closed()) << child.descriptors();
   }
   // A request whose handler needs a file: the spool throws EMFILE, the answer is 503.
   ASSERT_TRUE(keep.send("POST /spool HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"));
   auto spooled = keep.read_response();
   ASSERT_TRUE(spooled);
-  EXPECT_EQ(spooled->status, 503);
+  EXPECT_EQ(spooled->status, 503) << child.descriptors();
   EXPECT_EQ(spooled->header("retry-after"), "5");
 
   // Descriptors come back: everything works again, on new connections too.
