@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <optional>
 
 namespace bf::flow {
 
@@ -138,15 +139,33 @@ struct RecordTimes {
   uint32_t end_delta_us = 0;
 };
 
+// An exporter's count of seconds or milliseconds since 1970 as unix µs; nullopt past
+// the year 9999 (a hostile or broken value that would overflow the arithmetic).
+std::optional<int64_t> unix_us(uint64_t count, int64_t unit_us) {
+  constexpr uint64_t kMaxUs = 253402300800ULL * 1000000;  // 10000-01-01T00:00:00Z
+  if (count > kMaxUs / static_cast<uint64_t>(unit_us)) return std::nullopt;
+  return static_cast<int64_t>(count) * unit_us;
+}
+
 void note_time(uint16_t id, uint64_t v, RecordTimes& t) {
   switch (id) {
-    case ie::flowEndSeconds: t.end_abs = true; t.end_us = static_cast<int64_t>(v) * 1000000; break;
-    case ie::flowEndMilliseconds: t.end_abs = true; t.end_us = static_cast<int64_t>(v) * 1000; break;
+    case ie::flowEndSeconds:
+    case ie::flowEndMilliseconds:
+      if (auto us = unix_us(v, id == ie::flowEndSeconds ? 1000000 : 1000)) {
+        t.end_abs = true;
+        t.end_us = *us;
+      }
+      break;
     case ie::flowEndMicroseconds: t.end_abs = true; t.end_us = ntp_to_unix_us(v); break;
     case ie::flowEndNanoseconds: t.end_abs = true; t.end_us = ntp_to_unix_us(v); break;
     case ie::flowEndSysUpTime: t.end_uptime = true; t.end_uptime_ms = static_cast<uint32_t>(v); break;
     case ie::flowStartSysUpTime: t.start_uptime = true; t.start_uptime_ms = static_cast<uint32_t>(v); break;
-    case ie::systemInitTimeMilliseconds: t.init = true; t.init_us = static_cast<int64_t>(v) * 1000; break;
+    case ie::systemInitTimeMilliseconds:
+      if (auto us = unix_us(v, 1000)) {
+        t.init = true;
+        t.init_us = *us;
+      }
+      break;
     case ie::flowEndDeltaMicroseconds: t.end_delta = true; t.end_delta_us = static_cast<uint32_t>(v); break;
     default: break;
   }
@@ -213,16 +232,16 @@ void put_value(JsonObjectWriter& w, const TemplateField& f, const uint8_t* p, si
       if (n == 4) {
         const uint64_t v = read_be(p, 4);
         if (f.enterprise == 0) note_time(f.id, v, times);
-        return put_time(w, f.name, static_cast<int64_t>(v) * 1000000);
+        return put_time(w, f.name, *unix_us(v, 1000000));  // 32 bits of seconds always fit
       }
       break;
     case IeType::time_ms:
       if (n == 8) {
         const uint64_t v = read_be(p, 8);
         if (f.enterprise == 0) note_time(f.id, v, times);
-        return put_time(w, f.name, static_cast<int64_t>(v) * 1000);
+        if (auto us = unix_us(v, 1000)) return put_time(w, f.name, *us);
       }
-      break;
+      break;  // past the year 9999: kept as bytes
     case IeType::time_us:
     case IeType::time_ns:
       if (n == 8) {

@@ -368,6 +368,25 @@ TEST(Ipfix, VariableLengthEnterpriseAndReverseFields) {
   EXPECT_EQ(str(e, "_time"), "2025-12-02T11:59:58.500000Z");  // flowEndMilliseconds
 }
 
+// Millisecond times past the year 9999 (a hostile exporter): kept as bytes, and the
+// record's time falls back to the export time, with no arithmetic overflow.
+TEST(Ipfix, AbsurdMillisecondTimesAreKeptAsBytesNotOverflowed) {
+  flow::FlowDecoder d;
+  Ipfix p;
+  ipfix_template_400(p);
+  p.begin_set(400);
+  p.b.ipv4("10.1.1.1").ipv4("10.2.2.2").u64(1);
+  p.b.u64(0xFFFFFFFFFFFFFFFFull).u64(0x8000000000000000ull);
+  p.b.u8(1).raw("x").u32(1).u64(1).u8(1);
+  p.end_set();
+  auto r = decode(d, p.done());
+  ASSERT_EQ(r.events.size(), 1u);
+  const Event& e = r.events[0];
+  EXPECT_EQ(str(e, "flowStartMilliseconds"), "ffffffffffffffff");
+  EXPECT_EQ(str(e, "flowEndMilliseconds"), "8000000000000000");
+  EXPECT_EQ(str(e, "_time"), str(e, "export_time"));
+}
+
 TEST(Ipfix, LongVariableLengthFieldUsesTheThreeByteForm) {
   flow::FlowDecoder d;
   Ipfix p;
