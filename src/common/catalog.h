@@ -53,7 +53,7 @@ RetentionDays parse_retention(const boost::json::value& retention);
 struct KeyGrant {
   std::string account;
   std::string tenant;
-  std::string dataset;  // ingest keys from control may be scoped to one dataset; empty: every dataset
+  std::string dataset = {};  // ingest keys from control may be scoped to one dataset; empty: every dataset
 };
 
 class Catalog {

@@ -36,7 +36,7 @@ struct ImportedKey {
 struct ImportedDataset {
   std::string account, tenant, id;
   json::array pipeline;
-  json::value retention;  // null: none
+  json::value retention = {};  // null: none
 };
 struct Plan {
   std::vector<std::string> accounts;

@@ -70,7 +70,7 @@ struct HttpResponse {
   // Set: the server calls it instead of sending `body`, after the handler returned
   // (docs: HttpStream above). An exception before the commit is answered 500; after
   // it, the body is aborted.
-  std::function<void(HttpStream&)> stream;
+  std::function<void(HttpStream&)> stream = {};
 
   static HttpResponse text(int status, std::string body);
   static HttpResponse json(int status, std::string body);

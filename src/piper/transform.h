@@ -132,7 +132,7 @@ struct TransformFactory {
   // The step's options (name, type, default, description, bounds) for
   // `bytefreezer plugins --schema` (common/options.h). Empty: not declared yet, the
   // schema then says only "an object".
-  OptionSpecs options;
+  OptionSpecs options = {};
 };
 
 const std::vector<TransformFactory>& transform_factories();

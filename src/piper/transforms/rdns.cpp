@@ -146,7 +146,7 @@ class Rdns final : public BatchedStep {
         ++counts[kLookupHit];
         set_field(*events[i], o_.target, boost::json::string(a->name));
       } else {
-        ++counts[a->status == PtrAnswer::timeout ? kTimeout : kLookupMiss];
+        ++counts[a->status == PtrAnswer::timeout ? size_t{kTimeout} : size_t{kLookupMiss}];
       }
     }
     for (size_t r = 0; r < 5; ++r) lookups_.add(r, counts[r]);

@@ -77,7 +77,7 @@ class Sample final : public Transform {
 
   StepResult apply(Event& e, std::string&) const override {
     int64_t rate = rate_;
-    bool keep;
+    bool keep = true;
     switch (mode_) {
       case Mode::random:
         keep = random_u64() % static_cast<uint64_t>(rate) == 0;
