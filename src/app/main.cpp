@@ -291,11 +291,12 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
       }
     });
   }
-  // A new catalog from control reaches every component in this process; the piper
-  // compiles its pipelines first, so a refused one changes nothing anywhere.
+  // A new catalog from control reaches every component in this process. A pipeline
+  // that does not compile here (control validated it; an enrichment file may be
+  // missing on this host) holds back only its own dataset (Piper::set_catalog).
   auto apply_catalog = [&](std::shared_ptr<const Catalog> next) {
     next = with_local_ai(std::move(next));
-    if (piper) piper->set_catalog(next);
+    if (piper) piper->set_catalog(next);  // refusals are logged and counted there
     if (receiver) receiver->set_catalog(next);
     if (packer) packer->set_catalog(next);
     if (query) query->set_catalog(next);
