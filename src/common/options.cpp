@@ -99,7 +99,8 @@ json::object property_schema(const OptionSpec& o) {
   if (!o.allowed.empty()) {
     json::array e;
     for (const auto& a : o.allowed) e.emplace_back(a);
-    p["enum"] = std::move(e);
+    if (o.type == OptionType::string_list) p["items"].as_object()["enum"] = std::move(e);  // each element
+    else p["enum"] = std::move(e);
   }
   const bool bounded = o.type == OptionType::integer || o.type == OptionType::number || o.type == OptionType::size;
   if (bounded && o.minimum) p["minimum"] = bound_json(o.type, *o.minimum);
@@ -238,7 +239,7 @@ std::string type_text(const OptionSpec& o) {
   if (!o.allowed.empty()) {
     std::string list;
     for (const auto& a : o.allowed) list += (list.empty() ? "" : ", ") + ("`" + a + "`");
-    t += " " + list;
+    t += (o.type == OptionType::string_list ? ", each one of " : " ") + list;
   }
   if (o.minimum && o.maximum) t += ", " + bound_text(o.type, *o.minimum) + "–" + bound_text(o.type, *o.maximum);
   else if (o.minimum) t += ", ≥ " + bound_text(o.type, *o.minimum);

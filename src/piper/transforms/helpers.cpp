@@ -132,7 +132,8 @@ void merge_into(Event& e, const std::optional<FieldPath>& target, boost::json::o
 std::vector<FieldPath> field_or_fields(const StepOptions& o) {
   bool one = o.has("field"), many = o.has("fields");
   if (one == many) o.fail("give exactly one of 'field' or 'fields'");
-  return o.fields(one ? "field" : "fields");
+  if (one) return {o.field("field")};
+  return o.fields("fields");
 }
 
 OptionSpecs field_or_fields_options(const std::string& what, OptionSpecs more) {
