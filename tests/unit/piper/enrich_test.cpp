@@ -11,6 +11,7 @@
 #include "fixtures/enrich_files.h"
 #include "fixtures/net_helpers.h"
 #include "piper/transform.h"
+#include "unit/piper/compile_error.h"
 
 using namespace bf;
 using bf::test::TempDir;
@@ -24,14 +25,7 @@ Pipeline compile(const std::string& steps, const std::string& dataset = "d") {
   return p;
 }
 Event ev(const std::string& text) { return json::parse(text).as_object(); }
-std::string compile_error(const std::string& steps) {
-  try {
-    Pipeline::compile(json::parse(steps).as_array(), "dataset a/t/d");
-  } catch (const PipelineError& e) {
-    return e.what();
-  }
-  return "";
-}
+using bf::test::compile_error;
 int64_t lookups(const std::string& dataset, const std::string& result) {
   return metrics().sum("bf_piper_enrich_lookups_total", {{"dataset", dataset}, {"result", result}}).value_or(-1);
 }

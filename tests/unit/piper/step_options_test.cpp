@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "common/options.h"
 #include "fixtures/enrich_files.h"
+#include "unit/piper/compile_error.h"
 #include "piper/transform.h"
 
 using namespace bf;
@@ -21,14 +22,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::string compile_error(const std::string& steps) {
-  try {
-    Pipeline::compile(json::parse(steps).as_array(), "dataset a/t/d");
-  } catch (const PipelineError& e) {
-    return e.what();
-  }
-  return "";
-}
+using bf::test::compile_error;
 
 std::string read_doc(const std::string& name) {
   std::ifstream in(std::string(BF_SOURCE_DIR) + "/docs/" + name, std::ios::binary);
