@@ -233,7 +233,7 @@ TransformFactory lookup_transform() {
               Option("columns", OptionType::string_list, "the columns added").note("all but the key"),
               Option("target", OptionType::string, "an object field for the columns").note("into the event"),
               Option("delimiter", OptionType::string, "one character between values; \\t for a tab").def(","),
-              Option("max_bytes", OptionType::integer, "a larger file does not load").def("67108864").range(1, double(int64_t{1} << 30)),
+              Option("max_bytes", OptionType::integer, "the largest file loaded, in bytes (a larger one does not compile)").def("67108864").range(1, double(int64_t{1} << 30)),
           }};
 }
 
