@@ -295,14 +295,19 @@ async function main() {
     await page.getByRole("alert").filter({ hasText: "dataset.settings.pipeline" }).waitFor();
     assert.equal(await settings.getAttribute("aria-invalid"), "true");
     await settings.fill(JSON.stringify({ pipeline: [] }));
+    // The step's form comes from its declared options (GET /api/v1/plugins).
     await page.getByLabel("Add to Pipeline: kind").selectOption("add");
-    await page.getByLabel("Other options (JSON object)").fill('{"field": "env", "value": "ui-v1"}');
+    const stepForm = page.getByRole("form", { name: "Add to Pipeline" });
+    assert.equal(await stepForm.getByLabel("overwrite").isChecked(), true);  // the declared default
+    await stepForm.getByLabel("field (required)").fill("env");
+    await stepForm.getByLabel("value (JSON)").fill('"ui-v1"');
+    await stepForm.getByLabel("if", { exact: true }).fill('starts_with(message, "after")');
     await page.getByRole("button", { name: "Add", exact: true }).nth(1).click();
     await page.getByText("Added; save the dataset to apply it.").waitFor();
     await page.getByRole("button", { name: "Save dataset" }).click();
     await page.getByText(/^Saved at/).waitFor();
     const saved = await page.evaluate(async () => (await fetch("/api/v1/accounts/acme/tenants/web/datasets/logs")).json());
-    assert.deepEqual(saved.settings.pipeline, [{ add: { field: "env", value: "ui-v1" } }]);
+    assert.deepEqual(saved.settings.pipeline, [{ add: { field: "env", value: "ui-v1", if: 'starts_with(message, "after")' } }]);
     await shot(page, "05-dataset");
 
     // API keys: a query key, shown once.
