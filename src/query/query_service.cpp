@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/worker.h"
+#include "query/cors.h"
 #include "query/mcp/mcp_server.h"
 #include "query/nl/ask_service.h"
 #include "query/sql_guard.h"
@@ -686,75 +687,40 @@ std::string QueryService::schema(const std::string& dataset) {
   }
 }
 
+std::string QueryService::parts(const std::string& dataset) {
+  const DatasetInfo* info = nullptr;
+  const auto snapshot = impl_->catalog.get();
+  try {
+    info = &snapshot->resolve(dataset);
+  } catch (const std::invalid_argument& e) {
+    throw QueryError(404, e.what());
+  }
+  ObjectStore& store = *impl_->store;
+  // Sizes from one listing of the dataset's Parquet tree (a page per 1000 objects),
+  // not a HEAD per part; a committed part the listing lacks has "bytes": null.
+  std::map<std::string, uint64_t> sizes;
+  for (auto& o : store.list_all(parquet_prefix(info->ref))) sizes.emplace(std::move(o.key), o.size);
+  boost::json::array parts;
+  uint64_t rows = 0, bytes = 0;
+  for (const auto& p : committed_parts(store, info->ref)) {
+    boost::json::object part{{"key", p.key}, {"rows", p.rows}, {"quarantine", is_quarantine_part(p.key)}};
+    const auto hour = parquet_part_hour_us(p.key);
+    part["hour"] = hour ? boost::json::value(format_rfc3339(*hour)) : boost::json::value(nullptr);
+    const auto size = sizes.find(p.key);
+    part["bytes"] = size != sizes.end() ? boost::json::value(size->second) : boost::json::value(nullptr);
+    rows += p.rows;
+    if (size != sizes.end()) bytes += size->second;
+    parts.push_back(std::move(part));
+  }
+  boost::json::object out{{"dataset", info->ref.str()}, {"part_count", parts.size()}, {"rows", rows}, {"bytes", bytes}};
+  out["parts"] = std::move(parts);
+  return boost::json::serialize(out);
+}
+
 size_t QueryService::engine_count() const {
   std::lock_guard lock(impl_->pool_mu);
   return impl_->engines.size();
 }
-
-namespace {
-
-// CORS for browser callers (the web UI's query console on control's origin): an
-// allowed Origin gets its Access-Control-* headers; any other gets none, so the
-// browser withholds the response. The key is a bearer token (no cookies), so CORS
-// decides only which pages may use a key they hold.
-// A streamed result keeps the headers through a fail() (an SQL error answered
-// before the body went out), so the browser can read the error too.
-class CorsStream final : public HttpStream {
- public:
-  CorsStream(HttpStream& inner, Headers cors) : inner_(inner), cors_(std::move(cors)) {}
-  HttpResponse& response() override { return inner_.response(); }
-  bool write(std::string_view data) override { return inner_.write(data); }
-  bool committed() const override { return inner_.committed(); }
-  bool fail(HttpResponse replacement) override {
-    for (const auto& [k, v] : cors_) replacement.headers[k] = v;
-    return inner_.fail(std::move(replacement));
-  }
-  void trailer(const std::string& name, const std::string& value) override { inner_.trailer(name, value); }
-  void abort() override { inner_.abort(); }
-  bool client_gone() override { return inner_.client_gone(); }
-
- private:
-  HttpStream& inner_;
-  Headers cors_;
-};
-
-HttpHandler with_cors(std::vector<std::string> origins, HttpHandler handler) {
-  return [origins = std::move(origins), handler = std::move(handler)](HttpRequest& req) {
-    HttpResponse r = handler(req);
-    Headers cors{{"Vary", "Origin"}};
-    if (auto origin = req.header("Origin"); origin && mcp::origin_allowed(*origin, origins)) {
-      cors["Access-Control-Allow-Origin"] = *origin;
-      cors["Access-Control-Expose-Headers"] = "X-Result-Truncated, X-Row-Count, X-Truncated-Reason, X-Elapsed-Ms";
-    }
-    for (const auto& [k, v] : cors) r.headers[k] = v;
-    if (r.stream) {
-      r.stream = [inner = std::move(r.stream), cors](HttpStream& out) {
-        CorsStream wrapped(out, cors);
-        inner(wrapped);
-      };
-    }
-    return r;
-  };
-}
-
-// The preflight of a cross-origin request with Authorization and a JSON body.
-HttpHandler cors_preflight(std::vector<std::string> origins, std::string methods) {
-  return [origins = std::move(origins), methods = std::move(methods)](HttpRequest& req) {
-    auto origin = req.header("Origin");
-    if (!origin || !mcp::origin_allowed(*origin, origins))
-      return HttpResponse::error(403, "origin '" + origin.value_or("") + "' is not allowed (query.cors_origins)");
-    HttpResponse r;
-    r.status = 204;
-    r.headers["Access-Control-Allow-Origin"] = *origin;
-    r.headers["Access-Control-Allow-Methods"] = methods;
-    r.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type";
-    r.headers["Access-Control-Max-Age"] = "600";
-    r.headers["Vary"] = "Origin";
-    return r;
-  };
-}
-
-}  // namespace
 
 void QueryService::start() {
   Router router;
@@ -773,7 +739,19 @@ void QueryService::start() {
       return HttpResponse::error(e.status, e.what());
     }
   }));
-  nl::add_ask_routes(router, *this, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
+  router.add("OPTIONS", "/api/v1/datasets/{dataset}/parts", cors_preflight(cors, "GET"));
+  // The dataset's committed Parquet parts, for the key's tenant (docs/api.md).
+  router.add("GET", "/api/v1/datasets/{dataset}/parts", with_cors(cors, [this](HttpRequest& req) {
+    HttpResponse refusal;
+    auto grant = authenticate_query_request(req, *impl_->catalog.get(), refusal);
+    if (!grant) return refusal;
+    try {
+      return HttpResponse::json(200, parts(grant->account + "/" + grant->tenant + "/" + req.params.at("dataset")));
+    } catch (const QueryError& e) {
+      return HttpResponse::error(e.status, e.what());
+    }
+  }));
+  nl::add_ask_routes(router, *this, impl_->store, impl_->options.max_response_bytes, cors);  // docs/ask.md
   mcp::McpOptions mcp_options;
   mcp_options.allowed_origins = impl_->options.mcp_allowed_origins;
   mcp_options.max_response_bytes = impl_->options.max_response_bytes;
