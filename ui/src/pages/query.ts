@@ -49,11 +49,11 @@ export async function queryPage({ main, query }: Ctx) {
   const tablist = h("div", { role: "tablist", "aria-label": "Query mode", class: "tabs", hidden: true }, tabSql, tabAsk);
   const runButton = h("button", { type: "submit" }, "Run query");
   const askButton = h("button", { type: "submit" }, "Ask");
-  const panelSql = h("div", { role: "tabpanel", id: "panel-sql", "aria-labelledby": "tab-sql" }, field("SQL", sql, "One SELECT. Ctrl+Enter runs it."), runButton);
+  const panelSql = h("div", { id: "panel-sql" }, field("SQL", sql, "One SELECT. Ctrl+Enter runs it."), runButton);
   const askHint = h("small", { class: "hint" });
   const panelAsk = h(
     "div",
-    { role: "tabpanel", id: "panel-ask", "aria-labelledby": "tab-ask", hidden: true },
+    { id: "panel-ask", hidden: true },
     field("Question", question, "In plain language, e.g. “errors per hour today”. The account's AI model writes the SQL; only the question and the column names and types are sent to it (docs/ask.md). Ctrl+Enter asks."),
     askHint,
     askButton,
@@ -111,9 +111,19 @@ export async function queryPage({ main, query }: Ctx) {
     }
     if (seq !== checking) return;
     tablist.hidden = !st.configured;
+    // Tab panels only while there are tabs.
+    for (const [panel, tab] of [[panelSql, tabSql], [panelAsk, tabAsk]]) {
+      if (st.configured) {
+        panel.setAttribute("role", "tabpanel");
+        panel.setAttribute("aria-labelledby", tab.id);
+      } else {
+        panel.removeAttribute("role");
+        panel.removeAttribute("aria-labelledby");
+      }
+    }
     askHint.textContent = st.configured ? `Answered by ${st.model} (${st.provider}).` : "";
     if (!st.configured) select("sql");
-    form.dataset.ask = st.configured ? "on" : "off";
+    form.setAttribute("data-ask", st.configured ? "on" : "off");  // not form.dataset: the form has a field named "dataset"
   };
 
   form.addEventListener("submit", async (ev) => {
