@@ -332,6 +332,8 @@ async function main() {
     await settingsForm.getByRole("alert").filter({ hasText: "dataset.settings.pipeline" }).waitFor();
     assert.equal(await settings.getAttribute("aria-invalid"), "true");
     await settings.fill(JSON.stringify({ pipeline: [] }));
+    assert.equal(await settings.getAttribute("aria-invalid"), null, "an edit clears the last save's error");
+    assert.equal(await settingsForm.getByRole("alert").count(), 0);
     // Sample events: the preview passes them through unchanged while there is no step;
     // a line that is not JSON is named and the others still go through.
     await page.getByLabel("Sample events (NDJSON)").fill('{"message": "sample-1"}\nnot json\n{"message": "sample-2", "env": "old"}');

@@ -273,8 +273,13 @@ export async function datasetPage({ main, params }: Ctx) {
   }, (kind, o) => ({ [kind]: o }), showJson);
   main.appendChild(sourcesList.section);
   main.appendChild(pipelineList.section);
-  // Typing in the JSON updates the lists (when it parses) and the preview.
+  // Typing in the JSON updates the lists (when it parses) and the preview; an error
+  // of the last save no longer applies.
   json.addEventListener("input", () => {
+    if (json.getAttribute("aria-invalid")) {
+      json.removeAttribute("aria-invalid");
+      clear(status);
+    }
     let next: any;
     try {
       next = JSON.parse(json.value);

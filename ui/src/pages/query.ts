@@ -50,7 +50,7 @@ export async function queryPage({ main, query }: Ctx) {
   const runButton = h("button", { type: "submit" }, "Run query");
   const askButton = h("button", { type: "submit" }, "Ask");
   const panelSql = h("div", { id: "panel-sql" }, field("SQL", sql, "One SELECT. Ctrl+Enter runs it."), runButton);
-  const askHint = h("small", { class: "hint" });
+  const askHint = h("p", { class: "hint" });
   const panelAsk = h(
     "div",
     { id: "panel-ask", hidden: true },
