@@ -672,37 +672,36 @@ void QueryService::render(const QueryRequest& request, ResultFormat format, Http
 std::shared_ptr<const Catalog> QueryService::catalog() const { return impl_->catalog.get(); }
 void QueryService::set_catalog(std::shared_ptr<const Catalog> catalog) { impl_->catalog.set(std::move(catalog)); }
 
-std::string QueryService::schema(const std::string& dataset) {
-  const DatasetInfo* info = nullptr;
-  const auto snapshot = impl_->catalog.get();
+namespace {
+// The dataset a schema or parts request names; 404 for an unknown one.
+DatasetRef resolve_dataset(const Catalog& catalog, const std::string& dataset) {
   try {
-    info = &snapshot->resolve(dataset);
+    return catalog.resolve(dataset).ref;
   } catch (const std::invalid_argument& e) {
     throw QueryError(404, e.what());
   }
+}
+}  // namespace
+
+std::string QueryService::schema(const std::string& dataset) {
+  const DatasetRef ref = resolve_dataset(*impl_->catalog.get(), dataset);
   try {
-    return impl_->store->get(schema_key(info->ref));
+    return impl_->store->get(schema_key(ref));
   } catch (const NotFound&) {
     throw QueryError(404, "dataset '" + dataset + "' has no schema yet (nothing was packed)");
   }
 }
 
 std::string QueryService::parts(const std::string& dataset) {
-  const DatasetInfo* info = nullptr;
-  const auto snapshot = impl_->catalog.get();
-  try {
-    info = &snapshot->resolve(dataset);
-  } catch (const std::invalid_argument& e) {
-    throw QueryError(404, e.what());
-  }
+  const DatasetRef ref = resolve_dataset(*impl_->catalog.get(), dataset);
   ObjectStore& store = *impl_->store;
   // Sizes from one listing of the dataset's Parquet tree (a page per 1000 objects),
   // not a HEAD per part; a committed part the listing lacks has "bytes": null.
   std::map<std::string, uint64_t> sizes;
-  for (auto& o : store.list_all(parquet_prefix(info->ref))) sizes.emplace(std::move(o.key), o.size);
+  for (auto& o : store.list_all(parquet_prefix(ref))) sizes.emplace(std::move(o.key), o.size);
   boost::json::array parts;
   uint64_t rows = 0, bytes = 0;
-  for (const auto& p : committed_parts(store, info->ref)) {
+  for (const auto& p : committed_parts(store, ref)) {
     boost::json::object part{{"key", p.key}, {"rows", p.rows}, {"quarantine", is_quarantine_part(p.key)}};
     const auto hour = parquet_part_hour_us(p.key);
     part["hour"] = hour ? boost::json::value(format_rfc3339(*hour)) : boost::json::value(nullptr);
@@ -712,9 +711,13 @@ std::string QueryService::parts(const std::string& dataset) {
     if (size != sizes.end()) bytes += size->second;
     parts.push_back(std::move(part));
   }
-  boost::json::object out{{"dataset", info->ref.str()}, {"part_count", parts.size()}, {"rows", rows}, {"bytes", bytes}};
+  boost::json::object out{{"dataset", ref.str()}, {"part_count", parts.size()}, {"rows", rows}, {"bytes", bytes}};
   out["parts"] = std::move(parts);
-  return boost::json::serialize(out);
+  std::string body = boost::json::serialize(out);
+  if (body.size() > impl_->options.max_response_bytes)
+    throw QueryError(413, "the part list of '" + ref.str() + "' is larger than " +
+                              std::to_string(impl_->options.max_response_bytes) + " bytes (query.max_response_bytes)");
+  return body;
 }
 
 size_t QueryService::engine_count() const {
@@ -727,30 +730,23 @@ void QueryService::start() {
   const auto& cors = impl_->options.cors_origins;
   router.add("POST", "/api/v1/query", with_cors(cors, [this](HttpRequest& req) { return impl_->handle(req); }));
   router.add("OPTIONS", "/api/v1/query", cors_preflight(cors, "POST"));
-  router.add("OPTIONS", "/api/v1/datasets/{dataset}/schema", cors_preflight(cors, "GET"));
-  // The dataset's schema registry document, for the key's tenant (docs/api.md).
-  router.add("GET", "/api/v1/datasets/{dataset}/schema", with_cors(cors, [this](HttpRequest& req) {
-    HttpResponse refusal;
-    auto grant = authenticate_query_request(req, *impl_->catalog.get(), refusal);
-    if (!grant) return refusal;
-    try {
-      return HttpResponse::json(200, schema(grant->account + "/" + grant->tenant + "/" + req.params.at("dataset")));
-    } catch (const QueryError& e) {
-      return HttpResponse::error(e.status, e.what());
-    }
-  }));
-  router.add("OPTIONS", "/api/v1/datasets/{dataset}/parts", cors_preflight(cors, "GET"));
-  // The dataset's committed Parquet parts, for the key's tenant (docs/api.md).
-  router.add("GET", "/api/v1/datasets/{dataset}/parts", with_cors(cors, [this](HttpRequest& req) {
-    HttpResponse refusal;
-    auto grant = authenticate_query_request(req, *impl_->catalog.get(), refusal);
-    if (!grant) return refusal;
-    try {
-      return HttpResponse::json(200, parts(grant->account + "/" + grant->tenant + "/" + req.params.at("dataset")));
-    } catch (const QueryError& e) {
-      return HttpResponse::error(e.status, e.what());
-    }
-  }));
+  // GET /api/v1/datasets/{dataset}/schema and /parts: a document about a dataset of
+  // the key's tenant — the schema registry's, the committed parts (docs/api.md).
+  using DatasetDocument = std::string (QueryService::*)(const std::string&);
+  for (const auto& [what, document] : {std::pair<std::string, DatasetDocument>{"schema", &QueryService::schema},
+                                       std::pair<std::string, DatasetDocument>{"parts", &QueryService::parts}}) {
+    router.add("OPTIONS", "/api/v1/datasets/{dataset}/" + what, cors_preflight(cors, "GET"));
+    router.add("GET", "/api/v1/datasets/{dataset}/" + what, with_cors(cors, [this, document](HttpRequest& req) {
+      HttpResponse refusal;
+      auto grant = authenticate_query_request(req, *impl_->catalog.get(), refusal);
+      if (!grant) return refusal;
+      try {
+        return HttpResponse::json(200, (this->*document)(grant->account + "/" + grant->tenant + "/" + req.params.at("dataset")));
+      } catch (const QueryError& e) {
+        return HttpResponse::error(e.status, e.what());
+      }
+    }));
+  }
   nl::add_ask_routes(router, *this, impl_->store, impl_->options.max_response_bytes, cors);  // docs/ask.md
   mcp::McpOptions mcp_options;
   mcp_options.allowed_origins = impl_->options.mcp_allowed_origins;

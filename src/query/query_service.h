@@ -128,7 +128,8 @@ class QueryService {
   // The dataset's committed Parquet parts (storage/ledger.h committed_parts) as the
   // JSON of GET /api/v1/datasets/{dataset}/parts: {"dataset", "part_count", "rows",
   // "bytes", "parts": [{"key", "rows", "bytes", "hour", "quarantine"}]}, sorted by
-  // key. Throws QueryError 404 for an unknown dataset; none packed yet: no parts.
+  // key. Throws QueryError 404 for an unknown dataset (none packed yet: no parts),
+  // 413 when the list is larger than max_response_bytes.
   std::string parts(const std::string& dataset);
   // Open tenant engines (for tests and the bf_query_engines gauge).
   size_t engine_count() const;

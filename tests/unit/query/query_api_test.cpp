@@ -340,6 +340,19 @@ TEST_F(QueryApiHttpTest, PartsListsTheCommittedPartsOfTheKeysTenantOnly) {
   }
   EXPECT_EQ(doc.at("bytes").to_number<uint64_t>(), bytes);
 
+  // A quarantine part (events with absurd times) has no hour.
+  const std::string quarantined = test::write_part(store, web, "SELECT 7 AS n", 1, true, "_quarantine");
+  r = http.send("GET", base + "logs/parts", auth, "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  size_t seen = 0;
+  const auto logs = boost::json::parse(r.body);
+  for (const auto& v : logs.at("parts").as_array()) {
+    const bool q = v.at("key").as_string() == quarantined;
+    seen += q;
+    EXPECT_EQ(v.at("quarantine").as_bool(), q);
+    EXPECT_EQ(v.at("hour").is_null(), q);
+  }
+  EXPECT_EQ(seen, 1u) << r.body;
   r = http.send("GET", base + "empty/parts", auth, "");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(boost::json::parse(r.body).at("part_count").as_int64(), 0);
@@ -353,6 +366,17 @@ TEST_F(QueryApiHttpTest, PartsListsTheCommittedPartsOfTheKeysTenantOnly) {
   r = http.send("GET", base + "timed/parts", {{"Authorization", "Bearer " + kWebKey}, {"Origin", "http://127.0.0.1:8090"}}, "");
   EXPECT_EQ(r.headers["Access-Control-Allow-Origin"], "http://127.0.0.1:8090");
   EXPECT_EQ(http.send("OPTIONS", base + "timed/parts", {{"Origin", "http://127.0.0.1:8090"}}, "").status, 204);
+  // The list is bounded like a result.
+  QueryOptions small = options("small-tmp");
+  small.max_response_bytes = 300;
+  QueryService bounded(small, catalog, store);
+  try {
+    bounded.parts("acme/web/timed");
+    ADD_FAILURE() << "a part list over max_response_bytes was answered";
+  } catch (const QueryError& e) {
+    EXPECT_EQ(e.status, 413);
+    EXPECT_NE(std::string(e.what()).find("query.max_response_bytes"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(QueryApiTest, FromToFiltersOnTimeWithHalfOpenBounds) {
