@@ -118,7 +118,7 @@ export function pipelineEditor(ids: DatasetIds, pipeline: () => unknown) {
       ),
     );
     out.appendChild(h("h3", {}, "Output events"));
-    out.appendChild(h("pre", { "data-testid": "preview-output", tabindex: "0", "aria-label": "Output events" }, r.output.length ? ndjson(r.output) : "(none)"));
+    out.appendChild(h("pre", { "data-testid": "preview-output", tabindex: "0", role: "region", "aria-label": "Output events" }, r.output.length ? ndjson(r.output) : "(none)"));
     const rows: (string | number)[][] = [];
     for (const t of r.trace) {
       if (!t.steps.length) rows.push([t.input, "—", "—", "no step applied", "", "", "", ""]);
@@ -133,11 +133,11 @@ export function pipelineEditor(ids: DatasetIds, pipeline: () => unknown) {
     if (rows.length > MAX_TRACE_ROWS) out.appendChild(h("p", { class: "hint" }, `First ${MAX_TRACE_ROWS} of ${rows.length} step results shown.`));
     if (r.dead_letters.length) {
       out.appendChild(h("h3", {}, "Dead letters"));
-      out.appendChild(h("pre", { "data-testid": "preview-dead-letters", tabindex: "0", "aria-label": "Dead letters" }, ndjson(r.dead_letters)));
+      out.appendChild(h("pre", { "data-testid": "preview-dead-letters", tabindex: "0", role: "region", "aria-label": "Dead letters" }, ndjson(r.dead_letters)));
     }
     for (const [target, evs] of Object.entries(r.routed ?? {})) {
       out.appendChild(h("h3", {}, `Routed to ${target}`));
-      out.appendChild(h("pre", { tabindex: "0", "aria-label": `Events routed to ${target}` }, ndjson(evs)));
+      out.appendChild(h("pre", { tabindex: "0", role: "region", "aria-label": `Events routed to ${target}` }, ndjson(evs)));
     }
   };
   const changed = () => {
