@@ -4,10 +4,9 @@ import { Account, api, Dataset, enc, listAll, Tenant } from "../api";
 import { append, clear, field, fmtTime, h, input, select, statusArea, table } from "../dom";
 import { onSubmit, showError, showOk, str } from "../forms";
 import type { Ctx } from "../main";
-import { navigate } from "../main";
+import { navigate, onLeave } from "../main";
 import { PluginSchemas, schemaForm } from "../schema_form";
 import { pipelineEditor } from "./pipeline_editor";
-import { onLeave } from "../main";
 
 const idAttrs = { required: true, pattern: "[a-z0-9][a-z0-9_\\-]{0,62}", autocomplete: "off" };
 const idHint = "Lowercase letters, digits, - and _ (up to 63); cannot be changed later.";
@@ -264,9 +263,9 @@ export async function datasetPage({ main, params }: Ctx) {
     }),
   );
   const sourcesList = itemList("Sources", settings.sources, sourceSchemas, (s) => {
-      const { type, ...rest } = s as { type: string };
-      return [String(type), rest];
-    }, (kind, o) => ({ type: kind, ...o }), showJson);
+    const { type, ...rest } = s as { type: string };
+    return [String(type), rest];
+  }, (kind, o) => ({ type: kind, ...o }), showJson);
   const pipelineList = itemList("Pipeline", settings.pipeline, schemas.steps, (s) => {
     const [kind] = Object.keys(s);
     return [kind, (s as any)[kind] ?? {}];
