@@ -477,6 +477,21 @@ async function main() {
     await page.getByRole("button", { name: "Load schema and files" }).click();
     await page.getByRole("alert").waitFor();
     assert.equal(await page.getByLabel("Query key").getAttribute("aria-invalid"), "true");
+    // A key of another tenant would read that tenant's dataset of the same id: refused,
+    // never shown as this one.
+    const otherKey = await page.evaluate(async () => {
+      const post = (p, b) => fetch("/api/v1" + p, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(b) }).then((r) => r.json());
+      await post("/accounts/acme/tenants", { id: "other" });
+      await post("/accounts/acme/tenants/other/datasets", { id: "logs" });
+      return (await post("/keys", { role: "query", account: "acme", tenant: "other", name: "other-tenant" })).key;
+    });
+    await page.getByLabel("Query key").fill(otherKey);
+    await waitFor("the other tenant's key to be refused", async () => {
+      await page.getByRole("button", { name: "Load schema and files" }).click();
+      await page.getByRole("alert").waitFor();
+      return /This query key is for acme\/other, not tenant acme\/web/.test(await page.getByRole("alert").textContent());
+    }, 10000, 300);
+    assert.equal(await page.getByRole("table", { name: "Files" }).count(), 0, "nothing of the other tenant is shown");
     await page.getByLabel("Query key").fill(queryKey);
     await page.getByLabel("Query key").dispatchEvent("change");
     log("schema and files ok");
