@@ -369,6 +369,19 @@ async function main() {
     await page.getByRole("heading", { name: "Dataset acme/web/logs", exact: true }).waitFor();
     assert.equal(await page.getByLabel("Sample events (NDJSON)").inputValue(), '{"message": "sample-1"}\n{"message": "sample-2", "env": "old"}');
     await waitFor("the preview of the saved pipeline", async () => (await previewOut.textContent()).includes('"env":"ui-v2"'));
+    // Typing previews once the typing pauses, not at every key.
+    const typed = '\n{"message": "typed by keyboard"}';
+    let previews = 0;
+    const countPreviews = (r) => r.url().endsWith("/api/v1/pipelines/preview") && previews++;
+    page.on("request", countPreviews);
+    await page.getByLabel("Sample events (NDJSON)").focus();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type(typed);
+    await page.getByTestId("preview-summary").filter({ hasText: "3 events in, 3 out" }).waitFor();
+    page.off("request", countPreviews);
+    assert.ok(previews >= 1 && previews <= 5, `${previews} previews for ${typed.length} keys typed`);
+    log(`${previews} preview request(s) for ${typed.length} keys typed`);
+    assert.ok((await previewOut.textContent()).includes('{"message":"typed by keyboard","env":"ui-v2"}'));
     await shot(page, "05-dataset");
 
     // API keys: a query key, shown once.
