@@ -124,6 +124,10 @@ class SqlEngine {
     // profilers tell them apart from other engines' (e.g. "bf-packer-duck").
     // Empty: they take the name of the thread that creates the engine.
     std::string worker_thread_name;
+    // DuckDB's allocator_background_threads: its allocator (jemalloc, one per process)
+    // returns freed pages to the OS from a background thread as they age, instead of
+    // keeping them resident until the next allocation reuses them.
+    bool allocator_background_threads = false;
   };
   struct QueryLimits {
     size_t max_rows = SIZE_MAX;
