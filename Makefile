@@ -57,6 +57,7 @@ bench: build
 	$(BUILD_DIR)/bench/bench_packer_vs_duckdb
 	bench/e2e_throughput.sh
 	bench/proxy_vs_rsyslog.sh
+	bench/proxy_vs_rsyslog_udp.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

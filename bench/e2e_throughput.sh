@@ -28,7 +28,7 @@ DIR=$(mktemp -d)
 trap 'kill $PID $GENPID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
 GENPID=
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh  # free_port, now
 SYSLOG=$(free_port); RECV=$(free_port); ADMIN=$(free_port); QUERY=$(free_port)
 cat > "$DIR/bf.yaml" <<YAML
 log: {level: warn}
@@ -53,7 +53,6 @@ YAML
 PID=$!
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$SYSLOG) 2>/dev/null && break; sleep 0.1; done
 
-now() { date +%s.%N; }
 rss_kb() { awk '/VmRSS/ {print $2}' /proc/$PID/status; }
 queryable() {
   "$BIN" query --config "$DIR/bf.yaml" --dataset t/syslog --format json "SELECT count(*) AS n FROM events" 2>/dev/null \

@@ -8,6 +8,10 @@
 //       app, words), so compression sees text rather than one repeated line. Prints
 //       "sent N messages in S s (R msgs/s)" when every byte is written and the
 //       connections are shut down.
+//   proxy_loadgen udp PORT COUNT SIZE RATE
+//       COUNT datagrams, one message each (as above, without the LF; RFC 5426), to
+//       127.0.0.1:PORT, paced at RATE datagrams/s (sendmmsg, 64 at a time; 0: unpaced).
+//       Prints "sent N datagrams in S s (R msgs/s)".
 //   proxy_loadgen sink PORT
 //       Accepts connections on 127.0.0.1:PORT (0: any free port; prints "port P"),
 //       reads and discards, and after the last open connection closes prints
@@ -17,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -186,6 +191,55 @@ int send_main(uint16_t port, uint64_t count, size_t size, unsigned connections, 
   return 0;
 }
 
+int udp_main(uint16_t port, uint64_t count, size_t size, uint64_t rate) {
+  constexpr size_t kBlockMessages = 16384, kBurst = 64;
+  Block block = make_block(kBlockMessages, size, 1);
+  std::vector<size_t> starts{0};  // where each message begins in block.text
+  for (size_t i = 0; i + 1 < kBlockMessages; ++i) starts.push_back(block.text.find('\n', block.seq_at[i]) + 1);
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) die("socket");
+  sockaddr_in to = loopback(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) die("connect");
+  const int buf = 4 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  std::vector<iovec> iov(kBurst);
+  std::vector<mmsghdr> msgs(kBurst);
+  const auto start = Clock::now();
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (uint64_t sent = 0; sent < count;) {
+    if (rate > 0) std::this_thread::sleep_until(start + std::chrono::nanoseconds(sent * 1000000000ull / rate));
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kBurst, count - sent));
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = static_cast<size_t>((sent + k) % kBlockMessages);
+      put_digits(block.text.data() + block.seq_at[i], sent + k, 10);
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      put_digits(block.text.data() + block.usec_at[i], x % 1000000, 6);
+      const size_t end = block.text.find('\n', block.seq_at[i]);  // the LF is not sent
+      iov[k] = {block.text.data() + starts[i], end - starts[i]};
+      msgs[k] = {};
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    size_t done = 0;
+    while (done < n) {
+      const int r = ::sendmmsg(fd, msgs.data() + done, static_cast<unsigned>(n - done), 0);
+      if (r < 0) {
+        if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN) continue;
+        die("sendmmsg");
+      }
+      done += static_cast<size_t>(r);
+    }
+    sent += n;
+  }
+  ::close(fd);
+  const double s = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("sent %llu datagrams in %.3f s (%.0f msgs/s)\n", static_cast<unsigned long long>(count), s,
+              static_cast<double>(count) / s);
+  return 0;
+}
+
 int sink_main(uint16_t port) {
   const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (lfd < 0) die("socket");
@@ -255,11 +309,22 @@ int main(int argc, char** argv) {
     return send_main(static_cast<uint16_t>(port), count, static_cast<size_t>(size), static_cast<unsigned>(conns),
                      rate);
   }
+  if (argc == 6 && std::strcmp(argv[1], "udp") == 0) {
+    const uint64_t port = parse_u64(argv[2], "PORT"), count = parse_u64(argv[3], "COUNT");
+    const uint64_t size = parse_u64(argv[4], "SIZE"), rate = parse_u64(argv[5], "RATE");
+    if (port == 0 || port > 65535 || size < 100 || size > 8000) {
+      std::fprintf(stderr, "proxy_loadgen: PORT 1-65535, SIZE 100-8000\n");
+      return 2;
+    }
+    return udp_main(static_cast<uint16_t>(port), count, static_cast<size_t>(size), rate);
+  }
   if (argc == 3 && std::strcmp(argv[1], "sink") == 0) {
     const uint64_t port = parse_u64(argv[2], "PORT");
     if (port > 65535) return 2;
     return sink_main(static_cast<uint16_t>(port));
   }
-  std::fprintf(stderr, "usage: proxy_loadgen send PORT COUNT [SIZE] [CONNECTIONS] [RATE]\n       proxy_loadgen sink PORT\n");
+  std::fprintf(stderr,
+               "usage: proxy_loadgen send PORT COUNT [SIZE] [CONNECTIONS] [RATE]\n       proxy_loadgen udp PORT COUNT SIZE "
+               "RATE\n       proxy_loadgen sink PORT\n");
   return 2;
 }

@@ -40,11 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-wait_port() { for _ in $(seq 200); do (echo -n > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-# CPU seconds (user + system, every thread) the process has used so far.
-cpu_seconds() { awk -v tck="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / tck }' "/proc/$1/stat"; }
+. bench/lib.sh  # free_port, now, wait_port, cpu_seconds
 stop_daemon() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; }
 
 # One round for the proxy: prints "<seconds> <peak RSS kB> <CPU seconds>".

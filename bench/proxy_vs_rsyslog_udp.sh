@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Proxy vs rsyslog over UDP (issue 7, docs/performance.md "UDP syslog: loss by rate"):
+# at each RATE, RATE x SECONDS RFC 5424 datagrams of about 200 bytes, paced, from one
+# sender on loopback (build/bench/proxy_loadgen udp), into
+#   - `bytefreezer proxy` with one syslog_udp source (parse -> event -> batch -> zstd ->
+#     fsync'ed spool; the receiver URL is a closed port, so batches stay in the spool),
+#     counted by bf_proxy_events_spooled_total;
+#   - Debian's rsyslogd (imudp -> omfile) from a temp config, counted in its file's lines.
+# Both ask for the same socket receive buffer (RCVBUF, default 8 MiB; the kernel may
+# grant less: net.core.rmem_max). A daemon has kept up at a rate when it counted every
+# datagram; the output gives what each lost (and, for the proxy, what the kernel says
+# it dropped) and the highest rate each kept up with.
+#   bench/proxy_vs_rsyslog_udp.sh [SECONDS] [RATES...]   (default 30, 150000 250000 350000 500000)
+# Needs `make build`, the `benchmarks` target and `scripts/setup.sh --bench` (rsyslog).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH=${1:-30}
+shift || true
+RATES=${*:-150000 250000 350000 500000}
+SIZE=${SIZE:-200}
+RCVBUF=${RCVBUF:-8388608}
+BIN=$PWD/build/bytefreezer
+GEN=$PWD/build/bench/proxy_loadgen
+RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
+for f in "$BIN" "$GEN"; do
+  [ -x "$f" ] || { echo "proxy_vs_rsyslog_udp: $f missing (make build; cmake --build build --target benchmarks)" >&2; exit 1; }
+done
+[ -x "$RSYSLOGD" ] || { echo "proxy_vs_rsyslog_udp: rsyslogd missing (scripts/setup.sh --bench)" >&2; exit 1; }
+. bench/lib.sh  # free_port, now, wait_port, cpu_seconds
+
+DIR=$(mktemp -d)
+PID=""
+stop_daemon() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; PID=""; }
+trap 'stop_daemon; rm -rf "$DIR"' EXIT
+wait_udp() { for _ in $(seq 200); do ss -Hlun "sport = :$1" | grep -q . && return 0; sleep 0.05; done; return 1; }
+# Calls `$1` (prints a count) until it reaches $2, or has not changed for 2 s once the
+# generator ($3) has finished; prints the last count.
+settle() {
+  local count last=-1 changed
+  changed=$(now)
+  while true; do
+    count=$($1)
+    [ "$count" -ge "$2" ] && break
+    if [ "$count" != "$last" ]; then last=$count; changed=$(now); fi
+    if ! kill -0 "$3" 2>/dev/null && awk -v a="$changed" -v b="$(now)" 'BEGIN {exit !(b - a > 2.0)}'; then break; fi
+    kill -0 "$PID" 2>/dev/null || { echo "daemon exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "$count"
+}
+
+metric() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 ~ "^"m"(\\{|$)" {s += $2} END {printf "%d\n", s}'; }
+proxy_count() { metric bf_proxy_events_spooled_total; }
+# One rate for the proxy: prints "<received> <kernel drops> <CPU s> <peak RSS kB>".
+run_proxy() {
+  local rate=$1 n=$2 port dead
+  port=$(free_port); ADMIN=$(free_port); dead=$(free_port)
+  rm -rf "$DIR/proxy-spool"
+  cat > "$DIR/proxy.yaml" <<YAML
+log: {level: warn}
+admin: {listen: "127.0.0.1:$ADMIN"}
+proxy:
+  receiver: {url: "http://127.0.0.1:$dead", ingest_key: bench-ingest-key-0123456789, retry_backoff: 10s, retry_backoff_max: 60s}
+  batch: {max_age: 100ms}
+  spool: {dir: $DIR/proxy-spool, max_bytes: 64GiB}
+  sources: [{type: syslog_udp, listen: "127.0.0.1:$port", tenant: t, dataset: syslog, receive_buffer: $RCVBUF}]
+YAML
+  "$BIN" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
+  PID=$!
+  wait_port "$ADMIN" && wait_udp "$port" || { cat "$DIR/proxy.log" >&2; exit 1; }
+  "$GEN" udp "$port" "$n" "$SIZE" "$rate" > "$DIR/gen.out" &
+  local gen=$! got
+  got=$(settle proxy_count "$n" "$gen")
+  wait "$gen"
+  sleep 1.2  # the kernel drop count is read from /proc/net/udp once the socket is quiet for a second
+  echo "$got $(metric bf_udp_kernel_drops_total) $(cpu_seconds "$PID") $(awk '/VmHWM/ {print $2}' "/proc/$PID/status")"
+  stop_daemon
+}
+
+rsyslog_count() { if [ -f "$DIR/rsyslog-out.log" ]; then wc -l < "$DIR/rsyslog-out.log"; else echo 0; fi; }
+# One rate for rsyslogd: prints "<received> - <CPU s> <peak RSS kB>".
+run_rsyslog() {
+  local rate=$1 n=$2 port
+  port=$(free_port)
+  rm -rf "$DIR/rs-work" "$DIR/rsyslog-out.log"; mkdir -p "$DIR/rs-work"
+  cat > "$DIR/rsyslog.conf" <<CONF
+global(workDirectory="$DIR/rs-work")
+module(load="imudp")
+input(type="imudp" port="$port" address="127.0.0.1" rcvbufSize="$RCVBUF")
+action(type="omfile" file="$DIR/rsyslog-out.log")
+CONF
+  "$RSYSLOGD" -n -f "$DIR/rsyslog.conf" -i "$DIR/rsyslog.pid" > "$DIR/rsyslog.log" 2>&1 &
+  PID=$!
+  wait_udp "$port" || { cat "$DIR/rsyslog.log" >&2; exit 1; }
+  "$GEN" udp "$port" "$n" "$SIZE" "$rate" > "$DIR/gen.out" &
+  local gen=$! got
+  got=$(settle rsyslog_count "$n" "$gen")
+  wait "$gen"
+  echo "$got - $(cpu_seconds "$PID") $(awk '/VmHWM/ {print $2}' "/proc/$PID/status")"
+  stop_daemon
+}
+
+echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, one sender, SO_RCVBUF asked: $RCVBUF"
+printf "%9s  %-46s  %-36s\n" "rate/s" "proxy: lost (kernel drops), CPU-us/msg, RSS" "rsyslog: lost, CPU-us/msg, RSS"
+best_proxy=0; best_rsyslog=0
+for rate in $RATES; do
+  n=$((rate * SECONDS_EACH))
+  read -r p_got p_drops p_cpu p_rss <<< "$(run_proxy "$rate" "$n")"
+  read -r r_got _ r_cpu r_rss <<< "$(run_rsyslog "$rate" "$n")"
+  [ "$p_got" -ge "$n" ] && [ "$rate" -gt "$best_proxy" ] && best_proxy=$rate
+  [ "$r_got" -ge "$n" ] && [ "$rate" -gt "$best_rsyslog" ] && best_rsyslog=$rate
+  printf "%9s  %-46s  %-36s\n" "$rate" \
+    "$((n - p_got)) ($p_drops), $(awk -v c="$p_cpu" -v n="$p_got" 'BEGIN {printf "%.2f", c * 1e6 / (n > 0 ? n : 1)}'), $((p_rss / 1024)) MB" \
+    "$((n - r_got)), $(awk -v c="$r_cpu" -v n="$r_got" 'BEGIN {printf "%.2f", c * 1e6 / (n > 0 ? n : 1)}'), $((r_rss / 1024)) MB"
+done
+echo "highest rate with no loss: proxy ${best_proxy}/s, rsyslog ${best_rsyslog}/s (0: lost at every rate tried)"
