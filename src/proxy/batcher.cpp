@@ -136,8 +136,17 @@ void Batcher::deliver(const Buffer& b, Pending&& p) {
 
 void Batcher::dispatch(const Buffer& b, Pending&& p) {
   if (p.events == 0) return;
-  if (b.delivery != Delivery::backpressure) return deliver(b, std::move(p));
   std::unique_lock lock(queue_mu_);
+  if (b.delivery != Delivery::backpressure) {
+    // A best-effort source (UDP) must get back to its socket at once, or the kernel
+    // drops what arrives meanwhile: the batch thread compresses and spools the batch
+    // when it has room; when it has none, this thread does (so several best-effort
+    // sources still compress in parallel under load).
+    if (queue_.size() >= kQueuedBatches || batch_stopping_) {
+      lock.unlock();
+      return deliver(b, std::move(p));
+    }
+  }
   room_cv_.wait(lock, [this] { return queue_.size() < kQueuedBatches || batch_stopping_; });
   if (batch_stopping_) {  // only after stop(): no thread left to hand it to
     lock.unlock();

@@ -6,12 +6,12 @@
 // Events of Delivery::backpressure sources are buffered apart from best-effort ones
 // (the key is tenant, dataset, delivery), so that a batch is either all droppable or
 // all "wait for room" (docs/proxy.md, "Backpressure").
-// A cut best-effort batch is compressed and delivered on the thread that cut it (the
-// source's or the age timer's). A cut backpressure batch goes to the batch thread
-// ("bf-proxy-batch"), which compresses it and calls the output, so that the source's
-// thread reads on meanwhile; at most kQueuedBatches cut batches wait for that thread,
-// and a source that cuts one more waits for room (as it waits when the output blocks
-// on a full spool: its socket is not read, TCP flow control pushes back).
+// A cut batch goes to the batch thread ("bf-proxy-batch"), which compresses it and
+// calls the output, so that the source's thread reads on meanwhile; at most
+// kQueuedBatches cut batches wait for that thread. A backpressure source that cuts one
+// more waits for room (as it waits when the output blocks on a full spool: its socket
+// is not read, TCP flow control pushes back); a best-effort one (UDP, which cannot
+// push back) compresses and delivers it on its own thread instead.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -71,6 +71,7 @@ class Batcher {
   void start();       // starts the age timer thread
   void stop();        // stops the timer, flushes every buffer, waits for the batch thread
   void flush_all();   // cuts every non-empty buffer now; returns when each is delivered
+  void wait_idle();   // returns when the batch thread has delivered every batch cut so far
 
   // Compresses a complete NDJSON text into a batch (also used for durable HTTP batches).
   static ProxyBatch make_batch(const std::string& tenant, const std::string& dataset, std::string_view ndjson,
@@ -114,13 +115,13 @@ class Batcher {
   Buffer& buffer_for(const std::string& tenant, const std::string& dataset, Delivery delivery);
   Pending take(Buffer& b);
   void append_line(Buffer& b, std::string_view line, std::vector<Pending>& full);
-  // Best effort: compress and output here; backpressure: queue for the batch thread.
+  // To the batch thread; when its queue is full, best effort: compress and output
+  // here, backpressure: wait for room.
   void dispatch(const Buffer& b, Pending&& p);
   void deliver(const Buffer& b, Pending&& p);
   void recycle(std::string&& text);
   void timer_loop();
   void batch_loop();
-  void wait_idle();  // until the batch thread has delivered everything queued
 
   BatcherOptions options_;
   Output output_;

@@ -57,6 +57,7 @@ TEST(Batcher, FlushByCount) {
   Capture cap;
   Batcher b({3, 1ull << 30, std::chrono::hours(1)}, cap.output());
   for (int i = 0; i < 7; ++i) b.add("acme", "logs", one(i));
+  b.wait_idle();  // cut batches are compressed and delivered on the batch thread
   auto got = cap.get();
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(numbers(got[0]), (std::vector<int64_t>{0, 1, 2}));
@@ -75,6 +76,7 @@ TEST(Batcher, FlushByCount) {
   std::vector<Event> many;
   for (int i = 10; i < 17; ++i) many.push_back(ev(i));
   b.add("acme", "logs", std::move(many));
+  b.wait_idle();
   EXPECT_EQ(cap.size(), 5u);
 }
 
@@ -84,6 +86,7 @@ TEST(Batcher, FlushByBytes) {
   const uint64_t max_bytes = line * 5 / 2;  // room for two events, not three
   Batcher b({1000, max_bytes, std::chrono::hours(1)}, cap.output());
   for (int i = 0; i < 5; ++i) b.add("acme", "logs", one(i));
+  b.wait_idle();
   auto got = cap.get();
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(numbers(got[0]), (std::vector<int64_t>{0, 1}));
@@ -99,6 +102,7 @@ TEST(Batcher, FlushByBytes) {
   std::vector<Event> v;
   v.push_back(big);
   b.add("acme", "logs", std::move(v));
+  b.wait_idle();
   got = cap.get();
   ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(numbers(got[2]), (std::vector<int64_t>{4}));
@@ -154,6 +158,7 @@ TEST(Batcher, BackpressureEventsAreBatchedApartFromBestEffort) {
   EXPECT_EQ(got[0].delivery, Delivery::backpressure);
   EXPECT_EQ(numbers(got[0]), (std::vector<int64_t>{2, 3}));
   b.add("acme", "logs", one(4));  // default: best effort
+  b.wait_idle();
   got = cap.get();
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[1].delivery, Delivery::best_effort);
