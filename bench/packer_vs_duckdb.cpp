@@ -123,6 +123,8 @@ int main(int argc, char** argv) {
         PackerOptions options;
         options.temp_dir = (dir / "tmp").string();
         options.threads = 1;  // figure 3 compares one thread with one thread
+        options.flush_age = std::chrono::milliseconds(0);  // the conversion, not the wait for a flush
+        options.compaction.enabled = false;
         Packer packer(options, catalog, store);
         const auto t0 = std::chrono::steady_clock::now();
         while (packer.run_once() > 0 || !store->list_all(processed_prefix(ref)).empty()) {
