@@ -113,6 +113,7 @@ CompactionResult Compactor::compact(const DatasetRef& ref, const std::vector<Sch
   for (const auto& job : plan_compaction(parts, sizes, options_)) {
     if (!fence()) {
       spdlog::warn("packer: dataset {}: compaction stopped: the lease was lost", ref.str());
+      result.fenced = true;
       break;
     }
     CommitManifest manifest;
@@ -135,6 +136,7 @@ CompactionResult Compactor::compact(const DatasetRef& ref, const std::vector<Sch
       if (!fence()) {
         store_->remove(merged.key);
         spdlog::warn("packer: dataset {}: compaction abandoned before its commit: the lease was lost", ref.str());
+        result.fenced = true;
         break;
       }
     } catch (...) {

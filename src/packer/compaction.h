@@ -65,6 +65,7 @@ struct CompactionResult {
   size_t parts_replaced = 0;  // parts they replaced
   uint64_t bytes_read = 0, bytes_written = 0;
   uint64_t rows = 0;
+  bool fenced = false;  // stopped because the lease was lost
 };
 
 class Compactor {

@@ -580,6 +580,8 @@ struct Packer::Impl {
       if (!pending_manifests(*store, ref).empty()) return;  // a run's commit was left half done: next time
       const SchemaRegistry registry(store, ref, options.schema);
       const CompactionResult r = compactor->compact(ref, registry.columns(), [&] { return leases->fence(ref); }, leases->token(ref));
+      if (r.fenced)
+        counter("bf_packer_fenced_total", "Runs abandoned without committing because the lease was lost", ref).inc();
       if (!r.merges) return;
       counter("bf_packer_compactions_total", "Compaction commits: merged parts that replaced smaller ones", ref).inc(r.merges);
       counter("bf_packer_compacted_parts_total", "Parts replaced by compaction", ref).inc(r.parts_replaced);

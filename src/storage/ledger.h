@@ -51,12 +51,12 @@ struct CommitManifest {
     std::string id, digest;
   };
   std::vector<Batch> batches;
-  // Parts this commit replaces (a compaction: `parts` hold the same rows); empty for
-  // a packer run. Readers stop seeing them the moment the manifest is stored.
-  std::vector<std::string> replaces;
   // The committing worker's lease token (storage/lease_store.h); 0: written
   // without a lease (a single worker, or a manifest from before leases).
   uint64_t fencing_token = 0;
+  // Parts this commit replaces (a compaction: `parts` hold the same rows); empty for
+  // a packer run. Readers stop seeing them the moment the manifest is stored.
+  std::vector<std::string> replaces;
 };
 
 void write_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManifest& manifest);
