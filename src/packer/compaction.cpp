@@ -92,7 +92,8 @@ CommitPart Compactor::merge(const DatasetRef& ref, const CompactionJob& job, con
   SqlResult copied = engine_.query("COPY (SELECT " + projection + " FROM " + source + " ORDER BY \"_time\") TO " +
                                    sql_quote(out.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
                                    std::to_string(write_.compression_level) + ", ROW_GROUP_SIZE " +
-                                   std::to_string(write_.row_group_size) + ")");
+                                   std::to_string(write_.row_group_size) + ")",
+                                   {}, SIZE_MAX, write_.timeout);
   const uint64_t rows = copied.rows.empty() || !copied.rows[0].at(0) ? 0 : std::stoull(*copied.rows[0].at(0));
   // The rows the part list records for the merged parts, or nothing is committed.
   if (rows != expected)

@@ -73,6 +73,7 @@ class Compactor {
   struct WriteOptions {
     int compression_level = 3;
     uint64_t row_group_size = 122880;
+    std::chrono::milliseconds timeout{120000};  // a merge running longer is interrupted (not committed)
   };
   Compactor(CompactionOptions options, WriteOptions write, std::shared_ptr<ObjectStore> store, SqlEngine& engine,
             std::filesystem::path temp_dir);

@@ -807,7 +807,8 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   impl_->run_inputs = std::make_shared<RunInputs>(impl_->store);
   impl_->engine = std::make_unique<SqlEngine>(impl_->run_inputs, engine_options);
   impl_->compactor = std::make_unique<Compactor>(options.compaction,
-                                                 Compactor::WriteOptions{options.compression_level, options.row_group_size},
+                                                 Compactor::WriteOptions{options.compression_level, options.row_group_size,
+                                                                         options.conversion_timeout},
                                                  impl_->store, *impl_->engine, impl_->temp_root);
 }
 
