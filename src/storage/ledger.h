@@ -56,7 +56,7 @@ struct CommitManifest {
   uint64_t fencing_token = 0;
   // Parts this commit replaces (a compaction: `parts` hold the same rows); empty for
   // a packer run. Readers stop seeing them the moment the manifest is stored.
-  std::vector<std::string> replaces;
+  std::vector<std::string> replaces{};
 };
 
 void write_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManifest& manifest);
