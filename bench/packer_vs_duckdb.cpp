@@ -11,6 +11,8 @@
 // Prints events/s and MB/s of NDJSON input (one thread: per core) of both, the ratio,
 // and the Parquet sizes against the raw NDJSON and the zstd NDJSON the piper stores.
 // `only=` runs one side (for perf record).
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -91,6 +93,14 @@ std::vector<Event> make_batch(const std::string& corpus, std::mt19937_64& rng, i
   return events;
 }
 
+// CPU seconds of the whole process: with one DuckDB thread on each side, the work
+// done, whatever else the machine runs.
+double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -137,6 +147,7 @@ int run_corpus(const std::string& corpus, long events, int rounds, const std::st
   std::printf("piper side: computing the batch shapes took %.0f ns/event\n", shape_seconds * 1e9 / double(events));
 
   double best_packer = 0, best_duckdb = 0;
+  double best_packer_cpu = 0, best_duckdb_cpu = 0;  // events per CPU second
   uint64_t packer_size = 0, duckdb_size = 0;
   size_t packer_files = 0;
   for (int round = 0; round < rounds; ++round) {
@@ -155,28 +166,34 @@ int run_corpus(const std::string& corpus, long events, int rounds, const std::st
         options.compaction.enabled = false;
         Packer packer(options, catalog, store);
         const auto t0 = std::chrono::steady_clock::now();
+        const double c0 = cpu_seconds();
         while (packer.run_once() > 0 || !store->list_all(processed_prefix(ref)).empty()) {
         }
         const double s = seconds_since(t0);
+        const double cpu = cpu_seconds() - c0;
+        best_packer_cpu = std::max(best_packer_cpu, events / cpu);
         const auto parts = store->list_all(parquet_prefix(ref));
         packer_files = parts.size();
         packer_size = bytes_under(*store, "parquet/");
         best_packer = std::max(best_packer, events / s);
-        std::printf("round %d  packer:      %8.3f s  %9.0f events/s  %zu files  %.2f MB\n", round + 1, s, events / s,
-                    packer_files, packer_size / 1e6);
+        std::printf("round %d  packer:      %8.3f s  %9.0f events/s  %6.3f CPU s  %zu files  %.2f MB\n", round + 1, s,
+                    events / s, cpu, packer_files, packer_size / 1e6);
       } else {
         SqlEngine::Options o;
         o.threads = 1;
         SqlEngine engine(store, o);
         const fs::path out = dir / "bare.parquet";
         const auto t0 = std::chrono::steady_clock::now();
+        const double c0 = cpu_seconds();
         engine.execute("COPY (SELECT * FROM read_ndjson([" + files + "])) TO " + sql_quote(out.string()) +
                        " (FORMAT parquet, COMPRESSION zstd)");
         const double s = seconds_since(t0);
+        const double cpu = cpu_seconds() - c0;
+        best_duckdb_cpu = std::max(best_duckdb_cpu, events / cpu);
         duckdb_size = fs::file_size(out);
         best_duckdb = std::max(best_duckdb, events / s);
-        std::printf("round %d  bare DuckDB: %8.3f s  %9.0f events/s  1 file  %.2f MB\n", round + 1, s, events / s,
-                    duckdb_size / 1e6);
+        std::printf("round %d  bare DuckDB: %8.3f s  %9.0f events/s  %6.3f CPU s  1 file  %.2f MB\n", round + 1, s,
+                    events / s, cpu, duckdb_size / 1e6);
         fs::remove(out);
       }
       std::fflush(stdout);
@@ -187,8 +204,11 @@ int run_corpus(const std::string& corpus, long events, int rounds, const std::st
                 "Parquet: packer %.2f MB in %zu files, bare DuckDB %.2f MB (%.2fx)\n",
                 best_packer, best_duckdb, best_packer / best_duckdb, packer_size / 1e6, packer_files,
                 duckdb_size / 1e6, double(packer_size) / double(duckdb_size));
-    // One thread each: MB/s of NDJSON input is per core.
-    std::printf("corpus %s: input MB/s per core: packer %.1f, bare DuckDB %.1f (%.2fx); "
+    // One thread each: MB/s of NDJSON input per CPU second is per core, whatever the load.
+    const double mb_per_event = double(ndjson_bytes) / double(events) / 1e6;
+    std::printf("corpus %s: input MB per CPU second: packer %.1f, bare DuckDB %.1f (%.2fx)\n", corpus.c_str(),
+                best_packer_cpu * mb_per_event, best_duckdb_cpu * mb_per_event, best_packer_cpu / best_duckdb_cpu);
+    std::printf("corpus %s: input MB/s wall: packer %.1f, bare DuckDB %.1f (%.2fx); "
                 "size: raw NDJSON / packer Parquet %.1fx, NDJSON+zstd (processed/) / packer Parquet %.2fx, "
                 "raw NDJSON / bare DuckDB Parquet %.1fx\n",
                 corpus.c_str(), best_packer * double(ndjson_bytes) / double(events) / 1e6,
