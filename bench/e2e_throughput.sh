@@ -13,7 +13,8 @@
 #   soak:  bench/e2e_throughput.sh 180000000 100000 60     (30 minutes; `make soak-e2e`)
 # Needs `make build` and the benchmarks target (build/bench/proxy_loadgen).
 # Env: BIN (another build's bytefreezer, for A/B in one session), PACKER_EXTRA (more
-# packer keys as YAML flow items, e.g. 'threads: 1, max_part_bytes: 64MiB'),
+# packer keys as YAML flow items, e.g. 'threads: 1, max_part_bytes: 64MiB'), PACKER_FLUSH_AGE
+# (packer.flush.age; 0s by default here so the lag figure is the pipeline's, not the wait),
 # PERF_DATA (a file: `perf record --call-graph dwarf` on the process from the start of
 # the load to all queryable; it inflates the CPU figures, so profile in a separate run).
 set -euo pipefail
@@ -46,7 +47,7 @@ proxy:
   sources: [{type: syslog_tcp, listen: "127.0.0.1:$SYSLOG", tenant: t, dataset: syslog}]
 receiver: {listen: "127.0.0.1:$RECV", spool: {dir: $DIR/receiver-spool}}
 piper: {interval: ${PIPER_INTERVAL:-1s}}
-packer: {interval: ${PACKER_INTERVAL:-5s}, max_batches_per_part: ${PACKER_BATCHES:-1000}${PACKER_EXTRA:+, $PACKER_EXTRA}}
+packer: {interval: ${PACKER_INTERVAL:-5s}, max_batches_per_part: ${PACKER_BATCHES:-1000}, flush: {age: ${PACKER_FLUSH_AGE:-0s}}${PACKER_EXTRA:+, $PACKER_EXTRA}}
 query: {listen: "127.0.0.1:$QUERY"}
 YAML
 "$BIN" run --config "$DIR/bf.yaml" > "$DIR/log" 2>&1 &

@@ -68,6 +68,10 @@ PackerOptions parse_packer_options(const ConfigNode& section) {
   const std::string wide = schema.str("wide_objects", "map");
   if (wide != "map" && wide != "json") schema.fail("wide_objects", "must be map or json");
   o.schema.wide_as_map = wide == "map";
+  const ConfigNode flush = section.child("flush");
+  o.flush_age = flush.duration("age", o.flush_age);
+  o.flush_bytes = flush.bytes("bytes", o.flush_bytes);
+  o.compaction = parse_compaction_options(section.child("compaction"));
   return o;
 }
 
@@ -230,6 +234,8 @@ struct Packer::Impl {
   std::map<std::string, int64_t> acquired_us;   // dataset -> when this packer acquired its lease
   std::map<std::string, int64_t> last_expiry;   // dataset -> when its ledger was last expired
   std::map<std::string, int64_t> last_retention;  // dataset -> when retention last ran
+  std::map<std::string, int64_t> last_compaction;  // dataset -> when compaction last ran
+  std::unique_ptr<Compactor> compactor;
   std::atomic<bool> stopping{false};            // stop(): interrupt DuckDB, commit nothing more
   bool backlog = false;                         // a run left inputs behind (a full part's worth)
 
@@ -499,6 +505,8 @@ struct Packer::Impl {
     if (!swept.insert(ref.str()).second) return;
     std::set<std::string> committed;
     for (const auto& p : committed_parts(*store, ref)) committed.insert(p.key);
+    // Replaced by a compaction and kept for readers until their grace has passed.
+    for (const auto& r : replaced_parts(*store, ref)) committed.insert(r.keys.begin(), r.keys.end());
     for (const auto& obj : store->list_all(parquet_prefix(ref))) {
       auto ms = part_time_ms(obj.key);
       if (!ms || committed.count(obj.key) || *ms * 1000 >= acquired_us[ref.str()]) continue;
@@ -535,9 +543,8 @@ struct Packer::Impl {
     counter("bf_packer_retention_events_deleted_total", "Events in the Parquet parts deleted by retention", ref).inc(rows);
   }
 
-  // Packs what is in processed/, halving the number of batches per part when
-  // DuckDB fails (e.g. out of memory); a single batch it cannot convert is
-  // quarantined so it cannot block the dataset.
+  // A dataset's turn in a run, under its lease: recovery, ledger expiry, retention,
+  // packing, compaction.
   size_t pack_dataset(const DatasetRef& ref, int retention_days) {
     switch (leases->hold(ref)) {
       case DatasetLeases::Hold::busy:
@@ -553,6 +560,44 @@ struct Packer::Impl {
     recover(ref);
     expire_ledger(ref);
     enforce_retention(ref, retention_days);
+    const size_t written = pack(ref);
+    compact(ref);
+    return written;
+  }
+
+  // Every interval per dataset, after a run (so with no manifest pending): replaced
+  // parts past their grace are deleted, then small parts merged. A failure is
+  // counted and logged; the packer's run stands.
+  void compact(const DatasetRef& ref) {
+    if (!options.compaction.enabled || stopping) return;
+    const int64_t now = now_us();
+    int64_t& last = last_compaction[ref.str()];
+    if (last && now - last < std::chrono::duration_cast<std::chrono::microseconds>(options.compaction.interval).count()) return;
+    last = now;
+    try {
+      if (size_t n = compactor->delete_replaced(ref, now))
+        counter("bf_packer_replaced_parts_deleted_total", "Parts replaced by compaction deleted after their grace", ref).inc(n);
+      if (!pending_manifests(*store, ref).empty()) return;  // a run's commit was left half done: next time
+      const SchemaRegistry registry(store, ref, options.schema);
+      const CompactionResult r = compactor->compact(ref, registry.columns(), [&] { return leases->fence(ref); }, leases->token(ref));
+      if (r.fenced)
+        counter("bf_packer_fenced_total", "Runs abandoned without committing because the lease was lost", ref).inc();
+      if (!r.merges) return;
+      counter("bf_packer_compactions_total", "Compaction commits: merged parts that replaced smaller ones", ref).inc(r.merges);
+      counter("bf_packer_compacted_parts_total", "Parts replaced by compaction", ref).inc(r.parts_replaced);
+      counter("bf_packer_compacted_bytes_read_total", "Bytes of the parts compaction merged", ref).inc(r.bytes_read);
+      counter("bf_packer_compacted_bytes_written_total", "Bytes of the merged parts compaction wrote", ref).inc(r.bytes_written);
+    } catch (const std::exception& e) {
+      if (stopping) return;
+      spdlog::error("packer: dataset {}: compaction failed (retried next interval): {}", ref.str(), e.what());
+      counter("bf_packer_compaction_errors_total", "Compaction passes that failed (nothing committed for the merge)", ref).inc();
+    }
+  }
+
+  // Packs what is in processed/, halving the number of batches per part when
+  // DuckDB fails (e.g. out of memory); a single batch it cannot convert is
+  // quarantined so it cannot block the dataset.
+  size_t pack(const DatasetRef& ref) {
     size_t limit = options.max_batches_per_part;
     while (true) {
       std::vector<std::string> inputs;
@@ -582,16 +627,39 @@ struct Packer::Impl {
     }
   }
 
+  // Flush on size or age: a part's worth of inputs (a full page, or flush_bytes as
+  // stored) or an input older than flush_age; otherwise they wait for more.
+  bool flush_due(const DatasetRef& ref, const ListPage& page, size_t limit, int64_t now) {
+    const int64_t age_us = std::chrono::duration_cast<std::chrono::microseconds>(options.flush_age).count();
+    uint64_t waiting = 0;
+    int64_t oldest = now;
+    for (const auto& obj : page.objects) {
+      waiting += obj.size;
+      oldest = std::min(oldest, obj.mtime_us);
+    }
+    const char* reason = nullptr;
+    if (!page.next_token.empty() || page.objects.size() >= limit || waiting >= options.flush_bytes) reason = "size";
+    else if (now - oldest >= age_us) reason = "age";
+    if (!reason) {
+      counter("bf_packer_flush_waits_total", "Runs that left a dataset's inputs waiting for packer.flush.bytes or .age", ref).inc();
+      return false;
+    }
+    metrics().counter("bf_packer_flushes_total", "Runs that packed a dataset's inputs, by what made them due",
+                      {{"tenant", ref.tenant}, {"dataset", ref.dataset}, {"reason", reason}}).inc();
+    return true;
+  }
+
   size_t pack_some(const DatasetRef& ref, size_t limit, std::vector<std::string>& inputs) {
     ListPage page = store->list(processed_prefix(ref), "", static_cast<int>(std::min<size_t>(limit, 1000)));
     if (!page.next_token.empty()) backlog = true;
+    const int64_t now = now_us();
+    if (page.objects.empty() || !flush_due(ref, page, limit, now)) return 0;
     CommitManifest manifest;
     manifest.id = new_ulid();
     uint64_t buffered = 0;
     uint64_t object_bytes = 0;  // the inputs as stored (received_bytes)
     BatchShape run;
     std::optional<SchemaRegistry> registry;  // loaded with the first input
-    const int64_t now = now_us();
     struct Release {
       RunInputs& held;
       ~Release() { held.clear(); }
@@ -742,6 +810,10 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   for (const auto& d : impl_->catalog.get()->datasets()) impl_->contract(d.ref);  // the contract's series exist from the start
   impl_->run_inputs = std::make_shared<RunInputs>(impl_->store);
   impl_->engine = std::make_unique<SqlEngine>(impl_->run_inputs, engine_options);
+  impl_->compactor = std::make_unique<Compactor>(options.compaction,
+                                                 Compactor::WriteOptions{options.compression_level, options.row_group_size,
+                                                                         options.conversion_timeout},
+                                                 impl_->store, *impl_->engine, impl_->temp_root);
 }
 
 Packer::~Packer() {

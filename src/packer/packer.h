@@ -3,7 +3,8 @@
 // partitioned by event time (_time, UTC) as in DESIGN.md §3, records the dataset's
 // columns in the schema registry (_meta/.../schema.json), and commits each run
 // through a manifest (storage/ledger.h) before deleting its inputs, so a batch
-// reaches Parquet exactly once through crashes at any point.
+// reaches Parquet exactly once through crashes at any point. After a run it merges
+// the small parts of an hour partition (packer/compaction.h) under the same lease.
 // Several packers may run: each packs a dataset only while it holds the dataset's
 // lease "packer/<account>/<tenant>/<dataset>", and checks the lease (fencing)
 // immediately before its commit point; a packer that lost it deletes its parts
@@ -14,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include "packer/compaction.h"
 #include "packer/schema_types.h"
 #include "storage/lease_store.h"
 
@@ -54,6 +56,13 @@ struct PackerOptions {
   // (docs/performance.md, peak RSS), against the 300 MB of the whole of `bytefreezer run`.
   int threads = 1;
   SchemaLimits schema;              // packer.schema.*: how nested fields become columns
+  // A dataset's inputs wait in processed/ until they hold flush_bytes (as stored) or
+  // the oldest has waited flush_age (packer.flush.*): a trickle becomes queryable
+  // within flush_age (plus one interval) without a tiny file every interval.
+  // flush_age 0: every run packs what is there.
+  std::chrono::milliseconds flush_age{5LL * 60 * 1000};
+  uint64_t flush_bytes = 4ull << 20;
+  CompactionOptions compaction;     // packer.compaction.*: small parts merged (packer/compaction.h)
 };
 PackerOptions parse_packer_options(const ConfigNode& section);
 

@@ -93,6 +93,11 @@ std::string commit_manifest_key(const DatasetRef& ref, const std::string& commit
   return commit_manifests_prefix(ref) + commit_id + ".json";
 }
 std::string committed_parts_key(const DatasetRef& ref) { return "_meta/" + dataset_path(ref) + "parts.json"; }
+std::string replaced_parts_prefix(const DatasetRef& ref) { return "_meta/" + dataset_path(ref) + "replaced/"; }
+std::string replaced_parts_key(const DatasetRef& ref, const std::string& commit_id) {
+  if (!is_valid_ulid(commit_id)) throw std::invalid_argument("invalid commit id '" + commit_id + "'");
+  return replaced_parts_prefix(ref) + commit_id + ".json";
+}
 
 std::optional<std::string> batch_id_of(const std::string& key) {
   size_t slash = key.rfind('/');

@@ -42,6 +42,10 @@ std::string batch_records_prefix(const DatasetRef& ref);  // _meta/a/t/d/batches
 std::string commit_manifest_key(const DatasetRef& ref, const std::string& commit_id);
 std::string commit_manifests_prefix(const DatasetRef& ref);
 std::string committed_parts_key(const DatasetRef& ref);
+// Parts a compaction commit replaced, kept for readers still in flight until the
+// packer deletes them (packer.compaction.grace): _meta/a/t/d/replaced/{commit_id}.json
+std::string replaced_parts_key(const DatasetRef& ref, const std::string& commit_id);
+std::string replaced_parts_prefix(const DatasetRef& ref);
 
 // The batch id at the end of a raw/ or processed/ key, if the key has that shape.
 std::optional<std::string> batch_id_of(const std::string& key);

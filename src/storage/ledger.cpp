@@ -25,6 +25,12 @@ boost::json::array parts_json(const std::vector<CommitPart>& parts) {
   return out;
 }
 
+boost::json::array strings_json(const std::vector<std::string>& items) {
+  boost::json::array out;
+  for (const auto& i : items) out.emplace_back(i);
+  return out;
+}
+
 std::vector<CommitPart> parse_parts(const boost::json::value& v) {
   std::vector<CommitPart> out;
   for (const auto& item : v.as_array()) {
@@ -43,6 +49,8 @@ CommitManifest parse_manifest(const std::string& data) {
     const auto& b = item.as_object();
     m.batches.push_back(CommitManifest::Batch{text(b, "id"), text(b, "digest")});
   }
+  if (auto* r = o.if_contains("replaces"); r && r->is_array())
+    for (const auto& k : r->get_array()) m.replaces.emplace_back(k.as_string());
   // Optional: manifests written before leases have no token.
   if (auto* t = o.if_contains("fencing_token"); t && t->is_number()) m.fencing_token = t->to_number<uint64_t>();
   return m;
@@ -104,6 +112,7 @@ void write_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManif
   for (const auto& b : m.batches) batches.push_back(boost::json::object{{"id", b.id}, {"digest", b.digest}});
   boost::json::object o{{"id", m.id}, {"parts", parts_json(m.parts)}, {"batches", std::move(batches)}};
   if (m.fencing_token) o["fencing_token"] = m.fencing_token;
+  if (!m.replaces.empty()) o["replaces"] = strings_json(m.replaces);
   store.put(commit_manifest_key(ref, m.id), boost::json::serialize(o));
 }
 
@@ -127,9 +136,12 @@ void write_committed_parts(ObjectStore& store, const DatasetRef& ref, const std:
 
 void fold_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManifest& manifest) {
   std::vector<CommitPart> parts = read_parts_file(store, ref);
+  const std::set<std::string> replaced(manifest.replaces.begin(), manifest.replaces.end());
+  const size_t before = parts.size();
+  std::erase_if(parts, [&](const CommitPart& p) { return replaced.count(p.key) > 0; });
+  bool changed = parts.size() != before;
   std::set<std::string> known;
   for (const auto& p : parts) known.insert(p.key);
-  bool changed = false;
   for (const auto& p : manifest.parts) {
     if (known.insert(p.key).second) {
       parts.push_back(p);
@@ -137,19 +149,51 @@ void fold_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManife
     }
   }
   if (changed) write_committed_parts(store, ref, parts);
+  // A kill before the manifest is deleted folds it again: the record is rewritten the same.
+  if (!manifest.replaces.empty())
+    store.put(replaced_parts_key(ref, manifest.id),
+              boost::json::serialize(boost::json::object{{"commit", manifest.id}, {"keys", strings_json(manifest.replaces)}}));
   store.remove(commit_manifest_key(ref, manifest.id));
 }
 
 std::vector<CommitPart> committed_parts(ObjectStore& store, const DatasetRef& ref) {
   // Manifests first: a fold that runs meanwhile moves parts into parts.json before
   // deleting the manifest, so reading parts.json second misses nothing.
+  // A part a pending compaction replaces is left out whether parts.json still names
+  // it (not folded yet) or not (folded meanwhile); part keys are never reused.
   std::map<std::string, uint64_t> parts;
-  for (const auto& m : pending_manifests(store, ref))
+  std::set<std::string> replaced;
+  for (const auto& m : pending_manifests(store, ref)) {
     for (const auto& p : m.parts) parts.emplace(p.key, p.rows);
+    replaced.insert(m.replaces.begin(), m.replaces.end());
+  }
   for (const auto& p : read_parts_file(store, ref)) parts.emplace(p.key, p.rows);
   std::vector<CommitPart> out;
-  for (auto& [key, rows] : parts) out.push_back(CommitPart{key, rows});
+  for (auto& [key, rows] : parts)
+    if (!replaced.count(key)) out.push_back(CommitPart{key, rows});
   return out;
+}
+
+std::vector<ReplacedParts> replaced_parts(ObjectStore& store, const DatasetRef& ref) {
+  std::vector<ReplacedParts> out;
+  for (const auto& obj : store.list_all(replaced_parts_prefix(ref))) {
+    try {
+      auto o = boost::json::parse(store.get(obj.key)).as_object();
+      ReplacedParts r{text(o, "commit"), {}};
+      for (const auto& k : o.at("keys").as_array()) r.keys.emplace_back(k.as_string());
+      if (!r.commit.empty()) out.push_back(std::move(r));
+    } catch (const NotFound&) {
+      // deleted meanwhile
+    } catch (const std::exception& e) {
+      spdlog::error("ledger: unreadable record of replaced parts {}: {}", obj.key, e.what());
+    }
+  }
+  return out;
+}
+
+void delete_replaced_parts(ObjectStore& store, const DatasetRef& ref, const ReplacedParts& replaced) {
+  for (const auto& key : replaced.keys) store.remove(key);
+  store.remove(replaced_parts_key(ref, replaced.commit));
 }
 
 }  // namespace bf

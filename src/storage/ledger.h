@@ -12,6 +12,10 @@
 //   A part is visible to readers only once a manifest or parts.json names it.
 //   The manifest records the fencing token of the lease the packer held when it
 //   committed (docs/reliability.md, "Leases and fencing").
+// - compaction commits (packer/compaction.h): a manifest that adds merged parts and
+//   names the parts they replace; once it is stored, readers see the new set, never
+//   both and never neither. Folding it drops the replaced parts from parts.json and
+//   records them under _meta/a/t/d/replaced/ until they are deleted.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -50,16 +54,32 @@ struct CommitManifest {
   // The committing worker's lease token (storage/lease_store.h); 0: written
   // without a lease (a single worker, or a manifest from before leases).
   uint64_t fencing_token = 0;
+  // Parts this commit replaces (a compaction: `parts` hold the same rows); empty for
+  // a packer run. Readers stop seeing them the moment the manifest is stored.
+  std::vector<std::string> replaces{};
 };
 
 void write_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManifest& manifest);
 // Manifests not yet folded into parts.json, oldest first. A manifest that cannot be
 // read is skipped with an error log (it is kept for an operator to look at).
 std::vector<CommitManifest> pending_manifests(ObjectStore& store, const DatasetRef& ref);
-// Adds the manifest's parts to parts.json (idempotent), then deletes the manifest.
+// Adds the manifest's parts to parts.json and drops the parts it replaces (idempotent),
+// records the replaced parts (replaced_parts below), then deletes the manifest.
 void fold_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManifest& manifest);
-// Every committed part of the dataset (parts.json plus pending manifests), sorted by key.
+// Every committed part of the dataset (parts.json plus pending manifests, less the
+// parts pending manifests replace), sorted by key.
 std::vector<CommitPart> committed_parts(ObjectStore& store, const DatasetRef& ref);
+
+// Parts a folded compaction commit replaced: no reader that starts now sees them,
+// but one that started before the commit may still be reading them.
+struct ReplacedParts {
+  std::string commit;  // the compaction commit's id (its ULID time is when it was made)
+  std::vector<std::string> keys;
+};
+// The records of replaced parts not yet deleted, oldest commit first.
+std::vector<ReplacedParts> replaced_parts(ObjectStore& store, const DatasetRef& ref);
+// Deletes the replaced objects, then the record (idempotent).
+void delete_replaced_parts(ObjectStore& store, const DatasetRef& ref, const ReplacedParts& replaced);
 // Replaces parts.json (compaction and retention rewrite the part list through this).
 void write_committed_parts(ObjectStore& store, const DatasetRef& ref, const std::vector<CommitPart>& parts);
 

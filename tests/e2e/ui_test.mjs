@@ -82,7 +82,7 @@ proxy:
   sources: []
 receiver: {listen: "127.0.0.1:${p.receiver}", spool: {dir: ${dir}/receiver-spool}}
 piper: {interval: 300ms}
-packer: {interval: 1s, max_batches_per_part: 1}
+packer: {interval: 1s, max_batches_per_part: 1, flush: {age: 0s}}
 query: {listen: "127.0.0.1:${p.query}", temp_dir: ${dir}/query-tmp}
 leases: {path: ${dir}/leases.db}
 ${extra}`;

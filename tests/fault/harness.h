@@ -173,7 +173,7 @@ receiver:
   listen: 127.0.0.1:)" + std::to_string(receiver_port) + R"(
   spool: {dir: ./receiver-spool)" + options_.receiver_extra + R"(}
 piper: {interval: 200ms}
-packer: {interval: 500ms, temp_dir: ./tmp}
+packer: {interval: 500ms, temp_dir: ./tmp, flush: {age: 0s}, compaction: {interval: 1s, min_files: 2, grace: 60s}}
 leases: {path: ./leases.db, ttl: 3s}
 query: {listen: "127.0.0.1:)" + std::to_string(query_port) + R"("}
 )";
@@ -320,6 +320,8 @@ class Lake {
       DatasetRef ref{"acme", "default", dataset};
       std::set<std::string> committed;
       for (const auto& p : committed_parts(*store_, ref)) committed.insert(p.key);
+      // Replaced by a compaction, recorded, deleted once their grace has passed.
+      for (const auto& r : replaced_parts(*store_, ref)) committed.insert(r.keys.begin(), r.keys.end());
       for (const auto& obj : store_->list_all(parquet_prefix(ref))) n += committed.count(obj.key) ? 0 : 1;
     }
     return n;

@@ -69,7 +69,7 @@ receiver:
   listen: 127.0.0.1:)" + std::to_string(receiver) + R"(
   spool: {dir: ./receiver-spool}
 piper: {interval: 200ms}
-packer: {interval: 500ms}
+packer: {interval: 500ms, flush: {age: 0s}}
 query: {listen: "127.0.0.1:)" + std::to_string(query) + R"("}
 )";
   std::ofstream(dir / "bytefreezer.yaml") << yaml;

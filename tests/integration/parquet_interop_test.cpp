@@ -12,6 +12,7 @@
 #include "common/catalog.h"
 #include "common/ulid.h"
 #include "fixtures/process.h"
+#include "fixtures/packer_options.h"
 #include "packer/packer.h"
 #include "storage/layout.h"
 #include "storage/ledger.h"
@@ -38,7 +39,7 @@ class ParquetInterop : public ::testing::Test {
     BatchShape shape;
     for (const auto& e : events) shape.add(e);
     store->put(processed_key(ref, new_ulid()), encode_batch(events, BatchEnvelope{{"shape", shape.to_json()}}));
-    Packer(PackerOptions{}, catalog, store).run_once();
+    Packer(bf::test::packing_at_once(), catalog, store).run_once();
     return committed_parts(*store, ref);
   }
   json::object hyparquet(const std::string& key) {

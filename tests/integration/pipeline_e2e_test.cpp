@@ -70,7 +70,7 @@ receiver:
   listen: 127.0.0.1:)" + std::to_string(p.receiver) + R"(
   spool: {dir: ./receiver-spool}
 piper: {interval: 300ms}
-packer: {interval: 1s}
+packer: {interval: 1s, flush: {age: 0s}}
 query: {listen: "127.0.0.1:)" + std::to_string(p.query) + R"("}
 )";
   fs::path path = dir / "bytefreezer.yaml";

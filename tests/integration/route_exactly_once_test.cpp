@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "common/ulid.h"
 #include "fixtures/hooked_store.h"
+#include "fixtures/packer_options.h"
 #include "packer/packer.h"
 #include "piper/piper.h"
 #include "piper/transform.h"
@@ -102,7 +103,7 @@ TEST_F(RouteExactlyOnce, CleanRunWritesEachTargetOnceUnderDerivedIds) {
   EXPECT_EQ(decode_batch(local->get(keys[1])).size(), 20u);
   EXPECT_FALSE(decode_batch(local->get(keys[1]))[0].contains("kept"));  // as it was at the route step
   EXPECT_EQ(metrics().value("bf_piper_routed_events_total", {{"tenant", "web"}, {"dataset", "logs"}, {"target", "alerts"}}) >= 10, true);
-  Packer packer(PackerOptions{}, catalog, local);
+  Packer packer(bf::test::packing_at_once(), catalog, local);
   packer.run_once();
   expect_exactly_once("clean run");
   // The target's ledger covers the routed batch.
@@ -129,7 +130,7 @@ TEST_F(RouteExactlyOnce, PiperCrashAfterAnyWriteNeverDuplicatesNorLosesARoutedEv
         EXPECT_EQ(crashed.run_once(), 0u) << label;
       }
       EXPECT_EQ(local->list_all("raw/").size(), 1u) << label;  // the input is still there
-      Packer packer(PackerOptions{}, catalog, local);
+      Packer packer(bf::test::packing_at_once(), catalog, local);
       if (pack_between) packer.run_once();
       const double dups_before = metrics().value("bf_piper_routed_duplicate_batches_total", dup_labels);
       store->after_put = nullptr;
@@ -157,7 +158,7 @@ TEST_F(RouteExactlyOnce, RoutedCopyThatArrivesAfterItsCommitIsNotPackedAgain) {
   ASSERT_EQ(piper.run_once(), 1u);
   const std::string key = processed_key(alerts, derived_ulid(id, "route\x1f" "logs\x1f" "alerts"));
   const std::string copy = local->get(key);
-  Packer packer(PackerOptions{}, catalog, local);
+  Packer packer(bf::test::packing_at_once(), catalog, local);
   packer.run_once();
   local->put(key, copy);
   const double before = metrics().value("bf_packer_duplicate_batches_total", {{"tenant", "web"}, {"dataset", "alerts"}});

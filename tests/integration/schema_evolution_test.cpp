@@ -17,6 +17,7 @@
 #include "common/ulid.h"
 #include "fixtures/process.h"
 #include "net/http_client.h"
+#include "fixtures/packer_options.h"
 #include "packer/packer.h"
 #include "piper/piper.h"
 #include "query/query_service.h"
@@ -47,7 +48,7 @@ class SchemaEvolution : public ::testing::Test {
     catalog->add_query_key("web-query-key-0123456789", KeyGrant{"acme", "web"});
     catalog->add_query_key("other-query-key-0123456789", KeyGrant{"acme", "other"});
     piper = std::make_unique<Piper>(PiperOptions{}, catalog, store);
-    packer = std::make_unique<Packer>(PackerOptions{}, catalog, store);
+    packer = std::make_unique<Packer>(bf::test::packing_at_once(), catalog, store);
     QueryOptions qo;
     qo.temp_dir = (dir / "query-tmp").string();
     qo.http.listen = "127.0.0.1:0";

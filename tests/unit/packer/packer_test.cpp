@@ -20,6 +20,7 @@
 #include "fixtures/component_contract.h"
 #include "fixtures/hooked_store.h"
 #include "common/config.h"
+#include "fixtures/packer_options.h"
 #include "packer/packer.h"
 #include "packer/retention.h"
 #include "storage/layout.h"
@@ -50,7 +51,7 @@ class PackerTest : public ::testing::Test {
 
   void SetUp() override {
     catalog->add_dataset(DatasetInfo{ref, {}});
-    packer = std::make_unique<Packer>(PackerOptions{}, catalog, store);
+    packer = std::make_unique<Packer>(bf::test::packing_at_once(), catalog, store);
   }
   void TearDown() override {
     packer.reset();
@@ -133,7 +134,7 @@ TEST_F(PackerTest, EpochNumbersAreEventTimes) {
 }
 
 TEST_F(PackerTest, CorruptInputIsQuarantinedNotLost) {
-  PackerOptions o;
+  PackerOptions o = bf::test::packing_at_once();
   // Wide enough for a loaded machine and a store whose mtimes are whole seconds.
   o.quarantine_after = std::chrono::milliseconds(1500);
   packer = std::make_unique<Packer>(o, catalog, store);
@@ -149,7 +150,7 @@ TEST_F(PackerTest, CorruptInputIsQuarantinedNotLost) {
 }
 
 TEST_F(PackerTest, BatchDuckDbCannotConvertIsQuarantinedAfterHalving) {
-  PackerOptions tight;
+  PackerOptions tight = bf::test::packing_at_once();
   tight.memory_limit = "1KB";  // every conversion fails: the packer must not loop forever
   packer = std::make_unique<Packer>(tight, catalog, store);
   add_batch({Event{{"_time", "2026-03-01T10:00:00Z"}, {"_received", "2026-03-01T10:00:00Z"}, {"n", 1}}});
@@ -209,7 +210,7 @@ TEST_F(PackerTest, KilledAfterManifestTheNextRunFinishesTheCommitWithoutRepackin
   SqlEngine(store, {}).execute("COPY (SELECT 1 AS n UNION ALL SELECT 2) TO 'bf://" + key + "' (FORMAT parquet)");
   write_manifest(*store, ref, CommitManifest{new_ulid(), {CommitPart{key, 2}}, {{id, "d"}}});
   packer.reset();
-  packer = std::make_unique<Packer>(PackerOptions{}, catalog, store);
+  packer = std::make_unique<Packer>(bf::test::packing_at_once(), catalog, store);
   EXPECT_EQ(packer->run_once(), 0u);
   EXPECT_TRUE(store->list_all("processed/").empty());
   auto parts = committed_parts(*store, ref);
@@ -226,7 +227,7 @@ TEST_F(PackerTest, KilledBeforeManifestTheOrphanPartIsRemovedAndInputsPackedOnce
   SqlEngine(store, {}).execute("COPY (SELECT 1 AS n UNION ALL SELECT 2) TO 'bf://" + orphan + "' (FORMAT parquet)");
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   packer.reset();
-  packer = std::make_unique<Packer>(PackerOptions{}, catalog, store);
+  packer = std::make_unique<Packer>(bf::test::packing_at_once(), catalog, store);
   EXPECT_EQ(packer->run_once(), 1u);
   EXPECT_FALSE(store->head(orphan).has_value());
   auto parts = store->list_all(parquet_prefix(ref));
@@ -240,7 +241,7 @@ TEST_F(PackerTest, TempDirectoriesOfKilledPackersAreRemovedAtStart) {
   fs::create_directories(temp / "bytefreezer-packer-999999999-01ARZ3NDEKTSV4RRFFQ69G5FAV");  // no such pid
   std::ofstream(temp / "bytefreezer-packer-999999999-01ARZ3NDEKTSV4RRFFQ69G5FAV" / "x.ndjson") << "{}";
   fs::create_directories(temp / "unrelated");
-  PackerOptions o;
+  PackerOptions o = bf::test::packing_at_once();
   o.temp_dir = temp.string();
   auto p = std::make_unique<Packer>(o, catalog, store);
   EXPECT_FALSE(fs::exists(temp / "bytefreezer-packer-999999999-01ARZ3NDEKTSV4RRFFQ69G5FAV"));
@@ -298,7 +299,7 @@ std::vector<Event> id_batch(int batch, int n) {
 TEST_F(PackerTest, TwoPackersOnOneLeaseFileStoreEveryEventExactlyOnce) {
   const std::string lease_file = (dir / "leases.db").string();
   auto make = [&] {
-    return std::make_unique<Packer>(PackerOptions{}, catalog, store,
+    return std::make_unique<Packer>(bf::test::packing_at_once(), catalog, store,
                                     WorkerLeases{std::make_shared<SqliteLeaseStore>(lease_file), std::chrono::seconds(5)});
   };
   auto a = make(), b = make();
@@ -341,7 +342,7 @@ TEST_F(PackerTest, TwoPackersOnOneLeaseFileStoreEveryEventExactlyOnce) {
 TEST_F(PackerTest, PackerWhoseLeaseWasTakenOverBeforeTheCommitCommitsNothing) {
   const std::string lease_file = (dir / "leases.db").string();
   auto hooked = std::make_shared<bf::test::HookedStore>(store);
-  packer = std::make_unique<Packer>(PackerOptions{}, catalog, hooked,
+  packer = std::make_unique<Packer>(bf::test::packing_at_once(), catalog, hooked,
                                     WorkerLeases{std::make_shared<SqliteLeaseStore>(lease_file), std::chrono::seconds(30)});
   // Another packer whose clock is an hour ahead: for it the lease has expired, as
   // for a real packer when this one stalls past its ttl after uploading a part.
@@ -394,7 +395,7 @@ std::vector<Event> wide_batch(int n) {
 }  // namespace
 
 TEST_F(PackerTest, ConversionBeyondTheTimeoutIsQuarantinedNotLeftSpinning) {
-  PackerOptions o;
+  PackerOptions o = bf::test::packing_at_once();
   o.conversion_timeout = std::chrono::milliseconds(1);
   packer = std::make_unique<Packer>(o, catalog, store);
   store->put(processed_key(ref, new_ulid()), encode_batch(wide_batch(20000)));
@@ -409,7 +410,7 @@ TEST_F(PackerTest, ConversionBeyondTheTimeoutIsQuarantinedNotLeftSpinning) {
 TEST_F(PackerTest, StopInterruptsARunningConversionAndKeepsItsInputs) {
   // As the piper writes them (with their shape), so the run is soon in DuckDB.
   for (int b = 0; b < 8; ++b) store->put(processed_key(ref, new_ulid()), piper_object(wide_batch(50000)));
-  PackerOptions o;
+  PackerOptions o = bf::test::packing_at_once();
   o.interval = std::chrono::milliseconds(10);
   o.max_part_bytes = 1ull << 30;
   o.threads = 1;  // two threads on a quiet machine can finish the conversion before stop()
@@ -448,7 +449,7 @@ TEST_F(PackerTest, TheEnvelopeShapeSparesTheDecodeAndDuckDbSkipsTheEnvelopeFrame
 }
 
 TEST_F(PackerTest, AnInputCutShortIsLeftWhileYoungAndQuarantinedOnceOld) {
-  PackerOptions o;
+  PackerOptions o = bf::test::packing_at_once();
   // Wide enough for a loaded machine and a store whose mtimes are whole seconds.
   o.quarantine_after = std::chrono::milliseconds(1500);
   packer = std::make_unique<Packer>(o, catalog, store);
@@ -562,7 +563,7 @@ TEST_F(PackerTest, TimeNormalisationInSqlMatchesParseEventTime) {
     if (x.contains("_time") && x.at("_time").is_string()) strings.push_back(x);
   auto& fallbacks = metrics().counter("bf_packer_time_fallbacks_total", "", {{"field", "_time"}});
   // Normalisation only: no time is out of bounds here (1970, the year 5138).
-  PackerOptions unbounded;
+  PackerOptions unbounded = bf::test::packing_at_once();
   unbounded.earliest_time_us = 0;
   unbounded.max_future = std::chrono::hours(24LL * 365 * 10000);
   for (const auto* batch : {&strings, &events}) {
@@ -601,7 +602,7 @@ TEST_F(PackerTest, TimeNormalisationInSqlMatchesParseEventTime) {
 // A backlog of several parts' worth drains in one run (rounds repeat while a run had
 // to leave inputs behind), not one part per polling interval.
 TEST_F(PackerTest, ABacklogOfSeveralPartsDrainsInOneRun) {
-  PackerOptions options;
+  PackerOptions options = bf::test::packing_at_once();
   options.max_batches_per_part = 2;
   packer = std::make_unique<Packer>(options, catalog, store);
   for (int i = 0; i < 5; ++i) store->put(processed_key(ref, new_ulid()), encode_batch({ev(i)}));
@@ -631,7 +632,7 @@ TEST(PackerOptionsTest, ThreadsCompressionAndRowGroupsAreReadAndBounded) {
 TEST_F(PackerTest, ContractCountsCommittedEventsPartsAndUndecodableInputsAsUnintentionalDiscards) {
   const DatasetRef cref{"acme", "contract", "packer"};
   catalog->add_dataset(DatasetInfo{cref, {}});
-  PackerOptions o;
+  PackerOptions o = bf::test::packing_at_once();
   o.quarantine_after = std::chrono::milliseconds(0);  // undecodable inputs are quarantined at once
   packer = std::make_unique<Packer>(o, catalog, store);
   const Labels labels{{"tenant", "contract"}, {"dataset", "packer"}};
@@ -723,7 +724,8 @@ TEST_F(PackerTest, LateEventsGoToTheirEventHourAndAbsurdTimesToTheQuarantinePart
 
 TEST_F(PackerTest, TimeBoundsAreConfigurable) {
   PackerOptions o = parse_packer_options(
-      ConfigNode::parse("time_bounds:\n  earliest: 2026-03-01T11:00:00Z\n  max_future: 1h\n", "packer.yaml"));
+      ConfigNode::parse("time_bounds:\n  earliest: 2026-03-01T11:00:00Z\n  max_future: 1h\nflush: {age: 0s}\ncompaction: {enabled: false}\n",
+                        "packer.yaml"));
   EXPECT_EQ(o.earliest_time_us, 1772362800LL * 1000000);
   EXPECT_EQ(o.max_future, std::chrono::hours(1));
   packer = std::make_unique<Packer>(o, catalog, store);
@@ -754,7 +756,7 @@ std::vector<Event> shuffled_hour(size_t n, uint64_t seed) {
 }  // namespace
 
 TEST_F(PackerTest, RowsAreSortedByTimeWithinAFileAndRowGroupsCarryTimeStatistics) {
-  PackerOptions o;
+  PackerOptions o = bf::test::packing_at_once();
   o.row_group_size = 1024;
   packer = std::make_unique<Packer>(o, catalog, store);
   store->put(processed_key(ref, new_ulid()), piper_object(shuffled_hour(20000, 7)));
@@ -774,7 +776,7 @@ TEST_F(PackerTest, RowsAreSortedByTimeWithinAFileAndRowGroupsCarryTimeStatistics
 }
 
 TEST_F(PackerTest, ARunLargerThanTheTargetFileSizeIsWrittenAsSeveralSortedFiles) {
-  PackerOptions o;
+  PackerOptions o = bf::test::packing_at_once();
   o.row_group_size = 1024;
   o.target_file_size = 1u << 20;
   packer = std::make_unique<Packer>(o, catalog, store);
@@ -822,7 +824,7 @@ TEST_F(PackerTest, RetentionDeletesExpiredHoursFromThePartListThenTheStore) {
   DatasetInfo info{ref, {}};
   info.retention_days = 30;
   with_retention->add_dataset(info);
-  packer = std::make_unique<Packer>(PackerOptions{}, with_retention, store);
+  packer = std::make_unique<Packer>(bf::test::packing_at_once(), with_retention, store);
   EXPECT_EQ(packer->run_once(), 0u);
   EXPECT_EQ(parts_deleted.value(), p0 + 2);
   EXPECT_EQ(events_deleted.value(), e0 + 2);

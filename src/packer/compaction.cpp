@@ -1,0 +1,177 @@
+#include "packer/compaction.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/config.h"
+#include "common/ulid.h"
+#include "packer/schema_registry.h"
+#include "storage/layout.h"
+#include "storage/object_store.h"
+#include "storage/sql_engine.h"
+
+namespace fs = std::filesystem;
+
+namespace bf {
+
+CompactionOptions parse_compaction_options(const ConfigNode& section) {
+  CompactionOptions o;
+  o.enabled = section.boolean("enabled", o.enabled);
+  o.min_files = static_cast<size_t>(section.integer("min_files", static_cast<int64_t>(o.min_files)));
+  if (o.min_files < 2 || o.min_files > 100000) section.fail("min_files", "must be 2 to 100000");
+  o.target_bytes = section.bytes("target_bytes", o.target_bytes);
+  if (o.target_bytes < (1u << 20)) section.fail("target_bytes", "must be at least 1MiB");
+  o.interval = section.duration("interval", o.interval);
+  o.grace = section.duration("grace", o.grace);
+  o.max_files_per_merge = static_cast<size_t>(section.integer("max_files_per_merge", static_cast<int64_t>(o.max_files_per_merge)));
+  if (o.max_files_per_merge < 2) section.fail("max_files_per_merge", "must be at least 2");
+  return o;
+}
+
+std::vector<CompactionJob> plan_compaction(const std::vector<CommitPart>& parts,
+                                           const std::map<std::string, uint64_t>& sizes,
+                                           const CompactionOptions& options) {
+  // Small parts by hour; a part key's directory is its hour partition, its name a
+  // ULID, so key order within an hour is the order the parts were written.
+  std::map<int64_t, std::vector<std::pair<CommitPart, uint64_t>>> small;
+  for (const auto& p : parts) {
+    auto hour = parquet_part_hour_us(p.key);
+    auto size = sizes.find(p.key);
+    if (!hour || is_quarantine_part(p.key) || size == sizes.end() || size->second >= options.target_bytes) continue;
+    small[*hour].emplace_back(p, size->second);
+  }
+  std::vector<CompactionJob> jobs;
+  for (auto& [hour, files] : small) {
+    if (files.size() < options.min_files) continue;
+    std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.first.key < b.first.key; });
+    CompactionJob job{hour, {}, 0};
+    auto close = [&] {
+      if (job.parts.size() >= 2) jobs.push_back(job);
+      job = CompactionJob{hour, {}, 0};
+    };
+    for (const auto& [part, size] : files) {
+      job.parts.push_back(part);
+      job.bytes += size;
+      if (job.bytes >= options.target_bytes || job.parts.size() >= options.max_files_per_merge) close();
+    }
+    close();
+  }
+  return jobs;
+}
+
+Compactor::Compactor(CompactionOptions options, WriteOptions write, std::shared_ptr<ObjectStore> store,
+                     SqlEngine& engine, fs::path temp_dir)
+    : options_(options), write_(write), store_(std::move(store)), engine_(engine), temp_dir_(std::move(temp_dir)) {}
+
+CommitPart Compactor::merge(const DatasetRef& ref, const CompactionJob& job, const std::vector<SchemaColumn>& columns,
+                            const fs::path& out, uint64_t& bytes_written) {
+  std::string files;
+  uint64_t expected = 0;
+  for (const auto& p : job.parts) {
+    files += (files.empty() ? "" : ", ") + sql_quote("bf://" + p.key);
+    expected += p.rows;
+  }
+  // The partition columns come from the key, not the file: no hive_partitioning.
+  const std::string source = "read_parquet([" + files + "], union_by_name=true, hive_partitioning=false)";
+  std::set<std::string> present;
+  for (const auto& row : engine_.query("DESCRIBE SELECT * FROM " + source).rows)
+    if (row.at(0)) present.insert(*row.at(0));
+  // Every column of the parts must be a registered one, or the merge would drop it.
+  std::string projection;
+  for (const auto& c : columns) {
+    const std::string value = present.erase(c.name) ? "CAST(" + sql_ident(c.name) + " AS " + c.type.duckdb() + ")"
+                                                    : "NULL::" + c.type.duckdb();
+    projection += (projection.empty() ? "" : ", ") + value + " AS " + sql_ident(c.name);
+  }
+  if (!present.empty())
+    throw std::runtime_error("hour partition of " + job.parts.front().key + " has column '" + *present.begin() +
+                             "' that the schema registry of " + ref.str() + " does not list; not merged");
+  if (projection.empty()) throw std::runtime_error("the schema registry of " + ref.str() + " lists no columns; not merged");
+  SqlResult copied = engine_.query("COPY (SELECT " + projection + " FROM " + source + " ORDER BY \"_time\") TO " +
+                                   sql_quote(out.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
+                                   std::to_string(write_.compression_level) + ", ROW_GROUP_SIZE " +
+                                   std::to_string(write_.row_group_size) + ")",
+                                   {}, SIZE_MAX, write_.timeout);
+  const uint64_t rows = copied.rows.empty() || !copied.rows[0].at(0) ? 0 : std::stoull(*copied.rows[0].at(0));
+  // The rows the part list records for the merged parts, or nothing is committed.
+  if (rows != expected)
+    throw std::runtime_error("merge of " + std::to_string(job.parts.size()) + " parts wrote " + std::to_string(rows) +
+                             " rows, the part list records " + std::to_string(expected) + "; not committed");
+  std::error_code ec;
+  bytes_written = fs::file_size(out, ec);
+  if (ec) bytes_written = 0;
+  return CommitPart{parquet_part_key(ref, job.hour_us, new_ulid()), rows};
+}
+
+CompactionResult Compactor::compact(const DatasetRef& ref, const std::vector<SchemaColumn>& columns,
+                                    const std::function<bool()>& fence, uint64_t fencing_token) {
+  CompactionResult result;
+  const std::vector<CommitPart> parts = committed_parts(*store_, ref);
+  std::map<std::string, uint64_t> sizes;
+  for (const auto& obj : store_->list_all(parquet_prefix(ref))) sizes[obj.key] = obj.size;
+  for (const auto& job : plan_compaction(parts, sizes, options_)) {
+    if (!fence()) {
+      spdlog::warn("packer: dataset {}: compaction stopped: the lease was lost", ref.str());
+      result.fenced = true;
+      break;
+    }
+    CommitManifest manifest;
+    manifest.id = new_ulid();
+    const fs::path out = temp_dir_ / ("compact-" + manifest.id + ".parquet");
+    struct RemoveFile {
+      fs::path path;
+      ~RemoveFile() {
+        std::error_code ec;
+        fs::remove(path, ec);
+      }
+    } remove_file{out};
+    uint64_t written = 0;
+    CommitPart merged = merge(ref, job, columns, out, written);
+    manifest.parts.push_back(merged);
+    for (const auto& p : job.parts) manifest.replaces.push_back(p.key);
+    try {
+      store_->put_file(merged.key, out);
+      // The commit point: only a holder of the lease may swap the part set.
+      if (!fence()) {
+        store_->remove(merged.key);
+        spdlog::warn("packer: dataset {}: compaction abandoned before its commit: the lease was lost", ref.str());
+        result.fenced = true;
+        break;
+      }
+    } catch (...) {
+      try {
+        store_->remove(merged.key);
+      } catch (const std::exception&) {
+        // the orphan sweep removes it
+      }
+      throw;
+    }
+    manifest.fencing_token = fencing_token;
+    write_manifest(*store_, ref, manifest);
+    fold_manifest(*store_, ref, manifest);
+    spdlog::info("packer: dataset {}: compacted {} parts ({} bytes, {} rows) into {}", ref.str(), job.parts.size(),
+                 job.bytes, merged.rows, merged.key);
+    ++result.merges;
+    result.parts_replaced += job.parts.size();
+    result.bytes_read += job.bytes;
+    result.bytes_written += written;
+    result.rows += merged.rows;
+  }
+  return result;
+}
+
+size_t Compactor::delete_replaced(const DatasetRef& ref, int64_t now_us) {
+  size_t deleted = 0;
+  const int64_t grace_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.grace).count();
+  for (const auto& r : replaced_parts(*store_, ref)) {
+    auto ms = ulid_time_ms(r.commit);
+    if (ms && *ms * 1000 + grace_us > now_us) break;  // oldest first: the rest are younger
+    delete_replaced_parts(*store_, ref, r);
+    deleted += r.keys.size();
+  }
+  return deleted;
+}
+
+}  // namespace bf

@@ -1,0 +1,105 @@
+#pragma once
+// Compaction (docs/storage.md#compaction): the small Parquet parts of one hour
+// partition are merged into files of about packer.compaction.target_bytes, written
+// with the dataset's registered columns and types and sorted by _time. The packer
+// runs it under the dataset's lease, after a run. One commit makes the swap:
+//   1. the merged file is uploaded (no reader sees it: nothing names it);
+//   2. the lease is fenced, then a commit manifest is stored naming the new part
+//      and the parts it replaces — from here on committed_parts() returns the new
+//      set and never the old one (storage/ledger.h);
+//   3. the manifest is folded into parts.json, the replaced parts recorded under
+//      _meta/…/replaced/; after packer.compaction.grace (readers that listed the old
+//      set before the commit are done) they are deleted, then the record.
+// A kill after 1 leaves an uncommitted part the orphan sweep removes; after 2 the
+// next run folds the manifest; after 3 the next run deletes what is due. Batch ids
+// carry over: the ledger's records of the merged batches stay committed.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/catalog.h"
+#include "storage/ledger.h"
+
+namespace bf {
+
+class ConfigNode;
+class ObjectStore;
+class SqlEngine;
+struct SchemaColumn;
+
+struct CompactionOptions {
+  bool enabled = true;
+  size_t min_files = 4;                  // a partition is merged once it holds this many small parts
+  uint64_t target_bytes = 128ull << 20;  // merged files of about this size; a part this large is not small
+  std::chrono::milliseconds interval{10LL * 60 * 1000};  // per dataset
+  // Replaced parts stay this long after the commit, for queries that listed them before.
+  std::chrono::milliseconds grace{5LL * 60 * 1000};
+  size_t max_files_per_merge = 1000;  // bounds one merge's work (and what a kill loses)
+};
+CompactionOptions parse_compaction_options(const ConfigNode& section);  // packer.compaction
+
+// One merge: parts of one hour partition, oldest first.
+struct CompactionJob {
+  int64_t hour_us = 0;
+  std::vector<CommitPart> parts;
+  uint64_t bytes = 0;  // their size in the store
+};
+
+// The merges worth doing: in each hour partition with at least min_files parts
+// smaller than target_bytes, those parts (oldest first, by their ULID names) in
+// groups of about target_bytes, each of at least two parts. Quarantine parts and
+// parts of unknown size (not in `sizes`) are left alone.
+std::vector<CompactionJob> plan_compaction(const std::vector<CommitPart>& parts,
+                                           const std::map<std::string, uint64_t>& sizes,
+                                           const CompactionOptions& options);
+
+// What one compaction pass did.
+struct CompactionResult {
+  size_t merges = 0;          // commits written
+  size_t parts_replaced = 0;  // parts they replaced
+  uint64_t bytes_read = 0, bytes_written = 0;
+  uint64_t rows = 0;
+  bool fenced = false;  // stopped because the lease was lost
+};
+
+class Compactor {
+ public:
+  struct WriteOptions {
+    int compression_level = 3;
+    uint64_t row_group_size = 122880;
+    std::chrono::milliseconds timeout{120000};  // a merge running longer is interrupted (not committed)
+  };
+  Compactor(CompactionOptions options, WriteOptions write, std::shared_ptr<ObjectStore> store, SqlEngine& engine,
+            std::filesystem::path temp_dir);
+
+  // Merges what plan_compaction picks for the dataset, each with its own commit.
+  // `fence` is called before each upload and again right before each commit point;
+  // false (the lease is lost) stops the pass with nothing more committed. Pending
+  // packer manifests must have been folded first (the packer's recover()).
+  // Throws on a store or DuckDB error, with the merge's upload removed.
+  CompactionResult compact(const DatasetRef& ref, const std::vector<SchemaColumn>& columns,
+                           const std::function<bool()>& fence, uint64_t fencing_token);
+
+  // Deletes the replaced parts whose grace has passed at now_us; returns how many parts.
+  size_t delete_replaced(const DatasetRef& ref, int64_t now_us);
+
+  const CompactionOptions& options() const { return options_; }
+
+ private:
+  CommitPart merge(const DatasetRef& ref, const CompactionJob& job, const std::vector<SchemaColumn>& columns,
+                   const std::filesystem::path& out, uint64_t& bytes_written);
+
+  CompactionOptions options_;
+  WriteOptions write_;
+  std::shared_ptr<ObjectStore> store_;
+  SqlEngine& engine_;
+  std::filesystem::path temp_dir_;
+};
+
+}  // namespace bf
