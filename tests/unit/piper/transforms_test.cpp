@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <map>
+#include <random>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -400,4 +401,61 @@ TEST(Steps, GrokLibraryPatternsAllCompile) {
   for (const auto& [name, body] : grok_library()) {
     EXPECT_EQ(compile_error("[{\"grok\": {\"patterns\": \"%{" + name + ":x}\"}}]"), "") << name;
   }
+}
+
+// grok's head/tail split (a trailing %{GREEDYDATA:f}: the head alone is matched and the
+// field is the rest of the line) must give what the whole pattern gives. "(?:)" after
+// the reference matches nothing and turns the split off, so each pattern is run both
+// ways over generated lines: syslog-like text with newlines, tabs, UTF-8 and invalid
+// bytes after the head, IPv6 and odd hosts, lines the head does not match.
+TEST(Steps, GrokTrailingGreedyDataSplitMatchesTheWholePattern) {
+  const std::vector<std::string> patterns = {
+      "^<%{NONNEGINT:pri:int}>%{SYSLOGBASE} %{GREEDYDATA:msg}$",
+      "%{SYSLOGBASE} %{GREEDYDATA:msg}",
+      "%{SYSLOGBASE}%{GREEDYDATA:msg}",
+      "from %{IP:src} port %{GREEDYDATA:port:int}",
+      "(?:%{WORD:w}|x) %{GREEDYDATA:rest}$",
+      "%{WORD:w}[|] %{GREEDYDATA:rest:float}",
+      "%{GREEDYDATA:all}",
+      "^%{WORD:a}(?P<b> [a-z]+)? %{GREEDYDATA:a}",  // the tail replaces an earlier capture
+      "%{WORD:k}=|%{GREEDYDATA:rest}",                // a top-level |: never split
+  };
+  std::mt19937 rng(20261203);
+  auto pick = [&](std::initializer_list<const char*> xs) { return std::string(xs.begin()[rng() % xs.size()]); };
+  std::vector<std::string> lines;
+  for (int i = 0; i < 3000; ++i) {
+    std::string l = pick({"<38>", "<13>", "", "<x>"}) + pick({"Nov 25 10:12:03 ", "Jan  5 01:02:03 ", "Feb 30 99:99:99 ", ""}) +
+                    pick({"web-3.example.net ", "10.20.3.4 ", "2001:db8::1 ", "::ffff:10.1.2.3 ", "h_1 ", ""}) +
+                    pick({"sshd[1234]: ", "cron: ", "su[x]: ", "app ", ""}) +
+                    pick({"Accepted publickey for ann from 10.20.3.4 port 40003 ssh2", "from 198.51.7.9 port 22",
+                          "from ::1 port 2.5e3", "k=v | 1.5", "", " "});
+    l += pick({"", "", "\nsecond line", "\r\n", "\tTAB", " caf\xc3\xa9", " \xff\xfe bad", " port 7"});
+    lines.push_back(l);
+  }
+  size_t matched = 0;
+  for (const auto& pattern : patterns) {
+    std::string off = pattern;
+    const bool anchored = off.back() == '$';
+    off.insert(off.size() - (anchored ? 1 : 0), "(?:)");
+    for (const char* target : {"", ", \"target\": \"g\""}) {
+      auto step = [&](const std::string& p) {
+        return compile("[{\"grok\": {\"field\": \"m\", \"patterns\": " + json::serialize(json::value(p)) + target + "}}]");
+      };
+      auto split = step(pattern), whole = step(off);
+      for (const auto& line : lines) {
+        auto run = [&](const Pipeline& p) {
+          Event e;
+          e["m"] = json::string(line);  // as is: invalid UTF-8 too
+          e["n"] = 1;
+          auto out = p.run({e});
+          return out.events.empty() ? "failed: " + std::string(out.dead_letters.at(0).at("_error").as_string())
+                                    : json::serialize(out.events.at(0));
+        };
+        const std::string a = run(split), b = run(whole);
+        ASSERT_EQ(a, b) << "pattern " << pattern << " on " << json::serialize(json::value(line));
+        matched += a.rfind("failed", 0) != 0;
+      }
+    }
+  }
+  EXPECT_GT(matched, lines.size() * 4);  // most lines matched some patterns: the split was exercised
 }
