@@ -347,9 +347,10 @@ void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput&
     std::fill(results.begin(), results.end(), StepResult::fail);
     std::fill(errors.begin(), errors.end(), std::string("internal error: ") + ex.what());
   }
-  std::vector<Event> kept;
-  kept.reserve(events.size());
+  // The kept events move up in place: no second array per batched step (freeing a
+  // batch-sized block makes malloc consolidate every small chunk freed before it).
   size_t next = 0;  // into selected/results
+  size_t kept = 0;
   for (size_t k = 0; k < events.size(); ++k) {
     StepResult r = StepResult::keep;
     if (next < index.size() && index[next] == k) {
@@ -363,10 +364,11 @@ void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput&
       ++counts[i].dropped;
       ++out.dropped;
     } else {
-      kept.push_back(std::move(events[k]));
+      if (kept != k) events[kept] = std::move(events[k]);
+      ++kept;
     }
   }
-  events = std::move(kept);
+  events.erase(events.begin() + static_cast<std::ptrdiff_t>(kept), events.end());
 }
 
 PipelineOutput Pipeline::run(std::vector<Event> events) const { return run_all(std::move(events), nullptr); }
@@ -383,7 +385,9 @@ PipelineOutput Pipeline::run_all(std::vector<Event> events, StepObserver* observ
   }
   std::vector<Counts> counts(steps_.size());
   // Event by event through runs of ordinary steps; a batched step sees the whole
-  // batch as the steps before it left it. Event order is kept either way.
+  // batch as the steps before it left it. Event order is kept either way. The runs
+  // take turns with two arrays (`spare` keeps its capacity from one run to the next).
+  std::vector<Event> spare;
   for (size_t first = 0; first < steps_.size();) {
     if (steps_[first].transform->batched()) {
       run_batched(first, events, out, counts, observer);
@@ -392,10 +396,10 @@ PipelineOutput Pipeline::run_all(std::vector<Event> events, StepObserver* observ
     }
     size_t end = first;
     while (end < steps_.size() && !steps_[end].transform->batched()) ++end;
-    std::vector<Event> kept;
-    kept.reserve(events.size());
-    for (Event& e : events) run_event(first, end, e, kept, out, counts, observer);
-    events = std::move(kept);
+    spare.clear();
+    spare.reserve(events.size());
+    for (Event& e : events) run_event(first, end, e, spare, out, counts, observer);
+    events.swap(spare);
     first = end;
   }
   out.events = std::move(events);
