@@ -7,6 +7,7 @@
 // Plain (?P<name>…) groups capture too.
 #include <re2/re2.h>
 
+#include <cstring>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -29,6 +30,12 @@ struct Matcher {
   std::unique_ptr<RE2> re;
   std::vector<Capture> captures;  // in the order they are written
   int groups = 0;
+  // The same pattern with the library's IPV6 (by far its largest part) replaced by a
+  // regex that matches nothing; its groups are numbered alike. Every IPv6 form holds a
+  // ':', so where the whole match (found first, by RE2's DFA alone) holds none, no path
+  // through IPV6 can match it and `lean`, anchored to that span, picks the same path —
+  // with a program small enough to be cheap for RE2's submatch engines.
+  std::unique_ptr<RE2> lean;
 };
 // One pattern. Most patterns end with %{GREEDYDATA:field} (optionally then $): RE2
 // has to pass its NFA over the whole line for that, though the capture is only "the
@@ -45,7 +52,9 @@ struct Compiled {
 // Expands %{…} recursively into one RE2 pattern with named groups _gN.
 class Expander {
  public:
-  Expander(const std::map<std::string, std::string>& custom, const StepOptions& o) : custom_(custom), o_(o) {}
+  // `lean`: the library's IPV6 expands to a regex that matches nothing (see Matcher::lean).
+  Expander(const std::map<std::string, std::string>& custom, const StepOptions& o, bool lean = false)
+      : custom_(custom), o_(o), lean_(lean) {}
   std::string expand(const std::string& pattern, int depth) {
     if (depth > 32) o_.fail("patterns", "pattern definitions nest deeper than 32 levels (a cycle?)");
     std::string out;
@@ -71,7 +80,9 @@ class Expander {
       if (!body) o_.fail("patterns", "unknown grok pattern '" + name + "'");
       if (active_.count(name)) o_.fail("patterns", "grok pattern '" + name + "' refers to itself");
       active_.insert(name);
-      std::string inner = expand(*body, depth + 1);
+      const bool library_ipv6 = name == "IPV6" && !custom_.count(name);
+      uses_ipv6_ |= library_ipv6;
+      std::string inner = lean_ && library_ipv6 ? std::string(R"([^\x00-\x{10FFFF}])") : expand(*body, depth + 1);
       active_.erase(name);
       if (field.empty()) {
         out += "(?:" + inner + ")";
@@ -99,6 +110,7 @@ class Expander {
     Conv conv;
   };
   std::vector<Pending> pending_;
+  bool uses_ipv6_ = false;  // the library's IPV6 was expanded
 
  private:
   const std::string* lookup(const std::string& name) const {
@@ -109,6 +121,7 @@ class Expander {
   }
   const std::map<std::string, std::string>& custom_;
   const StepOptions& o_;
+  bool lean_;
   std::set<std::string> active_;
 };
 
@@ -176,6 +189,12 @@ Matcher compile_pattern(const std::string& pattern, const std::map<std::string, 
   }
   m.groups = m.re->NumberOfCapturingGroups();
   const auto& named = m.re->NamedCapturingGroups();
+  if (x.uses_ipv6_) {
+    Expander lx(custom, o, true);
+    auto lean = std::make_unique<RE2>(lx.expand(pattern, 0), opts);
+    if (lean->ok() && lean->NumberOfCapturingGroups() == m.groups && lean->NamedCapturingGroups() == named)
+      m.lean = std::move(lean);
+  }
   for (const auto& p : x.pending_) m.captures.push_back({named.at(p.group), p.field, p.conv});
   for (const auto& p : tx.pending_) m.captures.push_back({kTail, p.field, p.conv});
   for (const auto& [name, index] : named) {  // the user's own (?P<name>…) groups
@@ -252,8 +271,16 @@ class Grok final : public Transform {
  private:
   static bool match(const Matcher& m, std::string_view text, std::vector<re2::StringPiece>& groups) {
     groups.assign(static_cast<size_t>(m.groups) + 1, re2::StringPiece());
-    return m.re->Match(re2::StringPiece(text.data(), text.size()), 0, text.size(), RE2::UNANCHORED, groups.data(),
-                       m.groups + 1);
+    const re2::StringPiece t(text.data(), text.size());
+    if (m.lean) {
+      re2::StringPiece span;
+      if (!m.re->Match(t, 0, t.size(), RE2::UNANCHORED, &span, 1)) return false;
+      if (!std::memchr(span.data(), ':', span.size())) {
+        const size_t start = static_cast<size_t>(span.data() - t.data());
+        if (m.lean->Match(t, start, start + span.size(), RE2::ANCHOR_BOTH, groups.data(), m.groups + 1)) return true;
+      }
+    }
+    return m.re->Match(t, 0, t.size(), RE2::UNANCHORED, groups.data(), m.groups + 1);
   }
   // Text RE2's `.*$` matches whole: ASCII (its `.` matches no invalid UTF-8) without a newline.
   static bool plain_line(std::string_view s) {

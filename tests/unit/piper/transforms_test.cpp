@@ -403,12 +403,15 @@ TEST(Steps, GrokLibraryPatternsAllCompile) {
   }
 }
 
-// grok's head/tail split (a trailing %{GREEDYDATA:f}: the head alone is matched and the
-// field is the rest of the line) must give what the whole pattern gives. "(?:)" after
-// the reference matches nothing and turns the split off, so each pattern is run both
-// ways over generated lines: syslog-like text with newlines, tabs, UTF-8 and invalid
-// bytes after the head, IPv6 and odd hosts, lines the head does not match.
-TEST(Steps, GrokTrailingGreedyDataSplitMatchesTheWholePattern) {
+// grok's fast paths must give what the whole pattern gives: the head/tail split (a
+// trailing %{GREEDYDATA:f}: the head alone is matched and the field is the rest of the
+// line) and the lean program without IPV6 (used where the match holds no ':'). "(?:)"
+// after the reference matches nothing and turns the split off; IPV6 given as a custom
+// pattern with the library's own text turns the lean program off. Each pattern is run
+// both ways over generated lines: syslog-like text with newlines, tabs, UTF-8 and
+// invalid bytes after the head, IPv4, IPv6 and odd hosts, colons before and after the
+// match, lines the pattern does not match.
+TEST(Steps, GrokFastPathsMatchTheWholePattern) {
   const std::vector<std::string> patterns = {
       "^<%{NONNEGINT:pri:int}>%{SYSLOGBASE} %{GREEDYDATA:msg}$",
       "%{SYSLOGBASE} %{GREEDYDATA:msg}",
@@ -419,16 +422,20 @@ TEST(Steps, GrokTrailingGreedyDataSplitMatchesTheWholePattern) {
       "%{GREEDYDATA:all}",
       "^%{WORD:a}(?P<b> [a-z]+)? %{GREEDYDATA:a}",  // the tail replaces an earlier capture
       "%{WORD:k}=|%{GREEDYDATA:rest}",                // a top-level |: never split
+      "from %{IP:src}",
+      "%{IPORHOST:h}(?::%{POSINT:port})? %{WORD:w}",
+      "^%{IPV6:v6}",
+      "%{IP:a}[^:]*%{IP:b}",
   };
   std::mt19937 rng(20261203);
   auto pick = [&](std::initializer_list<const char*> xs) { return std::string(xs.begin()[rng() % xs.size()]); };
   std::vector<std::string> lines;
-  for (int i = 0; i < 3000; ++i) {
+  for (int i = 0; i < 1500; ++i) {
     std::string l = pick({"<38>", "<13>", "", "<x>"}) + pick({"Nov 25 10:12:03 ", "Jan  5 01:02:03 ", "Feb 30 99:99:99 ", ""}) +
-                    pick({"web-3.example.net ", "10.20.3.4 ", "2001:db8::1 ", "::ffff:10.1.2.3 ", "h_1 ", ""}) +
+                    pick({"web-3.example.net ", "10.20.3.4 ", "2001:db8::1 ", "::ffff:10.1.2.3 ", "h_1 ", "fe80::1%eth0 ", "1.2.3.4:80 ", ""}) +
                     pick({"sshd[1234]: ", "cron: ", "su[x]: ", "app ", ""}) +
                     pick({"Accepted publickey for ann from 10.20.3.4 port 40003 ssh2", "from 198.51.7.9 port 22",
-                          "from ::1 port 2.5e3", "k=v | 1.5", "", " "});
+                          "from ::1 port 2.5e3", "k=v | 1.5", "from 10.1.1.1:8080 to 2001:db8:0:1::7 x", "a:b 1.1.1.1", "", " "});
     l += pick({"", "", "\nsecond line", "\r\n", "\tTAB", " caf\xc3\xa9", " \xff\xfe bad", " port 7"});
     lines.push_back(l);
   }
@@ -438,10 +445,11 @@ TEST(Steps, GrokTrailingGreedyDataSplitMatchesTheWholePattern) {
     const bool anchored = off.back() == '$';
     off.insert(off.size() - (anchored ? 1 : 0), "(?:)");
     for (const char* target : {"", ", \"target\": \"g\""}) {
-      auto step = [&](const std::string& p) {
-        return compile("[{\"grok\": {\"field\": \"m\", \"patterns\": " + json::serialize(json::value(p)) + target + "}}]");
+      auto step = [&](const std::string& p, const std::string& definitions) {
+        return compile("[{\"grok\": {\"field\": \"m\", \"patterns\": " + json::serialize(json::value(p)) + target + definitions + "}}]");
       };
-      auto split = step(pattern), whole = step(off);
+      const std::string ipv6 = ", \"pattern_definitions\": {\"IPV6\": " + json::serialize(json::value(grok_library().at("IPV6"))) + "}";
+      auto split = step(pattern, ""), whole = step(off, ipv6);
       for (const auto& line : lines) {
         auto run = [&](const Pipeline& p) {
           Event e;
@@ -457,5 +465,5 @@ TEST(Steps, GrokTrailingGreedyDataSplitMatchesTheWholePattern) {
       }
     }
   }
-  EXPECT_GT(matched, lines.size() * 4);  // most lines matched some patterns: the split was exercised
+  EXPECT_GT(matched, lines.size() * 6);  // most lines matched some patterns: the fast paths were exercised
 }
