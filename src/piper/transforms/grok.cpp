@@ -7,7 +7,6 @@
 // Plain (?P<name>…) groups capture too.
 #include <re2/re2.h>
 
-#include <cstring>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -30,11 +29,14 @@ struct Matcher {
   std::unique_ptr<RE2> re;
   std::vector<Capture> captures;  // in the order they are written
   int groups = 0;
-  // The same pattern with the library's IPV6 (by far its largest part) replaced by a
-  // regex that matches nothing; its groups are numbered alike. Every IPv6 form holds a
-  // ':', so where the whole match (found first, by RE2's DFA alone) holds none, no path
-  // through IPV6 can match it and `lean`, anchored to that span, picks the same path —
-  // with a program small enough to be cheap for RE2's submatch engines.
+  // The same pattern with the library's two largest parts cut down, its groups
+  // numbered alike: IPV6 replaced by a regex that matches nothing, and HOSTNAME's
+  // labels ([0-9A-Za-z-]{0,62} after the first character) unbounded. Where the whole
+  // match (found first, by RE2's DFA alone) holds no ':' (every IPv6 form has one) and
+  // no run of 64 or more [0-9A-Za-z-] (so no label can reach the bound), `lean` has
+  // exactly the paths of the full pattern that can match that span, in the same order
+  // of preference, and anchored to it picks the same one — with a program small
+  // enough for RE2's fast submatch engine (BitState) instead of its NFA.
   std::unique_ptr<RE2> lean;
 };
 // One pattern. Most patterns end with %{GREEDYDATA:field} (optionally then $): RE2
@@ -52,7 +54,8 @@ struct Compiled {
 // Expands %{…} recursively into one RE2 pattern with named groups _gN.
 class Expander {
  public:
-  // `lean`: the library's IPV6 expands to a regex that matches nothing (see Matcher::lean).
+  // `lean`: the library's IPV6 expands to a regex that matches nothing and its
+  // HOSTNAME's labels are unbounded (see Matcher::lean).
   Expander(const std::map<std::string, std::string>& custom, const StepOptions& o, bool lean = false)
       : custom_(custom), o_(o), lean_(lean) {}
   std::string expand(const std::string& pattern, int depth) {
@@ -80,9 +83,19 @@ class Expander {
       if (!body) o_.fail("patterns", "unknown grok pattern '" + name + "'");
       if (active_.count(name)) o_.fail("patterns", "grok pattern '" + name + "' refers to itself");
       active_.insert(name);
-      const bool library_ipv6 = name == "IPV6" && !custom_.count(name);
-      uses_ipv6_ |= library_ipv6;
-      std::string inner = lean_ && library_ipv6 ? std::string(R"([^\x00-\x{10FFFF}])") : expand(*body, depth + 1);
+      const bool library = !custom_.count(name);
+      const bool ipv6 = library && name == "IPV6", hostname = library && name == "HOSTNAME";
+      leaner_ |= ipv6 || hostname;
+      std::string inner;
+      if (lean_ && ipv6) {
+        inner = R"([^\x00-\x{10FFFF}])";  // matches nothing
+      } else if (lean_ && hostname) {
+        std::string unbounded = *body;
+        for (size_t at; (at = unbounded.find("{0,62}")) != std::string::npos;) unbounded.replace(at, 6, "*");
+        inner = expand(unbounded, depth + 1);
+      } else {
+        inner = expand(*body, depth + 1);
+      }
       active_.erase(name);
       if (field.empty()) {
         out += "(?:" + inner + ")";
@@ -110,7 +123,7 @@ class Expander {
     Conv conv;
   };
   std::vector<Pending> pending_;
-  bool uses_ipv6_ = false;  // the library's IPV6 was expanded
+  bool leaner_ = false;  // the library's IPV6 or HOSTNAME was expanded: a lean program is smaller
 
  private:
   const std::string* lookup(const std::string& name) const {
@@ -189,7 +202,7 @@ Matcher compile_pattern(const std::string& pattern, const std::map<std::string, 
   }
   m.groups = m.re->NumberOfCapturingGroups();
   const auto& named = m.re->NamedCapturingGroups();
-  if (x.uses_ipv6_) {
+  if (x.leaner_) {
     Expander lx(custom, o, true);
     auto lean = std::make_unique<RE2>(lx.expand(pattern, 0), opts);
     if (lean->ok() && lean->NumberOfCapturingGroups() == m.groups && lean->NamedCapturingGroups() == named)
@@ -275,12 +288,23 @@ class Grok final : public Transform {
     if (m.lean) {
       re2::StringPiece span;
       if (!m.re->Match(t, 0, t.size(), RE2::UNANCHORED, &span, 1)) return false;
-      if (!std::memchr(span.data(), ':', span.size())) {
+      if (lean_applies(std::string_view(span.data(), span.size()))) {
         const size_t start = static_cast<size_t>(span.data() - t.data());
         if (m.lean->Match(t, start, start + span.size(), RE2::ANCHOR_BOTH, groups.data(), m.groups + 1)) return true;
       }
     }
     return m.re->Match(t, 0, t.size(), RE2::UNANCHORED, groups.data(), m.groups + 1);
+  }
+  // See Matcher::lean: no ':' and no run of more than 63 [0-9A-Za-z-].
+  static bool lean_applies(std::string_view s) {
+    size_t run = 0;
+    for (char c : s) {
+      if (c == ':') return false;
+      const bool label = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-';
+      run = label ? run + 1 : 0;
+      if (run > 63) return false;
+    }
+    return true;
   }
   // Text RE2's `.*$` matches whole: ASCII (its `.` matches no invalid UTF-8) without a newline.
   static bool plain_line(std::string_view s) {

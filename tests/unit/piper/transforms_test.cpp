@@ -405,9 +405,10 @@ TEST(Steps, GrokLibraryPatternsAllCompile) {
 
 // grok's fast paths must give what the whole pattern gives: the head/tail split (a
 // trailing %{GREEDYDATA:f}: the head alone is matched and the field is the rest of the
-// line) and the lean program without IPV6 (used where the match holds no ':'). "(?:)"
-// after the reference matches nothing and turns the split off; IPV6 given as a custom
-// pattern with the library's own text turns the lean program off. Each pattern is run
+// line) and the lean program without IPV6 and with unbounded HOSTNAME labels (used
+// where the match holds no ':' and no run of 64 label characters). "(?:)" after the
+// reference matches nothing and turns the split off; IPV6 and HOSTNAME given as custom
+// patterns with the library's own text turn the lean program off. Each pattern is run
 // both ways over generated lines: syslog-like text with newlines, tabs, UTF-8 and
 // invalid bytes after the head, IPv4, IPv6 and odd hosts, colons before and after the
 // match, lines the pattern does not match.
@@ -426,13 +427,19 @@ TEST(Steps, GrokFastPathsMatchTheWholePattern) {
       "%{IPORHOST:h}(?::%{POSINT:port})? %{WORD:w}",
       "^%{IPV6:v6}",
       "%{IP:a}[^:]*%{IP:b}",
+      "%{HOSTNAME:h}%{NOTSPACE:more}",  // a label past 63 characters: HOSTNAME stops at 63
+      "%{IPORHOST:h}%{NOTSPACE:more}",  // IPv6 first, else a host name
   };
   std::mt19937 rng(20261203);
   auto pick = [&](std::initializer_list<const char*> xs) { return std::string(xs.begin()[rng() % xs.size()]); };
+  // Host labels at HOSTNAME's bound of 63 characters and past it.
+  const std::string label63 = std::string(63, 'a') + ".b ", label64 = "x" + std::string(63, '7') + " ",
+                    label70 = std::string(70, 'z') + " ";
   std::vector<std::string> lines;
   for (int i = 0; i < 1500; ++i) {
     std::string l = pick({"<38>", "<13>", "", "<x>"}) + pick({"Nov 25 10:12:03 ", "Jan  5 01:02:03 ", "Feb 30 99:99:99 ", ""}) +
                     pick({"web-3.example.net ", "10.20.3.4 ", "2001:db8::1 ", "::ffff:10.1.2.3 ", "h_1 ", "fe80::1%eth0 ", "1.2.3.4:80 ", ""}) +
+                    pick({"", "", "", label63.c_str(), label64.c_str(), label70.c_str()}) +
                     pick({"sshd[1234]: ", "cron: ", "su[x]: ", "app ", ""}) +
                     pick({"Accepted publickey for ann from 10.20.3.4 port 40003 ssh2", "from 198.51.7.9 port 22",
                           "from ::1 port 2.5e3", "k=v | 1.5", "from 10.1.1.1:8080 to 2001:db8:0:1::7 x", "a:b 1.1.1.1", "", " "});
@@ -448,7 +455,8 @@ TEST(Steps, GrokFastPathsMatchTheWholePattern) {
       auto step = [&](const std::string& p, const std::string& definitions) {
         return compile("[{\"grok\": {\"field\": \"m\", \"patterns\": " + json::serialize(json::value(p)) + target + definitions + "}}]");
       };
-      const std::string ipv6 = ", \"pattern_definitions\": {\"IPV6\": " + json::serialize(json::value(grok_library().at("IPV6"))) + "}";
+      const std::string ipv6 = ", \"pattern_definitions\": {\"IPV6\": " + json::serialize(json::value(grok_library().at("IPV6"))) +
+                               ", \"HOSTNAME\": " + json::serialize(json::value(grok_library().at("HOSTNAME"))) + "}";
       auto split = step(pattern, ""), whole = step(off, ipv6);
       for (const auto& line : lines) {
         auto run = [&](const Pipeline& p) {
