@@ -32,8 +32,9 @@ struct Matcher {
   // The same pattern with the library's two largest parts cut down, its groups
   // numbered alike: IPV6 replaced by a regex that matches nothing, and HOSTNAME's
   // labels ([0-9A-Za-z-]{0,62} after the first character) unbounded. Where the whole
-  // match (found first, by RE2's DFA alone) holds no ':' (every IPv6 form has one) and
-  // no run of 64 or more [0-9A-Za-z-] (so no label can reach the bound), `lean` has
+  // match (found first, by RE2's DFA alone) holds nothing an IPv6 address needs (see
+  // lean_applies: a syslog time's two colons are not enough) and no run of 64 or more
+  // [0-9A-Za-z-] (so no label can reach the bound), `lean` has
   // exactly the paths of the full pattern that can match that span, in the same order
   // of preference, and anchored to it picks the same one — with a program small
   // enough for RE2's fast submatch engine (BitState) instead of its NFA.
@@ -295,14 +296,23 @@ class Grok final : public Transform {
     }
     return m.re->Match(t, 0, t.size(), RE2::UNANCHORED, groups.data(), m.groups + 1);
   }
-  // See Matcher::lean: no ':' and no run of more than 63 [0-9A-Za-z-].
+  // See Matcher::lean. Every IPv6 form holds "::" except the two uncompressed ones
+  // (eight groups, six groups and an IPv4 address), which are runs of [0-9A-Fa-f:.]
+  // with six colons or more; HOSTNAME's labels are at most 63 of [0-9A-Za-z-].
   static bool lean_applies(std::string_view s) {
-    size_t run = 0;
+    size_t label_run = 0, colons_in_run = 0;
+    char prev = 0;
     for (char c : s) {
-      if (c == ':') return false;
-      const bool label = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-';
-      run = label ? run + 1 : 0;
-      if (run > 63) return false;
+      const bool hex = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
+      if (c == ':') {
+        if (prev == ':' || ++colons_in_run >= 6) return false;
+      } else if (!hex && c != '.') {
+        colons_in_run = 0;
+      }
+      const bool label = hex || (c >= 'G' && c <= 'Z') || (c >= 'g' && c <= 'z') || c == '-';
+      label_run = label ? label_run + 1 : 0;
+      if (label_run > 63) return false;
+      prev = c;
     }
     return true;
   }

@@ -406,7 +406,8 @@ TEST(Steps, GrokLibraryPatternsAllCompile) {
 // grok's fast paths must give what the whole pattern gives: the head/tail split (a
 // trailing %{GREEDYDATA:f}: the head alone is matched and the field is the rest of the
 // line) and the lean program without IPV6 and with unbounded HOSTNAME labels (used
-// where the match holds no ':' and no run of 64 label characters). "(?:)" after the
+// where the match holds no "::", no six colons in a row of hex digits, and no run of 64
+// label characters). "(?:)" after the
 // reference matches nothing and turns the split off; IPV6 and HOSTNAME given as custom
 // patterns with the library's own text turn the lean program off. Each pattern is run
 // both ways over generated lines: syslog-like text with newlines, tabs, UTF-8 and
@@ -438,7 +439,9 @@ TEST(Steps, GrokFastPathsMatchTheWholePattern) {
   std::vector<std::string> lines;
   for (int i = 0; i < 1500; ++i) {
     std::string l = pick({"<38>", "<13>", "", "<x>"}) + pick({"Nov 25 10:12:03 ", "Jan  5 01:02:03 ", "Feb 30 99:99:99 ", ""}) +
-                    pick({"web-3.example.net ", "10.20.3.4 ", "2001:db8::1 ", "::ffff:10.1.2.3 ", "h_1 ", "fe80::1%eth0 ", "1.2.3.4:80 ", ""}) +
+                    pick({"web-3.example.net ", "10.20.3.4 ", "2001:db8::1 ", "::ffff:10.1.2.3 ", "h_1 ", "fe80::1%eth0 ", "1.2.3.4:80 ", "2001:db8:0:0:1:0:0:1 ",
+                          "0:0:0:0:0:ffff:10.1.2.3 ", "0:0:0:0:0:ffff:10.1.2.3/96 ", "1:2:3:4:5:6:7:8x ", "a:b:c:d:e:f ",
+                          "10:12:03:04 ", ""}) +
                     pick({"", "", "", label63.c_str(), label64.c_str(), label70.c_str()}) +
                     pick({"sshd[1234]: ", "cron: ", "su[x]: ", "app ", ""}) +
                     pick({"Accepted publickey for ann from 10.20.3.4 port 40003 ssh2", "from 198.51.7.9 port 22",
