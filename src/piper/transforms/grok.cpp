@@ -272,6 +272,7 @@ class Grok final : public Transform {
         for (auto& [f, v] : values) set_field(sub, *f, std::move(v));
         set_field(e, *target_, std::move(sub));
       } else {
+        e.reserve(e.size() + values.size());  // one rehash at most, not one per growth step
         for (auto& [f, v] : values) set_field(e, *f, std::move(v));
       }
       values.clear();
