@@ -49,24 +49,18 @@ std::string format_rfc3339(int64_t unix_us) {
     return buf;
   }
   // Digit by digit: date_parse writes one of these per event, and snprintf was most of its cost.
-  std::string out(27, '0');
-  auto put = [&](size_t at, int v, int width) {
-    for (int i = width - 1; i >= 0; --i, v /= 10) out[at + static_cast<size_t>(i)] = static_cast<char>('0' + v % 10);
-  };
-  put(0, c.year, 4);
-  out[4] = '-';
-  put(5, c.month, 2);
-  out[7] = '-';
-  put(8, c.day, 2);
-  out[10] = 'T';
-  put(11, c.hour, 2);
-  out[13] = ':';
-  put(14, c.minute, 2);
-  out[16] = ':';
-  put(17, c.second, 2);
-  out[19] = '.';
-  put(20, c.micros, 6);
-  out[26] = 'Z';
+  const int values[] = {c.year, c.month, c.day, c.hour, c.minute, c.second, c.micros};
+  const int widths[] = {4, 2, 2, 2, 2, 2, 6};
+  const char after[] = "--T::.Z";
+  std::string out;
+  out.reserve(27);
+  for (size_t f = 0; f < 7; ++f) {
+    char digits[6];
+    int v = values[f];
+    for (int i = widths[f] - 1; i >= 0; --i, v /= 10) digits[i] = static_cast<char>('0' + v % 10);
+    out.append(digits, static_cast<size_t>(widths[f]));
+    out += after[f];
+  }
   return out;
 }
 
