@@ -127,8 +127,7 @@ control::HealthSample health_sample(const std::string& service, const Receiver* 
 std::string plugin_schemas_json() {
   std::vector<PluginSchema> sources, steps;
   for (const auto& f : source_factories()) sources.push_back({f.type, f.description, &f.options});
-  for (const auto& f : transform_factories())
-    steps.push_back({f.type, f.description, f.options.empty() ? nullptr : &f.options});
+  for (const auto& f : transform_factories()) steps.push_back({f.type, f.description, &f.options, &step_common_options()});
   return plugins_schema_document(sources, steps);
 }
 
@@ -291,11 +290,12 @@ int serve(const std::string& config_path, Components want, bool dry_run) {
       }
     });
   }
-  // A new catalog from control reaches every component in this process; the piper
-  // compiles its pipelines first, so a refused one changes nothing anywhere.
+  // A new catalog from control reaches every component in this process. A pipeline
+  // that does not compile here (control validated it; an enrichment file may be
+  // missing on this host) holds back only its own dataset (Piper::set_catalog).
   auto apply_catalog = [&](std::shared_ptr<const Catalog> next) {
     next = with_local_ai(std::move(next));
-    if (piper) piper->set_catalog(next);
+    if (piper) piper->set_catalog(next);  // refusals are logged and counted there
     if (receiver) receiver->set_catalog(next);
     if (packer) packer->set_catalog(next);
     if (query) query->set_catalog(next);
@@ -729,7 +729,7 @@ int main(int argc, char** argv) {
     throw CLI::RuntimeError(pipeline_test_command(pipeline_file, pipeline_dataset, pipeline_json, std::cin, std::cout, std::cerr));
   });
 
-  // bytefreezer plugins [--schema | --update-docs FILE] (docs/cli.md, docs/proxy.md).
+  // bytefreezer plugins [--schema | --update-docs FILE] (docs/cli.md, docs/proxy.md, docs/pipelines.md).
   auto* plugins = app.add_subcommand("plugins", "List the built-in sources and pipeline steps");
   bool plugins_schema = false;
   std::string plugins_docs;
@@ -745,9 +745,11 @@ int main(int argc, char** argv) {
     if (!plugins_docs.empty()) {
       std::ifstream in(plugins_docs, std::ios::binary);
       const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      // Sources (docs/proxy.md) and pipeline steps (docs/pipelines.md) share no names.
       const std::string updated = update_option_tables(doc, [](const std::string& kind) -> const OptionSpecs* {
-        const SourceFactory* f = find_source_factory(kind);
-        return f ? &f->options : nullptr;
+        if (const SourceFactory* f = find_source_factory(kind)) return &f->options;
+        const TransformFactory* t = find_transform_factory(kind);
+        return t ? &t->options : nullptr;
       });
       if (updated != doc) std::ofstream(plugins_docs, std::ios::binary | std::ios::trunc) << updated;
       std::cout << plugins_docs << (updated == doc ? ": up to date\n" : ": option tables updated\n");

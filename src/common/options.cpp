@@ -50,6 +50,7 @@ json::value default_json(const OptionSpec& o) {
         for (auto& s : split_list(d)) a.emplace_back(s);
         return a;
       }
+      case OptionType::string_map:
       case OptionType::any: return json::parse(d);
       case OptionType::string:
       case OptionType::duration: return json::value(d);
@@ -62,7 +63,7 @@ json::value default_json(const OptionSpec& o) {
 
 json::value bound_json(OptionType type, double v) {
   if (type == OptionType::number) return json::value(v);
-  return json::value(static_cast<std::int64_t>(v));
+  return json::value(option_bound(v));
 }
 
 json::object property_schema(const OptionSpec& o) {
@@ -81,13 +82,15 @@ json::object property_schema(const OptionSpec& o) {
       p["type"] = "string";
       p["pattern"] = kDurationPattern;
       break;
-    case OptionType::string_list:
-      p["type"] = "array";
+    case OptionType::string_list:  // one string is a list of one
+      p["type"] = json::array{"array", "string"};
       p["items"] = json::object{{"type", "string"}};
       break;
-    case OptionType::any:
-      p["type"] = json::array{"string", "number", "boolean", "object", "array", "null"};
+    case OptionType::string_map:
+      p["type"] = "object";
+      p["additionalProperties"] = json::object{{"type", "string"}};
       break;
+    case OptionType::any: break;  // no "type": any JSON value
   }
   if (o.default_value) p["default"] = default_json(o);
   std::string description = o.description;
@@ -96,7 +99,8 @@ json::object property_schema(const OptionSpec& o) {
   if (!o.allowed.empty()) {
     json::array e;
     for (const auto& a : o.allowed) e.emplace_back(a);
-    p["enum"] = std::move(e);
+    if (o.type == OptionType::string_list) p["items"].as_object()["enum"] = std::move(e);  // each element
+    else p["enum"] = std::move(e);
   }
   const bool bounded = o.type == OptionType::integer || o.type == OptionType::number || o.type == OptionType::size;
   if (bounded && o.minimum) p["minimum"] = bound_json(o.type, *o.minimum);
@@ -139,6 +143,8 @@ json::object plugin_schema_object(const PluginSchema& plugin) {
   if (!plugin.options) return s;  // not declared: properties unknown, anything goes
   s["properties"] = json::object{};
   for (const auto& o : *plugin.options) add_property(s, o, o.name);
+  if (plugin.common)
+    for (const auto& o : *plugin.common) add_property(s, o, o.name);
   s["additionalProperties"] = false;
   return s;
 }
@@ -195,6 +201,18 @@ std::string cell(std::string_view text) {
   return out;
 }
 
+// Control characters of a default (a tab separator) as their escapes.
+std::string code_text(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\t') out += "\\t";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else out += c;
+  }
+  return out;
+}
+
 std::string bound_text(OptionType type, double v) {
   if (type == OptionType::size) return format_size(static_cast<uint64_t>(v));
   if (type == OptionType::duration) return format_duration_ms(static_cast<int64_t>(v));
@@ -202,7 +220,7 @@ std::string bound_text(OptionType type, double v) {
     std::string s = json::serialize(json::value(v));
     return s;
   }
-  return std::to_string(static_cast<int64_t>(v));
+  return std::to_string(option_bound(v));
 }
 
 std::string type_text(const OptionSpec& o) {
@@ -214,13 +232,14 @@ std::string type_text(const OptionSpec& o) {
     case OptionType::boolean: t = "boolean"; break;
     case OptionType::size: t = "size"; break;
     case OptionType::duration: t = "duration"; break;
-    case OptionType::string_list: t = "list of strings"; break;
+    case OptionType::string_list: t = "string or list of strings"; break;
+    case OptionType::string_map: t = "map of strings"; break;
     case OptionType::any: t = "any value"; break;
   }
   if (!o.allowed.empty()) {
     std::string list;
     for (const auto& a : o.allowed) list += (list.empty() ? "" : ", ") + ("`" + a + "`");
-    t += " " + list;
+    t += (o.type == OptionType::string_list ? ", each one of " : " ") + list;
   }
   if (o.minimum && o.maximum) t += ", " + bound_text(o.type, *o.minimum) + "–" + bound_text(o.type, *o.maximum);
   else if (o.minimum) t += ", ≥ " + bound_text(o.type, *o.minimum);
@@ -230,11 +249,17 @@ std::string type_text(const OptionSpec& o) {
 
 std::string default_text(const OptionSpec& o) {
   if (o.required) return "— (required)";
-  if (o.default_value) return o.default_value->empty() ? "—" : "`" + *o.default_value + "`";
+  if (o.default_value) return o.default_value->empty() ? "—" : "`" + code_text(*o.default_value) + "`";
   return o.default_note.empty() ? "—" : o.default_note;
 }
 
 }  // namespace
+
+int64_t option_bound(double v) {
+  if (v >= 9223372036854775807.0) return INT64_MAX;
+  if (v <= -9223372036854775808.0) return INT64_MIN;
+  return static_cast<int64_t>(v);
+}
 
 std::string format_size(uint64_t bytes) {
   static const std::pair<const char*, uint64_t> kUnits[] = {

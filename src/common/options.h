@@ -22,6 +22,7 @@ enum class OptionType {
   size,         // "64MiB", "10MB", 1024 -> bytes
   duration,     // "250ms", "5s", "2m", "1h", "1d"
   string_list,  // a list of strings (or one string)
+  string_map,   // a mapping of names to strings (grok's pattern_definitions)
   any,          // any JSON/YAML value (a step's `value`)
 };
 
@@ -39,6 +40,40 @@ struct OptionSpec {
 };
 using OptionSpecs = std::vector<OptionSpec>;
 
+// Declaring an option in one expression (a pipeline step's table, transform.h):
+//   Option("rate", OptionType::integer, "keep one event in rate").mandatory().range(1, 1e12)
+struct Option : OptionSpec {
+  Option(std::string name_, OptionType type_, std::string description_) {
+    name = std::move(name_);
+    type = type_;
+    description = std::move(description_);
+  }
+  Option& def(std::string value) {  // the default, as one would write it
+    default_value = std::move(value);
+    return *this;
+  }
+  Option& note(std::string text) {  // a default the plugin computes, described
+    default_note = std::move(text);
+    return *this;
+  }
+  Option& mandatory() {
+    required = true;
+    return *this;
+  }
+  Option& one_of(std::vector<std::string> values) {
+    allowed = std::move(values);
+    return *this;
+  }
+  Option& range(double min, double max) {
+    minimum = min;
+    maximum = max;
+    return *this;
+  }
+};
+
+// A bound (OptionSpec::minimum/maximum) as an integer, saturating at the int64 limits.
+int64_t option_bound(double v);
+
 // "65536" -> "64KiB", 1500 -> "1500"; durations in ms -> "10m", "500ms". Used for
 // defaults so that docs and schema show what one would write.
 std::string format_size(uint64_t bytes);
@@ -49,6 +84,7 @@ struct PluginSchema {
   std::string type;         // "syslog_udp", "grok"
   std::string description;
   const OptionSpecs* options = nullptr;  // null: the plugin declares no table yet
+  const OptionSpecs* common = nullptr;   // options every plugin of its kind takes (a step's `if`)
 };
 
 // One JSON Schema (draft 2020-12) object schema for a plugin's options: properties

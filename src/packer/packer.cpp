@@ -735,6 +735,7 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   engine_options.memory_limit = options.memory_limit;
   engine_options.event_time_functions = true;
   engine_options.worker_thread_name = "bf-packer-duck";
+  engine_options.temp_directory = (impl_->temp_root / "duckdb").string();  // its spill files, private to this packer
   for (const auto& d : impl_->catalog.get()->datasets()) impl_->contract(d.ref);  // the contract's series exist from the start
   impl_->run_inputs = std::make_shared<RunInputs>(impl_->store);
   impl_->engine = std::make_unique<SqlEngine>(impl_->run_inputs, engine_options);

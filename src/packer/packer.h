@@ -38,7 +38,10 @@ struct PackerOptions {
   // retry to replace; older, it is quarantined.
   std::chrono::milliseconds quarantine_after{120000};
   int compression_level = 3;        // zstd level of the Parquet files (the lake's hop)
-  uint64_t row_group_size = 122880; // rows per Parquet row group (DuckDB's default)
+  // Rows per Parquet row group. DuckDB holds a row group in memory while it writes one:
+  // at its default of 122,880 a 32 MiB run peaked at about 150 MiB more RSS, at
+  // 32,768 at 60–80 MiB, for files 0.3% larger (docs/performance.md, peak RSS).
+  uint64_t row_group_size = 32768;
   // A run's rows of one event hour are written as files of about this size; runs are
   // bounded by max_part_bytes of NDJSON, so in practice one file per hour and run.
   uint64_t target_file_size = 128ull << 20;
@@ -46,9 +49,10 @@ struct PackerOptions {
   // dataset's quarantine partition (parquet/.../_quarantine/), counted, not into an hour.
   int64_t earliest_time_us = 946684800LL * 1000000;  // 2000-01-01T00:00:00Z
   std::chrono::milliseconds max_future{24LL * 3600 * 1000};
-  // DuckDB threads per conversion: 2 lets a backlog use the second core while the
-  // other stages idle (12% more end to end on a loaded two-core machine).
-  int threads = 2;
+  // DuckDB threads per conversion. More let a backlog use more cores while the other
+  // stages idle, but each holds its own buffers: at 2 a run's peak memory doubled
+  // (docs/performance.md, peak RSS), against the 300 MB of the whole of `bytefreezer run`.
+  int threads = 1;
   SchemaLimits schema;              // packer.schema.*: how nested fields become columns
 };
 PackerOptions parse_packer_options(const ConfigNode& section);

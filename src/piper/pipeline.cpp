@@ -3,13 +3,131 @@
 #include <algorithm>
 #include <optional>
 
+#include <boost/json/serialize.hpp>
+
 #include "piper/expr/expr.h"
 #include "piper/transform.h"
+#include "piper/transforms/transforms.h"
 
 namespace bf {
 
-StepOptions::StepOptions(const boost::json::object& options, std::string where, const PipelineContext* context)
-    : options_(options), where_(std::move(where)), context_(context) {}
+StepOptions::StepOptions(const boost::json::object& options, std::string where, const PipelineContext* context,
+                         const OptionSpecs* specs)
+    : options_(options), where_(std::move(where)), context_(context), specs_(specs) {}
+
+const OptionSpecs& step_common_options() {
+  static const OptionSpecs common{
+      Option("if", OptionType::string,
+             "a condition (docs/pipelines.md, Expressions): events for which it is false pass the step unchanged")
+          .note("every event"),
+  };
+  return common;
+}
+
+namespace {
+
+std::string preview_json(const boost::json::value& v) { return preview(boost::json::serialize(v)); }
+
+const OptionSpec* find_spec(const OptionSpecs* specs, const std::string& key) {
+  for (const OptionSpecs* list : {specs, &step_common_options()}) {
+    if (!list) continue;
+    for (const auto& s : *list)
+      if (s.name == key) return &s;
+  }
+  return nullptr;
+}
+
+const char* type_phrase(OptionType t) {
+  switch (t) {
+    case OptionType::string: return "a string";
+    case OptionType::integer: return "an integer";
+    case OptionType::number: return "a number";
+    case OptionType::boolean: return "true or false";
+    case OptionType::size: return "a size (a count of bytes or text like 64KiB)";
+    case OptionType::duration: return "a duration (text like 500ms, 5s, 2m)";
+    case OptionType::string_list: return "a string or a list of strings";
+    case OptionType::string_map: return "an object (a map) of strings";
+    case OptionType::any: return "any value";
+  }
+  return "?";
+}
+
+bool is_int(const boost::json::value& v) {
+  return v.is_int64() || (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(INT64_MAX));
+}
+
+bool fits(const boost::json::value& v, OptionType t) {
+  switch (t) {
+    case OptionType::string: return v.is_string();
+    case OptionType::integer: return is_int(v);
+    case OptionType::number: return v.is_number();
+    case OptionType::boolean: return v.is_bool();
+    case OptionType::size: return is_int(v) || v.is_string();
+    case OptionType::duration: return v.is_string();
+    case OptionType::string_list:
+      if (v.is_string()) return true;
+      if (!v.is_array()) return false;
+      for (const auto& e : v.get_array())
+        if (!e.is_string()) return false;
+      return true;
+    case OptionType::string_map:
+      if (!v.is_object()) return false;
+      for (const auto& kv : v.get_object())
+        if (!kv.value().is_string()) return false;
+      return true;
+    case OptionType::any: return true;
+  }
+  return false;
+}
+
+std::string known_keys(const OptionSpecs& specs) {
+  std::string known;
+  for (const auto& s : specs) known += (known.empty() ? "" : ", ") + s.name;
+  for (const auto& s : step_common_options()) known += (known.empty() ? "" : ", ") + s.name;
+  return known;
+}
+
+}  // namespace
+
+void StepOptions::check() const {
+  if (!specs_) return;
+  for (const auto& kv : options_) {
+    const std::string key(kv.key());
+    const OptionSpec* spec = find_spec(specs_, key);
+    if (!spec) fail("unknown option '" + key + "' (known: " + known_keys(*specs_) + ")");
+    if (!fits(kv.value(), spec->type))
+      fail(key, std::string("must be ") + type_phrase(spec->type) + ", got " +
+                    preview_json(kv.value()));
+  }
+  for (const auto& spec : *specs_)
+    if (spec.required && !options_.contains(spec.name)) fail("missing option '" + spec.name + "'");
+}
+
+const OptionSpec* StepOptions::declared(const std::string& key, OptionType type) const {
+  if (!specs_) return nullptr;
+  const OptionSpec* spec = find_spec(specs_, key);
+  if (!spec) throw std::logic_error(where_ + ": the step reads option '" + key + "', which it does not declare");
+  if (type != OptionType::any && spec->type != type)
+    throw std::logic_error(where_ + ": option '" + key + "' is declared " + type_phrase(spec->type) +
+                           " but read as " + type_phrase(type));
+  return spec;
+}
+
+const boost::json::value* StepOptions::present(const std::string& key) const {
+  used_.push_back(key);
+  auto it = options_.find(key);
+  return it == options_.end() ? nullptr : &it->value();
+}
+
+const std::string& StepOptions::fixed_default(const std::string& key, const OptionSpec* spec) const {
+  if (!spec || !spec->default_value || spec->required) fail("missing option '" + key + "'");
+  return *spec->default_value;
+}
+
+void StepOptions::computed_default(const std::string& key, const OptionSpec* spec) const {
+  if (spec && spec->default_value)
+    throw std::logic_error(where_ + ": option '" + key + "' has a declared default; the step must not give another");
+}
 
 std::vector<Event>& PipelineOutput::routed_to(const std::string& dataset) {
   for (auto& [target, events] : routed) {
@@ -40,53 +158,34 @@ void Transform::apply_batch(const std::vector<Event*>& events, std::vector<StepR
 }
 
 bool StepOptions::has(const std::string& key) const {
-  used_.push_back(key);
-  return options_.contains(key);
+  declared(key, OptionType::any);
+  return present(key) != nullptr;
 }
 
 const boost::json::value& StepOptions::value(const std::string& key) const {
-  used_.push_back(key);
-  auto it = options_.find(key);
-  if (it == options_.end()) fail("missing option '" + key + "'");
-  return it->value();
+  declared(key, OptionType::any);
+  const boost::json::value* v = present(key);
+  if (!v) fail("missing option '" + key + "'");
+  return *v;
 }
 
 std::string StepOptions::str(const std::string& key) const {
-  const auto& v = value(key);
-  if (!v.is_string()) fail(key, "must be a string");
-  return std::string(v.get_string());
+  const OptionSpec* spec = declared(key, OptionType::string);
+  const boost::json::value* v = present(key);
+  if (!v) return fixed_default(key, spec);
+  if (!v->is_string()) fail(key, "must be a string, got " + preview_json(*v));
+  return std::string(v->get_string());
 }
 
 std::string StepOptions::str(const std::string& key, const std::string& def) const {
+  computed_default(key, declared(key, OptionType::string));
   return has(key) ? str(key) : def;
 }
 
-bool StepOptions::boolean(const std::string& key, bool def) const {
-  if (!has(key)) return def;
-  const auto& v = value(key);
-  if (!v.is_bool()) fail(key, "must be true or false");
-  return v.get_bool();
-}
-
-std::vector<std::string> StepOptions::str_list(const std::string& key) const {
-  const auto& v = value(key);
-  if (v.is_string()) return {std::string(v.get_string())};
-  std::vector<std::string> out;
-  if (v.is_array()) {
-    for (const auto& item : v.get_array()) {
-      if (!item.is_string()) fail(key, "must be a string or a list of strings");
-      out.emplace_back(item.get_string());
-    }
-    return out;
-  }
-  fail(key, "must be a string or a list of strings");
-}
-
-void StepOptions::check_unknown() const {
-  for (const auto& kv : options_) {
-    std::string key(kv.key());
-    if (std::find(used_.begin(), used_.end(), key) == used_.end()) fail("unknown option '" + key + "'");
-  }
+std::string StepOptions::nonempty(const std::string& key) const {
+  std::string v = str(key);
+  if (v.empty()) fail(key, "must not be empty");
+  return v;
 }
 
 std::string StepOptions::nonempty(const std::string& key, const std::string& def) const {
@@ -95,34 +194,107 @@ std::string StepOptions::nonempty(const std::string& key, const std::string& def
   return v;
 }
 
-int64_t StepOptions::integer(const std::string& key, int64_t def, int64_t min, int64_t max) const {
-  if (!has(key)) return def;
-  const auto& v = value(key);
-  std::optional<int64_t> n;
-  if (v.is_int64()) n = v.get_int64();
-  if (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(INT64_MAX)) n = static_cast<int64_t>(v.get_uint64());
-  if (!n) fail(key, "must be an integer");
-  if (*n < min || *n > max) fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-  return *n;
+bool StepOptions::boolean(const std::string& key) const {
+  const OptionSpec* spec = declared(key, OptionType::boolean);
+  const boost::json::value* v = present(key);
+  if (!v) return fixed_default(key, spec) == "true";
+  if (!v->is_bool()) fail(key, "must be true or false, got " + preview_json(*v));
+  return v->get_bool();
 }
 
-std::string StepOptions::choice(const std::string& key, const std::string& def,
-                                const std::vector<std::string>& allowed) const {
-  std::string v = str(key, def);
-  if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) return v;
+int64_t StepOptions::integer(const std::string& key) const {
+  const OptionSpec* spec = declared(key, OptionType::integer);
+  const boost::json::value* v = present(key);
+  int64_t n;
+  if (!v) {
+    n = std::stoll(fixed_default(key, spec));
+  } else if (v->is_int64()) {
+    n = v->get_int64();
+  } else if (v->is_uint64() && v->get_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+    n = static_cast<int64_t>(v->get_uint64());
+  } else {
+    fail(key, "must be an integer, got " + preview_json(*v));
+  }
+  if (spec) {
+    const int64_t min = spec->minimum ? option_bound(*spec->minimum) : INT64_MIN;
+    const int64_t max = spec->maximum ? option_bound(*spec->maximum) : INT64_MAX;
+    if (n < min || n > max) fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  }
+  return n;
+}
+
+namespace {
+std::string listed(const std::vector<std::string>& allowed) {
   std::string list;
   for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  fail(key, "'" + v + "' is not one of " + list);
+  return list;
+}
+}  // namespace
+
+std::string StepOptions::choice(const std::string& key) const {
+  const OptionSpec* spec = declared(key, OptionType::string);
+  std::string v = str(key);
+  if (!spec || std::find(spec->allowed.begin(), spec->allowed.end(), v) != spec->allowed.end()) return v;
+  fail(key, "'" + v + "' is not one of " + listed(spec->allowed));
 }
 
-const boost::json::object& StepOptions::object(const std::string& key) const {
-  const auto& v = value(key);
-  if (!v.is_object()) fail(key, "must be an object (a map)");
-  return v.get_object();
+std::string StepOptions::choice(const std::string& key, const std::string& def) const {
+  computed_default(key, declared(key, OptionType::string));
+  return has(key) ? choice(key) : def;
+}
+
+std::vector<std::string> StepOptions::str_list(const std::string& key) const {
+  const OptionSpec* spec = declared(key, OptionType::string_list);
+  const boost::json::value* v = present(key);
+  std::vector<std::string> out;
+  if (!v) {
+    const std::string& d = fixed_default(key, spec);
+    for (size_t pos = 0; !d.empty() && pos <= d.size();) {
+      const size_t comma = d.find(',', pos);
+      out.push_back(d.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    return out;
+  }
+  if (v->is_string()) {
+    out.emplace_back(v->get_string());
+  } else if (v->is_array()) {
+    for (const auto& item : v->get_array()) {
+      if (!item.is_string()) fail(key, "must be a string or a list of strings, got " + preview_json(item) + " in the list");
+      out.emplace_back(item.get_string());
+    }
+  } else {
+    fail(key, "must be a string or a list of strings, got " + preview_json(*v));
+  }
+  if (spec && !spec->allowed.empty())
+    for (const auto& item : out)
+      if (std::find(spec->allowed.begin(), spec->allowed.end(), item) == spec->allowed.end())
+        fail(key, "'" + item + "' is not one of " + listed(spec->allowed));
+  return out;
 }
 
 std::vector<std::string> StepOptions::str_list(const std::string& key, std::vector<std::string> def) const {
+  computed_default(key, declared(key, OptionType::string_list));
   return has(key) ? str_list(key) : def;
+}
+
+void StepOptions::check_unknown() const {
+  for (const auto& kv : options_) {
+    std::string key(kv.key());
+    if (std::find(used_.begin(), used_.end(), key) != used_.end()) continue;
+    // Declared, but not taken with the other options given (`type` beside `fields`).
+    if (specs_ && find_spec(specs_, key)) fail(key, "does not apply with the other options given");
+    fail("unknown option '" + key + "'");
+  }
+}
+
+const boost::json::object& StepOptions::object(const std::string& key) const {
+  declared(key, OptionType::string_map);
+  const boost::json::value* v = present(key);
+  if (!v) fail("missing option '" + key + "'");
+  if (!v->is_object()) fail(key, "must be an object (a map), got " + preview_json(*v));
+  return v->get_object();
 }
 
 std::vector<FieldPath> StepOptions::fields(const std::string& key) const {
@@ -139,6 +311,7 @@ std::vector<FieldPath> StepOptions::fields(const std::string& key) const {
 }
 
 FieldPath StepOptions::field(const std::string& key, const std::string& def) const {
+  computed_default(key, declared(key, OptionType::string));
   if (!has(key)) return FieldPath::parse(def);
   return field(key);
 }
@@ -228,10 +401,7 @@ Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& w
       throw PipelineError(step_where + ": a step is an object with one key naming its kind, e.g. {\"add\": {...}}");
     const auto& kv = *step.get_object().begin();
     std::string kind(kv.key());
-    const TransformFactory* factory = nullptr;
-    for (const auto& f : transform_factories()) {
-      if (f.type == kind) factory = &f;
-    }
+    const TransformFactory* factory = find_transform_factory(kind);
     if (!factory) {
       std::string known;
       for (const auto& f : transform_factories()) known += (known.empty() ? "" : ", ") + f.type;
@@ -240,7 +410,9 @@ Pipeline Pipeline::compile(const boost::json::array& steps, const std::string& w
     static const boost::json::object kEmpty;
     if (!kv.value().is_object() && !kv.value().is_null())
       throw PipelineError(step_where + " (" + kind + "): options must be an object");
-    StepOptions options(kv.value().is_object() ? kv.value().get_object() : kEmpty, step_where + " (" + kind + ")", context);
+    StepOptions options(kv.value().is_object() ? kv.value().get_object() : kEmpty, step_where + " (" + kind + ")", context,
+                        &factory->options);
+    options.check();
     Step s;
     s.kind = kind;
     if (options.has("if")) s.condition = options.expr("if");

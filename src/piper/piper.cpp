@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -118,17 +119,43 @@ std::string routed_batch_id(const std::string& batch_id, const DatasetRef& from,
 struct Piper::Impl {
   PiperOptions options;
   std::shared_ptr<ObjectStore> store;
-  // Each dataset's compiled pipeline and metrics, replaced whole by set_catalog.
-  using Pipelines = std::vector<std::unique_ptr<DatasetWork>>;
+  // Each dataset's compiled pipeline and metrics; set_catalog replaces the list (a
+  // dataset whose pipeline did not change compiles again, cheaply, into a new entry).
+  using Pipelines = std::vector<std::shared_ptr<DatasetWork>>;
   std::mutex pipelines_mu;
   std::shared_ptr<const Pipelines> pipelines;
 
+  static std::shared_ptr<DatasetWork> compile(const Catalog& catalog, const DatasetInfo& d) {
+    const PipelineContext context = pipeline_context(catalog, d.ref);
+    auto work = std::make_shared<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str(), &context));
+    work->pipeline.count_as({{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}});
+    return work;
+  }
+  // Every dataset's pipeline; the first that does not compile throws.
   static std::shared_ptr<const Pipelines> compile_all(const Catalog& catalog) {
     auto out = std::make_shared<Pipelines>();
+    for (const auto& d : catalog.datasets()) out->push_back(compile(catalog, d));
+    return out;
+  }
+  // Every dataset's pipeline, one at a time: a dataset whose pipeline does not compile
+  // keeps the one it had in `previous`, or (a new dataset) is not processed, its raw/
+  // objects left where they are; each such dataset is counted, logged and listed.
+  static std::shared_ptr<const Pipelines> compile_each(const Catalog& catalog, const Pipelines& previous,
+                                                       std::vector<std::string>& failures) {
+    auto out = std::make_shared<Pipelines>();
     for (const auto& d : catalog.datasets()) {
-      const PipelineContext context = pipeline_context(catalog, d.ref);
-      out->push_back(std::make_unique<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str(), &context)));
-      out->back()->pipeline.count_as({{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}});
+      try {
+        out->push_back(compile(catalog, d));
+      } catch (const std::exception& e) {
+        auto old = std::find_if(previous.begin(), previous.end(), [&](const auto& w) { return w->ref == d.ref; });
+        const bool kept = old != previous.end();
+        if (kept) out->push_back(*old);
+        failures.push_back(std::string(e.what()) + (kept ? " (it keeps its previous pipeline)" : " (it is not processed until its pipeline compiles; its raw/ objects wait)"));
+        spdlog::error("piper: new pipeline refused: {}", failures.back());
+        metrics().counter("bf_piper_pipeline_rejected_total",
+                          "New pipelines that did not compile (the dataset keeps its previous one, or waits)",
+                          {{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}}).inc();
+      }
     }
     return out;
   }
@@ -274,10 +301,12 @@ Piper::Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::
   impl_->pipelines = Impl::compile_all(*catalog);
 }
 
-void Piper::set_catalog(std::shared_ptr<const Catalog> catalog) {
-  auto next = Impl::compile_all(*catalog);  // throws before anything changes
+std::vector<std::string> Piper::set_catalog(std::shared_ptr<const Catalog> catalog) {
+  std::vector<std::string> failures;
+  auto next = Impl::compile_each(*catalog, *impl_->current(), failures);
   std::lock_guard lock(impl_->pipelines_mu);
   impl_->pipelines = std::move(next);
+  return failures;
 }
 
 Piper::~Piper() { stop(); }

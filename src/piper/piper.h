@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "storage/lease_store.h"
 
@@ -46,9 +48,12 @@ class Piper {
   void stop();
   // Runs again at once instead of at the next interval (new objects in raw/).
   void wake();
-  // A new catalog (from control): compiles every pipeline first (throws PipelineError
-  // naming the dataset, and keeps the old ones); the next run uses the new ones.
-  void set_catalog(std::shared_ptr<const Catalog> catalog);
+  // A new catalog (from control), applied dataset by dataset: the next run uses the new
+  // pipelines. A dataset whose new pipeline does not compile (an enrichment file missing
+  // on this host, say) keeps its previous pipeline, or, when it had none, is not
+  // processed until one compiles (its raw/ objects wait); the others change regardless.
+  // Returns those errors, each naming its dataset (also logged and counted on /metrics).
+  std::vector<std::string> set_catalog(std::shared_ptr<const Catalog> catalog);
   // Called after each batch reaches processed/; set before start().
   void on_written(std::function<void()> callback);
 

@@ -88,25 +88,38 @@ struct FieldPath {
   std::vector<std::string> parts;
   static FieldPath parse(const std::string& dotted);  // throws PipelineError on empty segments
 };
-// Reads a step's options strictly: every key must be consumed, else PipelineError.
-// Every error names the dataset, step number and kind (`where`) and the key.
+// Reads a step's options strictly, by the step's declaration (TransformFactory::options
+// plus step_common_options()): check() refuses keys the declaration lacks and values
+// of the wrong type; each accessor takes its default, bounds and allowed values from
+// the declaration, so what is documented is what is read. Every user error names the
+// dataset, step number and kind (`where`) and the key. Reading a key that is not
+// declared, with an accessor of another type, or giving a default in code for an
+// option whose declaration has one, is a programming error (std::logic_error).
 class StepOptions {
  public:
-  StepOptions(const boost::json::object& options, std::string where, const PipelineContext* context = nullptr);
+  // `specs` null: nothing declared (checks off; for steps built outside the registry).
+  StepOptions(const boost::json::object& options, std::string where, const PipelineContext* context = nullptr,
+              const OptionSpecs* specs = nullptr);
   const PipelineContext* context() const { return context_; }  // null: compiled without one
-  std::string str(const std::string& key) const;                           // required
-  std::string str(const std::string& key, const std::string& def) const;   // optional
+  // Unknown keys, values of the wrong type and missing required options.
+  void check() const;
+  // Absent: the declared default, else "missing option".
+  std::string str(const std::string& key) const;
+  // `def`: a default the step computes (the declaration has a note, not a value).
+  std::string str(const std::string& key, const std::string& def) const;
   // A non-empty string (separators, patterns): "must not be empty" otherwise.
+  std::string nonempty(const std::string& key) const;
   std::string nonempty(const std::string& key, const std::string& def) const;
-  FieldPath field(const std::string& key) const;                           // required field path
+  FieldPath field(const std::string& key) const;  // a field path
   FieldPath field(const std::string& key, const std::string& def) const;
-  std::vector<FieldPath> fields(const std::string& key) const;             // string or list, non-empty
-  bool boolean(const std::string& key, bool def) const;
-  int64_t integer(const std::string& key, int64_t def, int64_t min, int64_t max) const;
-  // One of `allowed`, else an error listing them.
-  std::string choice(const std::string& key, const std::string& def, const std::vector<std::string>& allowed) const;
+  std::vector<FieldPath> fields(const std::string& key) const;  // string or list, non-empty
+  bool boolean(const std::string& key) const;
+  int64_t integer(const std::string& key) const;  // within the declared range
+  // One of the declared values, else an error listing them.
+  std::string choice(const std::string& key) const;
+  std::string choice(const std::string& key, const std::string& def) const;
   const boost::json::value& value(const std::string& key) const;           // required, any JSON
-  const boost::json::object& object(const std::string& key) const;         // required object
+  const boost::json::object& object(const std::string& key) const;         // a map of strings
   std::vector<std::string> str_list(const std::string& key) const;         // string or list
   std::vector<std::string> str_list(const std::string& key, std::vector<std::string> def) const;
   // An RE2 pattern, compiled now; a bad pattern names the key and RE2's message.
@@ -114,28 +127,41 @@ class StepOptions {
   // A condition-language expression (piper/expr/expr.h), compiled now.
   std::shared_ptr<const Expr> expr(const std::string& key) const;
   bool has(const std::string& key) const;
+  // After the step was created: a key given but never read does not apply with the
+  // other options (or, without a declaration, is unknown).
   void check_unknown() const;
   [[noreturn]] void fail(const std::string& message) const;
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;  // "option 'key': message"
 
  private:
+  // The declaration of `key`, checked against the accessor's type (null: none given).
+  const OptionSpec* declared(const std::string& key, OptionType type) const;
+  const boost::json::value* present(const std::string& key) const;  // marks it read
+  // The declared default of an absent option; "missing option" without one.
+  const std::string& fixed_default(const std::string& key, const OptionSpec* spec) const;
+  void computed_default(const std::string& key, const OptionSpec* spec) const;
   const boost::json::object& options_;
   std::string where_;
   const PipelineContext* context_;
+  const OptionSpecs* specs_;
   mutable std::vector<std::string> used_;
 };
+
+// The options every step takes (`if`), declared once.
+const OptionSpecs& step_common_options();
 
 struct TransformFactory {
   std::string type;
   std::string description;
   std::function<std::unique_ptr<Transform>(const StepOptions& options)> create;
-  // The step's options (name, type, default, description, bounds) for
-  // `bytefreezer plugins --schema` (common/options.h). Empty: not declared yet, the
-  // schema then says only "an object".
+  // The step's options (name, type, default, description, bounds), declared in its
+  // file: they validate the config (StepOptions), make its JSON Schema for
+  // `bytefreezer plugins --schema` and its table in docs/pipelines.md.
   OptionSpecs options = {};
 };
 
 const std::vector<TransformFactory>& transform_factories();
+const TransformFactory* find_transform_factory(const std::string& type);  // null: no such kind
 
 boost::json::value* find_field(Event& event, const FieldPath& path);
 // Creates intermediate objects as needed (replacing non-objects on the way).

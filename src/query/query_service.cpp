@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/worker.h"
+#include "query/cors.h"
 #include "query/mcp/mcp_server.h"
 #include "query/nl/ask_service.h"
 #include "query/sql_guard.h"
@@ -671,19 +672,52 @@ void QueryService::render(const QueryRequest& request, ResultFormat format, Http
 std::shared_ptr<const Catalog> QueryService::catalog() const { return impl_->catalog.get(); }
 void QueryService::set_catalog(std::shared_ptr<const Catalog> catalog) { impl_->catalog.set(std::move(catalog)); }
 
-std::string QueryService::schema(const std::string& dataset) {
-  const DatasetInfo* info = nullptr;
-  const auto snapshot = impl_->catalog.get();
+namespace {
+// The dataset a schema or parts request names; 404 for an unknown one.
+DatasetRef resolve_dataset(const Catalog& catalog, const std::string& dataset) {
   try {
-    info = &snapshot->resolve(dataset);
+    return catalog.resolve(dataset).ref;
   } catch (const std::invalid_argument& e) {
     throw QueryError(404, e.what());
   }
+}
+}  // namespace
+
+std::string QueryService::schema(const std::string& dataset) {
+  const DatasetRef ref = resolve_dataset(*impl_->catalog.get(), dataset);
   try {
-    return impl_->store->get(schema_key(info->ref));
+    return impl_->store->get(schema_key(ref));
   } catch (const NotFound&) {
     throw QueryError(404, "dataset '" + dataset + "' has no schema yet (nothing was packed)");
   }
+}
+
+std::string QueryService::parts(const std::string& dataset) {
+  const DatasetRef ref = resolve_dataset(*impl_->catalog.get(), dataset);
+  ObjectStore& store = *impl_->store;
+  // Sizes from one listing of the dataset's Parquet tree (a page per 1000 objects),
+  // not a HEAD per part; a committed part the listing lacks has "bytes": null.
+  std::map<std::string, uint64_t> sizes;
+  for (auto& o : store.list_all(parquet_prefix(ref))) sizes.emplace(std::move(o.key), o.size);
+  boost::json::array parts;
+  uint64_t rows = 0, bytes = 0;
+  for (const auto& p : committed_parts(store, ref)) {
+    boost::json::object part{{"key", p.key}, {"rows", p.rows}, {"quarantine", is_quarantine_part(p.key)}};
+    const auto hour = parquet_part_hour_us(p.key);
+    part["hour"] = hour ? boost::json::value(format_rfc3339(*hour)) : boost::json::value(nullptr);
+    const auto size = sizes.find(p.key);
+    part["bytes"] = size != sizes.end() ? boost::json::value(size->second) : boost::json::value(nullptr);
+    rows += p.rows;
+    if (size != sizes.end()) bytes += size->second;
+    parts.push_back(std::move(part));
+  }
+  boost::json::object out{{"dataset", ref.str()}, {"part_count", parts.size()}, {"rows", rows}, {"bytes", bytes}};
+  out["parts"] = std::move(parts);
+  std::string body = boost::json::serialize(out);
+  if (body.size() > impl_->options.max_response_bytes)
+    throw QueryError(413, "the part list of '" + ref.str() + "' is larger than " +
+                              std::to_string(impl_->options.max_response_bytes) + " bytes (query.max_response_bytes)");
+  return body;
 }
 
 size_t QueryService::engine_count() const {
@@ -691,89 +725,29 @@ size_t QueryService::engine_count() const {
   return impl_->engines.size();
 }
 
-namespace {
-
-// CORS for browser callers (the web UI's query console on control's origin): an
-// allowed Origin gets its Access-Control-* headers; any other gets none, so the
-// browser withholds the response. The key is a bearer token (no cookies), so CORS
-// decides only which pages may use a key they hold.
-// A streamed result keeps the headers through a fail() (an SQL error answered
-// before the body went out), so the browser can read the error too.
-class CorsStream final : public HttpStream {
- public:
-  CorsStream(HttpStream& inner, Headers cors) : inner_(inner), cors_(std::move(cors)) {}
-  HttpResponse& response() override { return inner_.response(); }
-  bool write(std::string_view data) override { return inner_.write(data); }
-  bool committed() const override { return inner_.committed(); }
-  bool fail(HttpResponse replacement) override {
-    for (const auto& [k, v] : cors_) replacement.headers[k] = v;
-    return inner_.fail(std::move(replacement));
-  }
-  void trailer(const std::string& name, const std::string& value) override { inner_.trailer(name, value); }
-  void abort() override { inner_.abort(); }
-  bool client_gone() override { return inner_.client_gone(); }
-
- private:
-  HttpStream& inner_;
-  Headers cors_;
-};
-
-HttpHandler with_cors(std::vector<std::string> origins, HttpHandler handler) {
-  return [origins = std::move(origins), handler = std::move(handler)](HttpRequest& req) {
-    HttpResponse r = handler(req);
-    Headers cors{{"Vary", "Origin"}};
-    if (auto origin = req.header("Origin"); origin && mcp::origin_allowed(*origin, origins)) {
-      cors["Access-Control-Allow-Origin"] = *origin;
-      cors["Access-Control-Expose-Headers"] = "X-Result-Truncated, X-Row-Count, X-Truncated-Reason, X-Elapsed-Ms";
-    }
-    for (const auto& [k, v] : cors) r.headers[k] = v;
-    if (r.stream) {
-      r.stream = [inner = std::move(r.stream), cors](HttpStream& out) {
-        CorsStream wrapped(out, cors);
-        inner(wrapped);
-      };
-    }
-    return r;
-  };
-}
-
-// The preflight of a cross-origin request with Authorization and a JSON body.
-HttpHandler cors_preflight(std::vector<std::string> origins, std::string methods) {
-  return [origins = std::move(origins), methods = std::move(methods)](HttpRequest& req) {
-    auto origin = req.header("Origin");
-    if (!origin || !mcp::origin_allowed(*origin, origins))
-      return HttpResponse::error(403, "origin '" + origin.value_or("") + "' is not allowed (query.cors_origins)");
-    HttpResponse r;
-    r.status = 204;
-    r.headers["Access-Control-Allow-Origin"] = *origin;
-    r.headers["Access-Control-Allow-Methods"] = methods;
-    r.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type";
-    r.headers["Access-Control-Max-Age"] = "600";
-    r.headers["Vary"] = "Origin";
-    return r;
-  };
-}
-
-}  // namespace
-
 void QueryService::start() {
   Router router;
   const auto& cors = impl_->options.cors_origins;
   router.add("POST", "/api/v1/query", with_cors(cors, [this](HttpRequest& req) { return impl_->handle(req); }));
   router.add("OPTIONS", "/api/v1/query", cors_preflight(cors, "POST"));
-  router.add("OPTIONS", "/api/v1/datasets/{dataset}/schema", cors_preflight(cors, "GET"));
-  // The dataset's schema registry document, for the key's tenant (docs/api.md).
-  router.add("GET", "/api/v1/datasets/{dataset}/schema", with_cors(cors, [this](HttpRequest& req) {
-    HttpResponse refusal;
-    auto grant = authenticate_query_request(req, *impl_->catalog.get(), refusal);
-    if (!grant) return refusal;
-    try {
-      return HttpResponse::json(200, schema(grant->account + "/" + grant->tenant + "/" + req.params.at("dataset")));
-    } catch (const QueryError& e) {
-      return HttpResponse::error(e.status, e.what());
-    }
-  }));
-  nl::add_ask_routes(router, *this, impl_->store, impl_->options.max_response_bytes);  // docs/ask.md
+  // GET /api/v1/datasets/{dataset}/schema and /parts: a document about a dataset of
+  // the key's tenant — the schema registry's, the committed parts (docs/api.md).
+  using DatasetDocument = std::string (QueryService::*)(const std::string&);
+  for (const auto& [what, document] : {std::pair<std::string, DatasetDocument>{"schema", &QueryService::schema},
+                                       std::pair<std::string, DatasetDocument>{"parts", &QueryService::parts}}) {
+    router.add("OPTIONS", "/api/v1/datasets/{dataset}/" + what, cors_preflight(cors, "GET"));
+    router.add("GET", "/api/v1/datasets/{dataset}/" + what, with_cors(cors, [this, document](HttpRequest& req) {
+      HttpResponse refusal;
+      auto grant = authenticate_query_request(req, *impl_->catalog.get(), refusal);
+      if (!grant) return refusal;
+      try {
+        return HttpResponse::json(200, (this->*document)(grant->account + "/" + grant->tenant + "/" + req.params.at("dataset")));
+      } catch (const QueryError& e) {
+        return HttpResponse::error(e.status, e.what());
+      }
+    }));
+  }
+  nl::add_ask_routes(router, *this, impl_->store, impl_->options.max_response_bytes, cors);  // docs/ask.md
   mcp::McpOptions mcp_options;
   mcp_options.allowed_origins = impl_->options.mcp_allowed_origins;
   mcp_options.max_response_bytes = impl_->options.max_response_bytes;

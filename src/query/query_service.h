@@ -58,8 +58,9 @@ struct QueryOptions {
   // query.mcp.allowed_origins: browser origins the MCP endpoint serves besides
   // loopback ones (docs/mcp.md); "*" = any.
   std::vector<std::string> mcp_allowed_origins;
-  // query.cors_origins: browser origins that may call POST /api/v1/query and the
-  // schema endpoint (CORS) besides loopback ones, e.g. control's web UI; "*" = any.
+  // query.cors_origins: browser origins that may call POST /api/v1/query, the
+  // schema and parts endpoints and /api/v1/query/ask (CORS) besides loopback ones,
+  // e.g. control's web UI; "*" = any.
   std::vector<std::string> cors_origins;
 };
 QueryOptions parse_query_options(const ConfigNode& section);
@@ -124,6 +125,12 @@ class QueryService {
   // history; docs/schema-evolution.md). Throws QueryError 404 for an unknown
   // dataset or one with nothing packed yet.
   std::string schema(const std::string& dataset);
+  // The dataset's committed Parquet parts (storage/ledger.h committed_parts) as the
+  // JSON of GET /api/v1/datasets/{dataset}/parts: {"dataset", "part_count", "rows",
+  // "bytes", "parts": [{"key", "rows", "bytes", "hour", "quarantine"}]}, sorted by
+  // key. Throws QueryError 404 for an unknown dataset (none packed yet: no parts),
+  // 413 when the list is larger than max_response_bytes.
+  std::string parts(const std::string& dataset);
   // Open tenant engines (for tests and the bf_query_engines gauge).
   size_t engine_count() const;
   // The catalog requests are answered from: control hands over a new one while the

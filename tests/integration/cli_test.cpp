@@ -2,6 +2,8 @@
 // plugins and version print what they should.
 #include <gtest/gtest.h>
 
+#include <boost/json/parse.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -71,6 +73,32 @@ TEST_F(Cli, PluginsListsBuiltInSourcesAndSteps) {
   EXPECT_EQ(code, 0);
   for (const char* name : {"syslog_udp", "syslog_tcp", "http", "add", "remove", "rename"})
     EXPECT_NE(out.find(name), std::string::npos) << name << " missing in:\n" << out;
+}
+
+// The schema the UI's forms come from, as the binary prints it; and the generated
+// tables of docs/pipelines.md are what --update-docs makes of a copy.
+TEST_F(Cli, PluginsSchemaDescribesEveryStepsOptionsAndUpdatesTheDocs) {
+  auto [code, out] = bf("plugins --schema 2>/dev/null");
+  ASSERT_EQ(code, 0) << out;
+  const boost::json::object steps = boost::json::parse(out).at("steps").as_object();
+  const boost::json::object& truncate = steps.at("truncate").as_object();
+  EXPECT_EQ(truncate.at("required"), (boost::json::array{"max_bytes"}));
+  EXPECT_EQ(truncate.at("properties").at("max_bytes").at("minimum"), 1);
+  EXPECT_EQ(truncate.at("properties").at("if").at("type"), "string");
+  EXPECT_EQ(steps.at("hash").at("properties").at("algorithm").at("enum"), (boost::json::array{"sha256", "xxhash64", "xxh3"}));
+  for (const auto& [kind, schema] : steps) EXPECT_TRUE(schema.as_object().contains("properties")) << kind;
+
+  std::filesystem::copy_file(std::string(BF_SOURCE_DIR) + "/docs/pipelines.md", dir / "pipelines.md");
+  auto [same, said] = bf("plugins --update-docs " + (dir / "pipelines.md").string());
+  EXPECT_EQ(same, 0);
+  EXPECT_NE(said.find("pipelines.md: up to date"), std::string::npos) << said;
+  std::ofstream(dir / "stale.md") << "<!-- options: kv -->\n| old |\n<!-- /options -->\n";
+  auto [updated, msg] = bf("plugins --update-docs " + (dir / "stale.md").string());
+  EXPECT_EQ(updated, 0);
+  EXPECT_NE(msg.find("option tables updated"), std::string::npos) << msg;
+  std::ifstream in(dir / "stale.md");
+  const std::string table((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(table.find("| `field_split` | string | ` ` | the text between pairs |"), std::string::npos) << table;
 }
 
 TEST_F(Cli, PipelineTestReadsStdinAndPrintsStepsOutputAndErrors) {

@@ -11,6 +11,7 @@ import { usersPage } from "./pages/users";
 import { auditPage } from "./pages/audit";
 import { overviewPage } from "./pages/overview";
 import { queryPage } from "./pages/query";
+import { datasetDataPage } from "./pages/dataset_data";
 
 export interface Ctx {
   me: Me;
@@ -34,6 +35,7 @@ route("/accounts", accountsPage);
 route("/accounts/:account", accountPage);
 route("/accounts/:account/tenants/:tenant", tenantPage);
 route("/accounts/:account/tenants/:tenant/datasets/:dataset", datasetPage);
+route("/accounts/:account/tenants/:tenant/datasets/:dataset/data", datasetDataPage);
 route("/keys", keysPage);
 route("/users", usersPage);
 route("/audit", auditPage);

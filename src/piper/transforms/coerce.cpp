@@ -90,7 +90,7 @@ TransformFactory coerce_transform() {
             bool one = o.has("field"), many = o.has("fields");
             if (one == many) o.fail("give exactly one of 'field' (with 'type') or 'fields' (a map of field: type)");
             if (one) {
-              fields.emplace_back(o.field("field"), parse_type(o, "type", o.str("type")));
+              fields.emplace_back(o.field("field"), parse_type(o, "type", o.choice("type")));
             } else {
               for (const auto& kv : o.object("fields")) {
                 std::string key = "fields." + std::string(kv.key());
@@ -105,6 +105,12 @@ TransformFactory coerce_transform() {
               if (fields.empty()) o.fail("fields", "no fields given");
             }
             return std::make_unique<Coerce>(std::move(fields));
+          },
+          {
+              Option("fields", OptionType::string_map, "field → type name (int, float, bool, string, timestamp); give fields, or field and type"),
+              Option("field", OptionType::string, "one field to convert, with type"),
+              Option("type", OptionType::string, "the type of field")
+                  .one_of({"int", "integer", "float", "double", "bool", "boolean", "string", "timestamp"}),
           }};
 }
 

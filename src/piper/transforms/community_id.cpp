@@ -172,12 +172,23 @@ TransformFactory community_id_transform() {
           "Community ID v1 flow hash into target (default network.community_id) from source_ip, destination_ip, "
           "source_port, destination_port (ICMP: type and code) and protocol (number or tcp/udp/icmp/icmp6/sctp); seed (0)",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
-            std::vector<FieldPath> fields{o.field("source_ip", "source.ip"), o.field("destination_ip", "destination.ip"),
-                                          o.field("source_port", "source.port"), o.field("destination_port", "destination.port"),
-                                          o.field("protocol", "network.transport")};
-            auto target = o.field("target", "network.community_id");
-            auto seed = static_cast<uint16_t>(o.integer("seed", 0, 0, 65535));
+            std::vector<FieldPath> fields{o.field("source_ip"), o.field("destination_ip"), o.field("source_port"),
+                                          o.field("destination_port"), o.field("protocol")};
+            auto target = o.field("target");
+            auto seed = static_cast<uint16_t>(o.integer("seed"));
             return std::make_unique<CommunityId>(std::move(fields), std::move(target), seed);
+          },
+          {
+              Option("source_ip", OptionType::string, "the field holding the source address").def("source.ip"),
+              Option("destination_ip", OptionType::string, "the field holding the destination address").def("destination.ip"),
+              Option("source_port", OptionType::string, "the field holding the source port (ICMP: the type)").def("source.port"),
+              Option("destination_port", OptionType::string, "the field holding the destination port (ICMP: the code)")
+                  .def("destination.port"),
+              Option("protocol", OptionType::string,
+                     "the field holding the IP protocol: a number 0–255 or tcp, udp, icmp, icmp6, sctp")
+                  .def("network.transport"),
+              Option("target", OptionType::string, "where the hash goes").def("network.community_id"),
+              Option("seed", OptionType::integer, "the Community ID seed").def("0").range(0, 65535),
           }};
 }
 

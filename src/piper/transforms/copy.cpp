@@ -24,7 +24,12 @@ class CopyField final : public Transform {
 TransformFactory copy_transform() {
   return {"copy", "Copy a field's value to another field (overwrite: default true)",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
-            return std::make_unique<CopyField>(o.field("from"), o.field("to"), o.boolean("overwrite", true));
+            return std::make_unique<CopyField>(o.field("from"), o.field("to"), o.boolean("overwrite"));
+          },
+          {
+              Option("from", OptionType::string, "the field copied (nothing happens when it is absent)").mandatory(),
+              Option("to", OptionType::string, "where the copy goes").mandatory(),
+              Option("overwrite", OptionType::boolean, "replace a value already at `to` (false: keep it)").def("true"),
           }};
 }
 

@@ -50,11 +50,11 @@ class Csv final : public Transform {
 TransformFactory csv_transform() {
   return {"csv", "Parse a CSV record in a string field (default message) into the header's fields (delimiter, quote, target, strict)",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
-            auto field = o.field("field", "message");
+            auto field = o.field("field");
             std::optional<FieldPath> target;
             if (o.has("target")) target = o.field("target");
-            char delim = single_char(o, "delimiter", ",");
-            char quote = single_char(o, "quote", "\"");
+            char delim = single_char(o, "delimiter");
+            char quote = single_char(o, "quote");
             if (delim == quote) o.fail("quote", "must differ from the delimiter");
             std::vector<std::string> header = o.str_list("header");
             if (header.size() == 1 && header[0].find(delim) != std::string::npos) {  // "a,b,c" in one string
@@ -72,7 +72,15 @@ TransformFactory csv_transform() {
               if (h.empty()) o.fail("header", "has an empty column name");
             if (header.empty()) o.fail("header", "no column names given");
             return std::make_unique<Csv>(std::move(field), std::move(target), std::move(header), delim, quote,
-                                         o.boolean("strict", true));
+                                         o.boolean("strict"));
+          },
+          {
+              Option("field", OptionType::string, "the string field holding the record").def("message"),
+              Option("header", OptionType::string_list, "the column names, or one string split at the delimiter").mandatory(),
+              Option("delimiter", OptionType::string, "one character between values; \\t for a tab").def(","),
+              Option("quote", OptionType::string, "one character quoting a value (RFC 4180)").def("\""),
+              Option("target", OptionType::string, "an object field for the values").note("into the event"),
+              Option("strict", OptionType::boolean, "more values than header names fail the event (false: the extra ones are dropped)").def("true"),
           }};
 }
 

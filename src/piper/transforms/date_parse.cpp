@@ -39,9 +39,9 @@ TransformFactory date_parse_transform() {
   return {"date_parse", "Parse a time field with strptime formats or epoch_s/ms/us/ns/rfc3339/auto (in timezone) into _time (or target)",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             auto field = o.field("field");
-            auto target = o.field("target", "_time");
+            auto target = o.field("target");
             std::vector<TimeFormat> formats;
-            for (const auto& f : o.str_list("formats", {"auto"})) {
+            for (const auto& f : o.str_list("formats")) {
               try {
                 formats.push_back(TimeFormat::compile(f));
               } catch (const PipelineError& e) {
@@ -51,11 +51,20 @@ TransformFactory date_parse_transform() {
             if (formats.empty()) o.fail("formats", "no formats given");
             std::shared_ptr<const TimeZone> zone = TimeZone::utc();
             try {
-              zone = load_time_zone(o.str("timezone", "UTC"));
+              zone = load_time_zone(o.str("timezone"));
             } catch (const PipelineError& e) {
               o.fail("timezone", e.what());
             }
             return std::make_unique<DateParse>(std::move(field), std::move(target), std::move(formats), std::move(zone));
+          },
+          {
+              Option("field", OptionType::string, "the field holding the time").mandatory(),
+              Option("formats", OptionType::string_list,
+                     "tried in order: strptime formats, rfc3339, epoch_s, epoch_ms, epoch_us, epoch_ns or auto")
+                  .def("auto"),
+              Option("timezone", OptionType::string, "for times without an offset: UTC, +05:30 or an IANA name")
+                  .def("UTC"),
+              Option("target", OptionType::string, "where the RFC 3339 UTC time goes").def("_time"),
           }};
 }
 

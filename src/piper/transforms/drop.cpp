@@ -14,7 +14,8 @@ class Drop final : public Transform {
 
 TransformFactory drop_transform() {
   return {"drop", "Drop the event (with if: the events the condition selects); counted on /metrics",
-          [](const StepOptions&) -> std::unique_ptr<Transform> { return std::make_unique<Drop>(); }};
+          [](const StepOptions&) -> std::unique_ptr<Transform> { return std::make_unique<Drop>(); },
+          {}};
 }
 
 }  // namespace bf

@@ -25,6 +25,9 @@ TransformFactory exclude_transform() {
             auto globs = o.str_list("fields");
             if (globs.empty()) o.fail("fields", "no fields given");
             return std::make_unique<Exclude>(std::move(globs));
+          },
+          {
+              Option("fields", OptionType::string_list, "names or globs (* and ?) of the top-level fields removed").mandatory(),
           }};
 }
 

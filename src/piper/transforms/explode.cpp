@@ -53,7 +53,12 @@ TransformFactory explode_transform() {
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             auto field = o.field("field");
             auto target = o.has("target") ? o.field("target") : field;
-            return std::make_unique<Explode>(std::move(field), std::move(target), o.integer("max_events", 10000, 1, 1000000));
+            return std::make_unique<Explode>(std::move(field), std::move(target), o.integer("max_events"));
+          },
+          {
+              Option("field", OptionType::string, "the array field").mandatory(),
+              Option("target", OptionType::string, "where each element goes in its event").note("the field"),
+              Option("max_events", OptionType::integer, "more elements fail the event").def("10000").range(1, 1000000),
           }};
 }
 

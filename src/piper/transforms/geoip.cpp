@@ -230,14 +230,31 @@ const char* kind_name(DbKind k) {
   return "other";
 }
 
+OptionSpecs options() {
+  std::vector<std::string> names;
+  for (const auto& kf : known_fields()) names.emplace_back(kf.name);
+  return {
+      Option("database", OptionType::string, "the MMDB file (GeoLite2, GeoIP2, DB-IP: City, Country or ASN)").mandatory(),
+      Option("field", OptionType::string, "the field holding the IPv4 or IPv6 address").mandatory(),
+      Option("target", OptionType::string, "an object field for the results (merged into an object already there)")
+          .def("geo"),
+      Option("fields", OptionType::string_list,
+             "the values written, by name (those the database's type holds; other values: use paths)")
+          .one_of(std::move(names))
+          .note("by the database's type"),
+      Option("paths", OptionType::string_map, "output name → dotted path into the record (traits.is_anycast)"),
+      Option("language", OptionType::string, "the language of names").def("en"),
+  };
+}
+
 }  // namespace
 
 TransformFactory geoip_transform() {
   return {"geoip", "Location (City, Country) or network owner (ASN) of an IP address from an MMDB database; reloaded when the file changes",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             auto field = o.field("field");
-            auto target = o.field("target", "geo");
-            std::string language = o.nonempty("language", "en");
+            auto target = o.field("target");
+            std::string language = o.nonempty("language");
             std::string path = o.str("database");
             std::unique_ptr<ReloadingFile<Mmdb>> db;
             try {
@@ -252,11 +269,7 @@ TransformFactory geoip_transform() {
               const Known* k = nullptr;
               for (const auto& kf : known_fields())
                 if (name == kf.name) k = &kf;
-              if (!k) {
-                std::string list;
-                for (const auto& kf : known_fields()) list += (list.empty() ? "" : ", ") + std::string(kf.name);
-                o.fail("fields", "unknown field '" + name + "' (known: " + list + "; other values: use paths)");
-              }
+              if (!k) throw std::logic_error("geoip: field '" + name + "' passed the declaration but is not known");
               if (first->kind() != DbKind::other &&
                   std::find(k->kinds.begin(), k->kinds.end(), first->kind()) == k->kinds.end())
                 o.fail("fields", "'" + name + "' is not in a " + kind_name(first->kind()) + " database (" + first->type() + ")");
@@ -284,7 +297,8 @@ TransformFactory geoip_transform() {
               out.cpath.push_back(nullptr);
             }
             return std::make_unique<GeoIp>(std::move(field), std::move(target), std::move(outputs), std::move(db));
-          }};
+          },
+          options()};
 }
 
 }  // namespace bf

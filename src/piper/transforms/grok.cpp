@@ -334,15 +334,13 @@ class Grok final : public Transform {
 TransformFactory grok_transform() {
   return {"grok", "Parse a string field (default message) with grok patterns (%{NAME:field:type}) on RE2; pattern_definitions, target, on_mismatch",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
-            auto field = o.field("field", "message");
+            auto field = o.field("field");
             std::optional<FieldPath> target;
             if (o.has("target")) target = o.field("target");
             std::map<std::string, std::string> custom;
             if (o.has("pattern_definitions")) {
-              for (const auto& kv : o.object("pattern_definitions")) {
-                if (!kv.value().is_string()) o.fail("pattern_definitions." + std::string(kv.key()), "must be a string");
+              for (const auto& kv : o.object("pattern_definitions"))  // strings: checked by the declaration
                 custom[std::string(kv.key())] = std::string(kv.value().get_string());
-              }
             }
             std::vector<Compiled> compiled;
             for (const auto& pattern : o.str_list("patterns")) {
@@ -355,8 +353,21 @@ TransformFactory grok_transform() {
               compiled.push_back(std::move(c));
             }
             if (compiled.empty()) o.fail("patterns", "no patterns given");
-            std::string mismatch = o.choice("on_mismatch", "fail", {"fail", "keep"});
+            std::string mismatch = o.choice("on_mismatch");
             return std::make_unique<Grok>(std::move(field), std::move(target), std::move(compiled), mismatch == "keep");
+          },
+          {
+              Option("patterns", OptionType::string_list,
+                     "grok patterns (%{NAME}, %{NAME:field}, %{NAME:field:int|float}), tried in order; the first match wins")
+                  .mandatory(),
+              Option("field", OptionType::string, "the string field parsed").def("message"),
+              Option("pattern_definitions", OptionType::string_map,
+                     "NAME → pattern, may use %{…}; overrides the library's patterns of that name")
+                  .def("{}"),
+              Option("target", OptionType::string, "an object field for the captures").note("into the event"),
+              Option("on_mismatch", OptionType::string, "when no pattern matches: fail the event, or keep it unchanged")
+                  .one_of({"fail", "keep"})
+                  .def("fail"),
           }};
 }
 

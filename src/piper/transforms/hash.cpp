@@ -53,10 +53,17 @@ TransformFactory hash_transform() {
   return {"hash", "Hex fingerprint of fields into target (default _hash): algorithm sha256 (default), xxhash64 or xxh3",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             auto fields = o.fields("fields");
-            auto target = o.field("target", "_hash");
-            std::string a = o.choice("algorithm", "sha256", {"sha256", "xxhash64", "xxh3"});
+            auto target = o.field("target");
+            std::string a = o.choice("algorithm");
             Algorithm algo = a == "sha256" ? Algorithm::sha256 : a == "xxh3" ? Algorithm::xxh3 : Algorithm::xxhash64;
             return std::make_unique<Hash>(std::move(fields), std::move(target), algo);
+          },
+          {
+              Option("fields", OptionType::string_list, "the fields hashed, in order").mandatory(),
+              Option("target", OptionType::string, "where the hex digest goes").def("_hash"),
+              Option("algorithm", OptionType::string, "xxhash64 and xxh3 are much faster, but not for security")
+                  .one_of({"sha256", "xxhash64", "xxh3"})
+                  .def("sha256"),
           }};
 }
 

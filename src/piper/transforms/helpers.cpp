@@ -115,8 +115,8 @@ std::unique_ptr<Transform> make_case_map_step(std::vector<FieldPath> fields, int
   return std::make_unique<CaseMap>(std::move(fields), map);
 }
 
-char single_char(const StepOptions& o, const std::string& key, const std::string& def) {
-  std::string v = o.str(key, def);
+char single_char(const StepOptions& o, const std::string& key) {
+  std::string v = o.str(key);
   if (v == "\\t") v = "\t";
   if (v.size() != 1) o.fail(key, "must be one character");
   return v[0];
@@ -132,7 +132,17 @@ void merge_into(Event& e, const std::optional<FieldPath>& target, boost::json::o
 std::vector<FieldPath> field_or_fields(const StepOptions& o) {
   bool one = o.has("field"), many = o.has("fields");
   if (one == many) o.fail("give exactly one of 'field' or 'fields'");
-  return o.fields(one ? "field" : "fields");
+  if (one) return {o.field("field")};
+  return o.fields("fields");
+}
+
+OptionSpecs field_or_fields_options(const std::string& what, OptionSpecs more) {
+  OptionSpecs specs{
+      Option("field", OptionType::string, "one field " + what + "; give field or fields"),
+      Option("fields", OptionType::string_list, "several fields " + what + "; give field or fields"),
+  };
+  specs.insert(specs.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  return specs;
 }
 
 }  // namespace bf

@@ -30,7 +30,11 @@ TransformFactory include_transform() {
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             auto globs = o.str_list("fields");
             if (globs.empty()) o.fail("fields", "no fields given");
-            return std::make_unique<Include>(std::move(globs), o.boolean("keep_system", true));
+            return std::make_unique<Include>(std::move(globs), o.boolean("keep_system"));
+          },
+          {
+              Option("fields", OptionType::string_list, "names or globs (* and ?) of the top-level fields kept").mandatory(),
+              Option("keep_system", OptionType::boolean, "keep the _ fields (_time, _raw, …) too").def("true"),
           }};
 }
 

@@ -58,7 +58,12 @@ TransformFactory json_flatten_transform() {
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             std::optional<FieldPath> field;
             if (o.has("field")) field = o.field("field");
-            return std::make_unique<JsonFlatten>(std::move(field), o.nonempty("separator", "."), o.boolean("arrays", false));
+            return std::make_unique<JsonFlatten>(std::move(field), o.nonempty("separator"), o.boolean("arrays"));
+          },
+          {
+              Option("field", OptionType::string, "flatten only the object at this field").note("the whole event"),
+              Option("separator", OptionType::string, "joins the keys").def("."),
+              Option("arrays", OptionType::boolean, "array elements become keys too (a.0, a.1)").def("false"),
           }};
 }
 

@@ -52,12 +52,19 @@ class JsonParse final : public Transform {
 TransformFactory json_parse_transform() {
   return {"json_parse", "Parse a string field (default message) as JSON into target (default: in place) or, with merge, into the event",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
-            auto field = o.field("field", "message");
-            bool merge = o.boolean("merge", false);
+            auto field = o.field("field");
+            bool merge = o.boolean("merge");
             if (merge && o.has("target")) o.fail("target", "cannot be combined with merge: true");
             auto target = o.has("target") ? o.field("target") : field;
-            return std::make_unique<JsonParse>(std::move(field), std::move(target), merge, o.boolean("overwrite", true),
-                                               static_cast<int>(o.integer("max_depth", 64, 1, 512)));
+            return std::make_unique<JsonParse>(std::move(field), std::move(target), merge, o.boolean("overwrite"),
+                                               static_cast<int>(o.integer("max_depth")));
+          },
+          {
+              Option("field", OptionType::string, "the string field parsed").def("message"),
+              Option("target", OptionType::string, "where the value goes").note("the field (in place)"),
+              Option("merge", OptionType::boolean, "copy an object's members into the event").def("false"),
+              Option("overwrite", OptionType::boolean, "with merge: replace fields already in the event").def("true"),
+              Option("max_depth", OptionType::integer, "deeper nesting fails the event").def("64").range(1, 512),
           }};
 }
 

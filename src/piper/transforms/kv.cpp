@@ -86,16 +86,27 @@ TransformFactory kv_transform() {
   return {"kv", "Parse key=value pairs from a string field (default message): field_split, value_split, quotes, include, exclude, prefix, target",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             KvOptions k;
-            k.field = o.field("field", "message");
+            k.field = o.field("field");
             if (o.has("target")) k.target = o.field("target");
-            k.field_split = o.nonempty("field_split", " ");
-            k.value_split = o.nonempty("value_split", "=");
-            k.quotes = o.str("quotes", "\"'");
-            k.prefix = o.str("prefix", "");
+            k.field_split = o.nonempty("field_split");
+            k.value_split = o.nonempty("value_split");
+            k.quotes = o.str("quotes");
+            k.prefix = o.str("prefix");
             for (const auto& s : o.str_list("include", {})) k.include.insert(s);
-            for (const auto& s : o.str_list("exclude", {})) k.exclude.insert(s);
-            k.overwrite = o.boolean("overwrite", true);
+            for (const auto& s : o.str_list("exclude")) k.exclude.insert(s);
+            k.overwrite = o.boolean("overwrite");
             return std::make_unique<Kv>(std::move(k));
+          },
+          {
+              Option("field", OptionType::string, "the string field holding the pairs").def("message"),
+              Option("target", OptionType::string, "an object field for the pairs").note("into the event"),
+              Option("field_split", OptionType::string, "the text between pairs").def(" "),
+              Option("value_split", OptionType::string, "the text between a key and its value").def("="),
+              Option("quotes", OptionType::string, "characters that quote a value (a backslash escapes the quote inside)").def("\"'"),
+              Option("include", OptionType::string_list, "only these keys").note("every key"),
+              Option("exclude", OptionType::string_list, "keys left out").def(""),
+              Option("prefix", OptionType::string, "put before each key").def(""),
+              Option("overwrite", OptionType::boolean, "replace fields already in the event (without target)").def("true"),
           }};
 }
 

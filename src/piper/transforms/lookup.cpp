@@ -208,12 +208,12 @@ TransformFactory lookup_transform() {
             std::optional<FieldPath> target;
             if (o.has("target")) target = o.field("target");
             TableOptions t;
-            t.cidr = o.choice("match", "exact", {"exact", "cidr"}) == "cidr";
+            t.cidr = o.choice("match") == "cidr";
             t.key = o.str("key", "");
             t.columns = o.str_list("columns", {});
-            t.delimiter = single_char(o, "delimiter", ",");
+            t.delimiter = single_char(o, "delimiter");
             if (t.delimiter == '"') o.fail("delimiter", "must not be the quote character");
-            t.max_bytes = o.integer("max_bytes", 64 << 20, 1, int64_t{1} << 30);
+            t.max_bytes = o.integer("max_bytes");
             std::string file = o.str("file");
             std::unique_ptr<ReloadingFile<Table>> table;
             try {
@@ -222,6 +222,18 @@ TransformFactory lookup_transform() {
               o.fail("file", e.what());
             }
             return std::make_unique<Lookup>(std::move(field), std::move(target), t.cidr, std::move(table));
+          },
+          {
+              Option("file", OptionType::string, "the CSV table, with a header row").mandatory(),
+              Option("field", OptionType::string, "the field whose value is looked up").mandatory(),
+              Option("match", OptionType::string, "exact: the key's text; cidr: the key column holds networks, the longest prefix wins")
+                  .one_of({"exact", "cidr"})
+                  .def("exact"),
+              Option("key", OptionType::string, "the column matched").note("the first column"),
+              Option("columns", OptionType::string_list, "the columns added").note("all but the key"),
+              Option("target", OptionType::string, "an object field for the columns").note("into the event"),
+              Option("delimiter", OptionType::string, "one character between values; \\t for a tab").def(","),
+              Option("max_bytes", OptionType::integer, "the largest file loaded, in bytes (a larger one does not compile)").def("67108864").range(1, double(int64_t{1} << 30)),
           }};
 }
 

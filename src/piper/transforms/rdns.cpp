@@ -181,13 +181,29 @@ TransformFactory rdns_transform() {
               if (!s) o.fail("server", "not given, and /etc/resolv.conf names no nameserver");
               r.server = *s;
             }
-            r.timeout = std::chrono::milliseconds(o.integer("timeout_ms", 500, 1, 30000));
-            r.budget = std::chrono::milliseconds(o.integer("budget_ms", 1000, 1, 60000));
-            r.ttl = std::chrono::seconds(o.integer("ttl_s", 3600, 1, 7 * 86400));
-            r.negative_ttl = std::chrono::seconds(o.integer("negative_ttl_s", 300, 1, 7 * 86400));
-            r.cache_size = static_cast<size_t>(o.integer("cache_size", 10000, 1, 10000000));
-            r.max_in_flight = static_cast<size_t>(o.integer("max_in_flight", 64, 1, 4096));
+            r.timeout = std::chrono::milliseconds(o.integer("timeout_ms"));
+            r.budget = std::chrono::milliseconds(o.integer("budget_ms"));
+            r.ttl = std::chrono::seconds(o.integer("ttl_s"));
+            r.negative_ttl = std::chrono::seconds(o.integer("negative_ttl_s"));
+            r.cache_size = static_cast<size_t>(o.integer("cache_size"));
+            r.max_in_flight = static_cast<size_t>(o.integer("max_in_flight"));
             return std::make_unique<Rdns>(std::move(r));
+          },
+          {
+              Option("field", OptionType::string, "the field holding the IPv4 or IPv6 address").mandatory(),
+              Option("target", OptionType::string, "where the host name goes").mandatory(),
+              Option("server", OptionType::string, "the DNS server: address[:port], [v6]:port")
+                  .note("the first nameserver of /etc/resolv.conf"),
+              Option("timeout_ms", OptionType::integer, "how long one query waits for its answer").def("500").range(1, 30000),
+              Option("budget_ms", OptionType::integer, "how long a batch waits for all its answers").def("1000").range(1, 60000),
+              Option("ttl_s", OptionType::integer, "how long a name is cached").def("3600").range(1, 7 * 86400),
+              Option("negative_ttl_s", OptionType::integer, "how long \"no name\" (or a timeout) is cached")
+                  .def("300")
+                  .range(1, 7 * 86400),
+              Option("cache_size", OptionType::integer, "addresses cached (the least recently used go first)")
+                  .def("10000")
+                  .range(1, 10000000),
+              Option("max_in_flight", OptionType::integer, "queries unanswered at a time").def("64").range(1, 4096),
           }};
 }
 

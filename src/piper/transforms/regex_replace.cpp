@@ -36,10 +36,16 @@ TransformFactory regex_replace_transform() {
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             auto field = o.field("field");
             auto re = o.regex("pattern");
-            std::string rewrite = o.str("replacement", "");
+            std::string rewrite = o.str("replacement");
             std::string err;
             if (!re->CheckRewriteString(rewrite, &err)) o.fail("replacement", err);
-            return std::make_unique<RegexReplace>(std::move(field), std::move(re), std::move(rewrite), o.boolean("all", true));
+            return std::make_unique<RegexReplace>(std::move(field), std::move(re), std::move(rewrite), o.boolean("all"));
+          },
+          {
+              Option("field", OptionType::string, "the string field rewritten").mandatory(),
+              Option("pattern", OptionType::string, "an RE2 pattern").mandatory(),
+              Option("replacement", OptionType::string, "what replaces a match; \\0 … \\9 insert groups").def(""),
+              Option("all", OptionType::boolean, "replace every match (false: the first)").def("true"),
           }};
 }
 

@@ -28,4 +28,10 @@ const std::vector<TransformFactory>& transform_factories() {
   return factories;
 }
 
+const TransformFactory* find_transform_factory(const std::string& type) {
+  for (const auto& f : transform_factories())
+    if (f.type == type) return &f;
+  return nullptr;
+}
+
 }  // namespace bf

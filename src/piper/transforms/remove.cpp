@@ -22,7 +22,8 @@ TransformFactory remove_transform() {
   return {"remove", "Delete one field (field) or several (fields)",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             return std::make_unique<RemoveFields>(field_or_fields(o));
-          }};
+          },
+          field_or_fields_options("to delete")};
 }
 
 }  // namespace bf

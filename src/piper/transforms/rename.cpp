@@ -24,7 +24,14 @@ class RenameField final : public Transform {
 TransformFactory rename_transform() {
   return {"rename", "Move a field to a new name (overwrite: replace an existing target, default true)",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
-            return std::make_unique<RenameField>(o.field("from"), o.field("to"), o.boolean("overwrite", true));
+            return std::make_unique<RenameField>(o.field("from"), o.field("to"), o.boolean("overwrite"));
+          },
+          {
+              Option("from", OptionType::string, "the field moved (nothing happens when it is absent)").mandatory(),
+              Option("to", OptionType::string, "its new name").mandatory(),
+              Option("overwrite", OptionType::boolean,
+                     "replace a value already at `to` (false: keep it, and `from` stays)")
+                  .def("true"),
           }};
 }
 

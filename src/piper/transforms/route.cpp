@@ -39,7 +39,7 @@ TransformFactory route_transform() {
             RouteSpec spec;
             spec.targets = o.str_list("to");
             if (spec.targets.empty()) o.fail("to", "no dataset given");
-            spec.move = o.choice("mode", "copy", {"copy", "move"}) == "move";
+            spec.move = o.choice("mode") == "move";
             const PipelineContext* ctx = o.context();
             for (size_t i = 0; i < spec.targets.size(); ++i) {
               const std::string& t = spec.targets[i];
@@ -52,6 +52,12 @@ TransformFactory route_transform() {
                 o.fail("to", "unknown dataset '" + t + "' (datasets of this tenant: " + joined(ctx->siblings) + ")");
             }
             return std::make_unique<Route>(std::move(spec));
+          },
+          {
+              Option("to", OptionType::string_list, "the target dataset ids, of the same tenant").mandatory(),
+              Option("mode", OptionType::string, "copy: the event also goes on here; move: it leaves this dataset")
+                  .one_of({"copy", "move"})
+                  .def("copy"),
           }};
 }
 

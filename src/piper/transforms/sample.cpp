@@ -188,24 +188,37 @@ TransformFactory sample_transform() {
           "hash (default with key: by xxhash of the key, stable across runs; seed) or dynamic (per-key rates adapting every "
           "window events, at most max_keys keys tracked)",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
-            const int64_t rate = o.integer("rate", 0, 1, int64_t(1) << 40);
-            if (!o.has("rate")) o.fail("missing option 'rate'");
+            const int64_t rate = o.integer("rate");
             std::shared_ptr<const Expr> key = o.has("key") ? o.expr("key") : nullptr;
-            const std::string m = o.choice("mode", key ? "hash" : "random", {"random", "hash", "dynamic"});
+            const std::string m = o.choice("mode", key ? "hash" : "random");
             const Mode mode = m == "random" ? Mode::random : m == "hash" ? Mode::hash : Mode::dynamic;
             if (mode != Mode::random && !key) o.fail("key", "mode " + m + " needs a key (an expression, e.g. 'session_id')");
             if (mode == Mode::random && key) o.fail("key", "mode random takes no key");
-            const int64_t seed = o.integer("seed", 0, 0, INT64_MAX);
+            const int64_t seed = o.integer("seed");
             if (mode != Mode::hash && o.has("seed")) o.fail("seed", "only mode hash takes a seed");
-            const int64_t max_keys = o.integer("max_keys", 10000, 1, 1000000);
-            const int64_t window = o.integer("window_events", 10000, 10, int64_t(1) << 40);
+            const int64_t max_keys = o.integer("max_keys");
+            const int64_t window = o.integer("window_events");
             if (mode != Mode::dynamic) {
               if (o.has("max_keys")) o.fail("max_keys", "only mode dynamic tracks keys");
               if (o.has("window_events")) o.fail("window_events", "only mode dynamic has windows");
             }
             return std::make_unique<Sample>(mode, rate, std::move(key), static_cast<uint64_t>(seed),
-                                            o.field("rate_field", "_sample_rate"), static_cast<size_t>(max_keys),
+                                            o.field("rate_field"), static_cast<size_t>(max_keys),
                                             static_cast<uint64_t>(window));
+          },
+          {
+              Option("rate", OptionType::integer, "keep one event in rate").mandatory().range(1, double(int64_t(1) << 40)),
+              Option("key", OptionType::string, "an expression whose value groups events (mode hash or dynamic)"),
+              Option("mode", OptionType::string,
+                     "random: each event alone; hash: by the key, the same in every run; dynamic: per-key rates that adapt")
+                  .one_of({"random", "hash", "dynamic"})
+                  .note("random without key, hash with it"),
+              Option("seed", OptionType::integer, "mode hash: changes which keys are kept").def("0").range(0, 9223372036854775807.0),
+              Option("rate_field", OptionType::string, "where each kept event records the rate").def("_sample_rate"),
+              Option("max_keys", OptionType::integer, "mode dynamic: keys tracked per window").def("10000").range(1, 1000000),
+              Option("window_events", OptionType::integer, "mode dynamic: events per window, after which the rates adapt")
+                  .def("10000")
+                  .range(10, double(int64_t(1) << 40)),
           }};
 }
 

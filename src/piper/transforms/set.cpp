@@ -28,14 +28,25 @@ std::unique_ptr<Transform> create(const StepOptions& o) {
   bool constant = o.has("value"), computed = o.has("expr");
   if (constant == computed) o.fail("give exactly one of 'value' (a constant) or 'expr' (an expression)");
   return std::make_unique<SetField>(o.field("field"), constant ? o.value("value") : boost::json::value(),
-                                    computed ? o.expr("expr") : nullptr, o.boolean("overwrite", true));
+                                    computed ? o.expr("expr") : nullptr, o.boolean("overwrite"));
+}
+
+const OptionSpecs& options() {
+  static const OptionSpecs specs{
+      Option("field", OptionType::string, "the field to set (a dotted path; intermediate objects are created)").mandatory(),
+      Option("value", OptionType::any, "a constant (any JSON value); give value or expr"),
+      Option("expr", OptionType::string, "an expression whose result is the value; give value or expr"),
+      Option("overwrite", OptionType::boolean, "replace a value already there (false: keep it)").def("true"),
+  };
+  return specs;
 }
 
 }  // namespace
 
 TransformFactory set_transform() {
-  return {"set", "Set a field to a constant (value) or an expression's result (expr); overwrite: default true", create};
+  return {"set", "Set a field to a constant (value) or an expression's result (expr); overwrite: default true", create,
+          options()};
 }
-TransformFactory add_transform() { return {"add", "Same as set", create}; }
+TransformFactory add_transform() { return {"add", "Same as set", create, options()}; }
 
 }  // namespace bf

@@ -45,9 +45,18 @@ TransformFactory split_transform() {
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             auto field = o.field("field");
             auto target = o.has("target") ? o.field("target") : field;
-            return std::make_unique<Split>(std::move(field), std::move(target), o.nonempty("separator", ","),
-                                           o.boolean("trim", false), o.boolean("skip_empty", false),
-                                           o.integer("max", 0, 0, 1000000));
+            return std::make_unique<Split>(std::move(field), std::move(target), o.nonempty("separator"),
+                                           o.boolean("trim"), o.boolean("skip_empty"), o.integer("max"));
+          },
+          {
+              Option("field", OptionType::string, "the string field split").mandatory(),
+              Option("separator", OptionType::string, "the text between parts").def(","),
+              Option("target", OptionType::string, "where the array goes").note("the field"),
+              Option("trim", OptionType::boolean, "strip whitespace from each part").def("false"),
+              Option("skip_empty", OptionType::boolean, "leave out empty parts").def("false"),
+              Option("max", OptionType::integer, "at most this many parts, the last keeping the rest (0: no limit)")
+                  .def("0")
+                  .range(0, 1000000),
           }};
 }
 

@@ -68,9 +68,11 @@ class StringFieldsStep : public Transform {
   std::vector<FieldPath> fields_;
 };
 std::vector<FieldPath> field_or_fields(const StepOptions& o);  // `field` or `fields`, exactly one
+// The declaration of those two options (`what` the fields are for), then `more`.
+OptionSpecs field_or_fields_options(const std::string& what, OptionSpecs more = {});
 // Puts `rec`'s members at `target` (merged into an object already there; none: into
 // the event itself).
 void merge_into(Event& event, const std::optional<FieldPath>& target, boost::json::object rec);
 // A one-character option (a delimiter, a quote); the two characters \t mean a tab.
-char single_char(const StepOptions& o, const std::string& key, const std::string& def);
+char single_char(const StepOptions& o, const std::string& key);
 }  // namespace bf

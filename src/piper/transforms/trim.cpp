@@ -30,7 +30,10 @@ TransformFactory trim_transform() {
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             auto fields = field_or_fields(o);
             return std::make_unique<TrimStep>(std::move(fields), o.nonempty("chars", " \t\r\n\v\f"));
-          }};
+          },
+          field_or_fields_options("to trim", {
+              Option("chars", OptionType::string, "the characters stripped from both ends").note("whitespace (space, \\t, \\r, \\n, \\v, \\f)"),
+          })};
 }
 
 }  // namespace bf

@@ -31,10 +31,14 @@ TransformFactory truncate_transform() {
   return {"truncate", "Cut string fields (field or fields) to max_bytes at a character boundary, then append suffix",
           [](const StepOptions& o) -> std::unique_ptr<Transform> {
             auto fields = field_or_fields(o);
-            auto max = o.integer("max_bytes", 0, 1, int64_t{1} << 30);
-            if (!o.has("max_bytes")) o.fail("missing option 'max_bytes'");
-            return std::make_unique<Truncate>(std::move(fields), static_cast<size_t>(max), o.str("suffix", ""));
-          }};
+            auto max = o.integer("max_bytes");
+            return std::make_unique<Truncate>(std::move(fields), static_cast<size_t>(max), o.str("suffix"));
+          },
+          field_or_fields_options("to cut", {
+              Option("max_bytes", OptionType::integer, "longer strings are cut to this many bytes, at a UTF-8 character boundary")
+                  .mandatory().range(1, double(int64_t{1} << 30)),
+              Option("suffix", OptionType::string, "appended to a string that was cut").def(""),
+          })};
 }
 
 }  // namespace bf

@@ -8,6 +8,7 @@
 #include "common/catalog.h"
 #include "common/metrics.h"
 #include "net/http_server.h"
+#include "query/cors.h"
 #include "query/nl/prompt.h"
 #include "query/nl/provider.h"
 #include "storage/layout.h"
@@ -258,9 +259,25 @@ HttpResponse AskService::handle(HttpRequest& req) {
 }
 
 void add_ask_routes(Router& router, QueryService& query, std::shared_ptr<ObjectStore> store,
-                    uint64_t max_response_bytes) {
+                    uint64_t max_response_bytes, const std::vector<std::string>& cors_origins) {
   auto service = std::make_shared<AskService>(query, std::move(store), max_response_bytes);
-  router.add("POST", "/api/v1/query/ask", [service](HttpRequest& req) { return service->handle(req); });
+  router.add("POST", "/api/v1/query/ask", with_cors(cors_origins, [service](HttpRequest& req) { return service->handle(req); }));
+  // Whether questions can be asked at all: the UI shows its tab only then. The
+  // provider's endpoint and key stay on the server.
+  router.add("GET", "/api/v1/query/ask", with_cors(cors_origins, [&query](HttpRequest& req) {
+    HttpResponse refusal;
+    const auto catalog = query.catalog();
+    auto grant = authenticate_query_request(req, *catalog, refusal);
+    if (!grant) return refusal;
+    boost::json::object out{{"configured", false}};
+    if (const AiConfig* ai = catalog->ai_config(grant->account)) {
+      out["configured"] = true;
+      out["provider"] = ai->provider;
+      out["model"] = ai->model;
+    }
+    return HttpResponse::json(200, boost::json::serialize(out));
+  }));
+  router.add("OPTIONS", "/api/v1/query/ask", cors_preflight(cors_origins, "GET, POST"));
 }
 
 }  // namespace bf::nl

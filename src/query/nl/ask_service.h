@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "query/query_service.h"
 
@@ -55,9 +56,11 @@ class AskService {
   uint64_t max_response_bytes_;
 };
 
-// Registers POST /api/v1/query/ask on the query service's router.
+// Registers POST /api/v1/query/ask and GET /api/v1/query/ask (whether the key's
+// account has an AI provider: {"configured": bool, "provider", "model"}) on the
+// query service's router, both open to the browser origins in cors_origins.
 void add_ask_routes(Router& router, QueryService& query, std::shared_ptr<ObjectStore> store,
-                    uint64_t max_response_bytes);
+                    uint64_t max_response_bytes, const std::vector<std::string>& cors_origins);
 
 // The JSON body of a successful answer.
 std::string render_ask_response(const AskResult& result);

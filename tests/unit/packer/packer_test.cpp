@@ -614,10 +614,11 @@ TEST_F(PackerTest, ABacklogOfSeveralPartsDrainsInOneRun) {
 TEST(PackerOptionsTest, ThreadsCompressionAndRowGroupsAreReadAndBounded) {
   auto read = [](const std::string& yaml) { return parse_packer_options(ConfigNode::parse(yaml, "packer.yaml")); };
   const PackerOptions defaults = read("{}");
-  EXPECT_EQ(defaults.threads, 2);
+  EXPECT_EQ(defaults.threads, 1);
   EXPECT_EQ(defaults.compression_level, 3);
-  const PackerOptions o = read("threads: 1\ncompression_level: 9\nrow_group_size: 4096\n");
-  EXPECT_EQ(o.threads, 1);
+  EXPECT_EQ(defaults.row_group_size, 32768u);
+  const PackerOptions o = read("threads: 2\ncompression_level: 9\nrow_group_size: 4096\n");
+  EXPECT_EQ(o.threads, 2);
   EXPECT_EQ(o.compression_level, 9);
   EXPECT_EQ(o.row_group_size, 4096u);
   EXPECT_THROW(read("threads: 0\n"), ConfigError);

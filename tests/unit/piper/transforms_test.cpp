@@ -99,7 +99,7 @@ TEST(Steps, CoerceConvertsOrDeadLettersWithoutPartialChanges) {
   ASSERT_EQ(out.dead_letters.size(), 1u);
   EXPECT_EQ(out.dead_letters[0].at("a"), "1");  // untouched although it would convert
   EXPECT_EQ(out.dead_letters[0].at("_error"), "step 1 (coerce): field 'b': \"x1\" is not a valid int");
-  EXPECT_NE(compile_error(R"([{"coerce": {"field": "a", "type": "decimal"}}])").find("option 'type': unknown type 'decimal'"),
+  EXPECT_NE(compile_error(R"([{"coerce": {"field": "a", "type": "decimal"}}])").find("option 'type': 'decimal' is not one of int, integer, float"),
             std::string::npos);
   EXPECT_NE(compile_error(R"([{"coerce": {"fields": {"a": "nope"}}}])").find("option 'fields.a': unknown type"),
             std::string::npos);
@@ -287,12 +287,14 @@ TEST(Steps, IncludeAndExclude) {
 
 TEST(Steps, UnknownOptionsNameDatasetStepKindAndKey) {
   EXPECT_EQ(compile_error(R"([{"set": {"field": "a", "value": 1}}, {"kv": {"field_spilt": ","}}])"),
-            "dataset a/t/d: pipeline step 2 (kv): unknown option 'field_spilt'");
+            "dataset a/t/d: pipeline step 2 (kv): unknown option 'field_spilt' (known: field, target, field_split, "
+            "value_split, quotes, include, exclude, prefix, overwrite, if)");
   EXPECT_EQ(compile_error(R"([{"split": {"field": "a", "separator": ""}}])"),
             "dataset a/t/d: pipeline step 1 (split): option 'separator': must not be empty");
   EXPECT_EQ(compile_error(R"([{"split": {"field": "a", "max": "3"}}])"),
-            "dataset a/t/d: pipeline step 1 (split): option 'max': must be an integer");
-  EXPECT_EQ(compile_error(R"([{"explode": {"field": 3}}])"), "dataset a/t/d: pipeline step 1 (explode): option 'field': must be a string");
+            "dataset a/t/d: pipeline step 1 (split): option 'max': must be an integer, got \"3\"");
+  EXPECT_EQ(compile_error(R"([{"explode": {"field": 3}}])"),
+            "dataset a/t/d: pipeline step 1 (explode): option 'field': must be a string, got 3");
   EXPECT_EQ(compile_error(R"([{"json_parse": {"merge": true, "target": "x"}}])"),
             "dataset a/t/d: pipeline step 1 (json_parse): option 'target': cannot be combined with merge: true");
 }

@@ -345,6 +345,33 @@ TEST_F(AskTest, NoProviderAuthAndScope) {
   EXPECT_TRUE(llm.requests().empty());  // none of these reached the model
 }
 
+// GET /api/v1/query/ask tells a browser whether to offer questions at all (the UI's
+// tab), for the key's account only, with CORS as POST; the provider's key and
+// endpoint never leave the server.
+TEST_F(AskTest, StatusSaysWhetherTheKeysAccountHasAProvider) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(service->port()) + "/api/v1/query/ask";
+  auto r = http.send("GET", url, {{"Authorization", "Bearer " + kKey}, {"Origin", "http://127.0.0.1:8090"}}, "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(doc(r), (boost::json::object{{"configured", true}, {"provider", "openai"}, {"model", "gpt-test"}}));
+  EXPECT_FALSE(has(r.body, kApiKey));
+  EXPECT_FALSE(has(r.body, llm.openai_endpoint()));
+  EXPECT_EQ(r.headers["Access-Control-Allow-Origin"], "http://127.0.0.1:8090");
+  r = http.send("GET", url, {{"Authorization", "Bearer ask-test-noai-key-0123456789"}}, "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(doc(r), (boost::json::object{{"configured", false}}));
+  EXPECT_EQ(http.send("GET", url, {{"Authorization", "Bearer wrong-key-wrong-key-wrong"}}, "").status, 401);
+  EXPECT_EQ(http.send("GET", url, {}, "").status, 401);
+  // The browser's preflight for the POST.
+  r = http.send("OPTIONS", url, {{"Origin", "http://127.0.0.1:8090"}, {"Access-Control-Request-Method", "POST"}}, "");
+  EXPECT_EQ(r.status, 204) << r.body;
+  EXPECT_EQ(r.headers["Access-Control-Allow-Methods"], "GET, POST");
+  // A POST from an allowed page carries the header too (here an error answer).
+  r = http.send("POST", url, {{"Authorization", "Bearer " + kKey}, {"Origin", "http://127.0.0.1:8090"}, {"Content-Type", "application/json"}}, "{}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.headers["Access-Control-Allow-Origin"], "http://127.0.0.1:8090");
+  EXPECT_TRUE(llm.requests().empty());
+}
+
 TEST_F(AskTest, AskServiceWorksWithoutHttpAndFallsBackToDescribe) {
   local->remove(schema_key(web));  // no registry: the columns come from DESCRIBE
   llm.script({{answer_json("SELECT max(n) AS m FROM logs")}});

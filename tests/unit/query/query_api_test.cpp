@@ -303,6 +303,82 @@ TEST_F(QueryApiHttpTest, FromToOverHttp) {
 
 // --- time range ----------------------------------------------------------------
 
+// GET /api/v1/datasets/{dataset}/parts: the committed parts of a dataset of the
+// key's tenant, with rows, bytes and hour; scoped and authenticated as the schema.
+TEST_F(QueryApiHttpTest, PartsListsTheCommittedPartsOfTheKeysTenantOnly) {
+  const std::string base = "http://127.0.0.1:" + std::to_string(service->port()) + "/api/v1/datasets/";
+  const Headers auth{{"Authorization", "Bearer " + kWebKey}};
+  // Neither an uncommitted part (a killed packer run) nor another tenant's dataset shows.
+  const std::string orphan = test::write_part(store, timed, "SELECT 1 AS n", 1, false, "year=2026/month=01/day=01/hour=05");
+  catalog->add_dataset(DatasetInfo{DatasetRef{"acme", "db", "secret"}, {}});
+  test::write_part(store, DatasetRef{"acme", "db", "secret"}, "SELECT 1 AS n", 1);
+  catalog->add_dataset(DatasetInfo{DatasetRef{"acme", "web", "empty"}, {}});
+
+  auto r = http.send("GET", base + "timed/parts", auth, "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["Content-Type"], "application/json");
+  auto doc = boost::json::parse(r.body).as_object();
+  EXPECT_EQ(doc.at("dataset").as_string(), "acme/web/timed");
+  const auto& parts = doc.at("parts").as_array();
+  ASSERT_EQ(parts.size(), 3u) << r.body;
+  EXPECT_EQ(doc.at("part_count").as_int64(), 3);
+  EXPECT_EQ(doc.at("rows").as_int64(), 6);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const auto& p = parts[i].as_object();
+    const std::string key(p.at("key").as_string());
+    EXPECT_NE(key, orphan);
+    EXPECT_EQ(key.rfind(parquet_prefix(timed) + "year=2026/month=01/day=01/hour=0" + std::to_string(i) + "/part-", 0), 0u) << key;
+    EXPECT_EQ(p.at("rows").as_int64(), 2);
+    EXPECT_EQ(p.at("hour").as_string(), "2026-01-01T0" + std::to_string(i) + ":00:00.000000Z");
+    EXPECT_FALSE(p.at("quarantine").as_bool());
+    auto head = store->head(key);
+    ASSERT_TRUE(head);
+    EXPECT_GT(head->size, 0u);
+    EXPECT_EQ(p.at("bytes").to_number<uint64_t>(), head->size);
+    bytes += head->size;
+  }
+  EXPECT_EQ(doc.at("bytes").to_number<uint64_t>(), bytes);
+
+  // A quarantine part (events with absurd times) has no hour.
+  const std::string quarantined = test::write_part(store, web, "SELECT 7 AS n", 1, true, "_quarantine");
+  r = http.send("GET", base + "logs/parts", auth, "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  size_t seen = 0;
+  const auto logs = boost::json::parse(r.body);
+  for (const auto& v : logs.at("parts").as_array()) {
+    const bool q = v.at("key").as_string() == quarantined;
+    seen += q;
+    EXPECT_EQ(v.at("quarantine").as_bool(), q);
+    EXPECT_EQ(v.at("hour").is_null(), q);
+  }
+  EXPECT_EQ(seen, 1u) << r.body;
+  r = http.send("GET", base + "empty/parts", auth, "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(boost::json::parse(r.body).at("part_count").as_int64(), 0);
+  r = http.send("GET", base + "secret/parts", auth, "");  // a dataset of tenant db
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_EQ(r.body.find("secret/part"), std::string::npos);
+  EXPECT_EQ(http.send("GET", base + "nope/parts", auth, "").status, 404);
+  EXPECT_EQ(http.send("GET", base + "timed/parts", {{"Authorization", "Bearer wrong-key-wrong-key-0123"}}, "").status, 401);
+  EXPECT_EQ(http.send("GET", base + "timed/parts", {}, "").status, 401);
+  // A browser page on a loopback origin may read it (CORS, as the schema).
+  r = http.send("GET", base + "timed/parts", {{"Authorization", "Bearer " + kWebKey}, {"Origin", "http://127.0.0.1:8090"}}, "");
+  EXPECT_EQ(r.headers["Access-Control-Allow-Origin"], "http://127.0.0.1:8090");
+  EXPECT_EQ(http.send("OPTIONS", base + "timed/parts", {{"Origin", "http://127.0.0.1:8090"}}, "").status, 204);
+  // The list is bounded like a result.
+  QueryOptions small = options("small-tmp");
+  small.max_response_bytes = 300;
+  QueryService bounded(small, catalog, store);
+  try {
+    bounded.parts("acme/web/timed");
+    ADD_FAILURE() << "a part list over max_response_bytes was answered";
+  } catch (const QueryError& e) {
+    EXPECT_EQ(e.status, 413);
+    EXPECT_NE(std::string(e.what()).find("query.max_response_bytes"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(QueryApiTest, FromToFiltersOnTimeWithHalfOpenBounds) {
   QueryService service(options(), catalog, store);
   auto all = service.run(ranged("SELECT label FROM events", std::nullopt, std::nullopt));

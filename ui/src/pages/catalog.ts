@@ -4,13 +4,14 @@ import { Account, api, Dataset, enc, listAll, Tenant } from "../api";
 import { append, clear, field, fmtTime, h, input, select, statusArea, table } from "../dom";
 import { onSubmit, showError, showOk, str } from "../forms";
 import type { Ctx } from "../main";
-import { navigate } from "../main";
+import { navigate, onLeave } from "../main";
 import { PluginSchemas, schemaForm } from "../schema_form";
+import { pipelineEditor } from "./pipeline_editor";
 
 const idAttrs = { required: true, pattern: "[a-z0-9][a-z0-9_\\-]{0,62}", autocomplete: "off" };
 const idHint = "Lowercase letters, digits, - and _ (up to 63); cannot be changed later.";
 
-function crumbs(...parts: [string, string][]) {
+export function crumbs(...parts: [string, string][]) {
   return h(
     "nav",
     { "aria-label": "Breadcrumb", class: "crumbs" },
@@ -160,7 +161,7 @@ function itemList(
   describe: (item: Record<string, unknown>) => [string, Record<string, unknown>],
   build: (kind: string, options: Record<string, unknown>) => Record<string, unknown>,
   changed: () => void,
-) {
+): { section: HTMLElement; refresh: () => void } {
   const id = "list-" + title.toLowerCase().replace(/[^a-z]+/g, "-");
   const section = h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, title));
   const list = h("ol", { class: "items" });
@@ -203,7 +204,7 @@ function itemList(
     showOk(status, "Added; save the dataset to apply it.");
   });
   section.appendChild(form);
-  return section;
+  return { section, refresh: renderItems };
 }
 
 export async function datasetPage({ main, params }: Ctx) {
@@ -213,6 +214,7 @@ export async function datasetPage({ main, params }: Ctx) {
   let ds = await api<Dataset>("GET", path);
   main.appendChild(crumbs(["/accounts", "Accounts"], [`/accounts/${enc(acc)}`, acc], [`/accounts/${enc(acc)}/tenants/${enc(ten)}`, ten], ["", dsId]));
   main.appendChild(h("h1", {}, `Dataset ${acc}/${ten}/${dsId}`));
+  main.appendChild(h("p", {}, h("a", { href: `${path}/data` }, "Schema and files"), " of this dataset (through the query server)."));
   const settings: Record<string, any> = { ...(ds.settings ?? {}) };
   settings.sources = Array.isArray(settings.sources) ? [...settings.sources] : [];
   settings.pipeline = Array.isArray(settings.pipeline) ? [...settings.pipeline] : [];
@@ -229,7 +231,24 @@ export async function datasetPage({ main, params }: Ctx) {
   main.appendChild(h("p", {}, "State: ", stateText, " ", pauseHolder));
 
   const json = h("textarea", { name: "settings", rows: "10", spellcheck: "false", "data-field": "dataset.settings" });
-  const showJson = () => (json.value = JSON.stringify(settings, null, 2));
+  // The settings as JSON; the lists and the preview follow edits of either.
+  const parseJson = () => {
+    try {
+      return JSON.parse(json.value);
+    } catch (e) {
+      throw Object.assign(new Error(`Settings: not JSON (${(e as Error).message})`), { field: "dataset.settings" });
+    }
+  };
+  const editor = pipelineEditor({ account: acc, tenant: ten, dataset: dsId }, () => {
+    const pipeline = parseJson()?.pipeline ?? [];
+    if (!Array.isArray(pipeline)) throw Object.assign(new Error("Settings: pipeline must be a list of steps"), { field: "dataset.settings.pipeline" });
+    return pipeline;
+  });
+  onLeave(editor.stop);
+  const showJson = () => {
+    json.value = JSON.stringify(settings, null, 2);
+    editor.changed();
+  };
   let schemas: PluginSchemas = { sources: {}, steps: {} };
   try {
     schemas = await plugins();
@@ -243,18 +262,40 @@ export async function datasetPage({ main, params }: Ctx) {
       return [k, { ...sch, properties: props, required: (sch.required ?? []).filter((r) => r !== "type") }];
     }),
   );
-  main.appendChild(
-    itemList("Sources", settings.sources, sourceSchemas, (s) => {
-      const { type, ...rest } = s as { type: string };
-      return [String(type), rest];
-    }, (kind, o) => ({ type: kind, ...o }), showJson),
-  );
-  main.appendChild(
-    itemList("Pipeline", settings.pipeline, schemas.steps, (s) => {
-      const [kind] = Object.keys(s);
-      return [kind, (s as any)[kind] ?? {}];
-    }, (kind, o) => ({ [kind]: o }), showJson),
-  );
+  const sourcesList = itemList("Sources", settings.sources, sourceSchemas, (s) => {
+    const { type, ...rest } = s as { type: string };
+    return [String(type), rest];
+  }, (kind, o) => ({ type: kind, ...o }), showJson);
+  const pipelineList = itemList("Pipeline", settings.pipeline, schemas.steps, (s) => {
+    const [kind] = Object.keys(s);
+    return [kind, (s as any)[kind] ?? {}];
+  }, (kind, o) => ({ [kind]: o }), showJson);
+  main.appendChild(sourcesList.section);
+  main.appendChild(pipelineList.section);
+  // Typing in the JSON updates the lists (when it parses) and the preview; an error
+  // of the last save no longer applies.
+  json.addEventListener("input", () => {
+    if (json.getAttribute("aria-invalid")) {
+      json.removeAttribute("aria-invalid");
+      clear(status);
+    }
+    let next: any;
+    try {
+      next = JSON.parse(json.value);
+    } catch {
+      editor.changed();  // the preview says what is wrong
+      return;
+    }
+    if (next && typeof next === "object" && !Array.isArray(next)) {
+      for (const k of Object.keys(settings)) if (!(k in next) && k !== "sources" && k !== "pipeline") delete settings[k];
+      for (const [k, v] of Object.entries(next)) if (k !== "sources" && k !== "pipeline") settings[k] = v;
+      for (const [items, value, list] of [[settings.sources, next.sources, sourcesList], [settings.pipeline, next.pipeline, pipelineList]] as const) {
+        items.splice(0, items.length, ...(Array.isArray(value) ? value : []));
+        list.refresh();
+      }
+    }
+    editor.changed();
+  });
   const form = h(
     "form",
     { class: "card", "aria-labelledby": "ds-edit" },
@@ -271,12 +312,7 @@ export async function datasetPage({ main, params }: Ctx) {
   );
   showJson();
   onSubmit(form, status, async (d) => {
-    let next: Record<string, any>;
-    try {
-      next = JSON.parse(json.value);
-    } catch (e) {
-      throw Object.assign(new Error(`Settings: not JSON (${(e as Error).message})`), { field: "dataset.settings" });
-    }
+    const next: Record<string, any> = parseJson();
     const days = str(d, "retention");
     if (days) next.retention = { ...(next.retention ?? {}), days: Number(days) };
     else delete next.retention;
@@ -284,4 +320,5 @@ export async function datasetPage({ main, params }: Ctx) {
     showOk(status, `Saved at ${fmtTime(ds.updated)}; components pick it up at once.`);
   });
   main.appendChild(form);
+  main.appendChild(editor.el);
 }
