@@ -57,7 +57,8 @@ void piper_path(benchmark::State& state, const std::string& steps) {
   size_t out_events = 0;
   for (auto _ : state) {
     auto out = pipeline.run(bf::decode_batch(raw));
-    out_events = out.events.size();
+    out_events = out.events.size() + out.dropped;  // sampling drops on purpose
+    if (!out.dead_letters.empty()) out_events = 0;
     benchmark::DoNotOptimize(bf::encode_batch(out.events));
   }
   if (out_events != kEvents) state.SkipWithError("the pipeline lost events");
@@ -186,8 +187,9 @@ BENCHMARK(BM_StepAfterIp_RdnsCached)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Step_LookupExact)->Unit(benchmark::kMillisecond);
 
 // The issue's realistic pipeline with its enrichment: grok + date_parse + geoip +
-// condition + lookup + remove + rename (+ the drop where sampling will go).
-std::string realistic_enriched() {
+// condition + lookup + remove + rename (+ a drop filter); `sampled` ends it with the
+// dynamic sampler instead of the drop (the issue's eight steps).
+std::string realistic_enriched(bool sampled = false) {
   return std::string(R"j([
   {"grok": {"field": "_raw", "patterns": "^<%{NONNEGINT:pri:int}>%{SYSLOGBASE} %{GREEDYDATA:msg}$"}},
   {"date_parse": {"field": "timestamp", "formats": "%b %e %H:%M:%S", "timezone": "Europe/Berlin"}},
@@ -197,13 +199,17 @@ std::string realistic_enriched() {
   {"lookup": {"field": "logsource", "key": "hostname", "file": )j" + q(enrich_files().hosts) + R"j(}},
   {"remove": {"fields": ["timestamp", "_raw"]}},
   {"rename": {"from": "logsource", "to": "host"}},
-  {"drop": {"if": "program == \"cron\""}}
-])j";
+  )j" + std::string(sampled ? R"j({"sample": {"rate": 10, "key": "host", "mode": "dynamic"}})j"
+                            : R"j({"drop": {"if": "program == \"cron\""}})j") + "]";
 }
 void BM_PiperBatch_RealisticEnriched(benchmark::State& state) { piper_path(state, realistic_enriched()); }
 void BM_Pipeline_RealisticEnriched(benchmark::State& state) { pipeline_only(state, realistic_enriched()); }
+void BM_PiperBatch_RealisticSampled(benchmark::State& state) { piper_path(state, realistic_enriched(true)); }
+void BM_Pipeline_RealisticSampled(benchmark::State& state) { pipeline_only(state, realistic_enriched(true)); }
 BENCHMARK(BM_PiperBatch_RealisticEnriched)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Pipeline_RealisticEnriched)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PiperBatch_RealisticSampled)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Pipeline_RealisticSampled)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

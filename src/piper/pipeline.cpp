@@ -496,20 +496,34 @@ void Pipeline::run_event(size_t first, size_t end, Event& e, std::vector<Event>&
   kept.push_back(std::move(e));
 }
 
-void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput& out, std::vector<Counts>& counts,
-                           StepObserver* observer) const {
-  const Step& s = steps_[i];
+// Reused from batch to batch on a thread: ten thousand empty error strings made and
+// freed per batched step cost more than most steps' own work.
+struct Pipeline::BatchScratch {
   std::vector<Event*> selected;
   std::vector<size_t> index;  // position in `events` of each selected event
-  selected.reserve(events.size());
+  std::vector<StepResult> results;
+  std::vector<std::string> errors;
+  bool busy = false;  // a pipeline run from inside a step gets arrays of its own
+};
+
+void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput& out, std::vector<Counts>& counts,
+                           StepObserver* observer, BatchScratch& scratch) const {
+  const Step& s = steps_[i];
+  auto& selected = scratch.selected;
+  auto& index = scratch.index;
+  selected.clear();
+  index.clear();
   for (size_t k = 0; k < events.size(); ++k) {
     if (s.condition && !s.condition->test(events[k])) continue;
     selected.push_back(&events[k]);
     index.push_back(k);
   }
   if (selected.empty()) return;
-  std::vector<StepResult> results(selected.size(), StepResult::keep);
-  std::vector<std::string> errors(selected.size());
+  auto& results = scratch.results;
+  auto& errors = scratch.errors;
+  results.assign(selected.size(), StepResult::keep);
+  errors.resize(selected.size());
+  for (auto& e : errors) e.clear();
   std::vector<Event> before;
   if (observer)
     for (const Event* e : selected) before.push_back(*e);
@@ -519,9 +533,10 @@ void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput&
     std::fill(results.begin(), results.end(), StepResult::fail);
     std::fill(errors.begin(), errors.end(), std::string("internal error: ") + ex.what());
   }
-  std::vector<Event> kept;
-  kept.reserve(events.size());
+  // The kept events move up in place: no second array per batched step (freeing a
+  // batch-sized block makes malloc consolidate every small chunk freed before it).
   size_t next = 0;  // into selected/results
+  size_t kept = 0;
   for (size_t k = 0; k < events.size(); ++k) {
     StepResult r = StepResult::keep;
     if (next < index.size() && index[next] == k) {
@@ -535,10 +550,11 @@ void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput&
       ++counts[i].dropped;
       ++out.dropped;
     } else {
-      kept.push_back(std::move(events[k]));
+      if (kept != k) events[kept] = std::move(events[k]);
+      ++kept;
     }
   }
-  events = std::move(kept);
+  events.erase(events.begin() + static_cast<std::ptrdiff_t>(kept), events.end());
 }
 
 PipelineOutput Pipeline::run(std::vector<Event> events) const { return run_all(std::move(events), nullptr); }
@@ -555,19 +571,29 @@ PipelineOutput Pipeline::run_all(std::vector<Event> events, StepObserver* observ
   }
   std::vector<Counts> counts(steps_.size());
   // Event by event through runs of ordinary steps; a batched step sees the whole
-  // batch as the steps before it left it. Event order is kept either way.
+  // batch as the steps before it left it. Event order is kept either way. The runs
+  // take turns with two arrays (`spare` keeps its capacity from one run to the next).
+  std::vector<Event> spare;
+  thread_local BatchScratch kept_per_thread;
+  BatchScratch own;
+  BatchScratch& scratch = kept_per_thread.busy ? own : kept_per_thread;
+  struct Release {
+    BatchScratch& s;
+    ~Release() { s.busy = false; }
+  } release{scratch};
+  scratch.busy = true;
   for (size_t first = 0; first < steps_.size();) {
     if (steps_[first].transform->batched()) {
-      run_batched(first, events, out, counts, observer);
+      run_batched(first, events, out, counts, observer, scratch);
       ++first;
       continue;
     }
     size_t end = first;
     while (end < steps_.size() && !steps_[end].transform->batched()) ++end;
-    std::vector<Event> kept;
-    kept.reserve(events.size());
-    for (Event& e : events) run_event(first, end, e, kept, out, counts, observer);
-    events = std::move(kept);
+    spare.clear();
+    spare.reserve(events.size());
+    for (Event& e : events) run_event(first, end, e, spare, out, counts, observer);
+    events.swap(spare);
     first = end;
   }
   out.events = std::move(events);

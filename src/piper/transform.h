@@ -221,9 +221,10 @@ class Pipeline {
   // Runs steps [first_step, end_step) on the event; what is kept goes to `kept`.
   void run_event(size_t first_step, size_t end_step, Event& event, std::vector<Event>& kept, PipelineOutput& out,
                  std::vector<Counts>& counts, StepObserver* observer) const;
+  struct BatchScratch;  // run_batched's per-event arrays, kept per thread (pipeline.cpp)
   // Runs a batched step on every event; keeps those it keeps in `events`.
   void run_batched(size_t step, std::vector<Event>& events, PipelineOutput& out, std::vector<Counts>& counts,
-                   StepObserver* observer) const;
+                   StepObserver* observer, BatchScratch& scratch) const;
   void fail_event(size_t step, Event& event, const std::string& error, PipelineOutput& out,
                   std::vector<Counts>& counts) const;
   PipelineOutput run_all(std::vector<Event> events, StepObserver* observer) const;

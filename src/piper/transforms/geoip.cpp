@@ -7,6 +7,7 @@
 // the file, and a database rewritten in place under a mapping would crash the process.
 #include <fcntl.h>
 #include <maxminddb.h>
+#include <xxhash.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -17,6 +18,8 @@
 
 #include <cstring>
 #include <map>
+#include <optional>
+#include <unordered_map>
 
 #include "piper/enrich/batched_step.h"
 #include "piper/enrich/reloading_file.h"
@@ -138,6 +141,13 @@ std::string network_text(IpAddress ip, int prefix) {
   return std::string(buf) + "/" + std::to_string(prefix);
 }
 
+struct IpHash {
+  size_t operator()(const IpAddress& ip) const { return XXH3_64bits(ip.bytes.data(), ip.bytes.size()) ^ ip.v4; }
+};
+struct IpEqual {
+  bool operator()(const IpAddress& a, const IpAddress& b) const { return a.v4 == b.v4 && a.bytes == b.bytes; }
+};
+
 class GeoIp final : public BatchedStep {
  public:
   GeoIp(FieldPath field, FieldPath target, std::vector<Output> outputs, std::unique_ptr<ReloadingFile<Mmdb>> db)
@@ -146,6 +156,9 @@ class GeoIp final : public BatchedStep {
   void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>&, std::vector<std::string>&) const override {
     const auto db = db_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
+    // An address seen before in this batch (clients repeat) reuses its record: a
+    // copy costs less than walking the database for each output field again.
+    std::unordered_map<IpAddress, std::optional<boost::json::object>, IpHash, IpEqual> seen;
     for (Event* e : events) {
       bool present;
       auto ip = address_at(*e, field_, present);
@@ -153,13 +166,17 @@ class GeoIp final : public BatchedStep {
         counts[kLookupInvalid] += present;
         continue;
       }
-      boost::json::object rec;
-      if (!lookup(*db, *ip, rec)) {
+      auto [it, fresh] = seen.try_emplace(*ip);
+      if (fresh) {
+        boost::json::object rec;
+        if (lookup(*db, *ip, rec)) it->second = std::move(rec);
+      }
+      if (!it->second) {
         ++counts[kLookupMiss];
         continue;
       }
       ++counts[kLookupHit];
-      if (!rec.empty()) merge_into(*e, target_, std::move(rec));
+      if (!it->second->empty()) merge_into(*e, target_, *it->second);
     }
     for (size_t r = 0; r < 3; ++r) lookups_.add(r, counts[r]);
   }

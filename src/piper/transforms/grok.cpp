@@ -7,7 +7,9 @@
 // Plain (?P<name>…) groups capture too.
 #include <re2/re2.h>
 
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include "piper/expr/expr.h"
 #include "piper/grok_patterns.h"
@@ -17,21 +19,46 @@ namespace bf {
 namespace {
 
 enum class Conv { none, int_, float_ };
+constexpr int kTail = -1;  // Capture::group of the text after a head match (see Compiled)
 struct Capture {
-  int group;  // RE2 submatch index
+  int group;  // RE2 submatch index, or kTail
   FieldPath field;
   Conv conv;
 };
-struct Compiled {
+struct Matcher {
   std::unique_ptr<RE2> re;
-  std::vector<Capture> captures;
+  std::vector<Capture> captures;  // in the order they are written
   int groups = 0;
+  // The same pattern with the library's two largest parts cut down, its groups
+  // numbered alike: IPV6 replaced by a regex that matches nothing, and HOSTNAME's
+  // labels ([0-9A-Za-z-]{0,62} after the first character) unbounded. Where the whole
+  // match (found first, by RE2's DFA alone) holds nothing an IPv6 address needs (see
+  // lean_applies: a syslog time's two colons are not enough) and no run of 64 or more
+  // [0-9A-Za-z-] (so no label can reach the bound), `lean` has
+  // exactly the paths of the full pattern that can match that span, in the same order
+  // of preference, and anchored to it picks the same one — with a program small
+  // enough for RE2's fast submatch engine (BitState) instead of its NFA.
+  std::unique_ptr<RE2> lean;
+};
+// One pattern. Most patterns end with %{GREEDYDATA:field} (optionally then $): RE2
+// has to pass its NFA over the whole line for that, though the capture is only "the
+// rest". `head` is the pattern without that reference: where it matches and the rest
+// of the line is ASCII without a newline (so .* takes all of it), the full pattern
+// matches with the same submatches and the field is the rest — RE2's leftmost-first
+// choice for the head is also the whole pattern's, since no choice of the head can
+// make `.*` fail there. Elsewhere (non-ASCII or newlines after the head) `full` runs.
+struct Compiled {
+  Matcher full;
+  std::optional<Matcher> head;  // its captures hold one kTail entry
 };
 
 // Expands %{…} recursively into one RE2 pattern with named groups _gN.
 class Expander {
  public:
-  Expander(const std::map<std::string, std::string>& custom, const StepOptions& o) : custom_(custom), o_(o) {}
+  // `lean`: the library's IPV6 expands to a regex that matches nothing and its
+  // HOSTNAME's labels are unbounded (see Matcher::lean).
+  Expander(const std::map<std::string, std::string>& custom, const StepOptions& o, bool lean = false)
+      : custom_(custom), o_(o), lean_(lean) {}
   std::string expand(const std::string& pattern, int depth) {
     if (depth > 32) o_.fail("patterns", "pattern definitions nest deeper than 32 levels (a cycle?)");
     std::string out;
@@ -57,7 +84,19 @@ class Expander {
       if (!body) o_.fail("patterns", "unknown grok pattern '" + name + "'");
       if (active_.count(name)) o_.fail("patterns", "grok pattern '" + name + "' refers to itself");
       active_.insert(name);
-      std::string inner = expand(*body, depth + 1);
+      const bool library = !custom_.count(name);
+      const bool ipv6 = library && name == "IPV6", hostname = library && name == "HOSTNAME";
+      leaner_ |= ipv6 || hostname;
+      std::string inner;
+      if (lean_ && ipv6) {
+        inner = R"([^\x00-\x{10FFFF}])";  // matches nothing
+      } else if (lean_ && hostname) {
+        std::string unbounded = *body;
+        for (size_t at; (at = unbounded.find("{0,62}")) != std::string::npos;) unbounded.replace(at, 6, "*");
+        inner = expand(unbounded, depth + 1);
+      } else {
+        inner = expand(*body, depth + 1);
+      }
       active_.erase(name);
       if (field.empty()) {
         out += "(?:" + inner + ")";
@@ -85,6 +124,7 @@ class Expander {
     Conv conv;
   };
   std::vector<Pending> pending_;
+  bool leaner_ = false;  // the library's IPV6 or HOSTNAME was expanded: a lean program is smaller
 
  private:
   const std::string* lookup(const std::string& name) const {
@@ -95,8 +135,92 @@ class Expander {
   }
   const std::map<std::string, std::string>& custom_;
   const StepOptions& o_;
+  bool lean_;
   std::set<std::string> active_;
 };
+
+// A trailing %{GREEDYDATA:field[:type]} (then nothing or `$`) that the head/tail split
+// of Compiled can take: the head must be a plain sequence (no top-level `|`, no flag
+// groups such as (?s) or (?U) that would change what `.*` or `$` mean) and
+// GREEDYDATA the library's `.*`.
+struct GreedyTail {
+  size_t at;  // where %{ starts
+  std::string ref;  // "GREEDYDATA:field[:type]"
+};
+std::optional<GreedyTail> greedy_tail(const std::string& pattern, const std::map<std::string, std::string>& custom) {
+  if (custom.count("GREEDYDATA")) return std::nullopt;
+  std::string_view p(pattern);
+  if (!p.empty() && p.back() == '$') p.remove_suffix(1);
+  if (p.empty() || p.back() != '}') return std::nullopt;
+  const size_t at = p.rfind("%{");
+  if (at == std::string_view::npos) return std::nullopt;
+  const std::string_view ref = p.substr(at + 2, p.size() - at - 3);
+  if (ref.substr(0, 11) != "GREEDYDATA:" || ref.find('}') != std::string_view::npos) return std::nullopt;
+  int depth = 0;
+  bool in_class = false;
+  for (size_t i = 0; i < at; ++i) {
+    const char c = p[i];
+    if (c == '\\') {
+      if (++i == at || p[i] == 'Q') return std::nullopt;  // the %{ escaped, or \Q…\E literal text
+      continue;
+    }
+    if (in_class) {
+      in_class = c != ']';
+    } else if (c == '[') {
+      in_class = true;
+      if (i + 1 < at && p[i + 1] == '^') ++i;
+      if (i + 1 < at && p[i + 1] == ']') ++i;  // a literal ] first in a class
+    } else if (c == '(') {
+      ++depth;
+      if (i + 1 < at && p[i + 1] == '?' && !(p.substr(i + 2, 1) == ":" || p.substr(i + 2, 2) == "P<")) return std::nullopt;
+    } else if (c == ')') {
+      if (--depth < 0) return std::nullopt;
+    } else if (c == '|' && depth == 0) {
+      return std::nullopt;
+    }
+  }
+  if (depth != 0 || in_class) return std::nullopt;
+  return GreedyTail{at, std::string(ref)};
+}
+
+// Expands and compiles one pattern. With `tail`, the pattern is a head (see Compiled):
+// its captures get a kTail entry where the tail's %{GREEDYDATA:…} stood, and a head
+// RE2 rejects leaves `re` null (the full pattern then runs alone).
+Matcher compile_pattern(const std::string& pattern, const std::map<std::string, std::string>& custom,
+                        const StepOptions& o, const GreedyTail* tail = nullptr) {
+  Expander x(custom, o);
+  std::string regex = x.expand(pattern, 0);
+  Expander tx(custom, o);
+  if (tail) tx.expand("%{" + tail->ref + "}", 0);  // the tail's field and type, checked as the full pattern was
+  RE2::Options opts;
+  opts.set_log_errors(false);
+  opts.set_max_mem(64 << 20);  // big alternations (IPV6 in COMBINEDAPACHELOG) need more than the 8 MiB default
+  Matcher m;
+  m.re = std::make_unique<RE2>(regex, opts);
+  if (!m.re->ok()) {
+    if (tail) return {};
+    o.fail("patterns", "'" + pattern + "': invalid regex: " + m.re->error());
+  }
+  m.groups = m.re->NumberOfCapturingGroups();
+  const auto& named = m.re->NamedCapturingGroups();
+  if (x.leaner_) {
+    Expander lx(custom, o, true);
+    auto lean = std::make_unique<RE2>(lx.expand(pattern, 0), opts);
+    if (lean->ok() && lean->NumberOfCapturingGroups() == m.groups && lean->NamedCapturingGroups() == named)
+      m.lean = std::move(lean);
+  }
+  for (const auto& p : x.pending_) m.captures.push_back({named.at(p.group), p.field, p.conv});
+  for (const auto& p : tx.pending_) m.captures.push_back({kTail, p.field, p.conv});
+  for (const auto& [name, index] : named) {  // the user's own (?P<name>…) groups
+    if (name.rfind("_g", 0) == 0) continue;
+    try {
+      m.captures.push_back({index, FieldPath::parse(name), Conv::none});
+    } catch (const PipelineError& e) {
+      o.fail("patterns", e.what());
+    }
+  }
+  return m;
+}
 
 class Grok final : public Transform {
  public:
@@ -106,17 +230,31 @@ class Grok final : public Transform {
     bool present;
     const boost::json::string* s = string_field(e, field_, present, error);
     if (!s) return present ? StepResult::fail : StepResult::keep;
-    re2::StringPiece text(s->data(), s->size());
-    std::vector<re2::StringPiece> groups;
+    const std::string_view text(s->data(), s->size());
+    // Reused per thread: no allocation per event for the submatches.
+    thread_local std::vector<re2::StringPiece> groups;
+    thread_local std::vector<std::pair<const FieldPath*, boost::json::value>> values;
     for (const auto& p : patterns_) {
-      groups.assign(static_cast<size_t>(p.groups) + 1, re2::StringPiece());
-      if (!p.re->Match(text, 0, text.size(), RE2::UNANCHORED, groups.data(), p.groups + 1)) continue;
-      boost::json::object found;
-      std::vector<std::pair<const FieldPath*, boost::json::value>> values;
-      for (const auto& c : p.captures) {
-        const re2::StringPiece& g = groups[static_cast<size_t>(c.group)];
-        if (g.data() == nullptr) continue;  // an optional part that did not take part
-        boost::json::value v = boost::json::string(std::string_view(g.data(), g.size()));
+      const Matcher* m = &p.full;
+      std::string_view tail;
+      if (p.head) {
+        if (!match(*p.head, text, groups)) continue;  // no head match: the full pattern cannot match
+        const size_t end = static_cast<size_t>(groups[0].data() + groups[0].size() - text.data());
+        tail = text.substr(end);
+        if (plain_line(tail)) m = &*p.head;
+      }
+      if (m == &p.full && !match(p.full, text, groups)) continue;
+      values.clear();
+      for (const auto& c : m->captures) {
+        std::string_view g;
+        if (c.group == kTail) {
+          g = tail;
+        } else {
+          const re2::StringPiece& sp = groups[static_cast<size_t>(c.group)];
+          if (sp.data() == nullptr) continue;  // an optional part that did not take part
+          g = std::string_view(sp.data(), sp.size());
+        }
+        boost::json::value v = boost::json::string(g);
         if (c.conv == Conv::int_) {
           auto n = value_to_int(v);
           if (!n) continue;
@@ -134,8 +272,10 @@ class Grok final : public Transform {
         for (auto& [f, v] : values) set_field(sub, *f, std::move(v));
         set_field(e, *target_, std::move(sub));
       } else {
+        e.reserve(e.size() + values.size());  // one rehash at most, not one per growth step
         for (auto& [f, v] : values) set_field(e, *f, std::move(v));
       }
+      values.clear();
       return StepResult::keep;
     }
     if (keep_mismatch_) return StepResult::keep;
@@ -144,6 +284,45 @@ class Grok final : public Transform {
   }
 
  private:
+  static bool match(const Matcher& m, std::string_view text, std::vector<re2::StringPiece>& groups) {
+    groups.assign(static_cast<size_t>(m.groups) + 1, re2::StringPiece());
+    const re2::StringPiece t(text.data(), text.size());
+    if (m.lean) {
+      re2::StringPiece span;
+      if (!m.re->Match(t, 0, t.size(), RE2::UNANCHORED, &span, 1)) return false;
+      if (lean_applies(std::string_view(span.data(), span.size()))) {
+        const size_t start = static_cast<size_t>(span.data() - t.data());
+        if (m.lean->Match(t, start, start + span.size(), RE2::ANCHOR_BOTH, groups.data(), m.groups + 1)) return true;
+      }
+    }
+    return m.re->Match(t, 0, t.size(), RE2::UNANCHORED, groups.data(), m.groups + 1);
+  }
+  // See Matcher::lean. Every IPv6 form holds "::" except the two uncompressed ones
+  // (eight groups, six groups and an IPv4 address), which are runs of [0-9A-Fa-f:.]
+  // with six colons or more; HOSTNAME's labels are at most 63 of [0-9A-Za-z-].
+  static bool lean_applies(std::string_view s) {
+    size_t label_run = 0, colons_in_run = 0;
+    char prev = 0;
+    for (char c : s) {
+      const bool hex = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
+      if (c == ':') {
+        if (prev == ':' || ++colons_in_run >= 6) return false;
+      } else if (!hex && c != '.') {
+        colons_in_run = 0;
+      }
+      const bool label = hex || (c >= 'G' && c <= 'Z') || (c >= 'g' && c <= 'z') || c == '-';
+      label_run = label ? label_run + 1 : 0;
+      if (label_run > 63) return false;
+      prev = c;
+    }
+    return true;
+  }
+  // Text RE2's `.*$` matches whole: ASCII (its `.` matches no invalid UTF-8) without a newline.
+  static bool plain_line(std::string_view s) {
+    unsigned char bad = 0;
+    for (char c : s) bad |= static_cast<unsigned char>((static_cast<unsigned char>(c) & 0x80) | (c == '\n'));
+    return bad == 0;
+  }
   FieldPath field_;
   std::optional<FieldPath> target_;
   std::vector<Compiled> patterns_;
@@ -165,24 +344,11 @@ TransformFactory grok_transform() {
             }
             std::vector<Compiled> compiled;
             for (const auto& pattern : o.str_list("patterns")) {
-              Expander x(custom, o);
-              std::string regex = x.expand(pattern, 0);
-              RE2::Options opts;
-              opts.set_log_errors(false);
-              opts.set_max_mem(64 << 20);  // big alternations (IPV6 in COMBINEDAPACHELOG) need more than the 8 MiB default
               Compiled c;
-              c.re = std::make_unique<RE2>(regex, opts);
-              if (!c.re->ok()) o.fail("patterns", "'" + pattern + "': invalid regex: " + c.re->error());
-              c.groups = c.re->NumberOfCapturingGroups();
-              const auto& named = c.re->NamedCapturingGroups();
-              for (const auto& p : x.pending_) c.captures.push_back({named.at(p.group), p.field, p.conv});
-              for (const auto& [name, index] : named) {  // the user's own (?P<name>…) groups
-                if (name.rfind("_g", 0) == 0) continue;
-                try {
-                  c.captures.push_back({index, FieldPath::parse(name), Conv::none});
-                } catch (const PipelineError& e) {
-                  o.fail("patterns", e.what());
-                }
+              c.full = compile_pattern(pattern, custom, o);
+              if (auto tail = greedy_tail(pattern, custom)) {
+                Matcher head = compile_pattern(pattern.substr(0, tail->at), custom, o, &*tail);
+                if (head.re) c.head = std::move(head);
               }
               compiled.push_back(std::move(c));
             }

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <mutex>
 #include <random>
+#include <string_view>
 #include <unordered_map>
 
 #include "piper/expr/expr.h"
@@ -27,14 +28,20 @@ uint64_t random_u64() {
   return rng();
 }
 
-// The key's text: strings as they are, other values as JSON, a missing key as "".
-std::string key_text(const Expr& key, const Event& e) {
+// The key's text (strings as they are, other values as JSON, a missing key as "")
+// handed to `use`; a string key is not copied.
+template <typename F>
+auto with_key_text(const Expr& key, const Event& e, F&& use) {
   ExprValue v;
   key.eval(e, v);
   const boost::json::value& k = v.get();
-  if (k.is_string()) return std::string(k.get_string());
-  if (k.is_null()) return {};
-  return boost::json::serialize(k);
+  if (k.is_string()) return use(std::string_view(k.get_string()));
+  if (k.is_null()) return use(std::string_view());
+  const std::string text = boost::json::serialize(k);
+  return use(std::string_view(text));
+}
+uint64_t key_hash(const Expr& key, const Event& e) {
+  return with_key_text(key, e, [](std::string_view k) { return XXH3_64bits(k.data(), k.size()); });
 }
 
 // Per-key rates from one window's counts. The kept-event budget of the window
@@ -76,23 +83,43 @@ class Sample final : public Transform {
         max_keys_(max_keys), window_(window) {}
 
   StepResult apply(Event& e, std::string&) const override {
+    if (mode_ == Mode::dynamic) {  // the pipeline runs this mode per batch; one event is a batch of one
+      const uint64_t h = key_hash(*key_, e);
+      std::lock_guard lock(state_.mu);
+      return finish(e, dynamic_rate(h));
+    }
     int64_t rate = rate_;
     bool keep = true;
-    switch (mode_) {
-      case Mode::random:
-        keep = random_u64() % static_cast<uint64_t>(rate) == 0;
-        break;
-      case Mode::hash: {
-        const std::string k = key_text(*key_, e);
-        keep = XXH64(k.data(), k.size(), seed_) % static_cast<uint64_t>(rate) == 0;
-        break;
-      }
-      case Mode::dynamic:
-        rate = dynamic_rate(key_text(*key_, e));
-        keep = rate == 1 || random_u64() % static_cast<uint64_t>(rate) == 0;
-        break;
+    if (mode_ == Mode::random) {
+      keep = random_u64() % static_cast<uint64_t>(rate) == 0;
+    } else {
+      keep = with_key_text(*key_, e, [&](std::string_view k) { return XXH64(k.data(), k.size(), seed_); }) %
+                 static_cast<uint64_t>(rate) ==
+             0;
     }
-    if (!keep) return StepResult::drop;
+    return keep ? finish(e, rate) : StepResult::drop;
+  }
+  // Dynamic mode works per batch: the keys are hashed first, then one lock covers the
+  // whole batch's counting (DESIGN §7: no lock per event), in event order, so a batch
+  // counts as if its events came one by one.
+  bool batched() const override { return mode_ == Mode::dynamic; }
+  void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                   std::vector<std::string>& errors) const override {
+    if (mode_ != Mode::dynamic) return Transform::apply_batch(events, results, errors);
+    std::vector<int64_t> rates(events.size());
+    for (size_t i = 0; i < events.size(); ++i) rates[i] = static_cast<int64_t>(key_hash(*key_, *events[i]));
+    {
+      std::lock_guard lock(state_.mu);
+      for (auto& r : rates) r = dynamic_rate(static_cast<uint64_t>(r));
+    }
+    for (size_t i = 0; i < events.size(); ++i) results[i] = finish(*events[i], rates[i]);
+  }
+
+ private:
+  // Keeps the event with `rate` (dynamic: rate 1 always, else one in `rate` at random)
+  // and records it.
+  StepResult finish(Event& e, int64_t rate) const {
+    if (mode_ == Mode::dynamic && rate != 1 && random_u64() % static_cast<uint64_t>(rate) != 0) return StepResult::drop;
     // An event sampled before (an earlier sample step) stands for rate × its old rate.
     if (const boost::json::value* old = find_field(e, rate_field_)) {
       if (auto prior = value_to_int(*old); prior && *prior >= 1 && *prior <= INT64_MAX / rate) rate *= *prior;
@@ -100,14 +127,11 @@ class Sample final : public Transform {
     set_field(e, rate_field_, rate);
     return StepResult::keep;
   }
-
- private:
   // The key's rate from the last window's counts, counting this event in the current
   // window. At most max_keys keys are tracked; the others share one bucket (and its
   // rate). A key the last window did not see is kept (rate 1) — rare keys survive.
-  int64_t dynamic_rate(const std::string& key) const {
-    const uint64_t h = XXH3_64bits(key.data(), key.size());
-    std::lock_guard lock(state_.mu);
+  // The caller holds state_.mu.
+  int64_t dynamic_rate(uint64_t h) const {
     auto& s = state_;
     int64_t rate;
     auto counted = s.counts.find(h);
@@ -143,8 +167,8 @@ class Sample final : public Transform {
   FieldPath rate_field_;
   size_t max_keys_;
   uint64_t window_;
-  // The dynamic sampler's table: one uncontended lock per event (the piper runs a
-  // dataset's batches one at a time); memory is bounded by max_keys in both maps.
+  // The dynamic sampler's table, locked once per batch (batches of a dataset may run
+  // on several threads); memory is bounded by max_keys in both maps.
   struct State {
     std::mutex mu;
     std::unordered_map<uint64_t, uint64_t> counts;  // this window, by key hash

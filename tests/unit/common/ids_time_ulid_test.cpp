@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <random>
 #include <set>
 
 #include "common/ids.h"
@@ -64,6 +66,25 @@ TEST(Time, FormatAndParseRoundTrip) {
   EXPECT_FALSE(parse_rfc3339("2025-11-25T13:35:09Zjunk"));
   EXPECT_FALSE(parse_rfc3339("yesterday"));
   EXPECT_EQ(format_rfc3339(-1), "1969-12-31T23:59:59.999999Z");
+}
+
+TEST(Time, FormatRfc3339DigitByDigitMatchesPrintf) {
+  // The hand-written formatter against printf over random instants from year 0 to
+  // 9999, the day and second edges, and years outside (which take printf's path).
+  std::mt19937_64 rng(7);
+  const int64_t lo = civil_to_us(0, 1, 1, 0, 0, 0, 0), hi = civil_to_us(10000, 1, 1, 0, 0, 0, 0);
+  std::vector<int64_t> ts = {0, -1, lo, lo - 1, hi - 1, hi, civil_to_us(2024, 2, 29, 23, 59, 59, 999999)};
+  for (int i = 0; i < 20000; ++i) ts.push_back(lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo)));
+  for (int64_t t : ts) {
+    const CivilTime c = to_civil(t);
+    char want[40];
+    std::snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", c.year, c.month, c.day, c.hour, c.minute,
+                  c.second, c.micros);
+    ASSERT_EQ(format_rfc3339(t), want) << t;
+    if (c.year >= 1 && c.year <= 9999) {
+      EXPECT_EQ(parse_rfc3339(want), t) << want;
+    }
+  }
 }
 
 TEST(Time, PartitionPaths) {

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <atomic>
+#include <thread>
 
 #include "common/metrics.h"
 #include "common/ulid.h"
@@ -254,6 +256,47 @@ TEST(Sample, DynamicKeyTableIsBoundedKeysBeyondItShareABucket) {
   }
   EXPECT_LT(kept_other, static_cast<size_t>(sent_other / 4));  // sampled, not kept as 500 rare keys would be
   EXPECT_NEAR(estimated_other, sent_other, sent_other * 0.1);
+}
+
+TEST(Sample, DynamicSharedByThreadsCountsEveryEventAndReweights) {
+  // One compiled step, four threads running batches through it at once (the piper's
+  // batches of a dataset may overlap): the key table is locked per batch, so every
+  // event is counted once — the re-weighted total matches what was sent, the bounded
+  // table holds, and a key rare in every window is kept whole.
+  auto p = compile(R"([{"sample": {"rate": 10, "key": "user", "mode": "dynamic", "max_keys": 8, "window_events": 2000}},
+                       {"set": {"field": "after", "value": true}}])");
+  constexpr int kThreads = 4, kBatches = 40, kPerBatch = 500;
+  std::vector<double> estimated(kThreads);
+  std::vector<size_t> accounted(kThreads), rare_kept(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> ready{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ++ready;
+      while (ready.load() < kThreads) std::this_thread::yield();  // all start together
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<Event> in;
+        for (int i = 0; i < kPerBatch; ++i)  // 2 busy users, 40 others (beyond max_keys), 1 rare
+          in.push_back(json::object{{"user", i == 0 ? "rare" : i % 3 ? "busy" + std::to_string(i % 2) : "u" + std::to_string(i % 40)}});
+        auto out = p.run(std::move(in));
+        accounted[t] += out.events.size() + out.dropped;
+        for (const auto& e : out.events) {
+          EXPECT_EQ(e.at("after"), true);
+          if (b > 0) estimated[t] += static_cast<double>(e.at("_sample_rate").as_int64());
+          if (e.at("user") == "rare") ++rare_kept[t];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  double total = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(accounted[t], static_cast<size_t>(kBatches * kPerBatch));  // kept + dropped: none lost
+    EXPECT_EQ(rare_kept[t], static_cast<size_t>(kBatches));
+    total += estimated[t];
+  }
+  const double sent = kThreads * (kBatches - 1) * kPerBatch;
+  EXPECT_NEAR(total, sent, sent * 0.1);
 }
 
 TEST(Sample, DropsAreCountedPerStepAndOptionsAreChecked) {

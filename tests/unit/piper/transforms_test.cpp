@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <map>
+#include <random>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -402,4 +403,80 @@ TEST(Steps, GrokLibraryPatternsAllCompile) {
   for (const auto& [name, body] : grok_library()) {
     EXPECT_EQ(compile_error("[{\"grok\": {\"patterns\": \"%{" + name + ":x}\"}}]"), "") << name;
   }
+}
+
+// grok's fast paths must give what the whole pattern gives: the head/tail split (a
+// trailing %{GREEDYDATA:f}: the head alone is matched and the field is the rest of the
+// line) and the lean program without IPV6 and with unbounded HOSTNAME labels (used
+// where the match holds no "::", no six colons in a row of hex digits, and no run of 64
+// label characters). "(?:)" after the
+// reference matches nothing and turns the split off; IPV6 and HOSTNAME given as custom
+// patterns with the library's own text turn the lean program off. Each pattern is run
+// both ways over generated lines: syslog-like text with newlines, tabs, UTF-8 and
+// invalid bytes after the head, IPv4, IPv6 and odd hosts, colons before and after the
+// match, lines the pattern does not match.
+TEST(Steps, GrokFastPathsMatchTheWholePattern) {
+  const std::vector<std::string> patterns = {
+      "^<%{NONNEGINT:pri:int}>%{SYSLOGBASE} %{GREEDYDATA:msg}$",
+      "%{SYSLOGBASE} %{GREEDYDATA:msg}",
+      "%{SYSLOGBASE}%{GREEDYDATA:msg}",
+      "from %{IP:src} port %{GREEDYDATA:port:int}",
+      "(?:%{WORD:w}|x) %{GREEDYDATA:rest}$",
+      "%{WORD:w}[|] %{GREEDYDATA:rest:float}",
+      "%{GREEDYDATA:all}",
+      "^%{WORD:a}(?P<b> [a-z]+)? %{GREEDYDATA:a}",  // the tail replaces an earlier capture
+      "%{WORD:k}=|%{GREEDYDATA:rest}",                // a top-level |: never split
+      "from %{IP:src}",
+      "%{IPORHOST:h}(?::%{POSINT:port})? %{WORD:w}",
+      "^%{IPV6:v6}",
+      "%{IP:a}[^:]*%{IP:b}",
+      "%{HOSTNAME:h}%{NOTSPACE:more}",  // a label past 63 characters: HOSTNAME stops at 63
+      "%{IPORHOST:h}%{NOTSPACE:more}",  // IPv6 first, else a host name
+  };
+  std::mt19937 rng(20261203);
+  auto pick = [&](std::initializer_list<const char*> xs) { return std::string(xs.begin()[rng() % xs.size()]); };
+  // Host labels at HOSTNAME's bound of 63 characters and past it.
+  const std::string label63 = std::string(63, 'a') + ".b ", label64 = "x" + std::string(63, '7') + " ",
+                    label70 = std::string(70, 'z') + " ";
+  std::vector<std::string> lines;
+  for (int i = 0; i < 1500; ++i) {
+    std::string l = pick({"<38>", "<13>", "", "<x>"}) + pick({"Nov 25 10:12:03 ", "Jan  5 01:02:03 ", "Feb 30 99:99:99 ", ""}) +
+                    pick({"web-3.example.net ", "10.20.3.4 ", "2001:db8::1 ", "::ffff:10.1.2.3 ", "h_1 ", "fe80::1%eth0 ", "1.2.3.4:80 ", "2001:db8:0:0:1:0:0:1 ",
+                          "0:0:0:0:0:ffff:10.1.2.3 ", "0:0:0:0:0:ffff:10.1.2.3/96 ", "1:2:3:4:5:6:7:8x ", "a:b:c:d:e:f ",
+                          "10:12:03:04 ", ""}) +
+                    pick({"", "", "", label63.c_str(), label64.c_str(), label70.c_str()}) +
+                    pick({"sshd[1234]: ", "cron: ", "su[x]: ", "app ", ""}) +
+                    pick({"Accepted publickey for ann from 10.20.3.4 port 40003 ssh2", "from 198.51.7.9 port 22",
+                          "from ::1 port 2.5e3", "k=v | 1.5", "from 10.1.1.1:8080 to 2001:db8:0:1::7 x", "a:b 1.1.1.1", "", " "});
+    l += pick({"", "", "\nsecond line", "\r\n", "\tTAB", " caf\xc3\xa9", " \xff\xfe bad", " port 7"});
+    lines.push_back(l);
+  }
+  size_t matched = 0;
+  for (const auto& pattern : patterns) {
+    std::string off = pattern;
+    const bool anchored = off.back() == '$';
+    off.insert(off.size() - (anchored ? 1 : 0), "(?:)");
+    for (const char* target : {"", ", \"target\": \"g\""}) {
+      auto step = [&](const std::string& p, const std::string& definitions) {
+        return compile("[{\"grok\": {\"field\": \"m\", \"patterns\": " + json::serialize(json::value(p)) + target + definitions + "}}]");
+      };
+      const std::string ipv6 = ", \"pattern_definitions\": {\"IPV6\": " + json::serialize(json::value(grok_library().at("IPV6"))) +
+                               ", \"HOSTNAME\": " + json::serialize(json::value(grok_library().at("HOSTNAME"))) + "}";
+      auto split = step(pattern, ""), whole = step(off, ipv6);
+      for (const auto& line : lines) {
+        auto run = [&](const Pipeline& p) {
+          Event e;
+          e["m"] = json::string(line);  // as is: invalid UTF-8 too
+          e["n"] = 1;
+          auto out = p.run({e});
+          return out.events.empty() ? "failed: " + std::string(out.dead_letters.at(0).at("_error").as_string())
+                                    : json::serialize(out.events.at(0));
+        };
+        const std::string a = run(split), b = run(whole);
+        ASSERT_EQ(a, b) << "pattern " << pattern << " on " << json::serialize(json::value(line));
+        matched += a.rfind("failed", 0) != 0;
+      }
+    }
+  }
+  EXPECT_GT(matched, lines.size() * 6);  // most lines matched some patterns: the fast paths were exercised
 }
