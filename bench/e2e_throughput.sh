@@ -98,4 +98,8 @@ print(f"lag from the last event sent to all queryable: {done - sent:.1f} s")
 print(f"end to end: {n / (done - start):,.0f} events/s")
 print(f"peak RSS of bytefreezer run: {peak / 1024:.0f} MiB")
 PY
+# Compaction (packer.compaction; its interval is 10m unless PACKER_EXTRA sets it) ran
+# during the load when this shows merges.
+curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^bf_packer_(compactions|compacted_parts)_total/ {k = $1; sub(/\{.*/, "", k); s[k] += $2}
+  END {printf "compaction during the run: %d merges of %d parts\n", s["bf_packer_compactions_total"] + 0, s["bf_packer_compacted_parts_total"] + 0}' || true
 echo "$CPU_REPORT"
