@@ -45,7 +45,7 @@ std::string zstd_frame(std::string_view data, int level) {
   return out;
 }
 
-constexpr size_t kSpareBuffers = Batcher::kQueuedBatches + 2;
+constexpr size_t kSpareBuffers = Batcher::kQueuedBatches + 2;  // kept for the steady state, not for bursts
 
 }  // namespace
 
@@ -141,13 +141,14 @@ void Batcher::dispatch(const Buffer& b, Pending&& p) {
     // A best-effort source (UDP) must get back to its socket at once, or the kernel
     // drops what arrives meanwhile: the batch thread compresses and spools the batch
     // when it has room; when it has none, this thread does (so several best-effort
-    // sources still compress in parallel under load).
-    if (queue_.size() >= kQueuedBatches || batch_stopping_) {
+    // sources still compress in parallel under sustained load).
+    if (queue_.size() >= kQueuedBestEffortBatches || batch_stopping_) {
       lock.unlock();
       return deliver(b, std::move(p));
     }
+  } else {
+    room_cv_.wait(lock, [this] { return queue_.size() < kQueuedBatches || batch_stopping_; });
   }
-  room_cv_.wait(lock, [this] { return queue_.size() < kQueuedBatches || batch_stopping_; });
   if (batch_stopping_) {  // only after stop(): no thread left to hand it to
     lock.unlock();
     return deliver(b, std::move(p));

@@ -11,7 +11,9 @@
 // kQueuedBatches cut batches wait for that thread. A backpressure source that cuts one
 // more waits for room (as it waits when the output blocks on a full spool: its socket
 // is not read, TCP flow control pushes back); a best-effort one (UDP, which cannot
-// push back) compresses and delivers it on its own thread instead.
+// push back) may queue up to kQueuedBestEffortBatches — a burst of fsyncs or a starved
+// batch thread is then absorbed by the queue, not by the socket's receive buffer — and
+// past that compresses and delivers it on its own thread.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -62,6 +64,7 @@ class Batcher {
   Batcher& operator=(const Batcher&) = delete;
 
   static constexpr size_t kQueuedBatches = 2;
+  static constexpr size_t kQueuedBestEffortBatches = 8;  // at most 8 x batch.max_bytes waiting
 
   void add(const std::string& tenant, const std::string& dataset, std::vector<Event>&& events,
            Delivery delivery = Delivery::best_effort);

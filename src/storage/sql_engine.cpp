@@ -578,6 +578,10 @@ duckdb::unique_ptr<duckdb::QueryResult> execute_without_spinning(duckdb::Connect
     else if (state == duckdb::PendingExecutionResult::BLOCKED)
       pending->WaitForTask();
   }
+  // An error ends the loop too; Execute() would then replace DuckDB's message with
+  // "Attempting to execute an unsuccessful or closed pending query result".
+  if (state == duckdb::PendingExecutionResult::EXECUTION_ERROR || pending->HasError())
+    return duckdb::make_uniq<duckdb::MaterializedQueryResult>(pending->GetErrorObject());
   return pending->Execute();
 }
 }  // namespace

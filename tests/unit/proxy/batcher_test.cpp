@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -165,6 +166,47 @@ TEST(Batcher, BackpressureEventsAreBatchedApartFromBestEffort) {
   EXPECT_EQ(numbers(got[1]), (std::vector<int64_t>{1, 4}));
   EXPECT_EQ(got[1].tenant, "acme");
   EXPECT_EQ(got[1].dataset, "logs");
+}
+
+// A UDP source must get back to its socket: behind a busy batch thread its batches
+// queue (up to kQueuedBestEffortBatches), and only past that are delivered inline.
+TEST(Batcher, BestEffortQueuesBehindABusyBatchThreadThenDeliversInline) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;
+  std::atomic<bool> batch_thread_busy{false};
+  std::vector<ProxyBatch> inline_batches, queued_batches;
+  const auto caller = std::this_thread::get_id();
+  Batcher b({1, 1ull << 30, std::chrono::hours(1)}, [&](ProxyBatch&& batch) {
+    std::unique_lock lock(mu);
+    if (std::this_thread::get_id() == caller) {
+      inline_batches.push_back(std::move(batch));
+      return;
+    }
+    batch_thread_busy = true;
+    cv.wait(lock, [&] { return released; });
+    queued_batches.push_back(std::move(batch));
+  });
+  b.add("acme", "udp", one(0));
+  ASSERT_TRUE(test::wait_until([&] { return batch_thread_busy.load(); }, 5s));
+  for (size_t i = 1; i <= Batcher::kQueuedBestEffortBatches; ++i) b.add("acme", "udp", one(int(i)));
+  {
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(inline_batches.empty());  // all queued: the caller did not compress or deliver
+  }
+  b.add("acme", "udp", one(100));  // the queue is full: delivered on the caller's thread
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(inline_batches.size(), 1u);
+    EXPECT_EQ(numbers(inline_batches[0]), (std::vector<int64_t>{100}));
+    released = true;
+  }
+  cv.notify_all();
+  b.wait_idle();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(queued_batches.size(), Batcher::kQueuedBestEffortBatches + 1);
+  for (size_t i = 0; i < queued_batches.size(); ++i)
+    EXPECT_EQ(numbers(queued_batches[i]), (std::vector<int64_t>{int64_t(i)}));  // in order
 }
 
 TEST(Batcher, StopFlushesAndConcurrentAddsLoseNothing) {
