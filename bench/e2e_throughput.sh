@@ -16,7 +16,8 @@
 # packer keys as YAML flow items, e.g. 'threads: 1, max_part_bytes: 64MiB'), PACKER_FLUSH_AGE
 # (packer.flush.age; 0s by default here so the lag figure is the pipeline's, not the wait),
 # PERF_DATA (a file: `perf record --call-graph dwarf` on the process from the start of
-# the load to all queryable; it inflates the CPU figures, so profile in a separate run).
+# the load to all queryable; it inflates the CPU figures, so profile in a separate run),
+# KEEP_LOG (a file: the process's log, at level LOG_LEVEL (warn), is copied there at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-12000000}
@@ -26,13 +27,13 @@ BIN=${BIN:-$PWD/build/bytefreezer}
 GEN=${GEN:-$PWD/build/bench/proxy_loadgen}
 [ -x "$GEN" ] || cmake --build build --target proxy_loadgen >/dev/null
 DIR=$(mktemp -d)
-trap 'kill $PID $GENPID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill $PID $GENPID 2>/dev/null || true; wait 2>/dev/null || true; [ -z "${KEEP_LOG:-}" ] || cp "$DIR/log" "$KEEP_LOG"; rm -rf "$DIR"' EXIT
 GENPID=
 
 . bench/lib.sh  # free_port, now
 SYSLOG=$(free_port); RECV=$(free_port); ADMIN=$(free_port); QUERY=$(free_port)
 cat > "$DIR/bf.yaml" <<YAML
-log: {level: warn}
+log: {level: ${LOG_LEVEL:-warn}}
 admin: {listen: "127.0.0.1:$ADMIN"}
 storage: {type: local, path: $DIR/store}
 accounts:

@@ -27,6 +27,8 @@ CompactionOptions parse_compaction_options(const ConfigNode& section) {
   o.grace = section.duration("grace", o.grace);
   o.max_files_per_merge = static_cast<size_t>(section.integer("max_files_per_merge", static_cast<int64_t>(o.max_files_per_merge)));
   if (o.max_files_per_merge < 2) section.fail("max_files_per_merge", "must be at least 2");
+  o.sort_bytes = section.bytes("sort_bytes", o.sort_bytes);
+  if (o.sort_bytes < (1u << 20)) section.fail("sort_bytes", "must be at least 1MiB");
   return o;
 }
 
@@ -65,8 +67,28 @@ Compactor::Compactor(CompactionOptions options, WriteOptions write, std::shared_
                      SqlEngine& engine, fs::path temp_dir)
     : options_(options), write_(write), store_(std::move(store)), engine_(engine), temp_dir_(std::move(temp_dir)) {}
 
+uint64_t Compactor::copy_to(const std::string& select, const fs::path& out, int compression_level) {
+  SqlResult copied = engine_.query("COPY (" + select + ") TO " + sql_quote(out.string()) +
+                                       " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
+                                       std::to_string(compression_level) + ", ROW_GROUP_SIZE " +
+                                       std::to_string(write_.row_group_size) + ")",
+                                   {}, SIZE_MAX, write_.timeout);
+  return copied.rows.empty() || !copied.rows[0].at(0) ? 0 : std::stoull(*copied.rows[0].at(0));
+}
+
+namespace {
+// Removes its files when it goes out of scope.
+struct TempFiles {
+  std::vector<fs::path> paths;
+  ~TempFiles() {
+    std::error_code ec;
+    for (const auto& p : paths) fs::remove(p, ec);
+  }
+};
+}  // namespace
+
 CommitPart Compactor::merge(const DatasetRef& ref, const CompactionJob& job, const std::vector<SchemaColumn>& columns,
-                            const fs::path& out, uint64_t& bytes_written) {
+                            const fs::path& out, uint64_t& bytes_written, size_t& sort_passes) {
   std::string files;
   uint64_t expected = 0;
   for (const auto& p : job.parts) {
@@ -89,12 +111,52 @@ CommitPart Compactor::merge(const DatasetRef& ref, const CompactionJob& job, con
     throw std::runtime_error("hour partition of " + job.parts.front().key + " has column '" + *present.begin() +
                              "' that the schema registry of " + ref.str() + " does not list; not merged");
   if (projection.empty()) throw std::runtime_error("the schema registry of " + ref.str() + " lists no columns; not merged");
-  SqlResult copied = engine_.query("COPY (SELECT " + projection + " FROM " + source + " ORDER BY \"_time\") TO " +
-                                   sql_quote(out.string()) + " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL " +
-                                   std::to_string(write_.compression_level) + ", ROW_GROUP_SIZE " +
-                                   std::to_string(write_.row_group_size) + ")",
-                                   {}, SIZE_MAX, write_.timeout);
-  const uint64_t rows = copied.rows.empty() || !copied.rows[0].at(0) ? 0 : std::stoull(*copied.rows[0].at(0));
+
+  // DuckDB sorts in memory up to memory_limit and holds well past it (a 200 MB merge
+  // peaked at 580 MiB with a 512MB limit, and failed with 128MB), so a merge of more
+  // than sort_bytes of column data is sorted in _time windows of about that size: each
+  // window (rows of every part in [lo, hi), found through the row groups' statistics)
+  // is sorted into a temp file, and the windows, concatenated in order, are the file.
+  const SqlResult sizes = engine_.query("SELECT sum(total_uncompressed_size) FROM parquet_metadata([" + files + "])");
+  const uint64_t column_bytes = sizes.rows.empty() || !sizes.rows[0].at(0) ? 0 : std::stoull(*sizes.rows[0].at(0));
+  const uint64_t by_bytes = (column_bytes + options_.sort_bytes - 1) / options_.sort_bytes;
+  const uint64_t windows = std::clamp<uint64_t>(std::min(by_bytes, expected / 64), 1, 4096);
+
+  std::vector<std::string> bounds;  // ascending, distinct; window i is [bounds[i-1], bounds[i])
+  if (windows > 1) {
+    std::string fractions;
+    for (uint64_t i = 1; i < windows; ++i)
+      fractions += (fractions.empty() ? "" : ", ") + std::to_string(double(i) / double(windows));
+    for (const auto& row : engine_.query("SELECT DISTINCT unnest(approx_quantile(\"_time\", [" + fractions +
+                                         "]))::VARCHAR AS b FROM " + source + " ORDER BY b").rows)
+      if (row.at(0)) bounds.push_back(*row.at(0));
+  }
+  uint64_t rows = 0;
+  if (bounds.empty()) {
+    ++sort_passes;
+    rows = copy_to("SELECT " + projection + " FROM " + source + " ORDER BY \"_time\"", out, write_.compression_level);
+  } else {
+    TempFiles parts;
+    std::string window_files;
+    for (size_t i = 0; i <= bounds.size(); ++i) {
+      std::string where;
+      if (i > 0) where = "\"_time\" >= TIMESTAMP " + sql_quote(bounds[i - 1]);
+      if (i < bounds.size()) where += (where.empty() ? "" : " AND ") + ("\"_time\" < TIMESTAMP " + sql_quote(bounds[i]));
+      else where = "(" + where + " OR \"_time\" IS NULL)";  // NULLs sort last, as in one sort
+      const fs::path window = out.string() + ".w" + std::to_string(i);
+      parts.paths.push_back(window);
+      ++sort_passes;
+      // Level 1: the windows are read once, right after.
+      rows += copy_to("SELECT " + projection + " FROM " + source + " WHERE " + where + " ORDER BY \"_time\"", window, 1);
+      window_files += (window_files.empty() ? "" : ", ") + sql_quote(window.string());
+    }
+    if (rows != expected)
+      throw std::runtime_error("merge of " + std::to_string(job.parts.size()) + " parts sorted " + std::to_string(rows) +
+                               " rows in " + std::to_string(bounds.size() + 1) + " windows, the part list records " +
+                               std::to_string(expected) + "; not committed");
+    // Insertion order is kept (the engine's default): the files in list order, each in its order.
+    rows = copy_to("SELECT * FROM read_parquet([" + window_files + "])", out, write_.compression_level);
+  }
   // The rows the part list records for the merged parts, or nothing is committed.
   if (rows != expected)
     throw std::runtime_error("merge of " + std::to_string(job.parts.size()) + " parts wrote " + std::to_string(rows) +
@@ -128,7 +190,7 @@ CompactionResult Compactor::compact(const DatasetRef& ref, const std::vector<Sch
       }
     } remove_file{out};
     uint64_t written = 0;
-    CommitPart merged = merge(ref, job, columns, out, written);
+    CommitPart merged = merge(ref, job, columns, out, written, result.sort_passes);
     manifest.parts.push_back(merged);
     for (const auto& p : job.parts) manifest.replaces.push_back(p.key);
     try {

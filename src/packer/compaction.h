@@ -41,6 +41,11 @@ struct CompactionOptions {
   // Replaced parts stay this long after the commit, for queries that listed them before.
   std::chrono::milliseconds grace{5LL * 60 * 1000};
   size_t max_files_per_merge = 1000;  // bounds one merge's work (and what a kill loses)
+  // A merge sorts at most about this much column data (the parts' uncompressed size,
+  // from their footers) at once: a larger merge is sorted in _time windows of this
+  // size, each into a temp file, then the windows are concatenated in order. Bounds
+  // the merge's memory, which would otherwise grow with target_bytes.
+  uint64_t sort_bytes = 16ull << 20;
 };
 CompactionOptions parse_compaction_options(const ConfigNode& section);  // packer.compaction
 
@@ -65,6 +70,7 @@ struct CompactionResult {
   size_t parts_replaced = 0;  // parts they replaced
   uint64_t bytes_read = 0, bytes_written = 0;
   uint64_t rows = 0;
+  size_t sort_passes = 0;  // sorts run: one per merge, or one per _time window of a large merge
   bool fenced = false;  // stopped because the lease was lost
 };
 
@@ -93,7 +99,9 @@ class Compactor {
 
  private:
   CommitPart merge(const DatasetRef& ref, const CompactionJob& job, const std::vector<SchemaColumn>& columns,
-                   const std::filesystem::path& out, uint64_t& bytes_written);
+                   const std::filesystem::path& out, uint64_t& bytes_written, size_t& sort_passes);
+  // COPY (SELECT `select` ...) TO `out` with the lake's write options; returns the rows written.
+  uint64_t copy_to(const std::string& select, const std::filesystem::path& out, int compression_level);
 
   CompactionOptions options_;
   WriteOptions write_;

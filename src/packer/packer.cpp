@@ -587,6 +587,9 @@ struct Packer::Impl {
       counter("bf_packer_compacted_parts_total", "Parts replaced by compaction", ref).inc(r.parts_replaced);
       counter("bf_packer_compacted_bytes_read_total", "Bytes of the parts compaction merged", ref).inc(r.bytes_read);
       counter("bf_packer_compacted_bytes_written_total", "Bytes of the merged parts compaction wrote", ref).inc(r.bytes_written);
+      counter("bf_packer_compaction_sort_passes_total",
+              "Sorts compaction ran: one per merge, or one per _time window of a merge larger than compaction.sort_bytes", ref)
+          .inc(r.sort_passes);
     } catch (const std::exception& e) {
       if (stopping) return;
       spdlog::error("packer: dataset {}: compaction failed (retried next interval): {}", ref.str(), e.what());

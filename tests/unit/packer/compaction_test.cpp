@@ -162,6 +162,51 @@ TEST_F(CompactionTest, SmallPartsOfAnHourBecomeOneSortedFileWithTheRegisteredCol
   EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{11}, int64_t{11}));
 }
 
+// A merge of more than compaction.sort_bytes of column data is sorted in _time windows
+// and concatenated: still one file, every row once, sorted, even when every part
+// overlaps every other in time (parts of a live hour do, by a little; these by all).
+TEST_F(CompactionTest, ALargeMergeIsSortedInTimeWindowsIntoOneSortedFile) {
+  const int kParts = 6, kPerPart = 100;
+  for (int p = 0; p < kParts; ++p) {
+    std::vector<Event> events;
+    for (int i = 0; i < kPerPart; ++i) {
+      const int second = i * kParts + (kParts - 1 - p);  // part p holds every kParts-th second
+      char t[32];
+      std::snprintf(t, sizeof t, "2026-03-01T10:%02d:%02dZ", second / 60, second % 60);
+      events.push_back(Event{{"_time", t}, {"_received", "2026-03-01T11:00:00Z"}, {"n", p * kPerPart + i},
+                             {"msg", std::string(40, char('a' + p))}});
+    }
+    store->put(processed_key(ref, new_ulid()), encode_batch(events));
+    ASSERT_EQ(filler->run_once(), 1u);
+  }
+  ASSERT_EQ(keys(*store).size(), size_t(kParts));
+  PackerOptions o = compacting();
+  o.compaction.sort_bytes = 1;  // as many windows as the rows allow (at least 64 rows each)
+  o.temp_dir = (dir / "tmp").string();
+  fs::create_directories(o.temp_dir);
+  const int64_t passes = metrics().value("bf_packer_compaction_sort_passes_total", kLabels);
+  Packer packer(o, catalog, store);
+  packer.run_once();
+  const std::vector<CommitPart> after = committed_parts(*store, ref);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].rows, uint64_t(kParts * kPerPart));
+  EXPECT_GT(metrics().value("bf_packer_compaction_sort_passes_total", kLabels), passes + 2)
+      << "the merge was sorted in several windows";
+  SqlEngine engine(store, {});
+  const std::string file = "read_parquet('bf://" + after[0].key + "', hive_partitioning=false, file_row_number=true)";
+  auto r = engine.query("SELECT count(*), count(DISTINCT n), min(_time)::VARCHAR, max(_time)::VARCHAR FROM " + file);
+  EXPECT_EQ(*r.rows[0][0], "600");
+  EXPECT_EQ(*r.rows[0][1], "600");
+  EXPECT_EQ(*r.rows[0][2], "2026-03-01 10:00:00");
+  EXPECT_EQ(*r.rows[0][3], "2026-03-01 10:09:59");
+  auto back = engine.query("SELECT count(*) FROM (SELECT _time < lag(_time) OVER (ORDER BY file_row_number) AS back FROM " +
+                           file + ") WHERE back");
+  EXPECT_EQ(*back.rows[0][0], "0") << "rows are sorted by _time across the windows";
+  // No window file is left behind in the packer's temp directory.
+  for (const auto& e : fs::recursive_directory_iterator(o.temp_dir))
+    EXPECT_EQ(e.path().filename().string().find(".parquet.w"), std::string::npos) << e.path();
+}
+
 TEST_F(CompactionTest, AKillBeforeAnyStoreWriteLeavesTheOldOrTheNewSetAndTheNextRunCleansUp) {
   for (int i = 0; i < 3; ++i) add_part(5);
   filler.reset();
@@ -387,6 +432,9 @@ TEST(CompactionOptionsTest, FlushAndCompactionKeysAreReadAndBounded) {
   EXPECT_EQ(o.compaction.grace, std::chrono::minutes(2));
   EXPECT_THROW(read("compaction: {min_files: 1}\n"), ConfigError);
   EXPECT_THROW(read("compaction: {target_bytes: 1KiB}\n"), ConfigError);
+  EXPECT_EQ(d.compaction.sort_bytes, 16ull << 20);
+  EXPECT_EQ(read("compaction: {sort_bytes: 64MiB}\n").compaction.sort_bytes, 64ull << 20);
+  EXPECT_THROW(read("compaction: {sort_bytes: 64KiB}\n"), ConfigError);
 }
 
 }  // namespace
