@@ -9,7 +9,8 @@
 # (bf_udp_kernel_drops_total), decode errors (bf_flow_errors_total), decoded records/s
 # over the run, the proxy's CPU µs per record and its peak RSS (VmHWM).
 #   bench/proxy_flow_rss.sh [SECONDS] [RATE] [KINDS]   (default 10, 200000, "sflow ipfix")
-# EXPORTERS=n sends from n sockets (n exporters, templates each). Needs `make build`
+# EXPORTERS=n sends from n sockets (n exporters, templates each); WORKERS=n gives the
+# source n receive threads (SO_REUSEPORT; the kernel spreads exporters over them). Needs `make build`
 # and the proxy_loadgen target (`cmake --build build --target proxy_loadgen`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ SECONDS_EACH=${1:-10}
 RATE=${2:-200000}
 KINDS=${3:-sflow ipfix}
 EXPORTERS=${EXPORTERS:-1}
+WORKERS=${WORKERS:-1}
 RCVBUF=${RCVBUF:-8388608}
 BIN=$PWD/build/bytefreezer
 GEN=$PWD/build/bench/proxy_loadgen
@@ -45,7 +47,7 @@ proxy:
   receiver: {url: "http://127.0.0.1:$dead", ingest_key: bench-ingest-key-0123456789, retry_backoff: 10s, retry_backoff_max: 60s}
   batch: {max_age: 100ms}
   spool: {dir: $DIR/spool, max_bytes: 64GiB}
-  sources: [{type: $type, listen: "127.0.0.1:$port", tenant: t, dataset: $kind, receive_buffer: $RCVBUF}]
+  sources: [{type: $type, listen: "127.0.0.1:$port", tenant: t, dataset: $kind, receive_buffer: $RCVBUF, workers: $WORKERS}]
 YAML
   "$BIN" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
   PID=$!
@@ -71,7 +73,7 @@ YAML
   stop_daemon
 }
 
-echo "flow sources under load: $RATE records/s for $SECONDS_EACH s per kind, $EXPORTERS exporter(s), SO_RCVBUF asked: $RCVBUF; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "flow sources under load: $RATE records/s for $SECONDS_EACH s per kind, $EXPORTERS exporter(s), $WORKERS worker(s), SO_RCVBUF asked: $RCVBUF; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-9s %10s %10s %10s %8s %7s %12s %12s %9s\n" kind sent decoded spooled drops errors "decoded/s" "CPU-us/rec" "peak RSS"
 for kind in $KINDS; do
   case $kind in
