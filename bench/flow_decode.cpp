@@ -1,5 +1,5 @@
 // Flow decoding throughput per core (issue 7): records (events) decoded per second
-// by flow::decode_sflow and flow::FlowDecoder on one thread, datagram bytes in,
+// by flow::decode_sflow and flow::FlowDecoder (IPFIX, NetFlow v9) on one thread, datagram bytes in,
 // NDJSON out, on datagrams shaped like real exporters' (laid out from the specs as
 // in tests/unit/proxy/flow_*_test.cpp; bench/flow_datagrams.h). Run: build/bench/bench_flow_decode
 #include <arpa/inet.h>
@@ -43,6 +43,25 @@ void BM_IpfixDecode(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * msg.size()));
 }
 BENCHMARK(BM_IpfixDecode);
+
+void BM_Netflow9Decode(benchmark::State& state) {
+  bf::flow::FlowDecoder d;
+  const auto ctx = context();
+  std::string out;
+  bf::flow::FlowStats stats;
+  d.decode(bench_flow::netflow9_packet(true, 0), ctx, out, stats);
+  const uint64_t learned = stats.events;
+  const std::string packet = bench_flow::netflow9_packet(false, 1);
+  for (auto _ : state) {
+    out.clear();
+    d.decode(packet, ctx, out, stats);
+    benchmark::DoNotOptimize(out.data());
+  }
+  if (stats.total_errors() != 0) state.SkipWithError("decode errors");
+  state.SetItemsProcessed(static_cast<int64_t>(stats.events - learned));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * packet.size()));
+}
+BENCHMARK(BM_Netflow9Decode);
 
 void BM_SflowDecode(benchmark::State& state) {
   const auto ctx = context();
