@@ -64,11 +64,8 @@ bool finalize_template(FlowTemplate& t, uint16_t version, FlowStats& stats) {
 // TemplateCache
 
 void TemplateCache::erase(Lru::iterator it) {
-  auto ex = exporters_.find(std::string(exporter_of(it->key)));
-  if (ex != exporters_.end()) {
-    ex->second.erase(it->in_exporter);
-    if (ex->second.empty()) exporters_.erase(ex);
-  }
+  it->exporter->erase(it->in_exporter);
+  if (it->exporter->empty()) exporters_.erase(std::string(exporter_of(it->key)));
   fields_ -= it->t.fields.size();
   map_.erase(it->key);
   lru_.erase(it);
@@ -78,11 +75,11 @@ const FlowTemplate* TemplateCache::put(const std::string& key, FlowTemplate t, F
   const size_t nfields = t.fields.size();
   auto it = map_.find(key);
   if (it != map_.end()) {
-    fields_ = fields_ - it->second->t.fields.size() + nfields;
-    it->second->t = std::move(t);
+    Entry& e = *it->second;
+    fields_ = fields_ - e.t.fields.size() + nfields;
+    e.t = std::move(t);
     lru_.splice(lru_.begin(), lru_, it->second);
-    auto& mine = exporters_[std::string(exporter_of(key))];
-    mine.splice(mine.begin(), mine, it->second->in_exporter);
+    e.exporter->splice(e.exporter->begin(), *e.exporter, e.in_exporter);
   } else {
     const std::string exporter(exporter_of(key));
     for (;;) {  // this exporter's oldest first, while it has its fill
@@ -95,8 +92,8 @@ const FlowTemplate* TemplateCache::put(const std::string& key, FlowTemplate t, F
       erase(std::prev(lru_.end()));
       stats.count(FlowError::template_evicted);
     }
-    auto& ours = exporters_[exporter];
-    lru_.push_front(Entry{key, std::move(t), {}});
+    ExporterLru& ours = exporters_[exporter];  // looked up after the evictions, which may have removed it
+    lru_.push_front(Entry{key, std::move(t), &ours, {}});
     ours.push_front(lru_.begin());
     lru_.front().in_exporter = ours.begin();
     map_.emplace(key, lru_.begin());
@@ -113,15 +110,15 @@ const FlowTemplate* TemplateCache::put(const std::string& key, FlowTemplate t, F
 const FlowTemplate* TemplateCache::get(const std::string& key, int64_t now_us) {
   auto it = map_.find(key);
   if (it == map_.end()) return nullptr;
-  if (timeout_us_ > 0 && now_us - it->second->t.learned_us > timeout_us_) {
+  Entry& e = *it->second;
+  if (timeout_us_ > 0 && now_us - e.t.learned_us > timeout_us_) {
     erase(it->second);
     ++expired_;
     return nullptr;
   }
   lru_.splice(lru_.begin(), lru_, it->second);
-  auto ex = exporters_.find(std::string(exporter_of(key)));
-  if (ex != exporters_.end()) ex->second.splice(ex->second.begin(), ex->second, it->second->in_exporter);
-  return &it->second->t;
+  e.exporter->splice(e.exporter->begin(), *e.exporter, e.in_exporter);
+  return &e.t;
 }
 
 bool TemplateCache::withdraw(const std::string& key) {

@@ -75,10 +75,12 @@ class TemplateCache {
  private:
   struct Entry;
   using Lru = std::list<Entry>;
+  using ExporterLru = std::list<Lru::iterator>;  // front = most recently used
   struct Entry {
     std::string key;
     FlowTemplate t;
-    std::list<Lru::iterator>::iterator in_exporter;  // its place in its exporter's LRU
+    ExporterLru* exporter = nullptr;       // its exporter's LRU (a node of exporters_: stable)
+    ExporterLru::iterator in_exporter;     // its place there
   };
   static std::string_view exporter_of(std::string_view key) { return key.substr(0, key.find('\0')); }
   void erase(Lru::iterator it);
@@ -86,7 +88,7 @@ class TemplateCache {
   int64_t timeout_us_;
   Lru lru_;  // front = most recently used
   std::unordered_map<std::string, Lru::iterator> map_;
-  std::unordered_map<std::string, std::list<Lru::iterator>> exporters_;  // front = most recently used
+  std::unordered_map<std::string, ExporterLru> exporters_;
   size_t fields_ = 0;
   uint64_t expired_ = 0;
 };
