@@ -50,7 +50,8 @@ OptionTable<TemplateFlowSettings> template_flow_options(const std::string& type,
              "data whose template never came is dropped and counted (`error=\"no_template\"`) at the next datagram "
              "after the wait");
   t.size("max_held", &S::max_held, d.max_held_bytes, 0, 1ull << 30,
-         "bytes of such data held per worker; beyond it the oldest is dropped (`error=\"held_overflow\"`)");
+         "bytes of such data held per worker, each held data set counted with its bookkeeping (about 200 bytes), "
+         "so their number is bounded too; beyond it the oldest is dropped (`error=\"held_overflow\"`)");
   return t;
 }
 
