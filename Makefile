@@ -58,6 +58,8 @@ bench: build
 	bench/e2e_throughput.sh
 	bench/proxy_vs_rsyslog.sh
 	bench/proxy_vs_rsyslog_udp.sh
+	$(BUILD_DIR)/bench/bench_flow_decode
+	bench/proxy_flow_rss.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -1,4 +1,5 @@
-// Syslog-over-TCP load generator for bench/proxy_vs_rsyslog.sh, and the read-only sink
+// Load generator for the proxy benches (bench/proxy_vs_rsyslog*.sh: syslog over TCP and
+// UDP; bench/proxy_flow_rss.sh: sFlow / IPFIX / NetFlow v9), and the read-only sink
 // that shows it outruns the daemons it loads.
 //
 //   proxy_loadgen send PORT COUNT [SIZE] [CONNECTIONS] [RATE]
@@ -12,6 +13,14 @@
 //       COUNT datagrams, one message each (as above, without the LF; RFC 5426), to
 //       127.0.0.1:PORT, paced at RATE datagrams/s (sendmmsg, 64 at a time; 0: unpaced).
 //       Prints "sent N datagrams in S s (R msgs/s)".
+//   proxy_loadgen flow KIND PORT COUNT RATE [EXPORTERS]
+//       About COUNT flow records in datagrams of KIND (sflow: 9 events each; ipfix,
+//       netflow9: 28 records each; bench/flow_datagrams.h) to 127.0.0.1:PORT, paced at
+//       RATE records/s in all (0: unpaced), from EXPORTERS sockets (default 1; each is
+//       an exporter of its own, by its source port). IPFIX / v9 exporters send their
+//       template first and again every 1024 datagrams, as exporters refresh them. Each
+//       datagram carries its own sequence number. Prints "sent N datagrams (R records)
+//       in S s (X records/s)".
 //   proxy_loadgen sink PORT
 //       Accepts connections on 127.0.0.1:PORT (0: any free port; prints "port P"),
 //       reads and discards, and after the last open connection closes prints
@@ -34,6 +43,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "flow_datagrams.h"
 
 namespace {
 
@@ -240,6 +251,76 @@ int udp_main(uint16_t port, uint64_t count, size_t size, uint64_t rate) {
   return 0;
 }
 
+// Sequence number offsets: IPFIX message header, v9 packet header, sFlow (IPv4 agent) datagram.
+int flow_main(const std::string& kind, uint16_t port, uint64_t count, uint64_t rate, unsigned exporters) {
+  constexpr size_t kRing = 256, kBurst = 32, kRefresh = 1024;
+  size_t seq_at = 0, per = 0;
+  std::vector<std::string> ring, with_template;
+  for (uint32_t i = 0; i < kRing; ++i) {
+    if (kind == "sflow") {
+      ring.push_back(bench_flow::sflow_datagram(i));
+      seq_at = 16, per = bench_flow::kSflowEvents;
+    } else if (kind == "ipfix") {
+      ring.push_back(bench_flow::ipfix_message(false, i));
+      with_template.push_back(bench_flow::ipfix_message(true, i));
+      seq_at = 8, per = bench_flow::kFlowRecords;
+    } else if (kind == "netflow9") {
+      ring.push_back(bench_flow::netflow9_packet(false, i));
+      with_template.push_back(bench_flow::netflow9_packet(true, i));
+      seq_at = 12, per = bench_flow::kFlowRecords;
+    } else {
+      std::fprintf(stderr, "proxy_loadgen: KIND is sflow, ipfix or netflow9\n");
+      return 2;
+    }
+  }
+  const uint64_t datagrams = (count + per - 1) / per;
+  std::vector<int> fds;
+  for (unsigned e = 0; e < exporters; ++e) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    sockaddr_in to = loopback(port);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) die("connect");
+    const int buf = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    fds.push_back(fd);
+  }
+  std::vector<uint64_t> sent_by(exporters, 0);
+  std::vector<iovec> iov(kBurst);
+  std::vector<mmsghdr> msgs(kBurst);
+  const auto start = Clock::now();
+  for (uint64_t sent = 0; sent < datagrams;) {
+    if (rate > 0) std::this_thread::sleep_until(start + std::chrono::nanoseconds(sent * per * 1000000000ull / rate));
+    const unsigned e = static_cast<unsigned>(sent / kBurst % exporters);  // a burst per exporter in turn
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kBurst, datagrams - sent));
+    for (size_t k = 0; k < n; ++k) {
+      const uint64_t mine = sent_by[e]++;
+      std::string& d = (!with_template.empty() && mine % kRefresh == 0) ? with_template[mine % kRing] : ring[mine % kRing];
+      const uint32_t seq = static_cast<uint32_t>(kind == "sflow" ? mine : mine * bench_flow::kFlowRecords);
+      d[seq_at] = char(seq >> 24), d[seq_at + 1] = char(seq >> 16), d[seq_at + 2] = char(seq >> 8), d[seq_at + 3] = char(seq);
+      iov[k] = {d.data(), d.size()};
+      msgs[k] = {};
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    size_t done = 0;
+    while (done < n) {
+      const int r = ::sendmmsg(fds[e], msgs.data() + done, static_cast<unsigned>(n - done), 0);
+      if (r < 0) {
+        if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN) continue;
+        die("sendmmsg");
+      }
+      done += static_cast<size_t>(r);
+    }
+    sent += n;
+  }
+  for (int fd : fds) ::close(fd);
+  const double s = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("sent %llu datagrams (%llu records) in %.3f s (%.0f records/s)\n",
+              static_cast<unsigned long long>(datagrams), static_cast<unsigned long long>(datagrams * per), s,
+              static_cast<double>(datagrams * per) / s);
+  return 0;
+}
+
 int sink_main(uint16_t port) {
   const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (lfd < 0) die("socket");
@@ -318,6 +399,15 @@ int main(int argc, char** argv) {
     }
     return udp_main(static_cast<uint16_t>(port), count, static_cast<size_t>(size), rate);
   }
+  if ((argc == 6 || argc == 7) && std::strcmp(argv[1], "flow") == 0) {
+    const uint64_t port = parse_u64(argv[3], "PORT"), count = parse_u64(argv[4], "COUNT");
+    const uint64_t rate = parse_u64(argv[5], "RATE"), exporters = argc > 6 ? parse_u64(argv[6], "EXPORTERS") : 1;
+    if (port == 0 || port > 65535 || exporters < 1 || exporters > 1024) {
+      std::fprintf(stderr, "proxy_loadgen: PORT 1-65535, EXPORTERS 1-1024\n");
+      return 2;
+    }
+    return flow_main(argv[2], static_cast<uint16_t>(port), count, rate, static_cast<unsigned>(exporters));
+  }
   if (argc == 3 && std::strcmp(argv[1], "sink") == 0) {
     const uint64_t port = parse_u64(argv[2], "PORT");
     if (port > 65535) return 2;
@@ -325,6 +415,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr,
                "usage: proxy_loadgen send PORT COUNT [SIZE] [CONNECTIONS] [RATE]\n       proxy_loadgen udp PORT COUNT SIZE "
-               "RATE\n       proxy_loadgen sink PORT\n");
+               "RATE\n       proxy_loadgen flow sflow|ipfix|netflow9 PORT COUNT RATE [EXPORTERS]\n"
+               "       proxy_loadgen sink PORT\n");
   return 2;
 }

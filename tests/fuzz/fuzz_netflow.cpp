@@ -10,6 +10,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bf::flow::FlowDecoderOptions o;
   o.max_templates = 8;
+  o.max_templates_per_exporter = 4;  // three exporters: the per-exporter bound is reached too
   o.max_held_bytes = 4096;
   o.hold_us = 1000000;
   bf::flow::FlowDecoder decoder(o);
@@ -30,6 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     decoder.decode(datagram, ctx, out, stats);
     check_ndjson(out);
     if (decoder.templates() > o.max_templates || decoder.held_bytes() > o.max_held_bytes) std::abort();
+    // The field budget (a single template larger than it is kept alone).
+    if (decoder.templates() > 1 && decoder.template_fields() > o.max_templates * 64) std::abort();
     now += 400000;
   }
   return 0;

@@ -5,7 +5,7 @@ namespace bf::flow {
 
 FlowDecoder::FlowDecoder(FlowDecoderOptions options)
     : options_(options),
-      cache_(options.max_templates, options.template_timeout_us),
+      cache_(options.max_templates, options.max_templates_per_exporter, options.template_timeout_us),
       held_(options.hold_us, options.max_held_bytes) {}
 
 void FlowDecoder::decode(std::string_view datagram, const EventContext& ctx, std::string& out, FlowStats& stats) {

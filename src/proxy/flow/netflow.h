@@ -16,6 +16,7 @@ namespace bf::flow {
 
 struct FlowDecoderOptions {
   size_t max_templates = 4096;         // templates cached, over all exporters (LRU beyond)
+  size_t max_templates_per_exporter = 1024;  // … and of one exporter (its LRU beyond)
   int64_t template_timeout_us = 1800LL * 1000000;  // a template not refreshed this long is forgotten (0 = never)
   int64_t hold_us = 60LL * 1000000;    // data waiting for its template is kept this long
   size_t max_held_bytes = 4 << 20;     // … and at most this many bytes of it
@@ -31,6 +32,8 @@ class FlowDecoder {
   void expire(int64_t now_us, FlowStats& stats) { held_.expire(now_us, stats); }
 
   size_t templates() const { return cache_.size(); }
+  size_t template_exporters() const { return cache_.exporters(); }
+  size_t template_fields() const { return cache_.fields(); }
   uint64_t templates_expired() const { return cache_.expired(); }
   size_t held_sets() const { return held_.size(); }
   size_t held_bytes() const { return held_.bytes(); }

@@ -63,54 +63,80 @@ bool finalize_template(FlowTemplate& t, uint16_t version, FlowStats& stats) {
 // ---------------------------------------------------------------------------------
 // TemplateCache
 
+void TemplateCache::erase(Lru::iterator it) {
+  it->exporter->erase(it->in_exporter);
+  if (it->exporter->empty()) exporters_.erase(std::string(exporter_of(it->key)));
+  fields_ -= it->t.fields.size();
+  map_.erase(it->key);
+  lru_.erase(it);
+}
+
 const FlowTemplate* TemplateCache::put(const std::string& key, FlowTemplate t, FlowStats& stats) {
+  const size_t nfields = t.fields.size();
   auto it = map_.find(key);
   if (it != map_.end()) {
-    it->second->t = std::move(t);
+    Entry& e = *it->second;
+    fields_ = fields_ - e.t.fields.size() + nfields;
+    e.t = std::move(t);
     lru_.splice(lru_.begin(), lru_, it->second);
-    return &it->second->t;
+    e.exporter->splice(e.exporter->begin(), *e.exporter, e.in_exporter);
+  } else {
+    const std::string exporter(exporter_of(key));
+    for (;;) {  // this exporter's oldest first, while it has its fill
+      auto ex = exporters_.find(exporter);
+      if (ex == exporters_.end() || ex->second.size() < max_per_exporter_) break;
+      erase(ex->second.back());
+      stats.count(FlowError::template_evicted);
+    }
+    while (map_.size() >= max_ && !lru_.empty()) {
+      erase(std::prev(lru_.end()));
+      stats.count(FlowError::template_evicted);
+    }
+    ExporterLru& ours = exporters_[exporter];  // looked up after the evictions, which may have removed it
+    lru_.push_front(Entry{key, std::move(t), &ours, {}});
+    ours.push_front(lru_.begin());
+    lru_.front().in_exporter = ours.begin();
+    map_.emplace(key, lru_.begin());
+    fields_ += nfields;
   }
-  while (map_.size() >= max_ && !lru_.empty()) {
-    map_.erase(lru_.back().key);
-    lru_.pop_back();
+  // The field budget: the oldest templates go until it fits (never the one just stored).
+  while (fields_ > max_fields_ && lru_.size() > 1) {
+    erase(std::prev(lru_.end()));
     stats.count(FlowError::template_evicted);
   }
-  lru_.push_front(Entry{key, std::move(t)});
-  map_.emplace(key, lru_.begin());
   return &lru_.front().t;
 }
 
 const FlowTemplate* TemplateCache::get(const std::string& key, int64_t now_us) {
   auto it = map_.find(key);
   if (it == map_.end()) return nullptr;
-  if (timeout_us_ > 0 && now_us - it->second->t.learned_us > timeout_us_) {
-    lru_.erase(it->second);
-    map_.erase(it);
+  Entry& e = *it->second;
+  if (timeout_us_ > 0 && now_us - e.t.learned_us > timeout_us_) {
+    erase(it->second);
     ++expired_;
     return nullptr;
   }
   lru_.splice(lru_.begin(), lru_, it->second);
-  return &it->second->t;
+  e.exporter->splice(e.exporter->begin(), *e.exporter, e.in_exporter);
+  return &e.t;
 }
 
 bool TemplateCache::withdraw(const std::string& key) {
   auto it = map_.find(key);
   if (it == map_.end()) return false;
-  lru_.erase(it->second);
-  map_.erase(it);
+  erase(it->second);
   return true;
 }
 
 size_t TemplateCache::withdraw_all(std::string_view prefix, bool options) {
   size_t n = 0;
   for (auto it = lru_.begin(); it != lru_.end();) {
+    auto next = std::next(it);
     if (it->t.options == options && it->key.compare(0, prefix.size(), prefix) == 0) {
-      map_.erase(it->key);
-      it = lru_.erase(it);
+      erase(it);
       ++n;
-    } else {
-      ++it;
     }
+    it = next;
   }
   return n;
 }
@@ -333,27 +359,33 @@ bool next_set(Reader& msg, uint16_t& id, Reader& body, FlowStats& stats) {
 // ---------------------------------------------------------------------------------
 // HeldSets
 
+// What a held set costs: its bytes and its bookkeeping, so that sets of few or no
+// bytes (a flood of empty data sets) are bounded in number too.
+size_t HeldSets::cost(const Held& h) { return sizeof(Held) + h.key.size() + h.peer.size() + h.body.size(); }
+
 void HeldSets::hold(std::string key, uint16_t template_id, const MessageInfo& info, const EventContext& ctx,
                     Reader body, FlowStats& stats) {
   const size_t n = body.remaining();
-  if (n > max_bytes_) {
+  if (n == 0) return;  // no records: nothing to wait for
+  Held h{std::move(key), template_id, info, ctx.received_us, std::string(ctx.peer),
+         std::string(reinterpret_cast<const char*>(body.here()), n)};
+  const size_t c = cost(h);
+  if (c > max_bytes_) {
     stats.count(FlowError::held_overflow);
     return;
   }
-  while (bytes_ + n > max_bytes_ && !sets_.empty()) {
-    bytes_ -= sets_.front().body.size();
+  while (bytes_ + c > max_bytes_ && !sets_.empty()) {
+    bytes_ -= cost(sets_.front());
     sets_.pop_front();
     stats.count(FlowError::held_overflow);
   }
-  Held h{std::move(key), template_id, info, ctx.received_us, std::string(ctx.peer),
-         std::string(reinterpret_cast<const char*>(body.here()), n)};
-  bytes_ += n;
+  bytes_ += c;
   sets_.push_back(std::move(h));
 }
 
 void HeldSets::expire(int64_t now_us, FlowStats& stats) {
   while (!sets_.empty() && now_us - sets_.front().received_us > hold_us_) {
-    bytes_ -= sets_.front().body.size();
+    bytes_ -= cost(sets_.front());
     sets_.pop_front();
     stats.count(FlowError::no_template);
   }
@@ -374,7 +406,7 @@ void HeldSets::release(TemplateCache& cache, int64_t now_us, std::string_view so
     ctx.source = source;
     ctx.peer = it->peer;
     decode_data_set(Reader(it->body), it->template_id, *t, it->info, ctx, out, stats);
-    bytes_ -= it->body.size();
+    bytes_ -= cost(*it);
     it = sets_.erase(it);
   }
 }

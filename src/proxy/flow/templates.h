@@ -47,12 +47,19 @@ bool finalize_template(FlowTemplate& t, uint16_t version, FlowStats& stats);
 // templates are scoped to the transport session).
 std::string template_key(std::string_view exporter, uint16_t version, uint32_t domain, uint16_t template_id);
 
-// A bounded LRU cache of templates with a lifetime. A full cache evicts the least
-// recently used template (counted template_evicted): a flood of templates from many
-// exporters costs each at most a re-learn on its next template refresh, never memory.
+// A bounded LRU cache of templates with a lifetime. Three bounds, each evicting the
+// least recently used template it concerns (counted template_evicted): templates in
+// all, templates of one exporter (the transport address that starts the key: one
+// exporter's flood cannot push out the others'), and template fields in all
+// (kFieldsPerTemplate x max_templates: a flood of templates of thousands of fields
+// each costs memory no more than one of ordinary templates). An evicted exporter
+// costs a re-learn on its next template refresh, never memory.
 class TemplateCache {
  public:
-  TemplateCache(size_t max_templates, int64_t timeout_us) : max_(max_templates), timeout_us_(timeout_us) {}
+  static constexpr size_t kFieldsPerTemplate = 64;
+  TemplateCache(size_t max_templates, size_t max_per_exporter, int64_t timeout_us)
+      : max_(max_templates), max_per_exporter_(max_per_exporter), max_fields_(max_templates * kFieldsPerTemplate),
+        timeout_us_(timeout_us) {}
   // Adds or replaces; returns the stored template.
   const FlowTemplate* put(const std::string& key, FlowTemplate t, FlowStats& stats);
   // The live template, or nullptr; an expired one is removed (counted in expired()).
@@ -61,17 +68,28 @@ class TemplateCache {
   // Withdraws every template whose key starts with `prefix` and whose options flag is `options`.
   size_t withdraw_all(std::string_view prefix, bool options);
   size_t size() const { return map_.size(); }
+  size_t exporters() const { return exporters_.size(); }
+  size_t fields() const { return fields_; }
   uint64_t expired() const { return expired_; }
 
  private:
+  struct Entry;
+  using Lru = std::list<Entry>;
+  using ExporterLru = std::list<Lru::iterator>;  // front = most recently used
   struct Entry {
     std::string key;
     FlowTemplate t;
+    ExporterLru* exporter = nullptr;       // its exporter's LRU (a node of exporters_: stable)
+    ExporterLru::iterator in_exporter;     // its place there
   };
-  size_t max_;
+  static std::string_view exporter_of(std::string_view key) { return key.substr(0, key.find('\0')); }
+  void erase(Lru::iterator it);
+  size_t max_, max_per_exporter_, max_fields_;
   int64_t timeout_us_;
-  std::list<Entry> lru_;  // front = most recently used
-  std::unordered_map<std::string, std::list<Entry>::iterator> map_;
+  Lru lru_;  // front = most recently used
+  std::unordered_map<std::string, Lru::iterator> map_;
+  std::unordered_map<std::string, ExporterLru> exporters_;
+  size_t fields_ = 0;
   uint64_t expired_ = 0;
 };
 
@@ -99,7 +117,8 @@ size_t decode_data_set(Reader set, uint16_t template_id, const FlowTemplate& t, 
 // after which nothing more of the message can be framed.
 bool next_set(Reader& msg, uint16_t& id, Reader& body, FlowStats& stats);
 
-// Data sets that arrived before their template, held for a bounded time and size.
+// Data sets that arrived before their template, held for a bounded time and size
+// (each set counted with its bookkeeping, so the number held is bounded too).
 // When the template arrives, the held sets are decoded as if they had just come
 // (with their own receive time and peer); when their hold runs out, or room is
 // needed, they are dropped and counted (no_template / held_overflow).
@@ -112,7 +131,7 @@ class HeldSets {
   // Decodes and drops every held set whose template `cache` now has.
   void release(TemplateCache& cache, int64_t now_us, std::string_view source, std::string& out, FlowStats& stats);
   size_t size() const { return sets_.size(); }
-  size_t bytes() const { return bytes_; }
+  size_t bytes() const { return bytes_; }  // bodies and bookkeeping (what max_bytes bounds)
 
  private:
   struct Held {
@@ -123,6 +142,7 @@ class HeldSets {
     std::string peer;
     std::string body;
   };
+  static size_t cost(const Held& h);
   int64_t hold_us_;
   size_t max_bytes_;
   size_t bytes_ = 0;

@@ -11,7 +11,7 @@ namespace bf {
 struct TemplateFlowSettings {
   SourceCommon common;
   UdpWorkersOptions udp;
-  int64_t max_templates = 4096;
+  int64_t max_templates = 4096, max_templates_per_exporter = 1024;
   std::chrono::milliseconds template_timeout{0}, template_wait{0};
   uint64_t max_held = 0;
 };

@@ -228,17 +228,43 @@ TEST(NetflowV9, HeldDataWhoseTemplateNeverComesIsCountedWhenTheHoldEnds) {
 
 TEST(NetflowV9, HoldIsBoundedInBytes) {
   flow::FlowDecoderOptions o;
-  o.max_held_bytes = 200;
+  o.max_held_bytes = 1000;
   flow::FlowDecoder d(o);
+  V9 one(2, 200000);
+  v9_data_256(one, 2);  // 80 bytes of records
+  decode(d, one.b.b);
+  const size_t cost = d.held_bytes();  // the records and the bookkeeping of holding them
+  ASSERT_GT(cost, 80u);
+  ASSERT_LT(cost, 500u);
   uint64_t overflow = 0;
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < 9; ++i) {
     V9 data(2, 200000);
-    v9_data_256(data, 2);  // 80 bytes each
+    v9_data_256(data, 2);
     overflow += decode(d, data.b.b).stats.error(FlowError::held_overflow);
   }
-  EXPECT_LE(d.held_bytes(), 200u);
-  EXPECT_EQ(d.held_sets(), 2u);
-  EXPECT_EQ(overflow, 8u);
+  EXPECT_LE(d.held_bytes(), 1000u);
+  EXPECT_EQ(d.held_sets(), 1000 / cost);
+  EXPECT_EQ(overflow, 10 - 1000 / cost);
+}
+
+// Data sets of a few bytes (or none) for templates that never come: bounded in
+// number by what holding each costs, not only by their bytes.
+TEST(NetflowV9, HoldOfTinySetsIsBoundedInNumber) {
+  flow::FlowDecoderOptions o;
+  o.max_held_bytes = 64 * 1024;
+  flow::FlowDecoder d(o);
+  for (int i = 0; i < 2000; ++i) {
+    V9 p(200, 200000);
+    for (int s = 0; s < 100; ++s) {
+      p.begin_set(static_cast<uint16_t>(300 + s));
+      if (s % 2) p.b.u32(1);  // 4 bytes; the other half carry no record at all
+      p.end_set();
+    }
+    decode(d, p.b.b, kNow, "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ":2055");
+  }
+  EXPECT_LE(d.held_bytes(), 64u * 1024);
+  EXPECT_LT(d.held_sets(), 64u * 1024 / 64);  // at least 64 bytes of bookkeeping each
+  EXPECT_GT(d.held_sets(), 0u);
 }
 
 TEST(NetflowV9, TemplatesAreScopedByExporterAndSourceId) {
@@ -486,6 +512,96 @@ TEST(Ipfix, TemplateFloodFromManyExportersStaysBounded) {
   Ipfix data;
   ipfix_data_400(data, "x");
   EXPECT_EQ(decode(d, data.done(), kNow, "198.18.0.99:9999").events.size(), 1u);
+}
+
+// Template record `id` of `fields` fields (octetDeltaCount each, 8 bytes).
+void ipfix_template(Ipfix& p, uint16_t id, uint16_t fields) {
+  p.begin_set(2);
+  p.b.u16(id).u16(fields);
+  for (uint16_t f = 0; f < fields; ++f) p.b.u16(1).u16(8);
+  p.end_set();
+}
+
+// Issue 7's flood: 100,000 templates from 1,000 exporter addresses. The cache stays
+// at its bound (default 4096 per worker) and every template it let go is counted.
+TEST(Ipfix, FloodOf100000TemplatesFrom1000ExportersKeepsTheCacheAtItsBound) {
+  flow::FlowDecoder d;  // the defaults a source runs with
+  uint64_t evicted = 0;
+  size_t peak = 0;
+  for (int e = 0; e < 1000; ++e) {
+    const std::string peer = "198.18." + std::to_string(e / 250) + "." + std::to_string(e % 250 + 1) + ":4739";
+    for (int m = 0; m < 10; ++m) {  // 10 messages of 10 templates each
+      Ipfix p;
+      for (int t = 0; t < 10; ++t) ipfix_template(p, static_cast<uint16_t>(256 + m * 10 + t), 4);
+      const auto r = decode(d, p.done(), kNow, peer);
+      EXPECT_EQ(r.stats.total_errors(), r.stats.error(FlowError::template_evicted));
+      evicted += r.stats.error(FlowError::template_evicted);
+      peak = std::max(peak, d.templates());
+    }
+  }
+  const size_t bound = flow::FlowDecoderOptions{}.max_templates;
+  EXPECT_EQ(peak, bound);
+  EXPECT_EQ(d.templates(), bound);
+  EXPECT_EQ(evicted, 100000u - bound);
+  EXPECT_LE(d.template_exporters(), bound / 100 + 1);  // the most recent exporters' templates
+  EXPECT_EQ(d.template_fields(), bound * 4);
+  // The latest exporter's templates are there: its data decodes at once.
+  Ipfix data;
+  data.begin_set(355);
+  data.b.u64(1).u64(2).u64(3).u64(4);
+  data.end_set();
+  EXPECT_EQ(decode(d, data.done(), kNow, "198.18.3.250:4739").events.size(), 1u);
+}
+
+// One exporter's flood evicts its own templates, not the other exporters'.
+TEST(Ipfix, OneExportersFloodStaysWithinItsShare) {
+  flow::FlowDecoderOptions o;
+  o.max_templates = 100;
+  o.max_templates_per_exporter = 20;
+  flow::FlowDecoder d(o);
+  for (int e = 0; e < 3; ++e) {
+    Ipfix p;
+    ipfix_template_400(p);
+    decode(d, p.done(), kNow, "192.0.2." + std::to_string(e + 1) + ":4739");
+  }
+  uint64_t evicted = 0;
+  for (int m = 0; m < 100; ++m) {
+    Ipfix p;
+    for (int t = 0; t < 10; ++t) ipfix_template(p, static_cast<uint16_t>(1000 + m * 10 + t), 2);
+    evicted += decode(d, p.done(), kNow, "203.0.113.66:4739").stats.error(FlowError::template_evicted);
+  }
+  EXPECT_EQ(d.templates(), 3u + 20u);
+  EXPECT_EQ(evicted, 1000u - 20u);
+  for (int e = 0; e < 3; ++e) {
+    Ipfix data;
+    ipfix_data_400(data, "ok");
+    EXPECT_EQ(decode(d, data.done(), kNow, "192.0.2." + std::to_string(e + 1) + ":4739").events.size(), 1u)
+        << "exporter " << e << " lost its template to another's flood";
+  }
+}
+
+// Templates of thousands of fields: the cache holds at most 64 fields per template
+// slot in all, so their memory is bounded as that of ordinary templates.
+TEST(Ipfix, TemplatesOfThousandsOfFieldsAreBoundedByTheFieldBudget) {
+  flow::FlowDecoderOptions o;
+  o.max_templates = 16;  // 1024 fields in all
+  flow::FlowDecoder d(o);
+  uint64_t evicted = 0;
+  for (int i = 0; i < 50; ++i) {
+    Ipfix p;
+    ipfix_template(p, static_cast<uint16_t>(256 + i), 400);
+    evicted += decode(d, p.done(), kNow, "198.18.0." + std::to_string(i + 1) + ":4739")
+                   .stats.error(FlowError::template_evicted);
+    EXPECT_LE(d.template_fields(), 16u * 64);
+  }
+  EXPECT_EQ(d.templates(), 2u);  // 2 x 400 fields fit in 1024
+  EXPECT_EQ(evicted, 48u);
+  {  // one larger than the whole budget is still kept (alone): its exporter can use it
+    Ipfix p;
+    ipfix_template(p, 999, 2000);
+    decode(d, p.done(), kNow, "198.18.9.9:4739");
+    EXPECT_EQ(d.templates(), 1u);
+  }
 }
 
 TEST(Ipfix, HostileHeadersAndTemplates) {

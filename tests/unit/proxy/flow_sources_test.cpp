@@ -1,6 +1,9 @@
 // The sflow, netflow, udp and tcp sources in a real proxy on loopback, delivering to
 // a recording receiver: datagrams in, events out, bad input counted on /metrics.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "flow_test_util.h"
@@ -124,6 +127,59 @@ TEST(FlowSources, ConfigErrorsNameTheKey) {
             std::string::npos);
   EXPECT_NE(err("    - type: ipfix\n      listen: 127.0.0.1:0\n      template_wiat: 1s\n").find("template_wiat"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace bf
+
+namespace bf {
+namespace {
+
+// An IPFIX message of `n` templates (ids from `first`), 2 fields each.
+std::string ipfix_templates(uint16_t first, uint16_t n) {
+  Bytes b;
+  b.u16(10).u16(0).u32(1764676800).u32(0).u32(1);
+  b.u16(2).u16(4 + n * 12u);
+  for (uint16_t t = 0; t < n; ++t) b.u16(first + t).u16(2).u16(8).u16(4).u16(12).u16(4);
+  b.patch16(2, static_cast<uint32_t>(b.size()));
+  return b.b;
+}
+
+// A template flood from 40 exporters (40 sockets, open together, so 40 source
+// ports) into running ipfix sources: each cache stays at its bounds (the total, and
+// the per-exporter share) and every eviction is on /metrics.
+TEST(FlowSources, TemplateFloodIsBoundedAndCountedOnMetrics) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  auto p = make_proxy(rx.url(), dir.str(),
+                      "    - type: ipfix\n      name: fx\n      listen: 127.0.0.1:0\n      max_templates: 50\n"
+                      "    - type: ipfix\n      name: fy\n      listen: 127.0.0.1:0\n      max_templates: 1000\n"
+                      "      max_templates_per_exporter: 5\n");
+  const Labels fx{{"source", "fx"}, {"error", "template_evicted"}}, fy{{"source", "fy"}, {"error", "template_evicted"}};
+  const int64_t fx0 = test::metric("bf_flow_errors_total", fx), fy0 = test::metric("bf_flow_errors_total", fy);
+  p->start();
+  std::vector<int> fds;
+  for (int e = 0; e < 40; ++e) fds.push_back(::socket(AF_INET, SOCK_DGRAM, 0));
+  for (const char* source : {"fx", "fy"}) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(p->source_port(source));
+    for (size_t e = 0; e < fds.size(); ++e) {
+      const std::string d = ipfix_templates(static_cast<uint16_t>(256 + e * 10), 10);
+      ASSERT_EQ(::sendto(fds[e], d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+                static_cast<ssize_t>(d.size()));
+    }
+  }
+  for (int fd : fds) ::close(fd);
+  // 400 distinct templates each. fx keeps 50 in all: 350 evicted. fy keeps 5 of each
+  // exporter's 10: 200 kept, 200 evicted (its total bound of 1000 is not reached).
+  EXPECT_TRUE(test::wait_until([&] {
+    return test::metric("bf_flow_errors_total", fx) == fx0 + 350 && test::metric("bf_flow_errors_total", fy) == fy0 + 200;
+  })) << test::metric("bf_flow_errors_total", fx) - fx0 << " " << test::metric("bf_flow_errors_total", fy) - fy0;
+  EXPECT_EQ(test::metric("bf_flow_templates", {{"source", "fx"}}), 50);
+  EXPECT_EQ(test::metric("bf_flow_templates", {{"source", "fy"}}), 200);
+  p->stop();
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "fixtures/process.h"
 #include "flow_test_util.h"
+#include "pcap_util.h"
 #include "proxy/flow/netflow.h"
 #include "test_util.h"
 
@@ -23,52 +24,12 @@ namespace bf {
 namespace {
 
 using test::Bytes;
+using test::find_program;
+using test::ipv4_frame;
+using test::pcap_header;
+using test::pcap_packet;
+using test::write_file;
 
-std::string find_program(const std::string& name) {
-  std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
-  path += ":/usr/sbin:/usr/bin:/sbin:/bin";
-  std::stringstream ss(path);
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    const std::string p = dir + "/" + name;
-    if (!dir.empty() && ::access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
-
-// --- pcap writing (libpcap format, LINKTYPE_ETHERNET) -----------------------------
-
-void pcap_header(std::string& f) {
-  Bytes b;
-  b.b.append("\xd4\xc3\xb2\xa1", 4);  // magic, little-endian file
-  b.b.append("\x02\x00\x04\x00", 4);  // version 2.4
-  b.b.append(8, '\0');                // thiszone, sigfigs
-  b.b.append("\xff\xff\x00\x00", 4);  // snaplen 65535
-  b.b.append("\x01\x00\x00\x00", 4);  // Ethernet
-  f += b.b;
-}
-void pcap_packet(std::string& f, uint32_t secs, const std::string& frame) {
-  auto le32 = [&](uint32_t v) {
-    for (int i = 0; i < 4; ++i) f.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  };
-  le32(secs);
-  le32(0);
-  le32(static_cast<uint32_t>(frame.size()));
-  le32(static_cast<uint32_t>(frame.size()));
-  f += frame;
-}
-std::string ipv4_frame(const char* src, const char* dst, uint8_t proto, const std::string& l4) {
-  Bytes e;
-  e.mac({0, 0x11, 0x22, 0x33, 0x44, 0x55}).mac({0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb}).u16(0x0800);
-  Bytes ip;
-  ip.u8(0x45).u8(0).u16(static_cast<uint32_t>(20 + l4.size())).u16(1).u16(0).u8(64).u8(proto).u16(0).ipv4(src).ipv4(dst);
-  // Header checksum (RFC 791), so no tool has a reason to doubt the packet.
-  uint32_t sum = 0;
-  for (size_t i = 0; i < 20; i += 2) sum += uint32_t(uint8_t(ip.b[i])) << 8 | uint8_t(ip.b[i + 1]);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  ip.patch16(10, ~sum & 0xffff);
-  return e.b + ip.b + l4;
-}
 std::string tcp(uint16_t sp, uint16_t dp, uint8_t flags, size_t payload) {
   Bytes b;
   b.u16(sp).u16(dp).u32(1).u32(0).u8(0x50).u8(flags).u16(1024).u16(0).u16(0);
@@ -97,10 +58,6 @@ std::string traffic_pcap() {
   icmp.u8(8).u8(0).u16(0).u32(1);
   pcap_packet(f, t0 + 2, ipv4_frame("10.0.0.4", "10.0.0.5", 1, icmp.b + std::string(56, 'p')));
   return f;
-}
-
-void write_file(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary) << data;
 }
 
 // softflowd exporting `pcap` as NetFlow `version` ("5", "9", "10"): the datagrams it sent.
@@ -144,24 +101,11 @@ std::vector<std::string> export_with_softflowd(const test::TempDir& dir, const s
 // The datagrams as a pcap of UDP packets to port 2055, decoded by tshark.
 boost::json::array tshark_fields(const test::TempDir& dir, const std::vector<std::string>& datagrams,
                                  const std::vector<std::string>& fields) {
-  std::string f;
-  pcap_header(f);
-  for (const auto& d : datagrams) {
-    Bytes u;
-    u.u16(40000).u16(2055).u16(static_cast<uint32_t>(8 + d.size())).u16(0);
-    pcap_packet(f, 1764676800, ipv4_frame("127.0.0.1", "127.0.0.1", 17, u.b + d));
-  }
-  const std::string pcap = dir.str() + "/export.pcap", json = dir.str() + "/tshark.json";
-  write_file(pcap, f);
-  std::string cmd = find_program("tshark") + " -r " + pcap + " -T json -d udp.port==2055,cflow";
-  for (auto& field : fields) cmd += " -e " + field;
-  cmd = "(" + cmd + " > " + json + " 2>/dev/null)";  // tshark's notes on stderr stay out of the JSON
-  const auto [rc, output] = test::run_command(cmd);
-  EXPECT_EQ(rc, 0) << cmd << ": " << output;
-  std::ifstream in(json);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return boost::json::parse(ss.str()).as_array();
+  const std::string pcap = dir.str() + "/export.pcap";
+  write_file(pcap, test::udp_pcap(datagrams, 2055));
+  std::string args = "-d udp.port==2055,cflow";
+  for (auto& field : fields) args += " -e " + field;
+  return test::run_tshark_json(dir, pcap, args);
 }
 
 // How a tshark field and ours correspond.
