@@ -27,6 +27,8 @@ CompactionOptions parse_compaction_options(const ConfigNode& section) {
   o.grace = section.duration("grace", o.grace);
   o.max_files_per_merge = static_cast<size_t>(section.integer("max_files_per_merge", static_cast<int64_t>(o.max_files_per_merge)));
   if (o.max_files_per_merge < 2) section.fail("max_files_per_merge", "must be at least 2");
+  o.merges_per_run = static_cast<size_t>(section.integer("merges_per_run", static_cast<int64_t>(o.merges_per_run)));
+  if (o.merges_per_run < 1) section.fail("merges_per_run", "must be at least 1");
   o.sort_bytes = section.bytes("sort_bytes", o.sort_bytes);
   if (o.sort_bytes < (1u << 20)) section.fail("sort_bytes", "must be at least 1MiB");
   return o;
@@ -174,6 +176,10 @@ CompactionResult Compactor::compact(const DatasetRef& ref, const std::vector<Sch
   std::map<std::string, uint64_t> sizes;
   for (const auto& obj : store_->list_all(parquet_prefix(ref))) sizes[obj.key] = obj.size;
   for (const auto& job : plan_compaction(parts, sizes, options_)) {
+    if (result.merges >= options_.merges_per_run) {
+      result.more = true;
+      break;
+    }
     if (!fence()) {
       spdlog::warn("packer: dataset {}: compaction stopped: the lease was lost", ref.str());
       result.fenced = true;

@@ -46,6 +46,9 @@ struct CompactionOptions {
   // size, each into a temp file, then the windows are concatenated in order. Bounds
   // the merge's memory, which would otherwise grow with target_bytes.
   uint64_t sort_bytes = 16ull << 20;
+  // Merges per packer run and dataset: the packer packs between them, so a backlog of
+  // merges delays packing by one merge per run, not by all of them.
+  size_t merges_per_run = 1;
 };
 CompactionOptions parse_compaction_options(const ConfigNode& section);  // packer.compaction
 
@@ -71,6 +74,7 @@ struct CompactionResult {
   uint64_t bytes_read = 0, bytes_written = 0;
   uint64_t rows = 0;
   size_t sort_passes = 0;  // sorts run: one per merge, or one per _time window of a large merge
+  bool more = false;       // merges were left for the next run (merges_per_run)
   bool fenced = false;  // stopped because the lease was lost
 };
 
@@ -84,7 +88,8 @@ class Compactor {
   Compactor(CompactionOptions options, WriteOptions write, std::shared_ptr<ObjectStore> store, SqlEngine& engine,
             std::filesystem::path temp_dir);
 
-  // Merges what plan_compaction picks for the dataset, each with its own commit.
+  // Merges what plan_compaction picks for the dataset, each with its own commit, at
+  // most options().merges_per_run of them (`more` says whether any were left).
   // `fence` is called before each upload and again right before each commit point;
   // false (the lease is lost) stops the pass with nothing more committed. Pending
   // packer manifests must have been folded first (the packer's recover()).

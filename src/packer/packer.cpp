@@ -566,7 +566,8 @@ struct Packer::Impl {
   }
 
   // Every interval per dataset, after a run (so with no manifest pending): replaced
-  // parts past their grace are deleted, then small parts merged. A failure is
+  // parts past their grace are deleted, then small parts merged, merges_per_run at a
+  // time (what is left goes on at the next run, without waiting for the interval). A failure is
   // counted and logged; the packer's run stands.
   void compact(const DatasetRef& ref) {
     if (!options.compaction.enabled || stopping) return;
@@ -580,6 +581,7 @@ struct Packer::Impl {
       if (!pending_manifests(*store, ref).empty()) return;  // a run's commit was left half done: next time
       const SchemaRegistry registry(store, ref, options.schema);
       const CompactionResult r = compactor->compact(ref, registry.columns(), [&] { return leases->fence(ref); }, leases->token(ref));
+      if (r.more) last = 0;  // the rest at the next run, after its packing
       if (r.fenced)
         counter("bf_packer_fenced_total", "Runs abandoned without committing because the lease was lost", ref).inc();
       if (!r.merges) return;

@@ -344,6 +344,34 @@ TEST_F(CompactionTest, ManyTinyRunsDoNotLeaveManyTinyFiles) {
   EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{8}, int64_t{8}));
 }
 
+// A backlog of merges is worked off merges_per_run at a time, packing in between, and
+// goes on at the next run without waiting for the interval.
+TEST_F(CompactionTest, MergesAreSpreadOverRunsAndTheRestDoesNotWaitForTheInterval) {
+  for (int hour : {10, 11, 12})
+    for (int p = 0; p < 2; ++p) {
+      char t[32];
+      std::snprintf(t, sizeof t, "2026-03-01T%02d:00:%02dZ", hour, p);
+      store->put(processed_key(ref, new_ulid()),
+                 encode_batch({Event{{"_time", t}, {"_received", "2026-03-01T13:00:00Z"}, {"n", hour * 10 + p}}}));
+      ASSERT_EQ(filler->run_once(), 1u);
+    }
+  ASSERT_EQ(keys(*store).size(), 6u);
+  PackerOptions o = compacting();
+  o.compaction.interval = std::chrono::hours(1);
+  ASSERT_EQ(o.compaction.merges_per_run, 1u);  // the default
+  const int64_t before = metrics().value("bf_packer_compactions_total", kLabels);
+  Packer packer(o, catalog, store);
+  for (int run = 1; run <= 3; ++run) {
+    packer.run_once();
+    EXPECT_EQ(metrics().value("bf_packer_compactions_total", kLabels), before + run) << "run " << run;
+    EXPECT_EQ(committed_parts(*store, ref).size(), size_t(6 - run)) << "run " << run;
+  }
+  packer.run_once();  // nothing left, and the interval has not passed
+  EXPECT_EQ(metrics().value("bf_packer_compactions_total", kLabels), before + 3);
+  SqlEngine engine(store, {});
+  EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{6}, int64_t{6}));
+}
+
 TEST(CompactionPlanTest, OnlyHoursWithEnoughSmallPartsInGroupsOfAboutTheTargetSize) {
   CompactionOptions o;
   o.min_files = 3;
@@ -434,6 +462,9 @@ TEST(CompactionOptionsTest, FlushAndCompactionKeysAreReadAndBounded) {
   EXPECT_THROW(read("compaction: {target_bytes: 1KiB}\n"), ConfigError);
   EXPECT_EQ(d.compaction.sort_bytes, 16ull << 20);
   EXPECT_EQ(read("compaction: {sort_bytes: 64MiB}\n").compaction.sort_bytes, 64ull << 20);
+  EXPECT_EQ(d.compaction.merges_per_run, 1u);
+  EXPECT_EQ(read("compaction: {merges_per_run: 5}\n").compaction.merges_per_run, 5u);
+  EXPECT_THROW(read("compaction: {merges_per_run: 0}\n"), ConfigError);
   EXPECT_THROW(read("compaction: {sort_bytes: 64KiB}\n"), ConfigError);
 }
 
