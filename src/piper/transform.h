@@ -40,10 +40,18 @@ struct RouteSpec {
 struct PipelineContext {
   std::string dataset;                // the pipeline's own dataset
   std::vector<std::string> siblings;  // the other datasets of its tenant
+  // false: validate only (the control plane) — steps that read a file check their
+  // options but open nothing; a pipeline compiled so must never run.
+  bool open_files = true;
 };
 
 struct PipelineError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+// A file a step reads (a lookup table, an MMDB database) does not exist on this
+// host. The piper holds the dataset's objects until it appears (docs/pipelines.md).
+struct PipelineFileError : PipelineError {
+  using PipelineError::PipelineError;
 };
 
 // What a step did to one event.
@@ -132,6 +140,10 @@ class StepOptions {
   void check_unknown() const;
   [[noreturn]] void fail(const std::string& message) const;
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;  // "option 'key': message"
+  // As fail(key, ...), as a PipelineFileError: the file `key` names is missing.
+  [[noreturn]] void fail_missing_file(const std::string& key, const std::string& message) const;
+  // False when compiled to validate only (PipelineContext::open_files).
+  bool open_files() const { return !context_ || context_->open_files; }
 
  private:
   // The declaration of `key`, checked against the accessor's type (null: none given).
