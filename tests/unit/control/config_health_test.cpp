@@ -282,6 +282,29 @@ TEST_P(ConfigDoc, HealthReportsAreValidatedAndListed) {
   EXPECT_EQ(h.call("GET", "/api/v1/health/receiver-r2", "", sys).status, 404);
 }
 
+// Through the API: a component that stops reporting shows unhealthy after
+// control.health.timeout, with what it last said kept apart; a new report heals it.
+TEST(HealthApi, ASilentComponentIsShownUnhealthyUntilItReportsAgain) {
+  ControlOptions o = ApiHarness::generous();
+  o.health_timeout = std::chrono::milliseconds(150);
+  ApiHarness h(o);
+  const std::string sys = h.add_key("system_admin"), piper = h.add_key("service", "", "", "piper");
+  const std::string body = R"({"instance":"p1","status":"ok","lag_seconds":2})";
+  ASSERT_EQ(h.call("POST", "/api/v1/health", body, piper).status, 200);
+  auto status = [&] {
+    auto one = h.call("GET", "/api/v1/health/piper-p1", "", sys).json();
+    auto listed = h.call("GET", "/api/v1/health", "", sys).json().at("items").as_array().at(0);
+    EXPECT_EQ(one.at("status"), listed.at("status"));
+    EXPECT_EQ(listed.at("reported_status"), "ok");
+    return std::string(listed.at("status").as_string());
+  };
+  EXPECT_EQ(status(), "ok");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(status(), "unhealthy");
+  ASSERT_EQ(h.call("POST", "/api/v1/health", body, piper).status, 200);
+  EXPECT_EQ(status(), "ok");
+}
+
 // lag_seconds as a component reports it, in the listing and the history; the history
 // in cursor pages, oldest first, every report once.
 TEST_P(ConfigDoc, HealthHistoryPagesWithACursorAndCarriesLag) {
