@@ -366,10 +366,14 @@ size_t Piper::run_once() {
   const auto pipelines = impl_->current();  // a new catalog applies from the next run
   const int64_t started = now_us();
   impl_->oldest_waiting_us = started;
+  int64_t held = 0;
   for (std::shared_ptr<DatasetWork> work : *pipelines) {
     const DatasetRef& ref = work->ref;
     try {
-      if (work->held && !(work = impl_->unhold(pipelines, *work))) continue;
+      if (work->held && !(work = impl_->unhold(pipelines, *work))) {
+        ++held;
+        continue;
+      }
       total += impl_->process_dataset(*work);
     } catch (const std::exception& e) {
       spdlog::error("piper: dataset {}: {}", ref.str(), e.what());
@@ -378,6 +382,8 @@ size_t Piper::run_once() {
       work->run_errors.inc();
     }
   }
+  metrics().gauge("bf_piper_datasets_held", "Datasets the last run held because a file their pipeline reads is missing")
+      .set(held);
   // Held datasets' objects are not listed: their wait shows in bf_piper_pipeline_held_total.
   metrics().gauge("bf_piper_lag_milliseconds",
                   "How long the oldest raw/ object the last run found had been waiting (0: none waited)")

@@ -493,6 +493,7 @@ TEST_F(PiperTest, ADatasetWhosePipelineFileIsMissingIsHeldAndResumesWhenItAppear
   EXPECT_TRUE(store->list_all("dead-letter/").empty());
   EXPECT_EQ(metrics().value("bf_piper_pipeline_held_total", logs_labels), logs_before + 3);
   EXPECT_EQ(metrics().value("bf_piper_pipeline_held_total", geo_labels), geo_before + 3);
+  EXPECT_EQ(metrics().value("bf_piper_datasets_held"), 2);
 
   fs::create_directories(dir / "later");
   { std::ofstream(table) << "ip,owner\n10.0.0.1,corp\n"; }
@@ -504,6 +505,7 @@ TEST_F(PiperTest, ADatasetWhosePipelineFileIsMissingIsHeldAndResumesWhenItAppear
   EXPECT_FALSE(store->head(raw_key(ref, a)).has_value());
   EXPECT_EQ(metrics().value("bf_piper_pipeline_held_total", logs_labels), logs_before + 3);
   EXPECT_EQ(metrics().value("bf_piper_pipeline_held_total", geo_labels), geo_before + 4);
+  EXPECT_EQ(metrics().value("bf_piper_datasets_held"), 1);
   EXPECT_TRUE(store->head(raw_key(geo, b)).has_value());
 }
 
