@@ -1279,19 +1279,23 @@ struct ControlApi::Impl {
     // be allowed to read it. Without: targets need only be valid ids.
     const std::string acc = b.id("account", false), ten = b.id("tenant", false), ds = b.id("dataset", false);
     b.check_unknown();
-    std::optional<PipelineContext> context;
+    // Control reads no file an API caller names: file steps fail each sample saying so.
+    PipelineContext context;
+    context.open_files = false;
     std::string where = "pipeline";
     if (acc.empty() && ten.empty() && ds.empty()) {
       require(c.who, Action::read, Kind::dataset, c.who.account, "");  // data-plane keys may not
+      context.known_datasets = false;
     } else {
       if (acc.empty() || ten.empty() || ds.empty()) invalid("preview.dataset", "account, tenant and dataset go together");
       require(c.who, Action::read, Kind::dataset, acc, account_label(acc));
       need_dataset(acc, ten, ds);
       context = tenant_context(acc, ten, ds);
+      context.open_files = false;
       where = "dataset " + acc + "/" + ten + "/" + ds;
     }
     try {
-      return json_ok(200, bf::preview_pipeline(steps->get_array(), std::move(input), where, context ? &*context : nullptr));
+      return json_ok(200, bf::preview_pipeline(steps->get_array(), std::move(input), where, &context));
     } catch (const PipelineError& e) {
       invalid("preview.pipeline", e.what());
     }

@@ -40,10 +40,14 @@ struct RouteSpec {
 struct PipelineContext {
   std::string dataset;                // the pipeline's own dataset
   std::vector<std::string> siblings;  // the other datasets of its tenant
-  // false: validate only (the control plane) — steps that read a file check their
-  // options but open nothing; a pipeline compiled so must never run.
+  // false: the control plane — steps that read a file check their options but open
+  // nothing; run (the preview), they fail each event saying so.
   bool open_files = true;
+  // false: the tenant's datasets are not known — any valid id is a route target.
+  bool known_datasets = true;
 };
+// The error of a file step compiled with open_files false, for each event it is given.
+extern const char* const kFileNotOpenedHere;
 
 struct PipelineError : std::runtime_error {
   using std::runtime_error::runtime_error;

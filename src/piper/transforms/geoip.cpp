@@ -153,7 +153,13 @@ class GeoIp final : public BatchedStep {
   GeoIp(FieldPath field, FieldPath target, std::vector<Output> outputs, std::unique_ptr<ReloadingFile<Mmdb>> db)
       : field_(std::move(field)), target_(std::move(target)), outputs_(std::move(outputs)), db_(std::move(db)) {}
 
-  void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>&, std::vector<std::string>&) const override {
+  void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                   std::vector<std::string>& errors) const override {
+    if (!db_) {  // compiled without files (the control plane's preview)
+      std::fill(results.begin(), results.end(), StepResult::fail);
+      std::fill(errors.begin(), errors.end(), std::string(kFileNotOpenedHere));
+      return;
+    }
     const auto db = db_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
     // An address seen before in this batch (clients repeat) reuses its record: a

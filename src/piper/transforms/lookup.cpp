@@ -147,7 +147,13 @@ class Lookup final : public BatchedStep {
   Lookup(FieldPath field, std::optional<FieldPath> target, bool cidr, std::unique_ptr<ReloadingFile<Table>> table)
       : field_(std::move(field)), target_(std::move(target)), cidr_(cidr), table_(std::move(table)) {}
 
-  void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>&, std::vector<std::string>&) const override {
+  void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                   std::vector<std::string>& errors) const override {
+    if (!table_) {  // compiled without files (the control plane's preview)
+      std::fill(results.begin(), results.end(), StepResult::fail);
+      std::fill(errors.begin(), errors.end(), std::string(kFileNotOpenedHere));
+      return;
+    }
     const auto table = table_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
     std::string number;

@@ -298,6 +298,30 @@ TEST_P(Api, StoredPipelinesAreCompiledToValidateOnlyAndErrorsNameStepKindAndKey)
   EXPECT_NE(h.store->get_dataset("a", "t", "d1")->settings_json.find("/on/the/piper/host.csv"), std::string::npos);
 }
 
+// The preview runs in control too, so it reads no file either: a lookup on a table
+// that is on control's host (here, readable) enriches nothing and fails each sample
+// saying why — an API caller cannot read control's files through it.
+TEST_P(Api, ThePreviewReadsNoEnrichmentFileOnControlsHost) {
+  h.add_dataset("a", "t", "d");
+  auto dir = test::temp_dir("preview-table");
+  const std::string table = (dir / "owners.csv").string();
+  { std::ofstream(table) << "ip,owner\n10.0.0.1,corp\n"; }
+  for (const std::string ids : {std::string(R"(,"account":"a","tenant":"t","dataset":"d")"), std::string()}) {
+    auto r = h.call("POST", "/api/v1/pipelines/preview",
+                    R"({"pipeline":[{"lookup":{"file":")" + table + R"(","field":"ip","target":"asset"}}],"events":[{"ip":"10.0.0.1"}])" +
+                        ids + "}",
+                    sys);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body.find("corp"), std::string::npos) << r.body;
+    auto o = r.json().as_object();
+    EXPECT_TRUE(o.at("output").as_array().empty()) << r.body;
+    ASSERT_EQ(o.at("dead_letters").as_array().size(), 1u) << r.body;
+    EXPECT_NE(boost::json::serialize(o.at("dead_letters")).find("does not read enrichment files"), std::string::npos) << r.body;
+    EXPECT_EQ(o.at("trace").as_array()[0].at("steps").as_array()[0].at("result"), "failed") << r.body;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST_P(Api, KeysAreShownOnceWorkUntilRevokedAndNeverStoredInClear) {
   auto r = h.call("POST", "/api/v1/keys", R"({"role":"account_viewer","account":"a","name":"ci"})", sys);
   ASSERT_EQ(r.status, 201) << r.body;
