@@ -115,6 +115,11 @@ control::HealthSample health_sample(const std::string& service, const Receiver* 
   auto errors = m.sum("bf_component_errors_total", of);
   if (!errors) errors = m.sum("bf_" + service + "_errors_total", {});
   s.errors = errors.value_or(0);
+  // How far behind its input: the piper's and packer's last run (bf_<service>_lag_milliseconds).
+  if (auto lag_ms = m.sum("bf_" + service + "_lag_milliseconds", {}); lag_ms && (service == "piper" || service == "packer"))
+    s.lag_seconds = static_cast<double>(*lag_ms) / 1000.0;
+  // A piper holding a dataset (a file its pipeline reads is missing) is degraded.
+  if (service == "piper" && m.sum("bf_piper_datasets_held", {}).value_or(0) > 0) s.status = "degraded";
   if (receiver) {
     s.spool_depth = static_cast<int64_t>(receiver->spooled_batches());
     if (!receiver->ready()) s.status = "degraded";

@@ -747,8 +747,13 @@ struct ControlApi::Impl {
   void read_dataset_fields(Body& b, Dataset& d) {
     if (auto n = b.str("name")) d.name = *n;
     if (auto p = b.boolean("paused")) d.paused = *p;
-    if (const json::value* s = b.value("settings"); s && !s->is_null())
-      d.settings_json = validate_settings(*s, d.account + "/" + d.tenant + "/" + d.id, tenant_context(d.account, d.tenant, d.id));
+    if (const json::value* s = b.value("settings"); s && !s->is_null()) {
+      // Validate only: the enrichment files a pipeline names are on the pipers' hosts,
+      // and control opens no file an API caller names (docs/control.md).
+      PipelineContext context = tenant_context(d.account, d.tenant, d.id);
+      context.open_files = false;
+      d.settings_json = validate_settings(*s, d.account + "/" + d.tenant + "/" + d.id, context);
+    }
     b.check_unknown();
   }
   HttpResponse list_datasets(Ctx& c) {
@@ -1165,7 +1170,8 @@ struct ControlApi::Impl {
                    {"lag_seconds", r.lag_seconds ? json::value(*r.lag_seconds) : json::value(nullptr)},
                    {"spool_depth", r.spool_depth ? json::value(*r.spool_depth) : json::value(nullptr)},
                    {"errors", r.errors},
-                   {"events_total", r.events_total ? json::value(*r.events_total) : json::value(nullptr)}};
+                   {"events_total", r.events_total ? json::value(*r.events_total) : json::value(nullptr)},
+                   {"seq", r.seq}};
     return o;
   }
   json::object component_json(const ComponentHealth& h) const {
@@ -1179,6 +1185,7 @@ struct ControlApi::Impl {
     o["last_seen"] = iso(h.last.time_us);
     o["first_seen"] = iso(h.first_seen_us);
     o.erase("time");
+    o.erase("seq");
     return o;
   }
   HttpResponse report_health(Ctx& c) {
@@ -1232,10 +1239,23 @@ struct ControlApi::Impl {
     require(c.who, Action::read, Kind::health, "", "");
     auto h = health.get(id, now_us());
     if (!h) not_found("component '" + id + "'");
+    // The history in pages, oldest first: ?limit= (default 500, a whole default history)
+    // and ?cursor= (the next_cursor of the page before; opaque, like every cursor).
+    Page page = page_from(c.req);
+    if (!c.req.query.count("limit")) page.want = kMaxPageSize;
+    uint64_t after = 0;
+    if (const std::string& a = page.query.after; !a.empty()) {
+      if (a.size() > 19 || !std::all_of(a.begin(), a.end(), ::isdigit)) invalid("cursor", "not a cursor this API returned");
+      after = std::stoull(a);
+    }
     json::object o = component_json(*h);
+    std::vector<HealthReport> reports = health.history(id, after, page.want + 1);
+    const bool more = reports.size() > page.want;
+    if (more) reports.resize(page.want);
     json::array history;
-    for (const HealthReport& r : health.history(id)) history.push_back(report_json(r));
+    for (const HealthReport& r : reports) history.push_back(report_json(r));
     o["history"] = std::move(history);
+    o["next_cursor"] = more ? json::value(base64url("c1:" + std::to_string(reports.back().seq))) : json::value(nullptr);
     return json_ok(200, o);
   }
 
@@ -1259,19 +1279,23 @@ struct ControlApi::Impl {
     // be allowed to read it. Without: targets need only be valid ids.
     const std::string acc = b.id("account", false), ten = b.id("tenant", false), ds = b.id("dataset", false);
     b.check_unknown();
-    std::optional<PipelineContext> context;
+    // Control reads no file an API caller names: file steps fail each sample saying so.
+    PipelineContext context;
+    context.open_files = false;
     std::string where = "pipeline";
     if (acc.empty() && ten.empty() && ds.empty()) {
       require(c.who, Action::read, Kind::dataset, c.who.account, "");  // data-plane keys may not
+      context.known_datasets = false;
     } else {
       if (acc.empty() || ten.empty() || ds.empty()) invalid("preview.dataset", "account, tenant and dataset go together");
       require(c.who, Action::read, Kind::dataset, acc, account_label(acc));
       need_dataset(acc, ten, ds);
       context = tenant_context(acc, ten, ds);
+      context.open_files = false;
       where = "dataset " + acc + "/" + ten + "/" + ds;
     }
     try {
-      return json_ok(200, bf::preview_pipeline(steps->get_array(), std::move(input), where, context ? &*context : nullptr));
+      return json_ok(200, bf::preview_pipeline(steps->get_array(), std::move(input), where, &context));
     } catch (const PipelineError& e) {
       invalid("preview.pipeline", e.what());
     }

@@ -99,6 +99,7 @@ Plan read_plan(const ConfigNode& root) {
       for (size_t i = first; i < plan.datasets.size(); ++i) {
         const ImportedDataset& d = plan.datasets[i];
         PipelineContext context{d.id, {}};
+        context.open_files = false;  // validate only, as the API does: the files are the pipers'
         for (size_t j = first; j < plan.datasets.size(); ++j) {
           if (j != i) context.siblings.push_back(plan.datasets[j].id);
         }

@@ -12,8 +12,9 @@ bool HealthBoard::report(HealthReport r) {
   auto it = entries_.find(id);
   if (it == entries_.end()) {
     if (entries_.size() >= max_components_) return false;
-    it = entries_.emplace(id, Entry{r.time_us, {}}).first;
+    it = entries_.emplace(id, Entry{r.time_us, 0, {}}).first;
   }
+  r.seq = ++it->second.last_seq;
   auto& reports = it->second.reports;
   reports.push_back(std::move(r));
   while (reports.size() > history_) reports.pop_front();
@@ -40,11 +41,17 @@ std::optional<ComponentHealth> HealthBoard::get(const std::string& id, int64_t n
   return view(id, it->second, now_us);
 }
 
-std::vector<HealthReport> HealthBoard::history(const std::string& id) const {
+std::vector<HealthReport> HealthBoard::history(const std::string& id, uint64_t after_seq, size_t limit) const {
   std::lock_guard lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return {};
-  return {it->second.reports.begin(), it->second.reports.end()};
+  std::vector<HealthReport> out;
+  for (const HealthReport& r : it->second.reports) {  // numbered in order: skip to the cursor
+    if (r.seq <= after_seq) continue;
+    if (out.size() >= limit) break;
+    out.push_back(r);
+  }
+  return out;
 }
 
 }  // namespace bf::control

@@ -5,6 +5,7 @@
 // UI's charts). Held in memory: a restarted control learns the fleet again from
 // the next reports.
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -26,6 +27,7 @@ struct HealthReport {
   int64_t errors = 0;                    // errors since it started
   std::optional<int64_t> events_total;   // events since it started, where it counts them
   int64_t time_us = 0;                   // when control received it
+  uint64_t seq = 0;                      // the board's number for it: 1, 2, ... per component
 };
 
 struct ComponentHealth {
@@ -42,8 +44,8 @@ class HealthBoard {
   bool report(HealthReport r);
   std::vector<ComponentHealth> list(int64_t now_us) const;
   std::optional<ComponentHealth> get(const std::string& id, int64_t now_us) const;
-  // Oldest first.
-  std::vector<HealthReport> history(const std::string& id) const;
+  // Oldest first: the reports after number `after_seq`, at most `limit`.
+  std::vector<HealthReport> history(const std::string& id, uint64_t after_seq = 0, size_t limit = SIZE_MAX) const;
   static std::string component_id(const std::string& service, const std::string& instance) {
     return service + "-" + instance;
   }
@@ -51,6 +53,7 @@ class HealthBoard {
  private:
   struct Entry {
     int64_t first_seen_us = 0;
+    uint64_t last_seq = 0;
     std::deque<HealthReport> reports;
   };
   ComponentHealth view(const std::string& id, const Entry& e, int64_t now_us) const;

@@ -238,6 +238,7 @@ struct Packer::Impl {
   std::unique_ptr<Compactor> compactor;
   std::atomic<bool> stopping{false};            // stop(): interrupt DuckDB, commit nothing more
   bool backlog = false;                         // a run left inputs behind (a full part's worth)
+  int64_t lag_us = 0;                           // this run: the longest an input it found had waited
 
   Counter& counter(const char* name, const char* help, const DatasetRef& ref) {
     return metrics().counter(name, help, {{"tenant", ref.tenant}, {"dataset", ref.dataset}});
@@ -642,6 +643,7 @@ struct Packer::Impl {
       waiting += obj.size;
       oldest = std::min(oldest, obj.mtime_us);
     }
+    lag_us = std::max(lag_us, now - oldest);
     const char* reason = nullptr;
     if (!page.next_token.empty() || page.objects.size() >= limit || waiting >= options.flush_bytes) reason = "size";
     else if (now - oldest >= age_us) reason = "age";
@@ -829,6 +831,7 @@ Packer::~Packer() {
 
 size_t Packer::run_once() {
   size_t parts = 0;
+  impl_->lag_us = 0;
   // One bounded run per dataset in turn (max_part_bytes, conversion_timeout), so a
   // dataset with a backlog or a slow conversion cannot starve the others; rounds
   // repeat while a run left a full part's worth behind, so a backlog drains at
@@ -852,6 +855,9 @@ size_t Packer::run_once() {
       }
     }
   }
+  metrics().gauge("bf_packer_lag_milliseconds",
+                  "How long the oldest processed/ object the last run found had been waiting (0: none waited)")
+      .set(impl_->lag_us / 1000);
   return parts;
 }
 

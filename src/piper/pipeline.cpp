@@ -146,6 +146,13 @@ void StepOptions::fail(const std::string& message) const { throw PipelineError(w
 void StepOptions::fail(const std::string& key, const std::string& message) const {
   fail("option '" + key + "': " + message);
 }
+const char* const kFileNotOpenedHere =
+    "not run here: the control plane does not read enrichment files (they are on the pipers' hosts; try "
+    "`bytefreezer pipeline test` there)";
+
+void StepOptions::fail_missing_file(const std::string& key, const std::string& message) const {
+  throw PipelineFileError(where_ + ": option '" + key + "': " + message);
+}
 
 StepResult Transform::expand(Event&, std::vector<Event>&, std::string& error) const {
   error = "internal: step does not expand";

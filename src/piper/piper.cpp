@@ -79,6 +79,15 @@ struct DatasetWork {
         step_discards(pipeline.size(), nullptr) {}
   DatasetRef ref;
   Pipeline pipeline;
+  // Set while the pipeline cannot compile because a file it reads is missing on
+  // this host: the dataset is held (its raw/ objects wait) and each run compiles
+  // `steps` again, so it resumes once the file appears.
+  struct Held {
+    boost::json::array steps;
+    PipelineContext context;
+    std::string error;
+  };
+  std::optional<Held> held;
   ComponentMetrics component;
   Counter& undecodable;
   Counter& undecodable_events;
@@ -125,16 +134,29 @@ struct Piper::Impl {
   std::mutex pipelines_mu;
   std::shared_ptr<const Pipelines> pipelines;
 
-  static std::shared_ptr<DatasetWork> compile(const Catalog& catalog, const DatasetInfo& d) {
-    const PipelineContext context = pipeline_context(catalog, d.ref);
-    auto work = std::make_shared<DatasetWork>(d.ref, Pipeline::compile(d.pipeline, "dataset " + d.ref.str(), &context));
-    work->pipeline.count_as({{"tenant", d.ref.tenant}, {"dataset", d.ref.dataset}});
+  static std::shared_ptr<DatasetWork> compile(const DatasetRef& ref, const boost::json::array& steps,
+                                              const PipelineContext& context) {
+    auto work = std::make_shared<DatasetWork>(ref, Pipeline::compile(steps, "dataset " + ref.str(), &context));
+    work->pipeline.count_as({{"tenant", ref.tenant}, {"dataset", ref.dataset}});
     return work;
   }
-  // Every dataset's pipeline; the first that does not compile throws.
+  // The dataset's pipeline, or — a file it reads is missing — the dataset held
+  // (PipelineFileError). Other compile errors throw.
+  static std::shared_ptr<DatasetWork> compile_or_hold(const Catalog& catalog, const DatasetInfo& d) {
+    PipelineContext context = pipeline_context(catalog, d.ref);
+    try {
+      return compile(d.ref, d.pipeline, context);
+    } catch (const PipelineFileError& e) {
+      auto work = std::make_shared<DatasetWork>(d.ref, Pipeline{});
+      work->held = DatasetWork::Held{d.pipeline, std::move(context), e.what()};
+      spdlog::error("piper: holding dataset {}: {} (its raw/ objects wait until the file appears)", d.ref.str(), e.what());
+      return work;
+    }
+  }
+  // Every dataset's pipeline; the first that does not compile (but for a missing file) throws.
   static std::shared_ptr<const Pipelines> compile_all(const Catalog& catalog) {
     auto out = std::make_shared<Pipelines>();
-    for (const auto& d : catalog.datasets()) out->push_back(compile(catalog, d));
+    for (const auto& d : catalog.datasets()) out->push_back(compile_or_hold(catalog, d));
     return out;
   }
   // Every dataset's pipeline, one at a time: a dataset whose pipeline does not compile
@@ -145,7 +167,8 @@ struct Piper::Impl {
     auto out = std::make_shared<Pipelines>();
     for (const auto& d : catalog.datasets()) {
       try {
-        out->push_back(compile(catalog, d));
+        out->push_back(compile_or_hold(catalog, d));
+        if (out->back()->held) failures.push_back(out->back()->held->error + " (held: its raw/ objects wait until the file appears)");
       } catch (const std::exception& e) {
         auto old = std::find_if(previous.begin(), previous.end(), [&](const auto& w) { return w->ref == d.ref; });
         const bool kept = old != previous.end();
@@ -163,8 +186,34 @@ struct Piper::Impl {
     std::lock_guard lock(pipelines_mu);
     return pipelines;
   }
+  // A held dataset's pipeline compiled again: the new work once its file is there
+  // (swapped into the list the run started from, unless a new catalog came since),
+  // else null — the dataset stays held, counted.
+  std::shared_ptr<DatasetWork> unhold(const std::shared_ptr<const Pipelines>& list, const DatasetWork& work) {
+    const DatasetWork::Held& held = *work.held;
+    try {
+      auto ready = compile(work.ref, held.steps, held.context);
+      spdlog::info("piper: dataset {}: its pipeline compiles now; processing resumes", work.ref.str());
+      std::lock_guard lock(pipelines_mu);
+      if (pipelines == list) {
+        auto next = std::make_shared<Pipelines>(*list);
+        for (auto& w : *next)
+          if (w.get() == &work) w = ready;
+        pipelines = std::move(next);
+      }
+      return ready;
+    } catch (const std::exception& e) {
+      if (e.what() != held.error) spdlog::error("piper: holding dataset {}: {}", work.ref.str(), e.what());
+      metrics().counter("bf_piper_pipeline_held_total",
+                        "Runs that held a dataset back because a file its pipeline reads is missing (its raw/ objects wait)",
+                        {{"tenant", work.ref.tenant}, {"dataset", work.ref.dataset}}).inc();
+      return nullptr;
+    }
+  }
   std::unique_ptr<PeriodicWorker> worker;
   std::unique_ptr<DatasetLeases> leases;
+  // The oldest raw/ object a run found waiting (its lag, reported to control).
+  int64_t oldest_waiting_us = 0;
   std::function<void()> written_callback;
 
   size_t process_dataset(DatasetWork& work) {
@@ -194,6 +243,7 @@ struct Piper::Impl {
     do {
       ListPage page = store->list(raw_prefix(ref), token, 1000);
       token = page.next_token;
+      for (const auto& obj : page.objects) oldest_waiting_us = std::min(oldest_waiting_us, obj.mtime_us);
       for (const auto& obj : page.objects) {
         if (done >= options.max_batches_per_run) return done;
         auto batch_id = batch_id_of(obj.key);
@@ -314,9 +364,16 @@ Piper::~Piper() { stop(); }
 size_t Piper::run_once() {
   size_t total = 0;
   const auto pipelines = impl_->current();  // a new catalog applies from the next run
-  for (const auto& work : *pipelines) {
+  const int64_t started = now_us();
+  impl_->oldest_waiting_us = started;
+  int64_t held = 0;
+  for (std::shared_ptr<DatasetWork> work : *pipelines) {
     const DatasetRef& ref = work->ref;
     try {
+      if (work->held && !(work = impl_->unhold(pipelines, *work))) {
+        ++held;
+        continue;
+      }
       total += impl_->process_dataset(*work);
     } catch (const std::exception& e) {
       spdlog::error("piper: dataset {}: {}", ref.str(), e.what());
@@ -325,6 +382,12 @@ size_t Piper::run_once() {
       work->run_errors.inc();
     }
   }
+  metrics().gauge("bf_piper_datasets_held", "Datasets the last run held because a file their pipeline reads is missing")
+      .set(held);
+  // Held datasets' objects are not listed: their wait shows in bf_piper_pipeline_held_total.
+  metrics().gauge("bf_piper_lag_milliseconds",
+                  "How long the oldest raw/ object the last run found had been waiting (0: none waited)")
+      .set(std::max<int64_t>(0, started - impl_->oldest_waiting_us) / 1000);
   return total;
 }
 

@@ -36,7 +36,10 @@ PiperOptions parse_piper_options(const ConfigNode& section);
 
 class Piper {
  public:
-  // Compiles every dataset's pipeline; throws PipelineError naming the dataset.
+  // Compiles every dataset's pipeline; throws PipelineError naming the dataset — but
+  // a dataset whose pipeline reads a file missing on this host (PipelineFileError) is
+  // held instead: not processed (its raw/ objects wait), compiled again every run,
+  // resumed once the file appears; counted in bf_piper_pipeline_held_total.
   // leases.store null: no coordination (only for a single piper per store).
   Piper(PiperOptions options, std::shared_ptr<const Catalog> catalog, std::shared_ptr<ObjectStore> store,
         WorkerLeases leases = {});
@@ -49,9 +52,10 @@ class Piper {
   // Runs again at once instead of at the next interval (new objects in raw/).
   void wake();
   // A new catalog (from control), applied dataset by dataset: the next run uses the new
-  // pipelines. A dataset whose new pipeline does not compile (an enrichment file missing
-  // on this host, say) keeps its previous pipeline, or, when it had none, is not
-  // processed until one compiles (its raw/ objects wait); the others change regardless.
+  // pipelines. A dataset whose new pipeline reads a file missing on this host is held
+  // (as above); one whose new pipeline does not compile otherwise keeps its previous
+  // pipeline, or, when it had none, is not processed until one compiles (its raw/
+  // objects wait); the others change regardless.
   // Returns those errors, each naming its dataset (also logged and counted on /metrics).
   std::vector<std::string> set_catalog(std::shared_ptr<const Catalog> catalog);
   // Called after each batch reaches processed/; set before start().

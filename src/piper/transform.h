@@ -40,10 +40,22 @@ struct RouteSpec {
 struct PipelineContext {
   std::string dataset;                // the pipeline's own dataset
   std::vector<std::string> siblings;  // the other datasets of its tenant
+  // false: the control plane — steps that read a file check their options but open
+  // nothing; run (the preview), they fail each event saying so.
+  bool open_files = true;
+  // false: the tenant's datasets are not known — any valid id is a route target.
+  bool known_datasets = true;
 };
+// The error of a file step compiled with open_files false, for each event it is given.
+extern const char* const kFileNotOpenedHere;
 
 struct PipelineError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+// A file a step reads (a lookup table, an MMDB database) does not exist on this
+// host. The piper holds the dataset's objects until it appears (docs/pipelines.md).
+struct PipelineFileError : PipelineError {
+  using PipelineError::PipelineError;
 };
 
 // What a step did to one event.
@@ -132,6 +144,10 @@ class StepOptions {
   void check_unknown() const;
   [[noreturn]] void fail(const std::string& message) const;
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;  // "option 'key': message"
+  // As fail(key, ...), as a PipelineFileError: the file `key` names is missing.
+  [[noreturn]] void fail_missing_file(const std::string& key, const std::string& message) const;
+  // False when compiled to validate only (PipelineContext::open_files).
+  bool open_files() const { return !context_ || context_->open_files; }
 
  private:
   // The declaration of `key`, checked against the accessor's type (null: none given).

@@ -8,9 +8,10 @@
 
 namespace bf {
 
-std::optional<FileIdentity> FileIdentity::of(const std::string& path, std::string* error) {
+std::optional<FileIdentity> FileIdentity::of(const std::string& path, std::string* error, bool* missing) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
+    if (missing) *missing = errno == ENOENT || errno == ENOTDIR;
     if (error) *error = path + ": " + std::strerror(errno);
     return std::nullopt;
   }

@@ -24,8 +24,14 @@ struct FileIdentity {
   int64_t size = 0;
   int64_t mtime_ns = 0;
   bool operator==(const FileIdentity&) const = default;
-  // nullopt (and `error` set) when the file cannot be stat'ed.
-  static std::optional<FileIdentity> of(const std::string& path, std::string* error = nullptr);
+  // nullopt (and `error` set) when the file cannot be stat'ed; `missing` says
+  // whether that is because it does not exist.
+  static std::optional<FileIdentity> of(const std::string& path, std::string* error = nullptr, bool* missing = nullptr);
+};
+
+// The file does not exist (yet): the step turns it into a PipelineFileError.
+struct EnrichFileMissing : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 // Decides when to reload: the file is looked at (stat) at most once per `every`.
@@ -62,7 +68,8 @@ class ReloadingFile {
   // message saying what is wrong with the file.
   using Loader = std::function<std::shared_ptr<const T>(const std::string& path)>;
 
-  // Loads at once: throws what `load` throws (the pipeline does not compile).
+  // Loads at once: throws what `load` throws (the pipeline does not compile), or
+  // EnrichFileMissing when there is no such file.
   ReloadingFile(const std::string& path, Loader load) : load_(std::move(load)), watch_(path, identify(path)) {
     current_ = load_(path);
   }
@@ -91,7 +98,9 @@ class ReloadingFile {
  private:
   static FileIdentity identify(const std::string& path) {
     std::string error;
-    auto id = FileIdentity::of(path, &error);
+    bool missing = false;
+    auto id = FileIdentity::of(path, &error, &missing);
+    if (!id && missing) throw EnrichFileMissing(error);
     if (!id) throw std::runtime_error(error);
     return *id;
   }

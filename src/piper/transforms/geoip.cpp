@@ -153,7 +153,13 @@ class GeoIp final : public BatchedStep {
   GeoIp(FieldPath field, FieldPath target, std::vector<Output> outputs, std::unique_ptr<ReloadingFile<Mmdb>> db)
       : field_(std::move(field)), target_(std::move(target)), outputs_(std::move(outputs)), db_(std::move(db)) {}
 
-  void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>&, std::vector<std::string>&) const override {
+  void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                   std::vector<std::string>& errors) const override {
+    if (!db_) {  // compiled without files (the control plane's preview)
+      std::fill(results.begin(), results.end(), StepResult::fail);
+      std::fill(errors.begin(), errors.end(), std::string(kFileNotOpenedHere));
+      return;
+    }
     const auto db = db_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
     // An address seen before in this batch (clients repeat) reuses its record: a
@@ -182,7 +188,7 @@ class GeoIp final : public BatchedStep {
   }
   void count_as(const Labels& labels) override {
     lookups_.count_as(labels);
-    db_->count_as(labels);
+    if (db_) db_->count_as(labels);
   }
 
  private:
@@ -256,23 +262,31 @@ TransformFactory geoip_transform() {
             auto target = o.field("target");
             std::string language = o.nonempty("language");
             std::string path = o.str("database");
+            if (path.empty()) o.fail("database", "must not be empty");
             std::unique_ptr<ReloadingFile<Mmdb>> db;
-            try {
-              db = std::make_unique<ReloadingFile<Mmdb>>(path, [](const std::string& p) { return std::make_shared<const Mmdb>(p); });
-            } catch (const std::exception& e) {
-              o.fail("database", e.what());
+            std::shared_ptr<const Mmdb> first;
+            if (o.open_files()) {  // validate only: the database is the piper host's business
+              try {
+                db = std::make_unique<ReloadingFile<Mmdb>>(path, [](const std::string& p) { return std::make_shared<const Mmdb>(p); });
+              } catch (const EnrichFileMissing& e) {
+                o.fail_missing_file("database", e.what());
+              } catch (const std::exception& e) {
+                o.fail("database", e.what());
+              }
+              first = db->get();
             }
-            const auto first = db->get();
-            std::vector<std::string> names = o.str_list("fields", default_fields(first->kind()));
+            // Without the database its kind is unknown: the fields are checked by name only.
+            const DbKind kind = first ? first->kind() : DbKind::other;
+            const std::string type = first ? first->type() : std::string("(not opened)");
+            std::vector<std::string> names = o.str_list("fields", first ? default_fields(kind) : std::vector<std::string>{});
             std::vector<Output> outputs;
             for (const auto& name : names) {
               const Known* k = nullptr;
               for (const auto& kf : known_fields())
                 if (name == kf.name) k = &kf;
               if (!k) throw std::logic_error("geoip: field '" + name + "' passed the declaration but is not known");
-              if (first->kind() != DbKind::other &&
-                  std::find(k->kinds.begin(), k->kinds.end(), first->kind()) == k->kinds.end())
-                o.fail("fields", "'" + name + "' is not in a " + kind_name(first->kind()) + " database (" + first->type() + ")");
+              if (kind != DbKind::other && std::find(k->kinds.begin(), k->kinds.end(), kind) == k->kinds.end())
+                o.fail("fields", "'" + name + "' is not in a " + kind_name(kind) + " database (" + type + ")");
               Output out{name, k->path, {}};
               for (auto& p : out.path)
                 if (p == "*") p = language;
@@ -291,7 +305,7 @@ TransformFactory geoip_transform() {
                 outputs.push_back(std::move(out));
               }
             }
-            if (outputs.empty()) o.fail("fields", "no output fields: give fields or paths for a " + first->type() + " database");
+            if (outputs.empty() && first) o.fail("fields", "no output fields: give fields or paths for a " + type + " database");
             for (auto& out : outputs) {
               for (const auto& p : out.path) out.cpath.push_back(p.c_str());
               out.cpath.push_back(nullptr);

@@ -147,7 +147,13 @@ class Lookup final : public BatchedStep {
   Lookup(FieldPath field, std::optional<FieldPath> target, bool cidr, std::unique_ptr<ReloadingFile<Table>> table)
       : field_(std::move(field)), target_(std::move(target)), cidr_(cidr), table_(std::move(table)) {}
 
-  void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>&, std::vector<std::string>&) const override {
+  void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                   std::vector<std::string>& errors) const override {
+    if (!table_) {  // compiled without files (the control plane's preview)
+      std::fill(results.begin(), results.end(), StepResult::fail);
+      std::fill(errors.begin(), errors.end(), std::string(kFileNotOpenedHere));
+      return;
+    }
     const auto table = table_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
     std::string number;
@@ -182,7 +188,7 @@ class Lookup final : public BatchedStep {
   }
   void count_as(const Labels& labels) override {
     lookups_.count_as(labels);
-    table_->count_as(labels);
+    if (table_) table_->count_as(labels);
   }
 
  private:
@@ -215,11 +221,16 @@ TransformFactory lookup_transform() {
             if (t.delimiter == '"') o.fail("delimiter", "must not be the quote character");
             t.max_bytes = o.integer("max_bytes");
             std::string file = o.str("file");
+            if (file.empty()) o.fail("file", "must not be empty");
             std::unique_ptr<ReloadingFile<Table>> table;
-            try {
-              table = std::make_unique<ReloadingFile<Table>>(file, [t](const std::string& p) { return load_table(p, t); });
-            } catch (const std::exception& e) {
-              o.fail("file", e.what());
+            if (o.open_files()) {  // validate only: the table is the piper host's business
+              try {
+                table = std::make_unique<ReloadingFile<Table>>(file, [t](const std::string& p) { return load_table(p, t); });
+              } catch (const EnrichFileMissing& e) {
+                o.fail_missing_file("file", e.what());
+              } catch (const std::exception& e) {
+                o.fail("file", e.what());
+              }
             }
             return std::make_unique<Lookup>(std::move(field), std::move(target), t.cidr, std::move(table));
           },

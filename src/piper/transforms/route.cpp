@@ -46,7 +46,7 @@ TransformFactory route_transform() {
               if (!is_valid_id(t)) o.fail("to", "'" + t + "' is not a valid dataset id");
               if (std::find(spec.targets.begin(), spec.targets.begin() + i, t) != spec.targets.begin() + i)
                 o.fail("to", "dataset '" + t + "' is listed twice");
-              if (!ctx) continue;
+              if (!ctx || !ctx->known_datasets) continue;
               if (t == ctx->dataset) o.fail("to", "a dataset cannot route to itself");
               if (std::find(ctx->siblings.begin(), ctx->siblings.end(), t) == ctx->siblings.end())
                 o.fail("to", "unknown dataset '" + t + "' (datasets of this tenant: " + joined(ctx->siblings) + ")");

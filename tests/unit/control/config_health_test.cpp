@@ -22,9 +22,10 @@ namespace {
 
 using test::ApiHarness;
 
-class ConfigDoc : public ::testing::Test {
+// On both store backends (the document is read from the store).
+class ConfigDoc : public ::testing::TestWithParam<std::string> {
  protected:
-  ApiHarness h;
+  ApiHarness h{ApiHarness::generous(), GetParam()};
   std::string sys, svc_receiver, svc_piper, ingest_token;
   void SetUp() override {
     h.add_account("acme");
@@ -39,7 +40,9 @@ class ConfigDoc : public ::testing::Test {
   }
 };
 
-TEST_F(ConfigDoc, TheReceiversCatalogAuthenticatesKeysByHashAndRoutesDatasets) {
+INSTANTIATE_TEST_SUITE_P(Backends, ConfigDoc, test::both_backends(), test::backend_name);
+
+TEST_P(ConfigDoc, TheReceiversCatalogAuthenticatesKeysByHashAndRoutesDatasets) {
   const std::string doc = config_document(*h.store, "receiver");
   EXPECT_EQ(doc.find(ingest_token.substr(21)), std::string::npos);  // the secret never leaves control
   Catalog c = catalog_from_config_document(doc);
@@ -60,7 +63,7 @@ TEST_F(ConfigDoc, TheReceiversCatalogAuthenticatesKeysByHashAndRoutesDatasets) {
   EXPECT_EQ(config_document(*h.store, "piper").find("secret_sha256"), std::string::npos);
 }
 
-TEST_F(ConfigDoc, ImportedKeysAndDatasetScopeSurviveTheTrip) {
+TEST_P(ConfigDoc, ImportedKeysAndDatasetScopeSurviveTheTrip) {
   // A key imported from the static YAML: id derived from the whole key.
   ApiKey k;
   k.id = imported_key_id("an-imported-ingest-key-42");
@@ -83,7 +86,7 @@ TEST_F(ConfigDoc, ImportedKeysAndDatasetScopeSurviveTheTrip) {
   EXPECT_FALSE(c.authenticate("a-revoked-ingest-key-4242"));
 }
 
-TEST_F(ConfigDoc, MalformedDocumentsAreRefusedNamingTheItem) {
+TEST_P(ConfigDoc, MalformedDocumentsAreRefusedNamingTheItem) {
   EXPECT_THROW(catalog_from_config_document("not json"), ConfigError);
   EXPECT_THROW(catalog_from_config_document(R"({"format":2,"accounts":[]})"), ConfigError);
   try {
@@ -94,7 +97,7 @@ TEST_F(ConfigDoc, MalformedDocumentsAreRefusedNamingTheItem) {
   }
 }
 
-TEST_F(ConfigDoc, TheEtagFollowsTheContentAndTheLongPollWakesOnAChange) {
+TEST_P(ConfigDoc, TheEtagFollowsTheContentAndTheLongPollWakesOnAChange) {
   auto first = h.call("GET", "/api/v1/config", "", svc_piper);
   ASSERT_EQ(first.status, 200) << first.body;
   const std::string etag = first.headers["ETag"];
@@ -130,7 +133,7 @@ TEST_F(ConfigDoc, TheEtagFollowsTheContentAndTheLongPollWakesOnAChange) {
   EXPECT_EQ(ended.status, 304);
 }
 
-TEST_F(ConfigDoc, BadWaitsAndServicesAreRefusedNamingTheParameter) {
+TEST_P(ConfigDoc, BadWaitsAndServicesAreRefusedNamingTheParameter) {
   EXPECT_EQ(h.call("GET", "/api/v1/config?wait=abc", "", svc_piper).field(), "wait");
   EXPECT_EQ(h.call("GET", "/api/v1/config?wait=100000", "", svc_piper).field(), "wait");
   EXPECT_EQ(h.call("GET", "/api/v1/config?service=receiver", "", svc_piper).field(), "service");
@@ -141,7 +144,7 @@ TEST_F(ConfigDoc, BadWaitsAndServicesAreRefusedNamingTheParameter) {
 
 // The client side against the API in-process: first config, cache, applied changes,
 // a refused change, and a start from the cache when control cannot be reached.
-TEST_F(ConfigDoc, TheClientAppliesChangesCachesThemAndStartsFromTheCache) {
+TEST_P(ConfigDoc, TheClientAppliesChangesCachesThemAndStartsFromTheCache) {
   auto dir = test::temp_dir("client");
   const std::string cache = (dir / "cache.json").string();
   std::atomic<bool> control_up{true};
@@ -153,6 +156,9 @@ TEST_F(ConfigDoc, TheClientAppliesChangesCachesThemAndStartsFromTheCache) {
   };
   std::shared_ptr<const Catalog> applied;
   std::mutex mu;
+  // Deltas: both backends' runs may share one process.
+  const int64_t rejected0 = metrics().value("bf_control_client_rejected_total", {{"service", "test-receiver"}});
+  const int64_t cache0 = metrics().value("bf_control_client_cache_starts_total", {{"service", "test-receiver"}});
   {
     ConfigClient client(fetch, cache, std::chrono::seconds(30), "test-receiver");
     auto first = client.load(std::chrono::seconds(1));
@@ -186,9 +192,9 @@ TEST_F(ConfigDoc, TheClientAppliesChangesCachesThemAndStartsFromTheCache) {
     // The next one is refused: the client keeps the previous config and cache.
     h.add_dataset("acme", "web", "third");
     api->config_changed();
-    for (int i = 0; i < 500 && metrics().value("bf_control_client_rejected_total", {{"service", "test-receiver"}}) == 0; ++i)
+    for (int i = 0; i < 500 && metrics().value("bf_control_client_rejected_total", {{"service", "test-receiver"}}) == rejected0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    EXPECT_EQ(metrics().value("bf_control_client_rejected_total", {{"service", "test-receiver"}}), 1);
+    EXPECT_EQ(metrics().value("bf_control_client_rejected_total", {{"service", "test-receiver"}}), rejected0 + 1);
     EXPECT_EQ(client.etag(), etag_after_second);
     // And a fourth applies again.
     h.add_dataset("acme", "web", "fourth");
@@ -203,7 +209,7 @@ TEST_F(ConfigDoc, TheClientAppliesChangesCachesThemAndStartsFromTheCache) {
   auto from_cache = offline.load(std::chrono::seconds(5));
   EXPECT_TRUE(from_cache->find(DatasetRef{"acme", "web", "fourth"}));
   EXPECT_TRUE(from_cache->authenticate(ingest_token));
-  EXPECT_EQ(metrics().value("bf_control_client_cache_starts_total", {{"service", "test-receiver"}}), 1);
+  EXPECT_EQ(metrics().value("bf_control_client_cache_starts_total", {{"service", "test-receiver"}}), cache0 + 1);
   // No cache either: a clear error.
   std::filesystem::remove(cache);
   ConfigClient nothing(fetch, cache, std::chrono::seconds(30), "test-receiver");
@@ -247,7 +253,7 @@ TEST(HealthBoard, SilentComponentsTurnUnhealthyAndHistoryIsBounded) {
   EXPECT_EQ(board.list(0).size(), 2u);
 }
 
-TEST_F(ConfigDoc, HealthReportsAreValidatedAndListed) {
+TEST_P(ConfigDoc, HealthReportsAreValidatedAndListed) {
   auto r = h.call("POST", "/api/v1/health",
                   R"({"instance":"r1","status":"ok","version":"0.1.0","events_per_second":12.5,"spool_depth":3,"errors":1})",
                   svc_receiver);
@@ -274,6 +280,77 @@ TEST_F(ConfigDoc, HealthReportsAreValidatedAndListed) {
   ASSERT_EQ(one.status, 200);
   EXPECT_EQ(one.json().at("history").as_array().size(), 1u);
   EXPECT_EQ(h.call("GET", "/api/v1/health/receiver-r2", "", sys).status, 404);
+}
+
+// Through the API: a component that stops reporting shows unhealthy after
+// control.health.timeout, with what it last said kept apart; a new report heals it.
+TEST(HealthApi, ASilentComponentIsShownUnhealthyUntilItReportsAgain) {
+  ControlOptions o = ApiHarness::generous();
+  o.health_timeout = std::chrono::milliseconds(150);
+  ApiHarness h(o);
+  const std::string sys = h.add_key("system_admin"), piper = h.add_key("service", "", "", "piper");
+  const std::string body = R"({"instance":"p1","status":"ok","lag_seconds":2})";
+  ASSERT_EQ(h.call("POST", "/api/v1/health", body, piper).status, 200);
+  auto status = [&] {
+    auto one = h.call("GET", "/api/v1/health/piper-p1", "", sys).json();
+    auto listed = h.call("GET", "/api/v1/health", "", sys).json().at("items").as_array().at(0);
+    EXPECT_EQ(one.at("status"), listed.at("status"));
+    EXPECT_EQ(listed.at("reported_status"), "ok");
+    return std::string(listed.at("status").as_string());
+  };
+  EXPECT_EQ(status(), "ok");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(status(), "unhealthy");
+  ASSERT_EQ(h.call("POST", "/api/v1/health", body, piper).status, 200);
+  EXPECT_EQ(status(), "ok");
+}
+
+// lag_seconds as a component reports it, in the listing and the history; the history
+// in cursor pages, oldest first, every report once.
+TEST_P(ConfigDoc, HealthHistoryPagesWithACursorAndCarriesLag) {
+  for (int i = 1; i <= 7; ++i) {
+    auto r = h.call("POST", "/api/v1/health",
+                    R"({"instance":"p1","status":"ok","lag_seconds":)" + std::to_string(i) + ".5,\"errors\":" + std::to_string(i) + "}",
+                    svc_piper);
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  auto list = h.call("GET", "/api/v1/health", "", sys).json().at("items").as_array();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].at("lag_seconds").as_double(), 7.5);
+  // Without a limit: the whole (bounded) history in one page.
+  auto all = h.call("GET", "/api/v1/health/piper-p1", "", sys).json().as_object();
+  EXPECT_EQ(all.at("history").as_array().size(), 7u);
+  EXPECT_TRUE(all.at("next_cursor").is_null());
+  EXPECT_EQ(all.at("lag_seconds").as_double(), 7.5);
+  std::vector<int64_t> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto r = h.call("GET", "/api/v1/health/piper-p1?limit=3" + (cursor.empty() ? "" : "&cursor=" + cursor), "", sys);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto o = r.json().as_object();
+    const auto& page = o.at("history").as_array();
+    EXPECT_LE(page.size(), 3u);
+    for (const auto& rep : page) {
+      seen.push_back(rep.at("errors").as_int64());
+      EXPECT_EQ(rep.at("lag_seconds").as_double(), static_cast<double>(rep.at("errors").as_int64()) + 0.5);
+    }
+    cursor = o.at("next_cursor").is_null() ? "" : std::string(o.at("next_cursor").as_string());
+    ASSERT_LT(++pages, 10);
+  } while (!cursor.empty());
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7}));  // oldest first, each once
+  // A report arriving between pages shows on the next one.
+  auto first = h.call("GET", "/api/v1/health/piper-p1?limit=6", "", sys).json().as_object();
+  const std::string next(first.at("next_cursor").as_string());
+  ASSERT_EQ(h.call("POST", "/api/v1/health", R"({"instance":"p1","status":"ok","errors":8})", svc_piper).status, 200);
+  auto rest = h.call("GET", "/api/v1/health/piper-p1?limit=6&cursor=" + next, "", sys).json().as_object();
+  ASSERT_EQ(rest.at("history").as_array().size(), 2u);
+  EXPECT_EQ(rest.at("history").as_array()[1].at("errors"), 8);
+  EXPECT_TRUE(rest.at("history").as_array()[1].at("lag_seconds").is_null());
+  EXPECT_EQ(h.call("GET", "/api/v1/health/piper-p1?cursor=bm9wZQ", "", sys).field(), "cursor");
+  EXPECT_EQ(h.call("GET", "/api/v1/health/piper-p1?limit=0", "", sys).field(), "limit");
+  EXPECT_EQ(h.call("GET", "/api/v1/health/piper-p1?limit=501", "", sys).field(), "limit");
 }
 
 }  // namespace

@@ -86,6 +86,24 @@ TEST_F(PackerTest, PartitionsByEventHourAndRemovesInputs) {
   EXPECT_EQ(packer->run_once(), 0u);
 }
 
+// The lag the packer reports to control: how long the oldest processed/ object the
+// last run found had waited; 0 once nothing waits.
+TEST_F(PackerTest, TheLastRunsLagIsTheAgeOfTheOldestWaitingInput) {
+  add_batch({Event{{"_time", "2026-01-01T00:00:00Z"}, {"n", 1}}});
+  fs::path file;
+  for (const auto& e : fs::recursive_directory_iterator(dir / "processed"))
+    if (e.is_regular_file()) file = e.path();
+  ASSERT_FALSE(file.empty());
+  fs::last_write_time(file, fs::file_time_type::clock::now() - std::chrono::seconds(40));
+  packer->run_once();
+  const int64_t lag = metrics().value("bf_packer_lag_milliseconds");
+  EXPECT_GE(lag, 39000);
+  EXPECT_LT(lag, 80000);
+  EXPECT_TRUE(store->list_all("processed/").empty());
+  packer->run_once();
+  EXPECT_EQ(metrics().value("bf_packer_lag_milliseconds"), 0);
+}
+
 TEST_F(PackerTest, LaterFieldsBecomeNewColumnsAndTheSchemaRegistryRecordsThem) {
   add_batch({Event{{"_time", "2026-03-01T10:00:00Z"}, {"_received", "2026-03-01T10:00:00Z"}, {"a", 1}}});
   ASSERT_EQ(packer->run_once(), 1u);

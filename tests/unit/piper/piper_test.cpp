@@ -424,40 +424,149 @@ TEST_F(PiperTest, ANewPipelineThatDoesNotCompileHoldsBackOnlyItsOwnDataset) {
   // The next catalog: `logs` gets a lookup whose table is not on this host, `other` a
   // good new pipeline, and a new dataset `fresh` an invalid one.
   const std::string missing = (dir / "no-such-table.csv").string();
-  const auto errors = piper.set_catalog(catalog_of(
-      {{ref, steps(R"([{"lookup": {"file": ")" + missing + R"(", "field": "ip", "target": "asset"}}])")},
-       {other, steps(R"([{"add": {"field": "v", "value": 2}}])")},
-       {fresh, steps(R"([{"add": {"field": "v"}}])")}}));
+  const std::string lookup = R"([{"lookup": {"file": ")" + missing + R"(", "field": "ip", "target": "asset"}}])";
+  const double held_before = metrics().value("bf_piper_pipeline_held_total", {{"tenant", "web"}, {"dataset", "logs"}});
+  const auto errors = piper.set_catalog(catalog_of({{ref, steps(lookup)},
+                                                    {other, steps(R"([{"add": {"field": "v", "value": 2}}])")},
+                                                    {fresh, steps(R"([{"add": {"field": "v"}}])")}}));
   ASSERT_EQ(errors.size(), 2u);
-  EXPECT_NE(errors[0].find("acme/web/logs"), std::string::npos) << errors[0];
-  EXPECT_NE(errors[0].find("previous pipeline"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("acme/web/logs: pipeline step 1 (lookup): option 'file'"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("held"), std::string::npos) << errors[0];
   EXPECT_NE(errors[1].find("acme/web/fresh"), std::string::npos) << errors[1];
-  EXPECT_EQ(metrics().value("bf_piper_pipeline_rejected_total", {{"tenant", "web"}, {"dataset", "logs"}}), 1);
+  EXPECT_EQ(metrics().value("bf_piper_pipeline_rejected_total", {{"tenant", "web"}, {"dataset", "logs"}}), 0);
   EXPECT_EQ(metrics().value("bf_piper_pipeline_rejected_total", {{"tenant", "web"}, {"dataset", "fresh"}}), 1);
 
   const std::string a = new_ulid(), b = new_ulid(), c = new_ulid();
-  store->put(raw_key(ref, a), encode_batch({Event{{"n", 1}}}));
+  store->put(raw_key(ref, a), encode_batch({Event{{"ip", "10.0.0.1"}}}));
   store->put(raw_key(other, b), encode_batch({Event{{"n", 1}}}));
   store->put(raw_key(fresh, c), encode_batch({Event{{"n", 1}}}));
-  EXPECT_EQ(piper.run_once(), 2u);
-  EXPECT_EQ(decode_batch(store->get(processed_key(ref, a)))[0].at("v").as_int64(), 1) << "keeps its old pipeline";
+  EXPECT_EQ(piper.run_once(), 1u);
   EXPECT_EQ(decode_batch(store->get(processed_key(other, b)))[0].at("v").as_int64(), 2) << "takes its new pipeline";
+  // Held: neither run by the old pipeline nor passed on unprocessed, and not dropped.
+  EXPECT_TRUE(store->head(raw_key(ref, a)).has_value());
+  EXPECT_FALSE(store->head(processed_key(ref, a)).has_value());
+  EXPECT_EQ(metrics().value("bf_piper_pipeline_held_total", {{"tenant", "web"}, {"dataset", "logs"}}), held_before + 1);
   EXPECT_TRUE(store->head(raw_key(fresh, c)).has_value()) << "a dataset without a pipeline leaves its raw data alone";
   EXPECT_FALSE(store->head(processed_key(fresh, c)).has_value());
 
-  // Once it compiles (the table arrived, the new dataset fixed), both move on.
+  // The table arrives: `logs` resumes at the next run with no new catalog.
   fs::create_directories(dir);
   { std::ofstream(missing) << "ip,owner\n10.0.0.1,corp\n"; }
-  EXPECT_TRUE(piper.set_catalog(catalog_of(
-                  {{ref, steps(R"([{"lookup": {"file": ")" + missing + R"(", "field": "ip", "target": "asset"}}])")},
-                   {other, steps(R"([{"add": {"field": "v", "value": 2}}])")},
-                   {fresh, steps(R"([{"add": {"field": "v", "value": 3}}])")}}))
+  EXPECT_EQ(piper.run_once(), 1u);
+  EXPECT_EQ(decode_batch(store->get(processed_key(ref, a)))[0].at("asset").at("owner").as_string(), "corp");
+  EXPECT_FALSE(store->head(raw_key(ref, a)).has_value());
+
+  // Once the new dataset is fixed it moves on too.
+  EXPECT_TRUE(piper.set_catalog(catalog_of({{ref, steps(lookup)},
+                                            {other, steps(R"([{"add": {"field": "v", "value": 2}}])")},
+                                            {fresh, steps(R"([{"add": {"field": "v", "value": 3}}])")}}))
                   .empty());
   const std::string d = new_ulid();
   store->put(raw_key(ref, d), encode_batch({Event{{"ip", "10.0.0.1"}}}));
   EXPECT_EQ(piper.run_once(), 2u);
   EXPECT_EQ(decode_batch(store->get(processed_key(ref, d)))[0].at("asset").at("owner").as_string(), "corp");
   EXPECT_EQ(decode_batch(store->get(processed_key(fresh, c)))[0].at("v").as_int64(), 3);
+}
+
+// A missing enrichment file at start-up holds only its dataset (no failed start):
+// its objects wait, counted, and flow enriched once the file appears.
+TEST_F(PiperTest, ADatasetWhosePipelineFileIsMissingIsHeldAndResumesWhenItAppears) {
+  DatasetRef geo{"acme", "web", "geo"};
+  const std::string table = (dir / "later" / "owners.csv").string();
+  const std::string mmdb = (dir / "later" / "city.mmdb").string();
+  Piper piper(PiperOptions{}, catalog_of({{ref, steps(R"([{"lookup": {"file": ")" + table + R"(", "field": "ip", "target": "asset"}}])")},
+                                          {geo, steps(R"([{"geoip": {"database": ")" + mmdb + R"(", "field": "ip", "target": "geo"}}])")},
+                                          {DatasetRef{"acme", "web", "plain"}, steps(R"([{"add": {"field": "v", "value": 1}}])")}}),
+              store);
+  const Labels logs_labels{{"tenant", "web"}, {"dataset", "logs"}}, geo_labels{{"tenant", "web"}, {"dataset", "geo"}};
+  const double logs_before = metrics().value("bf_piper_pipeline_held_total", logs_labels);
+  const double geo_before = metrics().value("bf_piper_pipeline_held_total", geo_labels);
+  const std::string a = new_ulid(), b = new_ulid(), c = new_ulid();
+  store->put(raw_key(ref, a), encode_batch({Event{{"ip", "10.0.0.1"}}, Event{{"ip", "10.9.9.9"}}}));
+  store->put(raw_key(geo, b), encode_batch({Event{{"ip", "10.0.0.1"}}}));
+  store->put(raw_key(DatasetRef{"acme", "web", "plain"}, c), encode_batch({Event{{"n", 1}}}));
+  for (int run = 0; run < 3; ++run) EXPECT_EQ(piper.run_once(), run == 0 ? 1u : 0u);  // only `plain` flows
+  EXPECT_TRUE(store->head(processed_key(DatasetRef{"acme", "web", "plain"}, c)).has_value());
+  EXPECT_TRUE(store->head(raw_key(ref, a)).has_value());
+  EXPECT_TRUE(store->head(raw_key(geo, b)).has_value());
+  EXPECT_TRUE(store->list_all("processed/acme/web/logs/").empty());
+  EXPECT_TRUE(store->list_all("dead-letter/").empty());
+  EXPECT_EQ(metrics().value("bf_piper_pipeline_held_total", logs_labels), logs_before + 3);
+  EXPECT_EQ(metrics().value("bf_piper_pipeline_held_total", geo_labels), geo_before + 3);
+  EXPECT_EQ(metrics().value("bf_piper_datasets_held"), 2);
+
+  fs::create_directories(dir / "later");
+  { std::ofstream(table) << "ip,owner\n10.0.0.1,corp\n"; }
+  EXPECT_EQ(piper.run_once(), 1u);  // logs resumes; geo is still held
+  auto out = decode_batch(store->get(processed_key(ref, a)));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].at("asset").at("owner").as_string(), "corp");
+  EXPECT_FALSE(out[1].contains("asset"));
+  EXPECT_FALSE(store->head(raw_key(ref, a)).has_value());
+  EXPECT_EQ(metrics().value("bf_piper_pipeline_held_total", logs_labels), logs_before + 3);
+  EXPECT_EQ(metrics().value("bf_piper_pipeline_held_total", geo_labels), geo_before + 4);
+  EXPECT_EQ(metrics().value("bf_piper_datasets_held"), 1);
+  EXPECT_TRUE(store->head(raw_key(geo, b)).has_value());
+}
+
+// The lag the piper reports to control: how long the oldest raw/ object a run found
+// had waited; 0 once nothing waits.
+TEST_F(PiperTest, TheLastRunsLagIsTheAgeOfTheOldestWaitingObject) {
+  catalog->add_dataset(DatasetInfo{ref, {}});
+  Piper piper(PiperOptions{}, catalog, store);
+  const std::string id = new_ulid();
+  store->put(raw_key(ref, id), encode_batch({Event{{"n", 1}}}));
+  fs::path file;
+  for (const auto& e : fs::recursive_directory_iterator(dir / "raw"))
+    if (e.is_regular_file()) file = e.path();
+  ASSERT_FALSE(file.empty());
+  fs::last_write_time(file, fs::file_time_type::clock::now() - std::chrono::seconds(30));
+  EXPECT_EQ(piper.run_once(), 1u);
+  const int64_t lag = metrics().value("bf_piper_lag_milliseconds");
+  EXPECT_GE(lag, 29000);
+  EXPECT_LT(lag, 60000);
+  EXPECT_EQ(piper.run_once(), 0u);
+  EXPECT_EQ(metrics().value("bf_piper_lag_milliseconds"), 0);
+}
+
+// The error kinds a file step raises, and control's validate-only compile.
+TEST(PipelineFiles, AMissingFileIsAPipelineFileErrorAndValidateOnlyOpensNothing) {
+  const fs::path dir = fs::temp_directory_path() / ("bf-pipeline-files-" + new_ulid());
+  fs::create_directories(dir);
+  const std::string missing = (dir / "none.csv").string(), bad = (dir / "bad.csv").string();
+  { std::ofstream(bad) << "ip,owner\n10.0.0.1\n"; }
+  auto compile = [](const std::string& json, const PipelineContext* context) {
+    return Pipeline::compile(boost::json::parse(json).as_array(), "dataset a/t/d", context);
+  };
+  const std::string on_missing = R"([{"add": {"field": "x", "value": 1}}, {"lookup": {"file": ")" + missing + R"(", "field": "ip"}}])";
+  try {
+    compile(on_missing, nullptr);
+    ADD_FAILURE() << "compiled without its file";
+  } catch (const PipelineFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("dataset a/t/d: pipeline step 2 (lookup): option 'file': " + missing), std::string::npos)
+        << e.what();
+  }
+  // A file that is there but wrong is a plain PipelineError, not a missing file.
+  const std::string on_bad = R"([{"lookup": {"file": ")" + bad + R"(", "field": "ip"}}])";
+  try {
+    compile(on_bad, nullptr);
+    ADD_FAILURE() << "compiled a bad table";
+  } catch (const PipelineFileError& e) {
+    ADD_FAILURE() << "a bad file is not a missing one: " << e.what();
+  } catch (const PipelineError& e) {
+    EXPECT_NE(std::string(e.what()).find("line 2"), std::string::npos) << e.what();
+  }
+  // Validate only: neither file is opened, the options are still checked.
+  PipelineContext validate{"d", {}};
+  validate.open_files = false;
+  EXPECT_NO_THROW(compile(on_missing, &validate));
+  EXPECT_NO_THROW(compile(on_bad, &validate));
+  EXPECT_NO_THROW(compile(R"([{"geoip": {"database": "/nowhere/city.mmdb", "field": "ip", "target": "geo", "fields": ["country_code"]}}])", &validate));
+  EXPECT_THROW(compile(R"([{"lookup": {"file": ")" + missing + R"(", "field": "ip", "colour": 1}}])", &validate), PipelineError);
+  EXPECT_THROW(compile(R"([{"geoip": {"database": "/x.mmdb", "field": "ip", "target": "geo", "fields": ["shoe_size"]}}])", &validate),
+               PipelineError);
+  EXPECT_THROW(compile(R"([{"lookup": {"file": "", "field": "ip"}}])", &validate), PipelineError);
+  fs::remove_all(dir);
 }
 
 // Issue 8: a pipeline swapped while batches flow: no restart, no batch lost or
