@@ -111,12 +111,11 @@ void add_tls_server_options(OptionTable<S>& t, Get get, const std::string& what)
            {"none", "optional", "required"});
   t.string("tls.min_version", [get](S& s) -> std::string& { return get(s).min_version; }, "1.2",
            "lowest TLS version accepted", {"1.2", "1.3"});
+  t.together({"tls.cert_file", "tls.key_file"});
   t.finally([get](S& s, const ConfigNode& node) {
     const TlsServerOptions& tls = get(s);
     if (!node.has("tls")) return;
     const ConfigNode group = node.child("tls");
-    if (tls.cert_file.empty() != tls.key_file.empty())
-      group.fail(tls.cert_file.empty() ? "cert_file" : "key_file", "tls.cert_file and tls.key_file must be set together");
     if (tls.cert_file.empty()) group.fail("cert_file", "is required when other tls keys are set");
     if (tls.client_auth != "none" && tls.ca_file.empty())
       group.fail("ca_file", "is required with client_auth: " + tls.client_auth);
