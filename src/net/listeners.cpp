@@ -238,21 +238,28 @@ void UdpListener::start() {
                              "': " + errno_text(err));
   };
 
-  if (s.opts.receive_buffer_bytes > 0) {
-    const int want = s.opts.receive_buffer_bytes;
+  const int want = s.opts.receive_buffer_bytes;
+  if (want > 0) {
     // SO_RCVBUFFORCE ignores net.core.rmem_max but needs CAP_NET_ADMIN.
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
     }
-    int got = 0;
-    socklen_t len = sizeof got;
-    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got / 2 < want) {
-      // Linux reports twice the usable size.
+  }
+  int got = 0;
+  socklen_t got_len = sizeof got;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &got_len) == 0) {
+    // What the kernel granted, as it reports it (Linux: twice the usable size, the
+    // rest for its bookkeeping); every worker socket of a source asks for the same.
+    metrics()
+        .gauge("bf_udp_receive_buffer_bytes",
+               "SO_RCVBUF of a UDP source's socket as the kernel reports it (getsockopt; Linux doubles the request)",
+               {{"source", s.name}})
+        .set(got);
+    if (want > 0 && got / 2 < want)
       spdlog::warn(
-          "udp listener '{}': asked for a {} byte receive buffer, got {}; raise "
-          "net.core.rmem_max to avoid kernel drops under bursts",
+          "udp listener '{}': asked for a {} byte receive buffer, the kernel granted {}; raise the sysctl "
+          "net.core.rmem_max (or run with CAP_NET_ADMIN) to avoid kernel drops under bursts",
           s.name, want, got / 2);
-    }
   }
   const int one = 1;
   // Kernel drop counter delivered with each datagram (cmsg); cheap and exact.
