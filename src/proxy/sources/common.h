@@ -128,8 +128,8 @@ void add_udp_receive_options(OptionTable<S>& t, Get get) {
   const UdpListenerOptions d;
   t.size("receive_buffer", [get](S& s) -> int& { return get(s).receive_buffer_bytes; },
          static_cast<uint64_t>(d.receive_buffer_bytes), 0, 1ull << 30,
-         "`SO_RCVBUF` requested per socket; when the kernel grants less (`net.core.rmem_max`) a warning is logged at "
-         "start");
+         "`SO_RCVBUF` requested per socket; what the kernel granted is the gauge `bf_udp_receive_buffer_bytes`, and "
+         "when it grants less (`net.core.rmem_max`) a warning is logged at start");
   t.size("max_datagram", [get](S& s) -> size_t& { return get(s).max_datagram; }, d.max_datagram, 1, 65535,
          "largest datagram read");
   t.finally([get](S& s, const ConfigNode&) { get(s).listen = s.common.listen; });
