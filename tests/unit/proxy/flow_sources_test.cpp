@@ -1,16 +1,18 @@
 // The sflow, netflow, udp and tcp sources in a real proxy on loopback, delivering to
 // a recording receiver: datagrams in, events out, bad input counted on /metrics.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
-#include <sstream>
 
 #include "common/config.h"
 #include "flow_test_util.h"
 #include "proxy/proxy.h"
 #include "test_util.h"
+
+// Log capture for BadDatagramsAreLoggedRateLimitedPerSource.
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <sstream>
 
 namespace bf {
 namespace {
