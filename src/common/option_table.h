@@ -172,7 +172,19 @@ class OptionTable {
     throw std::logic_error("mark_required: no option '" + name + "'");
   }
 
-  // Rules over several options (set together, one excludes another) and computed
+  // Declarative rules over several options (common/options.h: OptionConstraint): in the
+  // specs, so the schema and docs show them, and checked by read() before the
+  // finally() rules run. Keys are option names as declared ("tls.cert_file").
+  OptionTable& exactly_one_of(std::vector<std::string> keys) {
+    specs_.exactly_one_of(std::move(keys));
+    return *this;
+  }
+  OptionTable& together(std::vector<std::string> keys) {
+    specs_.together(std::move(keys));
+    return *this;
+  }
+
+  // Other rules over several options (one needs another's value) and computed
   // defaults; run after every option was read, in the order added. Fail with node.fail.
   OptionTable& finally(std::function<void(S&, const ConfigNode&)> rule) {
     rules_.push_back(std::move(rule));
@@ -193,6 +205,7 @@ class OptionTable {
           readers_[i](settings, group(node, name.substr(0, dot)), name.substr(dot + 1));
         }
       }
+      for (const auto& constraint : specs_.constraints) check_constraint(node, constraint);
       for (const auto& rule : rules_) rule(settings, node);
     } catch (const ConfigError& e) {
       const std::string what = e.what();
@@ -258,6 +271,25 @@ class OptionTable {
       pos = dot + 1;
     }
     return n;
+  }
+
+  // Whether the config sets option `dotted` (a null value counts as not set).
+  static bool is_set(const ConfigNode& node, const std::string& dotted) {
+    const size_t dot = dotted.find('.');
+    if (dot == std::string::npos) return node.has(dotted);
+    const std::string head = dotted.substr(0, dot);
+    return node.has(head) && is_set(node.child(head), dotted.substr(dot + 1));
+  }
+
+  // A broken constraint fails on the mapping that holds its keys (or the plugin's node).
+  static void check_constraint(const ConfigNode& node, const OptionConstraint& c) {
+    const std::string err = constraint_error(c, [&](const std::string& k) { return is_set(node, k); });
+    if (err.empty()) return;
+    const std::string& first = c.keys.front();
+    const size_t dot = first.rfind('.');
+    if (dot != std::string::npos && is_set(node, first.substr(0, dot)))
+      group(node, first.substr(0, dot)).fail("", err);
+    node.fail("", err);
   }
 
   // Every key under node (whose options are named `prefix` + key) must be declared.

@@ -134,6 +134,50 @@ void add_property(json::object& schema, const OptionSpec& o, std::string_view na
   add_property(props[group].as_object(), o, name.substr(dot + 1));
 }
 
+std::string quoted_list(const std::vector<std::string>& keys, const char* conj) {
+  std::string out;
+  for (size_t i = 0; i < keys.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == keys.size() ? std::string(" ") + conj + " " : ", ") + ("'" + keys[i] + "'");
+  return out;
+}
+
+// The object schema that holds the constraint's keys (a nested one for dotted keys).
+json::object& constraint_schema(json::object& schema, const std::string& key) {
+  const size_t dot = key.find('.');
+  if (dot == std::string::npos) return schema;
+  json::value* group = schema["properties"].as_object().if_contains(key.substr(0, dot));
+  if (!group) throw std::logic_error("constraint on undeclared option '" + key + "'");
+  return constraint_schema(group->as_object(), key.substr(dot + 1));
+}
+
+std::string last_part(const std::string& key) {
+  const size_t dot = key.rfind('.');
+  return dot == std::string::npos ? key : key.substr(dot + 1);
+}
+
+void add_constraint(json::object& root, const OptionConstraint& c) {
+  json::object& s = constraint_schema(root, c.keys.front());
+  if (c.kind == OptionConstraint::Kind::exactly_one_of) {
+    json::array branches;
+    for (const auto& k : c.keys) branches.push_back(json::object{{"required", json::array{json::value(last_part(k))}}});
+    if (!s.contains("oneOf")) {
+      s["oneOf"] = std::move(branches);
+    } else {  // a second rule of this kind: all of them must hold
+      if (!s.contains("allOf")) s["allOf"] = json::array{};
+      s["allOf"].as_array().push_back(json::object{{"oneOf", std::move(branches)}});
+    }
+    return;
+  }
+  if (!s.contains("dependentRequired")) s["dependentRequired"] = json::object{};
+  json::object& dep = s["dependentRequired"].as_object();
+  for (const auto& k : c.keys) {
+    json::value& list = dep[last_part(k)];
+    if (!list.is_array()) list = json::array{};
+    for (const auto& other : c.keys)
+      if (other != k) list.as_array().emplace_back(last_part(other));
+  }
+}
+
 json::object plugin_schema_object(const PluginSchema& plugin) {
   json::object s;
   s["$schema"] = "https://json-schema.org/draft/2020-12/schema";
@@ -145,6 +189,7 @@ json::object plugin_schema_object(const PluginSchema& plugin) {
   for (const auto& o : *plugin.options) add_property(s, o, o.name);
   if (plugin.common)
     for (const auto& o : *plugin.common) add_property(s, o, o.name);
+  for (const auto& c : plugin.options->constraints) add_constraint(s, c);
   s["additionalProperties"] = false;
   return s;
 }
@@ -255,6 +300,55 @@ std::string default_text(const OptionSpec& o) {
 
 }  // namespace
 
+namespace {
+
+void check_constraint(const OptionSpecs& specs, const std::vector<std::string>& keys) {
+  if (keys.size() < 2) throw std::logic_error("an option constraint needs two keys or more");
+  const auto group = [](const std::string& k) { return k.substr(0, k.rfind('.') + 1); };
+  for (const auto& k : keys) {
+    bool declared = false;
+    for (const auto& s : specs) declared = declared || s.name == k;
+    if (!declared) throw std::logic_error("option constraint names undeclared option '" + k + "'");
+    if (group(k) != group(keys.front()))
+      throw std::logic_error("option constraint keys '" + keys.front() + "' and '" + k + "' are in different mappings");
+  }
+}
+
+}  // namespace
+
+OptionSpecs& OptionSpecs::exactly_one_of(std::vector<std::string> keys) {
+  check_constraint(*this, keys);
+  constraints.push_back({OptionConstraint::Kind::exactly_one_of, std::move(keys)});
+  return *this;
+}
+
+OptionSpecs& OptionSpecs::together(std::vector<std::string> keys) {
+  check_constraint(*this, keys);
+  constraints.push_back({OptionConstraint::Kind::together, std::move(keys)});
+  return *this;
+}
+
+std::string constraint_error(const OptionConstraint& c, const std::function<bool(const std::string& key)>& is_set) {
+  std::vector<std::string> set, unset;
+  for (const auto& k : c.keys) (is_set(k) ? set : unset).push_back(k);
+  if (c.kind == OptionConstraint::Kind::exactly_one_of) {
+    if (set.size() == 1) return "";
+    return "give exactly one of " + quoted_list(c.keys, "or") +
+           (set.empty() ? " (none is set)" : " (" + quoted_list(set, "and") + " are set)");
+  }
+  if (set.empty() || unset.empty()) return "";
+  return "set " + quoted_list(c.keys, "and") + " together (" + quoted_list(set, "and") +
+         (set.size() == 1 ? " is" : " are") + " set, " + quoted_list(unset, "and") + (unset.size() == 1 ? " is" : " are") +
+         " not)";
+}
+
+std::string constraint_text(const OptionConstraint& c) {
+  std::string keys;
+  for (const auto& k : c.keys) keys += (keys.empty() ? "`" : ", `") + k + "`";
+  return c.kind == OptionConstraint::Kind::exactly_one_of ? "Exactly one of " + keys + "."
+                                                          : "Set together or not at all: " + keys + ".";
+}
+
 int64_t option_bound(double v) {
   if (v >= 9223372036854775807.0) return INT64_MAX;
   if (v <= -9223372036854775808.0) return INT64_MIN;
@@ -301,6 +395,8 @@ std::string options_markdown_table(const OptionSpecs& options) {
   for (const auto& o : options)
     out += "| `" + o.name + "` | " + cell(type_text(o)) + " | " + cell(default_text(o)) + " | " + cell(o.description) +
            " |\n";
+  if (!options.constraints.empty()) out += '\n';
+  for (const auto& c : options.constraints) out += constraint_text(c) + '\n';
   return out;
 }
 

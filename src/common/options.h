@@ -38,7 +38,33 @@ struct OptionSpec {
   std::vector<std::string> allowed;  // enum
   std::optional<double> minimum, maximum;  // integer/number; size in bytes
 };
-using OptionSpecs = std::vector<OptionSpec>;
+
+// A rule over several options of one plugin, checked when its config is read
+// (OptionTable::read for sources, StepOptions::check when a pipeline is compiled) and
+// expressed in its JSON Schema. Keys are option names; dotted ones ("tls.cert_file")
+// must all lie in the same mapping.
+struct OptionConstraint {
+  enum class Kind {
+    exactly_one_of,  // one and only one of the keys is set (schema: oneOf of required)
+    together,        // all of the keys are set, or none (schema: dependentRequired)
+  };
+  Kind kind = Kind::exactly_one_of;
+  std::vector<std::string> keys;
+};
+
+// A plugin's options in declaration order, with the rules over several of them.
+struct OptionSpecs : std::vector<OptionSpec> {
+  using std::vector<OptionSpec>::vector;
+  std::vector<OptionConstraint> constraints;
+  OptionSpecs& exactly_one_of(std::vector<std::string> keys);
+  OptionSpecs& together(std::vector<std::string> keys);
+};
+
+// What breaks `c` ("give exactly one of 'field' or 'fields' (both are set)"; "" when
+// it holds); `is_set(key)` tells whether the config sets option `key`.
+std::string constraint_error(const OptionConstraint& c, const std::function<bool(const std::string& key)>& is_set);
+// The constraint as a sentence for the docs ("Exactly one of `field`, `fields`.").
+std::string constraint_text(const OptionConstraint& c);
 
 // Declaring an option in one expression (a pipeline step's table, transform.h):
 //   Option("rate", OptionType::integer, "keep one event in rate").mandatory().range(1, 1e12)
@@ -89,12 +115,14 @@ struct PluginSchema {
 
 // One JSON Schema (draft 2020-12) object schema for a plugin's options: properties
 // each with type, default, description, enum / minimum / maximum where known; nested
-// mappings (tls.*) as nested object schemas; additionalProperties false.
+// mappings (tls.*) as nested object schemas; additionalProperties false; constraints
+// as oneOf (a branch `required` per key) and dependentRequired.
 std::string plugin_json_schema(const PluginSchema& plugin);
 // {"sources": {"<type>": <schema>, ...}, "steps": {"<kind>": <schema>, ...}}, indented.
 std::string plugins_schema_document(const std::vector<PluginSchema>& sources, const std::vector<PluginSchema>& steps);
 
-// A markdown table (| key | type | default | meaning |) of the options.
+// A markdown table (| key | type | default | meaning |) of the options, then a line
+// per constraint.
 std::string options_markdown_table(const OptionSpecs& options);
 
 // Rewrites every generated block of a document:

@@ -101,6 +101,12 @@ void StepOptions::check() const {
   }
   for (const auto& spec : *specs_)
     if (spec.required && !options_.contains(spec.name)) fail("missing option '" + spec.name + "'");
+  for (const auto& constraint : specs_->constraints) {
+    // A key given with null is set (set's `value: null` is a constant), as has() says.
+    const std::string err =
+        constraint_error(constraint, [&](const std::string& key) { return options_.contains(key); });
+    if (!err.empty()) fail(err);
+  }
 }
 
 const OptionSpec* StepOptions::declared(const std::string& key, OptionType type) const {

@@ -349,6 +349,11 @@ async function main() {
     await stepForm.getByLabel("field (required)").fill("env");
     await stepForm.getByLabel("value (JSON)").fill('"ui-v1"');
     await stepForm.getByLabel("if", { exact: true }).fill('starts_with(message, "sample")');
+    // value and expr both: the schema's oneOf (exactly one of them) refuses it, naming both.
+    await stepForm.getByLabel("expr", { exact: true }).fill("message");
+    await page.getByRole("button", { name: "Add", exact: true }).nth(1).click();
+    await stepForm.getByRole("alert").filter({ hasText: "Give exactly one of 'value' or 'expr' ('value' and 'expr' are set)" }).waitFor();
+    await stepForm.getByLabel("expr", { exact: true }).fill("");
     await page.getByRole("button", { name: "Add", exact: true }).nth(1).click();
     await page.getByText("Added; save the dataset to apply it.").waitFor();
     await waitFor("the preview to carry the added step", async () => (await previewOut.textContent()).includes('{"message":"sample-1","env":"ui-v1"}'));

@@ -18,6 +18,12 @@ export interface JsonSchema {
   required?: string[];
   items?: JsonSchema;
   additionalProperties?: boolean | JsonSchema;
+  // Rules over several options (common/options.h, OptionConstraint): exactly one of
+  // the keys, as a oneOf of {required: [key]} branches (several in allOf), and keys
+  // set together or not at all, as dependentRequired.
+  oneOf?: JsonSchema[];
+  allOf?: JsonSchema[];
+  dependentRequired?: Record<string, string[]>;
 }
 export interface PluginSchemas {
   sources: Record<string, JsonSchema>;
@@ -40,6 +46,47 @@ function typeOf(s: JsonSchema): string {
   if (s.enum) return "string";
   if (s.properties) return "object";
   return "json";
+}
+
+function quoted(keys: string[], conj: string): string {
+  const q = keys.map((k) => `'${k}'`);
+  return q.length < 2 ? q.join("") : `${q.slice(0, -1).join(", ")} ${conj} ${q[q.length - 1]}`;
+}
+
+// The first rule of `schema` (oneOf / allOf of oneOf, dependentRequired; nested
+// object schemas for the object values in `value`) that `value` breaks, named by the
+// first key involved (`prefix` + key), else null. Only oneOf branches that are
+// {required: [key]} are understood: others are left to the server's check.
+export function constraintError(schema: JsonSchema, value: Record<string, unknown>, prefix = ""): FormValueError | null {
+  const isSet = (k: string) => value[k] !== undefined && value[k] !== null;
+  const oneOfs = [schema.oneOf, ...(schema.allOf ?? []).map((s) => s.oneOf)].filter((o): o is JsonSchema[] => !!o);
+  for (const branches of oneOfs) {
+    const keys = branches.map((b) => (b.required?.length === 1 && Object.keys(b).length === 1 ? b.required[0] : null));
+    if (keys.some((k) => k === null)) continue;
+    const names = keys as string[];
+    const set = names.filter(isSet);
+    if (set.length === 1) continue;
+    const full = names.map((k) => prefix + k);
+    const why = set.length === 0 ? "none is set" : `${quoted(set.map((k) => prefix + k), "and")} are set`;
+    return new FormValueError(prefix + (set[1] ?? names[0]), `Give exactly one of ${quoted(full, "or")} (${why})`);
+  }
+  for (const [key, needs] of Object.entries(schema.dependentRequired ?? {})) {
+    if (!isSet(key)) continue;
+    const missing = needs.filter((k) => !isSet(k));
+    if (missing.length)
+      return new FormValueError(
+        prefix + missing[0],
+        `${quoted([key, ...needs].map((k) => prefix + k), "and")} must be set together (${prefix + key} is set, ${quoted(missing.map((k) => prefix + k), "and")} ${missing.length === 1 ? "is" : "are"} not)`,
+      );
+  }
+  for (const [key, prop] of Object.entries(schema.properties ?? {})) {
+    const v = value[key];
+    if (prop.properties && typeof v === "object" && v !== null && !Array.isArray(v)) {
+      const err = constraintError(prop, v as Record<string, unknown>, `${prefix}${key}.`);
+      if (err) return err;
+    }
+  }
+  return null;
 }
 
 interface Control {
@@ -86,6 +133,8 @@ export function schemaForm(legend: string, schema: JsonSchema, initial: Record<s
       if (v !== undefined) out[c.name] = v;
       else if (required.has(c.name)) throw new FormValueError(c.name, `${c.name}: is required`);
     }
+    const broken = constraintError(schema, out);
+    if (broken) throw broken;
     return out;
   };
   return { el: fieldset, value };

@@ -106,12 +106,13 @@ TransformFactory coerce_transform() {
             }
             return std::make_unique<Coerce>(std::move(fields));
           },
-          {
+          OptionSpecs{
               Option("fields", OptionType::string_map, "field → type name (int, float, bool, string, timestamp); give fields, or field and type"),
               Option("field", OptionType::string, "one field to convert, with type"),
               Option("type", OptionType::string, "the type of field")
                   .one_of({"int", "integer", "float", "double", "bool", "boolean", "string", "timestamp"}),
-          }};
+          }
+              .exactly_one_of({"field", "fields"})};
 }
 
 }  // namespace bf

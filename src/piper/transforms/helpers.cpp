@@ -142,6 +142,8 @@ OptionSpecs field_or_fields_options(const std::string& what, OptionSpecs more) {
       Option("fields", OptionType::string_list, "several fields " + what + "; give field or fields"),
   };
   specs.insert(specs.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  specs.constraints = std::move(more.constraints);
+  specs.exactly_one_of({"field", "fields"});
   return specs;
 }
 

@@ -32,12 +32,12 @@ std::unique_ptr<Transform> create(const StepOptions& o) {
 }
 
 const OptionSpecs& options() {
-  static const OptionSpecs specs{
+  static const OptionSpecs specs = OptionSpecs{
       Option("field", OptionType::string, "the field to set (a dotted path; intermediate objects are created)").mandatory(),
       Option("value", OptionType::any, "a constant (any JSON value); give value or expr"),
       Option("expr", OptionType::string, "an expression whose result is the value; give value or expr"),
       Option("overwrite", OptionType::boolean, "replace a value already there (false: keep it)").def("true"),
-  };
+  }.exactly_one_of({"value", "expr"});
   return specs;
 }
 

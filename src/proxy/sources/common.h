@@ -111,12 +111,11 @@ void add_tls_server_options(OptionTable<S>& t, Get get, const std::string& what)
            {"none", "optional", "required"});
   t.string("tls.min_version", [get](S& s) -> std::string& { return get(s).min_version; }, "1.2",
            "lowest TLS version accepted", {"1.2", "1.3"});
+  t.together({"tls.cert_file", "tls.key_file"});
   t.finally([get](S& s, const ConfigNode& node) {
     const TlsServerOptions& tls = get(s);
     if (!node.has("tls")) return;
     const ConfigNode group = node.child("tls");
-    if (tls.cert_file.empty() != tls.key_file.empty())
-      group.fail(tls.cert_file.empty() ? "cert_file" : "key_file", "tls.cert_file and tls.key_file must be set together");
     if (tls.cert_file.empty()) group.fail("cert_file", "is required when other tls keys are set");
     if (tls.client_auth != "none" && tls.ca_file.empty())
       group.fail("ca_file", "is required with client_auth: " + tls.client_auth);
@@ -129,8 +128,8 @@ void add_udp_receive_options(OptionTable<S>& t, Get get) {
   const UdpListenerOptions d;
   t.size("receive_buffer", [get](S& s) -> int& { return get(s).receive_buffer_bytes; },
          static_cast<uint64_t>(d.receive_buffer_bytes), 0, 1ull << 30,
-         "`SO_RCVBUF` requested per socket; when the kernel grants less (`net.core.rmem_max`) a warning is logged at "
-         "start");
+         "`SO_RCVBUF` requested per socket; what the kernel granted is the gauge `bf_udp_receive_buffer_bytes`, and "
+         "when it grants less (`net.core.rmem_max`) a warning is logged at start");
   t.size("max_datagram", [get](S& s) -> size_t& { return get(s).max_datagram; }, d.max_datagram, 1, 65535,
          "largest datagram read");
   t.finally([get](S& s, const ConfigNode&) { get(s).listen = s.common.listen; });

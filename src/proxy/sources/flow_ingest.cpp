@@ -5,10 +5,13 @@
 
 namespace bf {
 
-FlowIngest::FlowIngest(const SourceCommon& common, EventSink& sink, std::unique_ptr<DatagramDecoder> decoder)
+FlowIngest::FlowIngest(const SourceCommon& common, EventSink& sink, std::unique_ptr<DatagramDecoder> decoder,
+                       std::shared_ptr<LogLimiter> bad_datagram_log)
     : common_(common),
       sink_(sink),
       decoder_(std::move(decoder)),
+      bad_datagram_log_(bad_datagram_log ? std::move(bad_datagram_log)
+                                         : std::make_shared<LogLimiter>(kBadDatagramLogInterval)),
       metrics_(common),
       templates_gauge_(metrics().gauge("bf_flow_templates", "NetFlow v9 / IPFIX templates cached by a source",
                                        {{"source", common.name}})),
@@ -28,11 +31,21 @@ void FlowIngest::handle(std::string_view datagram, const std::string& peer) {
   ctx.source = common_.name;
   ctx.peer = peer;
   pending_bytes_ += datagram.size();
-  const uint64_t errors_before = stats_.total_errors();
+  const flow::FlowStats before = stats_;
   decoder_->decode(datagram, ctx, pending_, stats_);
-  if (stats_.total_errors() != errors_before) {
+  if (stats_.total_errors() != before.total_errors()) {
     metrics_.parse_errors.inc();
     metrics_.parse_error_contract.inc();
+    uint64_t suppressed = 0;
+    if (bad_datagram_log_->allow(suppressed)) {
+      std::string errors;
+      for (size_t i = 0; i < flow::kFlowErrorCount; ++i)
+        if (stats_.errors[i] != before.errors[i])
+          errors += (errors.empty() ? "" : ", ") + std::string(flow::flow_error_name(flow::FlowError(i)));
+      spdlog::warn("{} source '{}': a datagram of {} bytes from {} could not be decoded in full ({}); counted in "
+                   "bf_flow_errors_total; {} more such datagrams since the last line were not logged",
+                   common_.type, common_.name, datagram.size(), peer, errors, suppressed);
+    }
   }
   if (pending_.size() >= kFlushBytes) flush();
 }

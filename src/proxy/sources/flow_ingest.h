@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/log.h"
 #include "common/metrics.h"
 #include "proxy/flow/output.h"
 #include "proxy/ndjson_writer.h"
@@ -25,9 +26,15 @@ class DatagramDecoder {
   virtual size_t held_sets() const { return 0; }
 };
 
+// How often a source logs a datagram it could not decode (each is counted anyway).
+inline constexpr std::chrono::seconds kBadDatagramLogInterval{10};
+
 class FlowIngest {
  public:
-  FlowIngest(const SourceCommon& common, EventSink& sink, std::unique_ptr<DatagramDecoder> decoder);
+  // `bad_datagram_log`: shared by the workers of one source, so that the source logs
+  // at most one bad datagram per kBadDatagramLogInterval (null: one of its own).
+  FlowIngest(const SourceCommon& common, EventSink& sink, std::unique_ptr<DatagramDecoder> decoder,
+             std::shared_ptr<LogLimiter> bad_datagram_log = nullptr);
   void handle(std::string_view datagram, const std::string& peer);
   void flush();
 
@@ -36,6 +43,7 @@ class FlowIngest {
   const SourceCommon common_;
   EventSink& sink_;
   std::unique_ptr<DatagramDecoder> decoder_;
+  std::shared_ptr<LogLimiter> bad_datagram_log_;
   SourceMetrics metrics_;
   std::array<Counter*, flow::kFlowErrorCount> errors_{};
   Gauge& templates_gauge_;

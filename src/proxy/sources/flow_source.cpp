@@ -63,8 +63,9 @@ std::unique_ptr<Source> make_template_flow_source(const TemplateFlowSettings& s,
   d.hold_us = s.template_wait.count() * 1000;
   d.max_held_bytes = s.max_held;
   const SourceCommon common = s.common;
-  return std::make_unique<UdpWorkersSource<FlowIngest>>(common.name, s.udp.udp, s.udp.workers, [common, &sink, d] {
-    return std::make_unique<FlowIngest>(common, sink, std::make_unique<TemplateFlowDecoder>(d));
+  auto log = std::make_shared<LogLimiter>(kBadDatagramLogInterval);  // one for all workers
+  return std::make_unique<UdpWorkersSource<FlowIngest>>(common.name, s.udp.udp, s.udp.workers, [common, &sink, d, log] {
+    return std::make_unique<FlowIngest>(common, sink, std::make_unique<TemplateFlowDecoder>(d), log);
   });
 }
 

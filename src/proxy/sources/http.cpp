@@ -1,4 +1,4 @@
-// http: JSON events over HTTP POST.
+// http: JSON or text events over HTTP POST.
 //
 //   - type: http
 //     listen: 0.0.0.0:8081
@@ -6,12 +6,14 @@
 //     token: ""                 # when set, requests need "Authorization: Bearer <token>"
 //     max_body: 16MiB           # request body as sent (compressed)
 //     max_decompressed: 64MiB   # after Content-Encoding gzip/zstd
+//     max_events: 100000        # events in one body; more -> 413 too_many_events
 //     threads, read_timeout, idle_timeout, max_connections (HTTP server)
 //     tls: {cert_file, key_file, ca_file, client_auth, min_version}   # HTTPS
 //
-// Body: one JSON object, a JSON array of objects, or NDJSON (whitespace-separated
-// objects). The request is all or nothing: any bad line -> 400 naming it. Accepted
-// events are written to the proxy spool as one batch before the 200 {"accepted": N}.
+// Body (http_body.h): one JSON object, a JSON array of objects, NDJSON, or with
+// Content-Type text/plain one event per line. The request is all or nothing: any bad
+// line -> 400 naming it. Accepted events are written to the proxy spool as one batch
+// before the 200 {"accepted": N}.
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -24,6 +26,7 @@
 #include "common/time.h"
 #include "net/http_server.h"
 #include "proxy/sources/common.h"
+#include "proxy/sources/http_body.h"
 
 namespace bf {
 namespace {
@@ -41,78 +44,14 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-// Adds a top-level value's events: an object, or an array of objects.
-std::string take_value(json::value&& v, size_t line, std::vector<Event>& out) {
-  if (v.is_object()) {
-    out.push_back(std::move(v.as_object()));
-    return "";
-  }
-  if (v.is_array()) {
-    auto& a = v.as_array();
-    for (size_t i = 0; i < a.size(); ++i) {
-      if (!a[i].is_object())
-        return "line " + std::to_string(line) + ": array element " + std::to_string(i) + " is not a JSON object";
-      out.push_back(std::move(a[i].as_object()));
-    }
-    return "";
-  }
-  return "line " + std::to_string(line) + ": not a JSON object";
-}
-
-// Parses the body into events; returns an error message naming the line ("" on
-// success). The body is fed to the parser one line at a time so that an error is
-// reported on the line where the parser found it; top-level values may be objects or
-// arrays of objects, separated by whitespace (NDJSON is the common case).
-std::string parse_body(std::string_view body, std::vector<Event>& out) {
-  if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);
-  json::stream_parser p;
-  bool in_value = false;
-  size_t value_line = 0;
-  size_t line = 0;
-  size_t pos = 0;
-  while (pos < body.size()) {
-    ++line;
-    const size_t nl = body.find('\n', pos);
-    const size_t end = nl == std::string_view::npos ? body.size() : nl + 1;
-    std::string_view chunk = body.substr(pos, end - pos);
-    pos = end;
-    while (!chunk.empty()) {
-      if (!in_value) {
-        while (!chunk.empty() && is_ws(chunk.front())) chunk.remove_prefix(1);
-        if (chunk.empty()) break;
-        p.reset();
-        in_value = true;
-        value_line = line;
-      }
-      json::error_code ec;
-      const size_t n = p.write_some(chunk.data(), chunk.size(), ec);
-      if (ec) return "line " + std::to_string(line) + ": invalid JSON: " + ec.message();
-      chunk.remove_prefix(n);
-      if (p.done()) {
-        in_value = false;
-        if (auto err = take_value(p.release(), value_line, out); !err.empty()) return err;
-      }
-    }
-  }
-  if (in_value) {
-    json::error_code ec;
-    p.finish(ec);
-    if (ec) return "line " + std::to_string(line) + ": invalid JSON: " + ec.message();
-    if (auto err = take_value(p.release(), value_line, out); !err.empty()) return err;
-  }
-  return "";
-}
-
 class HttpSource : public Source {
  public:
   HttpSource(SourceCommon common, HttpServerOptions server_options, std::string path, std::string token,
-             uint64_t max_decompressed, EventSink& sink)
+             HttpBodyLimits limits, EventSink& sink)
       : common_(std::move(common)),
         path_(std::move(path)),
         token_(std::move(token)),
-        max_decompressed_(max_decompressed),
+        limits_(limits),
         sink_(sink),
         metrics_(common_) {
     Router router;
@@ -128,7 +67,10 @@ class HttpSource : public Source {
   // `stage`: where the request was refused (auth, decode, spool) — the contract's errors label.
   HttpResponse reject(int status, const char* stage, const std::string& reason, const std::string& message) {
     metrics_.reject(stage, reason);
-    return HttpResponse::error(status, message);
+    json::object body;
+    body["error"] = message;
+    body["reason"] = reason;  // the `reason` label it was counted under
+    return HttpResponse::json(status, json::serialize(body));
   }
 
   HttpResponse handle(HttpRequest& req) {
@@ -143,29 +85,10 @@ class HttpSource : public Source {
         return r;
       }
     }
-    std::string decoded;
-    std::string_view body = req.body;
-    if (auto ce = req.header("Content-Encoding")) {
-      std::string name;
-      for (char c : *ce)
-        if (!is_ws(c)) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      auto enc = parse_encoding(name);
-      if (!enc) return reject(415, "decode", "bad_encoding", "unsupported Content-Encoding '" + *ce + "' (use gzip, zstd or identity)");
-      if (*enc != Encoding::identity) {
-        try {
-          decoded = decompress(*enc, body, max_decompressed_);
-        } catch (const DecompressTooLarge&) {
-          return reject(413, "decode", "too_large",
-                        "decompressed body exceeds " + std::to_string(max_decompressed_) + " bytes");
-        } catch (const std::exception& e) {
-          return reject(400, "decode", "bad_encoding", std::string("cannot decode ") + name + " body: " + e.what());
-        }
-        body = decoded;
-      }
-    }
     std::vector<Event> events;
-    if (std::string err = parse_body(body, events); !err.empty())
-      return reject(400, "decode", "bad_json", err + "; nothing from this request was accepted");
+    const HttpBodyError err =
+        decode_http_body(req.header("Content-Encoding"), req.header("Content-Type"), req.body, limits_, events);
+    if (!err.ok()) return reject(err.status, err.stage.c_str(), err.reason, err.message);
     const size_t n = events.size();
     // Refused after this (503) they are errors, not discards: the client keeps them.
     metrics_.component.received_events.inc(n);
@@ -199,7 +122,7 @@ class HttpSource : public Source {
   SourceCommon common_;
   std::string path_;
   std::string token_;
-  uint64_t max_decompressed_;
+  HttpBodyLimits limits_;
   EventSink& sink_;
   SourceMetrics metrics_;
   std::unique_ptr<HttpServer> server_;
@@ -210,7 +133,7 @@ struct HttpSettings {
   HttpServerOptions server;
   std::string path;
   std::string token;
-  uint64_t max_decompressed = 0;
+  HttpBodyLimits limits;
 };
 
 const OptionTable<HttpSettings>& http_options() {
@@ -225,8 +148,11 @@ const OptionTable<HttpSettings>& http_options() {
     t.string("token", &S::token, "", "when set, requests must carry `Authorization: Bearer <token>`");
     t.size("max_body", [](S& s) -> uint64_t& { return s.server.max_body_bytes; }, d.max_body_bytes, 1, 1ull << 40,
            "largest request body as sent (compressed); larger -> 413");
-    t.size("max_decompressed", &S::max_decompressed, 64ull << 20, 1, 1ull << 40,
-           "largest body after `Content-Encoding` decoding; larger -> 413");
+    t.size("max_decompressed", [](S& s) -> uint64_t& { return s.limits.max_decompressed; }, 64ull << 20, 1,
+           1ull << 40, "largest body after `Content-Encoding` decoding; larger -> 413");
+    t.integer("max_events", [](S& s) -> size_t& { return s.limits.max_events; }, 100000, 1, 1ull << 32,
+              "most events in one request body; a body with more is refused whole with `413` and the JSON error "
+              "reason `too_many_events` (counted in `bf_proxy_rejected_total{reason=\"too_many_events\"}`)");
     t.integer("threads", [](S& s) -> int& { return s.server.threads; }, d.threads, 1, 1024, "HTTP worker threads");
     t.duration("read_timeout", [](S& s) -> std::chrono::milliseconds& { return s.server.read_timeout; },
                d.read_timeout, 1ms, 24h, "a request must arrive whole within this (see http.md)");
@@ -244,11 +170,11 @@ const OptionTable<HttpSettings>& http_options() {
 }  // namespace
 
 SourceFactory http_source_factory() {
-  return {"http", "JSON events over HTTP POST (object, array or NDJSON; gzip/zstd accepted)",
+  return {"http", "JSON or text events over HTTP POST (object, array, NDJSON or text/plain lines; gzip/zstd accepted)",
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
             HttpSettings s = http_options().read(node, source_context(node, "http"));
             return std::make_unique<HttpSource>(std::move(s.common), std::move(s.server), std::move(s.path),
-                                                std::move(s.token), s.max_decompressed, sink);
+                                                std::move(s.token), s.limits, sink);
           },
           http_options().specs()};
 }

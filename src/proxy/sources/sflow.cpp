@@ -44,9 +44,11 @@ SourceFactory sflow_source_factory() {
           [](const ConfigNode& node, EventSink& sink) -> std::unique_ptr<Source> {
             const SflowSettings s = sflow_options().read(node, source_context(node, "sflow"));
             const SourceCommon common = s.common;
+            auto log = std::make_shared<LogLimiter>(kBadDatagramLogInterval);  // one for all workers
             return std::make_unique<UdpWorkersSource<FlowIngest>>(
-                common.name, s.udp.udp, s.udp.workers,
-                [common, &sink] { return std::make_unique<FlowIngest>(common, sink, std::make_unique<SflowDecoder>()); });
+                common.name, s.udp.udp, s.udp.workers, [common, &sink, log] {
+                  return std::make_unique<FlowIngest>(common, sink, std::make_unique<SflowDecoder>(), log);
+                });
           },
           sflow_options().specs()};
 }

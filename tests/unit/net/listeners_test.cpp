@@ -1,7 +1,15 @@
 // UdpListener, TcpListener, TcpFramer and split_host_port over loopback sockets.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <vector>
 
 #include "common/metrics.h"
@@ -206,6 +214,99 @@ TEST(UdpListener, KernelDropsAreCounted) {
       << " sent " << sent;
   EXPECT_GT(metric("bf_udp_kernel_drops_total", name), 0);
   EXPECT_LT(received.load(), sent);
+}
+
+// SO_RCVBUF of this process's UDP socket bound to `port`, read with getsockopt (the
+// test finds the listener's socket among its own descriptors).
+int receive_buffer_of_udp_port(uint16_t port) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_DGRAM) continue;
+    sockaddr_storage a{};
+    socklen_t alen = sizeof a;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&a), &alen) != 0 || a.ss_family != AF_INET) continue;
+    if (ntohs(reinterpret_cast<sockaddr_in*>(&a)->sin_port) != port) continue;
+    int got = 0;
+    len = sizeof got;
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0) return got;
+  }
+  return -1;
+}
+
+// Log lines of the default logger while it lives.
+struct LogCapture {
+  std::ostringstream out;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  LogCapture() { spdlog::default_logger()->sinks().push_back(sink); }
+  ~LogCapture() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+  }
+  std::string text() {
+    spdlog::default_logger()->flush();
+    return out.str();
+  }
+};
+
+// Drops CAP_NET_ADMIN from the calling thread's effective set (capabilities are per
+// thread on Linux), so that SO_RCVBUFFORCE fails for it even when the test runs as root.
+bool drop_net_admin_in_this_thread() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  data[CAP_NET_ADMIN / 32].effective &= ~(1u << (CAP_NET_ADMIN % 32));
+  return syscall(SYS_capset, &header, data) == 0;
+}
+
+// The granted receive buffer is the gauge bf_udp_receive_buffer_bytes{source}, and
+// a request the kernel does not grant in full (over net.core.rmem_max without
+// CAP_NET_ADMIN for SO_RCVBUFFORCE) is a warning naming net.core.rmem_max.
+TEST(UdpListener, ReceiveBufferGaugeAndWarningWhenTheKernelCapsIt) {
+  int rmem_max = 0;
+  std::ifstream("/proc/sys/net/core/rmem_max") >> rmem_max;
+  ASSERT_GT(rmem_max, 64 << 10);
+  const int big = std::min(rmem_max * 2, 64 << 20);  // over the limit, bounded for a root run that forces it
+  struct Case {
+    int want;
+    bool without_net_admin;
+  };
+  for (const Case c : {Case{big, true}, Case{big, false}, Case{64 << 10, false}}) {
+    SCOPED_TRACE(std::to_string(c.want) + (c.without_net_admin ? " without CAP_NET_ADMIN" : ""));
+    const std::string name = test_name();
+    UdpListenerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.receive_buffer_bytes = c.want;
+    Collector col;
+    LogCapture log;
+    UdpListener l(name, o, col.handler());
+    bool dropped = true;
+    std::thread([&] {
+      if (c.without_net_admin) dropped = drop_net_admin_in_this_thread();
+      l.start();  // the socket is made and sized on this thread
+    }).join();
+    ASSERT_TRUE(dropped);
+    const int got = receive_buffer_of_udp_port(l.port());
+    ASSERT_GT(got, 0);
+    EXPECT_EQ(metrics().value("bf_udp_receive_buffer_bytes", {{"source", name}}), got);
+    const bool capped = got / 2 < c.want;  // Linux reports twice the usable size
+    const std::string text = log.text();
+    EXPECT_EQ(text.find("net.core.rmem_max") != std::string::npos, capped) << text;
+    if (capped) {
+      EXPECT_NE(text.find("udp listener '" + name + "': asked for a " + std::to_string(c.want) +
+                          " byte receive buffer, the kernel granted " + std::to_string(got / 2)),
+                std::string::npos)
+          << text;
+    }
+    if (c.want <= rmem_max) {
+      EXPECT_FALSE(capped);  // within the limit: granted as asked
+    }
+    if (c.without_net_admin) {
+      EXPECT_TRUE(capped);  // rmem_max applies
+      EXPECT_EQ(got / 2, rmem_max);
+    }
+    l.stop();
+  }
 }
 
 TEST(UdpListener, HandlerExceptionDoesNotStopTheListener) {

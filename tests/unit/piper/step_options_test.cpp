@@ -164,6 +164,30 @@ TEST(StepOptions, AnOptionThatDoesNotApplyWithTheOthersIsRefused) {
             "dataset a/t/d: pipeline step 1 (coerce): option 'type': does not apply with the other options given");
 }
 
+// exactly_one_of in a step's declaration (the field/fields steps, set's value/expr)
+// is checked when the pipeline is compiled, and the error names step, kind and keys.
+TEST(StepOptions, ExactlyOneOfIsCheckedAtCompileNamingStepKindAndKeys) {
+  EXPECT_EQ(compile_error(R"([{"drop": {"if": "false"}}, {"set": {"field": "f", "value": 1, "expr": "1"}}])"),
+            "dataset a/t/d: pipeline step 2 (set): give exactly one of 'value' or 'expr' ('value' and 'expr' are set)");
+  EXPECT_EQ(compile_error(R"([{"set": {"field": "f"}}])"),
+            "dataset a/t/d: pipeline step 1 (set): give exactly one of 'value' or 'expr' (none is set)");
+  // null is a value (set's constant null), so it counts as given.
+  EXPECT_EQ(compile_error(R"([{"set": {"field": "f", "value": null}}])"), "");
+  EXPECT_EQ(compile_error(R"([{"set": {"field": "f", "value": null, "expr": "1"}}])"),
+            "dataset a/t/d: pipeline step 1 (set): give exactly one of 'value' or 'expr' ('value' and 'expr' are set)");
+  const std::vector<std::pair<std::string, std::string>> steps = {
+      {"trim", R"("fields": ["b"])"},      {"lowercase", R"("fields": ["b"])"},
+      {"uppercase", R"("fields": ["b"])"}, {"remove", R"("fields": ["b"])"},
+      {"truncate", R"("fields": ["b"], "max_bytes": 4)"}, {"coerce", R"("fields": {"b": "int"}, "type": "int")"}};
+  for (const auto& [kind, more] : steps) {
+    SCOPED_TRACE(kind);
+    const std::string err = compile_error(R"([{")" + kind + R"(": {"field": "a", )" + more + "}}]");
+    EXPECT_NE(err.find("pipeline step 1 (" + kind + "): give exactly one of 'field' or 'fields'"),
+              std::string::npos)
+        << err;
+  }
+}
+
 json::object step_schemas() {
   std::vector<PluginSchema> steps;
   for (const auto& f : transform_factories()) steps.push_back({f.type, f.description, &f.options, &step_common_options()});
@@ -184,6 +208,8 @@ TEST(StepOptions, SchemaHasEveryStepWithItsOptionsAndIf) {
     for (const auto& o : f.options) EXPECT_TRUE(props.contains(o.name)) << o.name;
   }
   EXPECT_EQ(steps.at("drop").at("properties").as_object().size(), 1u);  // only `if`
+  EXPECT_EQ(steps.at("set").at("oneOf"), json::parse(R"([{"required": ["value"]}, {"required": ["expr"]}])"));
+  EXPECT_EQ(steps.at("trim").at("oneOf"), json::parse(R"([{"required": ["field"]}, {"required": ["fields"]}])"));
   EXPECT_FALSE(steps.at("set").at("properties").at("value").as_object().contains("type"));  // any JSON value
 }
 

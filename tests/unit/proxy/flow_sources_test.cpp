@@ -10,6 +10,13 @@
 #include "proxy/proxy.h"
 #include "test_util.h"
 
+// Log capture for BadDatagramsAreLoggedRateLimitedPerSource.
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <sstream>
+
 namespace bf {
 namespace {
 
@@ -107,6 +114,39 @@ TEST(FlowSources, NetflowSflowUdpAndTcpEndToEnd) {
   EXPECT_EQ(test::metric("bf_proxy_parse_errors_total", {{"source", "lines-tcp"}}), tcp_perr0 + 1);
   EXPECT_NE(metrics().prometheus_text().find("bf_flow_templates{source=\"nf\"}"), std::string::npos);
   p->stop();
+}
+
+// A burst of bad datagrams over both workers of a source (each from a new port, so the
+// kernel spreads them) is logged once — the workers share the source's LogLimiter
+// (its interval is tested in tests/unit/common/log_limiter_test.cpp) — and every one
+// is counted.
+TEST(FlowSources, BadDatagramsAreLoggedRateLimitedPerSource) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  auto p = make_proxy(rx.url(), dir.str(), "    - type: sflow\n      name: sf-log\n      listen: 127.0.0.1:0\n      workers: 2\n");
+  const auto truncated = [] { return test::metric("bf_flow_errors_total", {{"source", "sf-log"}, {"error", "truncated"}}); };
+  const int64_t t0 = truncated();
+  p->start();
+  const uint16_t sf = p->source_port("sf-log");
+  for (uint32_t i = 0; i < 20; ++i) test::send_udp(sf, sflow_counters(i).substr(0, 40));
+  EXPECT_TRUE(test::wait_until([&] { return truncated() == t0 + 20; }));
+  p->stop();
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+  const std::string text = log.str();
+  size_t lines = 0;
+  for (size_t pos = 0; (pos = text.find("sflow source 'sf-log': a datagram of 40 bytes from 127.0.0.1:", pos)) !=
+                       std::string::npos;
+       ++pos)
+    ++lines;
+  EXPECT_EQ(lines, 1u) << text;
+  EXPECT_NE(text.find("could not be decoded in full (truncated); counted in bf_flow_errors_total; 0 more such "
+                      "datagrams since the last line were not logged"),
+            std::string::npos)
+      << text;
 }
 
 TEST(FlowSources, ConfigErrorsNameTheKey) {

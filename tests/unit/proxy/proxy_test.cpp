@@ -11,6 +11,7 @@
 #include "common/spool.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "common/utf8.h"
 #include "fixtures/component_contract.h"
 #include "net/http_client.h"
 #include "proxy/source.h"
@@ -280,6 +281,83 @@ TEST(Proxy, HttpSourceRequestHandling) {
   std::set<std::string> messages;
   for (auto& e : got) messages.insert(s(e, "message"));
   EXPECT_EQ(messages, (std::set<std::string>{"single", "pretty", "arr1", "arr2", "gz", "zs"}));
+  p->stop();
+}
+
+TEST(Proxy, HttpSourceTextPlainBodiesAreOneEventPerLine) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  auto p = make_proxy(common_yaml(rx.url(), dir.str()) +
+                      "  sources:\n"
+                      "    - type: http\n      name: h-text\n      listen: 127.0.0.1:0\n      dataset: lines\n");
+  p->start();
+  const uint16_t port = p->source_port("h-text");
+  Headers text{{"Content-Type", "Text/Plain; charset=utf-8"}};
+  // Blank lines are skipped, CR LF ends a line too, a JSON-looking line stays text, and
+  // bytes that are not UTF-8 are kept exactly in _raw_b64.
+  HttpResult r = post(port, "/", "first line\r\n\n   \n{\"a\":1}\nbad \xff byte\nlast", text);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).at("accepted").as_int64(), 4);
+  Headers gz = text;
+  gz["Content-Encoding"] = "gzip";
+  r = post(port, "/", compress(Encoding::gzip, "gzipped line\n"), gz);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).at("accepted").as_int64(), 1);
+
+  ASSERT_TRUE(test::wait_until([&] { return events_in(rx, "lines").size() == 5; }));
+  auto got = events_in(rx, "lines");
+  std::set<std::string> messages;
+  for (auto& e : got) {
+    messages.insert(s(e, "message"));
+    EXPECT_EQ(s(e, "_source"), "h-text");
+    EXPECT_NE(s(e, "_time"), "<absent>");
+    EXPECT_EQ(e.contains("a"), false);  // text, not parsed as JSON
+  }
+  EXPECT_EQ(messages, (std::set<std::string>{"first line", "{\"a\":1}", "bad \xEF\xBF\xBD byte", "last",
+                                             "gzipped line"}));
+  const Event* bad = find_message(got, "bad \xEF\xBF\xBD byte");
+  ASSERT_NE(bad, nullptr);
+  EXPECT_EQ(s(*bad, "_raw_b64"), base64("bad \xff byte"));
+  EXPECT_EQ(s(*find_message(got, "last"), "_raw_b64"), "<absent>");
+  p->stop();
+}
+
+TEST(Proxy, HttpSourceMaxEventsRefusesTheWholeBody) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  auto p = make_proxy(common_yaml(rx.url(), dir.str()) +
+                      "  sources:\n"
+                      "    - type: http\n      name: h-max\n      listen: 127.0.0.1:0\n      dataset: capped\n"
+                      "      max_events: 3\n");
+  p->start();
+  const uint16_t port = p->source_port("h-max");
+  const auto too_many = [] {
+    return test::metric("bf_proxy_rejected_total", {{"source", "h-max"}, {"reason", "too_many_events"}});
+  };
+  const int64_t too_many0 = too_many();
+  // Four events as NDJSON, as one array, and as text lines: each refused whole.
+  const std::vector<std::pair<std::string, Headers>> bodies = {
+      {"{\"message\":\"n1\"}\n{\"message\":\"n2\"}\n{\"message\":\"n3\"}\n{\"message\":\"n4\"}\n", {}},
+      {"[{\"message\":\"a1\"},{\"message\":\"a2\"},{\"message\":\"a3\"},{\"message\":\"a4\"}]", {}},
+      {"t1\nt2\nt3\nt4\n", {{"Content-Type", "text/plain"}}},
+  };
+  for (const auto& [body, headers] : bodies) {
+    HttpResult r = post(port, "/", body, headers);
+    EXPECT_EQ(r.status, 413) << body;
+    const json::value v = json::parse(r.body);
+    EXPECT_EQ(v.at("reason").as_string(), "too_many_events") << r.body;
+    EXPECT_NE(std::string(v.at("error").as_string()).find("max_events"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(too_many() - too_many0, 3);
+  // Exactly max_events is fine; it is the only thing that arrives.
+  HttpResult r = post(port, "/", "ok1\nok2\n\nok3\n", {{"Content-Type", "text/plain"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).at("accepted").as_int64(), 3);
+  ASSERT_TRUE(test::wait_until([&] { return events_in(rx, "capped").size() == 3; }));
+  std::this_thread::sleep_for(200ms);
+  std::set<std::string> messages;
+  for (auto& e : events_in(rx, "capped")) messages.insert(s(e, "message"));
+  EXPECT_EQ(messages, (std::set<std::string>{"ok1", "ok2", "ok3"}));
   p->stop();
 }
 

@@ -69,7 +69,10 @@ TEST(SourceOptions, WrongTypesAndBoundsNameSourceAndKey) {
   EXPECT_NE(err.find("timezone:"), std::string::npos) << err;
   EXPECT_NE(err.find("Mars/Olympus"), std::string::npos) << err;
   err = config_error("    - type: http\n      tls:\n        cert_file: a.pem\n");
-  EXPECT_NE(err.find("tls.key_file: tls.cert_file and tls.key_file must be set together"), std::string::npos) << err;
+  EXPECT_NE(err.find("proxy.sources[0].tls: set 'tls.cert_file' and 'tls.key_file' together ('tls.cert_file' is "
+                     "set, 'tls.key_file' is not) (source http)"),
+            std::string::npos)
+      << err;
   err = config_error("    - type: http\n      path: events\n");
   EXPECT_NE(err.find("path: must start with '/'"), std::string::npos) << err;
   err = config_error("    - type: tcp\n      tenant: Bad!\n");
@@ -158,6 +161,12 @@ TEST(SourceOptions, SchemaHasEverySourceWithTypedProperties) {
   EXPECT_EQ(tls.at("type").as_string(), "object");
   EXPECT_EQ(tls.at("additionalProperties").as_bool(), false);
   EXPECT_TRUE(tls.at("properties").as_object().contains("cert_file"));
+  // Every source with TLS: certificate and key together or not at all.
+  for (const char* type : {"http", "tcp", "syslog_tcp"}) {
+    SCOPED_TRACE(type);
+    EXPECT_EQ(sources.at(type).at("properties").at("tls").at("dependentRequired"),
+              json::parse(R"({"cert_file": ["key_file"], "key_file": ["cert_file"]})"));
+  }
 }
 
 // docs/proxy.md's option tables are what scripts/update-option-docs.sh makes of the
