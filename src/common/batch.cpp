@@ -5,7 +5,10 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <new>
+#include <optional>
 #include <cstdint>
 
 #include "common/time.h"
@@ -60,9 +63,73 @@ size_t for_each_ndjson_event(std::string_view text, boost::json::monotonic_resou
   return count;
 }
 
-std::vector<Event> parse_ndjson(std::string_view text) {
+namespace {
+// Forwards to the heap, counting what the arena took beyond its block.
+class CountingUpstream final : public boost::json::memory_resource {
+ public:
+  size_t bytes = 0;
+
+ private:
+  void* do_allocate(size_t n, size_t align) override {
+    bytes += n;
+    return ::operator new(n, std::align_val_t(align));
+  }
+  void do_deallocate(void* p, size_t n, size_t align) override { ::operator delete(p, n, std::align_val_t(align)); }
+  bool do_is_equal(const boost::json::memory_resource& other) const noexcept override { return this == &other; }
+};
+struct ArenaBlock {
+  std::unique_ptr<unsigned char[]> data;
+  size_t size = 0;
+  bool busy = false;  // an arena inside another's lifetime on the same thread gets none
+};
+constexpr size_t kMaxArenaBlock = size_t(64) << 20;
+thread_local ArenaBlock arena_block;
+}  // namespace
+
+struct BatchArena::Impl {
+  CountingUpstream upstream;
+  bool owns_block = false;
+  std::optional<boost::json::monotonic_resource> resource;
+  explicit Impl(bool block) : owns_block(block) {
+    if (block && arena_block.size)
+      resource.emplace(arena_block.data.get(), arena_block.size, boost::json::storage_ptr(&upstream));
+    else
+      resource.emplace(size_t(64) << 10, boost::json::storage_ptr(&upstream));
+  }
+};
+
+BatchArena::BatchArena() : impl_(std::make_unique<Impl>(!arena_block.busy)) {
+  if (impl_->owns_block) arena_block.busy = true;
+}
+
+BatchArena::~BatchArena() {
+  if (!impl_->owns_block) return;
+  const size_t used = arena_block.size + impl_->upstream.bytes;
+  impl_.reset();  // releases the resource before its block is replaced
+  if (used > arena_block.size && arena_block.size < kMaxArenaBlock) {
+    arena_block.size = std::min(kMaxArenaBlock, used);
+    arena_block.data.reset(new unsigned char[arena_block.size]);
+  }
+  arena_block.busy = false;
+}
+
+boost::json::storage_ptr BatchArena::storage() const { return boost::json::storage_ptr(&*impl_->resource); }
+
+std::vector<Event> parse_ndjson(std::string_view text, boost::json::storage_ptr storage) {
   std::vector<Event> events;
-  for_each_ndjson_event(text, nullptr, [&](Event& e) { events.push_back(std::move(e)); });
+  boost::json::parser parser;
+  NdjsonLines lines(text);
+  std::string_view line;
+  while (lines.next(line)) {
+    if (is_blank_line(line)) continue;
+    parser.reset(storage);
+    boost::system::error_code ec;
+    parser.write(line.data(), line.size(), ec);
+    if (ec) throw BatchFormatError("line " + std::to_string(lines.number()) + ": invalid JSON: " + ec.message());
+    boost::json::value v = parser.release();
+    if (!v.is_object()) throw BatchFormatError("line " + std::to_string(lines.number()) + ": not a JSON object");
+    events.push_back(std::move(v.get_object()));
+  }
   return events;
 }
 
@@ -152,14 +219,14 @@ std::string encode_batch(const std::vector<Event>& events, const BatchEnvelope& 
   return wrap_batch_object(envelope, compress(Encoding::zstd, to_ndjson(events)));
 }
 
-std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes) {
+std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes, boost::json::storage_ptr storage) {
   // No stage stores an empty batch, so an empty object is a read that raced a write
   // (some S3 servers show an object empty while it is being overwritten): never
   // "a batch of no events", which would let the batch be committed with nothing in it.
   if (compressed.empty()) throw BatchFormatError("empty batch object");
   BatchObject object = split_batch_object(compressed);
   if (object.payload.empty()) throw BatchFormatError("batch object has an envelope but no events");
-  std::vector<Event> events = parse_ndjson(decompress(Encoding::zstd, object.payload, max_bytes));
+  std::vector<Event> events = parse_ndjson(decompress(Encoding::zstd, object.payload, max_bytes), std::move(storage));
   apply_envelope_defaults(object.envelope, events);
   return events;
 }
