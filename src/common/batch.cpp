@@ -64,56 +64,56 @@ size_t for_each_ndjson_event(std::string_view text, boost::json::monotonic_resou
 }
 
 namespace {
-// Forwards to the heap, counting what the arena took beyond its block.
-class CountingUpstream final : public boost::json::memory_resource {
+// The heap, with the blocks the thread's arenas gave back kept for the next batch
+// (up to kMaxCachedArenaBytes): a batch asks for the same growing sizes as the one
+// before it, so after the first batch its memory is already mapped and touched.
+constexpr size_t kMaxCachedArenaBytes = size_t(256) << 20;
+class ArenaBlocks final : public boost::json::memory_resource {
  public:
-  size_t bytes = 0;
+  ~ArenaBlocks() override {
+    for (const Block& b : free_) ::operator delete(b.p, b.size, std::align_val_t(b.align));
+  }
 
  private:
+  struct Block {
+    void* p;
+    size_t size, align;
+  };
   void* do_allocate(size_t n, size_t align) override {
-    bytes += n;
+    for (size_t i = 0; i < free_.size(); ++i) {
+      if (free_[i].size != n || free_[i].align != align) continue;
+      void* p = free_[i].p;
+      cached_ -= n;
+      free_[i] = free_.back();
+      free_.pop_back();
+      return p;
+    }
     return ::operator new(n, std::align_val_t(align));
   }
-  void do_deallocate(void* p, size_t n, size_t align) override { ::operator delete(p, n, std::align_val_t(align)); }
+  void do_deallocate(void* p, size_t n, size_t align) override {
+    if (cached_ + n <= kMaxCachedArenaBytes) {
+      free_.push_back({p, n, align});
+      cached_ += n;
+      return;
+    }
+    ::operator delete(p, n, std::align_val_t(align));
+  }
   bool do_is_equal(const boost::json::memory_resource& other) const noexcept override { return this == &other; }
+  std::vector<Block> free_;
+  size_t cached_ = 0;
 };
-struct ArenaBlock {
-  std::unique_ptr<unsigned char[]> data;
-  size_t size = 0;
-  bool busy = false;  // an arena inside another's lifetime on the same thread gets none
-};
-constexpr size_t kMaxArenaBlock = size_t(64) << 20;
-thread_local ArenaBlock arena_block;
+thread_local ArenaBlocks arena_blocks;
 }  // namespace
 
 struct BatchArena::Impl {
-  CountingUpstream upstream;
-  bool owns_block = false;
-  std::optional<boost::json::monotonic_resource> resource;
-  explicit Impl(bool block) : owns_block(block) {
-    if (block && arena_block.size)
-      resource.emplace(arena_block.data.get(), arena_block.size, boost::json::storage_ptr(&upstream));
-    else
-      resource.emplace(size_t(64) << 10, boost::json::storage_ptr(&upstream));
-  }
+  boost::json::monotonic_resource resource{size_t(64) << 10, boost::json::storage_ptr(&arena_blocks)};
 };
 
-BatchArena::BatchArena() : impl_(std::make_unique<Impl>(!arena_block.busy)) {
-  if (impl_->owns_block) arena_block.busy = true;
-}
+BatchArena::BatchArena() : impl_(std::make_unique<Impl>()) {}
 
-BatchArena::~BatchArena() {
-  if (!impl_->owns_block) return;
-  const size_t used = arena_block.size + impl_->upstream.bytes;
-  impl_.reset();  // releases the resource before its block is replaced
-  if (used > arena_block.size && arena_block.size < kMaxArenaBlock) {
-    arena_block.size = std::min(kMaxArenaBlock, used);
-    arena_block.data.reset(new unsigned char[arena_block.size]);
-  }
-  arena_block.busy = false;
-}
+BatchArena::~BatchArena() = default;
 
-boost::json::storage_ptr BatchArena::storage() const { return boost::json::storage_ptr(&*impl_->resource); }
+boost::json::storage_ptr BatchArena::storage() const { return boost::json::storage_ptr(&impl_->resource); }
 
 std::vector<Event> parse_ndjson(std::string_view text, boost::json::storage_ptr storage) {
   std::vector<Event> events;

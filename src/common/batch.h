@@ -104,11 +104,10 @@ std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes = 
                                 boost::json::storage_ptr storage = {});
 
 // The arena of one batch's events: a monotonic resource (nothing is freed until the
-// arena goes) over a block kept per thread and reused by the thread's next batch, so
-// its pages are not faulted in again for every batch (a fresh mapping per batch cost
-// more than the heap's allocations it saved). The block grows to what the largest
-// batch used, up to 64 MiB; beyond it the arena takes more from the heap. Not
-// thread-safe, like the events it holds; declare it before them.
+// arena goes). The blocks it took are kept per thread, up to 256 MiB, for the thread's
+// next batch, which asks for the same sizes: its pages are not mapped and faulted in
+// again for every batch (fresh memory per batch cost more than the heap allocations
+// the arena saves). Not thread-safe, like the events it holds; declare it before them.
 class BatchArena {
  public:
   BatchArena();

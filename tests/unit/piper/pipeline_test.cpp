@@ -73,7 +73,8 @@ TEST(Pipeline, EmptyFieldPathSegmentsAreRejected) {
 // The piper decodes each batch into one BatchArena (DESIGN.md §3); every step must
 // give the same events there as on the heap, including values written from what a
 // step keeps (the set constant, the lookup row) and intermediate objects. Two batches
-// in turn reuse the thread's block; an arena opened inside another's life has its own.
+// in turn reuse the blocks the first gave back; an arena opened inside another's life
+// takes blocks of its own.
 TEST(Pipeline, BatchArenaGivesTheSameEventsAsTheHeap) {
   const std::string csv_path = ::testing::TempDir() + "/arena_hosts.csv";
   {
@@ -108,7 +109,7 @@ TEST(Pipeline, BatchArenaGivesTheSameEventsAsTheHeap) {
     BatchArena arena;
     auto in_arena = p.run(decode_batch(raw, size_t(1) << 30, arena.storage()));
     {
-      BatchArena inner;  // the thread's block is taken: this one has its own memory
+      BatchArena inner;  // beside the outer one, on the same thread
       auto again = p.run(decode_batch(raw, size_t(1) << 30, inner.storage()));
       EXPECT_EQ(to_ndjson(again.events), to_ndjson(on_heap.events));
     }
