@@ -84,19 +84,23 @@ class ArenaBlocks final : public boost::json::memory_resource {
       if (free_[i].size != n || free_[i].align != align) continue;
       void* p = free_[i].p;
       cached_ -= n;
-      free_[i] = free_.back();
-      free_.pop_back();
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));  // keeps the others oldest first
       return p;
     }
     return ::operator new(n, std::align_val_t(align));
   }
   void do_deallocate(void* p, size_t n, size_t align) override {
-    if (cached_ + n <= kMaxCachedArenaBytes) {
-      free_.push_back({p, n, align});
-      cached_ += n;
-      return;
+    if (n > kMaxCachedArenaBytes) return ::operator delete(p, n, std::align_val_t(align));
+    // The oldest blocks go first: those of batches unlike the ones now coming.
+    size_t drop = 0;
+    while (cached_ + n > kMaxCachedArenaBytes) {
+      const Block& b = free_[drop++];
+      ::operator delete(b.p, b.size, std::align_val_t(b.align));
+      cached_ -= b.size;
     }
-    ::operator delete(p, n, std::align_val_t(align));
+    free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(drop));
+    free_.push_back({p, n, align});
+    cached_ += n;
   }
   bool do_is_equal(const boost::json::memory_resource& other) const noexcept override { return this == &other; }
   std::vector<Block> free_;
