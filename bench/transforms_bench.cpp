@@ -7,6 +7,7 @@
 
 #include <boost/json/parse.hpp>
 
+#include <cstdlib>
 #include <memory>
 
 #include <string>
@@ -51,6 +52,12 @@ const char* kRealistic = R"j([
   {"hash": {"fields": ["host", "program", "pid"], "algorithm": "xxh3", "target": "session"}}
 ])j";
 
+// BF_BENCH_HEAP=1: the events on the heap, as before the per-batch arena, for comparison.
+bool heap_events() {
+  static const bool heap = std::getenv("BF_BENCH_HEAP") != nullptr;
+  return heap;
+}
+
 bf::Pipeline compile(const std::string& steps) { return bf::Pipeline::compile(boost::json::parse(steps).as_array(), "bench"); }
 
 void piper_path(benchmark::State& state, const std::string& steps) {
@@ -60,7 +67,7 @@ void piper_path(benchmark::State& state, const std::string& steps) {
   for (auto _ : state) {
     // As the piper does: the batch decoded into one arena that outlives its output.
     bf::BatchArena arena;
-    auto out = pipeline.run(bf::decode_batch(raw, size_t(1) << 30, arena.storage()));
+    auto out = pipeline.run(bf::decode_batch(raw, size_t(1) << 30, heap_events() ? boost::json::storage_ptr() : arena.storage()));
     out_events = out.events.size() + out.dropped;  // sampling drops on purpose
     if (!out.dead_letters.empty()) out_events = 0;
     kept = out.events.size();
@@ -84,7 +91,7 @@ void pipeline_only(benchmark::State& state, const std::string& steps, const std:
     auto arena = std::make_unique<bf::BatchArena>();
     std::vector<bf::Event> copy;
     copy.reserve(events.size());
-    for (const auto& e : events) copy.emplace_back(e, arena->storage());
+    for (const auto& e : events) copy.emplace_back(e, heap_events() ? boost::json::storage_ptr() : arena->storage());
     state.ResumeTiming();
     auto out = pipeline.run(std::move(copy));
     out_events = out.events.size() + out.dropped;

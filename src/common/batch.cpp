@@ -71,39 +71,54 @@ constexpr size_t kMaxCachedArenaBytes = size_t(256) << 20;
 class ArenaBlocks final : public boost::json::memory_resource {
  public:
   ~ArenaBlocks() override {
-    for (const Block& b : free_) ::operator delete(b.p, b.size, std::align_val_t(b.align));
+    for (const Block& b : free_) ::operator delete(b.p, std::align_val_t(b.align));
   }
 
  private:
   struct Block {
     void* p;
-    size_t size, align;
+    size_t size, align;  // as allocated
   };
   void* do_allocate(size_t n, size_t align) override {
+    void* p = nullptr;
     for (size_t i = 0; i < free_.size(); ++i) {
       if (free_[i].size != n || free_[i].align != align) continue;
-      void* p = free_[i].p;
+      p = free_[i].p;
       cached_ -= n;
       free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));  // keeps the others oldest first
-      return p;
+      break;
     }
-    return ::operator new(n, std::align_val_t(align));
+    if (!p) p = ::operator new(n, std::align_val_t(align));
+    live_.push_back({p, n, align});
+    return p;
   }
-  void do_deallocate(void* p, size_t n, size_t align) override {
-    if (n > kMaxCachedArenaBytes) return ::operator delete(p, n, std::align_val_t(align));
+  // monotonic_resource gives a block back with a size other than the one it asked
+  // for (without its header): the size allocated is looked up.
+  void do_deallocate(void* p, size_t, size_t) override {
+    Block b{};
+    for (size_t i = live_.size(); i-- > 0;) {
+      if (live_[i].p != p) continue;
+      b = live_[i];
+      live_[i] = live_.back();
+      live_.pop_back();
+      break;
+    }
+    if (!b.p) return;  // not ours: cannot happen
+    if (b.size > kMaxCachedArenaBytes) return ::operator delete(b.p, std::align_val_t(b.align));
     // The oldest blocks go first: those of batches unlike the ones now coming.
     size_t drop = 0;
-    while (cached_ + n > kMaxCachedArenaBytes) {
-      const Block& b = free_[drop++];
-      ::operator delete(b.p, b.size, std::align_val_t(b.align));
-      cached_ -= b.size;
+    while (cached_ + b.size > kMaxCachedArenaBytes) {
+      const Block& old = free_[drop++];
+      ::operator delete(old.p, std::align_val_t(old.align));
+      cached_ -= old.size;
     }
     free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(drop));
-    free_.push_back({p, n, align});
-    cached_ += n;
+    free_.push_back(b);
+    cached_ += b.size;
   }
   bool do_is_equal(const boost::json::memory_resource& other) const noexcept override { return this == &other; }
-  std::vector<Block> free_;
+  std::vector<Block> free_;  // oldest first
+  std::vector<Block> live_;  // handed out, not yet given back
   size_t cached_ = 0;
 };
 thread_local ArenaBlocks arena_blocks;
