@@ -7,6 +7,9 @@
 
 #include <boost/json/parse.hpp>
 
+#include <cstdlib>
+#include <memory>
+
 #include <string>
 #include <vector>
 
@@ -49,19 +52,29 @@ const char* kRealistic = R"j([
   {"hash": {"fields": ["host", "program", "pid"], "algorithm": "xxh3", "target": "session"}}
 ])j";
 
+// BF_BENCH_HEAP=1: the events on the heap, as before the per-batch arena, for comparison.
+bool heap_events() {
+  static const bool heap = std::getenv("BF_BENCH_HEAP") != nullptr;
+  return heap;
+}
+
 bf::Pipeline compile(const std::string& steps) { return bf::Pipeline::compile(boost::json::parse(steps).as_array(), "bench"); }
 
 void piper_path(benchmark::State& state, const std::string& steps) {
   auto pipeline = compile(steps);
   const std::string raw = bf::encode_batch(syslog_events());
-  size_t out_events = 0;
+  size_t out_events = 0, kept = 0;
   for (auto _ : state) {
-    auto out = pipeline.run(bf::decode_batch(raw));
+    // As the piper does: the batch decoded into one arena that outlives its output.
+    bf::BatchArena arena;
+    auto out = pipeline.run(bf::decode_batch(raw, size_t(1) << 30, heap_events() ? boost::json::storage_ptr() : arena.storage()));
     out_events = out.events.size() + out.dropped;  // sampling drops on purpose
     if (!out.dead_letters.empty()) out_events = 0;
+    kept = out.events.size();
     benchmark::DoNotOptimize(bf::encode_batch(out.events));
   }
   if (out_events != kEvents) state.SkipWithError("the pipeline lost events");
+  state.counters["kept"] = static_cast<double>(kept);
   state.SetItemsProcessed(state.iterations() * kEvents);
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(raw.size()));
 }
@@ -71,12 +84,23 @@ void BM_PiperBatch_Realistic8Steps(benchmark::State& state) { piper_path(state, 
 
 void pipeline_only(benchmark::State& state, const std::string& steps, const std::vector<bf::Event>& events = syslog_events()) {
   auto pipeline = compile(steps);
+  size_t out_events = 0, kept = 0;
   for (auto _ : state) {
     state.PauseTiming();
-    auto copy = events;
+    // The events in an arena of their own, as the piper decodes them.
+    auto arena = std::make_unique<bf::BatchArena>();
+    std::vector<bf::Event> copy;
+    copy.reserve(events.size());
+    for (const auto& e : events) copy.emplace_back(e, heap_events() ? boost::json::storage_ptr() : arena->storage());
     state.ResumeTiming();
-    benchmark::DoNotOptimize(pipeline.run(std::move(copy)));
+    auto out = pipeline.run(std::move(copy));
+    out_events = out.events.size() + out.dropped;
+    if (!out.dead_letters.empty()) out_events = 0;
+    kept = out.events.size();
+    benchmark::DoNotOptimize(out);
   }
+  if (out_events != events.size()) state.SkipWithError("the pipeline lost events");
+  state.counters["kept"] = static_cast<double>(kept);
   state.SetItemsProcessed(state.iterations() * kEvents);
 }
 void BM_Pipeline_Realistic8Steps(benchmark::State& state) { pipeline_only(state, kRealistic); }
@@ -210,6 +234,39 @@ BENCHMARK(BM_PiperBatch_RealisticEnriched)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Pipeline_RealisticEnriched)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PiperBatch_RealisticSampled)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Pipeline_RealisticSampled)->Unit(benchmark::kMillisecond);
+
+// Issue 8's realistic pipeline, exactly its eight steps: grok (the syslog head and
+// the client address of the sshd message), date_parse, geoip (City), the condition
+// (an `if:` on a set), lookup (the 16-row host table), remove, rename, and sampling
+// deterministic by the client address (one address in ten kept, every event of it).
+std::vector<std::string> issue8_steps() {
+  return {
+      R"j({"grok": {"field": "_raw", "patterns": "^<%{NONNEGINT:pri:int}>%{SYSLOGBASE} Accepted %{WORD:auth} for %{USERNAME:user} from %{IP:src_ip} port %{INT:src_port:int} %{GREEDYDATA:msg}$"}})j",
+      R"j({"date_parse": {"field": "timestamp", "formats": "%b %e %H:%M:%S", "timezone": "Europe/Berlin"}})j",
+      R"j({"geoip": {"field": "src_ip", "database": )j" + q(enrich_files().city) + "}}",
+      R"j({"set": {"field": "network", "value": "internal", "if": "cidr_match(src_ip, \"10.0.0.0/8\")"}})j",
+      R"j({"lookup": {"field": "logsource", "key": "hostname", "file": )j" + q(enrich_files().hosts) + "}}",
+      R"j({"remove": {"fields": ["timestamp", "_raw"]}})j",
+      R"j({"rename": {"from": "logsource", "to": "host"}})j",
+      R"j({"sample": {"rate": 10, "key": "src_ip"}})j",
+  };
+}
+std::string issue8(size_t first_steps = 8) {
+  const auto steps = issue8_steps();
+  std::string out = "[";
+  for (size_t i = 0; i < first_steps && i < steps.size(); ++i) out += (i ? ", " : "") + steps[i];
+  return out + "]";
+}
+// The piper's work per raw object with the eight steps: decode + steps + encode.
+void BM_PiperBatch_Issue8(benchmark::State& state) { piper_path(state, issue8()); }
+// The eight steps alone, on decoded events.
+void BM_Pipeline_Issue8(benchmark::State& state) { pipeline_only(state, issue8()); }
+// The first N steps alone: each step's marginal cost is Prefix/N minus Prefix/N-1
+// (Prefix/0 is the pipeline without steps).
+void BM_Pipeline_Issue8Prefix(benchmark::State& state) { pipeline_only(state, issue8(static_cast<size_t>(state.range(0)))); }
+BENCHMARK(BM_PiperBatch_Issue8)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Pipeline_Issue8)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Pipeline_Issue8Prefix)->DenseRange(0, 8)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

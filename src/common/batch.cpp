@@ -5,7 +5,10 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <new>
+#include <optional>
 #include <cstdint>
 
 #include "common/time.h"
@@ -60,9 +63,92 @@ size_t for_each_ndjson_event(std::string_view text, boost::json::monotonic_resou
   return count;
 }
 
-std::vector<Event> parse_ndjson(std::string_view text) {
+namespace {
+// The heap, with the blocks the thread's arenas gave back kept for the next batch
+// (up to kMaxCachedArenaBytes): a batch asks for the same growing sizes as the one
+// before it, so after the first batch its memory is already mapped and touched.
+constexpr size_t kMaxCachedArenaBytes = size_t(256) << 20;
+class ArenaBlocks final : public boost::json::memory_resource {
+ public:
+  ~ArenaBlocks() override {
+    for (const Block& b : free_) ::operator delete(b.p, std::align_val_t(b.align));
+  }
+
+ private:
+  struct Block {
+    void* p;
+    size_t size, align;  // as allocated
+  };
+  void* do_allocate(size_t n, size_t align) override {
+    void* p = nullptr;
+    for (size_t i = 0; i < free_.size(); ++i) {
+      if (free_[i].size != n || free_[i].align != align) continue;
+      p = free_[i].p;
+      cached_ -= n;
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));  // keeps the others oldest first
+      break;
+    }
+    if (!p) p = ::operator new(n, std::align_val_t(align));
+    live_.push_back({p, n, align});
+    return p;
+  }
+  // monotonic_resource gives a block back with a size other than the one it asked
+  // for (without its header): the size allocated is looked up.
+  void do_deallocate(void* p, size_t, size_t) override {
+    Block b{};
+    for (size_t i = live_.size(); i-- > 0;) {
+      if (live_[i].p != p) continue;
+      b = live_[i];
+      live_[i] = live_.back();
+      live_.pop_back();
+      break;
+    }
+    if (!b.p) return;  // not ours: cannot happen
+    if (b.size > kMaxCachedArenaBytes) return ::operator delete(b.p, std::align_val_t(b.align));
+    // The oldest blocks go first: those of batches unlike the ones now coming.
+    size_t drop = 0;
+    while (cached_ + b.size > kMaxCachedArenaBytes) {
+      const Block& old = free_[drop++];
+      ::operator delete(old.p, std::align_val_t(old.align));
+      cached_ -= old.size;
+    }
+    free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(drop));
+    free_.push_back(b);
+    cached_ += b.size;
+  }
+  bool do_is_equal(const boost::json::memory_resource& other) const noexcept override { return this == &other; }
+  std::vector<Block> free_;  // oldest first
+  std::vector<Block> live_;  // handed out, not yet given back
+  size_t cached_ = 0;
+};
+thread_local ArenaBlocks arena_blocks;
+}  // namespace
+
+struct BatchArena::Impl {
+  boost::json::monotonic_resource resource{size_t(64) << 10, boost::json::storage_ptr(&arena_blocks)};
+};
+
+BatchArena::BatchArena() : impl_(std::make_unique<Impl>()) {}
+
+BatchArena::~BatchArena() = default;
+
+boost::json::storage_ptr BatchArena::storage() const { return boost::json::storage_ptr(&impl_->resource); }
+
+std::vector<Event> parse_ndjson(std::string_view text, boost::json::storage_ptr storage) {
   std::vector<Event> events;
-  for_each_ndjson_event(text, nullptr, [&](Event& e) { events.push_back(std::move(e)); });
+  boost::json::parser parser;
+  NdjsonLines lines(text);
+  std::string_view line;
+  while (lines.next(line)) {
+    if (is_blank_line(line)) continue;
+    parser.reset(storage);
+    boost::system::error_code ec;
+    parser.write(line.data(), line.size(), ec);
+    if (ec) throw BatchFormatError("line " + std::to_string(lines.number()) + ": invalid JSON: " + ec.message());
+    boost::json::value v = parser.release();
+    if (!v.is_object()) throw BatchFormatError("line " + std::to_string(lines.number()) + ": not a JSON object");
+    events.push_back(std::move(v.get_object()));
+  }
   return events;
 }
 
@@ -152,14 +238,14 @@ std::string encode_batch(const std::vector<Event>& events, const BatchEnvelope& 
   return wrap_batch_object(envelope, compress(Encoding::zstd, to_ndjson(events)));
 }
 
-std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes) {
+std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes, boost::json::storage_ptr storage) {
   // No stage stores an empty batch, so an empty object is a read that raced a write
   // (some S3 servers show an object empty while it is being overwritten): never
   // "a batch of no events", which would let the batch be committed with nothing in it.
   if (compressed.empty()) throw BatchFormatError("empty batch object");
   BatchObject object = split_batch_object(compressed);
   if (object.payload.empty()) throw BatchFormatError("batch object has an envelope but no events");
-  std::vector<Event> events = parse_ndjson(decompress(Encoding::zstd, object.payload, max_bytes));
+  std::vector<Event> events = parse_ndjson(decompress(Encoding::zstd, object.payload, max_bytes), std::move(storage));
   apply_envelope_defaults(object.envelope, events);
   return events;
 }

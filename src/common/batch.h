@@ -1,8 +1,10 @@
 #pragma once
 // The batch codec of DESIGN.md §3: NDJSON, one JSON object per line, zstd-compressed.
 #include <boost/json/object.hpp>
+#include <boost/json/storage_ptr.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -44,7 +46,8 @@ bool is_blank_line(std::string_view line);
 
 // Parses NDJSON; blank lines are skipped; a line that is not a JSON object (or not
 // valid UTF-8 JSON) throws BatchFormatError naming the 1-based line number.
-std::vector<Event> parse_ndjson(std::string_view text);
+// `storage`: the memory resource the events are built in (default: the heap).
+std::vector<Event> parse_ndjson(std::string_view text, boost::json::storage_ptr storage = {});
 // The same walk without keeping the events: each is parsed (into `arena` when given,
 // which is released after each event) and handed to `on_event`; the same errors.
 // Returns the number of events.
@@ -93,7 +96,29 @@ uint64_t declared_event_count(std::string_view object) noexcept;
 std::string encode_batch(const std::vector<Event>& events, const BatchEnvelope& envelope = {});
 // The events of a batch object, with its envelope's defaults applied (above), so every
 // reader of raw/ sees complete events. Throws BatchFormatError for an empty object (no
-// stage writes one).
-std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes = size_t(1) << 30);
+// stage writes one). `storage`: where the events are built (default: the heap). The
+// piper passes one monotonic arena per batch (DESIGN.md §3, "events of one batch share
+// one arena"): no heap allocation per field, and freeing the batch is one release —
+// the arena must then outlive every event and every value copied out of one.
+std::vector<Event> decode_batch(std::string_view compressed, size_t max_bytes = size_t(1) << 30,
+                                boost::json::storage_ptr storage = {});
+
+// The arena of one batch's events: a monotonic resource (nothing is freed until the
+// arena goes). The blocks it took are kept per thread, up to 256 MiB, for the thread's
+// next batch, which asks for the same sizes: its pages are not mapped and faulted in
+// again for every batch (fresh memory per batch cost more than the heap allocations
+// the arena saves). Not thread-safe, like the events it holds; declare it before them.
+class BatchArena {
+ public:
+  BatchArena();
+  ~BatchArena();
+  BatchArena(const BatchArena&) = delete;
+  BatchArena& operator=(const BatchArena&) = delete;
+  boost::json::storage_ptr storage() const;  // not counted: the arena must outlive its values
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace bf

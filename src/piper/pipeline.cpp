@@ -385,7 +385,7 @@ void set_field(Event& event, const FieldPath& path, boost::json::value value) {
   boost::json::object* obj = &event;
   for (size_t i = 0; i + 1 < path.parts.size(); ++i) {
     boost::json::value& next = (*obj)[path.parts[i]];
-    if (!next.is_object()) next = boost::json::object();
+    if (!next.is_object()) next.emplace_object();
     obj = &next.get_object();
   }
   (*obj)[path.parts.back()] = std::move(value);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -257,12 +258,15 @@ struct Piper::Impl {
         } catch (const NotFound&) {
           continue;  // taken by another piper
         }
+        // The batch's events live in one arena (DESIGN.md §3), declared before them so
+        // that it outlives every event and every value copied from one in this pass.
+        BatchArena arena;
         std::vector<Event> events;
         std::optional<std::string> processed;
         size_t count = 0;
         try {
           if (work.pipeline.size() == 0) processed = unchanged_batch(data, count);
-          if (!processed) events = decode_batch(data);
+          if (!processed) events = decode_batch(data, size_t(1) << 30, arena.storage());
         } catch (const std::exception& e) {
           // A corrupt object must not block the dataset: move it aside, counted —
           // unless it is young enough to be an aborted upload its writer will redo.

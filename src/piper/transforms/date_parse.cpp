@@ -19,7 +19,7 @@ class DateParse final : public Transform {
     if (!v) return StepResult::keep;
     for (const auto& f : formats_) {
       if (auto us = f.parse(*v, *zone_)) {
-        set_field(e, target_, boost::json::string(format_rfc3339(*us)));
+        set_field(e, target_, boost::json::string(format_rfc3339(*us), e.storage()));
         return StepResult::keep;
       }
     }

@@ -254,7 +254,7 @@ class Grok final : public Transform {
           if (sp.data() == nullptr) continue;  // an optional part that did not take part
           g = std::string_view(sp.data(), sp.size());
         }
-        boost::json::value v = boost::json::string(g);
+        boost::json::value v = boost::json::string(g, e.storage());  // in the event's arena
         if (c.conv == Conv::int_) {
           auto n = value_to_int(v);
           if (!n) continue;
@@ -268,7 +268,7 @@ class Grok final : public Transform {
       }
       // Values are copied out of the field before any is written (a capture may replace it).
       if (target_) {
-        Event sub;
+        Event sub(e.storage());
         for (auto& [f, v] : values) set_field(sub, *f, std::move(v));
         set_field(e, *target_, std::move(sub));
       } else {

@@ -122,11 +122,25 @@ char single_char(const StepOptions& o, const std::string& key) {
   return v[0];
 }
 
-void merge_into(Event& e, const std::optional<FieldPath>& target, boost::json::object rec) {
+namespace {
+boost::json::object* merge_target(Event& e, const std::optional<FieldPath>& target) {
   boost::json::value* at = target ? find_field(e, *target) : nullptr;
-  boost::json::object* into = !target ? &e : (at && at->is_object()) ? &at->get_object() : nullptr;
+  return !target ? &e : (at && at->is_object()) ? &at->get_object() : nullptr;
+}
+}  // namespace
+
+void merge_into(Event& e, const std::optional<FieldPath>& target, boost::json::object&& rec) {
+  boost::json::object* into = merge_target(e, target);
   if (!into) return set_field(e, *target, std::move(rec));
   for (auto& kv : rec) (*into)[kv.key()] = std::move(kv.value());
+}
+
+void merge_into(Event& e, const std::optional<FieldPath>& target, const boost::json::object& rec) {
+  boost::json::object* into = merge_target(e, target);
+  // Copied once, straight into the event's storage (no temporary on the heap).
+  if (!into) return set_field(e, *target, boost::json::value(rec, e.storage()));
+  into->reserve(into->size() + rec.size());
+  for (const auto& kv : rec) (*into)[kv.key()] = kv.value();
 }
 
 std::vector<FieldPath> field_or_fields(const StepOptions& o) {

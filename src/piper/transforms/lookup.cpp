@@ -37,7 +37,9 @@ struct TableOptions {
 // One version of the table, immutable once loaded.
 struct Table {
   std::vector<std::string> names;                // the output columns
-  std::vector<std::vector<std::string>> rows;    // their values, per row
+  // Per row, its non-empty output columns as the JSON members written: built once when
+  // the table loads, copied into each matching event's own storage.
+  std::vector<boost::json::object> rows;
   std::unordered_map<std::string, uint32_t, TextHash, std::equal_to<>> exact;
   struct Prefix {                                // the networks of one length and family
     int length = 0;
@@ -46,11 +48,11 @@ struct Table {
   };
   std::vector<Prefix> prefixes;                  // longest first
 
-  const std::vector<std::string>* find(std::string_view key) const {
+  const boost::json::object* find(std::string_view key) const {
     auto it = exact.find(key);
     return it == exact.end() ? nullptr : &rows[it->second];
   }
-  const std::vector<std::string>* find(const IpAddress& ip) const {
+  const boost::json::object* find(const IpAddress& ip) const {
     for (const auto& p : prefixes) {
       if (p.v4 != ip.v4) continue;
       auto it = p.rows.find(CidrNetwork::masked(ip, p.length).bytes);
@@ -132,9 +134,9 @@ std::shared_ptr<const Table> load_table(const std::string& path, const TableOpti
       fresh = table->exact.emplace(record[key], row).second;
     }
     if (!fresh) throw std::runtime_error(where() + "key '" + preview(record[key]) + "' appears twice");
-    std::vector<std::string> values;
-    values.reserve(out.size());
-    for (size_t i : out) values.push_back(std::move(record[i]));
+    boost::json::object values;
+    for (size_t n = 0; n < out.size(); ++n)
+      if (!record[out[n]].empty()) values[table->names[n]] = boost::json::string(record[out[n]]);
     table->rows.push_back(std::move(values));
   }
   std::sort(table->prefixes.begin(), table->prefixes.end(),
@@ -160,7 +162,7 @@ class Lookup final : public BatchedStep {
     for (Event* e : events) {
       const boost::json::value* v = find_field(*e, field_);
       if (!v) continue;
-      const std::vector<std::string>* row = nullptr;
+      const boost::json::object* row = nullptr;
       if (v->is_string() && cidr_) {
         auto ip = IpAddress::parse(v->get_string());
         if (!ip) {
@@ -182,7 +184,7 @@ class Lookup final : public BatchedStep {
         continue;
       }
       ++counts[kLookupHit];
-      write(*e, table->names, *row);
+      merge_into(*e, target_, *row);
     }
     for (size_t r = 0; r < 3; ++r) lookups_.add(r, counts[r]);
   }
@@ -192,12 +194,6 @@ class Lookup final : public BatchedStep {
   }
 
  private:
-  void write(Event& e, const std::vector<std::string>& names, const std::vector<std::string>& values) const {
-    boost::json::object rec;
-    for (size_t i = 0; i < names.size(); ++i)
-      if (!values[i].empty()) rec[names[i]] = boost::json::string(values[i]);
-    merge_into(e, target_, std::move(rec));
-  }
   FieldPath field_;
   std::optional<FieldPath> target_;
   bool cidr_;

@@ -13,7 +13,7 @@ class SetField final : public Transform {
       : field_(std::move(field)), value_(std::move(value)), expr_(std::move(expr)), overwrite_(overwrite) {}
   StepResult apply(Event& e, std::string&) const override {
     if (!overwrite_ && find_field(e, field_)) return StepResult::keep;
-    set_field(e, field_, expr_ ? expr_->value(e) : value_);
+    set_field(e, field_, expr_ ? expr_->value(e) : boost::json::value(value_, e.storage()));
     return StepResult::keep;
   }
 

@@ -72,7 +72,10 @@ std::vector<FieldPath> field_or_fields(const StepOptions& o);  // `field` or `fi
 OptionSpecs field_or_fields_options(const std::string& what, OptionSpecs more = {});
 // Puts `rec`'s members at `target` (merged into an object already there; none: into
 // the event itself).
-void merge_into(Event& event, const std::optional<FieldPath>& target, boost::json::object rec);
+void merge_into(Event& event, const std::optional<FieldPath>& target, boost::json::object&& rec);
+// The same from a record the step keeps (a lookup row, a cached database record):
+// copied once, into the event's own storage.
+void merge_into(Event& event, const std::optional<FieldPath>& target, const boost::json::object& rec);
 // A one-character option (a delimiter, a quote); the two characters \t mean a tab.
 char single_char(const StepOptions& o, const std::string& key);
 }  // namespace bf

@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <boost/json/parse.hpp>
 
+#include "common/batch.h"
 #include "piper/transform.h"
 
 using namespace bf;
@@ -65,4 +68,58 @@ TEST(Pipeline, EmptyFieldPathSegmentsAreRejected) {
   EXPECT_THROW(compile(R"([{"add": {"field": "a..b", "value": 1}}])"), PipelineError);
   EXPECT_THROW(compile(R"([{"remove": {"field": ""}}])"), PipelineError);
   EXPECT_THROW(compile(R"([{"rename": {"from": "a.", "to": "b"}}])"), PipelineError);
+}
+
+// The piper decodes each batch into one BatchArena (DESIGN.md §3); every step must
+// give the same events there as on the heap, including values written from what a
+// step keeps (the set constant, the lookup row) and intermediate objects. Two batches
+// in turn reuse the blocks the first gave back; an arena opened inside another's life
+// takes blocks of its own.
+TEST(Pipeline, BatchArenaGivesTheSameEventsAsTheHeap) {
+  const std::string csv_path = ::testing::TempDir() + "/arena_hosts.csv";
+  {
+    FILE* f = std::fopen(csv_path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("host,owner,site\nweb-1,ops,ams\nweb-2,dev,\n", f);
+    std::fclose(f);
+  }
+  auto p = compile(R"j([
+    {"grok": {"field": "_raw", "patterns": "^%{NOTSPACE:host} %{INT:n:int} from %{IP:ip} %{GREEDYDATA:msg}$"}},
+    {"grok": {"field": "msg", "patterns": "%{WORD:first}", "target": "parsed.words"}},
+    {"date_parse": {"field": "ts", "formats": "epoch_s"}},
+    {"set": {"field": "net.zone", "value": {"name": "internal", "tags": ["a", "b"]}, "if": "cidr_match(ip, \"10.0.0.0/8\")"}},
+    {"lookup": {"field": "host", "file": ")j" + csv_path + R"j("}},
+    {"lookup": {"field": "host", "file": ")j" + csv_path + R"j(", "target": "asset"}},
+    {"copy": {"from": "asset", "to": "asset_copy"}},
+    {"remove": {"fields": ["_raw", "ts"]}},
+    {"rename": {"from": "msg", "to": "message"}},
+    {"drop": {"if": "n == 3"}}
+  ])j");
+  std::vector<Event> events;
+  for (int i = 0; i < 50; ++i)
+    events.push_back(Event{{"_raw", "web-" + std::to_string(i % 3) + " " + std::to_string(i % 5) + " from " +
+                                        (i % 2 ? "10.1.2." : "192.0.2.") + std::to_string(i) + " hello world " +
+                                        std::string(static_cast<size_t>(i), 'x')},
+                           {"ts", 1700000000 + i}});
+  const std::string raw = encode_batch(events);
+  auto on_heap = p.run(decode_batch(raw));
+  ASSERT_EQ(on_heap.events.size(), 40u);
+  ASSERT_TRUE(on_heap.dead_letters.empty());
+  for (int round = 0; round < 2; ++round) {
+    BatchArena arena;
+    auto in_arena = p.run(decode_batch(raw, size_t(1) << 30, arena.storage()));
+    {
+      BatchArena inner;  // beside the outer one, on the same thread
+      auto again = p.run(decode_batch(raw, size_t(1) << 30, inner.storage()));
+      EXPECT_EQ(to_ndjson(again.events), to_ndjson(on_heap.events));
+    }
+    ASSERT_EQ(in_arena.events.size(), on_heap.events.size());
+    for (size_t i = 0; i < in_arena.events.size(); ++i) {
+      EXPECT_EQ(in_arena.events[i], on_heap.events[i]) << i;
+      EXPECT_EQ(*in_arena.events[i].storage(), *arena.storage());
+    }
+    EXPECT_EQ(in_arena.events[1].at("owner").as_string(), "ops");
+    EXPECT_FALSE(in_arena.events[2].contains("site"));  // an empty value is not written
+    EXPECT_EQ(in_arena.events[1].at("net").at("zone").at("tags").as_array().size(), 2u);
+  }
 }
