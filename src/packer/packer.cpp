@@ -814,6 +814,7 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   // Each conversion allocates and frees a run's worth of memory; without this it stays
   // resident between runs (docs/performance.md, peak RSS).
   engine_options.allocator_background_threads = true;
+  engine_options.external_file_cache = false;  // compaction read its merged parts into it, and kept them
   for (const auto& d : impl_->catalog.get()->datasets()) impl_->contract(d.ref);  // the contract's series exist from the start
   impl_->run_inputs = std::make_shared<RunInputs>(impl_->store);
   impl_->engine = std::make_unique<SqlEngine>(impl_->run_inputs, engine_options);
