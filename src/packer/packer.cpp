@@ -562,6 +562,12 @@ struct Packer::Impl {
     expire_ledger(ref);
     enforce_retention(ref, retention_days);
     const size_t written = pack(ref);
+    if (backlog && options.compaction.enabled) {
+      // Packing goes first: a merge can take as long as many runs, and the inputs left
+      // behind would wait for it. Compaction runs after the run that drains them.
+      counter("bf_packer_compaction_deferred_total", "Compaction passes put off because the run left inputs to pack", ref).inc();
+      return written;
+    }
     compact(ref);
     return written;
   }

@@ -372,6 +372,28 @@ TEST_F(CompactionTest, MergesAreSpreadOverRunsAndTheRestDoesNotWaitForTheInterva
   EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{6}, int64_t{6}));
 }
 
+// Packing goes first: a run that leaves inputs behind does not compact; the run that
+// drains them does (run_once repeats rounds while inputs are left).
+TEST_F(CompactionTest, ARunThatLeavesInputsBehindPutsCompactionOff) {
+  add_part(2);
+  add_part(2);
+  for (int i = 0; i < 3; ++i)
+    store->put(processed_key(ref, new_ulid()),
+               encode_batch({Event{{"_time", time_of(100 + i)}, {"_received", "2026-03-01T11:00:00Z"}, {"n", 100 + i}}}));
+  PackerOptions o = compacting();
+  o.max_batches_per_part = 1;  // one input per round: two rounds leave inputs behind
+  const int64_t deferred = metrics().value("bf_packer_compaction_deferred_total", kLabels);
+  const int64_t compactions = metrics().value("bf_packer_compactions_total", kLabels);
+  Packer packer(o, catalog, store);
+  EXPECT_EQ(packer.run_once(), 3u);
+  EXPECT_EQ(metrics().value("bf_packer_compaction_deferred_total", kLabels), deferred + 2);
+  EXPECT_EQ(metrics().value("bf_packer_compactions_total", kLabels), compactions + 1)
+      << "the round that drained the inputs compacted";
+  EXPECT_TRUE(store->list_all(processed_prefix(ref)).empty());
+  SqlEngine engine(store, {});
+  EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{7}, int64_t{7}));
+}
+
 TEST(CompactionPlanTest, OnlyHoursWithEnoughSmallPartsInGroupsOfAboutTheTargetSize) {
   CompactionOptions o;
   o.min_files = 3;
