@@ -235,6 +235,7 @@ struct Packer::Impl {
   std::map<std::string, int64_t> last_expiry;   // dataset -> when its ledger was last expired
   std::map<std::string, int64_t> last_retention;  // dataset -> when retention last ran
   std::map<std::string, int64_t> last_compaction;  // dataset -> when compaction last ran
+  std::map<std::string, int64_t> compaction_deferred_since;  // dataset -> since when a due pass waits for a backlog
   std::unique_ptr<Compactor> compactor;
   std::atomic<bool> stopping{false};            // stop(): interrupt DuckDB, commit nothing more
   bool backlog = false;                         // a run left inputs behind (a full part's worth)
@@ -562,13 +563,7 @@ struct Packer::Impl {
     expire_ledger(ref);
     enforce_retention(ref, retention_days);
     const size_t written = pack(ref);
-    if (backlog && options.compaction.enabled) {
-      // Packing goes first: a merge can take as long as many runs, and the inputs left
-      // behind would wait for it. Compaction runs after the run that drains them.
-      counter("bf_packer_compaction_deferred_total", "Compaction passes put off because the run left inputs to pack", ref).inc();
-      return written;
-    }
-    compact(ref);
+    compact(ref, backlog);
     return written;
   }
 
@@ -576,11 +571,24 @@ struct Packer::Impl {
   // parts past their grace are deleted, then small parts merged, merges_per_run at a
   // time (what is left goes on at the next run, without waiting for the interval). A failure is
   // counted and logged; the packer's run stands.
-  void compact(const DatasetRef& ref) {
+  void compact(const DatasetRef& ref, bool backlog) {
     if (!options.compaction.enabled || stopping) return;
     const int64_t now = now_us();
+    const int64_t interval_us = std::chrono::duration_cast<std::chrono::microseconds>(options.compaction.interval).count();
     int64_t& last = last_compaction[ref.str()];
-    if (last && now - last < std::chrono::duration_cast<std::chrono::microseconds>(options.compaction.interval).count()) return;
+    if (last && now - last < interval_us) return;
+    // Packing goes first: a merge can take as long as many runs, and inputs left behind
+    // would wait for it, so a run with a backlog puts a due pass off — for at most one
+    // more interval, or sustained load would never let compaction run.
+    int64_t& deferred_since = compaction_deferred_since[ref.str()];
+    if (backlog) {
+      if (!deferred_since) deferred_since = now;
+      if (now - deferred_since < interval_us) {
+        counter("bf_packer_compaction_deferred_total", "Due compaction passes put off because the run left inputs to pack", ref).inc();
+        return;
+      }
+    }
+    deferred_since = 0;
     last = now;
     try {
       if (size_t n = compactor->delete_replaced(ref, now))
@@ -820,7 +828,6 @@ Packer::Packer(PackerOptions options, std::shared_ptr<const Catalog> catalog, st
   // Each conversion allocates and frees a run's worth of memory; without this it stays
   // resident between runs (docs/performance.md, peak RSS).
   engine_options.allocator_background_threads = true;
-  engine_options.external_file_cache = false;  // compaction read its merged parts into it, and kept them
   for (const auto& d : impl_->catalog.get()->datasets()) impl_->contract(d.ref);  // the contract's series exist from the start
   impl_->run_inputs = std::make_shared<RunInputs>(impl_->store);
   impl_->engine = std::make_unique<SqlEngine>(impl_->run_inputs, engine_options);

@@ -446,7 +446,6 @@ SqlEngine::SqlEngine(std::shared_ptr<ObjectStore> store, Options options) : impl
     }
     if (!opt.memory_limit.empty()) impl_->run(con, "SET memory_limit=" + sql_quote(opt.memory_limit));
     if (opt.allocator_background_threads) impl_->run(con, "SET allocator_background_threads=true");
-    if (!opt.external_file_cache) impl_->run(con, "SET enable_external_file_cache=false");
     if (opt.parquet_metadata_cache) impl_->run(con, "SET parquet_metadata_cache=true");
     if (opt.sandboxed) {
       // Order matters: allowed_directories and the extension switches cannot be

@@ -128,11 +128,6 @@ class SqlEngine {
     // returns freed pages to the OS from a background thread as they age, instead of
     // keeping them resident until the next allocation reuses them.
     bool allocator_background_threads = false;
-    // DuckDB's enable_external_file_cache: the bytes it reads of bf:// files are kept in
-    // its buffer pool (up to memory_limit) for later reads of the same files. Worth it
-    // for queries that read a part again; not for a packer, which reads each part once
-    // or twice and then holds that memory for nothing.
-    bool external_file_cache = true;
   };
   struct QueryLimits {
     size_t max_rows = SIZE_MAX;

@@ -373,7 +373,8 @@ TEST_F(CompactionTest, MergesAreSpreadOverRunsAndTheRestDoesNotWaitForTheInterva
 }
 
 // Packing goes first: a run that leaves inputs behind does not compact; the run that
-// drains them does (run_once repeats rounds while inputs are left).
+// drains them does (run_once repeats rounds while inputs are left) — but a pass waits
+// for at most one more interval.
 TEST_F(CompactionTest, ARunThatLeavesInputsBehindPutsCompactionOff) {
   add_part(2);
   add_part(2);
@@ -381,6 +382,7 @@ TEST_F(CompactionTest, ARunThatLeavesInputsBehindPutsCompactionOff) {
     store->put(processed_key(ref, new_ulid()),
                encode_batch({Event{{"_time", time_of(100 + i)}, {"_received", "2026-03-01T11:00:00Z"}, {"n", 100 + i}}}));
   PackerOptions o = compacting();
+  o.compaction.interval = std::chrono::hours(1);  // due at the first run; put off for at most an hour
   o.max_batches_per_part = 1;  // one input per round: two rounds leave inputs behind
   const int64_t deferred = metrics().value("bf_packer_compaction_deferred_total", kLabels);
   const int64_t compactions = metrics().value("bf_packer_compactions_total", kLabels);
@@ -392,6 +394,25 @@ TEST_F(CompactionTest, ARunThatLeavesInputsBehindPutsCompactionOff) {
   EXPECT_TRUE(store->list_all(processed_prefix(ref)).empty());
   SqlEngine engine(store, {});
   EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{7}, int64_t{7}));
+}
+
+TEST_F(CompactionTest, SustainedBacklogPutsCompactionOffForAtMostOneInterval) {
+  add_part(2);
+  add_part(2);
+  add_part(2);
+  for (int i = 0; i < 3; ++i)
+    store->put(processed_key(ref, new_ulid()),
+               encode_batch({Event{{"_time", time_of(100 + i)}, {"_received", "2026-03-01T11:00:00Z"}, {"n", 100 + i}}}));
+  PackerOptions o = compacting();
+  o.compaction.interval = std::chrono::milliseconds(1);  // a round (a DuckDB conversion) takes longer
+  o.max_batches_per_part = 1;
+  const int64_t deferred = metrics().value("bf_packer_compaction_deferred_total", kLabels);
+  const int64_t compactions = metrics().value("bf_packer_compactions_total", kLabels);
+  Packer packer(o, catalog, store);
+  EXPECT_EQ(packer.run_once(), 3u);
+  EXPECT_EQ(metrics().value("bf_packer_compaction_deferred_total", kLabels), deferred + 1)
+      << "put off in the first round, run in the second despite its backlog";
+  EXPECT_GE(metrics().value("bf_packer_compactions_total", kLabels), compactions + 2);
 }
 
 TEST(CompactionPlanTest, OnlyHoursWithEnoughSmallPartsInGroupsOfAboutTheTargetSize) {
