@@ -83,6 +83,12 @@ class CompactionTest : public ::testing::Test {
     store->put(processed_key(ref, new_ulid()), encode_batch(events));
     ASSERT_EQ(filler->run_once(), 1u);
   }
+  // `count` processed objects of one event each (n = first, first + 1, ...), not packed.
+  void add_inputs(int count, int first) {
+    for (int n = first; n < first + count; ++n)
+      store->put(processed_key(ref, new_ulid()),
+                 encode_batch({Event{{"_time", time_of(n)}, {"_received", "2026-03-01T11:00:00Z"}, {"n", n}}}));
+  }
   std::set<std::string> keys(ObjectStore& s) {
     std::set<std::string> out;
     for (const auto& p : committed_parts(s, ref)) out.insert(p.key);
@@ -378,9 +384,7 @@ TEST_F(CompactionTest, MergesAreSpreadOverRunsAndTheRestDoesNotWaitForTheInterva
 TEST_F(CompactionTest, ARunThatLeavesInputsBehindPutsCompactionOff) {
   add_part(2);
   add_part(2);
-  for (int i = 0; i < 3; ++i)
-    store->put(processed_key(ref, new_ulid()),
-               encode_batch({Event{{"_time", time_of(100 + i)}, {"_received", "2026-03-01T11:00:00Z"}, {"n", 100 + i}}}));
+  add_inputs(3, 100);
   PackerOptions o = compacting();
   o.compaction.interval = std::chrono::hours(1);  // due at the first run; put off for at most an hour
   o.max_batches_per_part = 1;  // one input per round: two rounds leave inputs behind
@@ -400,16 +404,14 @@ TEST_F(CompactionTest, SustainedBacklogPutsCompactionOffForAtMostOneInterval) {
   add_part(2);
   add_part(2);
   add_part(2);
-  for (int i = 0; i < 3; ++i)
-    store->put(processed_key(ref, new_ulid()),
-               encode_batch({Event{{"_time", time_of(100 + i)}, {"_received", "2026-03-01T11:00:00Z"}, {"n", 100 + i}}}));
+  add_inputs(3, 100);
   PackerOptions o = compacting();
   o.compaction.interval = std::chrono::milliseconds(1);  // a round (a DuckDB conversion) takes longer
   o.max_batches_per_part = 1;
   const int64_t deferred = metrics().value("bf_packer_compaction_deferred_total", kLabels);
   const int64_t compactions = metrics().value("bf_packer_compactions_total", kLabels);
   Packer packer(o, catalog, store);
-  EXPECT_EQ(packer.run_once(), 3u);
+  ASSERT_EQ(packer.run_once(), 3u);
   EXPECT_EQ(metrics().value("bf_packer_compaction_deferred_total", kLabels), deferred + 1)
       << "put off in the first round, run in the second despite its backlog";
   EXPECT_GE(metrics().value("bf_packer_compactions_total", kLabels), compactions + 2);
