@@ -25,13 +25,11 @@ GEN=$PWD/build/bench/proxy_loadgen
 for f in "$BIN" "$GEN"; do
   [ -x "$f" ] || { echo "proxy_flow_rss: $f missing (make build; cmake --build build --target proxy_loadgen)" >&2; exit 1; }
 done
-. bench/lib.sh  # free_port, now, wait_port, cpu_seconds
+. bench/lib.sh  # free_port, now, wait_port, wait_udp, cpu_seconds, stop_daemon
 
 DIR=$(mktemp -d)
 PID=""
-stop_daemon() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; PID=""; }
 trap 'stop_daemon; rm -rf "$DIR"' EXIT
-wait_udp() { for _ in $(seq 200); do ss -Hlun "sport = :$1" | grep -q . && return 0; sleep 0.05; done; return 1; }
 metric() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" -v l="${2:-}" '$1 ~ "^"m"(\\{|$)" && index($1, l) {s += $2} END {printf "%d\n", s}'; }
 
 # One kind: prints "<sent> <decoded> <spooled> <kernel drops> <errors> <seconds> <CPU s> <peak RSS kB>".

@@ -40,8 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-. bench/lib.sh  # free_port, now, wait_port, cpu_seconds
-stop_daemon() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; }
+. bench/lib.sh  # free_port, now, wait_port, wait_udp, cpu_seconds, stop_daemon
 
 # One round for the proxy: prints "<seconds> <peak RSS kB> <CPU seconds>".
 run_proxy() {

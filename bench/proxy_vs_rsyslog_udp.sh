@@ -26,13 +26,11 @@ for f in "$BIN" "$GEN"; do
   [ -x "$f" ] || { echo "proxy_vs_rsyslog_udp: $f missing (make build; cmake --build build --target benchmarks)" >&2; exit 1; }
 done
 [ -x "$RSYSLOGD" ] || { echo "proxy_vs_rsyslog_udp: rsyslogd missing (scripts/setup.sh --bench)" >&2; exit 1; }
-. bench/lib.sh  # free_port, now, wait_port, cpu_seconds
+. bench/lib.sh  # free_port, now, wait_port, wait_udp, cpu_seconds, stop_daemon
 
 DIR=$(mktemp -d)
 PID=""
-stop_daemon() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; PID=""; }
 trap 'stop_daemon; rm -rf "$DIR"' EXIT
-wait_udp() { for _ in $(seq 200); do ss -Hlun "sport = :$1" | grep -q . && return 0; sleep 0.05; done; return 1; }
 # Calls `$1` (prints a count) until it reaches $2, or has not changed for 2 s once the
 # generator ($3) has finished; prints the last count.
 settle() {

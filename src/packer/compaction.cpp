@@ -79,7 +79,7 @@ uint64_t Compactor::copy_to(const std::string& select, const fs::path& out, int 
 }
 
 namespace {
-// Removes its files when it goes out of scope.
+// Removes its files when it goes out of scope (the merge's output and its windows).
 struct TempFiles {
   std::vector<fs::path> paths;
   ~TempFiles() {
@@ -204,13 +204,7 @@ CompactionResult Compactor::compact(const DatasetRef& ref, const std::vector<Sch
     CommitManifest manifest;
     manifest.id = new_ulid();
     const fs::path out = temp_dir_ / ("compact-" + manifest.id + ".parquet");
-    struct RemoveFile {
-      fs::path path;
-      ~RemoveFile() {
-        std::error_code ec;
-        fs::remove(path, ec);
-      }
-    } remove_file{out};
+    TempFiles remove_out{{out}};
     uint64_t written = 0;
     CommitPart merged = merge(ref, job, columns, out, written, result.sort_passes);
     manifest.parts.push_back(merged);

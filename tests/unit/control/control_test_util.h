@@ -127,6 +127,22 @@ struct Reply {
 };
 
 // A store (of either backend) and the API over it, with a key for every role the tests need.
+// A key written straight into the store (no API call); its token is the bfk_ string.
+inline NewKey create_store_key(ControlStore& store, const std::string& role, const std::string& account = "",
+                               const std::string& tenant = "", const std::string& service = "") {
+  NewKey nk = generate_api_key();
+  ApiKey k;
+  k.id = nk.id;
+  k.secret_hash = nk.secret_hash;
+  k.role = role;
+  k.account = account;
+  k.tenant = tenant;
+  k.service = service;
+  k.created_us = now_us();
+  store.create_key(k, audit("key.create", account));
+  return nk;
+}
+
 class ApiHarness {
  public:
   explicit ApiHarness(ControlOptions options = generous(), const std::string& backend = "sqlite")
@@ -150,17 +166,8 @@ class ApiHarness {
 
   // A key straight in the store (no API call), returning the bfk_ token.
   std::string add_key(const std::string& role, const std::string& account = "", const std::string& tenant = "",
-                       const std::string& service = "") {
-    NewKey nk = generate_api_key();
-    ApiKey k;
-    k.id = nk.id;
-    k.secret_hash = nk.secret_hash;
-    k.role = role;
-    k.account = account;
-    k.tenant = tenant;
-    k.service = service;
-    k.created_us = now_us();
-    store->create_key(k, audit("key.create", account));
+                      const std::string& service = "") {
+    const NewKey nk = create_store_key(*store, role, account, tenant, service);
     last_key_id = nk.id;
     return nk.token;
   }

@@ -62,15 +62,7 @@ class TlsAgent : public ::testing::Test {
     store->create_dataset(Dataset{"acme", "web", id, "", "{}", false, 1, 1}, test::audit("d", "acme"));
   }
   std::string add_key(const std::string& role, const std::string& service) {
-    NewKey nk = generate_api_key();
-    ApiKey k;
-    k.id = nk.id;
-    k.secret_hash = nk.secret_hash;
-    k.role = role;
-    k.service = service;
-    k.created_us = 1;
-    store->create_key(k, test::audit("key.create"));
-    return nk.token;
+    return test::create_store_key(*store, role, "", "", service).token;
   }
   ControlClientOptions client_options() const {
     ControlClientOptions c;
