@@ -214,12 +214,16 @@ TEST_F(CompactionTest, ALargeMergeIsSortedInTimeWindowsIntoOneSortedFile) {
 }
 
 TEST_F(CompactionTest, AKillBeforeAnyStoreWriteLeavesTheOldOrTheNewSetAndTheNextRunCleansUp) {
-  for (int i = 0; i < 3; ++i) add_part(5);
+  for (int i = 0; i < 3; ++i) add_part(50);
   filler.reset();
   const fs::path lake = dir / "lake";
   fs::copy(dir / "store", lake, fs::copy_options::recursive);
   const std::set<std::string> old_keys = keys(*store);
-  const int64_t total = 15;
+  const int64_t total = 150;
+  // The victims merge in _time windows (150 rows: two windows of at least 64), so a kill
+  // also lands after window files were written; the next packer merges in one sort.
+  PackerOptions windowed = compacting();
+  windowed.compaction.sort_bytes = 1;
   bool saw_old = false, saw_new = false;
   int k = 1;
   for (;; ++k) {
@@ -239,7 +243,7 @@ TEST_F(CompactionTest, AKillBeforeAnyStoreWriteLeavesTheOldOrTheNewSetAndTheNext
     };
     {
       // Two passes: the merge and its commit, then the deletion of the replaced parts.
-      Packer victim(compacting(), catalog, hooked);
+      Packer victim(windowed, catalog, hooked);
       victim.run_once();
       victim.run_once();
     }
