@@ -25,6 +25,7 @@
 #include "common/time.h"
 #include "common/metrics.h"
 #include "common/options.h"
+#include "connector/sinks.h"
 #include "control/agent.h"
 #include "control/api.h"
 #include "control/commands.h"
@@ -122,6 +123,7 @@ control::HealthSample health_sample(const std::string& service, const Receiver* 
   if (service == "piper" && m.sum("bf_piper_datasets_held", {}).value_or(0) > 0) s.status = "degraded";
   if (receiver) {
     s.spool_depth = static_cast<int64_t>(receiver->spooled_batches());
+    s.lag_seconds = static_cast<double>(receiver->lag_ms()) / 1000.0;  // its oldest batch not yet in raw/
     if (!receiver->ready()) s.status = "degraded";
   }
   return s;
@@ -130,10 +132,11 @@ control::HealthSample health_sample(const std::string& service, const Receiver* 
 // The option schemas of every built-in source and step: `bytefreezer plugins
 // --schema` prints it, control serves it at GET /api/v1/plugins (the UI's forms).
 std::string plugin_schemas_json() {
-  std::vector<PluginSchema> sources, steps;
+  std::vector<PluginSchema> sources, steps, sinks;
   for (const auto& f : source_factories()) sources.push_back({f.type, f.description, &f.options});
   for (const auto& f : transform_factories()) steps.push_back({f.type, f.description, &f.options, &step_common_options()});
-  return plugins_schema_document(sources, steps);
+  for (const auto& f : sink_factories()) sinks.push_back({f.type, f.description, &f.options});
+  return plugins_schema_document(sources, steps, sinks);
 }
 
 // Starts the selected components from one config file and runs until a signal.
@@ -735,10 +738,10 @@ int main(int argc, char** argv) {
   });
 
   // bytefreezer plugins [--schema | --update-docs FILE] (docs/cli.md, docs/proxy.md, docs/pipelines.md).
-  auto* plugins = app.add_subcommand("plugins", "List the built-in sources and pipeline steps");
+  auto* plugins = app.add_subcommand("plugins", "List the built-in sources, pipeline steps and connector sinks");
   bool plugins_schema = false;
   std::string plugins_docs;
-  plugins->add_flag("--schema", plugins_schema, "Print every source's and step's options as JSON Schema");
+  plugins->add_flag("--schema", plugins_schema, "Print every source's, step's and sink's options as JSON Schema");
   plugins->add_option("--update-docs", plugins_docs,
                       "Rewrite the generated option tables (<!-- options: TYPE -->) of a markdown file")
       ->check(CLI::ExistingFile);
@@ -750,9 +753,11 @@ int main(int argc, char** argv) {
     if (!plugins_docs.empty()) {
       std::ifstream in(plugins_docs, std::ios::binary);
       const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      // Sources (docs/proxy.md) and pipeline steps (docs/pipelines.md) share no names.
+      // Sources (docs/proxy.md), pipeline steps (docs/pipelines.md) and connector sinks
+      // (docs/connectors.md) share no names.
       const std::string updated = update_option_tables(doc, [](const std::string& kind) -> const OptionSpecs* {
         if (const SourceFactory* f = find_source_factory(kind)) return &f->options;
+        if (const SinkFactory* f = find_sink(kind)) return &f->options;
         const TransformFactory* t = find_transform_factory(kind);
         return t ? &t->options : nullptr;
       });
@@ -764,6 +769,8 @@ int main(int argc, char** argv) {
     for (const auto& f : source_factories()) std::cout << "  " << f.type << "  " << f.description << "\n";
     std::cout << "pipeline steps:\n";
     for (const auto& f : transform_factories()) std::cout << "  " << f.type << "  " << f.description << "\n";
+    std::cout << "connector sinks:\n";
+    for (const auto& f : sink_factories()) std::cout << "  " << f.type << "  " << f.description << "\n";
   });
   app.add_subcommand("version", "Print the version")->callback([] { std::cout << "bytefreezer " << kVersion << "\n"; });
 

@@ -378,12 +378,13 @@ std::string plugin_json_schema(const PluginSchema& plugin) {
   return out;
 }
 
-std::string plugins_schema_document(const std::vector<PluginSchema>& sources, const std::vector<PluginSchema>& steps) {
+std::string plugins_schema_document(const std::vector<PluginSchema>& sources, const std::vector<PluginSchema>& steps,
+                                    const std::vector<PluginSchema>& sinks) {
   json::object doc;
-  json::object& s = doc["sources"].emplace_object();
-  for (const auto& p : sources) s[p.type] = plugin_schema_object(p);
-  json::object& t = doc["steps"].emplace_object();
-  for (const auto& p : steps) t[p.type] = plugin_schema_object(p);
+  for (auto [kind, plugins] : {std::pair{"sources", &sources}, {"steps", &steps}, {"sinks", &sinks}}) {
+    json::object& o = doc[kind].emplace_object();
+    for (const auto& p : *plugins) o[p.type] = plugin_schema_object(p);
+  }
   std::string out;
   pretty(doc, out, 0);
   out += '\n';

@@ -118,8 +118,10 @@ struct PluginSchema {
 // mappings (tls.*) as nested object schemas; additionalProperties false; constraints
 // as oneOf (a branch `required` per key) and dependentRequired.
 std::string plugin_json_schema(const PluginSchema& plugin);
-// {"sources": {"<type>": <schema>, ...}, "steps": {"<kind>": <schema>, ...}}, indented.
-std::string plugins_schema_document(const std::vector<PluginSchema>& sources, const std::vector<PluginSchema>& steps);
+// {"sources": {"<type>": <schema>, ...}, "steps": {"<kind>": <schema>, ...},
+//  "sinks": {"<type>": <schema>, ...}}, indented.
+std::string plugins_schema_document(const std::vector<PluginSchema>& sources, const std::vector<PluginSchema>& steps,
+                                    const std::vector<PluginSchema>& sinks = {});
 
 // A markdown table (| key | type | default | meaning |) of the options, then a line
 // per constraint.

@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "common/time.h"
 #include "common/ulid.h"
+#include "connector/sinks.h"
 #include "control/auth.h"
 #include "control/config_document.h"
 #include "control/health.h"
@@ -26,6 +27,7 @@
 #include "control/store.h"
 #include "piper/preview.h"
 #include "piper/transform.h"
+#include "query/sql_guard.h"
 #include "storage/lease_store.h"
 
 namespace bf::control {
@@ -36,6 +38,7 @@ namespace {
 
 constexpr size_t kMaxNameLength = 200;
 constexpr size_t kMaxSettingsBytes = 256 * 1024;
+constexpr size_t kMaxConnectorQueryBytes = 64 * 1024;
 constexpr size_t kDefaultPageSize = 50, kMaxPageSize = 500;
 constexpr const char* kSessionCookie = "bf_session";
 // Service keys (leases, config, health of a whole fleet) get this many times the per-key rate.
@@ -93,6 +96,22 @@ json::object to_json(const Dataset& d) {
   return {{"account", d.account}, {"tenant", d.tenant}, {"id", d.id}, {"name", d.name}, {"paused", d.paused},
           {"settings", settings}, {"created", iso(d.created_us)}, {"updated", iso(d.updated_us)}};
 }
+json::object to_json(const Connector& c) {
+  json::error_code ec;
+  json::value settings = json::parse(c.settings_json, ec);
+  if (ec) settings = json::object();
+  return {{"account", c.account},
+          {"tenant", c.tenant},
+          {"id", c.id},
+          {"name", c.name},
+          {"sink", c.sink},
+          {"query", c.query},
+          {"schedule", format_duration_ms(c.schedule_ms)},
+          {"settings", settings},
+          {"paused", c.paused},
+          {"created", iso(c.created_us)},
+          {"updated", iso(c.updated_us)}};
+}
 json::object to_json(const User& u) {
   return {{"id", u.id},     {"email", u.email},       {"name", u.name},
           {"role", u.role}, {"account", str_or_null(u.account)}, {"disabled", u.disabled},
@@ -148,14 +167,16 @@ class Body {
     auto it = obj_.find(key);
     return it == obj_.end() ? nullptr : &it->value();
   }
-  std::optional<std::string> str(const std::string& key, size_t max_len = kMaxNameLength) {
+  // `lines`: newlines and tabs allowed (SQL), other control characters still refused.
+  std::optional<std::string> str(const std::string& key, size_t max_len = kMaxNameLength, bool lines = false) {
     const json::value* v = value(key);
     if (!v || v->is_null()) return std::nullopt;
     if (!v->is_string()) invalid(name(key), "must be a string");
     std::string s(v->get_string());
     if (s.size() > max_len) invalid(name(key), "longer than " + std::to_string(max_len) + " bytes");
     for (unsigned char c : s)
-      if (c < 0x20 || c == 0x7f) invalid(name(key), "must not contain control characters");
+      if ((c < 0x20 || c == 0x7f) && !(lines && (c == '\n' || c == '\t' || c == '\r')))
+        invalid(name(key), "must not contain control characters");
     return s;
   }
   std::string required_str(const std::string& key, size_t max_len = kMaxNameLength) {
@@ -704,6 +725,8 @@ struct ControlApi::Impl {
     Tenant before = need_tenant(acc, id);
     if (!store->list_datasets(acc, id, PageQuery{"", 1, ""}).empty())
       throw ApiError{409, "conflict", "tenant '" + acc + "/" + id + "' still has datasets; delete them first", ""};
+    if (!store->list_connectors(acc, id, PageQuery{"", 1, ""}).empty())
+      throw ApiError{409, "conflict", "tenant '" + acc + "/" + id + "' still has connectors; delete them first", ""};
     store->delete_tenant(acc, id, c.audit("tenant.delete", acc + "/" + id, acc, audit_json(std::optional(before)), "null"));
     return HttpResponse{204, {}, ""};
   }
@@ -806,6 +829,105 @@ struct ControlApi::Impl {
       throw ApiError{409, "conflict", "dataset '" + from + "' routes events to '" + id + "'; change its pipeline first", ""};
     store->delete_dataset(acc, ten, id, c.audit("dataset.delete", acc + "/" + ten + "/" + id, acc,
                                                 audit_json(std::optional(before)), "null"));
+    return HttpResponse{204, {}, ""};
+  }
+
+  // ----- connectors
+  Connector need_connector(const std::string& account, const std::string& tenant, const std::string& id) {
+    need_tenant(account, tenant);
+    auto c = store->get_connector(account, tenant, id);
+    if (!c) not_found("connector '" + account + "/" + tenant + "/" + id + "'");
+    return *c;
+  }
+  // Every field checked the way a connector would run it: the sink's own option
+  // table for its settings, the query service's SQL guard (over the tenant's
+  // datasets) for the query.
+  void read_connector_fields(Body& b, Connector& c) {
+    if (auto n = b.str("name")) c.name = *n;
+    if (auto p = b.boolean("paused")) c.paused = *p;
+    if (auto k = b.str("sink")) c.sink = *k;
+    if (auto q = b.str("query", kMaxConnectorQueryBytes, /*lines=*/true)) c.query = *q;
+    if (auto sch = b.str("schedule")) {
+      try {
+        const ConfigNode node = ConfigNode::parse(json::serialize(json::object{{"schedule", *sch}}), "connector");
+        c.schedule_ms = node.duration("schedule", std::chrono::milliseconds(0)).count();
+      } catch (const ConfigError&) {
+        invalid(b.name("schedule"), "must be a duration like 30s, 5m or 1h");
+      }
+      if (c.schedule_ms < 10000 || c.schedule_ms > 7 * 86400000LL) invalid(b.name("schedule"), "must be between 10s and 7d");
+    }
+    const json::value* settings = b.value("settings");
+    b.check_unknown();
+    const SinkFactory* sink = find_sink(c.sink);
+    if (!sink) {
+      std::string known;
+      for (const auto& f : sink_factories()) known += (known.empty() ? "" : ", ") + f.type;
+      invalid(b.name("sink"), c.sink.empty() ? "is required (one of " + known + ")" : "must be one of " + known);
+    }
+    if (settings && !settings->is_null()) {
+      if (!settings->is_object()) invalid(b.name("settings"), "must be an object");
+      c.settings_json = json::serialize(*settings);
+      if (c.settings_json.size() > kMaxSettingsBytes)
+        invalid(b.name("settings"), "larger than " + std::to_string(kMaxSettingsBytes) + " bytes");
+    }
+    // The stored settings are checked again when only the sink changes.
+    try {
+      sink->validate(ConfigNode::parse(c.settings_json, "connector settings"), "sink " + c.sink);
+    } catch (const ConfigError& e) {
+      invalid(b.name("settings"), e.what());
+    }
+    if (c.query.empty()) invalid(b.name("query"), "is required: one SELECT over the tenant's datasets");
+    SqlGuardOptions guard;
+    guard.tables = tenant_context(c.account, c.tenant, "").siblings;
+    if (SqlGuardVerdict v = check_untrusted_sql(c.query, guard); !v.allowed) invalid(b.name("query"), v.message);
+  }
+  HttpResponse list_connectors(Ctx& c) {
+    const std::string acc = path_id(c.req, "account"), ten = path_id(c.req, "tenant");
+    require(c.who, Action::list, Kind::connector, acc, account_label(acc));
+    need_tenant(acc, ten);
+    Page page = page_from(c.req);
+    return page_response(store->list_connectors(acc, ten, page.query), page, [](const Connector& x) { return x.id; });
+  }
+  HttpResponse create_connector(Ctx& c) {
+    const std::string acc = path_id(c.req, "account"), ten = path_id(c.req, "tenant");
+    require(c.who, Action::create, Kind::connector, acc, account_label(acc));
+    need_tenant(acc, ten);
+    Body b(c.req, "connector");
+    Connector x;
+    x.account = acc;
+    x.tenant = ten;
+    x.id = b.id("id", true);
+    read_connector_fields(b, x);
+    const std::string target = acc + "/" + ten + "/" + x.id;
+    if (store->get_connector(acc, ten, x.id))
+      throw ApiError{409, "conflict", "connector '" + target + "' exists", "connector.id"};
+    x.created_us = x.updated_us = now_us();
+    store->create_connector(x, c.audit("connector.create", target, acc, "null", audit_json(std::optional(x))));
+    return json_ok(201, to_json(x));
+  }
+  HttpResponse get_connector(Ctx& c) {
+    const std::string acc = path_id(c.req, "account"), ten = path_id(c.req, "tenant"), id = path_id(c.req, "connector");
+    require(c.who, Action::read, Kind::connector, acc, account_label(acc));
+    return json_ok(200, to_json(need_connector(acc, ten, id)));
+  }
+  HttpResponse update_connector(Ctx& c) {
+    const std::string acc = path_id(c.req, "account"), ten = path_id(c.req, "tenant"), id = path_id(c.req, "connector");
+    require(c.who, Action::update, Kind::connector, acc, account_label(acc));
+    Body b(c.req, "connector");
+    for (const char* k : {"id", "account", "tenant"}) b.refuse(k, "cannot be changed");
+    Connector before = need_connector(acc, ten, id), after = before;
+    read_connector_fields(b, after);
+    after.updated_us = now_us();
+    store->update_connector(after, c.audit("connector.update", acc + "/" + ten + "/" + id, acc,
+                                           audit_json(std::optional(before)), audit_json(std::optional(after))));
+    return json_ok(200, to_json(after));
+  }
+  HttpResponse delete_connector(Ctx& c) {
+    const std::string acc = path_id(c.req, "account"), ten = path_id(c.req, "tenant"), id = path_id(c.req, "connector");
+    require(c.who, Action::remove, Kind::connector, acc, account_label(acc));
+    Connector before = need_connector(acc, ten, id);
+    store->delete_connector(acc, ten, id, c.audit("connector.delete", acc + "/" + ten + "/" + id, acc,
+                                                  audit_json(std::optional(before)), "null"));
     return HttpResponse{204, {}, ""};
   }
 
@@ -1326,6 +1448,11 @@ const std::vector<ControlApi::Impl::Route>& ControlApi::Impl::table() {
       {"GET", ten + "/datasets/{dataset}", false, h(&I::get_dataset)},
       {"PATCH", ten + "/datasets/{dataset}", false, h(&I::update_dataset)},
       {"DELETE", ten + "/datasets/{dataset}", false, h(&I::delete_dataset)},
+      {"GET", ten + "/connectors", false, h(&I::list_connectors)},
+      {"POST", ten + "/connectors", false, h(&I::create_connector)},
+      {"GET", ten + "/connectors/{connector}", false, h(&I::get_connector)},
+      {"PATCH", ten + "/connectors/{connector}", false, h(&I::update_connector)},
+      {"DELETE", ten + "/connectors/{connector}", false, h(&I::delete_connector)},
       {"GET", "/api/v1/users", false, h(&I::list_users)},
       {"POST", "/api/v1/users", false, h(&I::create_user)},
       {"GET", "/api/v1/users/{user}", false, h(&I::get_user)},

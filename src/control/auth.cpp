@@ -140,8 +140,9 @@ Decision decide(const Principal& who, Action action, const Resource& what) {
       // Leases coordinate pipers and packers (the handler also keeps each to its own stage).
       if (what.kind == Kind::lease)
         return who.service == "piper" || who.service == "packer" ? Decision::allow : Decision::forbidden;
-      // They read the catalog they serve; they change nothing.
-      const bool catalog = what.kind == Kind::account || what.kind == Kind::tenant || what.kind == Kind::dataset;
+      // They read the catalog they serve (connectors: the connector service); they change nothing.
+      const bool catalog = what.kind == Kind::account || what.kind == Kind::tenant || what.kind == Kind::dataset ||
+                           (what.kind == Kind::connector && who.service == "connector");
       return catalog && (action == Action::list || action == Action::read) ? Decision::allow : Decision::forbidden;
     }
     case Role::account_admin:

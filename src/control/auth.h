@@ -62,8 +62,8 @@ struct Principal {
 enum class Action { list, read, create, update, remove };
 // config: the distributed config document; health: component reports (system-wide);
 // lease: piper and packer worker leases; plugins: the option schemas of the
-// built-in sources and steps (the UI's forms).
-enum class Kind { account, tenant, dataset, user, api_key, audit, config, health, lease, plugins };
+// built-in sources, steps and sinks (the UI's forms); connector: a tenant's exports.
+enum class Kind { account, tenant, dataset, connector, user, api_key, audit, config, health, lease, plugins };
 struct Resource {
   Kind kind = Kind::account;
   std::string account;               // the account it belongs to; "" = system-wide

@@ -66,6 +66,7 @@ bool is_config_audience(std::string_view service) {
 std::string config_document(ControlStore& store, std::string_view service) {
   const bool ingest_keys = service == "receiver" || service == "all";
   const bool query_keys = service == "query" || service == "all";
+  const bool connectors = service == "connector" || service == "all";
   std::vector<ApiKey> keys;
   if (ingest_keys || query_keys)
     keys = all_rows<ApiKey>([&](const PageQuery& q) { return store.list_keys(q); }, [](const ApiKey& k) { return k.id; });
@@ -81,6 +82,21 @@ std::string config_document(ControlStore& store, std::string_view service) {
         datasets.push_back(json::object{{"id", d.id}, {"paused", d.paused}, {"settings", settings_of(d)}});
       }
       json::object tenant{{"id", t.id}, {"datasets", std::move(datasets)}};
+      if (connectors) {
+        json::array out;
+        for (const Connector& c : all_rows<Connector>([&](const PageQuery& q) { return store.list_connectors(a.id, t.id, q); },
+                                                      [](const Connector& c) { return c.id; })) {
+          json::error_code ec;
+          json::value settings = json::parse(c.settings_json, ec);
+          out.push_back(json::object{{"id", c.id},
+                                     {"sink", c.sink},
+                                     {"query", c.query},
+                                     {"schedule_ms", c.schedule_ms},
+                                     {"settings", ec ? json::value(json::object()) : settings},
+                                     {"paused", c.paused}});
+        }
+        tenant["connectors"] = std::move(out);
+      }
       for (auto [field, role, wanted] : {std::tuple{"ingest_keys", "ingest", ingest_keys},
                                          std::tuple{"query_keys", "query", query_keys}}) {
         if (!wanted) continue;

@@ -14,7 +14,7 @@ class ControlStore;
 
 // What a service is given. Key hashes go only where they are checked: ingest keys to
 // the receiver, query keys to the query server; "all" (bytefreezer run, in-process)
-// gets both. Revoked keys are left out.
+// gets both; connectors go to the connector service (and "all"). Revoked keys are left out.
 bool is_config_audience(std::string_view service);  // a service name or "all"
 std::string config_document(ControlStore& store, std::string_view service);
 // "\"<32 hex of SHA-256>\"" (a strong ETag, quotes included).

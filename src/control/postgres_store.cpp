@@ -20,7 +20,7 @@ namespace {
 
 // Migration N is kMigrations[N-1]. Append only: a released migration never changes.
 // 1 and 2 mirror SQLite's; 3 adds the worker leases (SQLite keeps those in the lease
-// store's own table).
+// store's own table); 4 is SQLite's 3.
 const char* const kMigrations[] = {
     // 1: the catalog, users, keys, sessions and the audit log.
     R"sql(
@@ -101,6 +101,23 @@ CREATE TABLE leases (
   holder TEXT NOT NULL,
   token BIGINT NOT NULL,
   expires_us BIGINT NOT NULL);
+)sql",
+    // 4: connectors (exports of a tenant's events); SQLite's 3.
+    R"sql(
+CREATE TABLE connectors (
+  account TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT NOT NULL DEFAULT '',
+  sink TEXT NOT NULL,
+  query TEXT NOT NULL,
+  schedule_ms BIGINT NOT NULL,
+  settings TEXT NOT NULL DEFAULT '{}',
+  paused BOOLEAN NOT NULL DEFAULT false,
+  created_us BIGINT NOT NULL,
+  updated_us BIGINT NOT NULL,
+  PRIMARY KEY (account, tenant, id),
+  FOREIGN KEY (account, tenant) REFERENCES tenants(account, id));
 )sql",
 };
 constexpr int kLatest = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);

@@ -110,6 +110,45 @@ class SqlStore final : public ControlStore {
     });
   }
 
+  // ----- connectors
+  static constexpr const char* kConnectorCols =
+      "account, tenant, id, name, sink, query, schedule_ms, settings, paused, created_us, updated_us";
+  std::optional<Connector> get_connector(const std::string& account, const std::string& tenant,
+                                         const std::string& id) override {
+    return one<Connector>(std::string("SELECT ") + kConnectorCols +
+                              " FROM connectors WHERE account = ? AND tenant = ? AND id = ?",
+                          {account, tenant, id}, connector_row);
+  }
+  std::vector<Connector> list_connectors(const std::string& account, const std::string& tenant,
+                                         const PageQuery& page) override {
+    return many<Connector>(std::string("SELECT ") + kConnectorCols +
+                               " FROM connectors WHERE account = ? AND tenant = ? AND id > ? ORDER BY id LIMIT ?",
+                           {account, tenant, page.after, lim(page)}, connector_row);
+  }
+  void create_connector(const Connector& c, const AuditEntry& audit) override {
+    change(audit, [&] {
+      run("INSERT INTO connectors (account, tenant, id, name, sink, query, schedule_ms, settings, paused, created_us, "
+          "updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          {c.account, c.tenant, c.id, c.name, c.sink, c.query, c.schedule_ms, c.settings_json, c.paused, c.created_us,
+           c.updated_us});
+      return true;
+    });
+  }
+  bool update_connector(const Connector& c, const AuditEntry& audit) override {
+    return change(audit, [&] {
+      return run("UPDATE connectors SET name = ?, sink = ?, query = ?, schedule_ms = ?, settings = ?, paused = ?, "
+                 "updated_us = ? WHERE account = ? AND tenant = ? AND id = ?",
+                 {c.name, c.sink, c.query, c.schedule_ms, c.settings_json, c.paused, c.updated_us, c.account, c.tenant,
+                  c.id}) > 0;
+    });
+  }
+  bool delete_connector(const std::string& account, const std::string& tenant, const std::string& id,
+                        const AuditEntry& audit) override {
+    return change(audit, [&] {
+      return run("DELETE FROM connectors WHERE account = ? AND tenant = ? AND id = ?", {account, tenant, id}) > 0;
+    });
+  }
+
   // ----- users
   static constexpr const char* kUserCols =
       "id, email, name, role, coalesce(account, ''), password_hash, disabled, created_us, updated_us";
@@ -229,6 +268,10 @@ class SqlStore final : public ControlStore {
   static Tenant tenant_row(const SqlRow& r) { return Tenant{r.str(0), r.str(1), r.str(2), r.num(3), r.num(4)}; }
   static Dataset dataset_row(const SqlRow& r) {
     return Dataset{r.str(0), r.str(1), r.str(2), r.str(3), r.str(4), r.flag(5), r.num(6), r.num(7)};
+  }
+  static Connector connector_row(const SqlRow& r) {
+    return Connector{r.str(0), r.str(1), r.str(2),  r.str(3),  r.str(4), r.str(5),
+                     r.num(6), r.str(7), r.flag(8), r.num(9), r.num(10)};
   }
   static User user_row(const SqlRow& r) {
     return User{r.str(0), r.str(1), r.str(2), r.str(3), r.str(4), r.str(5), r.flag(6), r.num(7), r.num(8)};

@@ -88,6 +88,23 @@ CREATE INDEX users_by_account ON users(account, id);
 CREATE INDEX api_keys_by_account ON api_keys(account, id);
 CREATE INDEX sessions_by_expiry ON sessions(expires_us);
 )sql",
+    // 3: connectors (exports of a tenant's events).
+    R"sql(
+CREATE TABLE connectors (
+  account TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT NOT NULL DEFAULT '',
+  sink TEXT NOT NULL,
+  query TEXT NOT NULL,
+  schedule_ms INTEGER NOT NULL,
+  settings TEXT NOT NULL DEFAULT '{}',
+  paused INTEGER NOT NULL DEFAULT 0,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  PRIMARY KEY (account, tenant, id),
+  FOREIGN KEY (account, tenant) REFERENCES tenants(account, id));
+)sql",
 };
 constexpr int kLatest = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
 

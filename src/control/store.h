@@ -50,6 +50,20 @@ struct Dataset {
   int64_t created_us = 0, updated_us = 0;
 };
 
+// An export of a tenant's events (docs/control.md, "Connectors"): what to select,
+// where to send it, how often. Destination credentials are not here: settings name
+// the environment variables that hold them on the connector's host.
+struct Connector {
+  std::string account, tenant, id;
+  std::string name;
+  std::string sink;                 // elasticsearch | splunk_hec | webhook
+  std::string query;                // one SELECT over the tenant's datasets
+  int64_t schedule_ms = 60000;      // how often it runs
+  std::string settings_json = "{}"; // the sink's options (connector/sinks.h)
+  bool paused = false;
+  int64_t created_us = 0, updated_us = 0;
+};
+
 struct User {
   std::string id;        // generated
   std::string email;     // unique, lower-cased
@@ -133,6 +147,15 @@ class ControlStore {
   virtual bool update_dataset(const Dataset& d, const AuditEntry& audit) = 0;
   virtual bool delete_dataset(const std::string& account, const std::string& tenant, const std::string& id,
                               const AuditEntry& audit) = 0;
+
+  virtual std::optional<Connector> get_connector(const std::string& account, const std::string& tenant,
+                                                 const std::string& id) = 0;
+  virtual std::vector<Connector> list_connectors(const std::string& account, const std::string& tenant,
+                                                 const PageQuery& page) = 0;
+  virtual void create_connector(const Connector& c, const AuditEntry& audit) = 0;
+  virtual bool update_connector(const Connector& c, const AuditEntry& audit) = 0;
+  virtual bool delete_connector(const std::string& account, const std::string& tenant, const std::string& id,
+                                const AuditEntry& audit) = 0;
 
   virtual std::optional<User> get_user(const std::string& id) = 0;
   virtual std::optional<User> find_user_by_email(const std::string& email) = 0;

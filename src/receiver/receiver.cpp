@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <cstdint>
+#include <map>
 #include <mutex>
 #include <random>
 #include <system_error>
@@ -143,10 +145,47 @@ struct Receiver::Impl {
   std::atomic<bool> store_reachable{true};
   // Serialises the check-then-store of one idempotency key (striped by hash).
   std::array<std::mutex, 64> key_locks;
+  // When each spooled batch was accepted (unix µs, from its meta for batches found in
+  // the spool at start): the lag is the age of the oldest.
+  mutable std::mutex waiting_mu;
+  std::map<std::string, int64_t> waiting;
 
   Impl(ReceiverOptions o, std::shared_ptr<const Catalog> c, std::shared_ptr<ObjectStore> s)
       : options(std::move(o)), catalog(std::move(c)), store(std::move(s)),
-        spool(options.spool_dir, options.spool_max_bytes) {}
+        spool(options.spool_dir, options.spool_max_bytes) {
+    const int64_t now = now_us();
+    for (const auto& entry : spool.list()) {
+      int64_t since = now;  // entries of versions that did not record it, or unreadable ones
+      try {
+        auto meta = boost::json::parse(spool.read_meta(entry.id));
+        if (auto* r = meta.as_object().if_contains("received_us"); r && r->is_int64()) since = std::min(now, r->as_int64());
+      } catch (const std::exception&) {
+      }
+      waiting.emplace(entry.id, since);
+    }
+  }
+
+  // Before the put, so the uploader never removes an entry not yet recorded; false
+  // when the batch was waiting already (a retry keeps its first time).
+  bool spooled(const std::string& key, int64_t since) {
+    std::lock_guard lock(waiting_mu);
+    return waiting.try_emplace(key, since).second;
+  }
+  void unspooled(const std::string& key) {
+    std::lock_guard lock(waiting_mu);
+    waiting.erase(key);
+  }
+  int64_t lag_ms() const {
+    int64_t oldest = INT64_MAX;
+    {
+      std::lock_guard lock(waiting_mu);
+      for (const auto& [key, since] : waiting) oldest = std::min(oldest, since);
+    }
+    const int64_t lag = oldest == INT64_MAX ? 0 : std::max<int64_t>(0, (now_us() - oldest) / 1000);
+    metrics().gauge("bf_receiver_lag_milliseconds", "How long the oldest spooled batch has waited for its upload (0: none)")
+        .set(lag);
+    return lag;
+  }
 
   HttpResponse ingest(HttpRequest& req) {
     const std::string& tenant = req.params["tenant"];
@@ -260,10 +299,12 @@ struct Receiver::Impl {
       response["duplicate"] = true;
       return HttpResponse::json(200, boost::json::serialize(response));
     }
+    const int64_t received_us = now_us();
     boost::json::object meta{{"account", ref.account}, {"tenant", ref.tenant}, {"dataset", ref.dataset},
-                             {"batch_id", batch_id}, {"digest", digest}, {"events", summary.events}};
+                             {"batch_id", batch_id}, {"digest", digest}, {"events", summary.events},
+                             {"received_us", received_us}};
     // The receive metadata; decoders apply it to events without it (batch.h).
-    BatchEnvelope envelope{{"received", format_rfc3339(now_us())}, {"source", "http-ingest"}, {"peer", req.peer},
+    BatchEnvelope envelope{{"received", format_rfc3339(received_us)}, {"source", "http-ingest"}, {"peer", req.peer},
                            {"events", summary.events}};
     if (summary.complete) {
       envelope["complete"] = true;
@@ -282,8 +323,14 @@ struct Receiver::Impl {
     } else {
       data = wrap_batch_object(envelope, req.body);
     }
+    const bool fresh = summary.events > 0 && spooled(key, received_us);
     try {
-      if (summary.events > 0) spool.put(key, boost::json::serialize(meta), data);
+      try {
+        if (summary.events > 0) spool.put(key, boost::json::serialize(meta), data);
+      } catch (...) {
+        if (fresh) unspooled(key);
+        throw;
+      }
     } catch (const SpoolFull& e) {
       auto r = reject(503, "spool_full", "receiver is over its spool limit; retry later");
       r.headers["Retry-After"] = "5";
@@ -358,6 +405,7 @@ struct Receiver::Impl {
       contract.component.sent_bytes.inc(item.data.size());
     }
     spool.remove(id);
+    unspooled(id);
     if (uploaded_callback) uploaded_callback();
   }
 
@@ -375,6 +423,7 @@ struct Receiver::Impl {
       } catch (const SpoolCorrupt& e) {
         receiver_metrics().corrupt_entries.inc();
         spool.quarantine(entry.id, e.what());  // never retried forever, never uploaded
+        unspooled(entry.id);
       } catch (const std::exception& e) {
         all_ok = false;
         store_reachable = false;
@@ -384,6 +433,7 @@ struct Receiver::Impl {
       }
     }
     metrics().gauge("bf_receiver_spool_bytes", "Bytes in the receiver spool").set(static_cast<int64_t>(spool.bytes()));
+    lag_ms();  // refreshes the gauge
     return all_ok;
   }
 
@@ -463,6 +513,7 @@ bool Receiver::ready() const { return impl_->started; }
 void Receiver::on_uploaded(std::function<void()> callback) { impl_->uploaded_callback = std::move(callback); }
 
 size_t Receiver::spooled_batches() const { return impl_->spool.list().size(); }
+int64_t Receiver::lag_ms() const { return impl_->lag_ms(); }
 
 }  // namespace bf
 

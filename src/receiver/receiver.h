@@ -44,6 +44,9 @@ class Receiver {
   uint16_t port() const;
   bool ready() const;
   size_t spooled_batches() const;
+  // How long the oldest batch in the spool has waited for its upload to raw/, in ms
+  // (0: the spool is empty); also the gauge bf_receiver_lag_milliseconds.
+  int64_t lag_ms() const;
   // A new catalog (from control): the next request authenticates and routes with it.
   void set_catalog(std::shared_ptr<const Catalog> catalog);
   // Called (on the uploader thread) after each batch reaches raw/; set before start().

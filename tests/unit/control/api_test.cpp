@@ -50,6 +50,99 @@ TEST_P(Api, CreateGetUpdateDeleteADatasetWithSettings) {
   EXPECT_EQ(h.call("GET", "/api/v1/accounts/a/tenants/t/datasets/web", "", sys).status, 404);
 }
 
+// Connectors: settings through the sink's own option table, the query through the
+// query service's SQL guard over the tenant's datasets, credentials only as the names
+// of environment variables.
+TEST_P(Api, ConnectorsAreValidatedAsAConnectorWouldRunThemAndHoldNoSecrets) {
+  const std::string cs = "/api/v1/accounts/a/tenants/t/connectors";
+  ASSERT_EQ(h.call("POST", "/api/v1/accounts/a/tenants/t/datasets", R"({"id":"web"})", sys).status, 201);
+  h.add_tenant("a", "other");
+  ASSERT_EQ(h.call("POST", "/api/v1/accounts/a/tenants/other/datasets", R"({"id":"secret"})", sys).status, 201);
+
+  auto r = h.call("POST", cs,
+                  R"({"id":"to-es","name":"Errors to ES","sink":"elasticsearch","schedule":"5m",)"
+                  R"("query":"SELECT _time, message\nFROM web\nWHERE severity <= 3",)"
+                  R"("settings":{"url":"https://es.example.com:9200","index":"bf-errors","api_key_env":"ES_API_KEY"}})",
+                  sys);
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.json().at("schedule"), "5m");
+  EXPECT_EQ(r.json().at("settings").at("index"), "bf-errors");
+  EXPECT_EQ(r.json().at("paused"), false);
+  r = h.call("PATCH", cs + "/to-es", R"({"paused":true,"schedule":"30s"})", sys);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json().at("paused"), true);
+  EXPECT_EQ(r.json().at("schedule"), "30s");
+  EXPECT_EQ(r.json().at("settings").at("api_key_env"), "ES_API_KEY");  // kept
+  // Changing only the sink checks the stored settings against the new sink's table.
+  r = h.call("PATCH", cs + "/to-es", R"({"sink":"splunk_hec"})", sys);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.field(), "connector.settings");
+
+  struct Case {
+    std::string body, field, says;
+  };
+  const std::string ok_settings = R"("settings":{"url":"https://hooks.example.com/in"})";
+  for (const Case& c : std::vector<Case>{
+           {R"({"id":"x","sink":"kafka","query":"SELECT 1",)" + ok_settings + "}", "connector.sink", "webhook"},
+           {R"({"id":"x","query":"SELECT 1",)" + ok_settings + "}", "connector.sink", "required"},
+           {R"({"id":"x","sink":"webhook",)" + ok_settings + "}", "connector.query", "required"},
+           {R"j({"id":"x","sink":"webhook","query":"SELECT * FROM read_csv('/etc/passwd')",)j" + ok_settings + "}",
+            "connector.query", "read_csv"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT * FROM secret",)" + ok_settings + "}", "connector.query",
+            "secret"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1; DROP TABLE web",)" + ok_settings + "}",
+            "connector.query", ""},
+           {R"({"id":"x","sink":"webhook","query":"DELETE FROM web",)" + ok_settings + "}", "connector.query", ""},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1","schedule":"1s",)" + ok_settings + "}",
+            "connector.schedule", "10s"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1","schedule":"often",)" + ok_settings + "}",
+            "connector.schedule", "duration"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1","settings":{}})", "connector.settings", "url"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1","settings":{"url":"ftp://h/x"}})", "connector.settings",
+            "http"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1","settings":{"url":"https://user:pw@h/x"}})",
+            "connector.settings", "credentials"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1","settings":{"url":"https://h/x?token=abc"}})",
+            "connector.settings", "query"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1","settings":{"url":"https://h/x","colour":1}})",
+            "connector.settings", "colour"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1","settings":{"url":"https://h/x","auth_env":"s3cr3t-t0ken"}})",
+            "connector.settings", "environment variable"},
+           {R"({"id":"x","sink":"splunk_hec","query":"SELECT 1","settings":{"url":"https://splunk:8088"}})",
+            "connector.settings", "token_env"},
+           {R"({"id":"x","sink":"elasticsearch","query":"SELECT 1","settings":{"url":"https://es:9200","index":"Bad Index"}})",
+            "connector.settings", "lowercase"},
+           {R"({"id":"x","sink":"elasticsearch","query":"SELECT 1","settings":{"url":"https://es:9200","index":"i","username":"u"}})",
+            "connector.settings", "password_env"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1","settings":[1]})", "connector.settings", "object"},
+       }) {
+    r = h.call("POST", cs, c.body, sys);
+    EXPECT_EQ(r.status, 400) << c.body << ": " << r.body;
+    if (r.status != 400) continue;
+    EXPECT_EQ(r.field(), c.field) << c.body << ": " << r.body;
+    EXPECT_NE(r.json().at("message").as_string().find(c.says), std::string::npos) << c.body << ": " << r.body;
+  }
+  EXPECT_EQ(h.call("GET", cs, "", sys).json().at("items").as_array().size(), 1u);  // nothing else was created
+
+  // The connector service's config document carries the connector; other services' do not.
+  const std::string doc = config_document(*h.store, "connector");
+  EXPECT_NE(doc.find("\"to-es\""), std::string::npos) << doc;
+  EXPECT_NE(doc.find("bf-errors"), std::string::npos) << doc;
+  EXPECT_EQ(config_document(*h.store, "piper").find("to-es"), std::string::npos);
+
+  // A tenant with connectors is not deleted under them; the audit log has each change.
+  ASSERT_EQ(h.call("DELETE", "/api/v1/accounts/a/tenants/t/datasets/web", "", sys).status, 204);
+  r = h.call("DELETE", "/api/v1/accounts/a/tenants/t", "", sys);
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("connectors"), std::string::npos) << r.body;
+  EXPECT_EQ(h.call("DELETE", cs + "/to-es", "", sys).status, 204);
+  EXPECT_EQ(h.call("GET", cs + "/to-es", "", sys).status, 404);
+  EXPECT_EQ(h.call("DELETE", "/api/v1/accounts/a/tenants/t", "", sys).status, 204);
+  std::set<std::string> actions;
+  for (const auto& e : h.store->list_audit(PageQuery{"", 1000, ""})) actions.insert(e.action);
+  for (const char* a : {"connector.create", "connector.update", "connector.delete"}) EXPECT_TRUE(actions.count(a)) << a;
+}
+
 TEST_P(Api, ValidationErrorsNameTheField) {
   struct Case {
     std::string method, path, body, field;

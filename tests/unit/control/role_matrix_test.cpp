@@ -100,6 +100,17 @@ const std::vector<Row>& matrix() {
       {"GET", D, d, "", {200, 200, 200, 404, 403, 403, 200, 401, 401}},
       {"PATCH", D, d, R"({"paused":true})", {200, 200, 403, 404, 403, 403, 403, 401, 401}},
       {"DELETE", D, d, "", {204, 204, 403, 404, 403, 403, 403, 401, 401}},
+      // Connectors: the account's users, and the connector service reads them.
+      {"GET", T + "/connectors", t + "/connectors", "",
+       {200, 200, 200, 404, 403, 403, 403, 401, 401, {{kSvcConnector, 200}}}},
+      {"POST", T + "/connectors", t + "/connectors",
+       R"({"id":"new","sink":"webhook","query":"SELECT * FROM d","settings":{"url":"https://hooks.example.com/x"}})",
+       {201, 201, 403, 404, 403, 403, 403, 401, 401}},
+      {"GET", T + "/connectors/{connector}", t + "/connectors/c", "",
+       {200, 200, 200, 404, 403, 403, 403, 401, 401, {{kSvcConnector, 200}}}},
+      {"PATCH", T + "/connectors/{connector}", t + "/connectors/c", R"({"paused":true})",
+       {200, 200, 403, 404, 403, 403, 403, 401, 401}},
+      {"DELETE", T + "/connectors/{connector}", t + "/connectors/c", "", {204, 204, 403, 404, 403, 403, 403, 401, 401}},
       {"GET", "/api/v1/users", "", "", {200, 200, 200, 200, 403, 403, 403, 401, 401}},
       {"POST", "/api/v1/users", "", kUserBody, {201, 201, 403, 404, 403, 403, 403, 401, 401}},
       {"GET", "/api/v1/users/{user}", "", "", {200, 200, 200, 404, 403, 403, 403, 401, 401}},
@@ -139,8 +150,8 @@ const std::vector<Row>& matrix() {
 // answer to an account-scoped caller must not hold the other's.
 const std::string kMarkA = "only-in-account-a", kMarkB = "only-in-account-b";
 
-// Accounts a and b, each with tenant t and dataset d (named after their account's
-// marker); a also has an empty tenant; a user and a key of each account to act on
+// Accounts a and b, each with tenant t, dataset d and connector c (named after their
+// account's marker); a also has an empty tenant; a user and a key of each account to act on
 // and to leak; a key for every caller.
 struct World {
   test::ApiHarness h;
@@ -152,6 +163,9 @@ struct World {
       h.store->create_account(Account{acc, mark, now_us(), now_us()}, test::audit("a", acc));
       h.store->create_tenant(Tenant{acc, "t", mark, now_us(), now_us()}, test::audit("t", acc));
       h.store->create_dataset(Dataset{acc, "t", "d", mark, "{}", false, now_us(), now_us()}, test::audit("d", acc));
+      h.store->create_connector(Connector{acc, "t", "c", mark, "webhook", "SELECT * FROM d", 60000,
+                                          R"({"url":"https://hooks.example.com/x"})", false, now_us(), now_us()},
+                                test::audit("c", acc));
     }
     h.add_tenant("a", "empty");
     user_a = h.add_user("admin-a@example.com", "account_admin", "a");
@@ -278,7 +292,8 @@ TEST(RoleMatrix, AnotherAccountsAllowedAnswersHoldOnlyItsOwnData) {
   World w;
   for (const std::string path : {"/api/v1/accounts", "/api/v1/accounts/b", "/api/v1/accounts/b/tenants",
                                  "/api/v1/accounts/b/tenants/t", "/api/v1/accounts/b/tenants/t/datasets",
-                                 "/api/v1/accounts/b/tenants/t/datasets/d", "/api/v1/users?limit=500",
+                                 "/api/v1/accounts/b/tenants/t/datasets/d", "/api/v1/accounts/b/tenants/t/connectors",
+                                 "/api/v1/accounts/b/tenants/t/connectors/c", "/api/v1/users?limit=500",
                                  "/api/v1/audit?limit=500"}) {
     auto r = w.h.call("GET", path, "", w.tokens[kAdminB]);
     ASSERT_EQ(r.status, 200) << path << ": " << r.body;

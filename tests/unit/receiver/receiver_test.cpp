@@ -71,6 +71,7 @@ class ReceiverTest : public ::testing::Test {
   void restart_with_unreachable_store() {
     receiver.reset();
     fs::path blocked = dir / "blocked";
+    fs::remove_all(blocked);  // a file already when called again
     store = std::make_shared<LocalStore>(blocked);
     fs::remove_all(blocked);
     std::ofstream(blocked) << "x";
@@ -163,6 +164,26 @@ TEST_F(ReceiverTest, RestartResumesUploadsLeftInTheSpool) {
   start();
   ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
   EXPECT_EQ(raw_objects().size(), 3u);
+}
+
+TEST_F(ReceiverTest, LagIsTheAgeOfTheOldestBatchNotYetUploadedAcrossRestarts) {
+  EXPECT_EQ(receiver->lag_ms(), 0);  // nothing spooled
+  restart_with_unreachable_store();
+  ASSERT_EQ(post("{\"n\":1}\n").status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_EQ(post("{\"n\":2}\n").status, 200);  // younger: the oldest decides
+  const int64_t before_restart = receiver->lag_ms();
+  EXPECT_GE(before_restart, 400);
+  EXPECT_LT(before_restart, 60000);
+  EXPECT_EQ(metrics().value("bf_receiver_lag_milliseconds"), before_restart);
+  // After a restart the batches still count from when they were accepted, not from the start.
+  restart_with_unreachable_store();
+  EXPECT_GE(receiver->lag_ms(), before_restart);
+  receiver.reset();
+  store = std::make_shared<LocalStore>(dir / "store");
+  start();
+  ASSERT_TRUE(test::eventually(std::chrono::seconds(10), [&] { return receiver->spooled_batches() == 0; }));
+  EXPECT_EQ(receiver->lag_ms(), 0);
 }
 
 TEST_F(ReceiverTest, ServesHealthAndMetrics) {
