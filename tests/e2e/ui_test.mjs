@@ -3,7 +3,7 @@
 // dataset on the first-run page, sends events and watches the counters move,
 // changes the pipeline in the dataset editor (the next events carry the change, no
 // restart), creates keys and users, reads the audit log, runs a query and downloads
-// the CSV; renders the schema-driven source form from a fixture; and checks every
+// the CSV; creates, pauses and edits a connector; renders the schema-driven source form from a fixture; and checks every
 // page for labelled controls and keyboard reachability. Screenshots go to --artifacts.
 //
 //   node tests/e2e/ui_test.mjs --binary build/bytefreezer --artifacts build/e2e-artifacts/ui
@@ -518,6 +518,47 @@ async function main() {
     await page.getByLabel("Query key").fill(queryKey);
     await page.getByLabel("Query key").dispatchEvent("change");
     log("schema and files ok");
+
+    // Connectors: created from the sink's schema form, refused with a clear error when a
+    // secret is typed where a variable name belongs or the SQL reads a file; paused, edited.
+    await page.goto(`${bf.base}/connectors`);
+    await page.getByRole("heading", { name: "Connectors", exact: true }).waitFor();
+    await page.getByLabel("Tenant").selectOption("acme/web");
+    await page.getByLabel("Connector id").fill("errors-to-hook");
+    await page.getByLabel("Name", { exact: true }).fill("Errors to the hook");
+    await page.getByLabel("Query (SQL)").fill("SELECT _time, message FROM logs");
+    await page.getByLabel("Sink", { exact: true }).selectOption("webhook");
+    await page.getByLabel("url (required)").fill("https://hooks.example.com/in");
+    await page.getByLabel("auth_env").fill("s3cr3t token");
+    await checkA11y(page, "connectors");
+    await page.getByRole("button", { name: "Create connector" }).click();
+    await page.getByRole("alert").filter({ hasText: "environment variable" }).waitFor();
+    await page.getByLabel("auth_env").fill("HOOK_TOKEN");
+    await page.getByLabel("Query (SQL)").fill("SELECT * FROM read_csv('/etc/passwd')");
+    await page.getByRole("button", { name: "Create connector" }).click();
+    await page.getByRole("alert").filter({ hasText: "read_csv" }).waitFor();
+    assert.equal(await page.getByLabel("Query (SQL)").getAttribute("aria-invalid"), "true");
+    await page.getByLabel("Query (SQL)").fill("SELECT _time, message FROM logs");
+    await page.getByRole("button", { name: "Create connector" }).click();
+    await page.getByText("Connector acme/web/errors-to-hook created.").waitFor();
+    const connectorRow = page.getByRole("table", { name: "Connectors" }).locator("tbody tr").filter({ hasText: "errors-to-hook" });
+    await connectorRow.filter({ hasText: "active" }).waitFor();
+    await page.getByRole("button", { name: "Pause connector errors-to-hook" }).click();
+    await connectorRow.filter({ hasText: "paused" }).waitFor();
+    await shot(page, "12-connectors");
+    await page.getByRole("link", { name: "errors-to-hook" }).click();
+    await page.getByRole("heading", { name: "Connector acme/web/errors-to-hook", exact: true }).waitFor();
+    assert.equal(await page.getByLabel("url (required)").inputValue(), "https://hooks.example.com/in");
+    await page.getByLabel("Schedule").fill("5m");
+    await checkA11y(page, "connector (edit)");
+    await page.getByRole("button", { name: "Save connector" }).click();
+    await page.getByText("Saved.").waitFor();
+    const stored = await page.evaluate(async () => (await fetch("/api/v1/accounts/acme/tenants/web/connectors/errors-to-hook")).json());
+    assert.equal(stored.schedule, "5m");
+    assert.equal(stored.paused, true);
+    assert.equal(stored.settings.auth_env, "HOOK_TOKEN");
+    assert.equal(stored.query, "SELECT _time, message FROM logs");
+    log("connectors ok");
 
     // The source form from a schema fixture (the shape of `plugins --schema`).
     const fixture = JSON.parse(fs.readFileSync(path.join(here, "plugins_fixture.json"), "utf8"));

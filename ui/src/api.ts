@@ -90,6 +90,19 @@ export interface Dataset {
   created: string;
   updated: string;
 }
+export interface Connector {
+  account: string;
+  tenant: string;
+  id: string;
+  name: string;
+  sink: string;
+  query: string;
+  schedule: string;
+  settings: Record<string, unknown>;
+  paused: boolean;
+  created: string;
+  updated: string;
+}
 export interface ApiKey {
   id: string;
   name: string;

@@ -12,6 +12,7 @@ import { auditPage } from "./pages/audit";
 import { overviewPage } from "./pages/overview";
 import { queryPage } from "./pages/query";
 import { datasetDataPage } from "./pages/dataset_data";
+import { connectorsPage, connectorPage } from "./pages/connectors";
 
 export interface Ctx {
   me: Me;
@@ -36,6 +37,8 @@ route("/accounts/:account", accountPage);
 route("/accounts/:account/tenants/:tenant", tenantPage);
 route("/accounts/:account/tenants/:tenant/datasets/:dataset", datasetPage);
 route("/accounts/:account/tenants/:tenant/datasets/:dataset/data", datasetDataPage);
+route("/connectors", connectorsPage);
+route("/accounts/:account/tenants/:tenant/connectors/:connector", connectorPage);
 route("/keys", keysPage);
 route("/users", usersPage);
 route("/audit", auditPage);
@@ -45,6 +48,7 @@ const nav: [string, string][] = [
   ["/overview", "Overview"],
   ["/welcome", "Get started"],
   ["/accounts", "Accounts"],
+  ["/connectors", "Connectors"],
   ["/keys", "API keys"],
   ["/users", "Users"],
   ["/audit", "Audit log"],

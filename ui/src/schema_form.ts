@@ -1,6 +1,7 @@
-// Forms from JSON Schema: the option schemas of sources and pipeline steps
-// (`bytefreezer plugins --schema`, GET /api/v1/plugins):
-//   {"sources": {"<type>": <object schema>}, "steps": {"<kind>": <object schema>}}
+// Forms from JSON Schema: the option schemas of sources, pipeline steps and connector
+// sinks (`bytefreezer plugins --schema`, GET /api/v1/plugins):
+//   {"sources": {"<type>": <object schema>}, "steps": {"<kind>": <object schema>},
+//    "sinks": {"<type>": <object schema>}}
 // so a new plugin gets its form without UI code. Each property becomes a labelled
 // control: string (enum: a select), integer/number (with its bounds), boolean (a
 // checkbox), array of scalars (one per line), anything else JSON.
@@ -28,6 +29,7 @@ export interface JsonSchema {
 export interface PluginSchemas {
   sources: Record<string, JsonSchema>;
   steps: Record<string, JsonSchema>;
+  sinks?: Record<string, JsonSchema>;  // connector sinks (docs/connectors.md)
 }
 
 // A value a user typed that does not fit the schema; `field` is the property.
