@@ -115,6 +115,10 @@ TEST_P(Api, ConnectorsAreValidatedAsAConnectorWouldRunThemAndHoldNoSecrets) {
            {R"({"id":"x","sink":"elasticsearch","query":"SELECT 1","settings":{"url":"https://es:9200","index":"i","username":"u"}})",
             "connector.settings", "password_env"},
            {R"({"id":"x","sink":"webhook","query":"SELECT 1","settings":[1]})", "connector.settings", "object"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT ')" + std::string(70000, 'x') + R"('",)" + ok_settings + "}",
+            "connector.query", "longer than"},
+           {R"({"id":"x","sink":"webhook","query":"SELECT 1\u0000",)" + ok_settings + "}", "connector.query",
+            "control characters"},
        }) {
     r = h.call("POST", cs, c.body, sys);
     EXPECT_EQ(r.status, 400) << c.body << ": " << r.body;
