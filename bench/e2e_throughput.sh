@@ -31,7 +31,7 @@ trap 'kill $PID $GENPID 2>/dev/null || true; wait 2>/dev/null || true; [ -z "${K
 GENPID=
 
 . bench/lib.sh  # free_port, now
-SYSLOG=$(free_port); RECV=$(free_port); ADMIN=$(free_port); QUERY=$(free_port)
+SYSLOG=$(free_port); RECV=$(free_port); ADMIN=$(free_port); QUERY=$(free_port); CONTROL=$(free_port)
 cat > "$DIR/bf.yaml" <<YAML
 log: {level: ${LOG_LEVEL:-warn}}
 admin: {listen: "127.0.0.1:$ADMIN"}
@@ -49,7 +49,10 @@ proxy:
 receiver: {listen: "127.0.0.1:$RECV", spool: {dir: $DIR/receiver-spool}}
 piper: {interval: ${PIPER_INTERVAL:-1s}}
 packer: {interval: ${PACKER_INTERVAL:-5s}, max_batches_per_part: ${PACKER_BATCHES:-1000}, flush: {age: ${PACKER_FLUSH_AGE:-0s}}${PACKER_EXTRA:+, $PACKER_EXTRA}}
-query: {listen: "127.0.0.1:$QUERY"}
+query: {listen: "127.0.0.1:$QUERY", temp_dir: $DIR/query-tmp}
+# Everything in the run's directory on free ports: runs side by side never share state.
+control: {listen: "127.0.0.1:$CONTROL", db: $DIR/control.db}
+leases: {path: $DIR/leases.db}
 YAML
 "$BIN" run --config "$DIR/bf.yaml" > "$DIR/log" 2>&1 &
 PID=$!
