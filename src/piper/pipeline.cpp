@@ -381,14 +381,20 @@ boost::json::value* find_field(Event& event, const FieldPath& path) {
   return nullptr;
 }
 
+boost::json::value& member(boost::json::object& obj, std::string_view key) {
+  if (obj.size() == obj.capacity())  // else emplace's reserve is free, and one lookup is enough
+    if (auto it = obj.find(key); it != obj.end()) return it->value();
+  return obj[key];
+}
+
 void set_field(Event& event, const FieldPath& path, boost::json::value value) {
   boost::json::object* obj = &event;
   for (size_t i = 0; i + 1 < path.parts.size(); ++i) {
-    boost::json::value& next = (*obj)[path.parts[i]];
+    boost::json::value& next = member(*obj, path.parts[i]);
     if (!next.is_object()) next.emplace_object();
     obj = &next.get_object();
   }
-  (*obj)[path.parts.back()] = std::move(value);
+  member(*obj, path.parts.back()) = std::move(value);
 }
 
 std::optional<boost::json::value> take_field(Event& event, const FieldPath& path) {
