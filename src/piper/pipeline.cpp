@@ -6,6 +6,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "piper/expr/expr.h"
+#include "piper/prefetch.h"
 #include "piper/transform.h"
 #include "piper/transforms/transforms.h"
 
@@ -533,6 +534,7 @@ void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput&
   selected.clear();
   index.clear();
   for (size_t k = 0; k < events.size(); ++k) {
+    if (s.condition && k + 1 < events.size()) prefetch_event(events[k + 1]);
     if (s.condition && !s.condition->test(events[k])) continue;
     selected.push_back(&events[k]);
     index.push_back(k);
@@ -611,7 +613,10 @@ PipelineOutput Pipeline::run_all(std::vector<Event> events, StepObserver* observ
     while (end < steps_.size() && !steps_[end].transform->batched()) ++end;
     spare.clear();
     spare.reserve(events.size());
-    for (Event& e : events) run_event(first, end, e, spare, out, counts, observer);
+    for (size_t k = 0; k < events.size(); ++k) {
+      if (k + 1 < events.size()) prefetch_event(events[k + 1]);
+      run_event(first, end, events[k], spare, out, counts, observer);
+    }
     events.swap(spare);
     first = end;
   }
