@@ -6,6 +6,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "piper/expr/expr.h"
+#include "piper/prefetch.h"
 #include "piper/transform.h"
 #include "piper/transforms/transforms.h"
 
@@ -381,14 +382,20 @@ boost::json::value* find_field(Event& event, const FieldPath& path) {
   return nullptr;
 }
 
+boost::json::value& member(boost::json::object& obj, std::string_view key) {
+  if (obj.size() == obj.capacity())  // else emplace's reserve is free, and one lookup is enough
+    if (auto it = obj.find(key); it != obj.end()) return it->value();
+  return obj[key];
+}
+
 void set_field(Event& event, const FieldPath& path, boost::json::value value) {
   boost::json::object* obj = &event;
   for (size_t i = 0; i + 1 < path.parts.size(); ++i) {
-    boost::json::value& next = (*obj)[path.parts[i]];
+    boost::json::value& next = member(*obj, path.parts[i]);
     if (!next.is_object()) next.emplace_object();
     obj = &next.get_object();
   }
-  (*obj)[path.parts.back()] = std::move(value);
+  member(*obj, path.parts.back()) = std::move(value);
 }
 
 std::optional<boost::json::value> take_field(Event& event, const FieldPath& path) {
@@ -527,6 +534,7 @@ void Pipeline::run_batched(size_t i, std::vector<Event>& events, PipelineOutput&
   selected.clear();
   index.clear();
   for (size_t k = 0; k < events.size(); ++k) {
+    if (s.condition && k + 1 < events.size()) prefetch_event(events[k + 1]);
     if (s.condition && !s.condition->test(events[k])) continue;
     selected.push_back(&events[k]);
     index.push_back(k);
@@ -605,7 +613,10 @@ PipelineOutput Pipeline::run_all(std::vector<Event> events, StepObserver* observ
     while (end < steps_.size() && !steps_[end].transform->batched()) ++end;
     spare.clear();
     spare.reserve(events.size());
-    for (Event& e : events) run_event(first, end, e, spare, out, counts, observer);
+    for (size_t k = 0; k < events.size(); ++k) {
+      if (k + 1 < events.size()) prefetch_event(events[k + 1]);
+      run_event(first, end, events[k], spare, out, counts, observer);
+    }
     events.swap(spare);
     first = end;
   }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/batch.h"
@@ -180,6 +181,10 @@ const std::vector<TransformFactory>& transform_factories();
 const TransformFactory* find_transform_factory(const std::string& type);  // null: no such kind
 
 boost::json::value* find_field(Event& event, const FieldPath& path);
+// obj[key], without its cost on a key that is there: Boost.JSON's operator[] (emplace)
+// reserves room for one more member before it looks, so on a full object (every event
+// after grok's captures) replacing a field grows and rehashes the whole table.
+boost::json::value& member(boost::json::object& obj, std::string_view key);
 // Creates intermediate objects as needed (replacing non-objects on the way).
 void set_field(Event& event, const FieldPath& path, boost::json::value value);
 // Removes the field and returns its value, if present.

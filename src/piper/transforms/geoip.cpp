@@ -23,6 +23,7 @@
 
 #include "piper/enrich/batched_step.h"
 #include "piper/enrich/reloading_file.h"
+#include "piper/prefetch.h"
 #include "piper/transforms/transforms.h"
 
 namespace bf {
@@ -165,7 +166,9 @@ class GeoIp final : public BatchedStep {
     // An address seen before in this batch (clients repeat) reuses its record: a
     // copy costs less than walking the database for each output field again.
     std::unordered_map<IpAddress, std::optional<boost::json::object>, IpHash, IpEqual> seen;
-    for (Event* e : events) {
+    for (size_t k = 0; k < events.size(); ++k) {
+      Event* e = events[k];
+      if (k + 1 < events.size()) prefetch_event(*events[k + 1]);
       bool present;
       auto ip = address_at(*e, field_, present);
       if (!ip) {

@@ -19,6 +19,7 @@ namespace bf {
 namespace {
 
 enum class Conv { none, int_, float_ };
+constexpr size_t kRoomForLaterSteps = 6;  // members reserved beyond grok's own (see apply)
 constexpr int kTail = -1;  // Capture::group of the text after a head match (see Compiled)
 struct Capture {
   int group;  // RE2 submatch index, or kTail
@@ -272,7 +273,11 @@ class Grok final : public Transform {
         for (auto& [f, v] : values) set_field(sub, *f, std::move(v));
         set_field(e, *target_, std::move(sub));
       } else {
-        e.reserve(e.size() + values.size());  // one rehash at most, not one per growth step
+        // One rehash at most, not one per growth step, with room for the few fields the
+        // steps after grok usually add (geoip's target, lookup's columns, a set): each
+        // of those would otherwise grow the table again, and rehash every key, in a
+        // pass that finds the event out of cache.
+        e.reserve(e.size() + values.size() + kRoomForLaterSteps);
         for (auto& [f, v] : values) set_field(e, *f, std::move(v));
       }
       values.clear();

@@ -132,7 +132,7 @@ boost::json::object* merge_target(Event& e, const std::optional<FieldPath>& targ
 void merge_into(Event& e, const std::optional<FieldPath>& target, boost::json::object&& rec) {
   boost::json::object* into = merge_target(e, target);
   if (!into) return set_field(e, *target, std::move(rec));
-  for (auto& kv : rec) (*into)[kv.key()] = std::move(kv.value());
+  for (auto& kv : rec) member(*into, kv.key()) = std::move(kv.value());
 }
 
 void merge_into(Event& e, const std::optional<FieldPath>& target, const boost::json::object& rec) {
@@ -140,7 +140,7 @@ void merge_into(Event& e, const std::optional<FieldPath>& target, const boost::j
   // Copied once, straight into the event's storage (no temporary on the heap).
   if (!into) return set_field(e, *target, boost::json::value(rec, e.storage()));
   into->reserve(into->size() + rec.size());
-  for (const auto& kv : rec) (*into)[kv.key()] = kv.value();
+  for (const auto& kv : rec) member(*into, kv.key()) = kv.value();
 }
 
 std::vector<FieldPath> field_or_fields(const StepOptions& o) {

@@ -13,6 +13,7 @@
 
 #include "piper/enrich/batched_step.h"
 #include "piper/enrich/reloading_file.h"
+#include "piper/prefetch.h"
 #include "piper/transforms/transforms.h"
 
 namespace bf {
@@ -159,7 +160,9 @@ class Lookup final : public BatchedStep {
     const auto table = table_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
     std::string number;
-    for (Event* e : events) {
+    for (size_t k = 0; k < events.size(); ++k) {
+      Event* e = events[k];
+      if (k + 1 < events.size()) prefetch_event(*events[k + 1]);
       const boost::json::value* v = find_field(*e, field_);
       if (!v) continue;
       const boost::json::object* row = nullptr;

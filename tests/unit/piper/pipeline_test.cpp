@@ -39,6 +39,28 @@ TEST(Pipeline, AddRemoveRename) {
   EXPECT_FALSE(events[1].contains("message"));  // nothing to rename
 }
 
+// Replacing a field of a full event (every event after grok's captures) changes it in
+// place: Boost.JSON's operator[] would first grow and rehash the member table.
+TEST(Pipeline, SetFieldReplacesInPlaceAndAddsWhenAbsent) {
+  for (size_t fields : {size_t(3), size_t(25)}) {  // a small table (linear) and a hashed one
+    Event e;
+    e.reserve(fields);
+    for (size_t i = 0; i < fields; ++i) e["f" + std::to_string(i)] = static_cast<int64_t>(i);
+    ASSERT_EQ(e.size(), e.capacity());
+    const size_t capacity = e.capacity();
+    set_field(e, FieldPath::parse("f1"), "replaced");
+    EXPECT_EQ(e.capacity(), capacity) << fields;
+    EXPECT_EQ(e.at("f1").as_string(), "replaced");
+    EXPECT_EQ(e.size(), fields);
+    set_field(e, FieldPath::parse("f0.inner"), 7);  // a non-object on the way is replaced by one
+    EXPECT_EQ(e.at("f0").at("inner").as_int64(), 7);
+    set_field(e, FieldPath::parse("added"), true);  // absent: added (the table grows)
+    EXPECT_TRUE(e.at("added").as_bool());
+    EXPECT_EQ(e.size(), fields + 1);
+    for (size_t i = 2; i < fields; ++i) EXPECT_EQ(e.at("f" + std::to_string(i)).as_int64(), static_cast<int64_t>(i));
+  }
+}
+
 TEST(Pipeline, ErrorsNameDatasetStepAndKey) {
   auto expect_error = [](const std::string& json, const std::string& needle) {
     try {

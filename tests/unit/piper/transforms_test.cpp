@@ -347,6 +347,17 @@ TEST(Steps, GrokSyslogBase) {
   EXPECT_FALSE(nopid.contains("pid"));  // the optional part did not take part
 }
 
+// Grok leaves room in the event for the fields later steps add: a set and a lookup's
+// columns after it must not grow (and rehash) the member table again.
+TEST(Steps, GrokLeavesRoomForTheFieldsLaterStepsAdd) {
+  auto out = compile(R"([{"grok": {"patterns": "%{SYSLOGBASE} %{GREEDYDATA:msg}"}}])")
+                 .run({ev(R"({"message": "Nov 25 10:00:00 host02 sshd[77]: Accepted publickey for ann", "a": 1})")});
+  ASSERT_EQ(out.events.size(), 1u);
+  const Event& e = out.events[0];  // not a copy: a copy is sized to its members
+  ASSERT_EQ(e.at("program"), "sshd");
+  EXPECT_GE(e.capacity(), e.size() + 6);
+}
+
 TEST(Steps, GrokApacheLogsWithTypedCaptures) {
   const std::string line =
       R"j(203.0.113.9 - frank [10/Oct/2026:13:55:36 -0700] "GET /apache_pb.gif?a=1 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)")j";
