@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "common/config.h"
@@ -66,8 +67,14 @@ std::vector<CompactionJob> plan_compaction(const std::vector<CommitPart>& parts,
 }
 
 Compactor::Compactor(CompactionOptions options, WriteOptions write, std::shared_ptr<ObjectStore> store,
-                     SqlEngine& engine, fs::path temp_dir)
-    : options_(options), write_(write), store_(std::move(store)), engine_(engine), temp_dir_(std::move(temp_dir)) {}
+                     SqlEngine& engine, fs::path temp_dir, std::mutex& commit_mutex, const std::atomic<bool>* stopping)
+    : options_(options),
+      write_(write),
+      store_(std::move(store)),
+      engine_(engine),
+      temp_dir_(std::move(temp_dir)),
+      commit_mutex_(commit_mutex),
+      stopping_(stopping) {}
 
 uint64_t Compactor::copy_to(const std::string& select, const fs::path& out, int compression_level) {
   SqlResult copied = engine_.query("COPY (" + select + ") TO " + sql_quote(out.string()) +
@@ -113,14 +120,76 @@ CommitPart Compactor::merge(const DatasetRef& ref, const CompactionJob& job, con
     throw std::runtime_error("hour partition of " + job.parts.front().key + " has column '" + *present.begin() +
                              "' that the schema registry of " + ref.str() + " does not list; not merged");
   if (projection.empty()) throw std::runtime_error("the schema registry of " + ref.str() + " lists no columns; not merged");
+  // The rows the part list records for the merged parts, or nothing is committed.
+  auto finish = [&](uint64_t rows) {
+    if (rows != expected)
+      throw std::runtime_error("merge of " + std::to_string(job.parts.size()) + " parts wrote " + std::to_string(rows) +
+                               " rows, the part list records " + std::to_string(expected) + "; not committed");
+    std::error_code ec;
+    bytes_written = fs::file_size(out, ec);
+    if (ec) bytes_written = 0;
+    return CommitPart{parquet_part_key(ref, job.hour_us, new_ulid()), rows};
+  };
 
-  // DuckDB sorts in memory up to memory_limit and holds well past it (a 200 MB merge
-  // peaked at 580 MiB with a 512MB limit, and failed with 128MB), so a merge of more
-  // than sort_bytes of column data is sorted in _time windows of about that size: each
-  // window (rows of every part in [lo, hi), found through the row groups' statistics)
-  // is sorted into a temp file, and the windows, concatenated in order, are the file.
-  const SqlResult sizes = engine_.query("SELECT sum(total_uncompressed_size) FROM parquet_metadata([" + files + "])");
-  const uint64_t column_bytes = sizes.rows.empty() || !sizes.rows[0].at(0) ? 0 : std::stoull(*sizes.rows[0].at(0));
+  // Each part's column bytes and _time range, from the footers (row-group statistics).
+  struct PartStats {
+    uint64_t bytes = 0;
+    std::optional<int64_t> lo, hi;  // nullopt: no statistics, or a NULL _time (sorted last)
+  };
+  std::map<std::string, PartStats> stats;  // by bf:// path
+  for (const auto& row :
+       engine_.query("SELECT file_name, sum(total_uncompressed_size), "
+                     "min(CASE WHEN path_in_schema = '_time' THEN epoch_us(stats_min_value::TIMESTAMP) END), "
+                     "max(CASE WHEN path_in_schema = '_time' THEN epoch_us(stats_max_value::TIMESTAMP) END), "
+                     "bool_and(CASE WHEN path_in_schema = '_time' THEN stats_min_value IS NOT NULL AND "
+                     "stats_null_count = 0 END) FROM parquet_metadata([" + files + "]) GROUP BY file_name")
+           .rows) {
+    if (!row.at(0)) continue;
+    PartStats& st = stats[*row.at(0)];
+    st.bytes = row.at(1) ? std::stoull(*row.at(1)) : 0;
+    if (row.at(2) && row.at(3) && row.at(4) && *row.at(4) == "true") {
+      st.lo = std::stoll(*row.at(2));
+      st.hi = std::stoll(*row.at(3));
+    }
+  }
+  uint64_t column_bytes = 0;
+  for (const auto& [file, st] : stats) column_bytes += st.bytes;
+
+  // Parts are sorted by _time (the packer and every merge write them so). When their
+  // ranges do not overlap — the usual case: parts are written in time order — the
+  // parts concatenated in order of their first _time are the sorted file: one pass,
+  // no sort, memory of a row group.
+  std::vector<std::pair<int64_t, std::string>> by_time;  // (first _time, bf:// path)
+  for (const auto& p : job.parts) {
+    auto it = stats.find("bf://" + p.key);
+    if (it == stats.end() || !it->second.lo) {
+      by_time.clear();
+      break;
+    }
+    by_time.emplace_back(*it->second.lo, it->first);
+  }
+  bool disjoint = by_time.size() == job.parts.size();
+  if (disjoint) {
+    std::sort(by_time.begin(), by_time.end());
+    for (size_t i = 1; i < by_time.size() && disjoint; ++i)
+      disjoint = *stats[by_time[i - 1].second].hi <= by_time[i].first;
+  }
+  if (disjoint) {
+    std::string ordered;
+    for (const auto& [lo, file] : by_time) ordered += (ordered.empty() ? "" : ", ") + sql_quote(file);
+    // Insertion order is kept (the engine's default): the files in list order, each in its order.
+    const uint64_t rows =
+        copy_to("SELECT " + projection + " FROM read_parquet([" + ordered + "], union_by_name=true, hive_partitioning=false)",
+                out, write_.compression_level);
+    return finish(rows);
+  }
+
+  // Overlapping parts are sorted. DuckDB sorts in memory up to memory_limit and holds
+  // well past it (a 200 MB merge peaked at 580 MiB with a 512MB limit, and failed with
+  // 128MB), so a merge of more than sort_bytes of column data is sorted in _time
+  // windows of about that size: each window (rows of every part in [lo, hi), found
+  // through the row groups' statistics) is sorted into a temp file, and the windows,
+  // concatenated in order, are the file.
   const uint64_t by_bytes = (column_bytes + options_.sort_bytes - 1) / options_.sort_bytes;
   const uint64_t windows = std::clamp<uint64_t>(std::min(by_bytes, expected / 64), 1, 4096);
 
@@ -159,43 +228,29 @@ CommitPart Compactor::merge(const DatasetRef& ref, const CompactionJob& job, con
     // Insertion order is kept (the engine's default): the files in list order, each in its order.
     rows = copy_to("SELECT * FROM read_parquet([" + window_files + "])", out, write_.compression_level);
   }
-  // The rows the part list records for the merged parts, or nothing is committed.
-  if (rows != expected)
-    throw std::runtime_error("merge of " + std::to_string(job.parts.size()) + " parts wrote " + std::to_string(rows) +
-                             " rows, the part list records " + std::to_string(expected) + "; not committed");
-  std::error_code ec;
-  bytes_written = fs::file_size(out, ec);
-  if (ec) bytes_written = 0;
-  return CommitPart{parquet_part_key(ref, job.hour_us, new_ulid()), rows};
+  return finish(rows);
 }
 
-CompactionResult Compactor::compact(const DatasetRef& ref, const std::vector<SchemaColumn>& columns,
+CompactionResult Compactor::compact(const DatasetRef& ref, const std::function<std::vector<SchemaColumn>()>& columns,
                                     const std::function<bool()>& fence, uint64_t fencing_token) {
   CompactionResult result;
-  // DuckDB's external file cache keeps what it reads of bf:// files in its buffer pool
-  // (up to memory_limit): the packer's conversion gains from it (it reads its sorted
-  // run back several times), a merge does not (it reads each part once) and would
-  // leave its parts there (e2e with compaction every 20 s: peak RSS 643 MiB against
-  // 232 without). Off while compacting; turning it off drops what it holds.
-  struct NoFileCache {
-    SqlEngine& engine;
-    explicit NoFileCache(SqlEngine& e) : engine(e) { engine.execute("SET enable_external_file_cache=false"); }
-    ~NoFileCache() {
-      try {
-        engine.execute("SET enable_external_file_cache=true");
-      } catch (const std::exception&) {
-        // the engine is stopping: nothing reads through it any more
-      }
-    }
-  } no_file_cache{engine_};
-  const std::vector<CommitPart> parts = committed_parts(*store_, ref);
+  // Only folded parts (parts.json): a part of a commit still pending — the packing
+  // thread's, between its manifest and its fold — is left for a later pass, so no fold
+  // can bring back a part this pass replaced.
+  const std::vector<CommitPart> parts = folded_parts(*store_, ref);
   std::map<std::string, uint64_t> sizes;
   for (const auto& obj : store_->list_all(parquet_prefix(ref))) sizes[obj.key] = obj.size;
-  for (const auto& job : plan_compaction(parts, sizes, options_)) {
+  const std::vector<CompactionJob> jobs = plan_compaction(parts, sizes, options_);
+  if (jobs.empty()) return result;
+  // Read after the part list: every folded part's columns are registered (the packer
+  // saves the schema before its commit point).
+  const std::vector<SchemaColumn> registered = columns();
+  for (const auto& job : jobs) {
     if (result.merges >= options_.merges_per_run) {
       result.more = true;
       break;
     }
+    if (stopping_ && *stopping_) break;
     if (!fence()) {
       spdlog::warn("packer: dataset {}: compaction stopped: the lease was lost", ref.str());
       result.fenced = true;
@@ -206,29 +261,46 @@ CompactionResult Compactor::compact(const DatasetRef& ref, const std::vector<Sch
     const fs::path out = temp_dir_ / ("compact-" + manifest.id + ".parquet");
     TempFiles remove_out{{out}};
     uint64_t written = 0;
-    CommitPart merged = merge(ref, job, columns, out, written, result.sort_passes);
+    CommitPart merged = merge(ref, job, registered, out, written, result.sort_passes);
     manifest.parts.push_back(merged);
     for (const auto& p : job.parts) manifest.replaces.push_back(p.key);
+    bool committed = false;
     try {
       store_->put_file(merged.key, out);
+      // The commit step, serialised with the packing thread's folds and retention:
+      // they read and rewrite parts.json too, and must not lose this commit's change
+      // (nor this one theirs).
+      std::lock_guard commit(commit_mutex_);
       // The commit point: only a holder of the lease may swap the part set.
       if (!fence()) {
-        store_->remove(merged.key);
         spdlog::warn("packer: dataset {}: compaction abandoned before its commit: the lease was lost", ref.str());
         result.fenced = true;
-        break;
+      } else if (const std::string gone = replaced_not_committed(ref, manifest.replaces); !gone.empty()) {
+        // Retention deleted one meanwhile, or a pending commit names one: merged next time.
+        spdlog::warn("packer: dataset {}: compaction of {} abandoned before its commit: part {} changed meanwhile",
+                     ref.str(), job.parts.size(), gone);
+        ++result.abandoned;
+      } else {
+        manifest.fencing_token = fencing_token;
+        committed = true;  // from here the upload stays: a manifest that may be stored names it
+        write_manifest(*store_, ref, manifest);
+        fold_manifest(*store_, ref, manifest);
       }
     } catch (...) {
-      try {
-        store_->remove(merged.key);
-      } catch (const std::exception&) {
-        // the orphan sweep removes it
+      if (!committed) {
+        try {
+          store_->remove(merged.key);
+        } catch (const std::exception&) {
+          // the orphan sweep removes it
+        }
       }
       throw;
     }
-    manifest.fencing_token = fencing_token;
-    write_manifest(*store_, ref, manifest);
-    fold_manifest(*store_, ref, manifest);
+    if (!committed) {
+      store_->remove(merged.key);
+      if (result.fenced) break;
+      continue;
+    }
     spdlog::info("packer: dataset {}: compacted {} parts ({} bytes, {} rows) into {}", ref.str(), job.parts.size(),
                  job.bytes, merged.rows, merged.key);
     ++result.merges;
@@ -238,6 +310,17 @@ CompactionResult Compactor::compact(const DatasetRef& ref, const std::vector<Sch
     result.rows += merged.rows;
   }
   return result;
+}
+
+std::string Compactor::replaced_not_committed(const DatasetRef& ref, const std::vector<std::string>& keys) {
+  std::set<std::string> folded;
+  for (const auto& p : folded_parts(*store_, ref)) folded.insert(p.key);
+  std::set<std::string> pending;  // a commit left half done names them: its fold would add them back
+  for (const auto& m : pending_manifests(*store_, ref))
+    for (const auto& p : m.parts) pending.insert(p.key);
+  for (const auto& k : keys)
+    if (!folded.count(k) || pending.count(k)) return k;
+  return {};
 }
 
 size_t Compactor::delete_replaced(const DatasetRef& ref, int64_t now_us) {

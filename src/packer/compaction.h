@@ -2,7 +2,8 @@
 // Compaction (docs/storage.md#compaction): the small Parquet parts of one hour
 // partition are merged into files of about packer.compaction.target_bytes, written
 // with the dataset's registered columns and types and sorted by _time. The packer
-// runs it under the dataset's lease, after a run. One commit makes the swap:
+// runs it under the dataset's lease on its own thread (bf-compact), beside packing
+// (after a run instead when run_once() is called without start()). One commit makes the swap:
 //   1. the merged file is uploaded (no reader sees it: nothing names it);
 //   2. the lease is fenced, then a commit manifest is stored naming the new part
 //      and the parts it replaces — from here on committed_parts() returns the new
@@ -13,6 +14,7 @@
 // A kill after 1 leaves an uncommitted part the orphan sweep removes; after 2 the
 // next run folds the manifest; after 3 the next run deletes what is due. Batch ids
 // carry over: the ledger's records of the merged batches stay committed.
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -46,8 +49,8 @@ struct CompactionOptions {
   // size, each into a temp file, then the windows are concatenated in order. Bounds
   // the merge's memory, which would otherwise grow with target_bytes.
   uint64_t sort_bytes = 16ull << 20;
-  // Merges per packer run and dataset: the packer packs between them, so a backlog of
-  // merges delays packing by one merge per run, not by all of them.
+  // Merges per compaction pass and dataset: on the bf-compact thread the next pass
+  // starts at once; inline (run_once() without start()) the packer packs between them.
   size_t merges_per_run = 1;
 };
 CompactionOptions parse_compaction_options(const ConfigNode& section);  // packer.compaction
@@ -73,7 +76,10 @@ struct CompactionResult {
   size_t parts_replaced = 0;  // parts they replaced
   uint64_t bytes_read = 0, bytes_written = 0;
   uint64_t rows = 0;
-  size_t sort_passes = 0;  // sorts run: one per merge, or one per _time window of a large merge
+  // Sorts run: none for a merge whose parts' _time ranges do not overlap (concatenated
+  // in order), else one per merge, or one per _time window of a large merge.
+  size_t sort_passes = 0;
+  size_t abandoned = 0;    // merges not committed: a part they replace changed meanwhile
   bool more = false;       // merges were left for the next run (merges_per_run)
   bool fenced = false;  // stopped because the lease was lost
 };
@@ -85,16 +91,22 @@ class Compactor {
     uint64_t row_group_size = 122880;
     std::chrono::milliseconds timeout{120000};  // a merge running longer is interrupted (not committed)
   };
+  // commit_mutex is held for each commit step (fence, manifest, fold into parts.json);
+  // whoever else rewrites the dataset's parts.json in this process (the packer's folds
+  // and retention) holds it too. *stopping (if given) true: no further merge starts.
   Compactor(CompactionOptions options, WriteOptions write, std::shared_ptr<ObjectStore> store, SqlEngine& engine,
-            std::filesystem::path temp_dir);
+            std::filesystem::path temp_dir, std::mutex& commit_mutex, const std::atomic<bool>* stopping = nullptr);
 
   // Merges what plan_compaction picks for the dataset, each with its own commit, at
   // most options().merges_per_run of them (`more` says whether any were left).
-  // `fence` is called before each upload and again right before each commit point;
-  // false (the lease is lost) stops the pass with nothing more committed. Pending
-  // packer manifests must have been folded first (the packer's recover()).
+  // Only parts parts.json names are merged (a pending commit's are left for later);
+  // `columns` (the schema registry's) is read once, after the part list.
+  // `fence` is called before each merge and again right before each commit point;
+  // false (the lease is lost) stops the pass with nothing more committed. A merge
+  // whose parts are no longer all in parts.json at its commit point (retention), or
+  // that a pending manifest names, is abandoned (counted in `abandoned`).
   // Throws on a store or DuckDB error, with the merge's upload removed.
-  CompactionResult compact(const DatasetRef& ref, const std::vector<SchemaColumn>& columns,
+  CompactionResult compact(const DatasetRef& ref, const std::function<std::vector<SchemaColumn>()>& columns,
                            const std::function<bool()>& fence, uint64_t fencing_token);
 
   // Deletes the replaced parts whose grace has passed at now_us; returns how many parts.
@@ -107,12 +119,16 @@ class Compactor {
                    const std::filesystem::path& out, uint64_t& bytes_written, size_t& sort_passes);
   // COPY (SELECT `select` ...) TO `out` with the lake's write options; returns the rows written.
   uint64_t copy_to(const std::string& select, const std::filesystem::path& out, int compression_level);
+  // The first of `keys` that parts.json no longer names or a pending manifest names; empty: none.
+  std::string replaced_not_committed(const DatasetRef& ref, const std::vector<std::string>& keys);
 
   CompactionOptions options_;
   WriteOptions write_;
   std::shared_ptr<ObjectStore> store_;
   SqlEngine& engine_;
   std::filesystem::path temp_dir_;
+  std::mutex& commit_mutex_;
+  const std::atomic<bool>* stopping_;
 };
 
 }  // namespace bf

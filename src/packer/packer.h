@@ -3,8 +3,10 @@
 // partitioned by event time (_time, UTC) as in DESIGN.md §3, records the dataset's
 // columns in the schema registry (_meta/.../schema.json), and commits each run
 // through a manifest (storage/ledger.h) before deleting its inputs, so a batch
-// reaches Parquet exactly once through crashes at any point. After a run it merges
-// the small parts of an hour partition (packer/compaction.h) under the same lease.
+// reaches Parquet exactly once through crashes at any point. Beside packing, on its
+// own thread (bf-compact; inline after a run when run_once() is called without
+// start()), it merges the small parts of an hour partition (packer/compaction.h)
+// under the same lease.
 // Several packers may run: each packs a dataset only while it holds the dataset's
 // lease "packer/<account>/<tenant>/<dataset>", and checks the lease (fencing)
 // immediately before its commit point; a packer that lost it deletes its parts

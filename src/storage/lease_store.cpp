@@ -255,6 +255,7 @@ bool DatasetLeases::renew(const DatasetRef& ref, Held& held) {
 }
 
 DatasetLeases::Hold DatasetLeases::hold(const DatasetRef& ref) {
+  std::lock_guard lock(mu_);
   const std::string key = name(ref);
   auto it = held_.find(key);
   if (!leases_.store) {
@@ -273,6 +274,7 @@ DatasetLeases::Hold DatasetLeases::hold(const DatasetRef& ref) {
 }
 
 bool DatasetLeases::keep_alive(const DatasetRef& ref) {
+  std::lock_guard lock(mu_);
   if (!leases_.store) return true;
   auto it = held_.find(name(ref));
   if (it == held_.end()) return false;
@@ -281,6 +283,7 @@ bool DatasetLeases::keep_alive(const DatasetRef& ref) {
 }
 
 bool DatasetLeases::check(const DatasetRef& ref) {
+  std::lock_guard lock(mu_);
   if (!leases_.store) return true;
   auto it = held_.find(name(ref));
   if (it == held_.end()) return false;
@@ -290,6 +293,7 @@ bool DatasetLeases::check(const DatasetRef& ref) {
 }
 
 bool DatasetLeases::fence(const DatasetRef& ref) {
+  std::lock_guard lock(mu_);
   if (!leases_.store) return true;
   auto it = held_.find(name(ref));
   if (it == held_.end()) return false;
@@ -297,11 +301,13 @@ bool DatasetLeases::fence(const DatasetRef& ref) {
 }
 
 uint64_t DatasetLeases::token(const DatasetRef& ref) const {
+  std::lock_guard lock(mu_);
   auto it = held_.find(name(ref));
   return it == held_.end() ? 0 : it->second.lease.token;
 }
 
 void DatasetLeases::release_all() {
+  std::lock_guard lock(mu_);
   if (leases_.store) {
     for (const auto& [key, held] : held_) {
       try {

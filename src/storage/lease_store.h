@@ -104,7 +104,7 @@ struct WorkerLeases {
 // One worker's leases on datasets for one stage: "<stage>/<account>/<tenant>/<dataset>".
 // The holder id is unique per keeper (host, pid, random), so a restarted process
 // is a new holder and waits for its predecessor's lease to expire.
-// Not thread-safe: one worker thread uses it.
+// Thread-safe: the packer's packing and compaction threads share one.
 class DatasetLeases {
  public:
   DatasetLeases(std::string stage, WorkerLeases leases);
@@ -141,6 +141,9 @@ class DatasetLeases {
   std::string stage_;
   WorkerLeases leases_;
   std::string holder_;
+  // The packing thread and the compaction thread (packer/packer.cpp) share one
+  // instance: every public call holds this.
+  mutable std::mutex mu_;
   std::map<std::string, Held> held_;  // lease name -> lease
 };
 

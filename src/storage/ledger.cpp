@@ -174,6 +174,8 @@ std::vector<CommitPart> committed_parts(ObjectStore& store, const DatasetRef& re
   return out;
 }
 
+std::vector<CommitPart> folded_parts(ObjectStore& store, const DatasetRef& ref) { return read_parts_file(store, ref); }
+
 std::vector<ReplacedParts> replaced_parts(ObjectStore& store, const DatasetRef& ref) {
   std::vector<ReplacedParts> out;
   for (const auto& obj : store.list_all(replaced_parts_prefix(ref))) {

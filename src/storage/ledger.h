@@ -69,6 +69,9 @@ void fold_manifest(ObjectStore& store, const DatasetRef& ref, const CommitManife
 // Every committed part of the dataset (parts.json plus pending manifests, less the
 // parts pending manifests replace), sorted by key.
 std::vector<CommitPart> committed_parts(ObjectStore& store, const DatasetRef& ref);
+// Only the parts parts.json names (folded commits), in its order: what compaction may
+// merge while another thread's commit is still pending (packer/compaction.h).
+std::vector<CommitPart> folded_parts(ObjectStore& store, const DatasetRef& ref);
 
 // Parts a folded compaction commit replaced: no reader that starts now sees them,
 // but one that started before the commit may still be reading them.

@@ -4,9 +4,13 @@
 // compaction see every row once, a fenced compactor commits nothing.
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -123,9 +127,13 @@ TEST_F(CompactionTest, SmallPartsOfAnHourBecomeOneSortedFileWithTheRegisteredCol
   ASSERT_EQ(before.size(), 5u);
   const int64_t compactions = metrics().value("bf_packer_compactions_total", kLabels);
   const int64_t compacted = metrics().value("bf_packer_compacted_parts_total", kLabels);
+  const int64_t sorts = metrics().value("bf_packer_compaction_sort_passes_total", kLabels);
 
   Packer packer(compacting(), catalog, store);
   EXPECT_EQ(packer.run_once(), 0u);  // no inputs: compaction only
+  // Each part holds earlier times than the one before (time_of): disjoint ranges, so
+  // the merge concatenated them in _time order instead of sorting.
+  EXPECT_EQ(metrics().value("bf_packer_compaction_sort_passes_total", kLabels), sorts);
   const std::vector<CommitPart> after = committed_parts(*store, ref);
   ASSERT_EQ(after.size(), 2u);
   std::string merged;
@@ -211,6 +219,99 @@ TEST_F(CompactionTest, ALargeMergeIsSortedInTimeWindowsIntoOneSortedFile) {
   // No window file is left behind in the packer's temp directory.
   for (const auto& e : fs::recursive_directory_iterator(o.temp_dir))
     EXPECT_EQ(e.path().filename().string().find(".parquet.w"), std::string::npos) << e.path();
+}
+
+// One part whose _time range overlaps another's (a late batch): that merge is sorted,
+// and the file is sorted all the same; parts with equal bounds only touch.
+TEST_F(CompactionTest, PartsWhoseTimesOverlapAreSortedDisjointOnesOnlyConcatenated) {
+  auto part_at = [&](std::vector<std::string> times) {
+    std::vector<Event> events;
+    for (const auto& t : times) events.push_back(Event{{"_time", t}, {"_received", "2026-03-01T11:00:00Z"}, {"n", next_n++}});
+    store->put(processed_key(ref, new_ulid()), encode_batch(events));
+    ASSERT_EQ(filler->run_once(), 1u);
+  };
+  part_at({"2026-03-01T10:00:00Z", "2026-03-01T10:00:10Z"});
+  part_at({"2026-03-01T10:00:10Z", "2026-03-01T10:00:20Z"});  // touches the first: still disjoint
+  part_at({"2026-03-01T10:00:30Z", "2026-03-01T10:00:40Z"});
+  Packer packer(compacting(), catalog, store);
+  const int64_t sorts = metrics().value("bf_packer_compaction_sort_passes_total", kLabels);
+  packer.run_once();
+  ASSERT_EQ(committed_parts(*store, ref).size(), 1u);
+  EXPECT_EQ(metrics().value("bf_packer_compaction_sort_passes_total", kLabels), sorts) << "disjoint: no sort";
+
+  part_at({"2026-03-01T10:00:50Z", "2026-03-01T10:00:55Z"});
+  part_at({"2026-03-01T10:00:05Z", "2026-03-01T10:00:45Z"});  // late: inside the others' ranges
+  packer.run_once();
+  const std::vector<CommitPart> after = committed_parts(*store, ref);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].rows, 10u);
+  EXPECT_EQ(metrics().value("bf_packer_compaction_sort_passes_total", kLabels), sorts + 1) << "overlapping: one sort";
+  SqlEngine engine(store, {});
+  auto back = engine.query("SELECT count(*) FROM (SELECT _time < lag(_time) OVER (ORDER BY file_row_number) AS back FROM "
+                           "read_parquet('bf://" + after[0].key + "', file_row_number=true)) WHERE back");
+  EXPECT_EQ(*back.rows[0][0], "0") << "rows are sorted by _time";
+  EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{10}, int64_t{10}));
+}
+
+// With start(), merges run on their own thread: a packer run commits while a merge is
+// held at its upload, and neither commit loses the other's parts.
+TEST_F(CompactionTest, PackingCommitsWhileAMergeIsInFlightOnItsOwnThread) {
+  for (int i = 0; i < 3; ++i) add_part(4);
+  auto hooked = std::make_shared<bf::test::HookedStore>(store);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool merge_held = false, release = false;
+  std::string merge_thread;
+  hooked->before_write = [&](const std::string& key) {
+    char name[32] = {0};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    if (key.rfind("parquet/", 0) != 0 || std::string(name) != "bf-compact") return;
+    std::unique_lock lock(mu);
+    if (merge_held) return;  // only the first upload is held
+    merge_held = true;
+    merge_thread = name;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  };
+  PackerOptions o = compacting();
+  o.interval = std::chrono::milliseconds(50);
+  o.compaction.interval = std::chrono::hours(1);  // one pass
+  Packer packer(o, catalog, hooked);
+  packer.start();
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return merge_held; })) << "no merge started";
+  }
+  // The merge is held on bf-compact; a new input is packed and committed meanwhile.
+  const std::set<std::string> merging = keys(*store);
+  store->put(processed_key(ref, new_ulid()),
+             encode_batch({Event{{"_time", "2026-03-01T10:30:00Z"}, {"_received", "2026-03-01T11:00:00Z"}, {"n", 999}}}));
+  packer.wake();
+  bool packed = false;
+  for (int i = 0; i < 1200 && !packed; ++i) {
+    packed = store->list_all(processed_prefix(ref)).empty() && keys(*store).size() == merging.size() + 1;
+    if (!packed) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(packed) << "packing waited for the merge";
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  bool merged = false;
+  for (int i = 0; i < 1200 && !merged; ++i) {
+    merged = !replaced_parts(*store, ref).empty();
+    if (!merged) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  packer.stop();
+  ASSERT_TRUE(merged) << "the merge never committed";
+  EXPECT_EQ(merge_thread, "bf-compact");
+  const std::set<std::string> now = keys(*store);
+  EXPECT_EQ(now.size(), 2u) << "the merged part and the part packed during the merge";
+  for (const auto& k : merging) EXPECT_FALSE(now.count(k)) << "a replaced part is still named: " << k;
+  EXPECT_TRUE(pending_manifests(*store, ref).empty());
+  SqlEngine engine(store, {});
+  EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{13}, int64_t{13}));
 }
 
 TEST_F(CompactionTest, AKillBeforeAnyStoreWriteLeavesTheOldOrTheNewSetAndTheNextRunCleansUp) {
