@@ -204,7 +204,11 @@ class DatagramRing {
   // Writer: makes the pushed records visible and wakes a sleeping reader.
   void publish() {
     tail_.store(write_, std::memory_order_seq_cst);
-    if (reader_sleeping_.load(std::memory_order_seq_cst)) {
+    // A napping reader looks again within a millisecond by itself: woken (a futex call
+    // and a context switch) only when the ring is filling up; an asleep one always.
+    const int state = reader_state_.load(std::memory_order_seq_cst);
+    if (state == kAsleep ||
+        (state == kNapping && write_ - head_.load(std::memory_order_relaxed) >= size_ / 8)) {
       std::lock_guard<std::mutex> lock(mu_);
       cv_.notify_one();
     }
@@ -221,11 +225,16 @@ class DatagramRing {
   uint64_t wait_for_records(uint64_t from) {
     uint64_t tail = tail_.load(std::memory_order_acquire);
     if (tail != from) return tail;
+    // Naps of a millisecond while datagrams keep coming (each wake-up then finds a
+    // few hundred at high rates), asleep until woken after 20 empty naps.
     std::unique_lock<std::mutex> lock(mu_);
-    reader_sleeping_.store(true, std::memory_order_seq_cst);
-    while ((tail = tail_.load(std::memory_order_seq_cst)) == from && !closed_.load(std::memory_order_seq_cst))
-      cv_.wait_for(lock, std::chrono::milliseconds(200));
-    reader_sleeping_.store(false, std::memory_order_relaxed);
+    for (int naps = 0;; ++naps) {
+      const bool nap = naps < 20;
+      reader_state_.store(nap ? kNapping : kAsleep, std::memory_order_seq_cst);
+      if (tail_.load(std::memory_order_seq_cst) != from || closed_.load(std::memory_order_seq_cst)) break;
+      cv_.wait_for(lock, nap ? std::chrono::milliseconds(1) : std::chrono::milliseconds(200));
+    }
+    reader_state_.store(kAwake, std::memory_order_relaxed);
     return tail_.load(std::memory_order_acquire);
   }
   // Reader: the record at position `pos` (< the published tail); advances `pos` past it.
@@ -253,7 +262,8 @@ class DatagramRing {
   uint64_t write_ = 0;           // writer only
   alignas(64) std::atomic<uint64_t> tail_{0};
   alignas(64) std::atomic<uint64_t> head_{0};
-  std::atomic<bool> reader_sleeping_{false};
+  static constexpr int kAwake = 0, kNapping = 1, kAsleep = 2;
+  std::atomic<int> reader_state_{kAwake};
   std::atomic<bool> closed_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -266,7 +276,7 @@ size_t min_udp_ring_bytes(size_t max_datagram) {
 }
 
 struct UdpListener::Impl {
-  static constexpr unsigned kBatch = 16;
+  static constexpr unsigned kBatch = 32;
 
   Impl(std::string n, UdpListenerOptions o, MessageHandler h, ReadEndHandler r)
       : name(std::move(n)),
@@ -503,29 +513,8 @@ void UdpListener::Impl::receive() {
     }
   };
 
-  for (;;) {
-    pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
-    const int pr = ::poll(fds, 2, 1000);
-    if (pr < 0) {
-      if (errno == EINTR) continue;
-      spdlog::error("udp listener '{}': poll failed: {}", name, errno_text(errno));
-      return;
-    }
-    if (pr == 0) {
-      if (have_inode)
-        if (auto total = proc_udp_drops(st.st_ino)) count_drops(*total);
-      continue;
-    }
-    if (fds[1].revents != 0) return;  // stop()
-    if ((fds[0].revents & (POLLERR | POLLNVAL)) != 0 && (fds[0].revents & POLLIN) == 0) {
-      // Drain a pending socket error (e.g. ICMP) so poll does not spin.
-      int err = 0;
-      socklen_t len = sizeof err;
-      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (fds[0].revents & POLLNVAL) return;
-      continue;
-    }
-    // Drain everything that is queued, a batch at a time.
+  // Reads everything that is queued, a batch at a time; false: stop() was called.
+  auto drain = [&](bool& found) -> bool {
     for (;;) {
       for (unsigned i = 0; i < kBatch; ++i) {
         iovs[i].iov_base = storage.data() + i * cap;
@@ -545,7 +534,7 @@ void UdpListener::Impl::receive() {
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
           spdlog::warn("udp listener '{}': receive failed: {}", name, errno_text(errno));
         }
-        break;
+        return true;
       }
       uint64_t batch_bytes = 0;
       uint64_t batch_truncated = 0;
@@ -577,10 +566,47 @@ void UdpListener::Impl::receive() {
       bytes.inc(batch_bytes);
       if (batch_truncated) truncated.inc(batch_truncated);
       if (batch_refused) ring_drops.inc(batch_refused);
-      if (n < static_cast<int>(kBatch)) break;
+      if (n > 0) found = true;
+      if (n < static_cast<int>(kBatch)) return true;
       // Let stop() win against a sender that never pauses.
       pollfd w{wake_fd, POLLIN, 0};
-      if (::poll(&w, 1, 0) > 0) return;
+      if (::poll(&w, 1, 0) > 0) return false;
+    }
+  };
+
+  for (;;) {
+    pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    const int pr = ::poll(fds, 2, 1000);
+    if (pr < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("udp listener '{}': poll failed: {}", name, errno_text(errno));
+      return;
+    }
+    if (pr == 0) {
+      if (have_inode)
+        if (auto total = proc_udp_drops(st.st_ino)) count_drops(*total);
+      continue;
+    }
+    if (fds[1].revents != 0) return;  // stop()
+    if ((fds[0].revents & (POLLERR | POLLNVAL)) != 0 && (fds[0].revents & POLLIN) == 0) {
+      // Drain a pending socket error (e.g. ICMP) so poll does not spin.
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (fds[0].revents & POLLNVAL) return;
+      continue;
+    }
+    bool found = false;
+    if (!drain(found)) return;
+    // With a ring, a drain that found datagrams is followed by a millisecond's pause
+    // and another drain, until one finds none: under load the thread then wakes a
+    // thousand times a second for batches of datagrams rather than once per datagram
+    // (poll), and the socket buffer holds a millisecond easily.
+    while (ring && found) {
+      pollfd w{wake_fd, POLLIN, 0};  // the pause, cut short by stop()
+      if (::poll(&w, 1, 1) > 0) return;
+      found = false;
+      if (!drain(found)) return;
     }
   }
 }
