@@ -104,10 +104,11 @@ std::string format_peer(const asio_tcp::endpoint& ep) {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-void call_read_end(const ReadEndHandler& read_end, Counter& errors, const char* kind, const std::string& name) {
-  if (!read_end) return;
+// Runs a handler call; what it throws is logged and counted, and the listener goes on.
+template <class Call>
+void call_guarded(Call&& call, Counter& errors, const char* kind, const std::string& name) {
   try {
-    read_end();
+    call();
   } catch (const std::exception& e) {
     errors.inc();
     spdlog::error("{} listener '{}': handler threw: {}", kind, name, e.what());
@@ -115,6 +116,10 @@ void call_read_end(const ReadEndHandler& read_end, Counter& errors, const char* 
     errors.inc();
     spdlog::error("{} listener '{}': handler threw", kind, name);
   }
+}
+
+void call_read_end(const ReadEndHandler& read_end, Counter& errors, const char* kind, const std::string& name) {
+  if (read_end) call_guarded(read_end, errors, kind, name);
 }
 
 }  // namespace
@@ -425,15 +430,7 @@ void UdpListener::start() {
 }
 
 void UdpListener::Impl::call_handler(std::string_view message, const std::string& peer) {
-  try {
-    handler(message, peer);
-  } catch (const std::exception& e) {
-    handler_errors.inc();
-    spdlog::error("udp listener '{}': handler threw: {}", name, e.what());
-  } catch (...) {
-    handler_errors.inc();
-    spdlog::error("udp listener '{}': handler threw", name);
-  }
+  call_guarded([&] { handler(message, peer); }, handler_errors, "udp", name);
 }
 
 namespace {
@@ -787,15 +784,7 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
   const TcpFramer::Sink sink = [&](std::string_view msg, bool was_truncated) {
     messages.inc();
     if (was_truncated && !at_end) truncated.inc();
-    try {
-      handler(msg, peer, was_truncated);
-    } catch (const std::exception& e) {
-      handler_errors.inc();
-      spdlog::error("tcp listener '{}': handler threw: {}", name, e.what());
-    } catch (...) {
-      handler_errors.inc();
-      spdlog::error("tcp listener '{}': handler threw", name);
-    }
+    call_guarded([&] { handler(msg, peer, was_truncated); }, handler_errors, "tcp", name);
   };
   // Readiness, then a non-blocking read into the io thread's one large buffer: every
   // connection of this listener runs on the io thread, and each read is framed and

@@ -140,7 +140,7 @@ TEST(UdpListener, DeliversDatagramsWithPeer) {
   EXPECT_EQ(all[1].message, "second message");
   EXPECT_EQ(all[2].message, std::string(1000, 'x'));
   for (auto& r : all) EXPECT_EQ(r.peer, s.local());
-  // Counters are added per receive batch, after the handler calls.
+  // Counters are added per receive batch (by the receive thread, before or after the handler calls).
   EXPECT_TRUE(wait_until([&] { return metric("bf_udp_datagrams_total", name) == 3; }));
   EXPECT_TRUE(wait_until([&] { return metric("bf_udp_bytes_total", name) == 9 + 14 + 1000; }));
   l.stop();
