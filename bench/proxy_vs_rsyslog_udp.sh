@@ -13,7 +13,8 @@
 #   bench/proxy_vs_rsyslog_udp.sh [SECONDS] [RATES...]   (default 30, 150000 250000 350000 500000)
 # Environment: BIN (the proxy, default build/bytefreezer); BASE_BIN, a second proxy
 # build (e.g. main's) run at each rate right after BIN, as a same-run baseline; FSYNC
-# (the proxy's spool.fsync, `always` by default, or `interval`); RSYSLOG=0 skips rsyslog.
+# (the proxy's spool.fsync, `always` by default, or `interval`); LEVEL (the proxy's
+# compression_level, default 1; -1..-7 are zstd's fastest); RSYSLOG=0 skips rsyslog.
 # Needs `make build`, the `benchmarks` target and `scripts/setup.sh --bench` (rsyslog).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ RCVBUF=${RCVBUF:-8388608}
 BIN=${BIN:-$PWD/build/bytefreezer}
 BASE_BIN=${BASE_BIN:-}
 FSYNC=${FSYNC:-always}
+LEVEL=${LEVEL:-1}
 RSYSLOG=${RSYSLOG:-1}
 GEN=$PWD/build/bench/proxy_loadgen
 RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
@@ -66,6 +68,7 @@ admin: {listen: "127.0.0.1:$ADMIN"}
 proxy:
   receiver: {url: "http://127.0.0.1:$dead", ingest_key: bench-ingest-key-0123456789, retry_backoff: 10s, retry_backoff_max: 60s}
   batch: {max_age: 100ms}
+  compression_level: $LEVEL
   spool: {dir: $DIR/proxy-spool, max_bytes: 64GiB, fsync: $FSYNC}
   sources: [{type: syslog_udp, listen: "127.0.0.1:$port", tenant: t, dataset: syslog, receive_buffer: $RCVBUF}]
 YAML
@@ -105,7 +108,7 @@ CONF
 }
 
 echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, one sender, SO_RCVBUF asked: $RCVBUF," \
-  "spool.fsync: $FSYNC, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "spool.fsync: $FSYNC, compression_level: $LEVEL, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "proxy: $BIN${BASE_BIN:+; base: $BASE_BIN}"
 # lost (kernel drops / ring drops), CPU-us per message stored, peak RSS
 fmt() {

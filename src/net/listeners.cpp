@@ -163,7 +163,8 @@ std::optional<uint32_t> proc_udp_drops(ino_t inode) {
 // payload. A record that does not fit before the end of the buffer leaves a wrap
 // marker there and starts at offset 0. Positions only grow (offset = position % size),
 // so `tail - head` is the bytes in use. The writer publishes a batch of records at a
-// time (one release store, and a wake-up only when the reader sleeps); the reader
+// time (one store, and a wake-up only when the reader sleeps or, while it naps, when
+// the ring is an eighth full); the reader
 // frees what it has delivered (one release store per chunk). Neither ever waits for
 // the other: a record that finds no room is refused and the caller counts it.
 class DatagramRing {
@@ -206,7 +207,7 @@ class DatagramRing {
     write_ += need;
     return true;
   }
-  // Writer: makes the pushed records visible and wakes a sleeping reader.
+  // Writer: makes the pushed records visible, waking the reader if it needs it.
   void publish() {
     tail_.store(write_, std::memory_order_seq_cst);
     // A napping reader looks again within a millisecond by itself: woken (a futex call
