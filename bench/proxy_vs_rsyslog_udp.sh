@@ -11,6 +11,10 @@
 # datagram; the output gives what each lost (and, for the proxy, what the kernel says
 # it dropped) and the highest rate each kept up with.
 #   bench/proxy_vs_rsyslog_udp.sh [SECONDS] [RATES...]   (default 30, 150000 250000 350000 500000)
+# Environment: BIN (the proxy, default build/bytefreezer); BASE_BIN, a second proxy
+# build (e.g. main's) run at each rate right after BIN, as a same-run baseline; FSYNC
+# (the proxy's spool.fsync, `always` by default, or `interval`); LEVEL (the proxy's
+# compression_level, default 1; -1..-7 are zstd's fastest); RSYSLOG=0 skips rsyslog.
 # Needs `make build`, the `benchmarks` target and `scripts/setup.sh --bench` (rsyslog).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +23,17 @@ shift || true
 RATES=${*:-150000 250000 350000 500000}
 SIZE=${SIZE:-200}
 RCVBUF=${RCVBUF:-8388608}
-BIN=$PWD/build/bytefreezer
+BIN=${BIN:-$PWD/build/bytefreezer}
+BASE_BIN=${BASE_BIN:-}
+FSYNC=${FSYNC:-always}
+LEVEL=${LEVEL:-1}
+RSYSLOG=${RSYSLOG:-1}
 GEN=$PWD/build/bench/proxy_loadgen
 RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
-for f in "$BIN" "$GEN"; do
+for f in "$BIN" "$GEN" $BASE_BIN; do
   [ -x "$f" ] || { echo "proxy_vs_rsyslog_udp: $f missing (make build; cmake --build build --target benchmarks)" >&2; exit 1; }
 done
-[ -x "$RSYSLOGD" ] || { echo "proxy_vs_rsyslog_udp: rsyslogd missing (scripts/setup.sh --bench)" >&2; exit 1; }
+[ "$RSYSLOG" = 0 ] || [ -x "$RSYSLOGD" ] || { echo "proxy_vs_rsyslog_udp: rsyslogd missing (scripts/setup.sh --bench)" >&2; exit 1; }
 . bench/lib.sh  # free_port, now, wait_port, wait_udp, cpu_seconds, stop_daemon
 
 DIR=$(mktemp -d)
@@ -49,9 +57,9 @@ settle() {
 
 metric() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 ~ "^"m"(\\{|$)" {s += $2} END {printf "%d\n", s}'; }
 proxy_count() { metric bf_proxy_events_spooled_total; }
-# One rate for the proxy: prints "<received> <kernel drops> <CPU s> <peak RSS kB>".
+# One rate for the proxy binary $3: prints "<received> <kernel drops> <ring drops> <CPU s> <peak RSS kB>".
 run_proxy() {
-  local rate=$1 n=$2 port dead
+  local rate=$1 n=$2 bin=$3 port dead
   port=$(free_port); ADMIN=$(free_port); dead=$(free_port)
   rm -rf "$DIR/proxy-spool"
   cat > "$DIR/proxy.yaml" <<YAML
@@ -60,10 +68,11 @@ admin: {listen: "127.0.0.1:$ADMIN"}
 proxy:
   receiver: {url: "http://127.0.0.1:$dead", ingest_key: bench-ingest-key-0123456789, retry_backoff: 10s, retry_backoff_max: 60s}
   batch: {max_age: 100ms}
-  spool: {dir: $DIR/proxy-spool, max_bytes: 64GiB}
+  compression_level: $LEVEL
+  spool: {dir: $DIR/proxy-spool, max_bytes: 64GiB, fsync: $FSYNC}
   sources: [{type: syslog_udp, listen: "127.0.0.1:$port", tenant: t, dataset: syslog, receive_buffer: $RCVBUF}]
 YAML
-  "$BIN" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
+  "$bin" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
   PID=$!
   wait_port "$ADMIN" && wait_udp "$port" || { cat "$DIR/proxy.log" >&2; exit 1; }
   "$GEN" udp "$port" "$n" "$SIZE" "$rate" > "$DIR/gen.out" &
@@ -71,7 +80,7 @@ YAML
   got=$(settle proxy_count "$n" "$gen")
   wait "$gen"
   sleep 1.2  # the kernel drop count is read from /proc/net/udp once the socket is quiet for a second
-  echo "$got $(metric bf_udp_kernel_drops_total) $(cpu_seconds "$PID") $(awk '/VmHWM/ {print $2}' "/proc/$PID/status")"
+  echo "$got $(metric bf_udp_kernel_drops_total) $(metric bf_udp_ring_drops_total) $(cpu_seconds "$PID") $(awk '/VmHWM/ {print $2}' "/proc/$PID/status")"
   stop_daemon
 }
 
@@ -98,17 +107,34 @@ CONF
   stop_daemon
 }
 
-echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, one sender, SO_RCVBUF asked: $RCVBUF"
-printf "%9s  %-46s  %-36s\n" "rate/s" "proxy: lost (kernel drops), CPU-us/msg, RSS" "rsyslog: lost, CPU-us/msg, RSS"
-best_proxy=0; best_rsyslog=0
+echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, one sender, SO_RCVBUF asked: $RCVBUF," \
+  "spool.fsync: $FSYNC, compression_level: $LEVEL, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "proxy: $BIN${BASE_BIN:+; base: $BASE_BIN}"
+# lost (kernel drops / ring drops), CPU-us per message stored, peak RSS
+fmt() {
+  local n=$1 got=$2 kdrops=$3 rdrops=$4 cpu=$5 rss=$6
+  echo "$((n - got)) ($kdrops/$rdrops), $(awk -v c="$cpu" -v n="$got" 'BEGIN {printf "%.2f", c * 1e6 / (n > 0 ? n : 1)}'), $((rss / 1024)) MB"
+}
+printf "%9s  %-40s" "rate/s" "proxy: lost (kernel/ring), us/msg, RSS"
+[ -n "$BASE_BIN" ] && printf "  %-40s" "base: lost (kernel/ring), us/msg, RSS"
+[ "$RSYSLOG" = 0 ] || printf "  %-34s" "rsyslog: lost, us/msg, RSS"
+echo
+best_proxy=0; best_base=0; best_rsyslog=0
 for rate in $RATES; do
   n=$((rate * SECONDS_EACH))
-  read -r p_got p_drops p_cpu p_rss <<< "$(run_proxy "$rate" "$n")"
-  read -r r_got _ r_cpu r_rss <<< "$(run_rsyslog "$rate" "$n")"
+  read -r p_got p_k p_r p_cpu p_rss <<< "$(run_proxy "$rate" "$n" "$BIN")"
   [ "$p_got" -ge "$n" ] && [ "$rate" -gt "$best_proxy" ] && best_proxy=$rate
-  [ "$r_got" -ge "$n" ] && [ "$rate" -gt "$best_rsyslog" ] && best_rsyslog=$rate
-  printf "%9s  %-46s  %-36s\n" "$rate" \
-    "$((n - p_got)) ($p_drops), $(awk -v c="$p_cpu" -v n="$p_got" 'BEGIN {printf "%.2f", c * 1e6 / (n > 0 ? n : 1)}'), $((p_rss / 1024)) MB" \
-    "$((n - r_got)), $(awk -v c="$r_cpu" -v n="$r_got" 'BEGIN {printf "%.2f", c * 1e6 / (n > 0 ? n : 1)}'), $((r_rss / 1024)) MB"
+  line=$(printf "%9s  %-40s" "$rate" "$(fmt "$n" "$p_got" "$p_k" "$p_r" "$p_cpu" "$p_rss")")
+  if [ -n "$BASE_BIN" ]; then
+    read -r b_got b_k b_r b_cpu b_rss <<< "$(run_proxy "$rate" "$n" "$BASE_BIN")"
+    [ "$b_got" -ge "$n" ] && [ "$rate" -gt "$best_base" ] && best_base=$rate
+    line+=$(printf "  %-40s" "$(fmt "$n" "$b_got" "$b_k" "$b_r" "$b_cpu" "$b_rss")")
+  fi
+  if [ "$RSYSLOG" != 0 ]; then
+    read -r r_got _ r_cpu r_rss <<< "$(run_rsyslog "$rate" "$n")"
+    [ "$r_got" -ge "$n" ] && [ "$rate" -gt "$best_rsyslog" ] && best_rsyslog=$rate
+    line+=$(printf "  %-34s" "$((n - r_got)), $(awk -v c="$r_cpu" -v n="$r_got" 'BEGIN {printf "%.2f", c * 1e6 / (n > 0 ? n : 1)}'), $((r_rss / 1024)) MB")
+  fi
+  echo "$line"
 done
-echo "highest rate with no loss: proxy ${best_proxy}/s, rsyslog ${best_rsyslog}/s (0: lost at every rate tried)"
+echo "highest rate with no loss (0: lost at every rate tried): proxy ${best_proxy}/s${BASE_BIN:+, base ${best_base}/s}$([ "$RSYSLOG" = 0 ] || echo ", rsyslog ${best_rsyslog}/s")"

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <boost/asio.hpp>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -103,10 +104,11 @@ std::string format_peer(const asio_tcp::endpoint& ep) {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-void call_read_end(const ReadEndHandler& read_end, Counter& errors, const char* kind, const std::string& name) {
-  if (!read_end) return;
+// Runs a handler call; what it throws is logged and counted, and the listener goes on.
+template <class Call>
+void call_guarded(Call&& call, Counter& errors, const char* kind, const std::string& name) {
   try {
-    read_end();
+    call();
   } catch (const std::exception& e) {
     errors.inc();
     spdlog::error("{} listener '{}': handler threw: {}", kind, name, e.what());
@@ -114,6 +116,10 @@ void call_read_end(const ReadEndHandler& read_end, Counter& errors, const char* 
     errors.inc();
     spdlog::error("{} listener '{}': handler threw", kind, name);
   }
+}
+
+void call_read_end(const ReadEndHandler& read_end, Counter& errors, const char* kind, const std::string& name) {
+  if (read_end) call_guarded(read_end, errors, kind, name);
 }
 
 }  // namespace
@@ -152,10 +158,131 @@ std::optional<uint32_t> proc_udp_drops(ino_t inode) {
   return std::nullopt;
 }
 
+// A bounded ring of datagrams with one writer (the receive thread) and one reader (the
+// delivery thread). Records are 8-byte aligned: a header, the sender's address, the
+// payload. A record that does not fit before the end of the buffer leaves a wrap
+// marker there and starts at offset 0. Positions only grow (offset = position % size),
+// so `tail - head` is the bytes in use. The writer publishes a batch of records at a
+// time (one store, and a wake-up only when the reader sleeps or, while it naps, when
+// the ring is an eighth full); the reader
+// frees what it has delivered (one release store per chunk). Neither ever waits for
+// the other: a record that finds no room is refused and the caller counts it.
+class DatagramRing {
+ public:
+  struct Header {
+    uint32_t len;        // payload bytes
+    uint16_t addr_len;   // sender address bytes (sockaddr)
+    uint16_t wrap;       // 1: skip to the start of the buffer
+  };
+  static constexpr size_t kAlign = 8;
+  static constexpr size_t kRewindAt = 1 << 20;
+  static size_t record_size(size_t addr_len, size_t len) {
+    return (sizeof(Header) + addr_len + len + kAlign - 1) / kAlign * kAlign;
+  }
+
+  explicit DatagramRing(size_t bytes) : size_(bytes / kAlign * kAlign), buf_(new char[size_]) {}
+
+  // Writer: copies one datagram in at the unpublished tail; false when there is no room.
+  bool push(const void* addr, socklen_t addr_len, std::string_view payload) {
+    const size_t need = record_size(addr_len, payload.size());
+    const uint64_t head = head_.load(std::memory_order_acquire);
+    size_t off = static_cast<size_t>(write_ % size_);
+    const size_t to_end = size_ - off;
+    // An empty ring starts again at the front, so only as much of the buffer as the
+    // ring has ever held at once is touched (resident), not all of it.
+    const bool rewind = head == write_ && off >= kRewindAt;
+    const size_t skip = rewind || need > to_end ? to_end : 0;
+    if (write_ + skip + need - head > size_) return false;
+    if (skip) {
+      Header w{0, 0, 1};
+      std::memcpy(buf_.get() + off, &w, sizeof w);  // to_end >= kAlign = sizeof(Header)
+      write_ += skip;
+      off = 0;
+    }
+    Header h{static_cast<uint32_t>(payload.size()), static_cast<uint16_t>(addr_len), 0};
+    char* p = buf_.get() + off;
+    std::memcpy(p, &h, sizeof h);
+    std::memcpy(p + sizeof h, addr, addr_len);
+    std::memcpy(p + sizeof h + addr_len, payload.data(), payload.size());
+    write_ += need;
+    return true;
+  }
+  // Writer: makes the pushed records visible, waking the reader if it needs it.
+  void publish() {
+    tail_.store(write_, std::memory_order_seq_cst);
+    // A napping reader looks again within a millisecond by itself: woken (a futex call
+    // and a context switch) only when the ring is filling up; an asleep one always.
+    const int state = reader_state_.load(std::memory_order_seq_cst);
+    if (state == kAsleep ||
+        (state == kNapping && write_ - head_.load(std::memory_order_relaxed) >= size_ / 8)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_.notify_one();
+    }
+  }
+  // Writer: no more records will come (after its last publish()).
+  void close() {
+    closed_.store(true, std::memory_order_seq_cst);
+    std::lock_guard<std::mutex> lock(mu_);
+    cv_.notify_one();
+  }
+
+  // Reader: the published end; waits until there is something past `from` or the ring
+  // is closed (then returns `from` if nothing is left).
+  uint64_t wait_for_records(uint64_t from) {
+    uint64_t tail = tail_.load(std::memory_order_acquire);
+    if (tail != from) return tail;
+    // Naps of a millisecond while datagrams keep coming (each wake-up then finds a
+    // few hundred at high rates), asleep until woken after 20 empty naps.
+    std::unique_lock<std::mutex> lock(mu_);
+    for (int naps = 0;; ++naps) {
+      const bool nap = naps < 20;
+      reader_state_.store(nap ? kNapping : kAsleep, std::memory_order_seq_cst);
+      if (tail_.load(std::memory_order_seq_cst) != from || closed_.load(std::memory_order_seq_cst)) break;
+      cv_.wait_for(lock, nap ? std::chrono::milliseconds(1) : std::chrono::milliseconds(200));
+    }
+    reader_state_.store(kAwake, std::memory_order_relaxed);
+    return tail_.load(std::memory_order_acquire);
+  }
+  // Reader: the record at position `pos` (< the published tail); advances `pos` past it.
+  // Returns false for a wrap marker (pos moved to the next start of the buffer).
+  bool read(uint64_t& pos, const sockaddr*& addr, socklen_t& addr_len, std::string_view& payload) const {
+    const size_t off = static_cast<size_t>(pos % size_);
+    Header h;
+    std::memcpy(&h, buf_.get() + off, sizeof h);
+    if (h.wrap) {
+      pos += size_ - off;
+      return false;
+    }
+    addr = reinterpret_cast<const sockaddr*>(buf_.get() + off + sizeof h);
+    addr_len = h.addr_len;
+    payload = std::string_view(buf_.get() + off + sizeof h + h.addr_len, h.len);
+    pos += record_size(h.addr_len, h.len);
+    return true;
+  }
+  // Reader: the records before `pos` are delivered; their room goes back to the writer.
+  void release(uint64_t pos) { head_.store(pos, std::memory_order_release); }
+
+ private:
+  const size_t size_;
+  std::unique_ptr<char[]> buf_;  // not value-initialised: pages are touched when first written
+  uint64_t write_ = 0;           // writer only
+  alignas(64) std::atomic<uint64_t> tail_{0};
+  alignas(64) std::atomic<uint64_t> head_{0};
+  static constexpr int kAwake = 0, kNapping = 1, kAsleep = 2;
+  std::atomic<int> reader_state_{kAwake};
+  std::atomic<bool> closed_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
 }  // namespace
 
+size_t min_udp_ring_bytes(size_t max_datagram) {
+  return std::max<size_t>(64 * 1024, 2 * DatagramRing::record_size(sizeof(sockaddr_storage), max_datagram));
+}
+
 struct UdpListener::Impl {
-  static constexpr unsigned kBatch = 16;
+  static constexpr unsigned kBatch = 32;
 
   Impl(std::string n, UdpListenerOptions o, MessageHandler h, ReadEndHandler r)
       : name(std::move(n)),
@@ -172,11 +299,16 @@ struct UdpListener::Impl {
         kernel_drops(metrics().counter("bf_udp_kernel_drops_total",
                                        "UDP datagrams the kernel dropped (socket buffer full)",
                                        {{"listener", name}})),
+        ring_drops(metrics().counter("bf_udp_ring_drops_total",
+                                     "UDP datagrams received but dropped because the receive ring was full",
+                                     {{"listener", name}})),
         handler_errors(metrics().counter("bf_listener_handler_errors_total",
                                          "Exceptions thrown by a listener's message handler",
                                          {{"listener", name}})) {}
 
-  void run();
+  void receive();  // the receive thread
+  void deliver();  // the delivery thread (with a ring)
+  void call_handler(std::string_view message, const std::string& peer);
 
   std::string name;
   UdpListenerOptions opts;
@@ -186,7 +318,9 @@ struct UdpListener::Impl {
   Counter& bytes;
   Counter& truncated;
   Counter& kernel_drops;
+  Counter& ring_drops;
   Counter& handler_errors;
+  std::unique_ptr<DatagramRing> ring;  // null: ring_bytes 0, handlers on the receive thread
 
   std::mutex mu;
   bool started = false;
@@ -195,6 +329,7 @@ struct UdpListener::Impl {
   int wake_fd = -1;
   uint16_t bound_port = 0;
   std::thread thread;
+  std::thread delivery;
 };
 
 UdpListener::UdpListener(std::string name, UdpListenerOptions options, MessageHandler handler,
@@ -203,6 +338,13 @@ UdpListener::UdpListener(std::string name, UdpListenerOptions options, MessageHa
   if (impl_->opts.max_datagram == 0 || impl_->opts.max_datagram > 65535) {
     throw std::invalid_argument("udp listener '" + impl_->name +
                                 "': max_datagram must be between 1 and 65535");
+  }
+  const size_t ring = impl_->opts.ring_bytes;
+  if (ring != 0 && ring < min_udp_ring_bytes(impl_->opts.max_datagram)) {
+    throw std::invalid_argument("udp listener '" + impl_->name + "': receive ring of " + std::to_string(ring) +
+                                " bytes is below the minimum " +
+                                std::to_string(min_udp_ring_bytes(impl_->opts.max_datagram)) +
+                                " for max_datagram " + std::to_string(impl_->opts.max_datagram));
   }
 }
 
@@ -280,12 +422,66 @@ void UdpListener::start() {
   s.fd = fd;
   s.wake_fd = wake;
   s.started = true;
-  s.thread = std::thread([&s] { s.run(); });
+  if (s.opts.ring_bytes > 0) {
+    s.ring = std::make_unique<DatagramRing>(s.opts.ring_bytes);
+    s.delivery = std::thread([&s] { s.deliver(); });
+  }
+  s.thread = std::thread([&s] { s.receive(); });
   spdlog::info("udp listener '{}' listening on {} (port {})", s.name, s.opts.listen, s.bound_port);
 }
 
-void UdpListener::Impl::run() {
+void UdpListener::Impl::call_handler(std::string_view message, const std::string& peer) {
+  call_guarded([&] { handler(message, peer); }, handler_errors, "udp", name);
+}
+
+namespace {
+// The sender "ip:port" of the last datagram, formatted again only when the address
+// changes (senders are usually few).
+struct PeerCache {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  std::string text;
+  const std::string& of(const sockaddr* a, socklen_t n) {
+    if (n != len || std::memcmp(a, &addr, n) != 0) {
+      len = std::min<socklen_t>(n, sizeof addr);
+      std::memcpy(&addr, a, len);
+      text = format_peer(a);
+    }
+    return text;
+  }
+};
+}  // namespace
+
+void UdpListener::Impl::deliver() {
   set_thread_name("bf-proxy-udp");
+  // Up to kChunk datagrams go to the handler between read_end calls (the batcher takes
+  // them in one call) and between releases of their room in the ring.
+  constexpr size_t kChunk = 256;
+  PeerCache peer;
+  uint64_t pos = 0;
+  for (;;) {
+    const uint64_t end = ring->wait_for_records(pos);
+    if (end == pos) break;  // closed and empty
+    size_t in_chunk = 0;
+    while (pos != end) {
+      const sockaddr* addr = nullptr;
+      socklen_t addr_len = 0;
+      std::string_view payload;
+      if (!ring->read(pos, addr, addr_len, payload)) continue;  // wrap marker
+      call_handler(payload, peer.of(addr, addr_len));
+      if (++in_chunk == kChunk) {
+        call_read_end(read_end, handler_errors, "udp", name);
+        ring->release(pos);
+        in_chunk = 0;
+      }
+    }
+    if (in_chunk) call_read_end(read_end, handler_errors, "udp", name);
+    ring->release(pos);
+  }
+}
+
+void UdpListener::Impl::receive() {
+  set_thread_name(ring ? "bf-proxy-udp-rx" : "bf-proxy-udp");
   const size_t cap = opts.max_datagram;
   std::vector<char> storage(cap * kBatch);
   std::array<mmsghdr, kBatch> msgs{};
@@ -294,9 +490,14 @@ void UdpListener::Impl::run() {
   constexpr size_t kCtrl = CMSG_SPACE(sizeof(uint32_t));
   std::array<std::array<char, kCtrl>, kBatch> ctrl{};
   uint32_t last_drops = 0;
-  sockaddr_storage last_peer_addr{};
-  socklen_t last_peer_len = 0;
-  std::string last_peer;
+  PeerCache peer;
+  // With a ring the delivery thread ends once the ring is closed and empty.
+  struct CloseRing {
+    DatagramRing* r;
+    ~CloseRing() {
+      if (r) r->close();
+    }
+  } close_ring{ring.get()};
   // Drops after the last datagram that was queued reach no cmsg: when the socket has
   // been quiet for a second, the count is read from /proc/net/udp instead.
   struct stat st {};
@@ -307,6 +508,67 @@ void UdpListener::Impl::run() {
     if (delta != 0 && delta < (1u << 31)) {
       kernel_drops.inc(delta);
       last_drops = total;
+    }
+  };
+
+  // Reads everything that is queued, a batch at a time; false: stop() was called.
+  auto drain = [&](bool& found) -> bool {
+    for (;;) {
+      for (unsigned i = 0; i < kBatch; ++i) {
+        iovs[i].iov_base = storage.data() + i * cap;
+        iovs[i].iov_len = cap;
+        msgs[i].msg_hdr.msg_iov = &iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &addrs[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+        msgs[i].msg_hdr.msg_control = ctrl[i].data();
+        msgs[i].msg_hdr.msg_controllen = kCtrl;
+        msgs[i].msg_hdr.msg_flags = 0;
+        msgs[i].msg_len = 0;
+      }
+      const int n = ::recvmmsg(fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          spdlog::warn("udp listener '{}': receive failed: {}", name, errno_text(errno));
+        }
+        return true;
+      }
+      uint64_t batch_bytes = 0;
+      uint64_t batch_truncated = 0;
+      uint64_t batch_refused = 0;
+      for (int i = 0; i < n; ++i) {
+        auto& hdr = msgs[i].msg_hdr;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&hdr); c != nullptr; c = CMSG_NXTHDR(&hdr, c)) {
+          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+            uint32_t total = 0;
+            std::memcpy(&total, CMSG_DATA(c), sizeof total);
+            count_drops(total);  // the socket's drop count when this datagram was queued
+          }
+        }
+        const size_t len = std::min<size_t>(msgs[i].msg_len, cap);
+        batch_bytes += len;
+        if (hdr.msg_flags & MSG_TRUNC) ++batch_truncated;
+        const std::string_view payload(storage.data() + i * cap, len);
+        if (ring) {
+          if (!ring->push(&addrs[i], hdr.msg_namelen, payload)) ++batch_refused;
+        } else {
+          call_handler(payload, peer.of(reinterpret_cast<const sockaddr*>(&addrs[i]), hdr.msg_namelen));
+        }
+      }
+      if (ring)
+        ring->publish();
+      else
+        call_read_end(read_end, handler_errors, "udp", name);
+      datagrams.inc(static_cast<uint64_t>(n));
+      bytes.inc(batch_bytes);
+      if (batch_truncated) truncated.inc(batch_truncated);
+      if (batch_refused) ring_drops.inc(batch_refused);
+      if (n > 0) found = true;
+      if (n < static_cast<int>(kBatch)) return true;
+      // Let stop() win against a sender that never pauses.
+      pollfd w{wake_fd, POLLIN, 0};
+      if (::poll(&w, 1, 0) > 0) return false;
     }
   };
 
@@ -332,67 +594,17 @@ void UdpListener::Impl::run() {
       if (fds[0].revents & POLLNVAL) return;
       continue;
     }
-    // Drain everything that is queued, a batch at a time.
-    for (;;) {
-      for (unsigned i = 0; i < kBatch; ++i) {
-        iovs[i].iov_base = storage.data() + i * cap;
-        iovs[i].iov_len = cap;
-        msgs[i].msg_hdr.msg_iov = &iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &addrs[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-        msgs[i].msg_hdr.msg_control = ctrl[i].data();
-        msgs[i].msg_hdr.msg_controllen = kCtrl;
-        msgs[i].msg_hdr.msg_flags = 0;
-        msgs[i].msg_len = 0;
-      }
-      const int n = ::recvmmsg(fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-          spdlog::warn("udp listener '{}': receive failed: {}", name, errno_text(errno));
-        }
-        break;
-      }
-      uint64_t batch_bytes = 0;
-      uint64_t batch_truncated = 0;
-      for (int i = 0; i < n; ++i) {
-        auto& hdr = msgs[i].msg_hdr;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&hdr); c != nullptr; c = CMSG_NXTHDR(&hdr, c)) {
-          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-            uint32_t total = 0;
-            std::memcpy(&total, CMSG_DATA(c), sizeof total);
-            count_drops(total);  // the socket's drop count when this datagram was queued
-          }
-        }
-        const size_t len = std::min<size_t>(msgs[i].msg_len, cap);
-        batch_bytes += len;
-        if (hdr.msg_flags & MSG_TRUNC) ++batch_truncated;
-        // Senders are usually few: reuse the formatted peer while the address repeats.
-        if (hdr.msg_namelen != last_peer_len ||
-            std::memcmp(&addrs[i], &last_peer_addr, hdr.msg_namelen) != 0) {
-          last_peer_len = hdr.msg_namelen;
-          std::memcpy(&last_peer_addr, &addrs[i], hdr.msg_namelen);
-          last_peer = format_peer(reinterpret_cast<const sockaddr*>(&addrs[i]));
-        }
-        try {
-          handler(std::string_view(storage.data() + i * cap, len), last_peer);
-        } catch (const std::exception& e) {
-          handler_errors.inc();
-          spdlog::error("udp listener '{}': handler threw: {}", name, e.what());
-        } catch (...) {
-          handler_errors.inc();
-          spdlog::error("udp listener '{}': handler threw", name);
-        }
-      }
-      call_read_end(read_end, handler_errors, "udp", name);
-      datagrams.inc(static_cast<uint64_t>(n));
-      bytes.inc(batch_bytes);
-      if (batch_truncated) truncated.inc(batch_truncated);
-      if (n < static_cast<int>(kBatch)) break;
-      // Let stop() win against a sender that never pauses.
-      pollfd w{wake_fd, POLLIN, 0};
-      if (::poll(&w, 1, 0) > 0) return;
+    bool found = false;
+    if (!drain(found)) return;
+    // With a ring, a drain that found datagrams is followed by a millisecond's pause
+    // and another drain, until one finds none: under load the thread then wakes a
+    // thousand times a second for batches of datagrams rather than once per datagram
+    // (poll), and the socket buffer holds a millisecond easily.
+    while (ring && found) {
+      pollfd w{wake_fd, POLLIN, 0};  // the pause, cut short by stop()
+      if (::poll(&w, 1, 1) > 0) return;
+      found = false;
+      if (!drain(found)) return;
     }
   }
 }
@@ -407,6 +619,9 @@ void UdpListener::stop() {
   ssize_t w = ::write(s.wake_fd, &one, sizeof one);
   (void)w;
   if (s.thread.joinable()) s.thread.join();
+  // The receive thread closed the ring on its way out: the delivery thread hands on
+  // what the ring holds and ends.
+  if (s.delivery.joinable()) s.delivery.join();
   ::close(s.fd);
   ::close(s.wake_fd);
   s.fd = s.wake_fd = -1;
@@ -570,15 +785,7 @@ asio::awaitable<void> TcpListener::Impl::connection(std::shared_ptr<asio_tcp::so
   const TcpFramer::Sink sink = [&](std::string_view msg, bool was_truncated) {
     messages.inc();
     if (was_truncated && !at_end) truncated.inc();
-    try {
-      handler(msg, peer, was_truncated);
-    } catch (const std::exception& e) {
-      handler_errors.inc();
-      spdlog::error("tcp listener '{}': handler threw: {}", name, e.what());
-    } catch (...) {
-      handler_errors.inc();
-      spdlog::error("tcp listener '{}': handler threw", name);
-    }
+    call_guarded([&] { handler(msg, peer, was_truncated); }, handler_errors, "tcp", name);
   };
   // Readiness, then a non-blocking read into the io thread's one large buffer: every
   // connection of this listener runs on the io thread, and each read is framed and

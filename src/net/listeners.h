@@ -14,9 +14,11 @@
 namespace bf {
 
 // Called with one datagram (UDP) or one framed message (TCP) and the sender "ip:port".
-// The handler runs on the listener's thread. It may block (a TCP source applying
-// backpressure): while it does, that listener reads none of its sockets, so the kernel
-// buffers fill and TCP senders are flow-controlled; stop() waits for it to return.
+// The handler runs on the listener's thread (UDP with a receive ring: its delivery
+// thread, while the receive thread goes on reading into the ring). It may block (a TCP
+// source applying backpressure): while it does, that listener reads none of its
+// sockets, so the kernel buffers fill and TCP senders are flow-controlled; stop() waits
+// for it to return.
 using MessageHandler = std::function<void(std::string_view message, const std::string& peer)>;
 // The same for TCP with whether the message was cut: longer than max_message, or the
 // last frame of a stream that ended before all its octets arrived.
@@ -34,7 +36,17 @@ struct UdpListenerOptions {
   // SO_REUSEPORT: several listeners (one per receive thread) bind the same port and
   // the kernel spreads datagrams over them by sender (one exporter stays on one socket).
   bool reuse_port = false;
+  // Bytes of the user-space ring between the receive thread, which only drains the
+  // socket (recvmmsg) into it, and the delivery thread, which calls the handlers: a
+  // handler that stalls (compression, fsync) no longer leaves datagrams to the kernel
+  // to drop. A datagram that finds the ring full is dropped and counted
+  // (bf_udp_ring_drops_total); the receiver never waits. 0: no ring, the handlers run on
+  // the receive thread (the socket is not read while they do). Otherwise at least
+  // min_ring_bytes(max_datagram).
+  size_t ring_bytes = size_t{64} << 20;
 };
+// The smallest ring that holds two datagrams of max_datagram bytes.
+size_t min_udp_ring_bytes(size_t max_datagram);
 
 class UdpListener {
  public:

@@ -132,7 +132,18 @@ void add_udp_receive_options(OptionTable<S>& t, Get get) {
          "when it grants less (`net.core.rmem_max`) a warning is logged at start");
   t.size("max_datagram", [get](S& s) -> size_t& { return get(s).max_datagram; }, d.max_datagram, 1, 65535,
          "largest datagram read");
-  t.finally([get](S& s, const ConfigNode&) { get(s).listen = s.common.listen; });
+  t.size("receive_ring", [get](S& s) -> size_t& { return get(s).ring_bytes; }, d.ring_bytes, 0, 1ull << 34,
+         "bytes of the ring (per socket) between the thread that only drains the socket and the thread that parses: "
+         "it absorbs parser stalls (compression, fsync) that would otherwise overflow the socket buffer. Full: new "
+         "datagrams are dropped and counted in `bf_udp_ring_drops_total`. Only as much memory as the ring has held at once becomes resident. "
+         "`0`: no ring, parse on the receive thread. Otherwise at least 64KiB and twice `max_datagram`");
+  t.finally([get](S& s, const ConfigNode& node) {
+    UdpListenerOptions& u = get(s);
+    u.listen = s.common.listen;
+    if (u.ring_bytes != 0 && u.ring_bytes < min_udp_ring_bytes(u.max_datagram))
+      node.fail("receive_ring", "must be 0 or at least " + format_size(min_udp_ring_bytes(u.max_datagram)) +
+                                    " (with max_datagram " + std::to_string(u.max_datagram) + ")");
+  });
 }
 
 // The receive-side keys of the sources with several receive threads: receive_buffer,

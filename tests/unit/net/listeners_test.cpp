@@ -7,6 +7,8 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <thread>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -138,7 +140,7 @@ TEST(UdpListener, DeliversDatagramsWithPeer) {
   EXPECT_EQ(all[1].message, "second message");
   EXPECT_EQ(all[2].message, std::string(1000, 'x'));
   for (auto& r : all) EXPECT_EQ(r.peer, s.local());
-  // Counters are added per receive batch, after the handler calls.
+  // Counters are added per receive batch (by the receive thread, before or after the handler calls).
   EXPECT_TRUE(wait_until([&] { return metric("bf_udp_datagrams_total", name) == 3; }));
   EXPECT_TRUE(wait_until([&] { return metric("bf_udp_bytes_total", name) == 9 + 14 + 1000; }));
   l.stop();
@@ -186,6 +188,7 @@ TEST(UdpListener, KernelDropsAreCounted) {
   UdpListenerOptions o;
   o.listen = "127.0.0.1:0";
   o.receive_buffer_bytes = 4096;
+  o.ring_bytes = 0;  // the handler runs on the receive thread, so blocking it blocks the socket
   UdpListener l(name, o, [&](std::string_view m, const std::string&) {
     received.fetch_add(1);
     if (m == "first") wait_until([&] { return release.load(); }, std::chrono::seconds(10));
@@ -214,6 +217,180 @@ TEST(UdpListener, KernelDropsAreCounted) {
       << " sent " << sent;
   EXPECT_GT(metric("bf_udp_kernel_drops_total", name), 0);
   EXPECT_LT(received.load(), sent);
+}
+
+// Whether a thread of this process has this name (/proc/self/task/*/comm).
+bool thread_named(const std::string& want) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string n;
+    if (std::getline(comm, n) && n == want) return true;
+  }
+  return false;
+}
+
+// A handler that blocks at the datagram "stall" until released, collecting the rest.
+struct StallingCollector : Collector {
+  std::atomic<bool> stalled{false};
+  std::atomic<bool> release{false};
+  MessageHandler handler() {
+    return [this](std::string_view m, const std::string& peer) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        items.push_back({std::string(m), peer});
+      }
+      if (m == "stall") {
+        stalled = true;
+        wait_until([&] { return release.load(); }, std::chrono::seconds(30));
+      }
+    };
+  }
+};
+
+// Flood: the handler stalls, the receive thread drains the socket into the ring
+// regardless (every datagram read, none dropped by the kernel); once the ring is full
+// the rest are dropped and counted; after the stall, what the ring accepted arrives
+// whole and in order.
+TEST(UdpListener, RingAbsorbsAStalledHandlerThenCountsWhatDidNotFit) {
+  const std::string name = test_name();
+  StallingCollector got;
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.max_datagram = 1024;
+  o.ring_bytes = min_udp_ring_bytes(o.max_datagram);  // 64 KiB: a few hundred 200-byte datagrams
+  UdpListener l(name, o, got.handler());
+  l.start();
+  UdpSender s;
+  ASSERT_TRUE(s.send(l.port(), "stall"));
+  ASSERT_TRUE(wait_until([&] { return got.stalled.load(); }));
+  const int flood = 2000;
+  for (int i = 0; i < flood; ++i) {
+    std::string m = "flood " + std::to_string(i) + " ";
+    m.resize(200, 'f');
+    ASSERT_TRUE(s.send(l.port(), m));
+  }
+  // The receive thread read every datagram although the handler is stuck.
+  ASSERT_TRUE(wait_until([&] { return metric("bf_udp_datagrams_total", name) == flood + 1; }))
+      << metric("bf_udp_datagrams_total", name) << " read";
+  EXPECT_EQ(metric("bf_udp_kernel_drops_total", name), 0);
+  const int64_t dropped = metric("bf_udp_ring_drops_total", name);
+  EXPECT_GT(dropped, 0);
+  EXPECT_LT(dropped, flood - 100);  // the ring held a few hundred
+  got.release = true;
+  const int64_t accepted = flood - dropped;
+  ASSERT_TRUE(wait_until([&] { return static_cast<int64_t>(got.size()) == 1 + accepted; }))
+      << got.size() << " delivered, " << accepted << " accepted";
+  auto msgs = got.messages();
+  EXPECT_EQ(msgs[0], "stall");
+  // The ring filled while the handler was stuck: the accepted ones are the first ones.
+  for (int64_t i = 0; i < accepted; ++i)
+    ASSERT_EQ(msgs[static_cast<size_t>(i + 1)].substr(0, msgs[static_cast<size_t>(i + 1)].find(' ', 6)),
+              "flood " + std::to_string(i));
+  // With room again, new datagrams are accepted.
+  ASSERT_TRUE(s.send(l.port(), "after"));
+  ASSERT_TRUE(wait_until([&] { return static_cast<int64_t>(got.size()) == 2 + accepted; }));
+  EXPECT_EQ(got.messages().back(), "after");
+  EXPECT_EQ(metric("bf_udp_ring_drops_total", name), dropped);
+}
+
+// A clean stop while the handler is stalled with datagrams in the ring: the receive
+// thread ends at once, the delivery thread hands on everything the ring holds.
+TEST(UdpListener, StopDeliversEverythingInTheRing) {
+  const std::string name = test_name();
+  StallingCollector got;
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  UdpListener l(name, o, got.handler());
+  l.start();
+  UdpSender s;
+  ASSERT_TRUE(s.send(l.port(), "stall"));
+  ASSERT_TRUE(wait_until([&] { return got.stalled.load(); }));
+  const int n = 500;
+  for (int i = 0; i < n; ++i) ASSERT_TRUE(s.send(l.port(), "queued " + std::to_string(i)));
+  ASSERT_TRUE(wait_until([&] { return metric("bf_udp_datagrams_total", name) == n + 1; }));
+  ASSERT_TRUE(thread_named("bf-proxy-udp-rx"));
+  std::thread stopper([&] { l.stop(); });
+  // stop() has ended the receive thread while the handler still holds the delivery thread.
+  EXPECT_TRUE(wait_until([&] { return !thread_named("bf-proxy-udp-rx"); }));
+  EXPECT_EQ(got.size(), 1u);
+  got.release = true;
+  stopper.join();
+  auto msgs = got.messages();
+  ASSERT_EQ(msgs.size(), static_cast<size_t>(n + 1));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(msgs[static_cast<size_t>(i + 1)], "queued " + std::to_string(i));
+  EXPECT_EQ(metric("bf_udp_ring_drops_total", name), 0);
+}
+
+// Hostile datagrams through the ring: empty, NUL bytes, binary, exactly max_datagram,
+// longer (cut and counted), and many of varying size through a small ring so records
+// wrap around its end many times; each arrives byte for byte, in order, or is counted.
+TEST(UdpListener, RingKeepsOddDatagramsExactAcrossWraps) {
+  const std::string name = test_name();
+  Collector got;
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.max_datagram = 1000;
+  o.ring_bytes = min_udp_ring_bytes(o.max_datagram) + 8 * 3;  // not a multiple of any record size
+  std::atomic<int> read_ends{0};
+  UdpListener l(name, o, got.handler(), [&] { read_ends.fetch_add(1); });
+  l.start();
+  UdpSender s;
+  std::vector<std::string> sent;
+  sent.push_back("");
+  sent.push_back(std::string("\0\0\0", 3));
+  std::string binary;
+  for (int b = 0; b < 256; ++b) binary.push_back(static_cast<char>(b));
+  sent.push_back(binary);
+  sent.push_back(std::string(1000, 'm'));
+  for (const auto& m : sent) ASSERT_TRUE(s.send(l.port(), m));
+  ASSERT_TRUE(s.send(l.port(), std::string(1500, 'L')));  // cut to 1000
+  sent.push_back(std::string(1000, 'L'));
+  ASSERT_TRUE(wait_until([&] { return got.size() == sent.size(); }));
+  EXPECT_EQ(metric("bf_udp_datagrams_truncated_total", name), 1);
+  // Sizes up to 1000 in a pattern that does not repeat with the ring, content tied to the index.
+  const int many = 3000;
+  auto accounted = [&] {
+    return static_cast<int64_t>(got.size()) + metric("bf_udp_ring_drops_total", name) +
+           metric("bf_udp_kernel_drops_total", name);
+  };
+  for (int i = 0; i < many; ++i) {
+    std::string m = std::to_string(i) + ":";
+    m.resize(std::max(m.size(), static_cast<size_t>((i * 389) % 1001)), static_cast<char>('a' + i % 26));
+    ASSERT_TRUE(s.send(l.port(), m));
+    sent.push_back(m);
+    // Paced, 40 (< 64 KiB) at a time, so that most fit (drops would be counted, but
+    // this test is about the bytes).
+    if (i % 40 == 39) wait_until([&] { return accounted() >= static_cast<int64_t>(sent.size()); });
+  }
+  ASSERT_TRUE(wait_until([&] { return accounted() == static_cast<int64_t>(sent.size()); }))
+      << got.size() << " delivered, ring drops " << metric("bf_udp_ring_drops_total", name) << ", kernel drops "
+      << metric("bf_udp_kernel_drops_total", name) << ", sent " << sent.size();
+  EXPECT_GT(got.size(), sent.size() / 2);  // the bytes of most were checked
+  auto msgs = got.messages();
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(msgs[i], sent[i]) << i;
+  // The rest: each delivered one equals the sent one of its index, indices increase.
+  int last = -1;
+  for (size_t k = 5; k < msgs.size(); ++k) {
+    const int idx = std::stoi(msgs[k].substr(0, msgs[k].find(':')));
+    ASSERT_GT(idx, last);
+    last = idx;
+    ASSERT_EQ(msgs[k], sent[static_cast<size_t>(idx) + 5]) << idx;
+  }
+  EXPECT_GT(read_ends.load(), 0);
+  EXPECT_LT(read_ends.load(), static_cast<int>(sent.size()));  // a chunk at a time, not per datagram
+}
+
+TEST(UdpListener, RingBelowTheMinimumIsRefused) {
+  Collector got;
+  UdpListenerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.ring_bytes = min_udp_ring_bytes(o.max_datagram) - 8;
+  try {
+    UdpListener l("t_udp_small_ring", o, got.handler());
+    FAIL() << "accepted a ring of " << o.ring_bytes;
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("receive ring"), std::string::npos) << e.what();
+  }
 }
 
 // SO_RCVBUF of this process's UDP socket bound to `port`, read with getsockopt (the

@@ -77,6 +77,12 @@ TEST(SourceOptions, WrongTypesAndBoundsNameSourceAndKey) {
   EXPECT_NE(err.find("path: must start with '/'"), std::string::npos) << err;
   err = config_error("    - type: tcp\n      tenant: Bad!\n");
   EXPECT_NE(err.find("tenant:"), std::string::npos) << err;
+  // A receive ring must hold two of the largest datagrams (or be 0: none).
+  err = config_error("    - type: syslog_udp\n      receive_ring: 100KiB\n");
+  EXPECT_NE(err.find("receive_ring: must be 0 or at least"), std::string::npos) << err;
+  EXPECT_NE(err.find("max_datagram 65535"), std::string::npos) << err;
+  EXPECT_EQ(config_error("    - type: syslog_udp\n      receive_ring: 100KiB\n      max_datagram: 2048\n"), "");
+  EXPECT_EQ(config_error("    - type: sflow\n      receive_ring: 0\n"), "");
 }
 
 TEST(SourceOptions, EverySourceAcceptsItsDefaults) {

@@ -42,8 +42,9 @@ struct BlockingSink : test::CapturingSink {
 TEST(UdpKernelDrops, DropsWithoutLaterDatagramsAreCounted) {
   BlockingSink sink;
   const uint16_t port = test::free_port(SOCK_DGRAM);
+  // receive_ring 0: the sink blocks the thread that reads the socket.
   auto source = test::make_source("    - type: udp\n      name: drops\n      format: text\n      receive_buffer: 4KiB\n"
-                                  "      listen: 127.0.0.1:" + std::to_string(port) + "\n",
+                                  "      receive_ring: 0\n      listen: 127.0.0.1:" + std::to_string(port) + "\n",
                                   sink);
   source->start();
   const Labels labels{{"listener", "drops"}};
@@ -70,6 +71,49 @@ TEST(UdpKernelDrops, DropsWithoutLaterDatagramsAreCounted) {
       << "received " << received << ", drops " << test::metric("bf_udp_kernel_drops_total", labels) - before;
   EXPECT_GT(test::metric("bf_udp_kernel_drops_total", labels) - before, 0);
   source->stop();
+}
+
+// The same stall with the receive ring (the default): the receive thread goes on
+// reading into the ring, the kernel drops nothing, and once the sink takes events
+// again every datagram of the burst is an event, in order; a stop right after
+// delivers what the ring still holds.
+TEST(UdpKernelDrops, TheRingHoldsTheBurstWhileTheSinkIsBlocked) {
+  BlockingSink sink;
+  const uint16_t port = test::free_port(SOCK_DGRAM);
+  auto source = test::make_source("    - type: syslog_udp\n      name: ringed\n"
+                                  "      listen: 127.0.0.1:" + std::to_string(port) + "\n",
+                                  sink);
+  // Whatever an assertion cuts short, the sink is released so that stop() can end.
+  struct Release {
+    BlockingSink& s;
+    ~Release() { s.release(); }
+  } release_at_exit{sink};
+  source->start();
+  const Labels labels{{"listener", "ringed"}};
+  // The counters are process-wide (--gtest_repeat): compare with their values now.
+  const int64_t read_before = test::metric("bf_udp_datagrams_total", labels);
+  const int64_t kernel_before = test::metric("bf_udp_kernel_drops_total", labels);
+  const int64_t ring_before = test::metric("bf_udp_ring_drops_total", labels);
+  test::send_udp(port, "<13>first");
+  ASSERT_TRUE(sink.wait_entered());
+  constexpr int kBurst = 400;
+  for (int i = 0; i < kBurst; ++i) test::send_udp(port, "<13>burst " + std::to_string(i));
+  // All read from the socket while the sink is blocked.
+  ASSERT_TRUE(test::wait_until(
+      [&] { return test::metric("bf_udp_datagrams_total", labels) - read_before == kBurst + 1; }))
+      << test::metric("bf_udp_datagrams_total", labels) - read_before << " read";
+  sink.release();
+  source->stop();
+  EXPECT_EQ(test::metric("bf_udp_kernel_drops_total", labels) - kernel_before, 0);
+  EXPECT_EQ(test::metric("bf_udp_ring_drops_total", labels) - ring_before, 0);
+  std::lock_guard lock(sink.mu);
+  EXPECT_EQ(sink.events, static_cast<size_t>(kBurst + 1));
+  size_t at = 0;
+  for (int i = 0; i < kBurst; ++i) {
+    const size_t next = sink.lines.find("burst " + std::to_string(i) + "\"", at);
+    ASSERT_NE(next, std::string::npos) << "burst " << i << " missing or out of order";
+    at = next;
+  }
 }
 
 }  // namespace
