@@ -17,7 +17,8 @@
 # (packer.flush.age; 0s by default here so the lag figure is the pipeline's, not the wait),
 # PERF_DATA (a file: `perf record --call-graph dwarf` on the process from the start of
 # the load to all queryable; it inflates the CPU figures, so profile in a separate run),
-# KEEP_LOG (a file: the process's log, at level LOG_LEVEL (warn), is copied there at the end).
+# KEEP_LOG (a file: the process's log, at level LOG_LEVEL (warn), is copied there at the end),
+# KEEP_STORE (a directory: the run's object store is moved there at the end, to look at the lake).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-12000000}
@@ -27,7 +28,7 @@ BIN=${BIN:-$PWD/build/bytefreezer}
 GEN=${GEN:-$PWD/build/bench/proxy_loadgen}
 [ -x "$GEN" ] || cmake --build build --target proxy_loadgen >/dev/null
 DIR=$(mktemp -d)
-trap 'kill $PID $GENPID 2>/dev/null || true; wait 2>/dev/null || true; [ -z "${KEEP_LOG:-}" ] || cp "$DIR/log" "$KEEP_LOG"; rm -rf "$DIR"' EXIT
+trap 'kill $PID $GENPID 2>/dev/null || true; wait 2>/dev/null || true; [ -z "${KEEP_LOG:-}" ] || cp "$DIR/log" "$KEEP_LOG"; [ -z "${KEEP_STORE:-}" ] || mv "$DIR/store" "$KEEP_STORE"; rm -rf "$DIR"' EXIT
 GENPID=
 
 . bench/lib.sh  # free_port, now
@@ -104,6 +105,9 @@ print(f"peak RSS of bytefreezer run: {peak / 1024:.0f} MiB")
 PY
 # Compaction (packer.compaction; its interval is 10m unless PACKER_EXTRA sets it) ran
 # during the load when this shows merges.
-curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^bf_packer_(compactions|compacted_parts)_total/ {k = $1; sub(/\{.*/, "", k); s[k] += $2}
-  END {printf "compaction during the run: %d merges of %d parts\n", s["bf_packer_compactions_total"] + 0, s["bf_packer_compacted_parts_total"] + 0}' || true
+curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^bf_packer_(compactions|compacted_parts|compaction_spliced|compaction_sort_passes)_total/ {k = $1; sub(/\{.*/, "", k); s[k] += $2}
+  END {printf "compaction during the run: %d merges of %d parts (%d spliced, %d sorts)\n", s["bf_packer_compactions_total"] + 0,
+       s["bf_packer_compacted_parts_total"] + 0, s["bf_packer_compaction_spliced_total"] + 0, s["bf_packer_compaction_sort_passes_total"] + 0}' || true
+find "$DIR/store" -name '*.parquet' -printf '%s\n' | awk -v n="$N" '{b += $1; f++}
+  END {printf "lake: %d Parquet files, %.1f MB (%.1f bytes/event)\n", f, b / 1e6, b / n}'
 echo "$CPU_REPORT"

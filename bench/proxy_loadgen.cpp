@@ -6,7 +6,9 @@
 //       COUNT newline-framed RFC 5424 messages of about SIZE bytes (default 200) to
 //       127.0.0.1:PORT over CONNECTIONS connections (default 1), as fast as the
 //       receiver reads them, or paced at RATE messages/s in all (0: unpaced). Every message is different (sequence number, time, host,
-//       app, words), so compression sees text rather than one repeated line. Prints
+//       app, words), so compression sees text rather than one repeated line. Message
+//       times advance with the message number (at RATE, else 200,000/s, from 07:00:00),
+//       each up to 2 ms early, as a live stream from many senders does. Prints
 //       "sent N messages in S s (R msgs/s)" when every byte is written and the
 //       connections are shut down.
 //   proxy_loadgen udp PORT COUNT SIZE RATE
@@ -121,6 +123,16 @@ void put_digits(char* at, uint64_t v, int digits) {
   }
 }
 
+// Writes the time `us` microseconds after 07:00:00 as HH:MM:SS.uuuuuu over a message's
+// "07:MM:SS.uuuuuu", given where its fraction starts (the hour wraps within the day).
+void put_time(char* fraction, uint64_t us) {
+  const uint64_t s = us / 1000000;
+  put_digits(fraction - 9, (7 + s / 3600) % 24, 2);
+  put_digits(fraction - 6, s / 60 % 60, 2);
+  put_digits(fraction - 3, s % 60, 2);
+  put_digits(fraction, us % 1000000, 6);
+}
+
 sockaddr_in loopback(uint16_t port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -176,7 +188,10 @@ int send_main(uint16_t port, uint64_t count, size_t size, unsigned connections, 
           x ^= x << 13;
           x ^= x >> 7;
           x ^= x << 17;
-          put_digits(block.text.data() + block.usec_at[i], x % 1000000, 6);
+          // Times advance with the message number as in a live stream (at the paced rate,
+          // else 200,000/s), each up to 2 ms early: the disorder of many senders.
+          const uint64_t at_us = (first + i) * 1000000 / (rate > 0 ? rate : 200000);
+          put_time(block.text.data() + block.usec_at[i], at_us + 2000 - x % 2000);
         }
         // A last, partial block ends after message n-1: at the LF before message n.
         size_t end = block.text.size();

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,7 @@ struct SchemaColumn;
 struct CompactionOptions {
   bool enabled = true;
   size_t min_files = 4;                  // a partition is merged once it holds this many small parts
-  uint64_t target_bytes = 128ull << 20;  // merged files of about this size; a part this large is not small
+  uint64_t target_bytes = 128ull << 20;  // merged files of about this size; a part of half this size is not small
   std::chrono::milliseconds interval{10LL * 60 * 1000};  // per dataset
   // Replaced parts stay this long after the commit, for queries that listed them before.
   std::chrono::milliseconds grace{5LL * 60 * 1000};
@@ -59,11 +60,12 @@ CompactionOptions parse_compaction_options(const ConfigNode& section);  // packe
 struct CompactionJob {
   int64_t hour_us = 0;
   std::vector<CommitPart> parts;
+  std::vector<uint64_t> part_bytes;  // each part's size in the store
   uint64_t bytes = 0;  // their size in the store
 };
 
 // The merges worth doing: in each hour partition with at least min_files parts
-// smaller than target_bytes, those parts (oldest first, by their ULID names) in
+// smaller than half target_bytes, those parts (oldest first, by their ULID names) in
 // groups of about target_bytes, each of at least two parts. Quarantine parts and
 // parts of unknown size (not in `sizes`) are left alone.
 std::vector<CompactionJob> plan_compaction(const std::vector<CommitPart>& parts,
@@ -79,6 +81,9 @@ struct CompactionResult {
   // Sorts run: none for a merge whose parts' _time ranges do not overlap (concatenated
   // in order), else one per merge, or one per _time window of a large merge.
   size_t sort_passes = 0;
+  // Merges of disjoint parts with the registered columns whose row groups were copied
+  // as bytes (packer/parquet_splice.h), not decoded and written again.
+  size_t spliced = 0;
   size_t abandoned = 0;    // merges not committed: a part they replace changed meanwhile
   bool more = false;       // merges were left for the next run (merges_per_run)
   bool fenced = false;  // stopped because the lease was lost
@@ -115,8 +120,28 @@ class Compactor {
   const CompactionOptions& options() const { return options_; }
 
  private:
-  CommitPart merge(const DatasetRef& ref, const CompactionJob& job, const std::vector<SchemaColumn>& columns,
-                   const std::filesystem::path& out, uint64_t& bytes_written, size_t& sort_passes);
+  // One file a merge wrote: where, its part (key to be, rows), its size and the parts it replaces.
+  struct MergedFile {
+    std::filesystem::path path;
+    CommitPart part;
+    uint64_t bytes = 0;
+    std::vector<std::string> replaces;
+  };
+  // Writes the job's parts as one or more sorted files at out_base.* (each path and any
+  // temp file also in temp_paths, for the caller to remove); the parts no file
+  // replaces stay as they are.
+  std::vector<MergedFile> merge(const DatasetRef& ref, const CompactionJob& job, const std::vector<SchemaColumn>& columns,
+                                const std::filesystem::path& out_base, std::vector<std::filesystem::path>& temp_paths,
+                                CompactionResult& result);
+  // The parts sorted by _time into `out` (in windows of about sort_bytes of column data);
+  // returns the rows written.
+  uint64_t sorted_merge(const std::vector<const CommitPart*>& parts, const std::string& projection, uint64_t column_bytes,
+                        const std::filesystem::path& out, std::vector<std::filesystem::path>& temp_paths,
+                        CompactionResult& result);
+  // The parts (in this order) spliced into `out` when they share the registered
+  // columns' layout; their rows, or nullopt (nothing written) when they cannot be.
+  std::optional<uint64_t> splice(const CompactionJob& job, const std::vector<std::string>& ordered_keys,
+                                 const std::string& projection, const std::filesystem::path& out);
   // COPY (SELECT `select` ...) TO `out` with the lake's write options; returns the rows written.
   uint64_t copy_to(const std::string& select, const std::filesystem::path& out, int compression_level);
   // The first of `keys` that parts.json no longer names or a pending manifest names; empty: none.

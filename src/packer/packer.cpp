@@ -669,6 +669,11 @@ struct Packer::Impl {
               "per _time window of a merge larger than compaction.sort_bytes",
               ref)
           .inc(r.sort_passes);
+      counter("bf_packer_compaction_spliced_total",
+              "Merges whose parts' row groups were copied as bytes into the merged file (disjoint _time ranges, the "
+              "registered columns), not decoded and written again",
+              ref)
+          .inc(r.spliced);
       return r.more && !r.fenced;
     } catch (const std::exception& e) {
       if (stopping) return false;

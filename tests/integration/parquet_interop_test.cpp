@@ -10,6 +10,7 @@
 #include "common/batch.h"
 #include "common/batch_shape.h"
 #include "common/catalog.h"
+#include "common/metrics.h"
 #include "common/ulid.h"
 #include "fixtures/process.h"
 #include "fixtures/packer_options.h"
@@ -99,6 +100,55 @@ TEST_F(ParquetInterop, HyparquetReadsTypesAndValuesAsWritten) {
     EXPECT_EQ(r.at("tags"), (json::array{"a", r.at("host")})) << i;
     EXPECT_EQ(r.at("geo").as_object().at("city"), json::value(std::string(r.at("host").as_string()) + "-city")) << i;
     EXPECT_EQ(r.at("geo").as_object().at("lat").to_number<double>(), ratio[i]) << i;
+  }
+}
+
+// Compaction of parts that do not overlap in time copies their row groups as bytes
+// into one file with a footer of its own (packer/parquet_splice.h): an independent
+// reader must read that file as it reads the packer's own.
+TEST_F(ParquetInterop, HyparquetReadsASplicedCompactionAsThePartsItReplaced) {
+  auto catalog = std::make_shared<Catalog>();
+  catalog->add_dataset(DatasetInfo{ref, {}});
+  Packer filler(bf::test::packing_at_once(), catalog, store);
+  int64_t n = 0;
+  for (int part = 0; part < 3; ++part) {
+    std::vector<Event> events;
+    for (int i = 0; i < 40; ++i, ++n) {
+      char t[40];
+      std::snprintf(t, sizeof t, "2026-03-01T10:%02d:%02d.25Z", int(n / 60), int(n % 60));
+      events.push_back(event(t, n, n * 0.5, "web-" + std::to_string(n % 3), n % 2 == 0));
+    }
+    BatchShape shape;
+    for (const auto& e : events) shape.add(e);
+    store->put(processed_key(ref, new_ulid()), encode_batch(events, BatchEnvelope{{"shape", shape.to_json()}}));
+    ASSERT_EQ(filler.run_once(), 1u);
+  }
+  ASSERT_EQ(committed_parts(*store, ref).size(), 3u);
+  const Labels labels{{"tenant", "web"}, {"dataset", "logs"}};
+  const int64_t spliced = metrics().value("bf_packer_compaction_spliced_total", labels);
+  PackerOptions o = bf::test::packing_at_once();
+  o.compaction.enabled = true;
+  o.compaction.min_files = 2;
+  o.compaction.interval = std::chrono::milliseconds(0);
+  Packer(o, catalog, store).run_once();
+  const auto parts = committed_parts(*store, ref);
+  ASSERT_EQ(parts.size(), 1u);
+  EXPECT_EQ(parts[0].rows, 120u);
+  EXPECT_EQ(metrics().value("bf_packer_compaction_spliced_total", labels), spliced + 1) << "the row groups were copied";
+
+  const json::object file = hyparquet(parts[0].key);
+  EXPECT_EQ(file.at("codecs"), (json::array{"ZSTD"}));
+  const auto& rows = file.at("rows").as_array();
+  ASSERT_EQ(rows.size(), 120u);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i].as_object();
+    const std::string host = "web-" + std::to_string(i % 3);
+    EXPECT_EQ(r.at("n"), json::value(std::to_string(i))) << i;  // in _time order across the three parts
+    EXPECT_EQ(r.at("ratio").to_number<double>(), i * 0.5) << i;
+    EXPECT_EQ(r.at("host"), json::value(host)) << i;
+    EXPECT_EQ(r.at("ok").as_bool(), i % 2 == 0) << i;
+    EXPECT_EQ(r.at("tags"), (json::array{"a", json::value(host)})) << i;
+    EXPECT_EQ(r.at("geo").as_object().at("city"), json::value(host + "-city")) << i;
   }
 }
 

@@ -128,9 +128,12 @@ TEST_F(CompactionTest, SmallPartsOfAnHourBecomeOneSortedFileWithTheRegisteredCol
   const int64_t compactions = metrics().value("bf_packer_compactions_total", kLabels);
   const int64_t compacted = metrics().value("bf_packer_compacted_parts_total", kLabels);
   const int64_t sorts = metrics().value("bf_packer_compaction_sort_passes_total", kLabels);
+  const int64_t spliced = metrics().value("bf_packer_compaction_spliced_total", kLabels);
 
   Packer packer(compacting(), catalog, store);
   EXPECT_EQ(packer.run_once(), 0u);  // no inputs: compaction only
+  EXPECT_EQ(metrics().value("bf_packer_compaction_spliced_total", kLabels), spliced)
+      << "parts without the later columns are decoded and written with them, not spliced";
   // Each part holds earlier times than the one before (time_of): disjoint ranges, so
   // the merge concatenated them in _time order instead of sorting.
   EXPECT_EQ(metrics().value("bf_packer_compaction_sort_passes_total", kLabels), sorts);
@@ -235,22 +238,69 @@ TEST_F(CompactionTest, PartsWhoseTimesOverlapAreSortedDisjointOnesOnlyConcatenat
   part_at({"2026-03-01T10:00:30Z", "2026-03-01T10:00:40Z"});
   Packer packer(compacting(), catalog, store);
   const int64_t sorts = metrics().value("bf_packer_compaction_sort_passes_total", kLabels);
+  const int64_t spliced = metrics().value("bf_packer_compaction_spliced_total", kLabels);
   packer.run_once();
   ASSERT_EQ(committed_parts(*store, ref).size(), 1u);
   EXPECT_EQ(metrics().value("bf_packer_compaction_sort_passes_total", kLabels), sorts) << "disjoint: no sort";
+  EXPECT_EQ(metrics().value("bf_packer_compaction_spliced_total", kLabels), spliced + 1)
+      << "disjoint parts with the registered columns: row groups copied, not decoded";
 
   part_at({"2026-03-01T10:00:50Z", "2026-03-01T10:00:55Z"});
   part_at({"2026-03-01T10:00:05Z", "2026-03-01T10:00:45Z"});  // late: inside the others' ranges
   packer.run_once();
-  const std::vector<CommitPart> after = committed_parts(*store, ref);
+  // The part after the merged one follows it: those two are spliced; the late part
+  // overlaps both and, alone, is left for the next pass.
+  std::vector<CommitPart> after = committed_parts(*store, ref);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(metrics().value("bf_packer_compaction_sort_passes_total", kLabels), sorts);
+  EXPECT_EQ(metrics().value("bf_packer_compaction_spliced_total", kLabels), spliced + 2);
+  packer.run_once();  // two overlapping parts: sorted into one
+  after = committed_parts(*store, ref);
   ASSERT_EQ(after.size(), 1u);
   EXPECT_EQ(after[0].rows, 10u);
   EXPECT_EQ(metrics().value("bf_packer_compaction_sort_passes_total", kLabels), sorts + 1) << "overlapping: one sort";
+  EXPECT_EQ(metrics().value("bf_packer_compaction_spliced_total", kLabels), spliced + 2) << "overlapping: not spliced";
   SqlEngine engine(store, {});
   auto back = engine.query("SELECT count(*) FROM (SELECT _time < lag(_time) OVER (ORDER BY file_row_number) AS back FROM "
                            "read_parquet('bf://" + after[0].key + "', file_row_number=true)) WHERE back");
   EXPECT_EQ(*back.rows[0][0], "0") << "rows are sorted by _time";
   EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{10}, int64_t{10}));
+}
+
+// Runs written one after another overlap at their seams by the stream's disorder (a
+// few late events): every part overlaps its neighbours, none the one after next. The
+// parts are dealt into two chains of parts that follow each other, each spliced into
+// one sorted file, without a sort; a query sees every row once.
+TEST_F(CompactionTest, PartsOverlappingOnlyAtTheirSeamsBecomeTwoSortedFilesWithoutASort) {
+  const int kParts = 8, kPerPart = 50;
+  for (int p = 0; p < kParts; ++p) {
+    std::vector<Event> events;
+    for (int i = 0; i < kPerPart; ++i) {
+      // Part p covers [p * 10 s, p * 10 s + 10.5 s): its last half second overlaps the next part's first.
+      const int ms = p * 10000 + i * 10500 / (kPerPart - 1);
+      char t[40];
+      std::snprintf(t, sizeof t, "2026-03-01T10:%02d:%02d.%03dZ", ms / 60000, ms / 1000 % 60, ms % 1000);
+      events.push_back(Event{{"_time", t}, {"_received", "2026-03-01T11:00:00Z"}, {"n", p * kPerPart + i}});
+    }
+    store->put(processed_key(ref, new_ulid()), encode_batch(events));
+    ASSERT_EQ(filler->run_once(), 1u);
+  }
+  const int64_t sorts = metrics().value("bf_packer_compaction_sort_passes_total", kLabels);
+  const int64_t spliced = metrics().value("bf_packer_compaction_spliced_total", kLabels);
+  Packer packer(compacting(), catalog, store);
+  packer.run_once();
+  const std::vector<CommitPart> after = committed_parts(*store, ref);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].rows + after[1].rows, uint64_t(kParts * kPerPart));
+  EXPECT_EQ(metrics().value("bf_packer_compaction_sort_passes_total", kLabels), sorts) << "no sort";
+  EXPECT_EQ(metrics().value("bf_packer_compaction_spliced_total", kLabels), spliced + 2);
+  SqlEngine engine(store, {});
+  for (const auto& part : after) {
+    auto back = engine.query("SELECT count(*) FROM (SELECT _time < lag(_time) OVER (ORDER BY file_row_number) AS back FROM "
+                             "read_parquet('bf://" + part.key + "', file_row_number=true)) WHERE back");
+    EXPECT_EQ(*back.rows[0][0], "0") << "each file is sorted by _time: " << part.key;
+  }
+  EXPECT_EQ(counts(store, engine), std::make_pair(int64_t{kParts * kPerPart}, int64_t{kParts * kPerPart}));
 }
 
 // With start(), merges run on their own thread: a packer run commits while a merge is
@@ -535,8 +585,10 @@ TEST(CompactionPlanTest, OnlyHoursWithEnoughSmallPartsInGroupsOfAboutTheTargetSi
     parts.push_back(CommitPart{key, rows});
     sizes[key] = size;
   };
-  // Hour 10: five small parts (60 bytes each) and a large one.
-  for (int i = 0; i < 5; ++i) add(h10 + "0" + std::to_string(i) + ".parquet", 60, 1);
+  // Hour 10: five small parts (40 bytes each), one of half the target (not small: a
+  // file compaction wrote) and a large one.
+  for (int i = 0; i < 5; ++i) add(h10 + "0" + std::to_string(i) + ".parquet", 40, 1);
+  add(h10 + "half.parquet", 50, 50);
   add(h10 + "big.parquet", 500, 100);
   // Hour 11: two small parts, fewer than min_files. Quarantine: three small ones.
   for (int i = 0; i < 2; ++i) add(h11 + std::to_string(i) + ".parquet", 10, 1);
@@ -544,15 +596,22 @@ TEST(CompactionPlanTest, OnlyHoursWithEnoughSmallPartsInGroupsOfAboutTheTargetSi
   parts.push_back(CommitPart{h10 + "unknown.parquet", 1});  // not in the store listing
 
   const auto jobs = plan_compaction(parts, sizes, o);
-  ASSERT_EQ(jobs.size(), 2u);  // 60+60 >= 100, 60+60 >= 100, the fifth alone is left
+  ASSERT_EQ(jobs.size(), 2u);  // 40+40+40 >= 100, then the last two
+  ASSERT_EQ(jobs[0].parts.size(), 3u);
+  ASSERT_EQ(jobs[1].parts.size(), 2u);
+  EXPECT_EQ(jobs[0].bytes, 120u);
+  EXPECT_EQ(jobs[1].bytes, 80u);
   for (const auto& j : jobs) {
-    ASSERT_EQ(j.parts.size(), 2u);
-    EXPECT_EQ(j.bytes, 120u);
-    EXPECT_NE(j.parts[0].key.find("hour=10"), std::string::npos);
-    EXPECT_LT(j.parts[0].key, j.parts[1].key) << "oldest first";
+    EXPECT_EQ(j.part_bytes, std::vector<uint64_t>(j.parts.size(), 40));
+    for (size_t i = 0; i < j.parts.size(); ++i) {
+      EXPECT_NE(j.parts[i].key.find("hour=10/part-0"), std::string::npos) << j.parts[i].key;
+      if (i) {
+        EXPECT_LT(j.parts[i - 1].key, j.parts[i].key) << "oldest first";
+      }
+    }
   }
   EXPECT_EQ(jobs[0].parts[0].key, h10 + "00.parquet");
-  EXPECT_EQ(jobs[1].parts[1].key, h10 + "03.parquet");
+  EXPECT_EQ(jobs[1].parts[1].key, h10 + "04.parquet");
   o.min_files = 6;
   EXPECT_TRUE(plan_compaction(parts, sizes, o).empty());
 }
