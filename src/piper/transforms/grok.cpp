@@ -40,12 +40,6 @@ struct Matcher {
   // of preference, and anchored to it picks the same one — with a program small
   // enough for RE2's fast submatch engine (BitState) instead of its NFA.
   std::unique_ptr<RE2> lean;
-  // The pattern is `^` then a plain sequence (see plain_sequence): every match starts
-  // at the text's start, and RE2 told so (ANCHOR_START) runs its submatch engine at
-  // once, without the DFA pass that finds the span first. Where the whole text (so
-  // every span in it) passes lean_applies, `lean` so anchored gives the full
-  // pattern's match, and where it finds none there is none.
-  bool anchored = false;
 };
 // One pattern. Most patterns end with %{GREEDYDATA:field} (optionally then $): RE2
 // has to pass its NFA over the whole line for that, though the capture is only "the
@@ -146,39 +140,10 @@ class Expander {
   std::set<std::string> active_;
 };
 
-// A pattern that is a plain sequence at its top level: no top-level `|`, no flag
-// groups such as (?s), (?m) or (?U) that would change what `.`, `^` or `$` mean, no
-// \Q…\E literal text, balanced groups and classes.
-bool plain_sequence(std::string_view p) {
-  int depth = 0;
-  bool in_class = false;
-  for (size_t i = 0; i < p.size(); ++i) {
-    const char c = p[i];
-    if (c == '\\') {
-      if (++i == p.size() || p[i] == 'Q') return false;  // a trailing \, or \Q…\E literal text
-      continue;
-    }
-    if (in_class) {
-      in_class = c != ']';
-    } else if (c == '[') {
-      in_class = true;
-      if (i + 1 < p.size() && p[i + 1] == '^') ++i;
-      if (i + 1 < p.size() && p[i + 1] == ']') ++i;  // a literal ] first in a class
-    } else if (c == '(') {
-      ++depth;
-      if (i + 1 < p.size() && p[i + 1] == '?' && !(p.substr(i + 2, 1) == ":" || p.substr(i + 2, 2) == "P<")) return false;
-    } else if (c == ')') {
-      if (--depth < 0) return false;
-    } else if (c == '|' && depth == 0) {
-      return false;
-    }
-  }
-  return depth == 0 && !in_class;
-}
-
 // A trailing %{GREEDYDATA:field[:type]} (then nothing or `$`) that the head/tail split
-// of Compiled can take: the head must be a plain sequence and GREEDYDATA the
-// library's `.*`.
+// of Compiled can take: the head must be a plain sequence (no top-level `|`, no flag
+// groups such as (?s) or (?U) that would change what `.*` or `$` mean) and
+// GREEDYDATA the library's `.*`.
 struct GreedyTail {
   size_t at;  // where %{ starts
   std::string ref;  // "GREEDYDATA:field[:type]"
@@ -192,7 +157,30 @@ std::optional<GreedyTail> greedy_tail(const std::string& pattern, const std::map
   if (at == std::string_view::npos) return std::nullopt;
   const std::string_view ref = p.substr(at + 2, p.size() - at - 3);
   if (ref.substr(0, 11) != "GREEDYDATA:" || ref.find('}') != std::string_view::npos) return std::nullopt;
-  if (!plain_sequence(p.substr(0, at))) return std::nullopt;
+  int depth = 0;
+  bool in_class = false;
+  for (size_t i = 0; i < at; ++i) {
+    const char c = p[i];
+    if (c == '\\') {
+      if (++i == at || p[i] == 'Q') return std::nullopt;  // the %{ escaped, or \Q…\E literal text
+      continue;
+    }
+    if (in_class) {
+      in_class = c != ']';
+    } else if (c == '[') {
+      in_class = true;
+      if (i + 1 < at && p[i + 1] == '^') ++i;
+      if (i + 1 < at && p[i + 1] == ']') ++i;  // a literal ] first in a class
+    } else if (c == '(') {
+      ++depth;
+      if (i + 1 < at && p[i + 1] == '?' && !(p.substr(i + 2, 1) == ":" || p.substr(i + 2, 2) == "P<")) return std::nullopt;
+    } else if (c == ')') {
+      if (--depth < 0) return std::nullopt;
+    } else if (c == '|' && depth == 0) {
+      return std::nullopt;
+    }
+  }
+  if (depth != 0 || in_class) return std::nullopt;
   return GreedyTail{at, std::string(ref)};
 }
 
@@ -215,15 +203,12 @@ Matcher compile_pattern(const std::string& pattern, const std::map<std::string, 
     o.fail("patterns", "'" + pattern + "': invalid regex: " + m.re->error());
   }
   m.groups = m.re->NumberOfCapturingGroups();
-  // The %{…} references expand to groups, so only the pattern's own text decides.
-  m.anchored = !pattern.empty() && pattern[0] == '^' && plain_sequence(pattern);
   const auto& named = m.re->NamedCapturingGroups();
   if (x.leaner_) {
     Expander lx(custom, o, true);
     auto lean = std::make_unique<RE2>(lx.expand(pattern, 0), opts);
     if (lean->ok() && lean->NumberOfCapturingGroups() == m.groups && lean->NamedCapturingGroups() == named)
       m.lean = std::move(lean);
-    // The %{…} references expand to groups, so only the pattern's own text decides.
   }
   for (const auto& p : x.pending_) m.captures.push_back({named.at(p.group), p.field, p.conv});
   for (const auto& p : tx.pending_) m.captures.push_back({kTail, p.field, p.conv});
@@ -307,8 +292,6 @@ class Grok final : public Transform {
   static bool match(const Matcher& m, std::string_view text, std::vector<re2::StringPiece>& groups) {
     groups.assign(static_cast<size_t>(m.groups) + 1, re2::StringPiece());
     const re2::StringPiece t(text.data(), text.size());
-    if (m.lean && m.anchored && lean_applies(text))  // see Matcher::anchored: no match of lean, none of the pattern
-      return m.lean->Match(t, 0, t.size(), RE2::ANCHOR_START, groups.data(), m.groups + 1);
     if (m.lean) {
       re2::StringPiece span;
       if (!m.re->Match(t, 0, t.size(), RE2::UNANCHORED, &span, 1)) return false;
@@ -317,7 +300,7 @@ class Grok final : public Transform {
         if (m.lean->Match(t, start, start + span.size(), RE2::ANCHOR_BOTH, groups.data(), m.groups + 1)) return true;
       }
     }
-    return m.re->Match(t, 0, t.size(), m.anchored ? RE2::ANCHOR_START : RE2::UNANCHORED, groups.data(), m.groups + 1);
+    return m.re->Match(t, 0, t.size(), RE2::UNANCHORED, groups.data(), m.groups + 1);
   }
   // See Matcher::lean. Every IPv6 form holds "::" except the two uncompressed ones
   // (eight groups, six groups and an IPv4 address), which are runs of [0-9A-Fa-f:.]
