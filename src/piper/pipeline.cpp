@@ -652,16 +652,23 @@ PipelineOutput Pipeline::run_all(std::vector<Event> events, StepObserver* observ
       batched |= steps_[end].transform->batched();
       ++end;
     }
-    if (observer || !batched || events.size() <= kSliceEvents) {
+    bool sliced = !observer && batched && events.size() > kSliceEvents;
+    if (sliced) {
+      states.clear();
+      states.resize(steps_.size());
+      try {
+        for (size_t i = first; i < end; ++i)
+          if (steps_[i].transform->batched()) states[i] = steps_[i].transform->begin_batch();
+      } catch (const std::exception&) {  // run whole: apply_batch's failure fails the events, as in run_batched
+        sliced = false;
+      }
+    }
+    if (!sliced) {
       end = std::max(end, first + 1);
       run_steps(first, end, events, spare, out, counts, observer, scratch, nullptr);
       first = end;
       continue;
     }
-    states.clear();
-    states.resize(steps_.size());
-    for (size_t i = first; i < end; ++i)
-      if (steps_[i].transform->batched()) states[i] = steps_[i].transform->begin_batch();
     done.clear();
     done.reserve(events.size());
     for (size_t at = 0; at < events.size(); at += kSliceEvents) {

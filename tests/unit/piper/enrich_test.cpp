@@ -503,3 +503,28 @@ TEST(Pipeline, SlicesOfABatchShareOneVersionOfEachFile) {
   EXPECT_TRUE(reloaded);
   EXPECT_GE(versions.size(), 3u);
 }
+
+// Compiled without files (the control plane), geoip and lookup fail every event of a
+// sliced run too, saying why, and the events are all there, in order, as dead letters.
+TEST(Pipeline, SlicedRunWithoutFilesFailsEveryEventSayingWhy) {
+  PipelineContext validate{"d", {}};
+  validate.open_files = false;
+  auto p = Pipeline::compile(json::parse(R"([{"set": {"field": "seen", "value": true}},
+                                             {"geoip": {"database": "/nowhere/city.mmdb", "field": "ip", "fields": ["country_code"], "if": "n % 2 == 0"}},
+                                             {"lookup": {"file": "/nowhere/t.csv", "field": "ip"}}])")
+                                 .as_array(),
+                             "dataset a/t/nofiles", &validate);
+  std::vector<Event> events;
+  for (int n = 0; n < 300; ++n) events.push_back(Event{{"n", n}, {"ip", "81.2.69.1"}});
+  auto out = p.run(events);
+  EXPECT_TRUE(out.events.empty());
+  ASSERT_EQ(out.dead_letters.size(), 300u);
+  size_t at_geoip = 0;
+  for (const auto& e : out.dead_letters) {
+    const std::string error(e.at("_error").as_string());
+    EXPECT_NE(error.find(kFileNotOpenedHere), std::string::npos) << error;
+    at_geoip += error.rfind("step 2 (geoip)", 0) == 0;
+    EXPECT_EQ(e.at("seen"), true);
+  }
+  EXPECT_EQ(at_geoip, 150u);  // the odd ones skip geoip and fail at lookup
+}
