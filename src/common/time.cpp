@@ -1,5 +1,6 @@
 #include "common/time.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -40,28 +41,31 @@ CivilTime to_civil(int64_t unix_us) {
                    static_cast<int>(sod % 60), micros};
 }
 
-std::string format_rfc3339(int64_t unix_us) {
+size_t format_rfc3339(int64_t unix_us, char (&out)[40]) {
   CivilTime c = to_civil(unix_us);
   if (c.year < 0 || c.year > 9999) {  // rare: snprintf's widths and sign
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", c.year, c.month, c.day, c.hour, c.minute,
-                  c.second, c.micros);
-    return buf;
+    int n = std::snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", c.year, c.month, c.day, c.hour, c.minute,
+                          c.second, c.micros);
+    return std::min(static_cast<size_t>(n), sizeof out - 1);
   }
   // Digit by digit: date_parse writes one of these per event, and snprintf was most of its cost.
   const int values[] = {c.year, c.month, c.day, c.hour, c.minute, c.second, c.micros};
   const int widths[] = {4, 2, 2, 2, 2, 2, 6};
   const char after[] = "--T::.Z";
-  std::string out;
-  out.reserve(27);
+  size_t len = 0;
   for (size_t f = 0; f < 7; ++f) {
-    char digits[6];
     int v = values[f];
-    for (int i = widths[f] - 1; i >= 0; --i, v /= 10) digits[i] = static_cast<char>('0' + v % 10);
-    out.append(digits, static_cast<size_t>(widths[f]));
-    out += after[f];
+    for (int i = widths[f] - 1; i >= 0; --i, v /= 10) out[len + static_cast<size_t>(i)] = static_cast<char>('0' + v % 10);
+    len += static_cast<size_t>(widths[f]);
+    out[len++] = after[f];
   }
-  return out;
+  out[len] = 0;
+  return len;
+}
+
+std::string format_rfc3339(int64_t unix_us) {
+  char buf[40];
+  return std::string(buf, format_rfc3339(unix_us, buf));
 }
 
 namespace {

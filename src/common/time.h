@@ -22,6 +22,9 @@ int64_t civil_to_us(int y, int mo, int d, int h, int mi, int s, int micros);
 
 // "2026-11-25T13:35:09.123456Z"
 std::string format_rfc3339(int64_t unix_us);
+// The same into `out`, without an allocation; returns its length (27, more outside
+// years 0..9999).
+size_t format_rfc3339(int64_t unix_us, char (&out)[40]);
 // RFC 3339 / ISO 8601 with 'Z' or numeric offset (+hh:mm or +hhmm), optional
 // fraction (truncated to µs); result UTC µs. Without `require_offset`, a time with
 // no zone designator is taken as UTC.

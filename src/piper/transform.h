@@ -89,6 +89,20 @@ class Transform {
   virtual bool batched() const { return false; }
   virtual void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
                            std::vector<std::string>& errors) const;
+  // A batched step whose work on one event does not depend on the others' (geoip,
+  // lookup; not rdns's round of queries or dynamic sampling's counts) returns true:
+  // the pipeline may then hand it the batch in slices, in order, so that a slice of
+  // events is still in the cache when the steps after it run. It takes what it reads
+  // once per batch (its file's snapshot: one version for the whole batch) in
+  // begin_batch, and each slice's apply_slice gets that state. apply_batch must do
+  // what begin_batch and one apply_slice over all the events do.
+  struct BatchState {
+    virtual ~BatchState() = default;
+  };
+  virtual bool sliceable() const { return false; }
+  virtual std::unique_ptr<BatchState> begin_batch() const { return nullptr; }
+  virtual void apply_slice(const std::vector<Event*>& events, std::vector<StepResult>& results,
+                           std::vector<std::string>& errors, BatchState* state) const;
   // Registers the step's own /metrics series (beyond the pipeline's per-step drop
   // and failure counts) with `labels` (tenant, dataset, step, kind). Called once,
   // before the step runs; without it the step counts into series of its own.
@@ -243,9 +257,15 @@ class Pipeline {
   void run_event(size_t first_step, size_t end_step, Event& event, std::vector<Event>& kept, PipelineOutput& out,
                  std::vector<Counts>& counts, StepObserver* observer) const;
   struct BatchScratch;  // run_batched's per-event arrays, kept per thread (pipeline.cpp)
-  // Runs a batched step on every event; keeps those it keeps in `events`.
+  // Runs a batched step on every event; keeps those it keeps in `events`. With
+  // `state` (a slice of the batch: see Transform::sliceable), apply_slice with it.
   void run_batched(size_t step, std::vector<Event>& events, PipelineOutput& out, std::vector<Counts>& counts,
-                   StepObserver* observer, BatchScratch& scratch) const;
+                   StepObserver* observer, BatchScratch& scratch, Transform::BatchState* state) const;
+  // Runs steps [first, end) on `events` (a batch, or a slice of one with the batched
+  // steps' states, indexed from `first`); what is kept stays in `events`.
+  void run_steps(size_t first, size_t end, std::vector<Event>& events, std::vector<Event>& spare, PipelineOutput& out,
+                 std::vector<Counts>& counts, StepObserver* observer, BatchScratch& scratch,
+                 const std::vector<std::unique_ptr<Transform::BatchState>>* states) const;
   void fail_event(size_t step, Event& event, const std::string& error, PipelineOutput& out,
                   std::vector<Counts>& counts) const;
   PipelineOutput run_all(std::vector<Event> events, StepObserver* observer) const;

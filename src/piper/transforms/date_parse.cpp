@@ -19,7 +19,8 @@ class DateParse final : public Transform {
     if (!v) return StepResult::keep;
     for (const auto& f : formats_) {
       if (auto us = f.parse(*v, *zone_)) {
-        set_field(e, target_, boost::json::string(format_rfc3339(*us), e.storage()));
+        char text[40];  // no heap string per event: written straight into the event's storage
+        set_field(e, target_, boost::json::string(std::string_view(text, format_rfc3339(*us, text)), e.storage()));
         return StepResult::keep;
       }
     }

@@ -154,18 +154,33 @@ class GeoIp final : public BatchedStep {
   GeoIp(FieldPath field, FieldPath target, std::vector<Output> outputs, std::unique_ptr<ReloadingFile<Mmdb>> db)
       : field_(std::move(field)), target_(std::move(target)), outputs_(std::move(outputs)), db_(std::move(db)) {}
 
+  // The batch's database version, and the records of the addresses it has seen (one
+  // batch's, whether it comes in one piece or in slices).
+  struct State final : BatchState {
+    std::shared_ptr<const Mmdb> db;
+    // An address seen before in this batch (clients repeat) reuses its record: a
+    // copy costs less than walking the database for each output field again.
+    std::unordered_map<IpAddress, std::optional<boost::json::object>, IpHash, IpEqual> seen;
+  };
+  bool sliceable() const override { return true; }
+  std::unique_ptr<BatchState> begin_batch() const override {
+    auto state = std::make_unique<State>();
+    if (db_) state->db = db_->get();  // one version for the whole batch
+    return state;
+  }
   void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
                    std::vector<std::string>& errors) const override {
-    if (!db_) {  // compiled without files (the control plane's preview)
+    apply_slice(events, results, errors, begin_batch().get());
+  }
+  void apply_slice(const std::vector<Event*>& events, std::vector<StepResult>& results, std::vector<std::string>& errors,
+                   BatchState* batch) const override {
+    auto& state = static_cast<State&>(*batch);
+    if (!state.db) {  // compiled without files (the control plane's preview)
       std::fill(results.begin(), results.end(), StepResult::fail);
       std::fill(errors.begin(), errors.end(), std::string(kFileNotOpenedHere));
       return;
     }
-    const auto db = db_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
-    // An address seen before in this batch (clients repeat) reuses its record: a
-    // copy costs less than walking the database for each output field again.
-    std::unordered_map<IpAddress, std::optional<boost::json::object>, IpHash, IpEqual> seen;
     for (size_t k = 0; k < events.size(); ++k) {
       Event* e = events[k];
       if (k + 1 < events.size()) prefetch_event(*events[k + 1]);
@@ -175,10 +190,10 @@ class GeoIp final : public BatchedStep {
         counts[kLookupInvalid] += present;
         continue;
       }
-      auto [it, fresh] = seen.try_emplace(*ip);
+      auto [it, fresh] = state.seen.try_emplace(*ip);
       if (fresh) {
         boost::json::object rec;
-        if (lookup(*db, *ip, rec)) it->second = std::move(rec);
+        if (lookup(*state.db, *ip, rec)) it->second = std::move(rec);
       }
       if (!it->second) {
         ++counts[kLookupMiss];

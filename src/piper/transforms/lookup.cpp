@@ -150,14 +150,27 @@ class Lookup final : public BatchedStep {
   Lookup(FieldPath field, std::optional<FieldPath> target, bool cidr, std::unique_ptr<ReloadingFile<Table>> table)
       : field_(std::move(field)), target_(std::move(target)), cidr_(cidr), table_(std::move(table)) {}
 
+  struct State final : BatchState {
+    std::shared_ptr<const Table> table;  // the batch's version, whether it comes whole or in slices
+  };
+  bool sliceable() const override { return true; }
+  std::unique_ptr<BatchState> begin_batch() const override {
+    auto state = std::make_unique<State>();
+    if (table_) state->table = table_->get();  // one version for the whole batch
+    return state;
+  }
   void apply_batch(const std::vector<Event*>& events, std::vector<StepResult>& results,
                    std::vector<std::string>& errors) const override {
-    if (!table_) {  // compiled without files (the control plane's preview)
+    apply_slice(events, results, errors, begin_batch().get());
+  }
+  void apply_slice(const std::vector<Event*>& events, std::vector<StepResult>& results, std::vector<std::string>& errors,
+                   BatchState* batch) const override {
+    const auto& table = static_cast<State&>(*batch).table;
+    if (!table) {  // compiled without files (the control plane's preview)
       std::fill(results.begin(), results.end(), StepResult::fail);
       std::fill(errors.begin(), errors.end(), std::string(kFileNotOpenedHere));
       return;
     }
-    const auto table = table_->get();  // one version for the whole batch
     uint64_t counts[3] = {0, 0, 0};
     std::string number;
     for (size_t k = 0; k < events.size(); ++k) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <set>
 
@@ -70,7 +71,8 @@ TEST(Time, FormatAndParseRoundTrip) {
 
 TEST(Time, FormatRfc3339DigitByDigitMatchesPrintf) {
   // The hand-written formatter against printf over random instants from year 0 to
-  // 9999, the day and second edges, and years outside (which take printf's path).
+  // 9999, the day and second edges, and years outside (which take printf's path),
+  // both forms (std::string, and into a caller's buffer).
   std::mt19937_64 rng(7);
   const int64_t lo = civil_to_us(0, 1, 1, 0, 0, 0, 0), hi = civil_to_us(10000, 1, 1, 0, 0, 0, 0);
   std::vector<int64_t> ts = {0, -1, lo, lo - 1, hi - 1, hi, civil_to_us(2024, 2, 29, 23, 59, 59, 999999)};
@@ -81,6 +83,9 @@ TEST(Time, FormatRfc3339DigitByDigitMatchesPrintf) {
     std::snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", c.year, c.month, c.day, c.hour, c.minute,
                   c.second, c.micros);
     ASSERT_EQ(format_rfc3339(t), want) << t;
+    char buf[40];  // the allocation-free form date_parse uses: the same text, its length
+    std::memset(buf, 'x', sizeof buf);
+    ASSERT_EQ(std::string_view(buf, format_rfc3339(t, buf)), want) << t;
     if (c.year >= 1 && c.year <= 9999) {
       EXPECT_EQ(parse_rfc3339(want), t) << want;
     }

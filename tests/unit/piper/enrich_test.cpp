@@ -4,7 +4,10 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "common/metrics.h"
@@ -399,4 +402,129 @@ TEST(Rdns, MalformedAnswersAreMissesNotCrashes) {
   EXPECT_FALSE(out.events[1].contains("host"));
   EXPECT_EQ(lookups("rdns5", "miss"), 2);
   EXPECT_EQ(lookups("rdns5", "timeout"), 0);
+}
+
+namespace {
+struct Quiet final : StepObserver {  // a run with an observer goes over the batch unsliced
+  void step(size_t, const Event&, StepResult, const Event*, size_t, const std::string&) override {}
+};
+std::string lines(std::vector<Event> events, bool sorted) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(str(e));
+  if (sorted) std::sort(out.begin(), out.end());
+  std::string all;
+  for (const auto& l : out) all += l + "\n";
+  return all;
+}
+}  // namespace
+
+// A run of steps whose batched steps are sliceable (geoip, lookup) goes over a large
+// batch a slice at a time (Pipeline::run_all). It must make what the plain run makes:
+// the same events in the same order, the same dead letters and drops, with explode
+// making events inside a slice, a step failing some events and if: on a batched step.
+TEST(Pipeline, SlicedRunsGiveWhatTheWholeBatchGives) {
+  TempDir dir;
+  bf::test::write_mmdb(dir.file("city.mmdb"), kCitySpec);
+  bf::test::replace_file(dir.file("t.csv"), "k,v,w\na,1,x\nb,2,\nc,3,z\n");
+  auto p = compile(R"([{"explode": {"field": "ks", "target": "k"}},
+                       {"geoip": {"database": )" + q(dir.file("city.mmdb")) + R"(, "field": "ip", "if": "n % 7 != 0"}},
+                       {"coerce": {"field": "num", "type": "int"}},
+                       {"lookup": {"file": )" + q(dir.file("t.csv")) + R"(, "field": "k", "target": "row"}},
+                       {"drop": {"if": "n % 11 == 0"}},
+                       {"lookup": {"file": )" + q(dir.file("t.csv")) + R"(, "field": "k", "if": "k != \"b\""}},
+                       {"remove": {"field": "ks"}}])",
+                   "sliced");
+  std::vector<Event> events;
+  for (int n = 0; n < 1500; ++n) {
+    json::array ks;
+    for (int j = 0; j <= n % 3; ++j) ks.emplace_back(std::string(1, static_cast<char>('a' + (n + j) % 4)));
+    events.push_back(Event{{"n", n},
+                           {"ks", ks},
+                           {"ip", n % 5 == 0 ? "8.8.8.8" : n % 5 == 1 ? "not an ip" : "81.2.69." + std::to_string(n % 250)},
+                           {"num", n % 13 == 0 ? json::value("twelve") : json::value(std::to_string(n))}});
+  }
+  Quiet quiet;
+  auto whole = p.run(events, quiet);
+  auto sliced = p.run(events);
+  ASSERT_GT(whole.events.size(), 2000u);  // explode made more events than came in
+  EXPECT_EQ(lines(sliced.events, false), lines(whole.events, false));
+  // Dead letters of different steps come in another order (slice by slice), each the same.
+  ASSERT_GT(whole.dead_letters.size(), 100u);
+  EXPECT_EQ(lines(sliced.dead_letters, true), lines(whole.dead_letters, true));
+  EXPECT_GT(whole.dropped, 100u);
+  EXPECT_EQ(sliced.dropped, whole.dropped);
+  EXPECT_EQ(sliced.dropped_by_step, whole.dropped_by_step);
+  size_t located = 0, looked_up = 0;
+  for (const auto& e : sliced.events) {
+    located += e.contains("geo") && e.at("geo").at("country_code") == "GB";
+    looked_up += e.contains("row") && e.contains("v");
+  }
+  EXPECT_GT(located, 1000u);
+  EXPECT_GT(looked_up, 1000u);
+}
+
+// The slices of one batch use one version of each file (docs/pipelines.md): a reload
+// that falls due while a batch runs waits for the next batch, though the batch's
+// geoip records are shared across its slices.
+TEST(Pipeline, SlicesOfABatchShareOneVersionOfEachFile) {
+  TempDir dir;
+  const std::string db = dir.file("c.mmdb"), csv = dir.file("t.csv");
+  bf::test::write_mmdb(db, country_spec("DE"));
+  bf::test::replace_file(csv, "k,v\na,0\n");
+  auto p = compile(R"([{"geoip": {"database": )" + q(db) + R"(, "field": "ip"}},
+                       {"lookup": {"file": )" + q(csv) + R"(, "field": "k"}}])",
+                   "sliced-reload");
+  std::vector<Event> events;
+  for (int n = 0; n < 4000; ++n) events.push_back(Event{{"ip", "81.2.69." + std::to_string(n % 3)}, {"k", "a"}});
+  // Files rewritten all the time, while batches run back to back: a reload falls due
+  // (at most once a second) inside some batch far more often than between two.
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 1; !stop; ++i) {
+      bf::test::write_mmdb(db, country_spec(i % 2 ? "FR" : "DE"));
+      bf::test::replace_file(csv, "k,v\na," + std::to_string(i) + "\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  std::set<std::string> versions;
+  int batches = 0;
+  const bool reloaded = bf::test::eventually(std::chrono::seconds(20), [&] {
+    auto out = p.run(events);
+    ++batches;
+    EXPECT_EQ(out.events.size(), events.size());
+    std::set<std::string> seen;
+    for (const auto& e : out.events) seen.insert(str(e.at("geo").at("country_code")) + str(e.at("v")));
+    EXPECT_EQ(seen.size(), 1u) << "batch " << batches << " saw " << seen.size() << " versions";
+    versions.insert(seen.begin(), seen.end());
+    return reloads("sliced-reload", "ok") >= 4;
+  }, std::chrono::milliseconds(0));
+  stop = true;
+  writer.join();
+  EXPECT_TRUE(reloaded);
+  EXPECT_GE(versions.size(), 3u);
+}
+
+// Compiled without files (the control plane), geoip and lookup fail every event of a
+// sliced run too, saying why, and the events are all there, in order, as dead letters.
+TEST(Pipeline, SlicedRunWithoutFilesFailsEveryEventSayingWhy) {
+  PipelineContext validate{"d", {}};
+  validate.open_files = false;
+  auto p = Pipeline::compile(json::parse(R"([{"set": {"field": "seen", "value": true}},
+                                             {"geoip": {"database": "/nowhere/city.mmdb", "field": "ip", "fields": ["country_code"], "if": "n % 2 == 0"}},
+                                             {"lookup": {"file": "/nowhere/t.csv", "field": "ip"}}])")
+                                 .as_array(),
+                             "dataset a/t/nofiles", &validate);
+  std::vector<Event> events;
+  for (int n = 0; n < 300; ++n) events.push_back(Event{{"n", n}, {"ip", "81.2.69.1"}});
+  auto out = p.run(events);
+  EXPECT_TRUE(out.events.empty());
+  ASSERT_EQ(out.dead_letters.size(), 300u);
+  size_t at_geoip = 0;
+  for (const auto& e : out.dead_letters) {
+    const std::string error(e.at("_error").as_string());
+    EXPECT_NE(error.find(kFileNotOpenedHere), std::string::npos) << error;
+    at_geoip += error.rfind("step 2 (geoip)", 0) == 0;
+    EXPECT_EQ(e.at("seen"), true);
+  }
+  EXPECT_EQ(at_geoip, 150u);  // the odd ones skip geoip and fail at lookup
 }

@@ -443,6 +443,14 @@ TEST(Steps, GrokFastPathsMatchTheWholePattern) {
       "%{IP:a}[^:]*%{IP:b}",
       "%{HOSTNAME:h}%{NOTSPACE:more}",  // a label past 63 characters: HOSTNAME stops at 63
       "%{IPORHOST:h}%{NOTSPACE:more}",  // IPv6 first, else a host name
+      // Anchored at the start, with IPORHOST early, a group or a top-level | after the ^.
+      "^<%{NONNEGINT:pri:int}>%{SYSLOGBASE} Accepted %{WORD:auth} for %{USERNAME:user} from %{IP:src_ip} port "
+      "%{INT:src_port:int} %{GREEDYDATA:msg}$",  // issue 8's
+      "^%{IPORHOST:h} %{GREEDYDATA:rest}",
+      "^(?:<%{INT:pri}>)?%{IPORHOST:h}(?::%{POSINT:port})?",
+      "^(?:%{IP:a}|%{HOSTNAME:b})",
+      "^%{WORD:a} |%{IP:b}",     // a top-level |: not anchored
+      "^(?i)%{WORD:a} %{IP:b}",  // a flag group: not taken as a plain sequence
   };
   std::mt19937 rng(20261203);
   auto pick = [&](std::initializer_list<const char*> xs) { return std::string(xs.begin()[rng() % xs.size()]); };
