@@ -6,6 +6,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -480,8 +483,31 @@ void UdpListener::Impl::deliver() {
   }
 }
 
+namespace {
+// Applies UdpListenerOptions::receive_priority to the calling thread; a refusal is
+// logged and the thread keeps its scheduling.
+void apply_receive_priority(UdpReceivePriority priority, const std::string& name) {
+  if (priority == UdpReceivePriority::normal) return;
+  if (priority == UdpReceivePriority::high) {
+    // setpriority on a thread id sets that thread's nice value only (Linux).
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), -10) != 0)
+      spdlog::warn("udp listener '{}': receive_priority high (nice -10) refused: {}; the receive thread runs at "
+                   "normal priority (needs CAP_SYS_NICE or RLIMIT_NICE)",
+                   name, errno_text(errno));
+    return;
+  }
+  sched_param param{};
+  param.sched_priority = 1;
+  if (const int err = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &param); err != 0)
+    spdlog::warn("udp listener '{}': receive_priority realtime (SCHED_FIFO 1) refused: {}; the receive thread runs "
+                 "at normal priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO)",
+                 name, errno_text(err));
+}
+}  // namespace
+
 void UdpListener::Impl::receive() {
   set_thread_name(ring ? "bf-proxy-udp-rx" : "bf-proxy-udp");
+  apply_receive_priority(opts.receive_priority, name);
   const size_t cap = opts.max_datagram;
   std::vector<char> storage(cap * kBatch);
   std::array<mmsghdr, kBatch> msgs{};
