@@ -17,7 +17,9 @@
 # Environment: RCVBUF (bytes); RMEM_MAX (raise or keep); BIN (the proxy, default build/bytefreezer); BASE_BIN, a second proxy
 # build (e.g. main's) run at each rate right after BIN, as a same-run baseline; FSYNC
 # (the proxy's spool.fsync, `always` by default, or `interval`); LEVEL (the proxy's
-# compression_level, default 1; -1..-7 are zstd's fastest); RSYSLOG=0 skips rsyslog.
+# compression_level, default 1; -1..-7 are zstd's fastest); PRIORITY (BIN's source
+# receive_priority: normal, the default, high or realtime; BASE_BIN keeps its default);
+# RSYSLOG=0 skips rsyslog.
 # Needs `make build`, the `benchmarks` target and `scripts/setup.sh --bench` (rsyslog).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +34,7 @@ BASE_BIN=${BASE_BIN:-}
 FSYNC=${FSYNC:-always}
 LEVEL=${LEVEL:-1}
 RSYSLOG=${RSYSLOG:-1}
+PRIORITY=${PRIORITY:-normal}
 GEN=$PWD/build/bench/proxy_loadgen
 RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
 for f in "$BIN" "$GEN" $BASE_BIN; do
@@ -71,8 +74,9 @@ metric() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 ~ "^"m"
 proxy_count() { metric bf_proxy_events_spooled_total; }
 # One rate for the proxy binary $3: prints "<received> <kernel drops> <ring drops> <CPU s> <peak RSS kB>".
 run_proxy() {
-  local rate=$1 n=$2 bin=$3 port dead
+  local rate=$1 n=$2 bin=$3 port dead extra=""
   port=$(free_port); ADMIN=$(free_port); dead=$(free_port)
+  [ "$bin" = "$BIN" ] && [ "$PRIORITY" != normal ] && extra=", receive_priority: $PRIORITY"
   rm -rf "$DIR/proxy-spool"
   cat > "$DIR/proxy.yaml" <<YAML
 log: {level: warn}
@@ -82,7 +86,7 @@ proxy:
   batch: {max_age: 100ms}
   compression_level: $LEVEL
   spool: {dir: $DIR/proxy-spool, max_bytes: 64GiB, fsync: $FSYNC}
-  sources: [{type: syslog_udp, listen: "127.0.0.1:$port", tenant: t, dataset: syslog, receive_buffer: $RCVBUF}]
+  sources: [{type: syslog_udp, listen: "127.0.0.1:$port", tenant: t, dataset: syslog, receive_buffer: $RCVBUF$extra}]
 YAML
   "$bin" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
   PID=$!
@@ -122,7 +126,7 @@ CONF
 
 echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, one sender, SO_RCVBUF asked: $RCVBUF" \
   "(net.core.rmem_max $(sysctl -n net.core.rmem_max)${RMEM_SAVED:+, raised from $RMEM_SAVED for the run})," \
-  "spool.fsync: $FSYNC, compression_level: $LEVEL, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "spool.fsync: $FSYNC, compression_level: $LEVEL, receive_priority: $PRIORITY, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "proxy: $BIN${BASE_BIN:+; base: $BASE_BIN}"
 # lost (kernel drops / ring drops), CPU-us per message stored, peak RSS
 fmt() {
@@ -152,4 +156,5 @@ for rate in $RATES; do
   echo "$line"
 done
 echo "receive buffer the proxy was granted: $(( $(cat "$DIR/granted" 2>/dev/null || echo 0) / 2 )) bytes (bf_udp_receive_buffer_bytes / 2)"
+echo "load average at the end: $(cut -d" " -f1-3 /proc/loadavg)"
 echo "highest rate with no loss (0: lost at every rate tried): proxy ${best_proxy}/s${BASE_BIN:+, base ${best_base}/s}$([ "$RSYSLOG" = 0 ] || echo ", rsyslog ${best_rsyslog}/s")"
