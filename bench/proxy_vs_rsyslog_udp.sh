@@ -19,7 +19,8 @@
 # (the proxy's spool.fsync, `always` by default, or `interval`); LEVEL (the proxy's
 # compression_level, default 1; -1..-7 are zstd's fastest); PRIORITY (BIN's source
 # receive_priority: normal, the default, high or realtime; BASE_BIN keeps its default);
-# RSYSLOG=0 skips rsyslog.
+# SENDERS (sockets the generator sends from, each its own source port; default 1);
+# WORKERS (BIN's syslog_udp workers: SO_REUSEPORT sockets, default 1); RSYSLOG=0 skips rsyslog.
 # Needs `make build`, the `benchmarks` target and `scripts/setup.sh --bench` (rsyslog).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,8 @@ FSYNC=${FSYNC:-always}
 LEVEL=${LEVEL:-1}
 RSYSLOG=${RSYSLOG:-1}
 PRIORITY=${PRIORITY:-normal}
+SENDERS=${SENDERS:-1}
+WORKERS=${WORKERS:-1}
 GEN=$PWD/build/bench/proxy_loadgen
 RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
 for f in "$BIN" "$GEN" $BASE_BIN; do
@@ -77,6 +80,7 @@ run_proxy() {
   local rate=$1 n=$2 bin=$3 port dead extra=""
   port=$(free_port); ADMIN=$(free_port); dead=$(free_port)
   [ "$bin" = "$BIN" ] && [ "$PRIORITY" != normal ] && extra=", receive_priority: $PRIORITY"
+  [ "$bin" = "$BIN" ] && [ "$WORKERS" != 1 ] && extra+=", workers: $WORKERS"
   rm -rf "$DIR/proxy-spool"
   cat > "$DIR/proxy.yaml" <<YAML
 log: {level: warn}
@@ -91,7 +95,7 @@ YAML
   "$bin" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
   PID=$!
   wait_port "$ADMIN" && wait_udp "$port" || { cat "$DIR/proxy.log" >&2; exit 1; }
-  "$GEN" udp "$port" "$n" "$SIZE" "$rate" > "$DIR/gen.out" &
+  "$GEN" udp "$port" "$n" "$SIZE" "$rate" "$SENDERS" > "$DIR/gen.out" &
   local gen=$! got
   got=$(settle proxy_count "$n" "$gen")
   wait "$gen"
@@ -116,7 +120,7 @@ CONF
   "$RSYSLOGD" -n -f "$DIR/rsyslog.conf" -i "$DIR/rsyslog.pid" > "$DIR/rsyslog.log" 2>&1 &
   PID=$!
   wait_udp "$port" || { cat "$DIR/rsyslog.log" >&2; exit 1; }
-  "$GEN" udp "$port" "$n" "$SIZE" "$rate" > "$DIR/gen.out" &
+  "$GEN" udp "$port" "$n" "$SIZE" "$rate" "$SENDERS" > "$DIR/gen.out" &
   local gen=$! got
   got=$(settle rsyslog_count "$n" "$gen")
   wait "$gen"
@@ -124,9 +128,9 @@ CONF
   stop_daemon
 }
 
-echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, one sender, SO_RCVBUF asked: $RCVBUF" \
+echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, $SENDERS sender socket(s), SO_RCVBUF asked: $RCVBUF" \
   "(net.core.rmem_max $(sysctl -n net.core.rmem_max)${RMEM_SAVED:+, raised from $RMEM_SAVED for the run})," \
-  "spool.fsync: $FSYNC, compression_level: $LEVEL, receive_priority: $PRIORITY, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "spool.fsync: $FSYNC, compression_level: $LEVEL, receive_priority: $PRIORITY, workers: $WORKERS, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "proxy: $BIN${BASE_BIN:+; base: $BASE_BIN}"
 # lost (kernel drops / ring drops), CPU-us per message stored, peak RSS
 fmt() {
