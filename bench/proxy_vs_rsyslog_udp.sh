@@ -20,7 +20,8 @@
 # compression_level, default 1; -1..-7 are zstd's fastest); PRIORITY (BIN's source
 # receive_priority: normal, the default, high or realtime; BASE_BIN keeps its default);
 # SENDERS (sockets the generator sends from, each its own source port; default 1);
-# WORKERS (BIN's syslog_udp workers: SO_REUSEPORT sockets, default 1); RSYSLOG=0 skips rsyslog.
+# WORKERS (BIN's syslog_udp workers: SO_REUSEPORT sockets, default 1); NICE (run BIN under
+# `nice -n NICE`, e.g. -10, the whole proxy; default none); RSYSLOG=0 skips rsyslog.
 # Needs `make build`, the `benchmarks` target and `scripts/setup.sh --bench` (rsyslog).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,7 @@ RSYSLOG=${RSYSLOG:-1}
 PRIORITY=${PRIORITY:-normal}
 SENDERS=${SENDERS:-1}
 WORKERS=${WORKERS:-1}
+NICE=${NICE:-}
 GEN=$PWD/build/bench/proxy_loadgen
 RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
 for f in "$BIN" "$GEN" $BASE_BIN; do
@@ -92,7 +94,9 @@ proxy:
   spool: {dir: $DIR/proxy-spool, max_bytes: 64GiB, fsync: $FSYNC}
   sources: [{type: syslog_udp, listen: "127.0.0.1:$port", tenant: t, dataset: syslog, receive_buffer: $RCVBUF$extra}]
 YAML
-  "$bin" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
+  local run=("$bin")
+  [ "$bin" = "$BIN" ] && [ -n "$NICE" ] && run=(nice -n "$NICE" "$bin")
+  "${run[@]}" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
   PID=$!
   wait_port "$ADMIN" && wait_udp "$port" || { cat "$DIR/proxy.log" >&2; exit 1; }
   "$GEN" udp "$port" "$n" "$SIZE" "$rate" "$SENDERS" > "$DIR/gen.out" &
@@ -130,7 +134,7 @@ CONF
 
 echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, $SENDERS sender socket(s), SO_RCVBUF asked: $RCVBUF" \
   "(net.core.rmem_max $(sysctl -n net.core.rmem_max)${RMEM_SAVED:+, raised from $RMEM_SAVED for the run})," \
-  "spool.fsync: $FSYNC, compression_level: $LEVEL, receive_priority: $PRIORITY, workers: $WORKERS, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "spool.fsync: $FSYNC, compression_level: $LEVEL, receive_priority: $PRIORITY, workers: $WORKERS${NICE:+, nice $NICE}, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "proxy: $BIN${BASE_BIN:+; base: $BASE_BIN}"
 # lost (kernel drops / ring drops), CPU-us per message stored, peak RSS
 fmt() {
