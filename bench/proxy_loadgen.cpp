@@ -204,13 +204,10 @@ int send_main(uint16_t port, uint64_t count, size_t size, unsigned connections, 
   return 0;
 }
 
-int udp_main(uint16_t port, uint64_t count, size_t size, uint64_t rate, unsigned senders) {
-  constexpr size_t kBlockMessages = 16384, kBurst = 64;
-  Block block = make_block(kBlockMessages, size, 1);
-  std::vector<size_t> starts{0};  // where each message begins in block.text
-  for (size_t i = 0; i + 1 < kBlockMessages; ++i) starts.push_back(block.text.find('\n', block.seq_at[i]) + 1);
+// `n` UDP sockets connected to 127.0.0.1:port, each with its own source port.
+std::vector<int> udp_senders(uint16_t port, unsigned n) {
   std::vector<int> fds;
-  for (unsigned k = 0; k < senders; ++k) {
+  for (unsigned k = 0; k < n; ++k) {
     const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) die("socket");
     sockaddr_in to = loopback(port);
@@ -219,6 +216,15 @@ int udp_main(uint16_t port, uint64_t count, size_t size, uint64_t rate, unsigned
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
     fds.push_back(fd);
   }
+  return fds;
+}
+
+int udp_main(uint16_t port, uint64_t count, size_t size, uint64_t rate, unsigned senders) {
+  constexpr size_t kBlockMessages = 16384, kBurst = 64;
+  Block block = make_block(kBlockMessages, size, 1);
+  std::vector<size_t> starts{0};  // where each message begins in block.text
+  for (size_t i = 0; i + 1 < kBlockMessages; ++i) starts.push_back(block.text.find('\n', block.seq_at[i]) + 1);
+  const std::vector<int> fds = udp_senders(port, senders);
   size_t burst = 0;
   std::vector<iovec> iov(kBurst);
   std::vector<mmsghdr> msgs(kBurst);
@@ -282,16 +288,7 @@ int flow_main(const std::string& kind, uint16_t port, uint64_t count, uint64_t r
     }
   }
   const uint64_t datagrams = (count + per - 1) / per;
-  std::vector<int> fds;
-  for (unsigned e = 0; e < exporters; ++e) {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) die("socket");
-    sockaddr_in to = loopback(port);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) die("connect");
-    const int buf = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-    fds.push_back(fd);
-  }
+  const std::vector<int> fds = udp_senders(port, exporters);
   std::vector<uint64_t> sent_by(exporters, 0);
   std::vector<iovec> iov(kBurst);
   std::vector<mmsghdr> msgs(kBurst);

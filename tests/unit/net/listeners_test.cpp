@@ -429,14 +429,26 @@ struct LogCapture {
   }
 };
 
-// Drops CAP_NET_ADMIN from the calling thread's effective set (capabilities are per
-// thread on Linux), so that SO_RCVBUFFORCE fails for it even when the test runs as root.
-bool drop_net_admin_in_this_thread() {
+// Drops `cap` from the calling thread's effective set (capabilities are per thread on
+// Linux; threads it starts inherit them), so that e.g. SO_RCVBUFFORCE (CAP_NET_ADMIN)
+// fails for it even when the test runs as root.
+bool drop_capability_in_this_thread(int cap) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
   if (syscall(SYS_capget, &header, data) != 0) return false;
-  data[CAP_NET_ADMIN / 32].effective &= ~(1u << (CAP_NET_ADMIN % 32));
+  data[cap / 32].effective &= ~(1u << (cap % 32));
   return syscall(SYS_capset, &header, data) == 0;
+}
+
+// Starts `l` (its socket, its threads) on a thread of its own that first drops `cap`
+// (none when negative); false if the capability could not be dropped.
+bool start_without_capability(UdpListener& l, int cap) {
+  bool dropped = true;
+  std::thread([&] {
+    if (cap >= 0) dropped = drop_capability_in_this_thread(cap);
+    l.start();
+  }).join();
+  return dropped;
 }
 
 // The granted receive buffer is the gauge bf_udp_receive_buffer_bytes{source}, and
@@ -460,12 +472,7 @@ TEST(UdpListener, ReceiveBufferGaugeAndWarningWhenTheKernelCapsIt) {
     Collector col;
     LogCapture log;
     UdpListener l(name, o, col.handler());
-    bool dropped = true;
-    std::thread([&] {
-      if (c.without_net_admin) dropped = drop_net_admin_in_this_thread();
-      l.start();  // the socket is made and sized on this thread
-    }).join();
-    ASSERT_TRUE(dropped);
+    ASSERT_TRUE(start_without_capability(l, c.without_net_admin ? CAP_NET_ADMIN : -1));
     const int got = receive_buffer_of_udp_port(l.port());
     ASSERT_GT(got, 0);
     EXPECT_EQ(metrics().value("bf_udp_receive_buffer_bytes", {{"source", name}}), got);
@@ -487,17 +494,6 @@ TEST(UdpListener, ReceiveBufferGaugeAndWarningWhenTheKernelCapsIt) {
     }
     l.stop();
   }
-}
-
-// Drops CAP_SYS_NICE from the calling thread's effective set; threads it then starts
-// inherit that. Root's RLIMIT_NICE and RLIMIT_RTPRIO are 0 by default, so without the
-// capability a negative nice value and SCHED_FIFO are refused.
-bool drop_sys_nice_in_this_thread() {
-  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct data[2]{};
-  if (syscall(SYS_capget, &header, data) != 0) return false;
-  data[CAP_SYS_NICE / 32].effective &= ~(1u << (CAP_SYS_NICE % 32));
-  return syscall(SYS_capset, &header, data) == 0;
 }
 
 // nice, rt_priority and policy of each thread of this process named `comm`
@@ -547,12 +543,9 @@ TEST(UdpListener, ReceivePriorityAppliesToTheReceiveThreadOnly) {
     Collector got;
     LogCapture log;
     UdpListener l(name, o, got.handler());
-    bool dropped = true;
-    std::thread([&] {
-      if (c.without_sys_nice) dropped = drop_sys_nice_in_this_thread();
-      l.start();  // the receive thread inherits this thread's capabilities
-    }).join();
-    ASSERT_TRUE(dropped);
+    // Root's RLIMIT_NICE and RLIMIT_RTPRIO are 0 by default: without CAP_SYS_NICE a
+    // negative nice value and SCHED_FIFO are refused.
+    ASSERT_TRUE(start_without_capability(l, c.without_sys_nice ? CAP_SYS_NICE : -1));
     UdpSender s;
     ASSERT_TRUE(s.send(l.port(), "after the scheduling was set"));
     ASSERT_TRUE(wait_until([&] { return got.size() == 1; }));  // the thread has run past its setup
@@ -567,7 +560,9 @@ TEST(UdpListener, ReceivePriorityAppliesToTheReceiveThreadOnly) {
     EXPECT_EQ(parser[0].policy, SCHED_OTHER);
     const std::string text = log.text();
     EXPECT_EQ(text.find("receive_priority") != std::string::npos, c.without_sys_nice) << text;
-    if (c.without_sys_nice) EXPECT_NE(text.find("udp listener '" + name + "': receive_priority"), std::string::npos);
+    if (c.without_sys_nice) {
+      EXPECT_NE(text.find("udp listener '" + name + "': receive_priority"), std::string::npos) << text;
+    }
     l.stop();
   }
 }
