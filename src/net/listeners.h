@@ -32,7 +32,8 @@ using ReadEndHandler = std::function<void()>;
 // Scheduling of a UDP listener's receive thread (the one that drains the socket):
 // normal inherits the process's; high is nice -10; realtime is SCHED_FIFO priority 1,
 // so that it runs as soon as datagrams wake it even on a saturated machine (it sleeps
-// a millisecond between drains and does nothing but copy into the ring). high and
+// a millisecond between drains, and at the latest after 2,048 datagrams, and does
+// nothing but copy into the ring). high and
 // realtime need CAP_SYS_NICE (or RLIMIT_NICE / RLIMIT_RTPRIO); refused: a warning and
 // the thread stays normal.
 enum class UdpReceivePriority { normal, high, realtime };

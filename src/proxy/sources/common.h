@@ -146,7 +146,8 @@ void add_udp_receive_options(OptionTable<S>& t, Get get) {
            "thread that also parses): `normal` is the process's own; `high` is nice -10; `realtime` is "
            "`SCHED_FIFO` priority 1, so that it gets a core within microseconds of datagrams arriving even when "
            "other processes saturate the machine (it only copies into the ring and sleeps a millisecond between "
-           "drains). `high` and "
+           "drains; under a flood that never lets the socket empty it pauses after 2,048 datagrams, so it "
+           "cannot keep a core to itself). `high` and "
            "`realtime` need `CAP_SYS_NICE` (or `RLIMIT_NICE` / `RLIMIT_RTPRIO`); when refused, a warning is "
            "logged and the thread runs at `normal`");
   t.finally([get](S& s, const ConfigNode& node) {
