@@ -11,9 +11,11 @@
 //       each up to 2 ms early, as a live stream from many senders does. Prints
 //       "sent N messages in S s (R msgs/s)" when every byte is written and the
 //       connections are shut down.
-//   proxy_loadgen udp PORT COUNT SIZE RATE
+//   proxy_loadgen udp PORT COUNT SIZE RATE [SENDERS]
 //       COUNT datagrams, one message each (as above, without the LF; RFC 5426), to
-//       127.0.0.1:PORT, paced at RATE datagrams/s (sendmmsg, 64 at a time; 0: unpaced).
+//       127.0.0.1:PORT, paced at RATE datagrams/s (sendmmsg, 64 at a time; 0: unpaced),
+//       from SENDERS sockets (default 1; each its own source port, so that a receiver
+//       with SO_REUSEPORT sockets sees several senders), a burst of 64 from each in turn.
 //       Prints "sent N datagrams in S s (R msgs/s)".
 //   proxy_loadgen flow KIND PORT COUNT RATE [EXPORTERS]
 //       About COUNT flow records in datagrams of KIND (sflow: 9 events each; ipfix,
@@ -217,17 +219,28 @@ int send_main(uint16_t port, uint64_t count, size_t size, unsigned connections, 
   return 0;
 }
 
-int udp_main(uint16_t port, uint64_t count, size_t size, uint64_t rate) {
+// `n` UDP sockets connected to 127.0.0.1:port, each with its own source port.
+std::vector<int> udp_senders(uint16_t port, unsigned n) {
+  std::vector<int> fds;
+  for (unsigned k = 0; k < n; ++k) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    sockaddr_in to = loopback(port);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) die("connect");
+    const int buf = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
+int udp_main(uint16_t port, uint64_t count, size_t size, uint64_t rate, unsigned senders) {
   constexpr size_t kBlockMessages = 16384, kBurst = 64;
   Block block = make_block(kBlockMessages, size, 1);
   std::vector<size_t> starts{0};  // where each message begins in block.text
   for (size_t i = 0; i + 1 < kBlockMessages; ++i) starts.push_back(block.text.find('\n', block.seq_at[i]) + 1);
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) die("socket");
-  sockaddr_in to = loopback(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) die("connect");
-  const int buf = 4 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  const std::vector<int> fds = udp_senders(port, senders);
+  size_t burst = 0;
   std::vector<iovec> iov(kBurst);
   std::vector<mmsghdr> msgs(kBurst);
   const auto start = Clock::now();
@@ -248,6 +261,7 @@ int udp_main(uint16_t port, uint64_t count, size_t size, uint64_t rate) {
       msgs[k].msg_hdr.msg_iov = &iov[k];
       msgs[k].msg_hdr.msg_iovlen = 1;
     }
+    const int fd = fds[burst++ % fds.size()];
     size_t done = 0;
     while (done < n) {
       const int r = ::sendmmsg(fd, msgs.data() + done, static_cast<unsigned>(n - done), 0);
@@ -259,7 +273,7 @@ int udp_main(uint16_t port, uint64_t count, size_t size, uint64_t rate) {
     }
     sent += n;
   }
-  ::close(fd);
+  for (const int fd : fds) ::close(fd);
   const double s = std::chrono::duration<double>(Clock::now() - start).count();
   std::printf("sent %llu datagrams in %.3f s (%.0f msgs/s)\n", static_cast<unsigned long long>(count), s,
               static_cast<double>(count) / s);
@@ -289,16 +303,7 @@ int flow_main(const std::string& kind, uint16_t port, uint64_t count, uint64_t r
     }
   }
   const uint64_t datagrams = (count + per - 1) / per;
-  std::vector<int> fds;
-  for (unsigned e = 0; e < exporters; ++e) {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) die("socket");
-    sockaddr_in to = loopback(port);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) die("connect");
-    const int buf = 4 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-    fds.push_back(fd);
-  }
+  const std::vector<int> fds = udp_senders(port, exporters);
   std::vector<uint64_t> sent_by(exporters, 0);
   std::vector<iovec> iov(kBurst);
   std::vector<mmsghdr> msgs(kBurst);
@@ -405,14 +410,16 @@ int main(int argc, char** argv) {
     return send_main(static_cast<uint16_t>(port), count, static_cast<size_t>(size), static_cast<unsigned>(conns),
                      rate);
   }
-  if (argc == 6 && std::strcmp(argv[1], "udp") == 0) {
+  if ((argc == 6 || argc == 7) && std::strcmp(argv[1], "udp") == 0) {
     const uint64_t port = parse_u64(argv[2], "PORT"), count = parse_u64(argv[3], "COUNT");
     const uint64_t size = parse_u64(argv[4], "SIZE"), rate = parse_u64(argv[5], "RATE");
-    if (port == 0 || port > 65535 || size < 100 || size > 8000) {
-      std::fprintf(stderr, "proxy_loadgen: PORT 1-65535, SIZE 100-8000\n");
+    const uint64_t senders = argc > 6 ? parse_u64(argv[6], "SENDERS") : 1;
+    if (port == 0 || port > 65535 || size < 100 || size > 8000 || senders < 1 || senders > 1024) {
+      std::fprintf(stderr, "proxy_loadgen: PORT 1-65535, SIZE 100-8000, SENDERS 1-1024\n");
       return 2;
     }
-    return udp_main(static_cast<uint16_t>(port), count, static_cast<size_t>(size), rate);
+    return udp_main(static_cast<uint16_t>(port), count, static_cast<size_t>(size), rate,
+                    static_cast<unsigned>(senders));
   }
   if ((argc == 6 || argc == 7) && std::strcmp(argv[1], "flow") == 0) {
     const uint64_t port = parse_u64(argv[3], "PORT"), count = parse_u64(argv[4], "COUNT");
@@ -430,7 +437,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr,
                "usage: proxy_loadgen send PORT COUNT [SIZE] [CONNECTIONS] [RATE]\n       proxy_loadgen udp PORT COUNT SIZE "
-               "RATE\n       proxy_loadgen flow sflow|ipfix|netflow9 PORT COUNT RATE [EXPORTERS]\n"
+               "RATE [SENDERS]\n       proxy_loadgen flow sflow|ipfix|netflow9 PORT COUNT RATE [EXPORTERS]\n"
                "       proxy_loadgen sink PORT\n");
   return 2;
 }

@@ -6,15 +6,22 @@
 #     fsync'ed spool; the receiver URL is a closed port, so batches stay in the spool),
 #     counted by bf_proxy_events_spooled_total;
 #   - Debian's rsyslogd (imudp -> omfile) from a temp config, counted in its file's lines.
-# Both ask for the same socket receive buffer (RCVBUF, default 8 MiB; the kernel may
-# grant less: net.core.rmem_max). A daemon has kept up at a rate when it counted every
+# Both ask for the same socket receive buffer (RCVBUF, default 32 MiB). Without
+# CAP_NET_ADMIN the kernel caps the request at net.core.rmem_max (often 4 MiB or less);
+# run as root, the script raises net.core.rmem_max to RCVBUF for the run and restores
+# it on exit (RMEM_MAX=keep leaves it alone), and prints what the proxy was granted
+# (bf_udp_receive_buffer_bytes). A daemon has kept up at a rate when it counted every
 # datagram; the output gives what each lost (and, for the proxy, what the kernel says
 # it dropped) and the highest rate each kept up with.
 #   bench/proxy_vs_rsyslog_udp.sh [SECONDS] [RATES...]   (default 30, 150000 250000 350000 500000)
-# Environment: BIN (the proxy, default build/bytefreezer); BASE_BIN, a second proxy
+# Environment: RCVBUF (bytes); RMEM_MAX (raise or keep); BIN (the proxy, default build/bytefreezer); BASE_BIN, a second proxy
 # build (e.g. main's) run at each rate right after BIN, as a same-run baseline; FSYNC
 # (the proxy's spool.fsync, `always` by default, or `interval`); LEVEL (the proxy's
-# compression_level, default 1; -1..-7 are zstd's fastest); RSYSLOG=0 skips rsyslog.
+# compression_level, default 1; -1..-7 are zstd's fastest); PRIORITY (BIN's source
+# receive_priority: normal, the default, high or realtime; BASE_BIN keeps its default);
+# SENDERS (sockets the generator sends from, each its own source port; default 1);
+# WORKERS (BIN's syslog_udp workers: SO_REUSEPORT sockets, default 1); NICE (run BIN under
+# `nice -n NICE`, e.g. -10, the whole proxy; default none); RSYSLOG=0 skips rsyslog.
 # Needs `make build`, the `benchmarks` target and `scripts/setup.sh --bench` (rsyslog).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +29,17 @@ SECONDS_EACH=${1:-30}
 shift || true
 RATES=${*:-150000 250000 350000 500000}
 SIZE=${SIZE:-200}
-RCVBUF=${RCVBUF:-8388608}
+RCVBUF=${RCVBUF:-33554432}
+RMEM_MAX=${RMEM_MAX:-raise}
 BIN=${BIN:-$PWD/build/bytefreezer}
 BASE_BIN=${BASE_BIN:-}
 FSYNC=${FSYNC:-always}
 LEVEL=${LEVEL:-1}
 RSYSLOG=${RSYSLOG:-1}
+PRIORITY=${PRIORITY:-normal}
+SENDERS=${SENDERS:-1}
+WORKERS=${WORKERS:-1}
+NICE=${NICE:-}
 GEN=$PWD/build/bench/proxy_loadgen
 RSYSLOGD=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
 for f in "$BIN" "$GEN" $BASE_BIN; do
@@ -38,7 +50,15 @@ done
 
 DIR=$(mktemp -d)
 PID=""
-trap 'stop_daemon; rm -rf "$DIR"' EXIT
+RMEM_SAVED=""
+restore_rmem() { if [ -n "$RMEM_SAVED" ]; then sysctl -qw net.core.rmem_max="$RMEM_SAVED" || true; fi; }
+trap 'stop_daemon; restore_rmem; rm -rf "$DIR"' EXIT
+# The kernel caps SO_RCVBUF at net.core.rmem_max unless the daemon has CAP_NET_ADMIN
+# (SO_RCVBUFFORCE); raising it for the run gives both daemons what they ask for either way.
+if [ "$RMEM_MAX" = raise ] && [ "$(id -u)" = 0 ]; then
+  cur=$(sysctl -n net.core.rmem_max)
+  if [ "$cur" -lt "$RCVBUF" ] && sysctl -qw net.core.rmem_max="$RCVBUF"; then RMEM_SAVED=$cur; fi
+fi
 # Calls `$1` (prints a count) until it reaches $2, or has not changed for 2 s once the
 # generator ($3) has finished; prints the last count.
 settle() {
@@ -59,8 +79,10 @@ metric() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" '$1 ~ "^"m"
 proxy_count() { metric bf_proxy_events_spooled_total; }
 # One rate for the proxy binary $3: prints "<received> <kernel drops> <ring drops> <CPU s> <peak RSS kB>".
 run_proxy() {
-  local rate=$1 n=$2 bin=$3 port dead
+  local rate=$1 n=$2 bin=$3 port dead extra=""
   port=$(free_port); ADMIN=$(free_port); dead=$(free_port)
+  [ "$bin" = "$BIN" ] && [ "$PRIORITY" != normal ] && extra=", receive_priority: $PRIORITY"
+  [ "$bin" = "$BIN" ] && [ "$WORKERS" != 1 ] && extra+=", workers: $WORKERS"
   rm -rf "$DIR/proxy-spool"
   cat > "$DIR/proxy.yaml" <<YAML
 log: {level: warn}
@@ -70,16 +92,19 @@ proxy:
   batch: {max_age: 100ms}
   compression_level: $LEVEL
   spool: {dir: $DIR/proxy-spool, max_bytes: 64GiB, fsync: $FSYNC}
-  sources: [{type: syslog_udp, listen: "127.0.0.1:$port", tenant: t, dataset: syslog, receive_buffer: $RCVBUF}]
+  sources: [{type: syslog_udp, listen: "127.0.0.1:$port", tenant: t, dataset: syslog, receive_buffer: $RCVBUF$extra}]
 YAML
-  "$bin" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
+  local run=("$bin")
+  [ "$bin" = "$BIN" ] && [ -n "$NICE" ] && run=(nice -n "$NICE" "$bin")
+  "${run[@]}" proxy --config "$DIR/proxy.yaml" > "$DIR/proxy.log" 2>&1 &
   PID=$!
   wait_port "$ADMIN" && wait_udp "$port" || { cat "$DIR/proxy.log" >&2; exit 1; }
-  "$GEN" udp "$port" "$n" "$SIZE" "$rate" > "$DIR/gen.out" &
+  "$GEN" udp "$port" "$n" "$SIZE" "$rate" "$SENDERS" > "$DIR/gen.out" &
   local gen=$! got
   got=$(settle proxy_count "$n" "$gen")
   wait "$gen"
   sleep 1.2  # the kernel drop count is read from /proc/net/udp once the socket is quiet for a second
+  metric bf_udp_receive_buffer_bytes > "$DIR/granted"
   echo "$got $(metric bf_udp_kernel_drops_total) $(metric bf_udp_ring_drops_total) $(cpu_seconds "$PID") $(awk '/VmHWM/ {print $2}' "/proc/$PID/status")"
   stop_daemon
 }
@@ -99,7 +124,7 @@ CONF
   "$RSYSLOGD" -n -f "$DIR/rsyslog.conf" -i "$DIR/rsyslog.pid" > "$DIR/rsyslog.log" 2>&1 &
   PID=$!
   wait_udp "$port" || { cat "$DIR/rsyslog.log" >&2; exit 1; }
-  "$GEN" udp "$port" "$n" "$SIZE" "$rate" > "$DIR/gen.out" &
+  "$GEN" udp "$port" "$n" "$SIZE" "$rate" "$SENDERS" > "$DIR/gen.out" &
   local gen=$! got
   got=$(settle rsyslog_count "$n" "$gen")
   wait "$gen"
@@ -107,8 +132,9 @@ CONF
   stop_daemon
 }
 
-echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, one sender, SO_RCVBUF asked: $RCVBUF," \
-  "spool.fsync: $FSYNC, compression_level: $LEVEL, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "proxy vs rsyslog over UDP: $SIZE-byte datagrams for $SECONDS_EACH s per rate, $SENDERS sender socket(s), SO_RCVBUF asked: $RCVBUF" \
+  "(net.core.rmem_max $(sysctl -n net.core.rmem_max)${RMEM_SAVED:+, raised from $RMEM_SAVED for the run})," \
+  "spool.fsync: $FSYNC, compression_level: $LEVEL, receive_priority: $PRIORITY, workers: $WORKERS${NICE:+, nice $NICE}, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "proxy: $BIN${BASE_BIN:+; base: $BASE_BIN}"
 # lost (kernel drops / ring drops), CPU-us per message stored, peak RSS
 fmt() {
@@ -137,4 +163,6 @@ for rate in $RATES; do
   fi
   echo "$line"
 done
+echo "receive buffer the proxy was granted: $(( $(cat "$DIR/granted" 2>/dev/null || echo 0) / 2 )) bytes (bf_udp_receive_buffer_bytes / 2)"
+echo "load average at the end: $(cut -d" " -f1-3 /proc/loadavg)"
 echo "highest rate with no loss (0: lost at every rate tried): proxy ${best_proxy}/s${BASE_BIN:+, base ${best_base}/s}$([ "$RSYSLOG" = 0 ] || echo ", rsyslog ${best_rsyslog}/s")"

@@ -6,6 +6,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -480,8 +483,31 @@ void UdpListener::Impl::deliver() {
   }
 }
 
+namespace {
+// Applies UdpListenerOptions::receive_priority to the calling thread; a refusal is
+// logged and the thread keeps its scheduling.
+void apply_receive_priority(UdpReceivePriority priority, const std::string& name) {
+  if (priority == UdpReceivePriority::normal) return;
+  if (priority == UdpReceivePriority::high) {
+    // setpriority on a thread id sets that thread's nice value only (Linux).
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), -10) != 0)
+      spdlog::warn("udp listener '{}': receive_priority high (nice -10) refused: {}; the receive thread runs at "
+                   "normal priority (needs CAP_SYS_NICE or RLIMIT_NICE)",
+                   name, errno_text(errno));
+    return;
+  }
+  sched_param param{};
+  param.sched_priority = 1;
+  if (const int err = ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &param); err != 0)
+    spdlog::warn("udp listener '{}': receive_priority realtime (SCHED_FIFO 1) refused: {}; the receive thread runs "
+                 "at normal priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO)",
+                 name, errno_text(err));
+}
+}  // namespace
+
 void UdpListener::Impl::receive() {
   set_thread_name(ring ? "bf-proxy-udp-rx" : "bf-proxy-udp");
+  apply_receive_priority(opts.receive_priority, name);
   const size_t cap = opts.max_datagram;
   std::vector<char> storage(cap * kBatch);
   std::array<mmsghdr, kBatch> msgs{};
@@ -511,8 +537,12 @@ void UdpListener::Impl::receive() {
     }
   };
 
-  // Reads everything that is queued, a batch at a time; false: stop() was called.
+  // Reads everything that is queued, a batch at a time (realtime: at most
+  // kRealtimeBatches full ones); false: stop() was called.
+  constexpr unsigned kRealtimeBatches = 64;  // 2,048 datagrams, a few ms of a core
+  const bool realtime = ring && opts.receive_priority == UdpReceivePriority::realtime;
   auto drain = [&](bool& found) -> bool {
+    unsigned full_reads = 0;
     for (;;) {
       for (unsigned i = 0; i < kBatch; ++i) {
         iovs[i].iov_base = storage.data() + i * cap;
@@ -566,6 +596,11 @@ void UdpListener::Impl::receive() {
       if (batch_refused) ring_drops.inc(batch_refused);
       if (n > 0) found = true;
       if (n < static_cast<int>(kBatch)) return true;
+      // A realtime receive thread would keep its core for as long as a flood keeps the
+      // socket non-empty: it pauses (the caller's millisecond) after kRealtimeBatches
+      // full reads, so other threads run and what the kernel cannot hold meanwhile is
+      // dropped and counted there.
+      if (realtime && ++full_reads == kRealtimeBatches) return true;
       // Let stop() win against a sender that never pauses.
       pollfd w{wake_fd, POLLIN, 0};
       if (::poll(&w, 1, 0) > 0) return false;

@@ -29,8 +29,18 @@ using FrameHandler = std::function<void(std::string_view message, const std::str
 // can hand them on a read at a time. It may block as the MessageHandler may.
 using ReadEndHandler = std::function<void()>;
 
+// Scheduling of a UDP listener's receive thread (the one that drains the socket):
+// normal inherits the process's; high is nice -10; realtime is SCHED_FIFO priority 1,
+// so that it runs as soon as datagrams wake it even on a saturated machine (it sleeps
+// a millisecond between drains, and at the latest after 2,048 datagrams, and does
+// nothing but copy into the ring). high and
+// realtime need CAP_SYS_NICE (or RLIMIT_NICE / RLIMIT_RTPRIO); refused: a warning and
+// the thread stays normal.
+enum class UdpReceivePriority { normal, high, realtime };
+
 struct UdpListenerOptions {
   std::string listen = "0.0.0.0:5514";
+  UdpReceivePriority receive_priority = UdpReceivePriority::normal;
   int receive_buffer_bytes = 8 << 20;   // SO_RCVBUF request
   size_t max_datagram = 65535;
   // SO_REUSEPORT: several listeners (one per receive thread) bind the same port and

@@ -137,6 +137,19 @@ void add_udp_receive_options(OptionTable<S>& t, Get get) {
          "it absorbs parser stalls (compression, fsync) that would otherwise overflow the socket buffer. Full: new "
          "datagrams are dropped and counted in `bf_udp_ring_drops_total`. Only as much memory as the ring has held at once becomes resident. "
          "`0`: no ring, parse on the receive thread. Otherwise at least 64KiB and twice `max_datagram`");
+  t.choice("receive_priority", [get](S& s) -> UdpReceivePriority& { return get(s).receive_priority; },
+           std::vector<std::pair<std::string, UdpReceivePriority>>{{"normal", UdpReceivePriority::normal},
+                                                                   {"high", UdpReceivePriority::high},
+                                                                   {"realtime", UdpReceivePriority::realtime}},
+           "normal",
+           "scheduling of the thread that drains the socket (`bf-proxy-udp-rx`; with `receive_ring: 0` the one "
+           "thread that also parses): `normal` is the process's own; `high` is nice -10; `realtime` is "
+           "`SCHED_FIFO` priority 1, so that it gets a core within microseconds of datagrams arriving even when "
+           "other processes saturate the machine (it only copies into the ring and sleeps a millisecond between "
+           "drains; under a flood that never lets the socket empty it pauses after 2,048 datagrams, so it "
+           "cannot keep a core to itself). `high` and "
+           "`realtime` need `CAP_SYS_NICE` (or `RLIMIT_NICE` / `RLIMIT_RTPRIO`); when refused, a warning is "
+           "logged and the thread runs at `normal`");
   t.finally([get](S& s, const ConfigNode& node) {
     UdpListenerOptions& u = get(s);
     u.listen = s.common.listen;

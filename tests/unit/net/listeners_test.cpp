@@ -4,12 +4,15 @@
 #include <spdlog/spdlog.h>
 
 #include <linux/capability.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <thread>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <vector>
@@ -426,14 +429,26 @@ struct LogCapture {
   }
 };
 
-// Drops CAP_NET_ADMIN from the calling thread's effective set (capabilities are per
-// thread on Linux), so that SO_RCVBUFFORCE fails for it even when the test runs as root.
-bool drop_net_admin_in_this_thread() {
+// Drops `cap` from the calling thread's effective set (capabilities are per thread on
+// Linux; threads it starts inherit them), so that e.g. SO_RCVBUFFORCE (CAP_NET_ADMIN)
+// fails for it even when the test runs as root.
+bool drop_capability_in_this_thread(int cap) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
   if (syscall(SYS_capget, &header, data) != 0) return false;
-  data[CAP_NET_ADMIN / 32].effective &= ~(1u << (CAP_NET_ADMIN % 32));
+  data[cap / 32].effective &= ~(1u << (cap % 32));
   return syscall(SYS_capset, &header, data) == 0;
+}
+
+// Starts `l` (its socket, its threads) on a thread of its own that first drops `cap`
+// (none when negative); false if the capability could not be dropped.
+bool start_without_capability(UdpListener& l, int cap) {
+  bool dropped = true;
+  std::thread([&] {
+    if (cap >= 0) dropped = drop_capability_in_this_thread(cap);
+    l.start();
+  }).join();
+  return dropped;
 }
 
 // The granted receive buffer is the gauge bf_udp_receive_buffer_bytes{source}, and
@@ -457,12 +472,7 @@ TEST(UdpListener, ReceiveBufferGaugeAndWarningWhenTheKernelCapsIt) {
     Collector col;
     LogCapture log;
     UdpListener l(name, o, col.handler());
-    bool dropped = true;
-    std::thread([&] {
-      if (c.without_net_admin) dropped = drop_net_admin_in_this_thread();
-      l.start();  // the socket is made and sized on this thread
-    }).join();
-    ASSERT_TRUE(dropped);
+    ASSERT_TRUE(start_without_capability(l, c.without_net_admin ? CAP_NET_ADMIN : -1));
     const int got = receive_buffer_of_udp_port(l.port());
     ASSERT_GT(got, 0);
     EXPECT_EQ(metrics().value("bf_udp_receive_buffer_bytes", {{"source", name}}), got);
@@ -481,6 +491,77 @@ TEST(UdpListener, ReceiveBufferGaugeAndWarningWhenTheKernelCapsIt) {
     if (c.without_net_admin) {
       EXPECT_TRUE(capped);  // rmem_max applies
       EXPECT_EQ(got / 2, rmem_max);
+    }
+    l.stop();
+  }
+}
+
+// nice, rt_priority and policy of each thread of this process named `comm`
+// (/proc/self/task/<tid>/stat fields 19, 40 and 41).
+struct ThreadSched {
+  long nice = 0;
+  long rt_priority = 0;
+  long policy = 0;
+};
+std::vector<ThreadSched> threads_named(const std::string& comm) {
+  std::vector<ThreadSched> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "stat");
+    std::string line;
+    std::getline(in, line);
+    const size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    if (line.substr(open + 1, close - open - 1) != comm) continue;
+    std::istringstream rest(line.substr(close + 2));  // field 3 onwards
+    std::vector<std::string> f{std::istream_iterator<std::string>(rest), std::istream_iterator<std::string>()};
+    if (f.size() < 39) continue;
+    out.push_back({std::stol(f[16]), std::stol(f[37]), std::stol(f[38])});
+  }
+  return out;
+}
+
+// receive_priority: high makes the receive thread nice -10, realtime SCHED_FIFO 1,
+// and the parsing thread keeps the process's scheduling. Without CAP_SYS_NICE the
+// request is refused with a warning, the thread stays normal and datagrams still arrive.
+TEST(UdpListener, ReceivePriorityAppliesToTheReceiveThreadOnly) {
+  struct Case {
+    UdpReceivePriority priority;
+    bool without_sys_nice;
+    long nice, policy;  // expected on bf-proxy-udp-rx
+  };
+  const long base_nice = ::getpriority(PRIO_PROCESS, 0);
+  for (const Case c : {Case{UdpReceivePriority::normal, false, base_nice, SCHED_OTHER},
+                       Case{UdpReceivePriority::high, false, -10, SCHED_OTHER},
+                       Case{UdpReceivePriority::realtime, false, base_nice, SCHED_FIFO},
+                       Case{UdpReceivePriority::high, true, base_nice, SCHED_OTHER},
+                       Case{UdpReceivePriority::realtime, true, base_nice, SCHED_OTHER}}) {
+    SCOPED_TRACE(std::to_string(static_cast<int>(c.priority)) + (c.without_sys_nice ? " without CAP_SYS_NICE" : ""));
+    const std::string name = test_name();
+    UdpListenerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.receive_priority = c.priority;
+    Collector got;
+    LogCapture log;
+    UdpListener l(name, o, got.handler());
+    // Root's RLIMIT_NICE and RLIMIT_RTPRIO are 0 by default: without CAP_SYS_NICE a
+    // negative nice value and SCHED_FIFO are refused.
+    ASSERT_TRUE(start_without_capability(l, c.without_sys_nice ? CAP_SYS_NICE : -1));
+    UdpSender s;
+    ASSERT_TRUE(s.send(l.port(), "after the scheduling was set"));
+    ASSERT_TRUE(wait_until([&] { return got.size() == 1; }));  // the thread has run past its setup
+    const auto rx = threads_named("bf-proxy-udp-rx");
+    ASSERT_EQ(rx.size(), 1u);
+    EXPECT_EQ(rx[0].nice, c.nice);
+    EXPECT_EQ(rx[0].policy, c.policy);
+    EXPECT_EQ(rx[0].rt_priority, c.policy == SCHED_FIFO ? 1 : 0);
+    const auto parser = threads_named("bf-proxy-udp");
+    ASSERT_EQ(parser.size(), 1u);
+    EXPECT_EQ(parser[0].nice, base_nice);
+    EXPECT_EQ(parser[0].policy, SCHED_OTHER);
+    const std::string text = log.text();
+    EXPECT_EQ(text.find("receive_priority") != std::string::npos, c.without_sys_nice) << text;
+    if (c.without_sys_nice) {
+      EXPECT_NE(text.find("udp listener '" + name + "': receive_priority"), std::string::npos) << text;
     }
     l.stop();
   }

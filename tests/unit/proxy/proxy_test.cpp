@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -117,6 +119,58 @@ TEST(ProxyConfig, DefaultSourceNameAndBoundPort) {
   EXPECT_THROW(p->source_port("nope"), std::out_of_range);
   p->stop();
   EXPECT_FALSE(p->ready());
+}
+
+// Threads of this process named `comm` (/proc/self/task/<tid>/comm).
+size_t threads_named(const std::string& comm) {
+  size_t n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "comm");
+    std::string name;
+    std::getline(in, name);
+    n += name == comm;
+  }
+  return n;
+}
+
+// syslog_udp with workers: 2 binds two SO_REUSEPORT sockets, each with its receive
+// and parsing thread; datagrams from many senders (a socket each) are all delivered
+// once, parsed as with one worker, and counted under the source's name.
+TEST(Proxy, SyslogUdpWorkersShareThePortAndLoseNothing) {
+  test::TempDir dir;
+  test::RecordingReceiver rx;
+  const size_t rx_threads0 = threads_named("bf-proxy-udp-rx");
+  auto p = make_proxy(common_yaml(rx.url(), dir.str()) +
+                      "  sources:\n"
+                      "    - type: syslog_udp\n      name: udp-workers\n      listen: 127.0.0.1:0\n"
+                      "      workers: 2\n      dataset: syslog\n");
+  const int64_t events0 = test::metric("bf_proxy_events_total", {{"source", "udp-workers"}}),
+                perr0 = test::metric("bf_proxy_parse_errors_total", {{"source", "udp-workers"}});
+  p->start();
+  const uint16_t port = p->source_port("udp-workers");
+  constexpr int kMessages = 200;
+  for (int i = 0; i < kMessages; ++i)  // a new socket, so a new source port, for each
+    test::send_udp(port, "<14>1 2026-12-04T10:00:00Z host" + std::to_string(i % 7) + " app - - - message " +
+                             std::to_string(i));
+  test::send_udp(port, "<999>not syslog");
+  ASSERT_TRUE(test::wait_until([&] { return events_in(rx, "syslog").size() >= kMessages + 1; }))
+      << events_in(rx, "syslog").size();
+  EXPECT_EQ(threads_named("bf-proxy-udp-rx"), rx_threads0 + 2);  // named once they ran
+  std::set<std::string> seen;
+  std::set<std::string> peers;
+  for (const Event& e : events_in(rx, "syslog")) {
+    EXPECT_EQ(s(e, "_source"), "udp-workers");
+    if (e.contains("_parse_error")) continue;
+    EXPECT_EQ(s(e, "app_name"), "app");
+    EXPECT_TRUE(seen.insert(s(e, "message")).second) << "delivered twice: " << s(e, "message");
+    peers.insert(s(e, "_peer"));
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kMessages));
+  EXPECT_GT(peers.size(), 1u);
+  EXPECT_EQ(test::metric("bf_proxy_events_total", {{"source", "udp-workers"}}) - events0, kMessages + 1);
+  EXPECT_EQ(test::metric("bf_proxy_parse_errors_total", {{"source", "udp-workers"}}) - perr0, 1);
+  p->stop();
+  EXPECT_EQ(threads_named("bf-proxy-udp-rx"), rx_threads0);
 }
 
 TEST(Proxy, EndToEndSyslogUdpTcpAndHttp) {
