@@ -229,7 +229,7 @@ std::vector<Compactor::MergedFile> Compactor::merge(const DatasetRef& ref, const
                out);
   }
   // A part left alone beside merged chains stays as it is (a later pass merges it).
-  if (to_sort.size() >= 2 || (to_sort.size() == 1 && merged.empty())) {
+  if (to_sort.size() >= 2) {
     const fs::path out = out_base.string() + ".s";
     temp_paths.push_back(out);
     uint64_t column_bytes = 0;

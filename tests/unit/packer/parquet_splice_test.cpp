@@ -149,13 +149,15 @@ TEST_F(ParquetSpliceTest, CorruptAndHostileFootersAreErrorsNeverCrashes) {
     try {
       ParquetSplice splice({from_bytes("bad", bad), from_bytes("bad2", bad)});
       if (splice.refusal().empty()) {
-        splice.write(dir / "fuzzed.parquet");
+        // Whatever is accepted was checked to lie inside the file: it writes a whole file.
+        const fs::path out = dir / "fuzzed.parquet";
+        EXPECT_EQ(splice.write(out), fs::file_size(out));
         ++accepted;
       }
     } catch (const std::runtime_error&) {
     }
   }
-  SUCCEED() << accepted << " corrupted footers still decoded";
+  EXPECT_LT(accepted, 400) << "corruption must be noticed at least sometimes";
   ParquetSplice ok({from_bytes("good", good)});
   EXPECT_EQ(ok.refusal(), "");
   EXPECT_EQ(ok.rows(), 300u);
